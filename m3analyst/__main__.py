@@ -1,0 +1,3 @@
+from m3analyst.cli import main
+
+main()

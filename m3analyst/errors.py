@@ -1,0 +1,47 @@
+"""Error hierarchy. Every expected failure is an `M3Error`; the CLI turns it into one line.
+
+`InputError` always names the file and the problem, e.g. ``report.pdf: PDF is encrypted``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class M3Error(Exception):
+    """An expected failure with a message fit for the user (no traceback)."""
+
+    exit_code = 1
+
+
+class InputError(M3Error):
+    """A document (or other input file) that cannot be used."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | Path, problem: str, hint: str | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.hint = hint
+        msg = f"{self.path}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class UsageError(M3Error):
+    """A bad option value or combination."""
+
+    exit_code = 2
+
+
+class ModelError(M3Error):
+    """Unknown model, failed pull, corrupt cache, unsupported architecture."""
+
+    exit_code = 3
+
+
+class ContextTooLongError(ModelError):
+    def __init__(self, n_tokens: int, limit: int, what: str = "prompt"):
+        self.n_tokens, self.limit = n_tokens, limit
+        super().__init__(f"{what} is {n_tokens:,} tokens; the model's context limit is {limit:,} tokens")

@@ -1,0 +1,23 @@
+"""Ingestion: any supported file -> one `Document`.
+
+`load_document(path)` checks the path, sniffs the content (not the extension), and hands the bytes
+to the registered loader for that format. Loaders register with `register_loader`.
+"""
+
+from __future__ import annotations
+
+from m3analyst.ingest.model import Document, Metadata, OutlineReport, Page, Provenance, Section, Table
+from m3analyst.ingest.registry import load_document, register_loader, sniff
+
+__all__ = [
+    "Document",
+    "Metadata",
+    "OutlineReport",
+    "Page",
+    "Provenance",
+    "Section",
+    "Table",
+    "load_document",
+    "register_loader",
+    "sniff",
+]

@@ -1,0 +1,36 @@
+"""Where the declarative folders (domains/, prompts/, evals/) live.
+
+In a checkout (editable install) they are the top-level folders; in a wheel they are installed
+as `m3analyst.resources.<name>`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def resource_dir(name: str) -> Path:
+    """Folder of the declarative resource `name` ("domains", "prompts" or "evals")."""
+    candidate = REPO_ROOT / name
+    if (REPO_ROOT / "pyproject.toml").exists() and candidate.is_dir():
+        return candidate
+    import importlib.resources as ir
+
+    return Path(str(ir.files(f"m3analyst.resources.{name}")))
+
+
+def home_dir() -> Path:
+    """$M3ANALYST_HOME (default ~/.cache/m3analyst): pulled models, converted weights."""
+    path = Path(os.environ.get("M3ANALYST_HOME", Path.home() / ".cache" / "m3analyst"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def corpus_dir() -> Path:
+    """The shared real-document corpus (../shared/corpus from the repo root), or $M3ANALYST_CORPUS."""
+    return Path(os.environ.get("M3ANALYST_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))

@@ -1,0 +1,47 @@
+"""One nested settings object (paper-qa style): every field has a default and a description.
+
+CLI flags map onto these fields; `Settings.model_dump()` goes into every JSON report so a run
+says exactly how it was made. Add fields here rather than passing loose keyword arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class AttentionSettings(BaseModel):
+    backend: Literal["msa", "dense"] = Field("msa", description="msa: block top-K sparse attention; dense: exact SDPA")
+    block_size: int = Field(64, ge=8, description="tokens per KV block")
+    top_k: int = Field(16, ge=1, description="blocks attended per KV-head group and decode step (sink and local included)")
+    sink_blocks: int = Field(1, ge=0, description="leading blocks always selected")
+    local_blocks: int = Field(2, ge=0, description="most recent blocks always selected")
+    dense_layers: int = Field(2, ge=0, description="first N layers stay dense")
+    dense_below: int = Field(
+        0, ge=0, description="contexts at or below this many tokens run dense (0: top_k * block_size)"
+    )
+    scorer: Literal["mean", "minmax"] = Field("mean", description="block summary used to score blocks")
+
+
+class EngineSettings(BaseModel):
+    model: str = Field("smollm2-135m-instruct", description="registry name, HF model directory or .gguf path")
+    device: str = Field("auto", description="auto, cpu or cuda")
+    dtype: str = Field("auto", description="auto (bf16 where the CPU/GPU supports it), float32, bfloat16, float16")
+    threads: int | None = Field(None, description="CPU threads (default: all cores)")
+    max_new_tokens: int = Field(256, ge=0, description="generation budget per call")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    seed: int = Field(0, description="sampling seed")
+    attention: AttentionSettings = Field(default_factory=AttentionSettings)
+
+
+class MemoSettings(BaseModel):
+    budget: int | None = Field(None, description="prompt token budget (default: model context - generation reserve)")
+    reserve: int = Field(512, ge=0, description="tokens kept free for generation when budgeting the prompt")
+    max_quotes: int = Field(3, ge=0, description="verbatim passages quoted per memo heading")
+    drop_unsupported: bool = Field(True, description="drop generated sentences the verifier cannot support")
+
+
+class Settings(BaseModel):
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    memo: MemoSettings = Field(default_factory=MemoSettings)

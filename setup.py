@@ -1,0 +1,34 @@
+"""Package layout: the top-level folders kernels/, domains/, prompts/ and evals/ install inside
+the package (m3analyst.kernels, m3analyst.resources.*). kernels/ must never become a top-level
+module named `kernels`: a Hugging Face package owns that name and transformers probes for it."""
+from setuptools import find_packages, setup
+
+MAPPED = {
+    "m3analyst.kernels": "kernels",
+    "m3analyst.resources.domains": "domains",
+    "m3analyst.resources.prompts": "prompts",
+    "m3analyst.resources.evals": "evals",
+}
+
+
+def _mapped_packages():
+    packages, dirs = [], {}
+    for name, folder in MAPPED.items():
+        packages.append(name)
+        dirs[name] = folder
+        for sub in find_packages(folder):
+            packages.append(f"{name}.{sub}")
+            dirs[f"{name}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
+    return packages, dirs
+
+
+mapped, mapped_dirs = _mapped_packages()
+setup(
+    packages=find_packages(include=["m3analyst", "m3analyst.*"]) + mapped,
+    package_dir={"m3analyst": "m3analyst", **mapped_dirs},
+    package_data={
+        "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml"],
+        "m3analyst.resources.prompts": ["*.j2", "*.md"],
+        "m3analyst.resources.evals": ["*.jsonl", "*.md"],
+    },
+)
