@@ -1,0 +1,244 @@
+"""Plain-PyTorch reference of the MSA decode ops (the "MSA ops contract" in the team's contracts).
+
+Simple rather than fast: every op here is the ground truth that the Triton kernels in
+`msa_triton.py` (and the engine's CPU path) are tested against.
+
+Notation (shapes):
+    B      batch
+    Hq     query heads;  Hkv  key/value heads;  G = Hq // Hkv query heads per KV group
+           (query head i reads KV head i // G, the transformers `repeat_kv` convention)
+    D      head dim
+    S_cap  token capacity of the KV cache;  NB_cap block capacity of the summaries (>= ceil(S_cap / block))
+    T      new tokens in one update
+
+Tensors:
+    k_cache, v_cache  [B, Hkv, S_cap, D]  any float dtype, may be strided views (transformers' layout)
+    seq_lens          [B] int32/int64    valid tokens per sequence: tokens [0, seq_len) are real
+    ksum              [B, Hkv, NB_cap, D] fp32, running per-block key sums (block mean = ksum / tokens in block)
+    kmin, kmax        [B, Hkv, NB_cap, D] optional per-block elementwise key min / max (Quest-style bound)
+
+Block j holds tokens [j * block_size, (j + 1) * block_size). Block j is *valid* for a sequence when
+j < ceil(seq_len / block_size); the last valid block may be partial (its mean divides by the tokens
+it really holds).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SCORERS = ("mean", "minmax")
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers (shared with the Triton path)
+# ----------------------------------------------------------------------------------------------
+def check_cache(k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+    if k_cache.dim() != 4 or k_cache.shape != v_cache.shape:
+        raise ValueError(f"k_cache/v_cache must both be [B, Hkv, S, D]; got {tuple(k_cache.shape)} and {tuple(v_cache.shape)}")
+
+
+def check_group(q: torch.Tensor, hkv: int) -> int:
+    """Return G = Hq // Hkv after checking q is [B, Hq, D] with Hq a multiple of Hkv."""
+    if q.dim() != 3:
+        raise ValueError(f"q must be [B, Hq, D]; got {tuple(q.shape)}")
+    if q.shape[1] % hkv:
+        raise ValueError(f"query heads ({q.shape[1]}) must be a multiple of KV heads ({hkv})")
+    return q.shape[1] // hkv
+
+
+def check_select_args(top_k: int, sink_blocks: int, local_blocks: int, scorer: str, kmin, kmax) -> None:
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1; got {top_k}")
+    if sink_blocks < 0 or local_blocks < 0:
+        raise ValueError("sink_blocks and local_blocks must be >= 0")
+    if sink_blocks + local_blocks > top_k:
+        raise ValueError(f"sink_blocks + local_blocks ({sink_blocks} + {local_blocks}) must not exceed top_k ({top_k})")
+    if scorer not in SCORERS:
+        raise ValueError(f"unknown scorer {scorer!r}; expected one of {SCORERS}")
+    if scorer == "minmax" and (kmin is None or kmax is None):
+        raise ValueError("scorer='minmax' needs kmin and kmax")
+
+
+def block_counts(seq_lens: torch.Tensor, nb: int, block_size: int) -> torch.Tensor:
+    """Tokens held by each block: [B, nb] int64 (0 for blocks past seq_len, < block_size for a partial last block)."""
+    starts = torch.arange(nb, device=seq_lens.device, dtype=torch.int64) * block_size
+    return (seq_lens.to(torch.int64)[:, None] - starts[None, :]).clamp(0, block_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# update_summaries
+# ----------------------------------------------------------------------------------------------
+def update_summaries(
+    ksum: torch.Tensor,
+    kmin: torch.Tensor | None,
+    kmax: torch.Tensor | None,
+    k_new: torch.Tensor,
+    start_pos: int,
+    block_size: int,
+    *,
+    seq_lens: torch.Tensor | None = None,
+) -> None:
+    """Fold new keys into the per-block summaries, in place, touching only their blocks.
+
+    k_new [B, Hkv, T, D] are the keys of tokens start_pos .. start_pos + T - 1 (same positions for
+    every sequence of the batch, as in transformers' padded cache). A block whose first token is
+    among the new ones starts afresh (sum 0, min +inf, max -inf) — so a reused buffer needs no
+    clearing; a block already begun accumulates. kmin/kmax may be None (then only ksum is kept).
+    seq_lens [B] (optional, keyword): tokens at positions >= seq_len of a sequence are ignored
+    (right-padded ragged batches). Sums are accumulated in fp32.
+    """
+    if k_new.dim() != 4 or k_new.shape[:2] != ksum.shape[:2] or k_new.shape[3] != ksum.shape[3]:
+        raise ValueError(f"k_new {tuple(k_new.shape)} does not match ksum {tuple(ksum.shape)}")
+    T = k_new.shape[2]
+    if T == 0:
+        return
+    end = start_pos + T
+    if math.ceil(end / block_size) > ksum.shape[2]:
+        raise ValueError(f"tokens up to {end} need {math.ceil(end / block_size)} blocks; ksum holds {ksum.shape[2]}")
+    B = k_new.shape[0]
+    valid = torch.ones(B, T, dtype=torch.bool, device=k_new.device)
+    if seq_lens is not None:
+        pos = torch.arange(start_pos, end, device=k_new.device)
+        valid = pos[None, :] < seq_lens.to(k_new.device)[:, None]
+    for blk in range(start_pos // block_size, (end - 1) // block_size + 1):
+        b0, b1 = blk * block_size, (blk + 1) * block_size
+        lo, hi = max(b0, start_pos) - start_pos, min(b1, end) - start_pos
+        keys = k_new[:, :, lo:hi].float()  # [B, Hkv, n, D]
+        m = valid[:, None, lo:hi, None]  # [B, 1, n, 1]
+        fresh = b0 >= start_pos
+        part_sum = torch.where(m, keys, 0.0).sum(2)
+        ksum[:, :, blk] = part_sum if fresh else ksum[:, :, blk] + part_sum
+        if kmin is not None:
+            part_min = torch.where(m, keys, math.inf).amin(2).to(kmin.dtype)
+            kmin[:, :, blk] = part_min if fresh else torch.minimum(kmin[:, :, blk], part_min)
+        if kmax is not None:
+            part_max = torch.where(m, keys, -math.inf).amax(2).to(kmax.dtype)
+            kmax[:, :, blk] = part_max if fresh else torch.maximum(kmax[:, :, blk], part_max)
+
+
+# ----------------------------------------------------------------------------------------------
+# select_blocks
+# ----------------------------------------------------------------------------------------------
+def block_scores(
+    q: torch.Tensor,
+    ksum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_size: int,
+    scorer: str = "mean",
+    kmin: torch.Tensor | None = None,
+    kmax: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Group block scores [B, Hkv, NB_cap] fp32, before forcing and masking.
+
+    mean:   sum over the group's heads h of  q_h · (ksum_j / count_j)
+    minmax: sum over the group's heads h of  sum_d max(q_hd * kmin_jd, q_hd * kmax_jd)  (an upper bound of q_h · k)
+    Blocks past seq_len get count 0; their score is meaningless (masked by select_blocks).
+    """
+    B, hkv, nb, D = ksum.shape
+    G = check_group(q, hkv)
+    qg = q.float().view(B, hkv, G, D)
+    if scorer == "mean":
+        counts = block_counts(seq_lens, nb, block_size).clamp(min=1).to(torch.float32)  # [B, nb]
+        mean = ksum.float() / counts[:, None, :, None]
+        per_head = torch.einsum("bhgd,bhnd->bhgn", qg, mean)
+    else:
+        lo = qg[:, :, :, None, :] * kmin.float()[:, :, None, :, :]
+        hi = qg[:, :, :, None, :] * kmax.float()[:, :, None, :, :]
+        per_head = torch.maximum(lo, hi).sum(-1)
+    return per_head.sum(2)
+
+
+def forced_and_valid(seq_lens: torch.Tensor, nb: int, block_size: int, sink_blocks: int, local_blocks: int):
+    """(forced [B, nb] bool, valid [B, nb] bool): sink blocks and the last local_blocks valid blocks are forced."""
+    n_valid = (seq_lens.to(torch.int64) + block_size - 1) // block_size  # [B]
+    j = torch.arange(nb, device=seq_lens.device)[None, :]
+    valid = j < n_valid[:, None]
+    forced = valid & ((j < sink_blocks) | (j >= n_valid[:, None] - local_blocks))
+    return forced, valid
+
+
+def select_blocks(
+    q: torch.Tensor,
+    ksum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_size: int,
+    top_k: int,
+    sink_blocks: int = 1,
+    local_blocks: int = 1,
+    scorer: str = "mean",
+    kmin: torch.Tensor | None = None,
+    kmax: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pick each KV group's top-K blocks for one decode step.
+
+    q [B, Hq, D] (any float dtype), ksum [B, Hkv, NB_cap, D] fp32, seq_lens [B].
+    Returns idx int32 [B, Hkv, top_k]: block ids in ascending order, padded with -1 when the
+    sequence has fewer than top_k valid blocks. Sink blocks (0 .. sink_blocks-1) and the last
+    local_blocks valid blocks are always selected; blocks past seq_len never are. The rest are
+    ranked by `block_scores` (group-summed). Needs sink_blocks + local_blocks <= top_k.
+    """
+    check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
+    B, hkv, nb, D = ksum.shape
+    scores = block_scores(q, ksum, seq_lens, block_size, scorer, kmin, kmax)
+    forced, valid = forced_and_valid(seq_lens, nb, block_size, sink_blocks, local_blocks)
+    scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
+    k = min(top_k, nb)
+    vals, idx = scores.topk(k, dim=-1)
+    idx = torch.where(vals == -math.inf, nb, idx)  # unused slots sort last
+    idx = idx.sort(dim=-1).values
+    idx = torch.where(idx == nb, -1, idx)
+    if k < top_k:
+        idx = torch.cat([idx, idx.new_full((B, hkv, top_k - k), -1)], dim=-1)
+    return idx.to(torch.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# sparse_decode
+# ----------------------------------------------------------------------------------------------
+def sparse_decode(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    idx: torch.Tensor,
+    seq_lens: torch.Tensor,
+    block_size: int,
+    scale: float,
+) -> torch.Tensor:
+    """Exact softmax attention of one new token over the selected blocks only.
+
+    q [B, Hq, D]; k_cache, v_cache [B, Hkv, S_cap, D]; idx [B, Hkv, top_k] block ids (-1 = unused);
+    seq_lens [B]. Each query head attends to the tokens of its KV group's selected blocks,
+    tokens >= seq_len masked, logits = scale * q·k, softmax in fp32. A head with no token to
+    attend to (seq_len 0) gets zeros. Returns out [B, Hq, D] in q's dtype.
+    """
+    check_cache(k_cache, v_cache)
+    B, hkv, S, D = k_cache.shape
+    G = check_group(q, hkv)
+    pos = idx.to(torch.int64)[..., None] * block_size + torch.arange(block_size, device=q.device)  # [B,Hkv,K,bs]
+    pos = pos.flatten(-2)  # [B, Hkv, K*bs]
+    ok = (idx.to(torch.int64)[..., None] >= 0).expand(-1, -1, -1, block_size).flatten(-2)
+    ok = ok & (pos < seq_lens.to(torch.int64)[:, None, None]) & (pos < S)
+    safe = torch.where(ok, pos, 0)[..., None].expand(-1, -1, -1, D)
+    ks = torch.gather(k_cache, 2, safe).float()  # [B, Hkv, K*bs, D]
+    vs = torch.gather(v_cache, 2, safe).float()
+    qg = q.float().view(B, hkv, G, D)
+    logits = torch.einsum("bhgd,bhtd->bhgt", qg, ks) * scale
+    logits = logits.masked_fill(~ok[:, :, None, :], -math.inf)
+    probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+    out = torch.einsum("bhgt,bhtd->bhgd", probs, vs)
+    return out.reshape(B, hkv * G, D).to(q.dtype)
+
+
+def dense_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, seq_lens: torch.Tensor, scale: float) -> torch.Tensor:
+    """Full attention over tokens [0, seq_len): the K >= #blocks limit of sparse_decode. out [B, Hq, D]."""
+    B, hkv, S, D = k_cache.shape
+    G = check_group(q, hkv)
+    qg = q.float().view(B, hkv, G, D)
+    logits = torch.einsum("bhgd,bhtd->bhgt", qg, k_cache.float()) * scale
+    mask = torch.arange(S, device=q.device)[None, :] < seq_lens.to(q.device)[:, None]
+    logits = logits.masked_fill(~mask[:, None, None, :], -math.inf)
+    probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)
+    out = torch.einsum("bhgt,bhtd->bhgd", probs, v_cache.float())
+    return out.reshape(B, hkv * G, D).to(q.dtype)
