@@ -1,0 +1,383 @@
+"""Scorers (a registry): each takes one gold `EvalItem` and the system's `Prediction` for it and returns
+`Score(metrics={name: Ratio(num, den)}, details=[...], categories={...})`.
+
+Ratios are summed over items before dividing (micro average), so an item with 10 facts weighs 10x an
+item with one. A metric whose denominator is 0 for an item is simply absent for it.
+
+Metrics (METRICS holds direction and meaning):
+    fact_recall, fact_precision     gold facts found / predicted facts (of gold fields) that are right
+    qa_accuracy                     questions answered correctly (numeric tolerance, labels exact)
+    citation_accuracy               cited pages that hold the gold evidence (or are the gold page)
+    unsupported_claim_rate          memo verifier: unsupported claims / claims checked
+    section_coverage                expected memo headings present
+    clause_precision/recall/f1      CUAD clause detection, micro over categories (per category in `categories`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from m3analyst.evaluation.normalize import (
+    YESNO,
+    Quantity,
+    evidence_in_text,
+    is_percent_unit,
+    normalize_label,
+    normalize_name,
+    normalize_text,
+    number_matches,
+    parse_date,
+    parse_number,
+    text_matches,
+)
+from m3analyst.evaluation.schema import EvalItem, GoldFact, GoldQuestion
+
+# ---------------------------------------------------------------------------------------------
+# data passed to scorers
+
+
+@dataclass
+class Ratio:
+    num: float = 0.0
+    den: float = 0.0
+
+    @property
+    def value(self) -> float | None:
+        return self.num / self.den if self.den else None
+
+    def __add__(self, other: "Ratio") -> "Ratio":
+        return Ratio(self.num + other.num, self.den + other.den)
+
+
+@dataclass
+class PredFact:
+    """A fact as the memo reports it (m3analyst.memo Fact, normalised to plain fields)."""
+
+    name: str
+    value: Any
+    unit: str | None = None
+    scale: float | None = None
+    period: str | None = None
+    page: int | None = None
+    source_text: str | None = None
+
+
+@dataclass
+class PredAnswer:
+    text: str
+    value: float | None = None
+    citations: list[int] = field(default_factory=list)
+    source: str | None = None
+
+
+@dataclass
+class Prediction:
+    """What the system produced for one item. `doc` (a Document) lets citation checks read pages."""
+
+    facts: list[PredFact] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    grounding: dict[str, Any] | None = None
+    answers: dict[str, PredAnswer] = field(default_factory=dict)
+    doc: Any = None
+    has_memo: bool = False
+
+
+@dataclass
+class Score:
+    metrics: dict[str, Ratio] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    "fact_recall": MetricInfo(True, "gold facts the memo states correctly"),
+    "fact_precision": MetricInfo(True, "memo facts (of fields with gold) that are correct"),
+    "qa_accuracy": MetricInfo(True, "questions answered correctly"),
+    "citation_accuracy": MetricInfo(True, "citations whose page holds the gold evidence"),
+    "unsupported_claim_rate": MetricInfo(False, "claims the memo verifier could not support"),
+    "section_coverage": MetricInfo(True, "expected memo headings present"),
+    "clause_precision": MetricInfo(True, "CUAD clauses reported that are present (micro)"),
+    "clause_recall": MetricInfo(True, "CUAD clauses present that are reported (micro)"),
+    "clause_f1": MetricInfo(True, "harmonic mean of clause precision and recall"),
+}
+
+Scorer = Callable[[EvalItem, Prediction], Score]
+SCORERS: dict[str, Scorer] = {}
+
+
+def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
+    def deco(fn: Scorer) -> Scorer:
+        SCORERS[name] = fn
+        return fn
+
+    return deco
+
+
+# ---------------------------------------------------------------------------------------------
+# value matching
+
+_NO_VALUES = {"", "no", "none", "n a", "not found", "not stated", "absent", "false"}
+
+
+def _is_absent_value(value: Any) -> bool:
+    return value is None or value is False or normalize_text(str(value)) in _NO_VALUES
+
+
+def _years(period: str | None) -> set[str]:
+    return set(re.findall(r"(?:19|20)\d{2}", period or ""))
+
+
+def _pred_quantity(pf: PredFact) -> Quantity | None:
+    if isinstance(pf.value, bool):
+        return None
+    if isinstance(pf.value, (int, float)):
+        scale = pf.scale if pf.scale not in (None, 1, 1.0) else None
+        return Quantity(float(pf.value), scale=scale, percent=is_percent_unit(pf.unit))
+    q = parse_number(str(pf.value))
+    if q is not None and q.scale is None and pf.scale not in (None, 1, 1.0):
+        q = dataclasses.replace(q, scale=pf.scale)
+    return q
+
+
+def fact_value_matches(gold: GoldFact, pf: PredFact) -> bool:
+    """Does the predicted fact state the gold value? (period must agree when both name a year)."""
+    gy, py = _years(gold.period), _years(pf.period)
+    if gy and py and not gy & py:
+        return False
+    if gold.kind == "number":
+        q = _pred_quantity(pf)
+        return q is not None and number_matches(q, float(gold.value), gold.scale, gold.tolerance, is_percent_unit(gold.unit))
+    text = "" if pf.value is None else str(pf.value)
+    if gold.kind == "yesno":
+        g = "Yes" if gold.value is True else "No" if gold.value is False else str(gold.value)
+        p = "Yes" if pf.value is True else "No" if pf.value is False else text
+        return normalize_label(p, ("Yes", "No")) == normalize_label(g, ("Yes", "No"))
+    if gold.kind == "date":
+        gd = parse_date(str(gold.value))
+        return gd is not None and parse_date(text) == gd
+    return text_matches(text, str(gold.value), gold.aliases)
+
+
+def answer_correct(q: GoldQuestion, ans: PredAnswer | None) -> bool:
+    """QA rule per kind (README): numeric tolerance; yes/no/maybe and labels exact after normalisation."""
+    if ans is None:
+        return False
+    if q.kind == "numeric":
+        pct = is_percent_unit(q.unit) or (q.unit is None and q.answer.strip().endswith("%"))
+        if ans.value is not None and number_matches(Quantity(float(ans.value), percent=False), q.value, q.scale, q.tolerance, pct):
+            return True
+        p = parse_number(ans.text)
+        return p is not None and number_matches(p, q.value, q.scale, q.tolerance, pct)
+    if q.kind == "yesno":
+        labels = tuple(q.labels) or YESNO
+        gold = normalize_label(q.answer, labels)
+        return gold is not None and normalize_label(ans.text, labels) == gold
+    if q.kind == "label":
+        gold = normalize_label(q.answer, q.labels)
+        return gold is not None and normalize_label(ans.text, q.labels) == gold
+    return text_matches(ans.text, q.answer)
+
+
+def page_holds_evidence(doc: Any, page: int | None, evidence: str, gold_page: int | None) -> bool:
+    """A cited page is right when it is the gold page or its text contains the gold evidence."""
+    if page is None:
+        return False
+    if gold_page is not None and page == gold_page:
+        return True
+    if doc is None or not evidence or not doc.has_page(page):
+        return False
+    return evidence_in_text(evidence, doc.page_text(page))
+
+
+def is_clause_fact(item: EvalItem, f: GoldFact) -> bool:
+    from m3analyst.evaluation.loaders import cuad_categories
+
+    return item.domain == "legal" and normalize_name(f.field) in cuad_categories()
+
+
+# ---------------------------------------------------------------------------------------------
+# scorers
+
+
+def _gold_fact_fields(item: EvalItem) -> list[GoldFact]:
+    """Facts scored by fact recall/precision: all but absent-clause labels (those are clause negatives)."""
+    return [f for f in item.facts if not (is_clause_fact(item, f) and _is_absent_value(f.value))]
+
+
+@register_scorer("facts")
+def score_facts(item: EvalItem, pred: Prediction) -> Score:
+    golds = _gold_fact_fields(item)
+    if not golds or not pred.has_memo:
+        return Score() if not golds else Score({"fact_recall": Ratio(0, len(golds))})
+    by_name: dict[str, list[PredFact]] = {}
+    for pf in pred.facts:
+        by_name.setdefault(normalize_name(pf.name), []).append(pf)
+    details, found = [], 0
+    for g in golds:
+        cands = by_name.get(normalize_name(g.field), [])
+        hit = next((pf for pf in cands if fact_value_matches(g, pf)), None)
+        found += hit is not None
+        details.append({"field": g.field, "gold": g.value, "period": g.period, "correct": hit is not None,
+                        "predicted": [pf.value for pf in cands][:3]})
+    gold_names = {normalize_name(g.field) for g in golds}
+    relevant = [pf for pf in pred.facts if normalize_name(pf.name) in gold_names]
+    right = sum(any(fact_value_matches(g, pf) for g in golds if normalize_name(g.field) == normalize_name(pf.name))
+                for pf in relevant)
+    metrics = {"fact_recall": Ratio(found, len(golds))}
+    if relevant:
+        metrics["fact_precision"] = Ratio(right, len(relevant))
+    return Score(metrics, details)
+
+
+@register_scorer("qa")
+def score_qa(item: EvalItem, pred: Prediction) -> Score:
+    if not item.questions:
+        return Score()
+    details, right = [], 0
+    for q in item.questions:
+        ans = pred.answers.get(q.id)
+        ok = answer_correct(q, ans)
+        right += ok
+        details.append({"question": q.id, "kind": q.kind, "gold": q.answer, "answer": None if ans is None else ans.text[:300],
+                        "correct": ok})
+    return Score({"qa_accuracy": Ratio(right, len(item.questions))}, details)
+
+
+@register_scorer("citations")
+def score_citations(item: EvalItem, pred: Prediction) -> Score:
+    """Answers: right if any cited page holds the evidence. Facts: each correctly valued fact's page."""
+    r, details = Ratio(), []
+    for q in item.questions:
+        ans = pred.answers.get(q.id)
+        if ans is None or not ans.citations or (q.page is None and not q.evidence):
+            continue
+        ok = any(page_holds_evidence(pred.doc, p, q.evidence, q.page) for p in ans.citations)
+        r += Ratio(ok, 1)
+        details.append({"question": q.id, "cited": ans.citations, "gold_page": q.page, "correct": ok})
+    by_name: dict[str, list[GoldFact]] = {}
+    for g in _gold_fact_fields(item):
+        by_name.setdefault(normalize_name(g.field), []).append(g)
+    for pf in pred.facts:
+        if pf.page is None:
+            continue
+        golds = [g for g in by_name.get(normalize_name(pf.name), []) if fact_value_matches(g, pf)]
+        if not golds:
+            continue
+        ok = any(page_holds_evidence(pred.doc, pf.page, g.evidence, g.page) for g in golds)
+        r += Ratio(ok, 1)
+        details.append({"fact": pf.name, "cited": pf.page, "gold_page": golds[0].page, "correct": ok})
+    return Score({"citation_accuracy": r} if r.den else {}, details)
+
+
+def _claims_checked(g: dict[str, Any]) -> float | None:
+    for key in ("claims", "n_claims", "claims_checked", "checked_claims", "sentences", "generated_sentences"):
+        if isinstance(g.get(key), (int, float)):
+            return float(g[key])
+    if isinstance(g.get("supported_claims"), (int, float)):
+        return float(g["supported_claims"]) + float(g.get("unsupported_claims") or 0)
+    return None
+
+
+@register_scorer("grounding")
+def score_grounding(item: EvalItem, pred: Prediction) -> Score:
+    """unsupported claims / claims checked, from the memo verifier's `memo.grounding`."""
+    g = pred.grounding or {}
+    unsupported = g.get("unsupported_claims")
+    if isinstance(unsupported, list):
+        unsupported = len(unsupported)
+    total = _claims_checked(g)
+    if unsupported is None or not total:
+        return Score()
+    return Score({"unsupported_claim_rate": Ratio(float(unsupported), total)},
+                 [{"unsupported_claims": unsupported, "claims": total, "grounding_score": g.get("grounding_score")}])
+
+
+def _heading_present(expected: str, titles: list[str]) -> bool:
+    e = normalize_text(expected)
+    return any(e == t or f" {e} " in f" {t} " for t in (normalize_text(x) for x in titles))
+
+
+@register_scorer("sections")
+def score_sections(item: EvalItem, pred: Prediction) -> Score:
+    if not item.sections:
+        return Score()
+    present = [s for s in item.sections if _heading_present(s, pred.sections)]
+    missing = [s for s in item.sections if s not in present]
+    return Score({"section_coverage": Ratio(len(present), len(item.sections))}, [{"missing_sections": missing}])
+
+
+@register_scorer("clauses")
+def score_clauses(item: EvalItem, pred: Prediction) -> Score:
+    """CUAD clause detection: gold present = clause fact not 'No'/empty; predicted present = the memo
+    reports a fact of that category whose value is not 'No'/empty. Counted per category."""
+    gold = {normalize_name(f.field): not _is_absent_value(f.value) for f in item.facts if is_clause_fact(item, f)}
+    if not gold or not pred.has_memo:
+        return Score()
+    said = {normalize_name(pf.name) for pf in pred.facts if not _is_absent_value(pf.value)}
+    cats: dict[str, dict[str, int]] = {}
+    for cat, present in gold.items():
+        p = cat in said
+        cats[cat] = {"tp": int(present and p), "fp": int(p and not present), "fn": int(present and not p)}
+    tp, fp, fn = (sum(c[k] for c in cats.values()) for k in ("tp", "fp", "fn"))
+    metrics = {"clause_recall": Ratio(tp, tp + fn)} if tp + fn else {}
+    if tp + fp:
+        metrics["clause_precision"] = Ratio(tp, tp + fp)
+    return Score(metrics, [], cats)
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation
+
+
+def score_item(item: EvalItem, pred: Prediction, scorers: list[str] | None = None) -> Score:
+    """Run the chosen scorers (default: all registered) and merge their results."""
+    out = Score()
+    for name in scorers or list(SCORERS):
+        s = SCORERS[name](item, pred)
+        out.metrics.update(s.metrics)
+        out.details.extend({"scorer": name, **d} for d in s.details)
+        out.categories.update(s.categories)
+    return out
+
+
+def f1(p: float | None, r: float | None) -> float | None:
+    if p is None or r is None:
+        return None
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def aggregate(scores: list[Score]) -> tuple[dict[str, Ratio], dict[str, dict[str, float | int | None]]]:
+    """Micro-averaged metrics over items, and per-CUAD-category P/R/F1 with counts."""
+    total: dict[str, Ratio] = {}
+    cats: dict[str, dict[str, int]] = {}
+    for s in scores:
+        for k, r in s.metrics.items():
+            total[k] = total.get(k, Ratio()) + r
+        for c, d in s.categories.items():
+            acc = cats.setdefault(c, {"tp": 0, "fp": 0, "fn": 0})
+            for k in acc:
+                acc[k] += d[k]
+    per_cat: dict[str, dict[str, float | int | None]] = {}
+    for c, d in sorted(cats.items()):
+        p = d["tp"] / (d["tp"] + d["fp"]) if d["tp"] + d["fp"] else None
+        r = d["tp"] / (d["tp"] + d["fn"]) if d["tp"] + d["fn"] else None
+        per_cat[c] = {**d, "precision": p, "recall": r, "f1": f1(p, r)}
+    return total, per_cat
+
+
+def metric_values(total: dict[str, Ratio]) -> dict[str, float | None]:
+    """Ratios -> values, with clause_f1 derived from micro precision/recall."""
+    vals = {k: r.value for k, r in total.items()}
+    if "clause_precision" in vals or "clause_recall" in vals:
+        p = vals.get("clause_precision", 0.0 if "clause_recall" in vals else None)
+        vals["clause_f1"] = f1(p, vals.get("clause_recall"))
+    return {k: vals[k] for k in METRICS if k in vals} | {k: v for k, v in vals.items() if k not in METRICS}
