@@ -6,6 +6,7 @@ import typer
 
 from m3analyst import __version__
 from m3analyst.commands import common
+from m3analyst.commands import eval as eval_cmds
 from m3analyst.commands import ingest as ingest_cmds
 
 app = typer.Typer(
@@ -33,7 +34,7 @@ def _root(
 
 
 # Registry of command modules: each exposes register(app).
-for _module in (ingest_cmds,):
+for _module in (ingest_cmds, eval_cmds):
     _module.register(app)
 
 
