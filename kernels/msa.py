@@ -1,0 +1,84 @@
+"""Public MSA ops: one entry point per op, dispatched to a registered backend.
+
+    from m3analyst.kernels import msa
+    msa.update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size)
+    idx = msa.select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks)
+    out = msa.sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
+
+Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops contract".
+
+Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
+tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
+M3ANALYST_MSA_BACKEND, or the `backend=` argument, forces one. The engine may register its own CPU
+implementation under another name and pass it explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Callable
+
+import torch
+
+OPS = ("update_summaries", "select_blocks", "sparse_decode")
+
+# name -> zero-argument loader returning a module (or object) with the three ops; loaded lazily so that
+# importing this module never imports triton.
+_BACKENDS: dict[str, Callable[[], ModuleType]] = {}
+_loaded: dict[str, ModuleType] = {}
+
+
+def register_backend(name: str, loader: Callable[[], ModuleType]) -> None:
+    """Register `loader() -> module-like with update_summaries/select_blocks/sparse_decode`."""
+    _BACKENDS[name] = loader
+    _loaded.pop(name, None)
+
+
+def backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def _load(name: str) -> ModuleType:
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown MSA backend {name!r}; registered: {backends()}")
+    if name not in _loaded:
+        _loaded[name] = _BACKENDS[name]()
+    return _loaded[name]
+
+
+register_backend("torch", lambda: importlib.import_module("m3analyst.kernels.msa_naive"))
+register_backend("triton", lambda: importlib.import_module("m3analyst.kernels.msa_triton"))
+
+
+def triton_available() -> bool:
+    try:
+        importlib.import_module("triton")
+    except Exception:  # ImportError, or a broken install raising at import
+        return False
+    return True
+
+
+def backend_for(t: torch.Tensor, backend: str | None = None) -> str:
+    """The backend name used for tensors on t's device (explicit > env var > device default)."""
+    name = backend or os.environ.get("M3ANALYST_MSA_BACKEND") or None
+    if name:
+        return name
+    return "triton" if t.is_cuda and triton_available() else "torch"
+
+
+def update_summaries(ksum, kmin, kmax, k_new, start_pos: int, block_size: int, *, seq_lens=None, backend: str | None = None) -> None:
+    """In place: fold k_new [B, Hkv, T, D] at positions start_pos.. into ksum/kmin/kmax [B, Hkv, NB_cap, D]."""
+    _load(backend_for(k_new, backend)).update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens=seq_lens)
+
+
+def select_blocks(q, ksum, seq_lens, block_size: int, top_k: int, sink_blocks: int = 1, local_blocks: int = 1,
+                  scorer: str = "mean", kmin=None, kmax=None, *, backend: str | None = None) -> torch.Tensor:
+    """q [B, Hq, D] -> idx int32 [B, Hkv, top_k], ascending block ids, -1 padded."""
+    return _load(backend_for(q, backend)).select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
+
+
+def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size: int, scale: float, *, backend: str | None = None) -> torch.Tensor:
+    """q [B, Hq, D], caches [B, Hkv, S_cap, D], idx [B, Hkv, top_k] -> out [B, Hq, D] (q's dtype)."""
+    return _load(backend_for(q, backend)).sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)

@@ -1,0 +1,243 @@
+"""Triton MSA kernels vs the plain-PyTorch reference (m3analyst.kernels.msa_naive).
+
+Without a GPU the kernels run on the CPU under Triton's interpreter. TRITON_INTERPRET=1 must be set
+before the kernels are *defined*, and pytest imports every test module into one process, so this
+module does not touch triton in the parent process: `test_kernels_in_interpreter` re-runs this file in
+a child pytest with TRITON_INTERPRET=1, where the kernel cases below run. On a CUDA machine the cases
+run directly on the GPU (and the child is skipped).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+ON_GPU = torch.cuda.is_available() and not INTERPRETED
+RUN_CASES = INTERPRETED or ON_GPU
+DEVICE = "cuda" if ON_GPU else "cpu"
+
+cases = pytest.mark.skipif(not RUN_CASES, reason="kernel cases run in the TRITON_INTERPRET=1 child (test_kernels_in_interpreter) or on CUDA")
+
+
+def test_kernels_in_interpreter():
+    """Parent process: run this module's kernel cases in a child with TRITON_INTERPRET=1."""
+    if RUN_CASES:
+        pytest.skip("already running the kernel cases in this process")
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONUNBUFFERED="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(Path(__file__))],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers (only used in the child / on GPU)
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def kernels(monkeypatch):
+    from m3analyst.kernels import msa_naive, msa_triton
+
+    def nan_empty(*shape, dtype=None, device=None, **kw):
+        t = torch.empty(*shape, dtype=dtype, device=device, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t.fill_(-7777)
+
+    monkeypatch.setattr(msa_triton, "_empty", nan_empty)
+    return msa_naive, msa_triton
+
+
+def _gen(seed: int):
+    return torch.Generator().manual_seed(seed)
+
+
+def make_problem(B, hkv, G, D, S, dtype, seed=0, strided=False):
+    """q [B, Hq, D]; k, v [B, Hkv, S, D]; with strided=True k/v are non-contiguous views of a
+    [B, S + 5, Hkv, D] buffer (another layout's cache), read through their strides."""
+    g = _gen(seed)
+    q = torch.randn(B, hkv * G, D, generator=g).to(dtype)
+    if strided:
+        kb = torch.randn(B, S + 5, hkv, D, generator=g).to(dtype)
+        vb = torch.randn(B, S + 5, hkv, D, generator=g).to(dtype)
+        k, v = kb.permute(0, 2, 1, 3)[:, :, 2 : S + 2], vb.permute(0, 2, 1, 3)[:, :, 2 : S + 2]
+    else:
+        k = torch.randn(B, hkv, S, D, generator=g).to(dtype)
+        v = torch.randn(B, hkv, S, D, generator=g).to(dtype)
+    return q.to(DEVICE), k.to(DEVICE), v.to(DEVICE)
+
+
+def summaries_for(R, k, block_size, minmax=True):
+    B, hkv, S, D = k.shape
+    nb = math.ceil(S / block_size)
+    ksum = torch.zeros(B, hkv, nb, D, device=k.device)
+    kmin, kmax = (torch.zeros_like(ksum), torch.zeros_like(ksum)) if minmax else (None, None)
+    R.update_summaries(ksum, kmin, kmax, k, 0, block_size)
+    return ksum, kmin, kmax
+
+
+def assert_same_selection(R, idx_k, idx_r, q, ksum, seq_lens, block_size, scorer, kmin, kmax, sink, local):
+    """Exact match up to ties: same shape/padding/order rules, and the kernel's picks have the same
+    (forced / masked) reference scores as the reference's picks."""
+    assert idx_k.dtype == torch.int32 and idx_k.shape == idx_r.shape
+    nb = ksum.shape[2]
+    scores = R.block_scores(q, ksum, seq_lens, block_size, scorer, kmin, kmax)
+    forced, valid = R.forced_and_valid(seq_lens, nb, block_size, sink, local)
+    scores = scores.masked_fill(forced[:, None], 1e30).masked_fill(~valid[:, None], -1e30)
+    for b in range(idx_k.shape[0]):
+        for h in range(idx_k.shape[1]):
+            ik, ir = idx_k[b, h].cpu(), idx_r[b, h].cpu()
+            assert (ik >= 0).sum() == (ir >= 0).sum(), (ik, ir)
+            n = int((ir >= 0).sum())
+            assert (ik[n:] == -1).all() and (torch.diff(ik[:n]) > 0).all(), ik  # ascending, -1 padded
+            if torch.equal(ik, ir):
+                continue
+            sk = scores[b, h, ik[:n].long()].sort().values
+            sr = scores[b, h, ir[:n].long()].sort().values
+            torch.testing.assert_close(sk, sr, rtol=1e-4, atol=1e-4 * (1 + sr.abs().max().item()))
+
+
+# ----------------------------------------------------------------------------------------------
+# update_summaries
+# ----------------------------------------------------------------------------------------------
+@cases
+@pytest.mark.parametrize("D", [64, 128], ids=lambda d: f"D{d}")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("minmax", [True, False], ids=["minmax", "sum"])
+def test_update_summaries(kernels, D, dtype, minmax):
+    R, K = kernels
+    B, hkv, S, bs = 2, 2, 150, 32
+    _, k, _ = make_problem(B, hkv, 1, D, S, dtype, seed=1, strided=True)
+    nb = math.ceil(S / bs)
+    seq_lens = torch.tensor([S, 101], device=DEVICE)
+
+    def fresh():  # NaN-filled: blocks must start afresh when first touched
+        t = [torch.full((B, hkv, nb, D), float("nan"), device=DEVICE) for _ in range(3)]
+        return (t[0], t[1], t[2]) if minmax else (t[0], None, None)
+
+    ref, got = fresh(), fresh()
+    steps = [(0, 45), (45, 1), (46, 30), (76, 1), (77, 73)]  # prefill chunk, decode tokens, chunks across blocks
+    for start, T in steps:
+        R.update_summaries(*ref, k[:, :, start : start + T], start, bs, seq_lens=seq_lens)
+        K.update_summaries(*got, k[:, :, start : start + T], start, bs, seq_lens=seq_lens)
+    for r, g in zip(ref, got):
+        if r is not None:
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# select_blocks
+# ----------------------------------------------------------------------------------------------
+@cases
+@pytest.mark.parametrize("G", [1, 3, 4, 8], ids=lambda g: f"G{g}")
+@pytest.mark.parametrize("D", [64, 128], ids=lambda d: f"D{d}")
+def test_select_blocks_mean(kernels, G, D):
+    R, K = kernels
+    B, hkv, S, bs, top_k = 3, 2, 700, 16, 8
+    q, k, _ = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=G + D)
+    seq_lens = torch.tensor([700, 333, 40], device=DEVICE)  # ragged; the last has fewer blocks than top_k
+    ksum, _, _ = summaries_for(R, k, bs, minmax=False)
+    ir = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 2)
+    ik = K.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 2)
+    assert_same_selection(R, ik, ir, q, ksum, seq_lens, bs, "mean", None, None, 1, 2)
+
+
+@cases
+@pytest.mark.parametrize("G", [1, 4], ids=lambda g: f"G{g}")
+def test_select_blocks_minmax(kernels, G):
+    R, K = kernels
+    B, hkv, D, S, bs, top_k = 2, 2, 64, 500, 32, 6
+    q, k, _ = make_problem(B, hkv, G, D, S, torch.float16, seed=7)
+    seq_lens = torch.tensor([500, 97], device=DEVICE)
+    ksum, kmin, kmax = summaries_for(R, k, bs)
+    ir = R.select_blocks(q, ksum, seq_lens, bs, top_k, 2, 1, scorer="minmax", kmin=kmin, kmax=kmax)
+    ik = K.select_blocks(q, ksum, seq_lens, bs, top_k, 2, 1, scorer="minmax", kmin=kmin, kmax=kmax)
+    assert_same_selection(R, ik, ir, q, ksum, seq_lens, bs, "minmax", kmin, kmax, 2, 1)
+
+
+@cases
+def test_select_blocks_many_chunks(kernels):
+    """More blocks than one program scores: the per-chunk top-K candidates must merge exactly."""
+    R, K = kernels
+    B, hkv, G, D, bs, top_k = 1, 1, 2, 64, 1, 16
+    S = 1100  # 1100 blocks of one token -> several score chunks
+    q, k, _ = make_problem(B, hkv, G, D, S, torch.float16, seed=3)
+    seq_lens = torch.tensor([1037], device=DEVICE)
+    ksum, _, _ = summaries_for(R, k, bs, minmax=False)
+    ir = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)
+    ik = K.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)
+    assert_same_selection(R, ik, ir, q, ksum, seq_lens, bs, "mean", None, None, 1, 1)
+
+
+@cases
+def test_select_all_blocks_when_k_exceeds_blocks(kernels):
+    R, K = kernels
+    q, k, _ = make_problem(2, 2, 3, 64, 200, torch.bfloat16, seed=5)
+    seq_lens = torch.tensor([200, 65], device=DEVICE)
+    ksum, _, _ = summaries_for(R, k, 32, minmax=False)
+    idx = K.select_blocks(q, ksum, seq_lens, 32, 12, 1, 1)
+    assert idx[0, :, :7].tolist() == [list(range(7))] * 2 and (idx[0, :, 7:] == -1).all()
+    assert idx[1, :, :3].tolist() == [list(range(3))] * 2 and (idx[1, :, 3:] == -1).all()
+
+
+# ----------------------------------------------------------------------------------------------
+# sparse_decode
+# ----------------------------------------------------------------------------------------------
+@cases
+@pytest.mark.parametrize("G", [1, 3, 4, 8], ids=lambda g: f"G{g}")
+@pytest.mark.parametrize("D", [64, 128], ids=lambda d: f"D{d}")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_sparse_decode(kernels, G, D, dtype):
+    R, K = kernels
+    B, hkv, S, bs, top_k = 2, 2, 333, 32, 4
+    q, k, v = make_problem(B, hkv, G, D, S, dtype, seed=G * D, strided=(G % 2 == 1))
+    seq_lens = torch.tensor([333, 150], device=DEVICE)  # ragged, partial last blocks
+    ksum, _, _ = summaries_for(R, k, bs, minmax=False)
+    idx = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)
+    scale = D**-0.5
+    ref = R.sparse_decode(q, k, v, idx, seq_lens, bs, scale)
+    out = K.sparse_decode(q, k, v, idx, seq_lens, bs, scale)
+    assert out.shape == (B, hkv * G, D) and out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+@pytest.mark.parametrize("G", [1, 4, 8], ids=lambda g: f"G{g}")
+def test_sparse_equals_dense_when_k_covers_all_blocks(kernels, G):
+    R, K = kernels
+    B, hkv, D, S, bs = 2, 2, 128, 260, 64
+    q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=11)
+    seq_lens = torch.tensor([260, 3], device=DEVICE)
+    ksum, _, _ = summaries_for(R, k, bs, minmax=False)
+    idx = K.select_blocks(q, ksum, seq_lens, bs, 8, 1, 1)  # 5 blocks <= 8
+    out = K.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+    dense = R.dense_decode(q, k, v, seq_lens, D**-0.5)
+    torch.testing.assert_close(out.float(), dense.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+def test_empty_sequence_gives_zeros(kernels):
+    R, K = kernels
+    q, k, v = make_problem(1, 1, 4, 64, 64, torch.float16)
+    idx = torch.full((1, 1, 2), -1, dtype=torch.int32, device=DEVICE)
+    out = K.sparse_decode(q, k, v, idx, torch.tensor([0], device=DEVICE), 32, 0.125)
+    assert torch.equal(out.float(), torch.zeros_like(out, dtype=torch.float32))
+
+
+@cases
+def test_bad_inputs_raise(kernels):
+    _, K = kernels
+    q, k, v = make_problem(1, 2, 2, 64, 64, torch.float16)
+    ksum = torch.zeros(1, 2, 2, 64, device=DEVICE)
+    with pytest.raises(ValueError, match="multiple"):
+        K.select_blocks(q[:, :3], ksum, torch.tensor([64], device=DEVICE), 32, 2)
+    with pytest.raises(ValueError, match="top_k"):
+        K.select_blocks(q, ksum, torch.tensor([64], device=DEVICE), 32, 2, sink_blocks=2, local_blocks=1)
+    with pytest.raises(ValueError, match="Hkv"):
+        K.sparse_decode(q, k, v, torch.zeros(1, 1, 2, dtype=torch.int32, device=DEVICE), torch.tensor([64], device=DEVICE), 32, 0.1)
