@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from m3analyst import __version__
+from m3analyst.commands import batch as batch_cmds
 from m3analyst.commands import common
 from m3analyst.commands import eval as eval_cmds
 from m3analyst.commands import ingest as ingest_cmds
@@ -34,7 +35,7 @@ def _root(
 
 
 # Registry of command modules: each exposes register(app).
-for _module in (ingest_cmds, eval_cmds):
+for _module in (ingest_cmds, batch_cmds, eval_cmds):
     _module.register(app)
 
 

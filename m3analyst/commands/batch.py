@@ -1,0 +1,102 @@
+"""`m3analyst batch INPUT --out DIR`: memos for many documents, resumable, parallel, failure-isolated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from m3analyst.commands.common import console, err_console, handle_errors, progress
+
+DOMAINS = ("auto", "finance", "legal", "bio")
+ATTENTION = ("msa", "dense")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch")(batch)
+
+
+class _ProgressEvents:
+    """Runner events -> a Rich progress bar (counts, elapsed, ETA) and notes above it."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.task = bar.add_task("batch", total=None)
+        self.counts = {"ok": 0, "failed": 0}
+
+    def planned(self, rows: list[dict[str, Any]], todo: int) -> None:
+        skipped = sum(r["status"] == "skipped" for r in rows)
+        failed = [r for r in rows if r["status"] == "failed"]
+        if skipped:
+            self.note(f"{skipped} of {len(rows)} documents done in an earlier run (skipped)")
+        for r in failed:
+            self.note(f"[red]failed[/] {escape(r['id'])}: {escape(r['error'])}" + ("" if r.get("key") is None else " (recorded earlier)"))
+        self.bar.update(self.task, total=todo, description=self._text())
+
+    def finished(self, row: dict[str, Any]) -> None:
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        if row["status"] == "failed":
+            self.note(f"[red]failed[/] {escape(row['id'])}: {escape(row['error'])}")
+        self.bar.update(self.task, advance=1, description=self._text())
+
+    def note(self, text: str) -> None:
+        self.bar.console.print(text, highlight=False, soft_wrap=True)
+
+    def _text(self) -> str:
+        return f"memos: [green]{self.counts['ok']} ok[/] [red]{self.counts['failed']} failed[/]"
+
+
+@handle_errors
+def batch(
+    input: str = typer.Argument(..., help="A folder (recursive), a glob, or a manifest .csv/.jsonl (path, domain, id, extra columns)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: memos/, records/, summary.csv/.json, index.html."),
+    domain: str = typer.Option("auto", "--domain", help="auto (detect per document), finance, legal or bio; a manifest's domain column overrides it."),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes, each loading the model once (default 1; 0: in this process). With --ray: actors (default: one per cluster CPU)."),
+    ray: bool = typer.Option(False, "--ray", help="Run on Ray actors (model loaded once per actor): a local Ray, or the cluster in $RAY_ADDRESS / --ray-address."),
+    ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join, e.g. ray://head:10001 or auto (implies --ray)."),
+    model: str | None = typer.Option(None, "--model", help="Model (registry name, HF directory, .gguf); 'none' writes extractive memos without a model."),
+    attention: str | None = typer.Option(None, "--attention", help="msa (block-sparse) or dense."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads per worker (default: cores / workers)."),
+    html: bool = typer.Option(False, "--html", help="Also write each memo as HTML."),
+    json_out: bool = typer.Option(False, "--json", help="Also write each memo as JSON."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo documents whose earlier failure was recorded as permanent."),
+) -> None:
+    """Write a memo for every document of a folder, glob or manifest; rerun to resume (finished work is skipped)."""
+    from m3analyst.batch import EXIT_PARTIAL, BatchOptions, run_batch
+    from m3analyst.batch.report import summary_table
+    from m3analyst.errors import UsageError
+    from m3analyst.settings import Settings
+
+    if domain not in DOMAINS:
+        raise UsageError(f"--domain must be one of {', '.join(DOMAINS)}")
+    if attention is not None and attention not in ATTENTION:
+        raise UsageError(f"--attention must be one of {', '.join(ATTENTION)}")
+    settings = Settings()
+    settings.engine.model = model or settings.engine.model
+    settings.engine.attention.backend = attention or settings.engine.attention.backend
+    settings.engine.threads = threads
+    formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))
+    ray_target = ray_address or ("local" if ray else None)
+    n_workers = workers if workers is not None else (0 if ray_target else 1)
+    opts = BatchOptions(input, out, settings, domain, n_workers, ray_target, formats, retry_failed)
+
+    with progress(transient=True) as bar:
+        report = run_batch(opts, _ProgressEvents(bar))
+
+    console.print(summary_table(report))
+    c = report.counts
+    rate = f" · {report.docs_per_min:.1f} docs/min" if report.docs_per_min else ""
+    err_console.print(
+        f"{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped"
+        + (f", {c['pending']} not reached" if c["pending"] else "")
+        + f"{rate} · {out / 'index.html'}",
+        highlight=False,
+    )
+    if report.ignored:
+        err_console.print(f"ignored {len(report.ignored)} non-document file(s), listed in summary.json", highlight=False)
+    if report.interrupted:
+        raise typer.Exit(130)
+    if c["failed"]:
+        raise typer.Exit(EXIT_PARTIAL)
