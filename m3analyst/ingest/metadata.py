@@ -1,0 +1,193 @@
+"""Document kind sniffing and metadata (company, parties, authors, dates) from the text.
+
+Kinds are scored by registered detectors over the opening of the document; the best score over
+`MIN_SCORE` wins, else "other". Each kind also registers a metadata extractor.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from m3analyst.ingest.model import Document
+
+HEAD_CHARS = 6000  # kind cues must appear within the opening of the document
+MIN_SCORE = 2.0
+
+_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?)"
+DATE = rf"(?:{_MONTHS}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?{_MONTHS},?\s+\d{{4}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})"
+
+
+def _rx(s: str, flags=re.IGNORECASE | re.MULTILINE) -> re.Pattern:
+    return re.compile(s, flags)
+
+
+KindScorer = Callable[[str, str], float]  # (head text, full text) -> score
+KIND_SCORERS: dict[str, KindScorer] = {}
+
+
+def register_kind(kind: str):
+    def deco(fn: KindScorer) -> KindScorer:
+        KIND_SCORERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def _hits(text: str, *patterns: str) -> float:
+    return float(sum(1 for p in patterns if re.search(p, text, re.IGNORECASE | re.MULTILINE)))
+
+
+@register_kind("10-K")
+def _score_10k(head: str, text: str) -> float:
+    return 3 * _hits(head, r"form\s+10-?k\b") + _hits(head, r"annual\s+report\s+pursuant", r"for\s+the\s+fiscal\s+year\s+ended")
+
+
+@register_kind("10-Q")
+def _score_10q(head: str, text: str) -> float:
+    return 3 * _hits(head, r"form\s+10-?q\b") + _hits(head, r"quarterly\s+report\s+pursuant", r"for\s+the\s+quarterly\s+period\s+ended")
+
+
+@register_kind("8-K")
+def _score_8k(head: str, text: str) -> float:
+    return 3 * _hits(head, r"form\s+8-?k\b") + _hits(head, r"current\s+report\s+pursuant")
+
+
+@register_kind("earnings")
+def _score_earnings(head: str, text: str) -> float:
+    return 1.5 * _hits(head, r"press\s+release|earnings\s+release", r"reports?\s+(?:fourth|third|second|first|full)[- ](?:quarter|year)")
+
+
+@register_kind("contract")
+def _score_contract(head: str, text: str) -> float:
+    return (
+        _hits(head, r"\bagreement\b", r"by\s+and\s+(?:between|among)", r"\bwhereas\b", r"now,?\s+therefore")
+        + _hits(text, r"in\s+witness\s+whereof", r"governing\s+law")
+    )
+
+
+@register_kind("paper")
+def _score_paper(head: str, text: str) -> float:
+    return (
+        1.5 * _hits(head, r"^\s*abstract\b|^\s*summary\s*$|^background\b")
+        + _hits(head, r"\bdoi\b|doi\.org", r"\bkeywords?\b", r"(?:university|institute|department|hospital)\b")
+        + _hits(text, r"^\s*(?:\d\.?\s*)?references\s*$|^\s*bibliography\s*$", r"^\s*(?:\d\.?\s*)?(?:methods?|materials and methods)\b")
+    )
+
+
+def detect_kind(doc: Document) -> str:
+    head = doc.text[:HEAD_CHARS]
+    scores = {k: fn(head, doc.text) for k, fn in KIND_SCORERS.items()}
+    best = max(scores, key=scores.get)
+    return best if scores[best] >= MIN_SCORE else "other"
+
+
+# ---- metadata extractors, by kind ------------------------------------------------------------
+MetaExtractor = Callable[[Document], None]
+META_EXTRACTORS: dict[str, MetaExtractor] = {}
+
+
+def register_metadata(*kinds: str):
+    def deco(fn: MetaExtractor) -> MetaExtractor:
+        for k in kinds:
+            META_EXTRACTORS[k] = fn
+        return fn
+
+    return deco
+
+
+_COMPANY_WORDS = r"(?:inc\.?|incorporated|corporation|corp\.?|company|co\.|ltd\.?|limited|plc|llc|l\.p\.|n\.v\.|s\.a\.|ag|holdings?)"
+
+
+@register_metadata("10-K", "10-Q", "8-K", "earnings")
+def _filing_metadata(doc: Document) -> None:
+    head = doc.text[:HEAD_CHARS]
+    m = _rx(r"([^\n]{2,100})\n[^\n]*\(?exact\s+name\s+of\s+registrant").search(head)
+    company = m.group(1).strip() if m else None
+    if not company:
+        m = _rx(rf"^\s*([A-Z0-9][A-Za-z0-9&.,'’\- ]{{1,80}}\b{_COMPANY_WORDS})\s*$", re.MULTILINE | re.IGNORECASE).search(head)
+        company = m.group(1).strip() if m else None
+    if company:
+        doc.metadata.company = " ".join(company.split())
+    m = _rx(rf"for\s+the\s+(?:fiscal\s+year|quarterly\s+period|year)\s+ended\s*:?\s*({DATE})").search(head)
+    if m:
+        doc.metadata.dates["period_end"] = " ".join(m.group(1).split())
+    m = _rx(rf"date\s+of\s+report[^\n]*?\)?\s*:?\s*({DATE})").search(head)
+    if m:
+        doc.metadata.dates["report"] = " ".join(m.group(1).split())
+    doc.metadata.title = doc.metadata.title or f"{doc.metadata.company or 'Unknown registrant'} Form {doc.metadata.kind}"
+
+
+_AGREEMENT_TITLE = _rx(r"^\s*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)
+_PARTIES = _rx(
+    r"(?:by\s+and\s+(?:between|among)|between)\s+(?P<a>[^,;()\n]{3,120}?)(?:\s*\([^)]*\))?\s*,?[^;]{0,250}?\band\s+(?P<b>[A-Z][^,;()\n]{2,120}?)(?=\s*[,(;]|\s+a\s|\s+an\s)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@register_metadata("contract")
+def _contract_metadata(doc: Document) -> None:
+    head = doc.text[:HEAD_CHARS]
+    m = _AGREEMENT_TITLE.search(head) or _rx(r"^[^\n]*\bagreement\b[^\n]{0,60}$").search(head)
+    if m:
+        doc.metadata.title = " ".join(m.group(0).split())[:160]
+    m = _PARTIES.search(" ".join(head.split()))
+    if m:
+        doc.metadata.parties = [" ".join(m.group(g).split()).strip(" .\"“”") for g in ("a", "b")]
+    for key, pat in (
+        ("effective", rf"effective\s+(?:as\s+of\s+)?(?:the\s+)?(?:date\s+)?[:]?\s*({DATE})"),
+        ("dated", rf"(?:dated|made\s+(?:and\s+entered\s+into\s+)?(?:as\s+of|on|this))\s+(?:the\s+)?({DATE})"),
+    ):
+        m = _rx(pat).search(head)
+        if m:
+            doc.metadata.dates[key] = " ".join(m.group(1).split())
+    if "dated" not in doc.metadata.dates:
+        m = _rx(DATE).search(head)
+        if m:
+            doc.metadata.dates["first_date"] = " ".join(m.group(0).split())
+
+
+_AUTHOR_LINE = _rx(r"^(?:[A-Z][a-zA-Z'’\-]+\.?\s+(?:[A-Z][a-zA-Z'’\-]*\.?\s*){1,3}[\d,*†‡§¶]*(?:,\s*|\s+and\s+|\s*&\s*|$)){2,}", re.MULTILINE)
+
+
+@register_metadata("paper")
+def _paper_metadata(doc: Document) -> None:
+    info = doc.metadata.extra.get("pdf_info", {})
+    title = (info.get("Title") or "").strip()
+    first = doc.page_text(1) if doc.pages else ""
+    if len(title) < 15 or title.lower().endswith((".pdf", ".doc", ".docx")):
+        title = _guess_paper_title(first)
+    doc.metadata.title = title or None
+    authors = (info.get("Author") or "").strip()
+    names = [a.strip() for a in re.split(r";|,|\band\b", authors) if len(a.strip()) > 3] if authors else []
+    if not names:
+        m = _AUTHOR_LINE.search(first[:3000])
+        if m:
+            names = [re.sub(r"[\d,*†‡§¶]+$", "", a).strip() for a in re.split(r",|\band\b|&", m.group(0))]
+            names = [n for n in names if len(n.split()) >= 2]
+    doc.metadata.authors = names[:30]
+    m = _rx(rf"(?:published|accepted|received)[:\s]+(?:online\s+)?[:\s]*({DATE})").search(first)
+    if m:
+        doc.metadata.dates["published"] = " ".join(m.group(1).split())
+
+
+def _guess_paper_title(first_page: str) -> str:
+    """The first run of 1-3 substantial lines that is not journal furniture (volume, doi, url, licence)."""
+    skip = _rx(r"doi|http|www\.|volume|vol\.|issn|journal|open access|research article|copyright|©|received|page|^\s*\d+\s*$|^articles?$|^original")
+    lines = [ln.strip() for ln in first_page.split("\n")[:40]]
+    for i, ln in enumerate(lines):
+        if len(ln) >= 20 and not skip.search(ln) and not _AUTHOR_LINE.match(ln):
+            parts = [ln]
+            for nxt in lines[i + 1 : i + 3]:
+                if len(nxt) >= 8 and not skip.search(nxt) and not _AUTHOR_LINE.match(nxt) and not nxt.endswith("."):
+                    parts.append(nxt)
+                else:
+                    break
+            return " ".join(parts)[:250]
+    return ""
+
+
+def extract_metadata(doc: Document) -> None:
+    fn = META_EXTRACTORS.get(doc.metadata.kind)
+    if fn:
+        fn(doc)

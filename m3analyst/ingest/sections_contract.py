@@ -1,0 +1,11 @@
+"""Contract outline (placeholder until the detector lands)."""
+
+from __future__ import annotations
+
+from m3analyst.ingest.model import Document, Section
+
+EXPECTED: list[str] = []
+
+
+def detect_contract_sections(doc: Document) -> list[Section]:
+    return []
