@@ -1,0 +1,25 @@
+"""Domains: declarative specs (top-level domains/*.yaml) + registered deterministic extractors.
+
+    spec = load_domain("finance"); facts = extract_facts(doc, spec); detect_domain(doc) -> "finance"
+"""
+
+from __future__ import annotations
+
+from m3analyst.domains.facts import Fact, format_value
+from m3analyst.domains.registry import detect_domain, extract_facts, get_extractor, register_extractor
+from m3analyst.domains.spec import DomainSpec, FactSpec, OutlineItem, list_domains, load_domain, search_path
+
+__all__ = [
+    "DomainSpec",
+    "Fact",
+    "FactSpec",
+    "OutlineItem",
+    "detect_domain",
+    "extract_facts",
+    "format_value",
+    "get_extractor",
+    "list_domains",
+    "load_domain",
+    "register_extractor",
+    "search_path",
+]

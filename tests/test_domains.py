@@ -1,0 +1,117 @@
+"""Domain specs (files only) and the finance extractor against the real filings."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from m3analyst.domains import detect_domain, extract_facts, list_domains, load_domain
+from m3analyst.domains.finance import latest, period_key, split_row
+from m3analyst.errors import UsageError
+from m3analyst.ingest.model import Document, Metadata
+
+INCIDENT_SPEC = textwrap.dedent(
+    """
+    name: incident
+    title: Incident report memo
+    role: You summarise incident reports.
+    document_kinds: []
+    detect: {keywords: [incident, outage, root cause]}
+    section_priority: []
+    facts:
+      - {name: root_cause, label: Root cause, patterns: ["root cause (was|is)"]}
+      - {name: duration, label: Duration (minutes), value: number, unit: minutes, patterns: ["lasted \\\\d+ minutes"]}
+    outline:
+      - {heading: Facts, kind: facts}
+      - {heading: What happened, kind: passages, queries: ["outage customers affected"], max_words: 60}
+    """
+)
+
+
+@pytest.fixture
+def incident_domain(tmp_path, monkeypatch):
+    (tmp_path / "incident.yaml").write_text(INCIDENT_SPEC)
+    monkeypatch.setenv("M3ANALYST_DOMAINS", str(tmp_path))
+    return tmp_path
+
+
+def test_builtin_specs_load():
+    assert {"finance", "legal", "bio"} <= set(list_domains())
+    fin = load_domain("finance")
+    assert fin.fact("revenue").unit == "USD" and fin.section_priority[0] == "item_7"
+    assert [o.kind for o in fin.outline][0] == "facts"
+    assert load_domain("legal").fact("governing_law").cuad == "Governing Law"
+    assert load_domain("bio").section_priority[:3] == ["abstract", "methods", "results"]
+    for name in ("finance", "legal", "bio"):
+        assert load_domain(name).prompt_path().is_file()
+
+
+def test_unknown_domain_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown domain 'nope'"):
+        load_domain("nope")
+
+
+def test_domain_defined_only_by_files(incident_domain):
+    """A new domain = one YAML file on $M3ANALYST_DOMAINS; no code change (generic 'patterns' extractor)."""
+    assert "incident" in list_domains()
+    spec = load_domain("incident")
+    assert spec.extractor == "patterns" and spec.path.parent == incident_domain
+    doc = Document.from_pages(
+        ["Incident 42. The outage lasted 95 minutes and 3,000 customers were affected.",
+         "Review. The root cause was an expired TLS certificate on the edge proxy."]
+    )
+    facts = {f.name: f for f in extract_facts(doc, spec)}
+    assert facts["duration"].value == 95.0 and facts["duration"].page == 1
+    assert facts["root_cause"].page == 2 and "expired TLS certificate" in facts["root_cause"].value
+    assert detect_domain(doc) == "incident"
+
+
+def test_split_row_handles_dollars_parens_dashes_and_percent_columns():
+    assert split_row("Net sales $ 32,765 $ 31,657 $ 30,109") == ("Net sales", [32765.0, 31657.0, 30109.0], False)
+    assert split_row("Purchases of PP&E (1,577) (1,373) (1,420)")[1] == [-1577.0, -1373.0, -1420.0]
+    assert split_row("Revenues $ 44,538 $ 37,403 19 % $ 39,117 -4 %")[1] == [44538.0, 37403.0, 39117.0]
+    assert split_row("Gain on sale — 21 (22,245 )")[1] == [None, 21.0, -22245.0]
+    assert split_row("Diluted (Note 17) $ 1.54 $ 1.28 $ 0.54") == ("Diluted (Note 17)", [1.54, 1.28, 0.54], True)
+    assert split_row("Total revenue") is None
+
+
+def test_period_order():
+    assert period_key("2018") > period_key("2017")
+    assert period_key("three months to July 29, 2023") > period_key("six months to July 29, 2023")
+    assert period_key("July 29, 2023") > period_key("January 28, 2023")
+
+
+# Latest-period values read by eye from each filing's statements (page = 1-based physical page):
+# (file, revenue, net income attributable to the company, total assets, diluted EPS, income-statement page)
+FILINGS = [
+    ("3M_2018_10K.pdf", 32_765e6, 5_349e6, 36_500e6, 8.89, 56),
+    ("AMAZON_2017_10K.pdf", 177_866e6, 3_033e6, 131_310e6, 6.15, 38),
+    ("AMCOR_2023_10K.pdf", 14_694e6, 1_048e6, 17_003e6, 0.705, 50),
+    ("BESTBUY_2023_10K.pdf", 46_298e6, 1_419e6, 15_803e6, 6.29, 40),
+    ("BESTBUY_2024Q2_10Q.pdf", 9_583e6, 274e6, 15_318e6, 1.25, 4),
+    ("COCACOLA_2017_10K.pdf", 35_410e6, 1_248e6, 87_896e6, 0.29, 74),
+    ("CORNING_2022_10K.pdf", 14_189e6, 1_316e6, 29_499e6, 1.54, 58),
+    ("MICROSOFT_2023_10K.pdf", 211_915e6, 72_361e6, 411_976e6, 9.68, 58),
+    ("NETFLIX_2017_10K.pdf", 11_692_713e3, 558_929e3, 19_012_742e3, 1.25, 42),
+    ("NIKE_2021_10K.pdf", 44_538e6, 5_727e6, 37_740e6, 3.56, 59),
+    ("PEPSICO_2022_10K.pdf", 86_392e6, 8_910e6, 92_187e6, 6.42, 62),
+]
+
+
+@pytest.mark.parametrize("name,revenue,net_income,assets,eps,page", FILINGS, ids=[f[0].split("_")[0] + f[0][-9:-4] for f in FILINGS])
+def test_finance_headline_facts_match_the_filing(corpus, name, revenue, net_income, assets, eps, page):
+    from m3analyst.ingest import load_document
+
+    doc = load_document(corpus / "finance" / name)
+    facts = extract_facts(doc, "finance")
+    got = {n: latest(facts, n) for n in ("revenue", "net_income", "total_assets", "eps_diluted")}
+    assert got["revenue"].value == pytest.approx(revenue) and got["revenue"].page == page
+    assert got["net_income"].value == pytest.approx(net_income)
+    assert got["total_assets"].value == pytest.approx(assets)
+    assert got["eps_diluted"].value == pytest.approx(eps) and got["eps_diluted"].unit == "USD/share"
+    for f in facts:  # every fact points at a real page whose text holds its source row
+        assert f.page is None or doc.has_page(f.page)
+    rev_prev = sorted((f for f in facts if f.name == "revenue"), key=lambda f: period_key(f.period))[-2]
+    yoy = next(f for f in facts if f.name == "revenue_yoy")
+    assert yoy.value == pytest.approx(100 * (revenue - rev_prev.value) / rev_prev.value)
