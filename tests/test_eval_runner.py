@@ -154,3 +154,13 @@ def test_cli_errors(cli, tmp_path):
     assert r.exit_code == 2 and "bad.jsonl:1" in r.stderr and "relative" in r.stderr
     r = cli("eval", "finance", "--set", "cuad", "--model", "none")
     assert r.exit_code == 2 and "legal" in r.stderr
+
+
+def test_check_item_finds_misplaced_evidence(items):
+    from m3analyst.evaluation.check import check_item
+    from m3analyst.ingest import Document
+
+    doc = Document.from_pages(["Risks follow.", "Revenue was $100 million in FY2020."])  # evidence on page 2, gold says 1
+    problems = check_item(items[0], doc)
+    assert any(p.severe and "not on page 1" in p.problem and "[2]" in p.problem for p in problems)
+    assert check_item(items[0], Document.from_pages(SET[0]["context"])) == []
