@@ -50,9 +50,9 @@ def check_item(item: EvalItem, doc) -> list[Problem]:
         value = getattr(g, "value", None)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             pct = is_percent_unit(getattr(g, "unit", None))
-            qs = parse_quantities(evidence)
-            if not any(number_matches(q, float(value), 1.0, 1e-9, pct) or number_matches(q, -float(value), 1.0, 1e-9, pct)
-                       for q in qs):
+            scale = getattr(g, "scale", 1.0)
+            if not any(number_matches(q, sign * float(value), scale, 1e-9, pct)
+                       for q in parse_quantities(evidence) for sign in (1, -1)):
                 out.append(Problem(item.id, what, f"value {value} not written in its evidence (derived?)", severe=False))
     return out
 
