@@ -1,0 +1,122 @@
+"""Legal extractor: CUAD-style clause facts, each with its clause text and page.
+
+Candidate clauses are paragraphs (numbered clauses split paragraphs); a fact's clause is the
+paragraph matching the most of its spec patterns (domains/legal.yaml), earliest first on ties.
+Values read out of the clause depend on the spec's `value`: parties, date, law, duration or text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from m3analyst.domains.facts import Fact
+from m3analyst.domains.patterns import compile_any
+from m3analyst.domains.registry import register_extractor
+from m3analyst.domains.spec import DomainSpec, FactSpec
+from m3analyst.domains.text import Span, paragraphs, squash
+from m3analyst.ingest.model import Document
+
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+DATE = re.compile(
+    rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\s*,?\s+\d{{4}}"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?{_MONTH},?\s+\d{{4}}"
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
+    re.IGNORECASE,
+)
+_LAW = re.compile(
+    r"laws?\s+of\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
+    r"([A-Z][A-Za-z.]+(?:\s+[A-Z][A-Za-z.]+){0,3})"
+)
+_DURATION = re.compile(
+    r"\b((?:[a-z]+(?:-[a-z]+)?\s+)?\(\d+\)\s+(?:calendar\s+|business\s+)?(?:years?|months?|days?)"
+    r"|\d+\s+(?:calendar\s+|business\s+)?(?:years?|months?|days?)"
+    r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
+    re.IGNORECASE,
+)
+_BETWEEN = re.compile(r"\b(?:by\s+and\s+)?between\s*:?\s+(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+
+
+def _score(span: Span, rx_list: list[re.Pattern]) -> int:
+    text = squash(span.text)
+    return sum(1 for rx in rx_list if rx.search(text))
+
+
+def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span | None:
+    """The paragraph matching the most distinct patterns of `fs` (earliest on ties)."""
+    rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
+    if not rxs:
+        return None
+    best, best_score = None, 0
+    for p in paras[exclude_first:]:
+        s = _score(p, rxs)
+        if s > best_score:
+            best, best_score = p, s
+    return best
+
+
+def parties(doc: Document) -> tuple[list[str], Span | None]:
+    """Names from the preamble 'between A ("A") and B ("B")', with the span they came from."""
+    head_end = min(len(doc.text), 4000)
+    m = _BETWEEN.search(doc.text, 0, head_end)
+    if not m:
+        return [], None
+    chunk = squash(m.group(1))
+    chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
+    names = []
+    for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z])|,\s+and\s+", chunk):
+        name = re.split(r",\s+(?:a|an)\s+|,\s+(?:having|with|whose|located|organized|incorporated)\b|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)", part)[0]
+        name = name.strip(" ,.:")
+        if 2 < len(name) < 120 and re.search(r"[A-Z]", name):
+            names.append(name)
+    start = m.start(1)
+    return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
+
+
+def _read_value(fs: FactSpec, text: str) -> str:
+    t = squash(text)
+    if fs.value == "law":
+        m = _LAW.search(t)
+        return m.group(2).strip() if m else t
+    if fs.value == "date":
+        m = DATE.search(t)
+        return m.group(0) if m else t
+    if fs.value == "duration":
+        m = _DURATION.search(t)
+        return m.group(0) if m else t
+    return t
+
+
+def _fact(fs: FactSpec, span: Span, value: str, doc: Document) -> Fact:
+    text = squash(span.text)
+    return Fact(fs.name, value, fs.unit, 1.0, None, span.page, text, fs.title,
+                extra={"cuad": getattr(fs, "cuad", None), "start": span.start, "end": span.end})
+
+
+@register_extractor("legal")
+def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
+    paras = paragraphs(doc, min_chars=30)
+    out: list[Fact] = []
+    for fs in spec.facts:
+        if fs.value == "parties":
+            names, span = parties(doc)
+            if names and span:
+                out.append(_fact(fs, span, "; ".join(names), doc))
+        elif fs.name == "agreement_date":
+            m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
+            if m:
+                span = Span(m.start(), m.end(), doc.page_at(m.start()), m.group(0))
+                around = _context(doc, m.start(), m.end())
+                out.append(Fact(fs.name, m.group(0), None, 1.0, None, span.page, around, fs.title,
+                                extra={"cuad": getattr(fs, "cuad", None), "start": m.start(), "end": m.end()}))
+        else:
+            span = best_clause(paras, fs)
+            if span is not None:
+                out.append(_fact(fs, span, _read_value(fs, span.text), doc))
+    return out
+
+
+def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
+    return squash(doc.text[max(0, start - width) : min(len(doc.text), end + width)])
+
+
+__all__ = ["DATE", "best_clause", "compile_any", "extract_legal", "parties"]
