@@ -48,7 +48,7 @@ def _fake_system(revenue: float, fail_on: str | None = None) -> System:
     def write_memo(doc, domain, settings, engine, progress=None):
         if fail_on and fail_on in doc.text:
             raise RuntimeError("boom")
-        return FakeMemo([FakeFact("revenue", revenue, "USD", 1e6, "FY2020", page=1)])
+        return FakeMemo([FakeFact("revenue", revenue * 1e6, "USD", 1e6, "FY2020", page=1)])  # multiplied out
 
     def answer_question(doc, question, settings, engine):
         return FakeAnswer("Yes, it did [p.1].", citations=[1])

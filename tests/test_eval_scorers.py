@@ -162,9 +162,9 @@ def test_fact_recall_precision_and_citations():
     item = _item(facts=FACTS)
     pred = Prediction(
         facts=[
-            PredFact("Revenue", 32.765, "USD", 1e9, "FY2018", page=2),  # other scale, same amount, right page
+            PredFact("Revenue", 32.765e9, "USD", 1e6, "FY2018", page=2),  # memo numbers are multiplied out; right page
             PredFact("revenue", "$31,000 million", "USD", None, "fiscal 2017", page=1),  # wrong value
-            PredFact("capex", "(1,577)", "USD", 1e6, "FY2018", page=1),  # right value, wrong page
+            PredFact("capex", "(1,577)", "USD", 1e6, "FY2018", page=1),  # text value at the printed scale; wrong page
             PredFact("ceo_name", "Someone", page=1),  # no gold field -> not in precision
         ],
         doc=_doc(),
@@ -179,7 +179,7 @@ def test_fact_recall_precision_and_citations():
 
 def test_period_mismatch_is_wrong():
     item = _item(facts=FACTS[:1])
-    pred = Prediction(facts=[PredFact("revenue", 32765, "USD", 1e6, "FY2017")], has_memo=True)
+    pred = Prediction(facts=[PredFact("revenue", 32765e6, "USD", 1e6, "FY2017")], has_memo=True)
     assert score_item(item, pred).metrics["fact_recall"].num == 0
 
 
@@ -260,3 +260,18 @@ def test_micro_average_weights_by_count():
     b = score_item(_item(questions=QUESTIONS), Prediction())
     total, _ = aggregate([a, b])
     assert metric_values(total)["qa_accuracy"] == pytest.approx(1 / 5)
+
+
+def test_legal_names_map_through_the_domain_spec():
+    """Gold CUAD category names meet the memo's spec fact names (domains/legal.yaml `cuad:` aliases)."""
+    facts = [
+        {"field": "Notice Period To Terminate Renewal", "value": "90 days", "page": 1, "evidence": "ninety days"},
+        {"field": "Non-Compete", "value": "Yes", "page": 1, "evidence": "shall not compete"},
+    ]
+    item = _item(domain="legal", facts=facts)
+    pred = Prediction(facts=[PredFact("notice_to_terminate_renewal", "at least 90 days before the end of the term"),
+                             PredFact("non_compete", "Distributor shall not sell competing products.")],
+                      has_memo=True)
+    s = score_item(item, pred)
+    assert s.metrics["fact_recall"].value == 1.0  # clause text for a Yes category counts as Yes
+    assert s.categories["notice_to_terminate_renewal"]["tp"] == 1 and s.categories["non_compete"]["tp"] == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from functools import cache
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -132,6 +133,42 @@ def _is_absent_value(value: Any) -> bool:
     return value is None or value is False or normalize_text(str(value)) in _NO_VALUES
 
 
+def _yes(value: Any) -> bool:
+    """Yes/No reading of a value: True/'Yes...' -> yes; False/'No...'/empty -> no; any other text (a
+    clause quoted by the memo) -> yes, the clause is there."""
+    if isinstance(value, bool):
+        return value
+    words = normalize_text(str(value or "")).split()
+    if words and words[0] in ("yes", "no") and len(words) <= 3:  # 'Yes', 'No.', 'Yes (s. 4)'; not 'No later than…'
+        return words[0] == "yes"
+    return not _is_absent_value(value)
+
+
+@cache
+def _aliases(domain: str) -> dict[str, str]:
+    """normalised name / label / CUAD category -> the domain spec's fact name (empty without a spec)."""
+    try:
+        from m3analyst.domains import load_domain
+
+        spec = load_domain(domain)
+    except Exception:  # noqa: BLE001 - no spec: names compare as written
+        return {}
+    out: dict[str, str] = {}
+    for f in spec.facts:
+        extra = f.model_extra or {}
+        for alias in (f.label, extra.get("cuad"), f.name):
+            if alias:
+                out[normalize_name(alias)] = f.name
+    return out
+
+
+def canon(domain: str, name: str) -> str:
+    """The key facts are matched on: the domain spec's fact name for any of its aliases, else the
+    normalised name ('Notice Period To Terminate Renewal' -> 'notice_to_terminate_renewal')."""
+    n = normalize_name(name)
+    return _aliases(domain).get(n, n)
+
+
 def _years(period: str | None) -> set[str]:
     return set(re.findall(r"(?:19|20)\d{2}", period or ""))
 
@@ -140,8 +177,8 @@ def _pred_quantity(pf: PredFact) -> Quantity | None:
     if isinstance(pf.value, bool):
         return None
     if isinstance(pf.value, (int, float)):
-        scale = pf.scale if pf.scale not in (None, 1, 1.0) else None
-        return Quantity(float(pf.value), scale=scale, percent=is_percent_unit(pf.unit))
+        # memo facts hold numbers multiplied out (m3analyst.domains.Fact): compare as an absolute amount
+        return Quantity(float(pf.value), scale=1.0, percent=is_percent_unit(pf.unit), decimals=12)
     q = parse_number(str(pf.value))
     if q is not None and q.scale is None and pf.scale not in (None, 1, 1.0):
         q = dataclasses.replace(q, scale=pf.scale)
@@ -158,9 +195,7 @@ def fact_value_matches(gold: GoldFact, pf: PredFact) -> bool:
         return q is not None and number_matches(q, float(gold.value), gold.scale, gold.tolerance, is_percent_unit(gold.unit))
     text = "" if pf.value is None else str(pf.value)
     if gold.kind == "yesno":
-        g = "Yes" if gold.value is True else "No" if gold.value is False else str(gold.value)
-        p = "Yes" if pf.value is True else "No" if pf.value is False else text
-        return normalize_label(p, ("Yes", "No")) == normalize_label(g, ("Yes", "No"))
+        return _yes(gold.value) == _yes(pf.value)
     if gold.kind == "date":
         gd = parse_date(str(gold.value))
         return gd is not None and parse_date(text) == gd
@@ -198,10 +233,16 @@ def page_holds_evidence(doc: Any, page: int | None, evidence: str, gold_page: in
     return evidence_in_text(evidence, doc.page_text(page))
 
 
-def is_clause_fact(item: EvalItem, f: GoldFact) -> bool:
-    from m3analyst.evaluation.loaders import cuad_categories
+@cache
+def _clause_keys(domain: str) -> frozenset[str]:
+    from m3analyst.evaluation.loaders import CUAD_CATEGORIES
 
-    return item.domain == "legal" and normalize_name(f.field) in cuad_categories()
+    return frozenset(canon(domain, c) for c in CUAD_CATEGORIES)
+
+
+def is_clause_fact(item: EvalItem, f: GoldFact) -> bool:
+    """A legal fact named after a CUAD category (or the spec fact mapped to one) is a clause label."""
+    return item.domain == "legal" and canon(item.domain, f.field) in _clause_keys(item.domain)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +251,7 @@ def is_clause_fact(item: EvalItem, f: GoldFact) -> bool:
 
 def _gold_fact_fields(item: EvalItem) -> list[GoldFact]:
     """Facts scored by fact recall/precision: all but absent-clause labels (those are clause negatives)."""
-    return [f for f in item.facts if not (is_clause_fact(item, f) and _is_absent_value(f.value))]
+    return [f for f in item.facts if not (is_clause_fact(item, f) and not _yes(f.value))]
 
 
 @register_scorer("facts")
@@ -218,20 +259,20 @@ def score_facts(item: EvalItem, pred: Prediction) -> Score:
     golds = _gold_fact_fields(item)
     if not golds or not pred.has_memo:
         return Score() if not golds else Score({"fact_recall": Ratio(0, len(golds))})
+    key = lambda name: canon(item.domain, name)  # noqa: E731
     by_name: dict[str, list[PredFact]] = {}
     for pf in pred.facts:
-        by_name.setdefault(normalize_name(pf.name), []).append(pf)
+        by_name.setdefault(key(pf.name), []).append(pf)
     details, found = [], 0
     for g in golds:
-        cands = by_name.get(normalize_name(g.field), [])
+        cands = by_name.get(key(g.field), [])
         hit = next((pf for pf in cands if fact_value_matches(g, pf)), None)
         found += hit is not None
         details.append({"field": g.field, "gold": g.value, "period": g.period, "correct": hit is not None,
                         "predicted": [pf.value for pf in cands][:3]})
-    gold_names = {normalize_name(g.field) for g in golds}
-    relevant = [pf for pf in pred.facts if normalize_name(pf.name) in gold_names]
-    right = sum(any(fact_value_matches(g, pf) for g in golds if normalize_name(g.field) == normalize_name(pf.name))
-                for pf in relevant)
+    gold_names = {key(g.field) for g in golds}
+    relevant = [pf for pf in pred.facts if key(pf.name) in gold_names]
+    right = sum(any(fact_value_matches(g, pf) for g in golds if key(g.field) == key(pf.name)) for pf in relevant)
     metrics = {"fact_recall": Ratio(found, len(golds))}
     if relevant:
         metrics["fact_precision"] = Ratio(right, len(relevant))
@@ -265,11 +306,11 @@ def score_citations(item: EvalItem, pred: Prediction) -> Score:
         details.append({"question": q.id, "cited": ans.citations, "gold_page": q.page, "correct": ok})
     by_name: dict[str, list[GoldFact]] = {}
     for g in _gold_fact_fields(item):
-        by_name.setdefault(normalize_name(g.field), []).append(g)
+        by_name.setdefault(canon(item.domain, g.field), []).append(g)
     for pf in pred.facts:
         if pf.page is None:
             continue
-        golds = [g for g in by_name.get(normalize_name(pf.name), []) if fact_value_matches(g, pf)]
+        golds = [g for g in by_name.get(canon(item.domain, pf.name), []) if fact_value_matches(g, pf)]
         if not golds:
             continue
         ok = any(page_holds_evidence(pred.doc, pf.page, g.evidence, g.page) for g in golds)
@@ -319,10 +360,10 @@ def score_sections(item: EvalItem, pred: Prediction) -> Score:
 def score_clauses(item: EvalItem, pred: Prediction) -> Score:
     """CUAD clause detection: gold present = clause fact not 'No'/empty; predicted present = the memo
     reports a fact of that category whose value is not 'No'/empty. Counted per category."""
-    gold = {normalize_name(f.field): not _is_absent_value(f.value) for f in item.facts if is_clause_fact(item, f)}
+    gold = {canon(item.domain, f.field): _yes(f.value) for f in item.facts if is_clause_fact(item, f)}
     if not gold or not pred.has_memo:
         return Score()
-    said = {normalize_name(pf.name) for pf in pred.facts if not _is_absent_value(pf.value)}
+    said = {canon(item.domain, pf.name) for pf in pred.facts if _yes(pf.value)}
     cats: dict[str, dict[str, int]] = {}
     for cat, present in gold.items():
         p = cat in said
