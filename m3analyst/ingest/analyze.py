@@ -24,6 +24,7 @@ ORDERED_KINDS = {"10-K", "10-Q"}
 # share of a long document one section may hold before it is flagged (by document kind)
 MAX_SHARE = {"10-K": 0.6, "10-Q": 0.7, "paper": 0.8, "contract": 0.95}
 MIN_CHARS_FOR_SIZE_CHECK = 20_000
+TRAILING_KINDS = {"item_15", "item_16", "part2_item_6", "exhibits", "references", "signature"}
 
 
 def register_sections(*kinds: str, expected: list[str] | None = None):
@@ -69,6 +70,8 @@ def check_outline(doc: Document) -> None:
     share = MAX_SHARE.get(doc.kind)
     if share and len(doc.text) >= MIN_CHARS_FOR_SIZE_CHECK and len(top) > 1:
         for s in top:
+            if s.kind in TRAILING_KINDS:
+                continue  # exhibits and attachments legitimately run to the end
             if (s.end - s.start) > share * len(doc.text):
                 problems.append(
                     f"{s.title!r} spans p.{s.page_start}-{s.page_end} ({(s.end - s.start) / len(doc.text):.0%} of the text): "

@@ -103,10 +103,14 @@ _COMPANY_WORDS = r"(?:inc\.?|incorporated|corporation|corp\.?|company|co\.|ltd\.
 def _filing_metadata(doc: Document) -> None:
     head = doc.text[:HEAD_CHARS]
     m = _rx(r"([^\n]{2,100})\n[^\n]*\(?exact\s+name\s+of\s+registrant").search(head)
-    company = m.group(1).strip() if m else None
+    company = m.group(1).strip(" _\t") if m else None
+    if company and (re.search(r"commission|file\s+n|^\W*$", company, re.IGNORECASE) or len(company) < 2):
+        company = None
     if not company:
         m = _rx(rf"^\s*([A-Z0-9][A-Za-z0-9&.,'’\- ]{{1,80}}\b{_COMPANY_WORDS})\s*$", re.MULTILINE | re.IGNORECASE).search(head)
         company = m.group(1).strip() if m else None
+    if not company:
+        company = _most_named_company(doc.text[: 4 * HEAD_CHARS])
     if company:
         doc.metadata.company = " ".join(company.split())
     m = _rx(rf"for\s+the\s+(?:fiscal\s+year|quarterly\s+period|year)\s+ended\s*:?\s*({DATE})").search(head)
@@ -116,6 +120,17 @@ def _filing_metadata(doc: Document) -> None:
     if m:
         doc.metadata.dates["report"] = " ".join(m.group(1).split())
     doc.metadata.title = doc.metadata.title or f"{doc.metadata.company or 'Unknown registrant'} Form {doc.metadata.kind}"
+
+
+_NAMED_COMPANY = re.compile(r"\b((?:The\s+)?(?:[A-Z][\w.&'’\-]*\s+){1,4}(?:Company|Inc\.|Corporation|Incorporated|plc|PLC|N\.V\.))")
+
+
+def _most_named_company(text: str) -> str | None:
+    """The company name written most often in `text` (fallback when the cover page has a logo)."""
+    from collections import Counter
+
+    counts = Counter(m.group(1) for m in _NAMED_COMPANY.finditer(text))
+    return counts.most_common(1)[0][0] if counts else None
 
 
 _AGREEMENT_TITLE = _rx(r"^\s*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)

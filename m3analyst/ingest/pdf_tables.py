@@ -26,6 +26,7 @@ from m3analyst.ingest.statements import (
     content_matches,
     is_value_token,
     parse_number,
+    rejoin_split_words,
     scale_of,
     statement_kind_of_title,
     unique_periods,
@@ -238,23 +239,24 @@ def add_statement_tables(doc: Document, path: Path, data: bytes) -> None:
         return
     import pdfplumber
 
+    wanted = sorted({n for numbers in pages.values() for n in numbers})
     try:
-        pdf = pdfplumber.open(io.BytesIO(data))
+        pdf = pdfplumber.open(io.BytesIO(data), pages=wanted)  # only these pages are parsed
     except Exception as e:  # noqa: BLE001 - pdfminer raises many types; text is already loaded
         doc.warnings.append(f"tables skipped: pdfplumber cannot open the file ({type(e).__name__})")
         return
     with pdf:
         for kind, numbers in pages.items():
             try:
-                _add_one(doc, pdf, kind, numbers)
+                _add_one(doc, {n: pdf.pages[i] for i, n in enumerate(wanted)}, kind, numbers)
             except Exception as e:  # noqa: BLE001 - one bad page must not sink the document
                 doc.warnings.append(f"{kind} on p.{numbers[0]}: table not parsed ({type(e).__name__}: {e})")
 
 
-def _add_one(doc: Document, pdf, kind: str, numbers: list[int]) -> None:
+def _add_one(doc: Document, plumber_pages: dict, kind: str, numbers: list[int]) -> None:
     frames, periods, header, bbox = [], None, "", None
     for n in numbers:
-        words = pdf.pages[n - 1].extract_words(keep_blank_chars=False, x_tolerance=1.5)
+        words = plumber_pages[n].extract_words(keep_blank_chars=False, x_tolerance=1.5)
         df, per, head, box = parse_statement_words(words)
         if df.empty:
             continue
@@ -270,7 +272,7 @@ def _add_one(doc: Document, pdf, kind: str, numbers: list[int]) -> None:
         return
     df = pd.concat(frames)
     page_text = doc.page_text(numbers[0])
-    title = next((ln.strip() for ln in page_text.split("\n")[:TITLE_LINES] if statement_kind_of_title(ln) == kind), None)
+    title = next((rejoin_split_words(ln.strip()) for ln in page_text.split("\n")[:TITLE_LINES] if statement_kind_of_title(ln) == kind), None)
     p = doc.pages[numbers[0] - 1]
     doc.tables.append(
         Table(

@@ -61,7 +61,7 @@ EXPECTED = {
     "10-Q": ["item_1", "item_2", "item_4", "part2_item_1", "part2_item_6"],
 }
 
-_CANDIDATE = re.compile(r"^\s*item\s*(?P<num>\d{1,2}\s?[A-Ca-c]?)\b[\s.:\-–—]*(?P<title>.*)$", re.IGNORECASE)
+_CANDIDATE = re.compile(r"^\s*item\s*(?P<num>\d{1,2}\s?[A-Ca-c]?)\b(?P<sep>[\s.:\-–—,]*)(?P<title>.*)$", re.IGNORECASE)
 _TOC_TAIL = re.compile(r"(?:\.{2,}|\s)\s*\d{1,3}\s*$")
 _SQUASH = re.compile(r"[^a-z0-9\[\]]")
 
@@ -90,7 +90,7 @@ def _candidates(doc: Document) -> list[_Cand]:
     lines = doc.text.split("\n")
     for i, line in enumerate(lines):
         m = _CANDIDATE.match(line)
-        if m and len(line) < 220:
+        if m and len(line) < 220 and "," not in m.group("sep") and not m.group("title").startswith(('"', "“", "'")):
             num = m.group("num").replace(" ", "").upper()
             title = m.group("title").strip()
             if not title and i + 1 < len(lines):
