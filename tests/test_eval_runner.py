@@ -164,3 +164,12 @@ def test_check_item_finds_misplaced_evidence(items):
     problems = check_item(items[0], doc)
     assert any(p.severe and "not on page 1" in p.problem and "[2]" in p.problem for p in problems)
     assert check_item(items[0], Document.from_pages(SET[0]["context"])) == []
+
+
+def test_select_items(items):
+    from m3analyst.evaluation.loaders import select_items
+
+    assert [i.id for i in select_items(items, ["T/B"])] == ["t/b"]
+    assert [i.id for i in select_items(items, [], limit=1)] == ["t/a"]
+    with pytest.raises(UsageError):
+        select_items(items, ["nothing*"])

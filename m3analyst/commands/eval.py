@@ -56,6 +56,7 @@ def eval_cmd(
     attention: str | None = typer.Option(None, "--attention", help="msa or dense (default from settings: msa)."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Generation budget per call."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
+    only: list[str] = typer.Option([], "--item", help="Only items whose id matches this glob (repeatable), e.g. 'finance/bestbuy*'."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON report to this file."),
     html_out: bool = typer.Option(False, "--html", help="Also write an HTML report with plots (beside --out, or eval_<domain>.html)."),
@@ -63,7 +64,7 @@ def eval_cmd(
     fail_on: list[str] = typer.Option([], "--fail-on", help="METRIC:DROP, e.g. qa_accuracy:0.05; with --compare, exit 1 when METRIC got worse by more than DROP."),
 ) -> None:
     """Evaluate memos/answers on an eval set and print the scores."""
-    from m3analyst.evaluation.loaders import default_data_root, load_set
+    from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
     from m3analyst.evaluation.report import category_table, render_html, results_table
     from m3analyst.evaluation.runner import compare_reports, load_engine_for, parse_fail_on, run_eval
 
@@ -75,7 +76,7 @@ def eval_cmd(
     old = _read_old(compare) if compare else None
     root = data_root or default_data_root()
     settings = _settings(model, attention, max_new_tokens)
-    items = load_set(set_, domain, root)[:limit]
+    items = select_items(load_set(set_, domain, root), only, limit)
 
     t = time.perf_counter()
     engine = load_engine_for(settings)

@@ -16,6 +16,7 @@ documents are then looked up relative to the data root. A path ending in .jsonl 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -98,6 +99,15 @@ def load_set(name: str, domain: str, data_root: Path | None = None) -> list[Eval
         return read_eval_file(path, domain=domain)
     known = ", ".join(["evals", *SET_LOADERS])
     raise UsageError(f"unknown eval set {name!r}; use a JSONL path or one of: {known}")
+
+
+def select_items(items: list[EvalItem], patterns: list[str] | tuple[str, ...] = (), limit: int | None = None) -> list[EvalItem]:
+    """Items whose id matches any glob in `patterns` (case-insensitive; all when none), then the first `limit`."""
+    if patterns:
+        items = [it for it in items if any(fnmatch.fnmatchcase(it.id.lower(), p.lower()) for p in patterns)]
+        if not items:
+            raise UsageError(f"no item id matches {', '.join(patterns)}")
+    return items[:limit] if limit else items
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
