@@ -131,10 +131,12 @@ class ProcessBackend(Backend):
                 wait(handles, timeout=self.poll_s)  # wake on a message or a death; each slot is checked below
                 for i, slot in enumerate(slots):
                     yield from self._collect(slot)
-                    if not slot.proc.is_alive() and not slot.conn.poll():
+                    if not slot.proc.is_alive():
+                        yield from self._collect(slot)  # whatever it sent before exiting
                         yield from self._bury(slot)
-                        slots[i] = self._spawn() if pending and not self.stopping else slot
-                slots = [s for s in slots if s.proc.is_alive() or s.proc.exitcode is None]
+                        slot.conn.close()
+                        slots[i] = self._spawn() if pending and not self.stopping else None
+                slots = [s for s in slots if s is not None]
         finally:
             self._shutdown(slots)
 
@@ -145,7 +147,7 @@ class ProcessBackend(Backend):
                 slot.conn.send(slot.task)
 
     def _collect(self, slot: _Slot) -> Iterator[Outcome]:
-        while slot.conn.poll():
+        while not slot.conn.closed and slot.conn.poll():
             try:
                 kind, payload = slot.conn.recv()
             except (EOFError, OSError):
@@ -172,11 +174,12 @@ class ProcessBackend(Backend):
         for slot in slots:
             try:
                 slot.conn.send(None)
-            except (BrokenPipeError, OSError):
+            except (BrokenPipeError, OSError, ValueError):
                 pass
         for slot in slots:
             slot.proc.join(timeout=0.5 if slot.task is None else 0)
             if slot.proc.is_alive():
                 slot.proc.terminate()
                 slot.proc.join(timeout=5)
-            slot.conn.close()
+            if not slot.conn.closed:
+                slot.conn.close()
