@@ -229,6 +229,11 @@ def test_sections_and_grounding():
     s = score_item(item, pred)
     assert (s.metrics["section_coverage"].num, s.metrics["section_coverage"].den) == (2, 3)
     assert s.metrics["unsupported_claim_rate"].value == pytest.approx(0.25)
+    # without a claim count: share of generated characters the verifier could not verify
+    pred.grounding = {"generated_chars": 400, "verified_chars": 300, "unsupported_claims": 2}
+    assert score_item(item, pred).metrics["unsupported_claim_rate"].value == pytest.approx(0.25)
+    pred.grounding = {"generated_chars": 0, "verified_chars": 0}  # nothing generated: no rate
+    assert "unsupported_claim_rate" not in score_item(item, pred).metrics
 
 
 def test_cuad_clause_detection_per_category():

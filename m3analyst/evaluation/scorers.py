@@ -330,16 +330,21 @@ def _claims_checked(g: dict[str, Any]) -> float | None:
 
 @register_scorer("grounding")
 def score_grounding(item: EvalItem, pred: Prediction) -> Score:
-    """unsupported claims / claims checked, from the memo verifier's `memo.grounding`."""
+    """From the memo verifier's `memo.grounding`: unsupported claims / claims checked when the verifier
+    counts claims; otherwise the share of generated characters it could not verify
+    ((generated_chars - verified_chars) / generated_chars)."""
     g = pred.grounding or {}
     unsupported = g.get("unsupported_claims")
     if isinstance(unsupported, list):
         unsupported = len(unsupported)
     total = _claims_checked(g)
-    if unsupported is None or not total:
-        return Score()
-    return Score({"unsupported_claim_rate": Ratio(float(unsupported), total)},
-                 [{"unsupported_claims": unsupported, "claims": total, "grounding_score": g.get("grounding_score")}])
+    detail = {k: g.get(k) for k in ("unsupported_claims", "dropped_sentences", "grounding_score") if k in g}
+    if unsupported is not None and total:
+        return Score({"unsupported_claim_rate": Ratio(float(unsupported), total)}, [detail | {"claims": total, "basis": "claims"}])
+    gen, ver = g.get("generated_chars"), g.get("verified_chars")
+    if isinstance(gen, (int, float)) and isinstance(ver, (int, float)) and gen > 0:
+        return Score({"unsupported_claim_rate": Ratio(max(gen - ver, 0.0), float(gen))}, [detail | {"basis": "chars"}])
+    return Score()
 
 
 def _heading_present(expected: str, titles: list[str]) -> bool:
