@@ -65,7 +65,7 @@ def check_outline(doc: Document) -> None:
     top = [s for s in doc.sections if s.level == 1]
     for s in top:
         body = doc.text[s.start : s.end]
-        if len(body.strip()) < len(s.title) + 3 and s.kind not in ("signature", "title"):
+        if len(body.strip()) < len(s.title) + 3 and s.kind not in ("signature", "title") and "reserved" not in s.title.lower():
             problems.append(f"{s.title!r} (p.{s.page_start}) is empty")
     share = MAX_SHARE.get(doc.kind)
     if share and len(doc.text) >= MIN_CHARS_FOR_SIZE_CHECK and len(top) > 1:

@@ -87,7 +87,9 @@ def load_pdf(path: Path, data: bytes) -> Document:
     doc.warnings.extend(warnings)
     from m3analyst.ingest.analyze import analyze
     from m3analyst.ingest.pdf_tables import add_statement_tables
+    from m3analyst.ingest.statements import warn_missing_statements
 
     analyze(doc)
     add_statement_tables(doc, path, data)
+    warn_missing_statements(doc)
     return doc

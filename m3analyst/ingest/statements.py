@@ -152,3 +152,15 @@ def unique_periods(labels: list[str]) -> list[str]:
         seen[lab] = seen.get(lab, 0) + 1
         out.append(lab if seen[lab] == 1 else f"{lab} ({seen[lab]})")
     return out
+
+
+def warn_missing_statements(doc) -> None:
+    """Add a warning naming the statements a 10-K/10-Q should carry but that were not found."""
+    if doc.metadata.kind not in ("10-K", "10-Q"):
+        return
+    missing = [k for k in STATEMENT_KINDS if not doc.tables_of_kind(k)]
+    if missing:
+        doc.warnings.append(
+            f"financial statement table(s) not found: {', '.join(missing)} "
+            "(they may be incorporated by reference from an exhibit, or laid out unusually)"
+        )
