@@ -54,10 +54,11 @@ def check_outline(doc: Document) -> None:
     expected = EXPECTED_SECTIONS.get(doc.kind, [])
     found = {s.kind for s in doc.sections}
     doc.outline.expected = list(expected)
-    doc.outline.missing = [k for k in expected if k not in found]
+    # an expected entry may name alternatives: "article|section"
+    doc.outline.missing = [k for k in expected if not any(alt in found for alt in k.split("|"))]
     problems: list[str] = []
     if doc.kind in ORDERED_KINDS:
-        rank = {k: i for i, k in enumerate(expected)}
+        rank = {alt: i for i, k in enumerate(expected) for alt in k.split("|")}
         seen = [s for s in doc.sections if s.kind in rank]
         for a, b in zip(seen, seen[1:]):
             if rank[b.kind] < rank[a.kind]:

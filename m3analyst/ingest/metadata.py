@@ -134,10 +134,40 @@ def _most_named_company(text: str) -> str | None:
 
 
 _AGREEMENT_TITLE = _rx(r"^\s*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)
-_PARTIES = _rx(
-    r"(?:by\s+and\s+(?:between|among)|between)\s+(?P<a>[^,;()\n]{3,120}?)(?:\s*\([^)]*\))?\s*,?[^;]{0,250}?\band\s+(?P<b>[A-Z][^,;()\n]{2,120}?)(?=\s*[,(;]|\s+a\s|\s+an\s)",
-    re.IGNORECASE | re.DOTALL,
+_BETWEEN = _rx(r"\b(?:by\s+and\s+(?:between|among)|between|among)\s*:?\s*(?:,?\s*on\s+the\s+one\s+hand\s*,?\s*)?")
+_PARTY_END = re.compile(
+    rf"\s*(?:,|\(|“|\"|;|\s+and\s+|\s+a\s+[A-Z]|\s+an\s+[A-Z]|\s+dated\b|\s+effective\b|\s+date\b|\s+table\s+of\b|\s+{_MONTHS}\s+\d|$)",
+    re.IGNORECASE,
 )
+_PARTY = re.compile(r"[A-Za-z0-9][^,;()“”\"\n]{1,100}")
+MAX_PARTY_CHARS = 80
+
+
+def _party_at(s: str) -> str | None:
+    m = _PARTY.match(s)
+    if not m:
+        return None
+    cut = _PARTY_END.search(s, 1)
+    name = s[: cut.start()] if cut and cut.start() < m.end() + 1 else m.group(0)
+    name = name.strip(" .:")[:MAX_PARTY_CHARS]
+    return name if len(name) >= 3 and not name.lower().startswith(("the parties", "each of")) else None
+
+
+def find_parties(head: str) -> list[str]:
+    """Two parties named after 'by and between' / 'between' in the opening text."""
+    flat = " ".join(head.split())
+    for m in _BETWEEN.finditer(flat):
+        rest = flat[m.end() : m.end() + 600]
+        first = _party_at(rest)
+        if not first:
+            continue
+        # the second party follows the first 'and' after the first party's own description
+        for a in re.finditer(r"(?:^|[\s,;)”\"])and\s*,?\s+(?:on\s+the\s+other\s+hand\s*,?\s*)?", rest[len(first) :], re.IGNORECASE):
+            second = _party_at(rest[len(first) + a.end() :])
+            if second:
+                return [first, second]
+        return [first]
+    return []
 
 
 @register_metadata("contract")
@@ -146,9 +176,7 @@ def _contract_metadata(doc: Document) -> None:
     m = _AGREEMENT_TITLE.search(head) or _rx(r"^[^\n]*\bagreement\b[^\n]{0,60}$").search(head)
     if m:
         doc.metadata.title = " ".join(m.group(0).split())[:160]
-    m = _PARTIES.search(" ".join(head.split()))
-    if m:
-        doc.metadata.parties = [" ".join(m.group(g).split()).strip(" .\"“”") for g in ("a", "b")]
+    doc.metadata.parties = find_parties(head)
     for key, pat in (
         ("effective", rf"effective\s+(?:as\s+of\s+)?(?:the\s+)?(?:date\s+)?[:]?\s*({DATE})"),
         ("dated", rf"(?:dated|made\s+(?:and\s+entered\s+into\s+)?(?:as\s+of|on|this))\s+(?:the\s+)?({DATE})"),

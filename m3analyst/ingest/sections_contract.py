@@ -1,11 +1,163 @@
-"""Contract outline (placeholder until the detector lands)."""
+"""Contract outline: title, preamble (parties/date), recitals, ARTICLEs, numbered sections and
+(a)-clauses, signature block, exhibits/schedules.
+
+Heading candidates are whole lines; the table of contents is skipped (the region from a
+"Table of Contents" line while pages are mostly heading-like lines, plus any line ending in a
+page number). Sections end where the next heading of the same or a higher level starts.
+Kinds: "title", "preamble", "recitals", "article", "section", "clause", "signature", "exhibit".
+"""
 
 from __future__ import annotations
 
+import re
+
 from m3analyst.ingest.model import Document, Section
 
-EXPECTED: list[str] = []
+EXPECTED = ["title", "preamble", "article|section", "signature"]
+
+_ROMAN = r"[IVXLC]{1,7}"
+_ARTICLE = re.compile(rf"^\s*(?:ARTICLE|Article)\s+(?P<num>{_ROMAN}|\d{{1,2}})\b[.:\-–—]?\s*(?P<title>[^\n]{{0,120}})$")
+_SECTION = re.compile(
+    r"^\s*(?:(?:SECTION|Section)\s+)?(?P<num>\d{1,2}(?:\.\d{1,2}){0,3})(?:\.|\s)\s*(?P<title>[A-Z“\"][^\n]{0,200})$"
+)
+_CLAUSE = re.compile(r"^\s*\((?P<num>[a-z]{1,3}|[ivx]{1,5})\)\s+(?P<title>\S[^\n]{0,200})$")
+_TITLE = re.compile(r"^\s*(?:[A-Z][A-Za-z&\-,’']*\s+){0,8}(?:AGREEMENT|Agreement|CONTRACT|LEASE|AMENDMENT|MEMORANDUM OF UNDERSTANDING)\b[^\n]{0,60}$")
+_PREAMBLE = re.compile(r"(?im)^[^\n]{0,80}\b(?:this\s+[^\n]{0,80}agreement|agreement\s+is\s+made|by\s+and\s+between|entered\s+into)")
+_RECITALS = re.compile(r"(?m)^\s*(?:RECITALS|Recitals|BACKGROUND|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b[^\n]{0,40}$|^\s*WHEREAS\b")
+_SIGNATURE = re.compile(r"(?m)^\s*(?:IN\s+WITNESS\b|In\s+Witness\s+Whereof|\[?\s*Signature\s+[Pp]age)")
+_BY_NAME = re.compile(r"(?m)^(?:[^\n]*\n){0,2}?\s*By\s*:[^\n]*\n(?:[^\n]*\n){0,2}?\s*Name\s*:")
+_MONTH_START = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|December)\b")
+MAX_TOP_JUMP = 5  # a top-level number further ahead than this is a stray line ("30 December 2016")
+_EXHIBIT = re.compile(
+    r"(?m)^\s*(?P<word>EXHIBIT|Exhibit|SCHEDULE|Schedule|ANNEX|Annex|APPENDIX|Appendix|ATTACHMENT|Attachment)\s+(?P<num>[A-Z0-9][\w.\-]{0,6})\b[^\n]{0,100}$"
+)
+_TOC_TAIL = re.compile(r"(?:\.{2,}|\s)\s*\d{1,3}\s*$")
+_TOC_HEAD = re.compile(r"(?im)^\s*(?:table\s+of\s+contents|contents|index)\s*$")
+
+
+def _heading_title(raw: str, limit: int = 120) -> str:
+    """'1. Consulting Services. REIT hereby ...' -> '1. Consulting Services.'"""
+    s = " ".join(raw.split())
+    m = re.match(r"^(.{3,}?[.:])\s+[A-Z(“\"]", s)
+    return (m.group(1) if m and len(m.group(1)) <= limit else s[:limit]).strip()
+
+
+def _toc_ranges(doc: Document) -> list[tuple[int, int]]:
+    """[start, end) offsets of table-of-contents regions."""
+    out = []
+    for m in _TOC_HEAD.finditer(doc.text, 0, min(len(doc.text), 60_000)):
+        page = doc.page_at(m.start())
+        end = doc.pages[page - 1].end
+        for n in range(page + 1, doc.n_pages + 1):
+            lines = [ln for ln in doc.page_text(n).split("\n") if ln.strip()]
+            heads = sum(1 for ln in lines if _ARTICLE.match(ln) or _SECTION.match(ln) or _TOC_TAIL.search(ln))
+            if not lines or heads < 0.5 * len(lines):
+                break
+            end = doc.pages[n - 1].end
+        out.append((m.start(), end))
+    return out
+
+
+def _in(ranges: list[tuple[int, int]], pos: int) -> bool:
+    return any(a <= pos < b for a, b in ranges)
+
+
+def _line_iter(text: str):
+    pos = 0
+    for line in text.split("\n"):
+        yield pos, line
+        pos += len(line) + 1
+
+
+def _mk(doc: Document, title: str, kind: str, level: int, start: int, number: str | None = None) -> Section:
+    return Section(title, kind, level, start, start, doc.page_at(start), doc.page_at(start), number)
+
+
+def close_spans(doc: Document, sections: list[Section]) -> list[Section]:
+    """Sort by start; each section ends where the next one of the same or a higher level starts."""
+    sections.sort(key=lambda s: (s.start, s.level))
+    for i, s in enumerate(sections):
+        end = len(doc.text)
+        for nxt in sections[i + 1 :]:
+            if nxt.level <= s.level and nxt.start > s.start:
+                end = nxt.start
+                break
+        end = len(doc.text[:end].rstrip())
+        s.end = max(end, s.start + len(s.title))
+        s.page_end = doc.page_at(max(s.end - 1, s.start))
+    return sections
 
 
 def detect_contract_sections(doc: Document) -> list[Section]:
-    return []
+    text = doc.text
+    toc = _toc_ranges(doc)
+    out: list[Section] = []
+    head = text[:8000]
+    m = next(((p, ln) for p, ln in _line_iter(head) if _TITLE.match(ln) and not _in(toc, p)), None)
+    if m:
+        out.append(_mk(doc, " ".join(m[1].split()), "title", 1, m[0] + len(m[1]) - len(m[1].lstrip())))
+    pre_limit = min(len(text), max(20_000, len(text) // 4))
+    pre = _PREAMBLE.search(text, m[0] + len(m[1]) if m else 0, pre_limit)
+    while pre and _in(toc, pre.start()):
+        pre = _PREAMBLE.search(text, pre.end(), pre_limit)
+    if pre:
+        out.append(_mk(doc, _heading_title(text[pre.start() : pre.start() + 200], 80), "preamble", 1, pre.start()))
+    rec = _RECITALS.search(text, pre.start() if pre else 0, min(len(text), 60_000))
+    if rec and not _in(toc, rec.start()):
+        out.append(_mk(doc, _heading_title(rec.group(0), 60), "recitals", 1, rec.start()))
+    sig_start, sig_title = _signature(text, toc)
+    body_end = sig_start if sig_start is not None else len(text)
+    has_articles = False
+    last_top = 0
+    for pos, line in _line_iter(text):
+        if pos >= body_end or _in(toc, pos) or _TOC_TAIL.search(line) and len(line) < 100:
+            continue
+        a = _ARTICLE.match(line)
+        if a:
+            has_articles = True
+            title = " ".join(line.split())
+            out.append(_mk(doc, title[:120], "article", 1, pos + len(line) - len(line.lstrip()), a.group("num")))
+            continue
+        s = _SECTION.match(line)
+        if s and not re.match(r"^\s*\d{1,2}\.\d{1,2}\s*%", line) and not _MONTH_START.match(s.group("title")):
+            num = s.group("num")
+            depth = num.count(".") + 1
+            top = int(num.split(".")[0])
+            if top > last_top + MAX_TOP_JUMP:
+                continue
+            last_top = top
+            out.append(_mk(doc, _heading_title(line), "section", depth, pos + len(line) - len(line.lstrip()), num))
+            continue
+        c = _CLAUSE.match(line)
+        if c:
+            out.append(_mk(doc, _heading_title(line, 60), "clause", 4, pos + len(line) - len(line.lstrip()), f"({c.group('num')})"))
+    if has_articles:  # numbered sections sit under their ARTICLE
+        for s in out:
+            if s.kind == "section":
+                s.level += 1
+    if sig_start is not None:
+        out.append(_mk(doc, sig_title, "signature", 1, sig_start))
+        for e in _EXHIBIT.finditer(text, sig_start + len(sig_title)):
+            out.append(_mk(doc, " ".join(e.group(0).split())[:100], "exhibit", 1, e.start() + len(e.group(0)) - len(e.group(0).lstrip()), e.group("num")))
+    return close_spans(doc, _dedupe(out))
+
+
+def _signature(text: str, toc: list[tuple[int, int]]) -> tuple[int | None, str]:
+    """Start and title of the signature block: 'IN WITNESS WHEREOF…', else the first 'By:/Name:' block in the second half."""
+    sig = next((s for s in _SIGNATURE.finditer(text) if not _in(toc, s.start())), None)
+    if sig:
+        return sig.start() + len(sig.group(0)) - len(sig.group(0).lstrip()), " ".join(sig.group(0).split())
+    by = _BY_NAME.search(text, len(text) // 2)
+    if by:
+        return by.start(), "Signature block"
+    return None, ""
+
+
+def _dedupe(sections: list[Section]) -> list[Section]:
+    seen, out = set(), []
+    for s in sections:
+        key = (s.start, s.kind)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
