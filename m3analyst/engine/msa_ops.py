@@ -1,0 +1,155 @@
+"""The three MSA decode ops, as the engine calls them: one entry point, `msa_ops(device)`.
+
+On CPU this module's own implementations run (vectorised versions of the plain reference in
+`m3analyst.kernels.msa_naive`, same contract and semantics, tested against it). On CUDA, when the
+kernels package provides `m3analyst.kernels.msa` (Triton dispatch), its ops are used instead.
+
+Shapes (see the team contract): q [B, Hq, D]; k_cache, v_cache [B, Hkv, S_cap, D];
+ksum / kmin / kmax [B, Hkv, NB_cap, D] (fp32 sums); seq_lens [B]; idx int32 [B, Hkv, top_k].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class MSAOps:
+    name: str
+    update_summaries: Callable
+    select_blocks: Callable
+    sparse_decode: Callable
+
+
+def update_summaries(ksum, kmin, kmax, k_new: torch.Tensor, start_pos: int, block_size: int) -> None:
+    """Fold keys of positions start_pos .. start_pos+T-1 into their blocks' sum/min/max, in place.
+
+    Only the blocks these tokens fall in are touched; a block whose first token is new starts afresh.
+    """
+    T = k_new.shape[2]
+    if T == 0:
+        return
+    b0 = start_pos // block_size
+    front = start_pos - b0 * block_size
+    if T == 1:  # decode: one token, one block
+        k = k_new[:, :, 0].float()
+        if front == 0:
+            ksum[:, :, b0] = k
+            if kmin is not None:
+                kmin[:, :, b0] = k
+                kmax[:, :, b0] = k
+        else:
+            ksum[:, :, b0] += k
+            if kmin is not None:
+                torch.minimum(kmin[:, :, b0], k, out=kmin[:, :, b0])
+                torch.maximum(kmax[:, :, b0], k, out=kmax[:, :, b0])
+        return
+    nb = (front + T + block_size - 1) // block_size
+    back = nb * block_size - front - T
+    k = k_new.float()
+
+    def blocks(value: float) -> torch.Tensor:  # [B, H, nb, bs, D], padding = value
+        padded = F.pad(k, (0, 0, front, back), value=value)
+        return padded.unflatten(2, (nb, block_size))
+
+    sums = blocks(0.0).sum(3)
+    if front:
+        sums[:, :, 0] += ksum[:, :, b0]
+    ksum[:, :, b0 : b0 + nb] = sums
+    if kmin is not None:
+        mins, maxs = blocks(math.inf).amin(3), blocks(-math.inf).amax(3)
+        if front:
+            mins[:, :, 0] = torch.minimum(mins[:, :, 0], kmin[:, :, b0])
+            maxs[:, :, 0] = torch.maximum(maxs[:, :, 0], kmax[:, :, b0])
+        kmin[:, :, b0 : b0 + nb] = mins
+        kmax[:, :, b0 : b0 + nb] = maxs
+
+
+def block_scores(q, ksum, seq_lens, block_size, scorer="mean", kmin=None, kmax=None, n_blocks: int | None = None):
+    """Group-summed block scores [B, Hkv, nb] fp32 over the first nb = n_blocks (default all) blocks."""
+    B, hkv, nb_cap, D = ksum.shape
+    nb = nb_cap if n_blocks is None else n_blocks
+    G = q.shape[1] // hkv
+    qg = q.float().view(B, hkv, G, D)
+    if scorer == "mean":
+        # sum over the group commutes with the dot product: score = (sum_h q_h) . mean_j
+        starts = torch.arange(nb, device=ksum.device) * block_size
+        counts = (seq_lens.to(torch.int64)[:, None] - starts[None, :]).clamp(1, block_size).float()  # [B, nb]
+        s = torch.matmul(ksum[:, :, :nb], qg.sum(2).unsqueeze(-1)).squeeze(-1)  # [B, hkv, nb]
+        return s / counts[:, None, :]
+    lo = torch.matmul(kmin[:, :, :nb].unsqueeze(2), qg.unsqueeze(-1).clamp(max=0)).squeeze(-1)  # [B,hkv,G,nb]
+    hi = torch.matmul(kmax[:, :, :nb].unsqueeze(2), qg.unsqueeze(-1).clamp(min=0)).squeeze(-1)
+    return (lo + hi).sum(2)
+
+
+def select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks=1, local_blocks=1, scorer="mean", kmin=None, kmax=None):
+    """Top-K blocks per KV group, ascending block ids, -1 padding; sink + local forced; past seq_len never.
+
+    Returns idx int32 [B, Hkv, top_k]. Same contract as m3analyst.kernels.msa_naive.select_blocks.
+    """
+    B, hkv = ksum.shape[:2]
+    n_valid = (seq_lens.to(torch.int64) + block_size - 1) // block_size  # [B]
+    nb = int(n_valid.max())
+    scores = block_scores(q, ksum, seq_lens, block_size, scorer, kmin, kmax, n_blocks=nb)
+    j = torch.arange(nb, device=ksum.device)[None, :]
+    valid = j < n_valid[:, None]
+    forced = valid & ((j < sink_blocks) | (j >= n_valid[:, None] - local_blocks))
+    scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
+    k = min(top_k, nb)
+    vals, idx = scores.topk(k, dim=-1, sorted=False)
+    idx = torch.where(vals == -math.inf, nb, idx).sort(dim=-1).values
+    idx = torch.where(idx == nb, -1, idx)
+    if k < top_k:
+        idx = F.pad(idx, (0, top_k - k), value=-1)
+    return idx.to(torch.int32)
+
+
+def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale):
+    """Exact attention of one token per sequence over its group's selected blocks. out [B, Hq, D] in q's dtype.
+
+    Reads whole blocks out of the cache viewed as [B, Hkv, S_cap/bs, bs, D] (gather of K*bs tokens),
+    masks tokens >= seq_len and unused (-1) slots, logits = scale * q.k, softmax in fp32.
+    """
+    B, hkv, S, D = k_cache.shape
+    G = q.shape[1] // hkv
+    K = idx.shape[-1]
+    nblk = S // block_size
+    if nblk * block_size != S:  # capacity not a block multiple: use whole-block view of the prefix
+        k_cache, v_cache = k_cache[:, :, : nblk * block_size], v_cache[:, :, : nblk * block_size]
+    safe = idx.long().clamp(0, max(nblk - 1, 0))  # [B, hkv, K]
+    bi = torch.arange(B, device=q.device)[:, None, None]
+    hi = torch.arange(hkv, device=q.device)[None, :, None]
+    ks = k_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)  # [B, hkv, K*bs, D]
+    vs = v_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)
+    pos = safe[..., None] * block_size + torch.arange(block_size, device=q.device)  # [B, hkv, K, bs]
+    ok = (idx[..., None] >= 0) & (pos < seq_lens.to(torch.int64).view(B, 1, 1, 1))
+    qg = q.view(B, hkv, G, D).to(ks.dtype)
+    logits = torch.matmul(qg, ks.transpose(-1, -2)).float() * scale  # [B, hkv, G, K*bs]
+    logits = logits.masked_fill(~ok.flatten(2, 3)[:, :, None, :], -math.inf)
+    probs = torch.softmax(logits, dim=-1).nan_to_num_(0.0)
+    out = torch.matmul(probs.to(vs.dtype), vs)  # [B, hkv, G, D]
+    return out.reshape(B, hkv * G, D).to(q.dtype)
+
+
+CPU_OPS = MSAOps("cpu", update_summaries, select_blocks, sparse_decode)
+_cache: dict[str, MSAOps] = {}
+
+
+def msa_ops(device: torch.device | str) -> MSAOps:
+    """The ops for tensors on `device`: the kernels package's dispatch on CUDA when present, else CPU_OPS."""
+    kind = torch.device(device).type
+    if kind not in _cache:
+        _cache[kind] = CPU_OPS
+        if kind == "cuda":
+            try:
+                from m3analyst.kernels import msa as kmsa  # Triton dispatch (kernels engineer)
+
+                _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode)
+            except ImportError:
+                pass
+    return _cache[kind]
