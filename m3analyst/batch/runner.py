@@ -21,7 +21,7 @@ from m3analyst.batch.discover import DOMAIN_CHOICES, BatchItem, discover
 from m3analyst.batch.local import Backend, InlineBackend, ProcessBackend
 from m3analyst.batch.report import write_summary
 from m3analyst.batch.store import RecordStore, file_sha256, settings_fingerprint, work_key
-from m3analyst.batch.work import Outcome, Task
+from m3analyst.batch.work import MODEL_FREE, Outcome, Task
 from m3analyst.errors import UsageError
 from m3analyst.settings import Settings
 
@@ -96,6 +96,7 @@ def run_batch(opts: BatchOptions, events: Events | None = None) -> BatchReport:
         events.planned(plan.ordered_rows(), len(plan.todo))
         backend, processed, interrupted = None, 0, False
         if plan.todo:
+            _prepare_model(opts, events)
             backend = _make_backend(opts, len(plan.todo))
             with _ctrl_c(backend, events):
                 for outcome in backend.run(plan.todo):
@@ -125,6 +126,26 @@ def _validate(opts: BatchOptions) -> None:
     unknown = set(opts.formats) - set(FORMATS)
     if unknown or "md" not in opts.formats:
         raise UsageError(f"memo formats must include md and be among {FORMATS}")
+
+
+def _prepare_model(opts: BatchOptions, events: Events) -> None:
+    """Pull/convert the model once here, so N workers starting together don't race on the model cache.
+
+    (Skipped for a remote Ray cluster: its nodes fetch the model themselves.)
+    """
+    model = opts.settings.engine.model
+    if model.strip().lower() == MODEL_FREE or (opts.ray not in (None, "", "local")):
+        return
+    from m3analyst.engine.pull import ensure_model
+
+    said: set[str] = set()
+
+    def report(description: str, done: int, total: int) -> None:
+        if description not in said:
+            said.add(description)
+            events.note(f"model {model}: {description}")
+
+    ensure_model(model, progress=report)
 
 
 def _make_backend(opts: BatchOptions, n_todo: int) -> Backend:

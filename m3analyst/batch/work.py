@@ -108,7 +108,8 @@ class Worker:
             return None
         from m3analyst.engine import load_engine
 
-        return load_engine(self.settings.engine)
+        # The coordinator pulled the model already (runner._prepare_model); no progress bar per worker.
+        return load_engine(self.settings.engine, progress=_silent)
 
     def process(self, task: Task) -> Outcome:
         """Never raises for a document's own problems: they come back as a failed Outcome."""
@@ -164,6 +165,10 @@ class Worker:
                 raise InputError(task.path, e.problem, e.hint) from None
         doc.metadata.source = task.path
         return doc
+
+
+def _silent(description: str, done: int, total: int) -> None:
+    pass
 
 
 def _detect_domain(doc) -> str:
