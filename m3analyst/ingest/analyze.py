@@ -20,7 +20,7 @@ SectionDetector = Callable[[Document], list[Section]]
 SECTION_DETECTORS: dict[str, SectionDetector] = {}
 EXPECTED_SECTIONS: dict[str, list[str]] = {}
 # kinds whose sections have a canonical order (the order of EXPECTED_SECTIONS is checked)
-ORDERED_KINDS = {"10-K", "10-Q"}
+ORDERED_KINDS = {"10-K", "10-Q", "paper"}
 # share of a long document one section may hold before it is flagged (by document kind)
 MAX_SHARE = {"10-K": 0.6, "10-Q": 0.7, "paper": 0.8, "contract": 0.95}
 MIN_CHARS_FOR_SIZE_CHECK = 20_000
@@ -66,7 +66,7 @@ def check_outline(doc: Document) -> None:
     top = [s for s in doc.sections if s.level == 1]
     for s in top:
         body = doc.text[s.start : s.end]
-        if len(body.strip()) < len(s.title) + 3 and s.kind not in ("signature", "title") and "reserved" not in s.title.lower():
+        if len(body.strip()) < len(s.title) + 3 and s.kind not in ("signature", "title", "authors") and "reserved" not in s.title.lower():
             problems.append(f"{s.title!r} (p.{s.page_start}) is empty")
     share = MAX_SHARE.get(doc.kind)
     if share and len(doc.text) >= MIN_CHARS_FOR_SIZE_CHECK and len(top) > 1:

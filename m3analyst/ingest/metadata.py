@@ -190,7 +190,7 @@ def _contract_metadata(doc: Document) -> None:
             doc.metadata.dates["first_date"] = " ".join(m.group(0).split())
 
 
-_AUTHOR_LINE = _rx(r"^(?:[A-Z][a-zA-Z'’\-]+\.?\s+(?:[A-Z][a-zA-Z'’\-]*\.?\s*){1,3}[\d,*†‡§¶]*(?:,\s*|\s+and\s+|\s*&\s*|$)){2,}", re.MULTILINE)
+_AUTHOR_LINE = _rx(r"^(?:[A-Z][a-zA-Z'’\-]+\.?[ \t]+(?:[A-Z][a-zA-Z'’\-]*\.?[ \t]*){1,3}[\d,*†‡§¶]*(?:,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*|$)){2,}", re.MULTILINE)
 
 
 @register_metadata("paper")
@@ -207,6 +207,7 @@ def _paper_metadata(doc: Document) -> None:
         m = _AUTHOR_LINE.search(first[:3000])
         if m:
             names = [re.sub(r"[\d,*†‡§¶]+$", "", a).strip() for a in re.split(r",|\band\b|&", m.group(0))]
+            names = [n for n in names if not re.search(r"\b(?:care|sciences?|department|university|institute|health)\b", n, re.I)]
             names = [n for n in names if len(n.split()) >= 2]
     doc.metadata.authors = names[:30]
     m = _rx(rf"(?:published|accepted|received)[:\s]+(?:online\s+)?[:\s]*({DATE})").search(first)
@@ -216,10 +217,13 @@ def _paper_metadata(doc: Document) -> None:
 
 def _guess_paper_title(first_page: str) -> str:
     """The first run of 1-3 substantial lines that is not journal furniture (volume, doi, url, licence)."""
-    skip = _rx(r"doi|http|www\.|volume|vol\.|issn|journal|open access|research article|copyright|©|received|page|^\s*\d+\s*$|^articles?$|^original")
+    skip = _rx(
+        r"doi|http|www\.|\bvolume\s+\d|vol\.|issn|journal|open access|research article|copyright|©|received|page|^\s*\d+\s*$"
+        r"|^articles?$|^original|terms\s*&\s*conditions|download|to cite|\d;\d|review$"
+    )
     lines = [ln.strip() for ln in first_page.split("\n")[:40]]
     for i, ln in enumerate(lines):
-        if len(ln) >= 20 and not skip.search(ln) and not _AUTHOR_LINE.match(ln):
+        if len(ln) >= 25 and len(ln.split()) >= 4 and not skip.search(ln) and not _AUTHOR_LINE.match(ln):
             parts = [ln]
             for nxt in lines[i + 1 : i + 3]:
                 if len(nxt) >= 8 and not skip.search(nxt) and not _AUTHOR_LINE.match(nxt) and not nxt.endswith("."):
