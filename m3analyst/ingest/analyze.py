@@ -90,5 +90,10 @@ def analyze(doc: Document) -> Document:
     detector = SECTION_DETECTORS.get(doc.kind)
     if detector is not None:
         doc.sections = detector(doc)
+    if not doc.sections and doc.metadata.loader == "text":
+        from m3analyst.ingest.sections_markdown import detect_markdown_sections, has_markdown_headings
+
+        if has_markdown_headings(doc.text):
+            doc.sections = detect_markdown_sections(doc)
     check_outline(doc)
     return doc

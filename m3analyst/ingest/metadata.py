@@ -70,6 +70,7 @@ def _score_contract(head: str, text: str) -> float:
 def _score_paper(head: str, text: str) -> float:
     return (
         1.5 * _hits(head, r"^\s*abstract\b|^\s*summary\s*$|^background\b")
+        + 1.5 * _hits(head, r"^TITLE:\s*$|^(?:ABSTRACT|BODY)\.[A-Z]")
         + _hits(head, r"\bdoi\b|doi\.org", r"\bkeywords?\b", r"(?:university|institute|department|hospital)\b")
         + _hits(text, r"^\s*(?:\d\.?\s*)?references\s*$|^\s*bibliography\s*$", r"^\s*(?:\d\.?\s*)?(?:methods?|materials and methods)\b")
     )
@@ -198,6 +199,9 @@ def _paper_metadata(doc: Document) -> None:
     info = doc.metadata.extra.get("pdf_info", {})
     title = (info.get("Title") or "").strip()
     first = doc.page_text(1) if doc.pages else ""
+    m = re.match(r"\s*TITLE:\s*\n?\s*([^\n]+)", first)
+    if m and not title:
+        title = m.group(1).strip()
     if len(title) < 15 or title.lower().endswith((".pdf", ".doc", ".docx")):
         title = _guess_paper_title(first)
     doc.metadata.title = title or None

@@ -43,6 +43,7 @@ ABSTRACT_FIELDS: dict[str, tuple[str, ...]] = {
     "keywords": ("keywords", "key words"),
 }
 _NUMBER = re.compile(r"^\s*(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,4}\.)\s+")
+_DOTTED = re.compile(r"^([A-Z][A-Z &/]+)\.([A-Z][A-Z0-9 ,&/()\-]*):+\s*$")
 _LETTER_SPACED = re.compile(r"^(?:[A-Za-z] ){3,}[A-Za-z]$")
 _NAME_TO_KIND = {name: kind for kind, names in HEADINGS.items() for name in names}
 _FIELD_TO_KIND = {name: kind for kind, names in ABSTRACT_FIELDS.items() for name in names}
@@ -54,9 +55,15 @@ _FIELD_RX = re.compile(
 
 def heading_kind(line: str) -> str | None:
     """Canonical kind of a heading line ('2. Materials and Methods' -> 'methods'), else None."""
-    s = line.strip()
+    s = line.strip().lstrip("#").strip()  # Markdown "## Methods"
     if not s or len(s) > 60:
         return None
+    dotted = _DOTTED.match(s)  # PubMed Central text dumps: "ABSTRACT.METHODS:", "METHODS.STATISTICAL ANALYSIS:"
+    if dotted:
+        head, sub = dotted.group(1).strip().lower(), " ".join(dotted.group(2).lower().split())
+        if head == "abstract":
+            return "abstract"
+        return _NAME_TO_KIND.get(sub if head == "body" else head)
     if _LETTER_SPACED.match(s):
         s = s.replace(" ", "")
     caps = s.isupper()
@@ -127,6 +134,8 @@ def _structured_abstract(doc: Document, found: list[Section]) -> list[Section]:
         hi = min(hi, lo + 6000)
     fields = []
     for pos, line in _lines(doc.text[lo:hi]):
+        if line.upper().startswith("ABSTRACT."):
+            pos, line = pos + len("ABSTRACT."), line[len("ABSTRACT.") :]
         m = _FIELD_RX.match(line)
         if m and (abstract is not None or line[m.end() - 1 : m.end()] in (":", ".")):
             name = m.group("name").lower()
