@@ -7,8 +7,10 @@ import typer
 from m3analyst import __version__
 from m3analyst.commands import batch as batch_cmds
 from m3analyst.commands import common
+from m3analyst.commands import engine as engine_cmds
 from m3analyst.commands import eval as eval_cmds
 from m3analyst.commands import ingest as ingest_cmds
+from m3analyst.commands import models as models_cmds
 
 app = typer.Typer(
     name="m3analyst",
@@ -35,7 +37,7 @@ def _root(
 
 
 # Registry of command modules: each exposes register(app).
-for _module in (ingest_cmds, batch_cmds, eval_cmds):
+for _module in (ingest_cmds, batch_cmds, eval_cmds, engine_cmds, models_cmds):
     _module.register(app)
 
 

@@ -1,7 +1,21 @@
-"""Embedded inference engine with MiniMax-style sparse attention (MSA). See engine.py for the API."""
+"""Embedded inference engine with MiniMax-style sparse attention (MSA). See engine.py for the API.
 
-from m3analyst.engine.engine import Engine, EngineStats, GenerationResult, PrefillSession, load_engine
-from m3analyst.engine.registry import MODELS, ModelSpec, get_spec, known_models, register_model
+Names are imported lazily so that `m3analyst.engine.registry` (model list) does not pull in torch.
+"""
 
-__all__ = ["Engine", "EngineStats", "GenerationResult", "PrefillSession", "load_engine", "MODELS", "ModelSpec",
-           "get_spec", "known_models", "register_model"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Engine": "engine", "EngineStats": "engine", "GenerationResult": "engine", "PrefillSession": "engine",
+    "load_engine": "engine", "MODELS": "registry", "ModelSpec": "registry", "get_spec": "registry",
+    "known_models": "registry", "register_model": "registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"m3analyst.engine.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'm3analyst.engine' has no attribute {name!r}")

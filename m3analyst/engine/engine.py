@@ -258,9 +258,15 @@ class Engine:
         run = _Run(self, cache, prefix_len=0, new_ids=ids, params=params)
         return run.stream() if stream else run.result()
 
-    def prefill(self, prompt_text: str, reserve: int | None = None) -> "PrefillSession":
-        """Compute the KV cache of a long prefix once; continue from it with session.generate/score."""
-        ids, offsets = self.encode(prompt_text)
+    def prefill(self, prompt_text: str | list[int], reserve: int | None = None) -> "PrefillSession":
+        """Compute the KV cache of a long prefix once; continue from it with session.generate/score.
+
+        prompt_text may also be a list of token ids (benchmarks); prefix_offsets are then empty.
+        """
+        if isinstance(prompt_text, str):
+            ids, offsets = self.encode(prompt_text)
+        else:
+            ids, offsets, prompt_text = list(prompt_text), [], ""
         self._check_length(len(ids))
         reserve = self.settings.max_new_tokens + 256 if reserve is None else reserve
         cache = self._new_cache(len(ids) + reserve)

