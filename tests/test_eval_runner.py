@@ -50,7 +50,7 @@ def _fake_system(revenue: float, fail_on: str | None = None) -> System:
             raise RuntimeError("boom")
         return FakeMemo([FakeFact("revenue", revenue * 1e6, "USD", 1e6, "FY2020", page=1)])  # multiplied out
 
-    def answer_question(doc, question, settings, engine):
+    def answer_question(doc, question, settings, engine, domain=None):
         return FakeAnswer("Yes, it did [p.1].", citations=[1])
 
     return System(write_memo, answer_question)

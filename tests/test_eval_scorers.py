@@ -215,6 +215,15 @@ def test_qa_accuracy_and_answer_citations():
     assert (s.metrics["citation_accuracy"].num, s.metrics["citation_accuracy"].den) == (2, 3)
 
 
+def test_quoted_passage_is_not_a_label_answer():
+    item = _item(questions=QUESTIONS[1:2])
+    said = PredAnswer("\u201cNo other party shall ... net sales rose\u201d [p.2]", citations=[2], source="passage")
+    assert score_item(item, Prediction(answers={"grew": said})).metrics["qa_accuracy"].num == 0
+    said.source = "engine"
+    said.text = "Yes [p.2]"
+    assert score_item(item, Prediction(answers={"grew": said})).metrics["qa_accuracy"].num == 1
+
+
 def test_numeric_answer_uses_structured_value():
     item = _item(questions=QUESTIONS[:1])
     assert score_item(item, Prediction(answers={"capex": PredAnswer("see table", value=1577e6)})).metrics["qa_accuracy"].num == 1

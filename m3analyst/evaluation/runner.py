@@ -148,7 +148,8 @@ def evaluate_item(item: EvalItem, *, domain: str, settings: Settings, engine: An
         if item.questions:
             t = time.perf_counter()
             for q in item.questions:
-                pred.answers[q.id] = prediction_from_answer(system.answer_question(pred.doc, q.question, settings, engine))
+                ans = system.answer_question(pred.doc, q.question, settings, engine, domain=domain)
+                pred.answers[q.id] = prediction_from_answer(ans)
             timings["qa_s"] = time.perf_counter() - t
     except Exception as e:  # noqa: BLE001 - one bad item must not end the run
         rec["error"] = f"{type(e).__name__}: {e}"

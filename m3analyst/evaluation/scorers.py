@@ -212,6 +212,8 @@ def answer_correct(q: GoldQuestion, ans: PredAnswer | None) -> bool:
             return True
         p = parse_number(ans.text)
         return p is not None and number_matches(p, q.value, q.scale, q.tolerance, pct)
+    if q.kind in ("yesno", "label") and ans.source == "passage":
+        return False  # a quoted passage (model-free fallback) is not a yes/no or label answer
     if q.kind == "yesno":
         labels = tuple(q.labels) or YESNO
         gold = normalize_label(q.answer, labels)
