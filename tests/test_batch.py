@@ -35,13 +35,32 @@ def _model_free() -> Settings:
     return s
 
 
+def _encrypted_pdf() -> bytes:
+    """A one-page PDF behind the Standard security handler whose user password is not empty."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+            b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -4 >>"]  # fmt: skip
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    ident = b"<" + b"ab" * 16 + b">"
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Encrypt 4 0 R /ID [%s %s] >>\n" % (len(objs) + 1, ident, ident)
+    return bytes(out + b"startxref\n%d\n%%%%EOF\n" % xref)
+
+
 def _bad_files(folder: Path) -> dict[str, Path]:
-    """A PDF whose body is garbage and a binary blob named .txt (both must fail, neither may stop the batch)."""
-    bad_pdf = folder / "corrupt.pdf"
-    bad_pdf.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage, no xref, no trailer\n")
-    junk = folder / "junk.txt"
-    junk.write_bytes(bytes(range(256)) * 8)
-    return {"corrupt": bad_pdf, "junk": junk}
+    """Corrupt, encrypted and unsupported (binary) files: each must fail, none may stop the batch."""
+    files = {
+        "corrupt": (folder / "corrupt.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage, no xref, no trailer\n"),
+        "locked": (folder / "locked.pdf", _encrypted_pdf()),
+        "junk": (folder / "junk.txt", bytes(range(256)) * 8),
+    }
+    for path, data in files.values():
+        path.write_bytes(data)
+    return {name: path for name, (path, _) in files.items()}
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -139,6 +158,7 @@ def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus
             {"path": str(corpus / CONTRACT), "id": "adams", "desk": "legal-ops"},
             {"path": str(corpus / TRIAL), "id": "trial", "desk": "pharma"},
             {"path": str(bad["corrupt"]), "id": "corrupt", "desk": ""},
+            {"path": str(bad["locked"]), "id": "locked", "desk": ""},
             {"path": str(bad["junk"]), "id": "junk", "desk": ""},
         ],
     )
@@ -147,14 +167,14 @@ def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus
     assert r.exit_code == EXIT_PARTIAL, r.stderr
     rows = _summary(out)
     assert {k: v["status"] for k, v in rows.items()} == {
-        "bby-q2": "ok", "adams": "ok", "trial": "ok", "corrupt": "failed", "junk": "failed",
+        "bby-q2": "ok", "adams": "ok", "trial": "ok", "corrupt": "failed", "locked": "failed", "junk": "failed",
     }  # fmt: skip
     # auto-detected domains, extra manifest column carried through
     assert (rows["bby-q2"]["domain"], rows["adams"]["domain"], rows["trial"]["domain"]) == ("finance", "legal", "bio")
     assert rows["adams"]["desk"] == "legal-ops"
     assert str(bad["corrupt"]) in rows["corrupt"]["error"] and "PDF" in rows["corrupt"]["error"]
-    assert "binary" in rows["junk"]["error"]
-    assert "failed corrupt" in r.stderr and "failed junk" in r.stderr
+    assert "encrypted" in rows["locked"]["error"] and "binary" in rows["junk"]["error"]
+    assert all(f"failed {i}" in r.stderr for i in ("corrupt", "locked", "junk"))
     for rid in ("bby-q2", "adams", "trial"):
         md = out / rows[rid]["memo"]
         assert md.read_text().strip() and (out / rows[rid]["memo_html"]).is_file()
@@ -165,19 +185,19 @@ def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus
     assert links == {rows[i][c] for i in ("bby-q2", "adams", "trial") for c in ("memo", "memo_html", "memo_json")}
     assert all((out / link).is_file() for link in links)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"]["ok"] == 3 and summary["counts"]["failed"] == 2 and summary["processed"] == 5
+    assert summary["counts"]["ok"] == 3 and summary["counts"]["failed"] == 3 and summary["processed"] == 6
 
     records, memos = _mtimes(out / "records"), _mtimes(out / "memos")
     r2 = cli("batch", man, "--out", out, "--model", "none", "--workers", "1", "--html", "--json")
-    assert r2.exit_code == EXIT_PARTIAL  # the two bad files are still failures (recorded, not retried)
+    assert r2.exit_code == EXIT_PARTIAL  # the bad files are still failures (recorded, not retried)
     rows2 = _summary(out)
-    assert [rows2[i]["status"] for i in ("bby-q2", "adams", "trial", "corrupt", "junk")] == ["skipped"] * 3 + ["failed"] * 2
+    assert [rows2[i]["status"] for i in ("bby-q2", "adams", "trial", "corrupt", "locked", "junk")] == ["skipped"] * 3 + ["failed"] * 3
     assert json.loads((out / "summary.json").read_text())["processed"] == 0
     assert _mtimes(out / "records") == records and _mtimes(out / "memos") == memos  # nothing rewritten
 
-    # another memo format is different work: only the good documents are redone (bad ones stay failed)
+    # other memo formats are other work (part of the key): everything runs again
     report = run_batch(BatchOptions(str(man), out, _model_free(), workers=0, formats=("md",)))
-    assert report.processed == 5 and report.counts["ok"] == 3
+    assert report.processed == 6 and report.counts["ok"] == 3
 
 
 def test_same_content_twice_is_processed_once(corpus, tmp_path):
