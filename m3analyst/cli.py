@@ -11,6 +11,7 @@ from m3analyst.commands import engine as engine_cmds
 from m3analyst.commands import eval as eval_cmds
 from m3analyst.commands import ingest as ingest_cmds
 from m3analyst.commands import models as models_cmds
+from m3analyst.commands import memo as memo_cmds
 
 app = typer.Typer(
     name="m3analyst",
@@ -37,7 +38,7 @@ def _root(
 
 
 # Registry of command modules: each exposes register(app).
-for _module in (ingest_cmds, batch_cmds, eval_cmds, engine_cmds, models_cmds):
+for _module in (ingest_cmds, batch_cmds, eval_cmds, memo_cmds, engine_cmds, models_cmds):
     _module.register(app)
 
 

@@ -53,5 +53,6 @@ def format_value(value: float | str | None, unit: str | None, scale: float = 1.0
         shown = value / (scale or 1.0)
         suffix = {1e3: "K", 1e6: "M", 1e9: "B"}.get(scale, "")
         sign = "-" if shown < 0 else ""
-        return f"{sign}${abs(shown):,.{0 if suffix or abs(shown) >= 100 else 2}f}{suffix}"
+        decimals = 2 if (suffix == "B" and abs(shown) < 100) or (not suffix and abs(shown) < 100) else 0
+        return f"{sign}${abs(shown):,.{decimals}f}{suffix}"
     return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"

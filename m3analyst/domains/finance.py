@@ -172,6 +172,8 @@ def parse_page(doc: Document, number: int) -> Statement | None:
             label = f"{pending} {label}".strip()
             line = f"{pending}\n{line}"
         pending = ""
+        if all(v is not None and v.is_integer() and 1980 <= v <= 2049 for v in values):
+            continue  # a (second) period header line, not a data row
         if label and len(values) == len(periods):
             st.rows.append(Row(norm_label(label), values, number, line, decimals))
     return st if st.rows else None
@@ -386,17 +388,29 @@ def yoy_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:
     out = []
     for name in spec.yoy:
         series = [f for f in facts if f.name == name and isinstance(f.value, float) and not f.extra.get("yoy")]
-        series = sorted(series, key=lambda f: period_key(f.period), reverse=True)
-        if len(series) < 2 or not series[1].value:
-            continue
-        cur, prev = series[0], series[1]
-        if period_key(cur.period)[0] == 0:
+        cur, prev = current_and_prior(series)
+        if cur is None or prev is None or not prev.value or period_key(cur.period)[0] == 0:
             continue
         v = 100.0 * (cur.value - prev.value) / abs(prev.value)
         out.append(Fact(f"{name}_yoy", v, "%", 1.0, f"{cur.period} vs {prev.period}", cur.page,
                         f"({cur.display()} - {prev.display()}) / {prev.display()}", f"{cur.title} YoY", True,
                         extra={"pages": sorted({cur.page, prev.page} - {None})}))
     return out
+
+
+def _span(period: str | None) -> str:
+    """'three months to July 29, 2023' -> 'three months'; plain years/dates -> ''."""
+    m = re.match(r"(\w+ months) to ", period or "")
+    return m.group(1) if m else ""
+
+
+def current_and_prior(series: list[Fact]) -> tuple[Fact | None, Fact | None]:
+    """The latest fact and the comparable prior one (same span: quarter vs quarter, YTD vs YTD)."""
+    if not series:
+        return None, None
+    cur = max(series, key=lambda f: period_key(f.period))
+    same = [f for f in series if _span(f.period) == _span(cur.period) and period_key(f.period) < period_key(cur.period)]
+    return cur, max(same, key=lambda f: period_key(f.period), default=None)
 
 
 _MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}

@@ -33,6 +33,7 @@ class FactSpec(BaseModel):
     patterns: list[str] = Field(default_factory=list, description="case-insensitive regexes")
     prefer: list[str] = Field(default_factory=list, description="regexes that win over `patterns`")
     value: str = Field("text", description="what is read out: text, number, date, law, duration, parties, ...")
+    ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
 
     @property
     def title(self) -> str:
@@ -44,6 +45,7 @@ class DerivedSpec(BaseModel):
     label: str | None = None
     unit: str | None = None
     expr: str = Field(..., description="arithmetic over other fact names, e.g. 'operating_cash_flow - capex'")
+    ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
 
 
 class OutlineItem(BaseModel):

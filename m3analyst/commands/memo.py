@@ -1,0 +1,112 @@
+"""`m3analyst finance|legal|bio FILE` (memo) and `m3analyst ask FILE "question"`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress
+
+MODEL_HELP = "Model: registry name, HF directory or .gguf path; 'none' = no model (extractive memo)."
+
+
+def register(app: typer.Typer) -> None:
+    for domain, help_text in (("finance", "10-K / 10-Q / 8-K / earnings"), ("legal", "commercial contract"),
+                              ("bio", "research paper / trial report")):
+        app.command(domain, help=f"Write the analyst memo for a {help_text}, every claim with a checked page citation.")(
+            _memo_command(domain))
+    app.command("ask")(ask)
+
+
+def _settings(model: str | None, max_new_tokens: int | None, attention: str | None, budget: int | None):
+    from m3analyst.errors import UsageError
+    from m3analyst.settings import Settings
+
+    s = Settings()
+    if model:
+        s.engine.model = model
+    if max_new_tokens is not None:
+        if max_new_tokens < 0:
+            raise UsageError("--max-new-tokens must be >= 0")
+        s.engine.max_new_tokens = max_new_tokens
+    if attention:
+        if attention not in ("msa", "dense"):
+            raise UsageError(f"--attention must be msa or dense, not {attention!r}")
+        s.engine.attention.backend = attention
+    if budget is not None:
+        if budget < 256:
+            raise UsageError("--budget must be at least 256 tokens")
+        s.memo.budget = budget
+    return s
+
+
+def _memo_command(domain: str):
+    @handle_errors
+    def command(
+        file: Path = typer.Argument(..., help="The document (PDF, EDGAR HTML/iXBRL, text)."),
+        model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
+        out: Path | None = typer.Option(None, "--out", help="Write the memo to this file instead of stdout."),
+        json_out: bool = typer.Option(False, "--json", help="JSON: sections, facts with pages, citations, budget, engine stats, grounding."),
+        html_out: bool = typer.Option(False, "--html", help="A styled HTML page (finance: with a chart of the key series)."),
+        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Generation budget per memo heading."),
+        attention: str | None = typer.Option(None, "--attention", help="msa (sparse, default) or dense."),
+        budget: int | None = typer.Option(None, "--budget", help="Prompt token budget (default: model context - reserve)."),
+    ) -> None:
+        from m3analyst.errors import UsageError
+        from m3analyst.ingest import load_document
+        from m3analyst.memo import write_memo
+
+        if json_out and html_out:
+            raise UsageError("choose one of --json and --html")
+        settings = _settings(model, max_new_tokens, attention, budget)
+        with progress() as p:
+            task = p.add_task("reading the document", total=None)
+            t0 = time.perf_counter()
+            doc = load_document(file)
+            ingest_s = time.perf_counter() - t0
+
+            def report(desc: str, done: int, total: int) -> None:
+                p.update(task, description=desc, completed=done, total=total)
+
+            memo = write_memo(doc, domain, settings, engine=None, progress=report)
+        memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
+        if json_out:
+            emit_json(memo.to_dict(), out)
+        elif html_out:
+            emit(memo.to_html(), out)
+        else:
+            emit(memo.to_markdown(), out)
+        g = memo.grounding
+        err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} "
+                          f"generated sentence(s) verified, {g['dropped_sentences']} dropped, "
+                          f"{memo.timings['total']:.1f}s", highlight=False)
+
+    command.__name__ = domain
+    command.__doc__ = f"Write the {domain} memo for FILE."
+    return command
+
+
+@handle_errors
+def ask(
+    file: Path = typer.Argument(..., help="The document."),
+    question: str = typer.Argument(..., help="The question, in quotes."),
+    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
+    domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the answer to this file instead of stdout."),
+) -> None:
+    """Answer QUESTION about FILE with page citations (numbers from the extracted facts when possible)."""
+    from m3analyst.ingest import load_document
+    from m3analyst.memo import answer_question
+
+    settings = _settings(model, None, None, None)
+    with progress() as p:
+        p.add_task("reading the document and answering", total=None)
+        doc = load_document(file)
+        ans = answer_question(doc, question, settings, engine=None, domain=domain)
+    if json_out:
+        emit_json(ans.to_dict(), out)
+    else:
+        emit(f"{ans.text}\n(source: {ans.source})", out)

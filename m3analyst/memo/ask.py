@@ -1,0 +1,195 @@
+"""`ask`: answer one question about a document, with page citations.
+
+Numeric questions are answered from the extracted facts when a fact (or a statement line item)
+matches the question and its period; otherwise the engine answers after the whole document (ONE
+prompt, document first) and its sentences pass the verifier; without a model the best-matching
+passage is quoted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains.facts import Fact, format_value
+from m3analyst.domains.finance import Row, period_key, split_row, statements
+from m3analyst.domains.spec import DomainSpec
+from m3analyst.domains.text import paragraphs, squash
+from m3analyst.errors import UsageError
+from m3analyst.ingest.model import Document
+from m3analyst.memo.model import Answer
+from m3analyst.memo.passages import BM25, trim
+from m3analyst.memo.verify import NUMBER, verify_text
+from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
+from m3analyst.settings import Settings
+
+_YEAR = re.compile(r"(?:FY\s?|fiscal (?:year )?)?((?:19|20)\d{2})", re.I)
+_CHANGE = re.compile(r"\b(change|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
+# Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
+_FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventory)|\bdpo\b|\bdso\b|return on|\broa\b|\broe\b|"
+                      r"ebitda|working capital|coverage|quick|effective tax", re.I)
+_ABBREV = {"ppne": "property plant equipment net", "pp&e": "property plant equipment", "ppe": "property plant equipment",
+           "cogs": "cost of goods sold", "sg&a": "selling general administrative"}
+_UNIT = [(re.compile(r"\bbillions?\b", re.I), 1e9), (re.compile(r"\bmillions?\b", re.I), 1e6), (re.compile(r"\bthousands?\b", re.I), 1e3)]
+
+
+def answer_question(doc: Document, question: str, settings: Settings | None = None, engine=None,
+                    domain: str | None = None) -> Answer:
+    settings = settings or Settings()
+    if not question.strip():
+        raise UsageError("the question is empty")
+    try:
+        spec = load_domain(domain or detect_domain(doc))
+    except UsageError:
+        spec = load_domain("finance")
+    facts = extract_facts(doc, spec)
+    if spec.name == "finance":
+        ans = answer_from_facts(doc, spec, facts, question)
+        if ans is not None:
+            return ans
+    if engine is None and settings.engine.model != "none":
+        from m3analyst.engine import load_engine
+
+        engine = load_engine(settings.engine)
+    if engine is not None:
+        return answer_with_engine(doc, spec, facts, question, settings, engine)
+    return answer_from_passage(doc, question)
+
+
+# ---- from facts ----------------------------------------------------------------------------------
+def _names(spec: DomainSpec) -> list[tuple[str, str, str]]:
+    """(alias, fact name, label) for every fact and derived fact, longest alias first."""
+    out = [(a.lower(), f.name, f.title) for f in spec.facts for a in getattr(f, "ask", [])]
+    out += [(a.lower(), d.name, d.label or d.name) for d in spec.derived for a in d.ask]
+    return sorted(out, key=lambda x: -len(x[0]))
+
+
+def _target_scale(question: str, default: float) -> float:
+    for rx, s in _UNIT:
+        if rx.search(question):
+            return s
+    return default
+
+
+def _years(question: str) -> list[str]:
+    return list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
+
+
+def _pick(cands: list[Fact], year: str | None) -> Fact | None:
+    if year:
+        cands = [f for f in cands if f.period and year in f.period]
+    return max(cands, key=lambda f: period_key(f.period), default=None)
+
+
+_NUMERIC = re.compile(r"\b(what (is|was|were|are)|how much|how many|amount|value|usd|percent|%|year-over-year)\b", re.I)
+_NARRATIVE = re.compile(r"^\s*(why|how (did|does|do|has|have)|describe|explain|what (drove|caused|are the (main|major|key)))\b", re.I)
+
+
+def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
+    """A fact look-up for numeric questions ("What was FY2018 capex?"); None when it is not one."""
+    if _FORMULA.search(question) or _NARRATIVE.search(question) or not _NUMERIC.search(question):
+        return None
+    q = question.lower()
+    years = _years(question)
+    name = next(((n, label) for alias, n, label in _names(spec) if re.search(rf"\b{re.escape(alias)}\b", q)), None)
+    series = [f for f in facts if name and f.name == name[0] and isinstance(f.value, float)]
+    if not series:
+        row_facts = _row_lookup(doc, spec, question)
+        if not row_facts:
+            return None
+        series, name = row_facts, (row_facts[0].name, row_facts[0].title)
+    if _CHANGE.search(q) and (len(years) >= 2 or len(series) >= 2):
+        return _change_answer(series, years, name[1], question)
+    f = _pick(series, years[-1] if years else None)
+    if f is None:
+        return None
+    if f.unit in ("%", "USD/share"):
+        value, shown = f.value, f.display()
+    else:
+        scale = _target_scale(question, f.scale or 1.0)
+        value = f.value / scale
+        shown = format_value(f.value, f.unit, scale)
+    pages = f.extra.get("pages") or [f.page]
+    text = f"{name[1]} for {f.period} was {shown} {' '.join(f'[p.{p}]' for p in pages)}."
+    return Answer(text, round(value, 6), pages, "facts", f.unit, f.name, [{"source_text": f.source_text}])
+
+
+def _change_answer(series: list[Fact], years: list[str], label: str, question: str) -> Answer | None:
+    if len(years) >= 2:
+        a, b = _pick(series, min(years)), _pick(series, max(years))
+    else:
+        ordered = sorted(series, key=lambda f: period_key(f.period))
+        a, b = ordered[-2], ordered[-1]
+    if a is None or b is None or not a.value or a is b:
+        return None
+    pct = 100.0 * (b.value - a.value) / abs(a.value)
+    pages = sorted({a.page, b.page} - {None})
+    text = (f"{label} changed by {pct:.1f}% from {a.display()} ({a.period}) to {b.display()} ({b.period}) "
+            f"{' '.join(f'[p.{p}]' for p in pages)}.")
+    return Answer(text, round(pct, 4), pages, "facts", "%", a.name + "_change", [])
+
+
+def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
+    """Facts for the statement line item whose label best matches the question (all its words in it)."""
+    q = question.lower()
+    for k, v in _ABBREV.items():
+        q = re.sub(rf"(?<![\w&]){re.escape(k)}(?![\w&])", v, q)
+    qwords = set(re.findall(r"[a-z]+", q))
+    best: tuple[float, Row, object] | None = None
+    for st in statements(doc, spec):
+        if st.score < 3:
+            continue
+        for r in st.rows:
+            words = [w for w in re.findall(r"[a-z]+", r.label) if w not in ("and", "of", "the", "less")]
+            if len(words) < 2 or re.search(r"\d", r.label):
+                continue
+            hit = sum(1 for w in words if w in qwords) / len(words)
+            score = hit + 0.01 * len(words) + 0.002 * st.score
+            if hit >= 0.99 and (best is None or score > best[0]):
+                best = (score, r, st)
+    if best is None:
+        return []
+    _, r, st = best
+    parsed = split_row(r.text.split("\n")[-1])
+    label = (parsed[0] if parsed and parsed[0] else r.label).strip()
+    name = re.sub(r"\W+", "_", r.label).strip("_")
+    scale = 1.0 if r.decimals else st.scale
+    return [Fact(name, v * scale, "USD" if not r.decimals else "USD/share", scale, p, st.page, r.text, label)
+            for p, v in zip(st.periods, r.values) if v is not None]
+
+
+# ---- with the engine / model-free ----------------------------------------------------------------
+def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], question: str, settings: Settings,
+                       engine) -> Answer:
+    s = settings.model_copy(deep=True)
+    s.memo.reserve = max(s.memo.reserve, 128)
+    built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
+    res = engine.generate(built.messages(ask_text(spec, question)), max_new_tokens=min(settings.engine.max_new_tokens, 128))
+    checks = verify_text(doc, res.text, facts)
+    good = [c for c in checks if c.ok]
+    if good:
+        text = " ".join(c.text for c in good)
+        nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
+        value = _to_float(nums[0]) if nums else None
+        return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
+                      [c.to_dict() for c in checks])
+    fallback = answer_from_passage(doc, question)
+    fallback.text = "The model's answer could not be verified against the document; the closest passage: " + fallback.text
+    fallback.checks = [c.to_dict() for c in checks]
+    return fallback
+
+
+def answer_from_passage(doc: Document, question: str) -> Answer:
+    paras = [p for p in paragraphs(doc) if len(p.text.split()) >= 12]
+    if not paras:
+        return Answer("No passage of the document matches the question.", None, [], "passage")
+    scores = BM25([p.text for p in paras]).scores(question)
+    best = trim(paras[max(range(len(paras)), key=lambda i: scores[i])], 80)
+    return Answer(f"\u201c{squash(best.text)}\u201d [p.{best.page}]", None, [best.page], "passage")
+
+
+def _to_float(tok: str) -> float | None:
+    try:
+        return float(tok.strip("$%()").replace(",", ""))
+    except ValueError:
+        return None

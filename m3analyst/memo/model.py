@@ -1,0 +1,110 @@
+"""The memo as data: sections of quoted passages and verified sentences, the facts table, reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from m3analyst.domains.facts import Fact
+from m3analyst.memo.verify import ClaimCheck
+
+
+@dataclass
+class Quote:
+    """A verbatim passage of the document, with its page and how it was chosen."""
+
+    text: str  # whitespace-squashed slice of Document.text
+    page: int
+    start: int
+    end: int
+    chosen_by: str  # "engine" (log-prob + MSA block reads) | "lexical (no model)" | "fact"
+    score: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "page": self.page, "start": self.start, "end": self.end, "chosen_by": self.chosen_by,
+                "score": round(self.score, 4)}
+
+
+@dataclass
+class MemoSection:
+    heading: str
+    kind: str  # "facts" | "passages"
+    contains: str = ""
+    quotes: list[Quote] = field(default_factory=list)
+    claims: list[ClaimCheck] = field(default_factory=list)  # generated sentences after verification
+    candidates: list[dict] = field(default_factory=list)  # ranking evidence (for --json)
+    pages_read: list[tuple[int, float]] = field(default_factory=list)  # top pages by MSA block reads
+    raw_generation: str | None = None
+
+    def shown_claims(self, drop_unsupported: bool) -> list[ClaimCheck]:
+        return [c for c in self.claims if c.ok or not drop_unsupported]
+
+    def to_dict(self, drop_unsupported: bool = True) -> dict:
+        return {
+            "heading": self.heading, "kind": self.kind, "contains": self.contains,
+            "quotes": [q.to_dict() for q in self.quotes],
+            "sentences": [c.to_dict() for c in self.shown_claims(drop_unsupported)],
+            "dropped": [c.to_dict() for c in self.claims if not c.ok and drop_unsupported],
+            "candidates": self.candidates, "pages_read": [{"page": p, "reads": round(r, 3)} for p, r in self.pages_read],
+            "raw_generation": self.raw_generation,
+        }
+
+
+@dataclass
+class Memo:
+    domain: str
+    title: str
+    document: dict[str, Any]  # source, kind, pages, company/parties, sha256
+    mode: str  # "engine" | "extractive"
+    facts: list[Fact]
+    sections: list[MemoSection]
+    budget: dict[str, Any]
+    engine: dict[str, Any] | None
+    grounding: dict[str, Any]
+    timings: dict[str, float]
+    settings: dict[str, Any]
+    chart_series: list[str] = field(default_factory=list)
+    drop_unsupported: bool = True
+
+    @property
+    def citations(self) -> list[int]:
+        pages = {q.page for s in self.sections for q in s.quotes}
+        pages |= {p for s in self.sections for c in s.shown_claims(self.drop_unsupported) for p in c.citations}
+        pages |= {f.page for f in self.facts if f.page}
+        return sorted(pages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "m3analyst.memo/1",
+            "domain": self.domain, "title": self.title, "document": self.document, "mode": self.mode,
+            "sections": [s.to_dict(self.drop_unsupported) for s in self.sections],
+            "facts": [f.to_dict() for f in self.facts],
+            "citations": self.citations,
+            "budget": self.budget, "engine": self.engine, "grounding": self.grounding,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()}, "settings": self.settings,
+        }
+
+    def to_markdown(self) -> str:
+        from m3analyst.memo.render_md import render_markdown
+
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        from m3analyst.memo.render_html import render_html
+
+        return render_html(self)
+
+
+@dataclass
+class Answer:
+    text: str
+    value: float | None
+    citations: list[int]
+    source: str  # "facts" | "engine" | "passage" (model-free: the best-matching passage, quoted)
+    unit: str | None = None
+    fact: str | None = None
+    checks: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "value": self.value, "unit": self.unit, "citations": self.citations,
+                "source": self.source, "fact": self.fact, "checks": self.checks}

@@ -1,0 +1,124 @@
+"""Markdown rendering of a Memo (the default output)."""
+
+from __future__ import annotations
+
+from m3analyst.domains.facts import Fact, format_value
+from m3analyst.memo.model import Memo, MemoSection
+
+
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def facts_rows(memo: Memo) -> list[dict]:
+    """One row per fact: latest and prior period values (numeric facts), or the value (text facts)."""
+    from m3analyst.domains.finance import current_and_prior
+
+    order: list[str] = []
+    groups: dict[str, list[Fact]] = {}
+    for f in memo.facts:
+        if f.name not in groups:
+            order.append(f.name)
+        groups.setdefault(f.name, []).append(f)
+    rows = []
+    for name in order:
+        cur, prev = current_and_prior(groups[name])
+        rows.append({"fact": cur, "prior": prev if prev is not None and isinstance(prev.value, float) else None})
+    return rows
+
+
+def _cell(f: Fact | None) -> str:
+    if f is None:
+        return ""
+    period = f" ({f.period})" if f.period else ""
+    return f"{f.display()}{period}"
+
+
+def _pages(f: Fact) -> str:
+    pages = f.extra.get("pages") or ([f.page] if f.page else [])
+    return ", ".join(f"[p.{p}]" for p in pages)
+
+
+def facts_table(memo: Memo) -> list[str]:
+    rows = facts_rows(memo)
+    if not rows:
+        return ["_No facts could be extracted._"]
+    numeric = any(isinstance(r["fact"].value, float) for r in rows)
+    if numeric and memo.domain == "finance":
+        out = ["| Fact | Latest | Prior | Page |", "| --- | ---: | ---: | --- |"]
+        for r in rows:
+            f = r["fact"]
+            label = f.title + (" *(derived)*" if f.derived else "")
+            out.append(f"| {_esc(label)} | {_esc(_cell(f))} | {_esc(_cell(r['prior']))} | {_pages(f)} |")
+        return out
+    out = ["| Fact | Value | Page |", "| --- | --- | --- |"]
+    for r in rows:
+        f = r["fact"]
+        value = f.display() if not isinstance(f.value, str) else f.value
+        value = value if len(value) <= 220 else value[:219] + "…"
+        out.append(f"| {_esc(f.title)} | {_esc(value)} | {_pages(f)} |")
+    return out
+
+
+def section_lines(memo: Memo, s: MemoSection) -> list[str]:
+    lines = [f"## {s.heading}", ""]
+    if s.kind == "facts":
+        return lines + facts_table(memo) + [""]
+    shown = s.shown_claims(memo.drop_unsupported)
+    if shown:
+        lines += [" ".join(c.text + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
+    if s.quotes:
+        how = s.quotes[0].chosen_by
+        label = {"engine": "chosen by the model reading the whole prompt", "lexical (no model)": "chosen lexically, no model"}
+        lines.append(f"Key passages ({label.get(how, how)}):")
+        lines.append("")
+        for q in s.quotes:
+            lines += [f"> \u201c{q.text}\u201d [p.{q.page}]", ""]
+    elif not shown:
+        lines += ["_Nothing in the document matched this heading._", ""]
+    return lines
+
+
+def render_markdown(memo: Memo) -> str:
+    d = memo.document
+    mode = (f"engine: {memo.engine['name']} ({memo.settings['engine']['attention']['backend']})" if memo.engine
+            else "extractive: no model, passages chosen lexically")
+    src = (d.get("source") or "").split("/")[-1]
+    lines = [f"# {memo.title}", "", f"*{d.get('kind')} · {d.get('pages')} pages · {src} · {mode}*", ""]
+    for s in memo.sections:
+        lines += section_lines(memo, s)
+    lines += appendix(memo)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def appendix(memo: Memo) -> list[str]:
+    g, b = memo.grounding, memo.budget
+    lines = ["## Appendix", "",
+             f"- Grounding: {g['quoted_chars']:,} characters quoted verbatim; {g['generated_chars']:,} generated, "
+             f"{g['verified_chars']:,} of them verified; {g['dropped_sentences']} sentence(s) dropped; "
+             f"{g['unsupported_claims']} unsupported claim(s); {g['bad_citations_removed']} citation(s) to non-existent pages removed; "
+             f"grounding score {g['grounding_score']:.2f}.",
+             f"- Facts: {g['facts']} extracted, {g['facts_with_page']} with their page.",
+             f"- Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens{' (estimated)' if b['estimated'] else ''}; "
+             f"document {b['document_tokens_kept']:,} of {b['document_tokens_total']:,} tokens kept."]
+    if b["omitted"]:
+        left = "; ".join(_omitted(o) for o in b["omitted"][:12])
+        more = f" and {len(b['omitted']) - 12} more" if len(b["omitted"]) > 12 else ""
+        lines.append(f"- Left out of the prompt for length: {left}{more}.")
+    dropped = [c for s in memo.sections for c in s.claims if not c.ok]
+    if dropped and memo.drop_unsupported:
+        lines += ["", "Dropped by the verifier (not part of the memo):", ""]
+        lines += [f"- ~~{_esc(c.text)}~~ ({'; '.join(c.problems)})" for c in dropped[:20]]
+    if memo.timings:
+        lines.append("- Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in memo.timings.items()) + ".")
+    return lines + [""]
+
+
+def _omitted(o: dict) -> str:
+    pages = o["pages"]
+    span = f"p.{pages[0]}" if pages[0] == pages[1] else f"pp.{pages[0]}-{pages[1]}"
+    kept = f", pages {', '.join(map(str, sorted(o['pages_kept'])))} kept" if o.get("pages_kept") else ""
+    return f"{o['title']} ({span}{kept})"
+
+
+__all__ = ["facts_rows", "format_value", "render_markdown"]

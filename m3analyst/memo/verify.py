@@ -1,0 +1,180 @@
+"""The verifier: every generated sentence is checked against the pages it cites (and the whole document).
+
+A sentence is *verified* when it cites at least one existing page and
+- every number in it appears on a cited page (or is a fact whose page is cited; "32.8 billion"
+  matches a page's "32,765" printed in millions when it rounds to the same figure),
+- every quoted phrase ("...") is found on a cited page,
+- at least half of its content words occur on the cited pages.
+Citations to pages that do not exist are errors: they are removed from the text (never emitted) and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from m3analyst.domains.facts import Fact
+from m3analyst.ingest.model import Document
+
+CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
+NUMBER = re.compile(r"(?<![\w.])\$?\(?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.,])\$?-?\d+(?:\.\d+)?%?")
+_SCALE_WORDS = {"thousand": 1e3, "million": 1e6, "millions": 1e6, "billion": 1e9, "billions": 1e9, "trillion": 1e12,
+                "k": 1e3, "m": 1e6, "mn": 1e6, "bn": 1e9, "b": 1e9}
+QUOTE = re.compile(r"[\"“]([^\"”]{12,400})[\"”]")
+STOP = frozenset(
+    "the a an and or of to in on for with by from as at is are was were be been this that these those it its their our "
+    "which who whom what when where while than then there here has have had not no but also into over under about "
+    "such more most less other company year years period total during after before between each both".split()
+)
+_WORD = re.compile(r"[a-z][a-z\-]{3,}")
+
+
+@dataclass
+class ClaimCheck:
+    text: str  # the sentence as it will be shown (bad citations removed)
+    citations: list[int]  # valid cited pages
+    status: str  # "verified" | "unsupported"
+    problems: list[str] = field(default_factory=list)
+    bad_citations: list[int] = field(default_factory=list)
+    numbers: int = 0
+    overlap: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "verified"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def citations_in(text: str) -> list[int]:
+    pages: list[int] = []
+    for m in CITE.finditer(text):
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        pages += list(range(a, b + 1)) if 0 <= b - a <= 5 else [a, b]
+    return pages
+
+
+def strip_bad_citations(doc: Document, text: str) -> tuple[str, list[int]]:
+    """Remove citations to pages the document does not have; returns (text, bad pages)."""
+    bad: list[int] = []
+
+    def fix(m: re.Match) -> str:
+        pages = citations_in(m.group(0))
+        wrong = [p for p in pages if not doc.has_page(p)]
+        if wrong:
+            bad.extend(wrong)
+            good = [p for p in pages if doc.has_page(p)]
+            return f"[p.{good[0]}]" if good else ""
+        return m.group(0)
+
+    return re.sub(r"\s+(?=[.,;])", "", CITE.sub(fix, text)).strip(), bad
+
+
+def _parse_number(tok: str) -> tuple[float, bool]:
+    pct = tok.endswith("%")
+    t = tok.strip("$%()").replace(",", "")
+    return float(t), pct
+
+
+@lru_cache(maxsize=256)
+def _page_numbers(page_text: str) -> frozenset[float]:
+    out = set()
+    for m in NUMBER.finditer(page_text):
+        try:
+            out.add(abs(_parse_number(m.group(0))[0]))
+        except ValueError:
+            pass
+    return frozenset(out)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in STOP}
+
+
+def _number_supported(value: float, scale_word: float | None, page_nums: frozenset[float]) -> bool:
+    v = abs(value)
+    if v in page_nums:
+        return True
+    if scale_word:  # "32.8 billion" vs 32,765 (millions) on the page
+        target = v * scale_word
+        for s in (1e6, 1e3, 1e9, 1.0):
+            for p in page_nums:
+                if p and abs(p * s - target) <= 0.006 * target:
+                    return True
+    # rounding: "3.5%" vs 3.46 printed, "$8.9" vs 8.89
+    decimals = len(str(value).split(".")[1]) if "." in str(value) and not float(value).is_integer() else 0
+    return any(round(p, decimals) == v for p in page_nums if p and abs(p - v) < 1)
+
+
+def _fact_supported(value: float, pct: bool, facts: list[Fact], pages: set[int]) -> bool:
+    for f in facts:
+        if not isinstance(f.value, float) or (f.page not in pages and not set(f.extra.get("pages", [])) & pages):
+            continue
+        shown = abs(f.value) if f.unit in ("%", "USD/share") or pct else abs(f.value) / (f.scale or 1.0)
+        if abs(shown - abs(value)) <= max(0.051, 0.0005 * shown):
+            return True
+    return False
+
+
+def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = None) -> ClaimCheck:
+    text, bad = strip_bad_citations(doc, sentence)
+    cites = sorted(set(citations_in(text)))
+    check = ClaimCheck(text, cites, "verified", bad_citations=bad)
+    if bad:
+        check.problems.append(f"cites page(s) that do not exist: {', '.join(map(str, bad))}")
+    if not cites:
+        check.problems.append("no page citation")
+        check.status = "unsupported"
+        return check
+    page_text = "\n".join(doc.page_text(p) for p in cites)
+    nums = _page_numbers(page_text)
+    body = CITE.sub(" ", text)
+    for m in NUMBER.finditer(body):
+        tok = m.group(0)
+        try:
+            value, pct = _parse_number(tok)
+        except ValueError:
+            continue
+        if not pct and not tok.startswith("$") and float(value).is_integer() and abs(value) < 10:
+            continue  # list numbering, "two segments"
+        check.numbers += 1
+        after = body[m.end() : m.end() + 12].strip().lower().split(" ")[0].strip(".,;") if m.end() < len(body) else ""
+        scale = _SCALE_WORDS.get(after)
+        if not (_number_supported(value, scale, nums) or _fact_supported(value, pct, facts or [], set(cites))):
+            where = "elsewhere in the document" if _number_supported(value, scale, _page_numbers(doc.text)) else "not in the document"
+            check.problems.append(f"number {tok} not on cited page(s) ({where})")
+    for q in QUOTE.findall(body):
+        if not any(doc.locate(q, p) for p in cites):
+            check.problems.append(f"quote not on cited page(s): \"{q[:60]}\"")
+    words = _words(body)
+    if words:
+        have = _words(page_text)
+        check.overlap = len(words & have) / len(words)
+        if check.overlap < 0.5:
+            check.problems.append(f"only {check.overlap:.0%} of its content words are on the cited page(s)")
+    if any(not p.startswith("cites page") for p in check.problems):
+        check.status = "unsupported"
+    return check
+
+
+_SENT = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“(])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of generated text; a trailing citation stays with its sentence."""
+    text = re.sub(r"\s+", " ", text).strip()
+    parts = _SENT.split(text) if text else []
+    out: list[str] = []
+    for p in parts:
+        if out and CITE.fullmatch(p.strip()):
+            out[-1] += " " + p.strip()
+        elif p.strip():
+            out.append(p.strip())
+    return out
+
+
+def verify_text(doc: Document, text: str, facts: list[Fact] | None = None) -> list[ClaimCheck]:
+    return [verify_sentence(doc, s, facts) for s in split_sentences(text)]

@@ -1,0 +1,204 @@
+"""The memo writer: facts (extractors) + key passages (chosen by the engine) + verified narrative.
+
+    memo = write_memo(doc, "finance", settings, engine)       # engine=None + model "none": extractive
+
+With an engine: the ONE prompt (document first, then facts, then the task) is prefilled once; for each
+memo heading the model answers the heading's question after the cached document (the narrative draft;
+its MSA block reads show which pages it read) and scores each candidate passage (mean log-prob after
+the document + question). Passages are ranked by those engine signals and quoted verbatim with their
+pages; generated sentences pass the verifier or are dropped. Without a model (settings.engine.model ==
+"none") passages are ranked lexically and the memo says so.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains.spec import DomainSpec, OutlineItem
+from m3analyst.domains.text import paragraphs
+from m3analyst.ingest.model import Document
+from m3analyst.memo.model import Memo, MemoSection, Quote
+from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,
+                                     rank_by_engine, rank_lexically)
+from m3analyst.memo.verify import verify_text
+from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, BuiltPrompt, build_prompt, task_text
+from m3analyst.settings import Settings
+
+Progress = Callable[[str, int, int], None]  # (description, done, total)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - t0
+
+
+def write_memo(doc: Document, domain: str | None = None, settings: Settings | None = None, engine=None,
+               progress: Progress | None = None) -> Memo:
+    settings = settings or Settings()
+    spec = load_domain(domain or detect_domain(doc))
+    report = progress or (lambda desc, done, total: None)
+    clock = _Clock()
+    with clock("extract"):
+        facts = extract_facts(doc, spec)
+    if engine is None and settings.engine.model != "none":
+        from m3analyst.engine import load_engine
+
+        report("loading model", 0, 1)
+        with clock("model_load"):
+            engine = load_engine(settings.engine)
+    with clock("prompt"):
+        built = build_prompt(doc, spec, facts, settings, engine.count_tokens if engine else None,
+                             engine.context_length if engine else DEFAULT_CONTEXT)
+    with clock("candidates"):
+        paras = paragraphs(doc)
+        bm25 = BM25([p.text for p in paras])
+    items = [o for o in spec.outline if o.kind != "facts"]
+    if engine is not None:
+        sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock, report)
+    else:
+        sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
+    by_heading = {s.heading: s for s in sections}
+    ordered = [by_heading.get(o.heading) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
+    memo = Memo(
+        domain=spec.name, title=_title(doc, spec), document=_doc_info(doc),
+        mode="engine" if engine is not None else "extractive", facts=facts, sections=ordered,
+        budget=built.report.to_dict(), engine=engine_info, grounding={}, timings=clock.t,
+        settings=settings.model_dump(), chart_series=list(spec.chart), drop_unsupported=settings.memo.drop_unsupported,
+    )
+    memo.grounding = grounding(memo, doc)
+    return memo
+
+
+# ---- model-free ----------------------------------------------------------------------------------
+def _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report) -> list[MemoSection]:
+    out = []
+    for i, item in enumerate(items):
+        report(f"choosing passages: {item.heading}", i, len(items))
+        with clock("rank"):
+            cands = rank_lexically(candidates(doc, item, facts, None, paras, bm25))
+        out.append(_section(item, cands, settings, "lexical (no model)"))
+    report("passages chosen", len(items), len(items))
+    return out
+
+
+# ---- with the engine -----------------------------------------------------------------------------
+def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt, settings: Settings, engine, paras,
+                     bm25, items: list[OutlineItem], clock: _Clock, report: Progress):
+    chat = engine.render_chat(built.messages())
+    prefix, tail = chat.split(TASK_SENTINEL, 1)
+    report("reading the document (prefill)", 0, len(items) + 1)
+    n_new = settings.engine.max_new_tokens
+    with clock("prefill"):
+        sess = engine.prefill(prefix, reserve=max(n_new, 64) + 512)
+    doc_off = prefix.find(built.document)
+    tmap = TokenMap(doc_off, built.segments, [o[0] for o in sess.prefix_offsets])
+    ranges = [(s.doc_start, s.doc_end) for s in built.segments]
+    bs = settings.engine.attention.block_size
+    bos = engine.count_tokens("")
+    stats_all = []
+    out = []
+    for i, item in enumerate(items):
+        report(f"writing: {item.heading}", i + 1, len(items) + 1)
+        question = item.question or item.contains or item.heading
+        suffix = task_text(spec, item.heading, item.contains, question, item.max_words) + tail
+        with clock("decode"):
+            res = sess.generate(suffix, max_new_tokens=min(n_new, int(item.max_words * 1.6)))
+        stats_all.append(res.stats)
+        hits = res.stats.block_hits
+        with clock("rank"):
+            cands = candidates(doc, item, facts, ranges, paras, bm25)
+            probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
+            base = _total_logprob(sess, engine, probe, bos)
+            for c in cands:
+                c.block_reads = block_reads(hits, tmap.token_range(c.span.start, c.span.end), bs)
+                c.engine_logprob = _passage_logprob(sess, engine, probe, base, quote_text(c.span), bos)
+            ranked = rank_by_engine(cands)
+        with clock("verify"):
+            claims = verify_text(doc, res.text, facts)
+        sec = _section(item, ranked, settings, "engine")
+        sec.claims = claims
+        sec.raw_generation = res.text
+        reads = page_reads(hits, tmap, sess.n_tokens, bs)
+        sec.pages_read = sorted(reads.items(), key=lambda kv: -kv[1])[:5]
+        out.append(sec)
+    report("memo written", len(items) + 1, len(items) + 1)
+    info = {
+        "name": engine.name, "context_length": engine.context_length, "prompt_tokens": sess.n_tokens,
+        "prefill_s": round(sess.prefill_s, 3), "attention": settings.engine.attention.model_dump(),
+        "calls": [_stats_dict(s) for s in stats_all],
+        "new_tokens": sum(s.new_tokens for s in stats_all), "decode_s": round(sum(s.decode_s for s in stats_all), 3),
+    }
+    return out, info
+
+
+def _stats_dict(s) -> dict:
+    d = s.to_dict() if hasattr(s, "to_dict") else dict(s.__dict__)
+    d.pop("block_hits", None)
+    return d
+
+
+def _total_logprob(sess, engine, text: str, bos: int) -> float:
+    n = max(1, engine.count_tokens(text) - bos)
+    return sess.score(text) * n
+
+
+def _passage_logprob(sess, engine, probe: str, base: float, passage: str, bos: int, max_words: int = 60) -> float:
+    """Mean log-prob per token of `passage` after document + probe (probe's own log-prob subtracted)."""
+    passage = " ".join(passage.split()[:max_words])
+    full = probe + passage
+    n_full = max(1, engine.count_tokens(full) - bos)
+    n_probe = max(1, engine.count_tokens(probe) - bos)
+    total = sess.score(full) * n_full
+    return (total - base) / max(1, n_full - n_probe)
+
+
+# ---- shared --------------------------------------------------------------------------------------
+def _section(item: OutlineItem, ranked: list[Candidate], settings: Settings, chosen_by: str) -> MemoSection:
+    k = item.max_quotes if item.max_quotes is not None else settings.memo.max_quotes
+    quotes = [Quote(quote_text(c.span), c.span.page, c.span.start, c.span.end,
+                    "fact clause" if c.from_fact and chosen_by.startswith("lexical") else chosen_by, c.score)
+              for c in ranked[:k]]
+    return MemoSection(item.heading, "passages", item.contains, quotes=quotes, candidates=[c.to_dict() for c in ranked])
+
+
+def grounding(memo: Memo, doc: Document) -> dict:
+    """How much of the memo is quoted, generated-and-verified and dropped; citations checked."""
+    claims = [c for s in memo.sections for c in s.claims]
+    quoted = sum(len(q.text) for s in memo.sections for q in s.quotes)
+    generated = sum(len(c.text) for c in claims)
+    verified = sum(len(c.text) for c in claims if c.ok)
+    unsupported = sum(1 for c in claims if not c.ok)
+    bad = sum(len(c.bad_citations) for c in claims)
+    invalid = [p for p in memo.citations if not doc.has_page(p)]
+    return {
+        "quoted_chars": quoted, "generated_chars": generated, "verified_chars": verified,
+        "generated_sentences": len(claims), "verified_sentences": len(claims) - unsupported,
+        "dropped_sentences": unsupported if memo.drop_unsupported else 0, "unsupported_claims": unsupported,
+        "bad_citations_removed": bad, "invalid_citations_emitted": invalid,
+        "facts": len(memo.facts), "facts_with_page": sum(1 for f in memo.facts if f.page),
+        "grounding_score": round((quoted + verified) / (quoted + generated), 4) if quoted + generated else 1.0,
+    }
+
+
+def _title(doc: Document, spec: DomainSpec) -> str:
+    m = doc.metadata
+    name = m.company or (", ".join(m.parties[:2]) if m.parties else None) or m.title
+    src = (m.source or "document").split("/")[-1]
+    return f"{spec.title}: {name or src}"
+
+
+def _doc_info(doc: Document) -> dict:
+    m = doc.metadata
+    return {"source": m.source, "kind": m.kind, "pages": doc.n_pages, "title": m.title, "company": m.company,
+            "parties": m.parties, "sha256": m.sha256}

@@ -1,0 +1,158 @@
+"""Memo writer (model-free mode), verifier, renderers, ask, and the CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from m3analyst.domains import load_domain
+from m3analyst.ingest.model import Document
+from m3analyst.memo import answer_question, verify_sentence, verify_text, write_memo
+from m3analyst.settings import Settings
+
+
+@pytest.fixture
+def no_model() -> Settings:
+    s = Settings()
+    s.engine.model = "none"
+    return s
+
+
+def _doc() -> Document:
+    return Document.from_pages([
+        "Results. Net sales were $32,765 million in 2018, up 3.5 percent. Operating income was $7,207 million.",
+        "Risks. The Company faces \"intense competition in all of its markets\" and currency risk.",
+    ])
+
+
+# ---- verifier ----------------------------------------------------------------------------------
+def test_verifier_checks_numbers_quotes_and_pages():
+    doc = _doc()
+    ok = verify_sentence(doc, "Net sales were $32,765 million in 2018 [p.1].")
+    assert ok.ok and ok.citations == [1] and ok.numbers >= 2
+    assert verify_sentence(doc, "Net sales were $32.8 billion in 2018 [p.1].").ok  # rounded, other scale
+    wrong = verify_sentence(doc, "Net sales were $31,000 million in 2018 [p.1].")
+    assert not wrong.ok and "31,000" in wrong.problems[0]
+    other_page = verify_sentence(doc, "Operating income was $7,207 million [p.2].")
+    assert not other_page.ok and "elsewhere in the document" in other_page.problems[0]
+    assert verify_sentence(doc, 'It faces "intense competition in all of its markets" [p.2].').ok
+    assert not verify_sentence(doc, 'It faces "no competition in any of its markets" [p.2].').ok
+    assert not verify_sentence(doc, "Net sales were $32,765 million in 2018.").ok  # no citation
+
+
+def test_citations_to_missing_pages_are_removed_and_counted():
+    doc = _doc()
+    c = verify_sentence(doc, "Net sales were $32,765 million [p.1] [p.40].")
+    assert c.bad_citations == [40] and "[p.40]" not in c.text and c.citations == [1]
+    only_bad = verify_sentence(doc, "Net sales were $32,765 million [p.9].")
+    assert only_bad.bad_citations == [9] and not only_bad.ok and "[p.9]" not in only_bad.text
+    checks = verify_text(doc, "Net sales were $32,765 million [p.1]. Profit tripled in the third quarter [p.1].")
+    assert [c.ok for c in checks] == [True, False]
+
+
+# ---- memo (model-free) -------------------------------------------------------------------------
+def test_extractive_memo_on_a_file_defined_domain(tmp_path, monkeypatch, no_model):
+    (tmp_path / "incident.yaml").write_text(
+        "name: incident\ntitle: Incident memo\nfacts:\n"
+        "  - {name: root_cause, label: Root cause, patterns: ['root cause (was|is)']}\n"
+        "outline:\n  - {heading: Facts, kind: facts}\n"
+        "  - {heading: What happened, kind: passages, queries: ['outage customers affected minutes'], max_words: 60}\n")
+    monkeypatch.setenv("M3ANALYST_DOMAINS", str(tmp_path))
+    doc = Document.from_pages(["Incident 42. The outage lasted 95 minutes and 3,000 customers were affected by it in the region.",
+                               "Review. The root cause was an expired TLS certificate on the edge proxy of the cluster."])
+    memo = write_memo(doc, "incident", no_model)
+    md = memo.to_markdown()
+    assert memo.mode == "extractive" and "# Incident memo" in md and "| Root cause |" in md and "[p.2]" in md
+    assert memo.sections[1].quotes and memo.sections[1].quotes[0].page == 1
+    assert "chosen lexically, no model" in md
+
+
+def test_finance_memo_model_free(corpus, no_model):
+    from m3analyst.ingest import load_document
+
+    doc = load_document(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
+    memo = write_memo(doc, "finance", no_model)
+    d = memo.to_dict()
+    assert d["mode"] == "extractive" and d["engine"] is None
+    assert {"sections", "facts", "citations", "budget", "grounding", "timings"} <= set(d)
+    assert d["grounding"]["invalid_citations_emitted"] == [] and d["grounding"]["quoted_chars"] > 0
+    assert all(doc.has_page(p) for p in d["citations"])
+    rev = next(f for f in d["facts"] if f["name"] == "revenue" and f["period"].startswith("three months to July 29"))
+    assert rev["value"] == 9583e6 and rev["page"] == 4
+    for s in memo.sections:
+        for q in s.quotes:  # quotes are verbatim slices of the page they cite
+            assert doc.locate(q.text[:120], q.page)
+    md = memo.to_markdown()
+    assert "| Revenue | $9,583M (three months to July 29, 2023) | $10,329M (three months to July 30, 2022) | [p.4] |" in md
+    html = memo.to_html()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    json.dumps(d, default=str)
+
+
+def test_legal_memo_model_free(corpus, no_model):
+    from m3analyst.ingest import load_document
+
+    path = corpus / "legal" / "contracts_txt" / "MEDALISTDIVERSIFIEDREIT,INC_05_18_2020-EX-10.1-CONSULTING AGREEMENT.txt"
+    memo = write_memo(load_document(path), "legal", no_model)
+    facts = {f.name: f for f in memo.facts}
+    assert facts["governing_law"].value == "Virginia"  # CUAD: Virginia
+    assert facts["renewal_term"].value == "twelve (12) months"  # CUAD: 12 months
+    assert "Gunston Consulting, LLC" in facts["parties"].value and "Medalist Diversified REIT" in facts["parties"].value
+    assert [s.heading for s in memo.sections][:2] == ["Key terms", "Term and termination"]
+
+
+# (file, design, sample size, words of the primary outcome) — read by eye in each paper
+TRIALS = [
+    ("papers_pdf/rct_lancetrespmed2014_stopadvisor_smoking_cessation.pdf", "randomised controlled trial", 4613, "abstinence"),
+    ("papers_pdf/rct_bmcpublichealth2014_UatUni_online_health_behaviour.pdf", "randomised controlled trial", 1445, "four health behaviours"),
+    ("trials_txt/PMC1065065.txt", "randomised controlled trial", 40, None),
+]
+
+
+@pytest.mark.parametrize("path,design,n,outcome", TRIALS, ids=["stopadvisor", "uatuni", "lornoxicam"])
+def test_bio_memo_states_design_n_and_primary_outcome(corpus, no_model, path, design, n, outcome):
+    from m3analyst.ingest import load_document
+
+    memo = write_memo(load_document(corpus / "bio" / path), "bio", no_model)
+    facts = {f.name: f for f in memo.facts}
+    assert facts["design"].value.startswith(design)
+    assert facts["sample_size"].value == n
+    if outcome:
+        assert outcome in facts["primary_outcome"].value
+    md = memo.to_markdown()
+    assert f"| Sample size (N) | {n:,} |" in md or f"| Sample size (N) | {n} |" in md
+
+
+# ---- ask -----------------------------------------------------------------------------------------
+def test_ask_from_facts(corpus, no_model):
+    from m3analyst.ingest import load_document
+
+    doc = load_document(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
+    a = answer_question(doc, "What was Best Buy's revenue in the quarter ended July 29, 2023, in USD millions?", no_model)
+    assert a.source == "facts" and a.value == 9583 and a.citations == [4]
+    b = answer_question(doc, "What were total current liabilities at July 29, 2023 (USD millions)?", no_model)
+    assert b.source == "facts" and b.value == 8433 and b.citations == [3]
+    c = answer_question(doc, "Why did comparable sales decline?", no_model)
+    assert c.source == "passage" and c.citations and doc.has_page(c.citations[0])
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def test_cli_finance_json_and_errors(cli, corpus, tmp_path):
+    out = tmp_path / "memo.json"
+    r = cli("finance", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "--model", "none", "--json", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["domain"] == "finance" and "ingest" in d["timings"] and d["grounding"]["invalid_citations_emitted"] == []
+    r = cli("legal", tmp_path / "missing.pdf", "--model", "none")
+    assert r.exit_code == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = cli("finance", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "--model", "none", "--attention", "fast")
+    assert r.exit_code == 2 and "--attention" in r.stderr
+
+
+def test_cli_ask(cli, corpus):
+    r = cli("ask", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "What was diluted EPS for the three months ended July 29, 2023?",
+            "--model", "none", "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["value"] == 1.25 and d["source"] == "facts" and d["citations"] == [4]
