@@ -183,6 +183,34 @@ def test_period_mismatch_is_wrong():
     assert score_item(item, pred).metrics["fact_recall"].num == 0
 
 
+@pytest.mark.parametrize(
+    "gold, pred, ok",
+    [
+        ("FY2018", "2018", True),
+        ("FY2023", "January 28, 2023", True),  # a fiscal year named by its end date
+        ("FY2018", "FY2017", False),
+        ("Q2 FY2024 (three months ended 2023-07-29)", "three months to July 29, 2023", True),
+        ("Q2 FY2024 (three months ended 2023-07-29)", "six months to July 29, 2023", False),
+        ("2023-07-29", "January 28, 2023", False),  # two balance-sheet dates
+        ("2023-07-29", "July 29, 2023", True),
+        ("FY2023", None, True),
+    ],
+)
+def test_period_compatibility(gold, pred, ok):
+    from m3analyst.evaluation.scorers import period_compatible
+
+    assert period_compatible(gold, pred) is ok
+
+
+def test_precision_ignores_periods_without_gold():
+    item = _item(facts=[{"field": "revenue", "value": 9583, "scale": 1e6, "period": "Q2 FY2024 (three months ended 2023-07-29)",
+                         "page": 2, "evidence": "Net sales"}])
+    pred = Prediction(facts=[PredFact("revenue", 9583e6, "USD", 1e6, "three months to July 29, 2023"),
+                             PredFact("revenue", 19050e6, "USD", 1e6, "six months to July 29, 2023")], has_memo=True)
+    s = score_item(item, pred)
+    assert s.metrics["fact_precision"].value == 1.0 and s.metrics["fact_precision"].den == 1
+
+
 def test_no_memo_scores_zero_recall():
     s = score_item(_item(facts=FACTS), Prediction())
     assert s.metrics["fact_recall"].value == 0 and "fact_precision" not in s.metrics

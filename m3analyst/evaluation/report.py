@@ -25,9 +25,7 @@ def _cmp_rows(comparison: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 def results_table(report: dict[str, Any], comparison: dict[str, Any] | None = None) -> Table:
     """Metric | value | n (num/den) [| old | delta]; regressions in red, FAILED where past --fail-on."""
     cmp = _cmp_rows(comparison)
-    title = (f"eval {report['domain']} · set {report['set']} · model {report['model']} · "
-             f"attention {report['attention']} · {report['n_items']} items")
-    t = Table(title=title, title_justify="left")
+    t = Table(title=header_line(report), title_justify="left", min_width=60)
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("n", justify="right")
@@ -50,6 +48,11 @@ def results_table(report: dict[str, Any], comparison: dict[str, Any] | None = No
     t.caption = (f"wall {tm['wall_s']} s, {tm['mean_item_s']} s/item, {report['n_errors']} item errors · "
                  f"commit {(report['git'].get('commit') or '?')[:10]}")
     return t
+
+
+def header_line(report: dict[str, Any]) -> str:
+    return (f"eval {report['domain']} · set {report['set']} · model {report['model']} · "
+            f"attention {report['attention']} · {report['n_items']} items")
 
 
 def category_table(report: dict[str, Any]) -> Table | None:

@@ -173,6 +173,34 @@ def _years(period: str | None) -> set[str]:
     return set(re.findall(r"(?:19|20)\d{2}", period or ""))
 
 
+_PERIOD_KINDS = (  # first match wins: "Q2 FY2024 (three months ended ...)" is a quarter
+    ("quarter", re.compile(r"\b(three months|13 weeks|quarter|q[1-4])\b", re.I)),
+    ("half", re.compile(r"\b(six months|26 weeks|half|h[12])\b", re.I)),
+    ("nine_months", re.compile(r"\b(nine months|39 weeks)\b", re.I)),
+    ("year", re.compile(r"\b(twelve months|52 weeks|53 weeks|year|fy\s?\d{2,4}|fiscal)\b", re.I)),
+)
+
+
+def _period_kind(period: str) -> str | None:
+    """quarter / half / nine_months / year, or None (an instant or a bare date/year)."""
+    return next((k for k, rx in _PERIOD_KINDS if rx.search(period)), None)
+
+
+def period_compatible(gold: str | None, pred: str | None) -> bool:
+    """Can these two period labels name the same period? Missing labels are compatible. Durations of
+    different length are not; two dated labels must be within a week; else the years must overlap."""
+    if not gold or not pred:
+        return True
+    gk, pk = _period_kind(gold), _period_kind(pred)
+    if gk and pk and gk != pk:
+        return False
+    gd, pd = parse_date(gold), parse_date(pred)
+    if gd and pd:
+        return abs((gd - pd).days) <= 7
+    gy, py = _years(gold), _years(pred)
+    return not (gy and py) or bool(gy & py)
+
+
 def _pred_quantity(pf: PredFact) -> Quantity | None:
     if isinstance(pf.value, bool):
         return None
@@ -186,9 +214,8 @@ def _pred_quantity(pf: PredFact) -> Quantity | None:
 
 
 def fact_value_matches(gold: GoldFact, pf: PredFact) -> bool:
-    """Does the predicted fact state the gold value? (period must agree when both name a year)."""
-    gy, py = _years(gold.period), _years(pf.period)
-    if gy and py and not gy & py:
+    """Does the predicted fact state the gold value, for a compatible period (`period_compatible`)?"""
+    if not period_compatible(gold.period, pf.period):
         return False
     if gold.kind == "number":
         q = _pred_quantity(pf)
@@ -272,8 +299,9 @@ def score_facts(item: EvalItem, pred: Prediction) -> Score:
         found += hit is not None
         details.append({"field": g.field, "gold": g.value, "period": g.period, "correct": hit is not None,
                         "predicted": [pf.value for pf in cands][:3]})
-    gold_names = {key(g.field) for g in golds}
-    relevant = [pf for pf in pred.facts if key(pf.name) in gold_names]
+    # precision judges memo facts that have gold: same name and a compatible period
+    relevant = [pf for pf in pred.facts
+                if any(key(g.field) == key(pf.name) and period_compatible(g.period, pf.period) for g in golds)]
     right = sum(any(fact_value_matches(g, pf) for g in golds if key(g.field) == key(pf.name)) for pf in relevant)
     metrics = {"fact_recall": Ratio(found, len(golds))}
     if relevant:
