@@ -126,6 +126,8 @@ def clean_pages(raw_pages: list[str]) -> CleanPages:
     texts, labels = [], []
     for lines in pages:
         kept, label = _strip_edges(lines, furniture)
+        if not any(ln.strip() for ln in kept):  # never strip a page bare: then only its number goes
+            kept, label = _strip_edges(lines, set())
         texts.append("\n".join(kept).strip("\n"))
         labels.append(label)
     return CleanPages(texts, labels, sorted(furniture))

@@ -24,7 +24,7 @@ _CLAUSE = re.compile(r"^\s*\((?P<num>[a-z]{1,3}|[ivx]{1,5})\)\s+(?P<title>\S[^\n
 _TITLE = re.compile(r"^\s*(?:[A-Z][A-Za-z&\-,’']*\s+){0,8}(?:AGREEMENT|Agreement|CONTRACT|LEASE|AMENDMENT|MEMORANDUM OF UNDERSTANDING)\b[^\n]{0,60}$")
 _PREAMBLE = re.compile(r"(?im)^[^\n]{0,80}\b(?:this\s+[^\n]{0,80}agreement|agreement\s+is\s+made|by\s+and\s+between|entered\s+into)")
 _RECITALS = re.compile(r"(?m)^\s*(?:RECITALS|Recitals|BACKGROUND|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b[^\n]{0,40}$|^\s*WHEREAS\b")
-_SIGNATURE = re.compile(r"(?m)^\s*(?:IN\s+WITNESS\b|In\s+Witness\s+Whereof|\[?\s*Signature\s+[Pp]age)")
+_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:IN\s+WITNESS\b|In\s+Witness\s+Whereof|\[\s*Signature\s+[Pp]age)|^\s*Signature\s+[Pp]age", re.MULTILINE)
 _BY_NAME = re.compile(r"(?m)^(?:[^\n]*\n){0,2}?\s*By\s*:[^\n]*\n(?:[^\n]*\n){0,2}?\s*Name\s*:")
 _MONTH_START = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|December)\b")
 MAX_TOP_JUMP = 5  # a top-level number further ahead than this is a stray line ("30 December 2016")
@@ -62,11 +62,16 @@ def _in(ranges: list[tuple[int, int]], pos: int) -> bool:
     return any(a <= pos < b for a, b in ranges)
 
 
+_VIRTUAL_BREAK = re.compile(r"\n|[ \t]{3,}")
+
+
 def _line_iter(text: str):
+    """(offset, line) pairs; runs of 3+ spaces also end a line (text dumps that lost their line breaks)."""
     pos = 0
-    for line in text.split("\n"):
-        yield pos, line
-        pos += len(line) + 1
+    for m in _VIRTUAL_BREAK.finditer(text):
+        yield pos, text[pos : m.start()]
+        pos = m.end()
+    yield pos, text[pos:]
 
 
 def _mk(doc: Document, title: str, kind: str, level: int, start: int, number: str | None = None) -> Section:

@@ -10,19 +10,20 @@ from m3analyst.ingest.registry import register_loader
 
 
 def decode_text(path: Path, data: bytes) -> str:
-    for enc in ("utf-8-sig",):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            pass
-    raise InputError(path, "text is not valid UTF-8", "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        bad = data[e.start : e.start + 1].hex()
+        raise InputError(
+            path, f"text is not valid UTF-8 (byte 0x{bad} at offset {e.start})", "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
 
 
 @register_loader("text")
 def load_text(path: Path, data: bytes) -> Document:
     text = decode_text(path, data).replace("\r\n", "\n").replace("\r", "\n")
-    pages = text.split("\f") if "\f" in text else [text]
-    doc = Document.from_pages([p.strip("\n") for p in pages])
+    pages = text.split("\f")  # offsets into doc.text equal offsets into the (newline-normalised) file
+    doc = Document.from_pages(pages)
     doc.metadata.loader = "text"
     from m3analyst.ingest.analyze import analyze
 
