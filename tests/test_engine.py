@@ -1,0 +1,189 @@
+"""Engine + MSA attention on tiny random-weight models (Llama, Qwen2, Gemma3) built from configs.
+
+Reference: the same weights run by transformers' own "sdpa" attention over the whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from m3analyst.engine import attention
+from m3analyst.engine.engine import Engine
+from m3analyst.errors import ContextTooLongError
+from m3analyst.settings import AttentionSettings, EngineSettings
+
+CHARS = list("abcdefghijklmnopqrstuvwxyz .,?!")
+
+
+def _config(arch: str):
+    from transformers import Gemma3TextConfig, LlamaConfig, Qwen2Config
+
+    common = dict(vocab_size=3 + len(CHARS), hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+                  pad_token_id=0)
+    return {
+        "llama": lambda: LlamaConfig(num_hidden_layers=3, **common),
+        "qwen2": lambda: Qwen2Config(num_hidden_layers=3, **common),
+        "gemma3": lambda: Gemma3TextConfig(num_hidden_layers=3, sliding_window=16,
+                                           layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                                           **common),
+    }[arch]()
+
+
+def _tokenizer():
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>"] + CHARS)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+_MODELS: dict = {}
+
+
+def _models(arch: str):
+    """(reference model with sdpa, same weights with m3_msa), fp32, cached per arch."""
+    if arch not in _MODELS:
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(0)
+        cfg = _config(arch)
+        ref = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa").eval()
+        ours = AutoModelForCausalLM.from_config(cfg, attn_implementation=attention.register()).eval()
+        ours.load_state_dict(ref.state_dict())
+        _MODELS[arch] = (ref, ours)
+    return _MODELS[arch]
+
+
+def _engine(arch: str, context: int = 400, **attn) -> Engine:
+    settings = EngineSettings(attention=AttentionSettings(**attn), max_new_tokens=16)
+    return Engine(_models(arch)[1], _tokenizer(), settings, name=f"tiny-{arch}", context_length=context)
+
+
+def _ids(n: int, seed: int = 0) -> list[int]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(3, 3 + len(CHARS), (n,), generator=g).tolist()
+
+
+def _teacher_forced(eng: Engine, ids: list[int], n_prefill: int):
+    """Prefill ids[:n_prefill], then feed the rest one token at a time (the decode path).
+    Returns (logits [len(ids) - n_prefill + 1 - 1, V] for positions n_prefill-1 .. len-2, RunContext)."""
+    cache = eng._new_cache(len(ids))
+    ctx = eng._context(cache)
+    rows = []
+    with torch.inference_mode():
+        rows.append(eng._prefill_ids(ids[:n_prefill], cache, ctx))
+        for t in ids[n_prefill:-1]:
+            ctx.begin_step()
+            rows.append(eng._forward([t], cache, ctx)[-1])
+    return torch.stack(rows), ctx
+
+
+def _reference_logits(arch: str, ids: list[int], n_prefill: int) -> torch.Tensor:
+    with torch.inference_mode():
+        logits = _models(arch)[0](torch.tensor([ids])).logits[0].float()
+    return logits[n_prefill - 1 : len(ids) - 1]
+
+
+ARCHS = ["llama", "qwen2", "gemma3"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_msa_with_all_blocks_equals_dense(arch):
+    ids = _ids(150)
+    eng = _engine(arch, block_size=8, top_k=32, dense_layers=0, dense_below=8, sink_blocks=1, local_blocks=1)
+    got, ctx = _teacher_forced(eng, ids, 100)
+    torch.testing.assert_close(got, _reference_logits(arch, ids, 100), rtol=1e-4, atol=1e-4)
+    global_layers = {0: 1, 1: 1, 2: 1} if arch != "gemma3" else {1: 1}  # gemma3 sliding layers stay windowed-dense
+    assert ctx.selections and set(ctx.selections[-1]) == set(global_layers)  # the sparse path really ran
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_dense_backend_equals_reference(arch):
+    ids = _ids(120, seed=1)
+    got, _ = _teacher_forced(_engine(arch, backend="dense"), ids, 70)
+    torch.testing.assert_close(got, _reference_logits(arch, ids, 70), rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_selection_is_really_sparse():
+    """Few blocks: output differs from dense, sink + local blocks in every selection, stats consistent."""
+    ids = _ids(200, seed=2)
+    eng = _engine("llama", block_size=8, top_k=4, dense_layers=1, dense_below=8, sink_blocks=1, local_blocks=2)
+    got, ctx = _teacher_forced(eng, ids, 150)
+    ref = _reference_logits("llama", ids, 150)
+    assert torch.isfinite(got).all()
+    assert (got - ref).abs().max() > 1e-3
+    for step_no, step in enumerate(ctx.selections):
+        assert set(step) == {1, 2}  # layer 0 is dense
+        n_valid = math.ceil((150 + step_no + 1) / 8)
+        for idx in step.values():
+            for group in idx[0].tolist():
+                assert 0 in group and {n_valid - 1, n_valid - 2} <= set(group) and len(set(group)) == 4
+
+
+def test_short_context_is_identical_to_dense():
+    ids = _ids(90, seed=3)  # default settings: dense below top_k * block_size = 1024 tokens
+    got, ctx = _teacher_forced(_engine("qwen2"), ids, 60)
+    dense, _ = _teacher_forced(_engine("qwen2", backend="dense"), ids, 60)
+    assert torch.equal(got, dense) and not any(ctx.selections)
+
+
+def test_generate_stream_session_and_stats():
+    eng = _engine("llama", block_size=8, top_k=4, dense_layers=1, dense_below=8)
+    eng.eos_ids = set()  # random weights: run the whole budget
+    prompt = "the quick brown fox jumps over the lazy dog. " * 4
+    res = eng.generate(prompt, max_new_tokens=12)
+    assert len(res.token_ids) == 12 and res.finish_reason == "length"
+    st = res.stats
+    assert st.prompt_tokens == eng.count_tokens(prompt) and st.new_tokens == 12 and st.backend == "msa"
+    assert len(st.block_hits) == math.ceil(st.prompt_tokens / 8) and st.block_hits[0] > 0
+    assert st.selections.shape == (11, 3, 2, 4) and (st.selections[:, 0] == -1).all()
+    assert 0 < st.attention_share < 1 and st.decode_tok_s > 0
+    pieces = list(eng.generate(prompt, max_new_tokens=12, stream=True))
+    assert "".join(pieces) == res.text == eng.last_result.text
+    # a prefill session gives the same tokens as the one-shot call, and its cache survives reuse
+    sess = eng.prefill(prompt[:100])
+    for _ in range(2):
+        again = sess.generate(prompt[100:], max_new_tokens=12)
+        assert again.token_ids == res.token_ids and again.stats.cached_tokens == sess.n_tokens
+        assert sess.cache.length == sess.n_tokens
+
+
+def test_sampling_seed_and_stop():
+    eng = _engine("gemma3")
+    eng.eos_ids = set()
+    a = eng.generate("hello", max_new_tokens=10, temperature=1.0, seed=7)
+    b = eng.generate("hello", max_new_tokens=10, temperature=1.0, seed=7)
+    c = eng.generate("hello", max_new_tokens=10, temperature=1.0, seed=8)
+    assert a.token_ids == b.token_ids and a.token_ids != c.token_ids
+    stop = a.text[3:5]
+    cut = eng.generate("hello", max_new_tokens=10, temperature=1.0, seed=7, stop=[stop])
+    assert cut.finish_reason == "stop" and cut.text == a.text[: a.text.find(stop)]
+
+
+def test_score_matches_reference_logprobs():
+    eng = _engine("llama")
+    prefix, cont = "abc def ghi", " jkl"
+    ids = eng.encode(prefix + cont)[0]
+    n = len(eng.encode(prefix)[0])
+    logp = torch.log_softmax(_reference_logits("llama", ids, n), -1)
+    expect = float(torch.stack([logp[i, t] for i, t in enumerate(ids[n:])]).mean())
+    assert eng.score(prefix, cont) == pytest.approx(expect, abs=1e-4)
+    sess = eng.prefill(prefix)
+    assert sess.score(cont) == pytest.approx(expect, abs=1e-4) and sess.cache.length == n
+
+
+def test_encode_offsets_and_too_long_prompt():
+    eng = _engine("llama", context=50)
+    ids, offsets = eng.encode("hello world")
+    assert len(ids) == len(offsets) and offsets[-1] == (10, 11)
+    with pytest.raises(ContextTooLongError, match=r"60 tokens; the model's context limit is 50"):
+        eng.generate("x" * 60)
+    with pytest.raises(ContextTooLongError):
+        eng.prefill("y" * 55)

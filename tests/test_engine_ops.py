@@ -1,0 +1,136 @@
+"""MSA decode ops: the engine's CPU path against the plain reference (m3analyst.kernels.msa_naive)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from m3analyst.engine import msa_ops as cpu
+from m3analyst.engine.cache import MSACache
+from m3analyst.kernels import msa_naive as ref
+
+SHAPES = {  # id: (B, Hkv, G, D, block_size)
+    "b1-gqa3": (1, 3, 3, 16, 8),
+    "b2-mha": (2, 4, 1, 8, 4),
+    "b2-gqa2": (2, 2, 2, 32, 16),
+}
+
+
+def _nan_filled(*shape):
+    """Like torch.empty, but NaN: reads of never-written memory show up."""
+    return torch.full(shape, math.nan)
+
+
+def _summaries(ops, keys, chunks, block_size, nb_cap):
+    B, H, _, D = keys.shape
+    ksum, kmin, kmax = (_nan_filled(B, H, nb_cap, D) for _ in range(3))
+    pos = 0
+    for c in chunks:
+        ops.update_summaries(ksum, kmin, kmax, keys[:, :, pos : pos + c], pos, block_size)
+        pos += c
+    return ksum, kmin, kmax
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_incremental_summaries_equal_recomputed(shape):
+    B, H, G, D, bs = shape
+    keys = torch.randn(B, H, 7 * bs + 3, D)
+    n_valid = math.ceil(keys.shape[2] / bs)
+    whole = _summaries(ref, keys, [keys.shape[2]], bs, 8)
+    chunks = [bs + 1, 1, 1, 2 * bs - 1, 1] + [1] * (keys.shape[2] - 3 * bs - 3)
+    assert sum(chunks) == keys.shape[2]
+    inc = _summaries(cpu, keys, chunks, bs, 8)
+    for a, b in zip(whole, inc):
+        torch.testing.assert_close(b[:, :, :n_valid], a[:, :, :n_valid], rtol=1e-5, atol=1e-5)
+    mean_last = whole[0][:, :, n_valid - 1] / 3  # partial last block: 3 tokens
+    torch.testing.assert_close(mean_last, keys[:, :, -3:].mean(2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scorer", ["mean", "minmax"])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_select_and_decode_match_reference_ragged(shape, scorer):
+    B, H, G, D, bs = shape
+    torch.manual_seed(1)
+    S = 9 * bs
+    k, v = torch.randn(B, H, S, D), torch.randn(B, H, S, D)
+    seq_lens = torch.tensor([S - 5, 3 * bs + 1][:B])  # ragged, partial last blocks
+    ksum, kmin, kmax = _summaries(ref, k, [S], bs, 9)
+    q = torch.randn(B, H * G, D)
+    a = ref.select_blocks(q, ksum, seq_lens, bs, 5, 1, 2, scorer, kmin, kmax)
+    b = cpu.select_blocks(q, ksum, seq_lens, bs, 5, 1, 2, scorer, kmin, kmax)
+    assert torch.equal(a, b)
+    out_ref = ref.sparse_decode(q, k, v, a, seq_lens, bs, D**-0.5)
+    out = cpu.sparse_decode(q, k, v, b, seq_lens, bs, D**-0.5)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_top_k_covering_all_blocks_equals_dense(shape):
+    B, H, G, D, bs = shape
+    S = 6 * bs - 2
+    k, v = torch.randn(B, H, S + 2, D), torch.randn(B, H, S + 2, D)
+    seq_lens = torch.tensor([S, S - bs][:B])
+    ksum, kmin, kmax = _summaries(cpu, k, [S], bs, 6)
+    q = torch.randn(B, H * G, D)
+    idx = cpu.select_blocks(q, ksum, seq_lens, bs, 8, 1, 1)
+    assert (idx[..., 6:] == -1).all()
+    out = cpu.sparse_decode(q, k, v, idx, seq_lens, bs, 0.3)
+    torch.testing.assert_close(out, ref.dense_decode(q, k, v, seq_lens, 0.3), rtol=1e-5, atol=1e-5)
+
+
+def test_sink_and_local_always_selected():
+    B, H, G, D, bs = 1, 2, 2, 8, 4
+    S = 12 * bs
+    k = torch.randn(B, H, S, D)
+    k[:, :, :bs] = -5.0  # sink block: lowest scores for a positive query
+    k[:, :, -2 * bs :] = -5.0  # the two local blocks too
+    k[:, :, 5 * bs : 6 * bs] = 5.0  # one strong middle block
+    ksum, kmin, kmax = _summaries(cpu, k, [S], bs, 12)
+    q = torch.ones(B, H * G, D)
+    for scorer in ("mean", "minmax"):
+        idx = cpu.select_blocks(q, ksum, torch.tensor([S]), bs, 4, 1, 2, scorer, kmin, kmax)[0]
+        for group in idx.tolist():
+            assert group == sorted(group)
+            assert {0, 5, 10, 11} == set(group)
+
+
+def test_gqa_group_shares_one_selection():
+    """All G query heads of a group read the same blocks: each head's output equals dense attention of
+    that head over exactly the group's selected tokens."""
+    B, H, G, D, bs = 1, 2, 3, 8, 4
+    S = 10 * bs
+    k, v = torch.randn(B, H, S, D), torch.randn(B, H, S, D)
+    ksum, _, _ = _summaries(cpu, k, [S], bs, 10)
+    q = torch.randn(B, H * G, D)
+    idx = cpu.select_blocks(q, ksum, torch.tensor([S]), bs, 3, 1, 1)
+    out = cpu.sparse_decode(q, k, v, idx, torch.tensor([S]), bs, 1.0)
+    for h in range(H * G):
+        blocks = idx[0, h // G].tolist()
+        tok = torch.cat([torch.arange(b * bs, (b + 1) * bs) for b in blocks])
+        ks, vs = k[0, h // G, tok], v[0, h // G, tok]
+        expect = torch.softmax(ks @ q[0, h], 0) @ vs
+        torch.testing.assert_close(out[0, h], expect, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_summaries_incremental_and_truncate():
+    """MSACache folds keys in as they are appended; truncate + re-append equals never having appended."""
+    bs, D = 4, 8
+    cache = MSACache(num_layers=1, capacity=8, block_size=bs)  # grows past its first capacity
+    keys = torch.randn(1, 2, 30, D)
+    with torch.inference_mode():
+        cache.layers[0].update(keys[:, :, :13], keys[:, :, :13])
+        for t in range(13, 30):
+            cache.layers[0].update(keys[:, :, t : t + 1], keys[:, :, t : t + 1])
+        layer = cache.layers[0]
+        ksum, kmin, kmax = _summaries(ref, keys, [30], bs, 8)
+        torch.testing.assert_close(layer.ksum[:, :, :8], ksum, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer.kmax[:, :, :8], kmax)
+        cache.truncate(18)
+        other = torch.randn(1, 2, 5, D)
+        layer.update(other, other)
+        expect = _summaries(ref, torch.cat([keys[:, :, :18], other], 2), [23], bs, 6)
+    torch.testing.assert_close(layer.ksum[:, :, :6], expect[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.kmin[:, :, :6], expect[1])
+    assert layer.length == 23 and torch.equal(layer.keys[:, :, 18:23], other)
