@@ -135,27 +135,62 @@ def _nearest(cols: list[float], x: float) -> int:
     return min(range(len(cols)), key=lambda i: abs(cols[i] - x))
 
 
-def _periods(header: list[_Line], cols: list[float]) -> list[str]:
-    """Period label per column: the year in the header band, prefixed by a month/date word group."""
-    years: list[str | None] = [None] * len(cols)
-    dates: list[list[str]] = [[] for _ in cols]
-    for line in header:
-        for w in line.words:
-            y = year_of(w["text"])
-            if y and abs(cols[_nearest(cols, w["x1"])] - w["x1"]) < 40:
-                years[_nearest(cols, w["x1"])] = y
-    for line in header:
-        if _MONTH.search(line.text) and not any(year_of(w["text"]) for w in line.words):
-            groups = _word_groups(line.words)
-            if len(groups) == len(cols):
-                for i, g in enumerate(groups):
-                    dates[i] = [w["text"] for w in g]
+def _bands(cols: list[float]) -> list[tuple[float, float]]:
+    """x-range of each column's header: from just right of the previous column to a bit past its own edge."""
+    tol = _align_tol(cols)
+    out, left = [], -1e9
+    for c in cols:
+        out.append((max(left, c - 2.5 * tol), c + tol / 2))
+        left = c + 2
+    return out
+
+
+def _periods(header: list[_Line], cols: list[float], period_line: _Line | None = None) -> list[str]:
+    """Period label per column: the words of the period line over the column ("July 29, 2023", "2018"),
+    prefixed by the group heading above when labels repeat ("Six Months Ended July 29, 2023")."""
+    bands = _bands(cols)
+    if period_line is None:
+        period_line = next((ln for ln in reversed(header) if any(year_of(w["text"]) for w in ln.words)), None)
+    per_col: list[list[str]] = [[] for _ in cols]
+    tol = _align_tol(cols)
+    for g in _word_groups(period_line.words if period_line else [], gap=8.0):
+        i = _nearest(cols, g[-1]["x1"])
+        if abs(cols[i] - g[-1]["x1"]) <= tol:
+            per_col[i].append(_group_text(g))
     labels = []
-    for i in range(len(cols)):
-        y = years[i] or f"col{i + 1}"
-        d = " ".join(dates[i]).rstrip(",")
-        labels.append(f"{d}, {y}" if d and years[i] else y)
+    for i, parts in enumerate(per_col):
+        text = " ".join(parts).strip(" ,")
+        year = next((year_of(t) for t in text.split() if year_of(t)), None)
+        if not year:
+            labels.append(f"col{i + 1}")
+        elif _MONTH.search(text):
+            labels.append(re.sub(r"\s+,", ",", text))
+        else:
+            labels.append(year)
+    above = [ln for ln in header if ln is not period_line and ln.top < (period_line.top if period_line else 0)]
+    if len(set(labels)) < len(labels) and above:
+        groups = _word_groups(above[-1].words, gap=8.0)
+        for i, (lo, hi) in enumerate(bands):
+            mid = (lo + hi) / 2 if lo > -1e8 else hi - 20
+            g = next((g for g in groups if g[0]["x0"] - 30 <= mid <= g[-1]["x1"] + 30), None)
+            if g:
+                labels[i] = _group_text(g) + " " + labels[i]
+    if all(not _MONTH.search(lab) for lab in labels):  # month line above a years line: "December 31," "2018"
+        month_lines = [ln for ln in above if _MONTH.search(ln.text) and not any(year_of(w["text"]) for w in ln.words)]
+        if month_lines:
+            groups = _word_groups(month_lines[-1].words)
+            if len(groups) == len(cols):
+                labels = [f"{' '.join(w['text'] for w in g).rstrip(',')}, {lab}" if not lab.startswith("col") else lab
+                          for g, lab in zip(groups, labels)]  # fmt: skip
     return unique_periods(labels)
+
+
+def _group_text(words: list[dict]) -> str:
+    """Words of a group as text; fragments closer than a point are one word ("M" "on" "t" "hs" -> "Months")."""
+    out = ""
+    for j, w in enumerate(words):
+        out += w["text"] if j and w["x0"] - words[j - 1]["x1"] < 1.0 else (" " if j else "") + w["text"]
+    return out
 
 
 def _word_groups(words: list[dict], gap: float = 12.0) -> list[list[dict]]:
@@ -172,15 +207,28 @@ def _is_year_row(vals: list[dict]) -> bool:
     return bool(vals) and all(year_of(w["text"]) for w in vals)
 
 
-def _period_row(split: list[tuple[list[dict], list[dict]]]) -> int | None:
-    """Index of the header line holding the period years (before any real value row)."""
-    best, most = None, 0
+def _align_tol(cols: list[float]) -> float:
+    """How far (points) a header word may sit from its column's right edge: centred headers drift."""
+    spacing = min((b - a for a, b in zip(cols, cols[1:])), default=120.0)
+    return max(40.0, 0.45 * spacing)
+
+
+def _period_row(lines: list[_Line], split, cols: list[float]) -> tuple[int | None, list[float]]:
+    """(index of the header line holding the period years, right edges of its years aligned with value columns).
+
+    The years must sit over the value columns: "2022 2021 2020" wins over a prose line
+    "Fiscal years ended December 31, 2022, December 25, 2021 and ..." whose years sit at the left.
+    """
+    best, best_years = None, []
+    tol = _align_tol(cols)
     for i, (lab, vals) in enumerate(split[:25]):
         if lab and vals and not _is_year_row(vals) and best is not None:
             break  # first real value row: the header is over
-        if _is_year_row(vals) and len(vals) >= most:
-            best, most = i, len(vals)
-    return best
+        years = [w["x1"] for w in lines[i].words if year_of(w["text"])]
+        aligned = [x for x in years if not cols or min(abs(c - x) for c in cols) <= tol]
+        if aligned and len(aligned) >= len(best_years):
+            best, best_years = i, aligned
+    return best, best_years
 
 
 def _attach(vals: list[dict], cols: list[float]) -> tuple[list[dict], list[dict]]:
@@ -197,17 +245,19 @@ def parse_statement_words(words: list[dict]) -> tuple[pd.DataFrame, list[str], s
     """pdfplumber words of one page -> (df rows x periods, periods, header text, bbox of the table)."""
     lines = _lines(words)
     split = [_split_values(ln) for ln in lines]
-    head_i = _period_row(split)
+    cols = _columns([v for lab, v in split if v and lab and not _is_year_row(v)])
+    head_i, years = _period_row(lines, split, cols)
     body_from = 0 if head_i is None else head_i + 1
-    cols = _columns([v for lab, v in split[body_from:] if v and lab])
-    if head_i is not None:  # the years line fixes the columns when the data clusters disagree with it
-        years = [w["x1"] for w in split[head_i][1]]
-        if len(years) > len(cols):
+    if head_i is not None:  # the years line says which clusters are period columns
+        if len(years) > len(cols) or not cols:
             cols = years
+        elif len(years) < len(cols):
+            # keep the cluster under each year; others are numbers inside labels ("Authorized shares 500")
+            cols = sorted({min(cols, key=lambda c: abs(c - y)) for y in years})
     if not cols:
         return pd.DataFrame(), [], "", None
     header = lines[: body_from or next((i for i, (lab, v) in enumerate(split) if v and lab), 0)]
-    periods = _periods(header, cols)
+    periods = _periods(header, cols, lines[head_i] if head_i is not None else None)
     rows, labels, pending = [], [], ""
     body = lines[body_from:]
     for lab, vals in split[body_from:]:
