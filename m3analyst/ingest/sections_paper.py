@@ -137,7 +137,7 @@ def _structured_abstract(doc: Document, found: list[Section]) -> list[Section]:
         if line.upper().startswith("ABSTRACT."):
             pos, line = pos + len("ABSTRACT."), line[len("ABSTRACT.") :]
         m = _FIELD_RX.match(line)
-        if m and (abstract is not None or line[m.end() - 1 : m.end()] in (":", ".")):
+        if m and m.group("name")[0].isupper() and (abstract is not None or line[m.end() - 1 : m.end()] in (":", ".")):
             name = m.group("name").lower()
             fields.append(_mk(doc, " ".join(line[: m.end()].split()).rstrip(":"), f"abstract_{_FIELD_TO_KIND[name]}", 2, lo + pos))
     if len({f.kind for f in fields}) < 2:
