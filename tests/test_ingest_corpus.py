@@ -194,3 +194,19 @@ def test_summary_shows_outline_and_statements(cli):
     assert r.exit_code == 0
     for want in ("10-K", "MICROSOFT", "item_7a", "income_statement", "Outline"):
         assert want in r.stdout
+
+
+def test_10q_parts_and_items():
+    d = doc("finance/BESTBUY_2024Q2_10Q.pdf")
+    got = [(s.kind, s.page_start) for s in d.sections]
+    assert got == [("item_1", 3), ("item_2", 14), ("item_3", 24), ("item_4", 24), ("part2_item_1", 24),
+                   ("part2_item_2", 25), ("part2_item_5", 25), ("part2_item_6", 25)]  # fmt: skip
+    assert d.outline.ok
+
+
+def test_kind_sniffing_on_text_sets():
+    trials = _glob("bio/trials_txt", "*.txt")
+    assert all(load_document(CORPUS / t).kind == "paper" for t in trials)
+    contracts = _glob("legal/contracts_txt", "*.txt")[:60]
+    kinds = [load_document(CORPUS / c).kind for c in contracts]
+    assert kinds.count("contract") >= 0.9 * len(kinds)

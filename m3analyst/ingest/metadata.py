@@ -63,6 +63,8 @@ def _score_contract(head: str, text: str) -> float:
     return (
         _hits(head, r"\bagreement\b", r"by\s+and\s+(?:between|among)", r"\bwhereas\b", r"now,?\s+therefore")
         + _hits(text, r"in\s+witness\s+whereof", r"governing\s+law")
+        + 0.5 * _hits(head, r"\bthe\s+parties\b", r"hereby\s+agree|agree\s+as\s+follows|in\s+consideration\s+of", r"\bhereto\b|\bhereunder\b|\bhereinafter\b")
+        + (1.0 if len(re.findall(r"\bshall\b", text[:50_000])) >= 10 else 0.0)
     )
 
 
@@ -71,6 +73,7 @@ def _score_paper(head: str, text: str) -> float:
     return (
         1.5 * _hits(head, r"^\s*abstract\b|^\s*summary\s*$|^background\b")
         + 1.5 * _hits(head, r"^TITLE:\s*$|^(?:ABSTRACT|BODY)\.[A-Z]")
+        + _hits(text, r"^BODY\.[A-Z]") + 0.5 * _hits(text, r"\bp\s*[<=]\s*0?\.\d", r"\brandomi[sz]ed\b")
         + _hits(head, r"\bdoi\b|doi\.org", r"\bkeywords?\b", r"(?:university|institute|department|hospital)\b")
         + _hits(text, r"^\s*(?:\d\.?\s*)?references\s*$|^\s*bibliography\s*$", r"^\s*(?:\d\.?\s*)?(?:methods?|materials and methods)\b")
     )
