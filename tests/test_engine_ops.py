@@ -134,3 +134,19 @@ def test_cache_summaries_incremental_and_truncate():
     torch.testing.assert_close(layer.ksum[:, :, :6], expect[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(layer.kmin[:, :, :6], expect[1])
     assert layer.length == 23 and torch.equal(layer.keys[:, :, 18:23], other)
+
+
+@pytest.mark.parametrize("scorer", ["mean", "minmax"])
+@pytest.mark.parametrize("local", [1, 2])
+@pytest.mark.parametrize("seq_len", [141, 144])  # partial and full last block
+def test_single_sequence_fast_path_matches_reference(scorer, local, seq_len):
+    hkv, G, D, bs, cap = 3, 3, 16, 8, 160
+    k, v = torch.randn(1, hkv, cap, D), torch.randn(1, hkv, cap, D)
+    ksum, kmin, kmax = _summaries(cpu, k, [seq_len], bs, cap // bs)
+    q = torch.randn(1, hkv * G, D)
+    sl = torch.tensor([seq_len])
+    expect = ref.select_blocks(q, ksum, sl, bs, 6, 1, local, scorer, kmin, kmax)
+    idx = cpu.select_blocks_b1(q, ksum, seq_len, bs, 6, 1, local, scorer, kmin, kmax)
+    assert torch.equal(idx.int(), expect)
+    out = cpu.sparse_decode_b1(q, k, v, idx, seq_len, bs, 0.25)
+    torch.testing.assert_close(out, ref.sparse_decode(q, k, v, expect, sl, bs, 0.25), rtol=1e-5, atol=1e-5)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from m3analyst.engine import msa_ops as msa_cpu
 from m3analyst.engine.msa_ops import msa_ops
 from m3analyst.settings import AttentionSettings
 
@@ -86,6 +87,10 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     """The registered attention function. Returns (out [B, T, Hq, D], None)."""
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     T, S = query.shape[2], key.shape[2]
+    if query.dtype != key.dtype:  # prefill and decode weights may differ in dtype from the cache: compute in the cache's
+        out, _ = msa_attention(module, query.to(key.dtype), key, value, attention_mask, scaling, dropout, msa,
+                               sliding_window, **kwargs)
+        return out.to(query.dtype), None
     if msa is None or T > 1 or sliding_window is not None:
         out = _causal_sdpa(query, key, value, scaling, sliding_window)
         return out.transpose(1, 2), None
@@ -100,10 +105,15 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
         layer = msa.cache.layers[layer_idx]
         ops = msa_ops(query.device)
         q = query[:, :, 0]
-        seq_lens = torch.full((q.shape[0],), S, dtype=torch.int64, device=q.device)
-        idx = ops.select_blocks(q, layer.ksum, seq_lens, s.block_size, s.top_k, s.sink_blocks, s.local_blocks,
-                                s.scorer, layer.kmin, layer.kmax)
-        out = ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, s.block_size, scaling).unsqueeze(2)
+        if ops.name == "cpu" and q.shape[0] == 1 and s.local_blocks >= 1 and -(-S // s.block_size) > s.top_k:
+            idx = msa_cpu.select_blocks_b1(q, layer.ksum, S, s.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                                           s.scorer, layer.kmin, layer.kmax)
+            out = msa_cpu.sparse_decode_b1(q, layer.keys, layer.values, idx, S, s.block_size, scaling).unsqueeze(2)
+        else:
+            seq_lens = torch.full((q.shape[0],), S, dtype=torch.int64, device=q.device)
+            idx = ops.select_blocks(q, layer.ksum, seq_lens, s.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                                    s.scorer, layer.kmin, layer.kmax)
+            out = ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, s.block_size, scaling).unsqueeze(2)
         if msa._step is not None and msa.track:
             msa._step[layer_idx] = idx
     msa.attn_s += time.perf_counter() - t0

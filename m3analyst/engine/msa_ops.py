@@ -153,3 +153,51 @@ def msa_ops(device: torch.device | str) -> MSAOps:
             except ImportError:
                 pass
     return _cache[kind]
+
+
+# ----------------------------------------------------------------------------------------------
+# Decode fast path: one sequence (B = 1), contiguous block-aligned cache, nb > top_k valid blocks.
+# Same results as select_blocks + sparse_decode with fewer, larger ops (decode is op-count bound on CPU).
+# ----------------------------------------------------------------------------------------------
+def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, local_blocks, scorer="mean",
+                     kmin=None, kmax=None):
+    """idx [1, Hkv, top_k] int64 for one sequence with more than top_k valid blocks (no -1 slots).
+
+    Full blocks all hold block_size tokens, so (with local_blocks >= 1 forcing the only partial block)
+    ranking by raw ksum . q equals ranking by mean key . q: the division is skipped.
+    """
+    hkv, D = ksum.shape[1], ksum.shape[3]
+    nb = -(-seq_len // block_size)
+    qg = q.view(hkv, -1, D)
+    if scorer == "mean":
+        scores = torch.matmul(ksum[0, :, :nb], qg.sum(1, dtype=torch.float32).unsqueeze(-1)).squeeze(-1)  # [hkv, nb]
+        if local_blocks == 0:
+            scores[:, -1] *= block_size / (seq_len - (nb - 1) * block_size)
+    else:
+        qf = qg.float().unsqueeze(-1)
+        scores = (torch.matmul(kmin[0, :, :nb].unsqueeze(1), qf.clamp(max=0))
+                  + torch.matmul(kmax[0, :, :nb].unsqueeze(1), qf.clamp(min=0))).squeeze(-1).sum(1)
+    scores[:, :sink_blocks] = math.inf
+    if local_blocks:
+        scores[:, nb - local_blocks :] = math.inf
+    return scores.topk(top_k, dim=-1, sorted=False).indices.sort(dim=-1).values.unsqueeze(0)
+
+
+def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale):
+    """out [1, Hq, D] for one sequence; idx [1, Hkv, K] ascending, every slot valid, last block = seq_len's block.
+
+    k_cache/v_cache [1, Hkv, S_cap, D] with S_cap a multiple of block_size (the engine's MSALayer buffers).
+    Only the last selected block can hold positions >= seq_len; those logits are masked with one slice fill.
+    """
+    _, hkv, S, D = k_cache.shape
+    K = idx.shape[-1]
+    heads = torch.arange(hkv, device=q.device)[:, None]
+    ks = k_cache[0].view(hkv, S // block_size, block_size, D)[heads, idx[0]].view(hkv, K * block_size, D)
+    vs = v_cache[0].view(hkv, S // block_size, block_size, D)[heads, idx[0]].view(hkv, K * block_size, D)
+    qg = q.view(hkv, -1, D).to(ks.dtype)
+    logits = torch.matmul(qg, ks.transpose(1, 2)).float().mul_(scale)  # [hkv, G, K*bs]
+    tail = seq_len % block_size
+    if tail:
+        logits[:, :, (K - 1) * block_size + tail :] = -math.inf
+    probs = torch.softmax(logits, dim=-1).to(vs.dtype)
+    return torch.matmul(probs, vs).view(1, -1, D).to(q.dtype)
