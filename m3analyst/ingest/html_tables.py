@@ -22,6 +22,7 @@ from m3analyst.ingest.statements import (
     parse_number,
     scale_of,
     statement_kind_of_title,
+    table_span,
     unique_periods,
 )
 
@@ -166,6 +167,7 @@ def add_html_tables(doc: Document, tables: list[tuple[object, int, str]]) -> Non
             continue
         df, labels, header = parsed
         lines = [ln.strip() for ln in before.split("\n") if ln.strip()][-MAX_TITLE_LINES:]
+        start, end = table_span(doc, [page], [str(i) for i in df.index])
         title = next((ln for ln in reversed(lines) if statement_kind_of_title(ln)), None)
         if title is None and lines:
             title = next((ln for ln in reversed(lines) if not re.search(r"\bin (?:millions|thousands|billions)\b", ln, re.I)), lines[-1])
@@ -179,6 +181,8 @@ def add_html_tables(doc: Document, tables: list[tuple[object, int, str]]) -> Non
                 scale=scale_of(" ".join(lines[-3:]) + " " + header),
                 unit="USD" if "$" in el.text_content() else None,
                 periods=[_period_label(c) for c in labels],
+                start=start,
+                end=end,
             )
         )
     _mark_statements(doc, item8_page)

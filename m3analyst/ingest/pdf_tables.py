@@ -29,6 +29,7 @@ from m3analyst.ingest.statements import (
     rejoin_split_words,
     scale_of,
     statement_kind_of_title,
+    table_span,
     unique_periods,
     year_of,
 )
@@ -323,7 +324,7 @@ def _add_one(doc: Document, plumber_pages: dict, kind: str, numbers: list[int]) 
     df = pd.concat(frames)
     page_text = doc.page_text(numbers[0])
     title = next((rejoin_split_words(ln.strip()) for ln in page_text.split("\n")[:TITLE_LINES] if statement_kind_of_title(ln) == kind), None)
-    p = doc.pages[numbers[0] - 1]
+    start, end = table_span(doc, numbers, [str(i) for i in df.index])
     doc.tables.append(
         Table(
             id=f"t{len(doc.tables) + 1}",
@@ -336,8 +337,8 @@ def _add_one(doc: Document, plumber_pages: dict, kind: str, numbers: list[int]) 
             unit="USD",
             periods=list(df.columns),
             bbox=bbox,
-            start=p.start,
-            end=doc.pages[numbers[-1] - 1].end,
+            start=start,
+            end=end,
         )
     )
 

@@ -164,3 +164,20 @@ def warn_missing_statements(doc) -> None:
             f"financial statement table(s) not found: {', '.join(missing)} "
             "(they may be incorporated by reference from an exhibit, or laid out unusually)"
         )
+
+
+def table_span(doc, pages: list[int], labels: list[str]) -> tuple[int, int]:
+    """[start, end) of a table's text in doc.text: from its first row label to its last, within `pages`.
+
+    Falls back to the pages' bounds when a label cannot be found verbatim (spacing differs between extractors).
+    """
+    lo, hi = doc.pages[pages[0] - 1].start, doc.pages[pages[-1] - 1].end
+    start = next((hits[0].start for lab in labels[:3] if (hits := doc.locate(lab, page=pages[0]))), lo)
+    end = hi
+    for lab in reversed(labels[-3:]):
+        hits = [h for p in pages for h in doc.locate(lab, page=p) if h.start >= start]
+        if hits:
+            nl = doc.text.find("\n", hits[-1].end, hi)
+            end = hits[-1].end if nl == -1 else nl
+            break
+    return start, end
