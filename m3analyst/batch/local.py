@@ -29,6 +29,7 @@ class Backend:
     """
 
     name = "backend"
+    n = 1  # workers (processes or actors)
 
     def __init__(self) -> None:
         self.stopping = False

@@ -105,14 +105,14 @@ def run_batch(opts: BatchOptions, events: Events | None = None) -> BatchReport:
                     events.finished(row)
             interrupted = backend.stopping
         report = BatchReport(
-            plan.ordered_rows(),
-            opts.out,
-            backend.name if backend else "none",
-            getattr(backend, "n", 1) if backend else 0,
-            time.perf_counter() - started,
-            processed,
-            interrupted,
-            found.ignored,
+            rows=plan.ordered_rows(),
+            out=opts.out,
+            backend=backend.name if backend else "none",
+            workers=backend.n if backend else 0,
+            wall_s=time.perf_counter() - started,
+            processed=processed,
+            interrupted=interrupted,
+            ignored=found.ignored,
         )
         write_summary(report, opts)
     return report
