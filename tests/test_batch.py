@@ -323,3 +323,14 @@ def test_ray_local_actors_run_the_same_batch(corpus, tmp_path):
     assert status == {"adams": "ok", "trial": "ok", "corrupt": "failed"}
     assert all(r["worker"].startswith("ray") for r in report.rows if r["status"] == "ok")
     assert RecordStore(tmp_path / "out").keys() and (tmp_path / "out" / "memos" / "adams.md").is_file()
+
+
+def test_manifest_domain_overrides_detection(corpus, tmp_path):
+    man = _write_manifest(
+        tmp_path / "m.csv",
+        [{"path": str(corpus / TRIAL), "id": "as-legal", "domain": "legal"}, {"path": str(corpus / CONTRACT), "id": "auto", "domain": ""}],
+    )
+    report = run_batch(BatchOptions(str(man), tmp_path / "out", _model_free(), domain="auto", workers=0))
+    assert [(r["id"], r["status"], r["domain"]) for r in report.rows] == [("as-legal", "ok", "legal"), ("auto", "ok", "legal")]
+    record = json.loads((tmp_path / "out" / "records" / f"{report.rows[0]['key']}.json").read_text())
+    assert record["domain"] == "legal"  # detection alone says bio for this trial (see the test above)
