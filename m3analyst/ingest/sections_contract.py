@@ -22,10 +22,11 @@ _SECTION = re.compile(
 )
 _CLAUSE = re.compile(r"^\s*\((?P<num>[a-z]{1,3}|[ivx]{1,5})\)\s+(?P<title>\S[^\n]{0,200})$")
 _TITLE = re.compile(r"^\s*(?:[A-Z][A-Za-z&\-,’']*\s+){0,8}(?:AGREEMENT|Agreement|CONTRACT|LEASE|AMENDMENT|MEMORANDUM OF UNDERSTANDING)\b[^\n]{0,60}$")
+_INLINE_TITLE = re.compile(r"(?:^|\s)((?:[A-Z][A-Z&\-,'’.0-9]*\s+){0,10}(?:AGREEMENT|CONTRACT|AMENDMENT)(?:\s+(?:NO\.\s*\d+|TO|OF)\b[^a-z\n]{0,80})?)(?=\s|$)")
 _PREAMBLE = re.compile(r"(?im)^[^\n]{0,80}\b(?:this\s+[^\n]{0,80}agreement|agreement\s+is\s+made|by\s+and\s+between|entered\s+into)")
 _RECITALS = re.compile(r"(?m)^\s*(?:RECITALS|Recitals|BACKGROUND|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b[^\n]{0,40}$|^\s*WHEREAS\b")
-_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:IN\s+WITNESS\b|In\s+Witness\s+Whereof|\[\s*Signature\s+[Pp]age)|^\s*Signature\s+[Pp]age", re.MULTILINE)
-_BY_NAME = re.compile(r"(?m)^(?:[^\n]*\n){0,2}?\s*By\s*:[^\n]*\n(?:[^\n]*\n){0,2}?\s*Name\s*:")
+_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:IN\s+WITNESS\b|[Ii]n\s+[Ww]itness\s+[Ww]hereof|\[\s*Signature\s+[Pp]age)|^\s*Signature\s+[Pp]age", re.MULTILINE)
+_BY_NAME = re.compile(r"\bBy\s*:[^\n]{0,120}(?:\n[^\n]{0,120}){0,3}?\b(?:Name|Title|Its)\s*:")
 _MONTH_START = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|December)\b")
 MAX_TOP_JUMP = 5  # a top-level number further ahead than this is a stray line ("30 December 2016")
 _EXHIBIT = re.compile(
@@ -99,10 +100,14 @@ def detect_contract_sections(doc: Document) -> list[Section]:
     out: list[Section] = []
     head = text[:8000]
     m = next(((p, ln) for p, ln in _line_iter(head) if _TITLE.match(ln) and not _in(toc, p)), None)
+    if m is None:  # text that lost its line breaks: an upper-case "... AGREEMENT" run near the top
+        inline = _INLINE_TITLE.search(head, 0, 2500)
+        if inline:
+            m = (inline.start(1), inline.group(1))
     if m:
         out.append(_mk(doc, " ".join(m[1].split()), "title", 1, m[0] + len(m[1]) - len(m[1].lstrip())))
     pre_limit = min(len(text), max(20_000, len(text) // 4))
-    pre = _PREAMBLE.search(text, m[0] + len(m[1]) if m else 0, pre_limit)
+    pre = _PREAMBLE.search(text, m[0] if m else 0, pre_limit)
     while pre and _in(toc, pre.start()):
         pre = _PREAMBLE.search(text, pre.end(), pre_limit)
     if pre:
@@ -114,8 +119,12 @@ def detect_contract_sections(doc: Document) -> list[Section]:
     body_end = sig_start if sig_start is not None else len(text)
     has_articles = False
     last_top = 0
+    prev = ""
     for pos, line in _line_iter(text):
-        if pos >= body_end or _in(toc, pos) or _TOC_TAIL.search(line) and len(line) < 100:
+        wrapped = pos > 0 and text[pos - 1] == "\n" and _continues_sentence(prev)
+        if line.strip():
+            prev = line
+        if pos >= body_end or _in(toc, pos) or _TOC_TAIL.search(line) and len(line) < 100 or wrapped:
             continue
         a = _ARTICLE.match(line)
         if a:
@@ -136,6 +145,8 @@ def detect_contract_sections(doc: Document) -> list[Section]:
         c = _CLAUSE.match(line)
         if c:
             out.append(_mk(doc, _heading_title(line, 60), "clause", 4, pos + len(line) - len(line.lstrip()), f"({c.group('num')})"))
+    if sum(1 for x in out if x.kind in ("article", "section")) < 3:
+        out += _inline_sections(doc, pre.end() if pre else 0, body_end)
     if has_articles:  # numbered sections sit under their ARTICLE
         for s in out:
             if s.kind == "section":
@@ -147,6 +158,25 @@ def detect_contract_sections(doc: Document) -> list[Section]:
     return close_spans(doc, _dedupe(out))
 
 
+_INLINE = re.compile(r"(?:(?<=[.:;)]\s)|(?<=\s\s))(?:(?:Section|SECTION)\s+)?(?P<num>\d{1,2})\.(?:\d{1,2}\.?)?\s+(?=[A-Z“\"])")
+
+
+def _inline_sections(doc: Document, lo: int, hi: int) -> list[Section]:
+    """Numbered sections in text that lost its line breaks: the chain 1., 2., 3., ... found in order."""
+    out, expected = [], 1
+    for m in _INLINE.finditer(doc.text, lo, hi):
+        if int(m.group("num")) == expected:
+            out.append(_mk(doc, _heading_title(doc.text[m.start() : m.start() + 160], 80), "section", 1, m.start(), m.group("num")))
+            expected += 1
+    return out if len(out) >= 3 else []
+
+
+def _continues_sentence(prev: str) -> bool:
+    """A long previous line ending mid-sentence ("... obligations under") makes this line its continuation."""
+    p = prev.rstrip()
+    return len(p) > 60 and bool(re.search(r"[a-z,]$", p))
+
+
 def _signature(text: str, toc: list[tuple[int, int]]) -> tuple[int | None, str]:
     """Start and title of the signature block: 'IN WITNESS WHEREOF…', else the first 'By:/Name:' block in the second half."""
     sig = next((s for s in _SIGNATURE.finditer(text) if not _in(toc, s.start())), None)
@@ -154,7 +184,8 @@ def _signature(text: str, toc: list[tuple[int, int]]) -> tuple[int | None, str]:
         return sig.start() + len(sig.group(0)) - len(sig.group(0).lstrip()), " ".join(sig.group(0).split())
     by = _BY_NAME.search(text, len(text) // 2)
     if by:
-        return by.start(), "Signature block"
+        line_start = text.rfind("\n", 0, by.start()) + 1
+        return line_start, "Signature block"
     return None, ""
 
 
