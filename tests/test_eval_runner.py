@@ -173,3 +173,13 @@ def test_select_items(items):
     assert [i.id for i in select_items(items, [], limit=1)] == ["t/a"]
     with pytest.raises(UsageError):
         select_items(items, ["nothing*"])
+
+
+def test_settings_with_overrides():
+    from m3analyst.evaluation.runner import settings_with
+
+    s = settings_with(["memo.budget=2048", "engine.attention.backend=dense", "engine.model=none"])
+    assert s.memo.budget == 2048 and s.engine.attention.backend == "dense" and s.engine.model == "none"
+    for bad in (["memo.nope=1"], ["engine.attention.backend=sparse"], ["memo.budget"], ["x.y=1"]):
+        with pytest.raises(UsageError):
+            settings_with(bad)

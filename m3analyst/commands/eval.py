@@ -18,10 +18,10 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
 
 
-def _settings(model: str | None, attention: str | None, max_new_tokens: int | None):
-    from m3analyst.settings import Settings
+def _settings(model: str | None, attention: str | None, max_new_tokens: int | None, config: list[str]):
+    from m3analyst.evaluation.runner import settings_with
 
-    s = Settings()
+    s = settings_with(config)
     if model:
         s.engine.model = model
     if attention:
@@ -60,6 +60,7 @@ def eval_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON report to this file."),
     html_out: bool = typer.Option(False, "--html", help="Also write an HTML report with plots (beside --out, or eval_<domain>.html)."),
+    config: list[str] = typer.Option([], "--config", help="Any setting as DOTTED.KEY=VALUE (repeatable), e.g. memo.budget=2048, engine.attention.top_k=8."),
     compare: Path | None = typer.Option(None, "--compare", help="An older JSON report: show deltas and regressions."),
     fail_on: list[str] = typer.Option([], "--fail-on", help="METRIC:DROP, e.g. qa_accuracy:0.05; with --compare, exit 1 when METRIC got worse by more than DROP."),
 ) -> None:
@@ -75,7 +76,7 @@ def eval_cmd(
         raise UsageError("--fail-on needs --compare OLD.json")
     old = _read_old(compare) if compare else None
     root = data_root or default_data_root()
-    settings = _settings(model, attention, max_new_tokens)
+    settings = _settings(model, attention, max_new_tokens, config)
     items = select_items(load_set(set_, domain, root), only, limit)
 
     t = time.perf_counter()

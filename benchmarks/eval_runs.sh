@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Eval runs whose JSON reports are saved as benchmarks/eval_*.json (figures in benchmarks/RESULTS.md).
+# Usage: benchmarks/eval_runs.sh [model-free|model|public|all]   (from the repo root)
+# Model runs are slow on a 2-core CPU; MAX_NEW (default 64) and LIMIT (default: all items) bound them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=benchmarks
+MAX_NEW=${MAX_NEW:-64}
+LIMIT=${LIMIT:+--limit $LIMIT}
+what=${1:-all}
+
+model_free() {
+  for d in finance legal bio; do
+    m3analyst eval "$d" --model none --out "$B/eval_${d}_none.json" --html
+  done
+  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance --model none --out "$B/eval_financebench_none.json"
+  m3analyst eval legal --set cuad --model none --out "$B/eval_cuad_none.json"
+  m3analyst eval bio --set evidence-inference --model none --out "$B/eval_evidence-inference_none.json"
+}
+
+model() {  # default model, MSA then dense on the same items; dense compared with MSA
+  for d in finance legal bio; do
+    m3analyst eval "$d" --attention msa --max-new-tokens "$MAX_NEW" $LIMIT --out "$B/eval_${d}_msa.json" --html
+    m3analyst eval "$d" --attention dense --max-new-tokens "$MAX_NEW" $LIMIT --out "$B/eval_${d}_dense.json" \
+      --compare "$B/eval_${d}_msa.json" || true   # a regression must not stop the script
+  done
+}
+
+public() {  # the 25 FinanceBench dev questions with the default model
+  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance --max-new-tokens "$MAX_NEW" \
+    --out "$B/eval_financebench_msa.json"
+}
+
+case "$what" in
+  model-free) model_free ;;
+  model) model ;;
+  public) public ;;
+  all) model_free; model; public ;;
+  *) echo "usage: $0 [model-free|model|public|all]" >&2; exit 2 ;;
+esac
