@@ -98,6 +98,7 @@ def test_statement_values_3m_and_apple():
     assert row_value(inc, r"per share.*diluted", "2017") == 7.93
     assert row_value(bs, r"^total assets", 0) == 36_500e6
     assert bs.periods == ["December 31, 2018", "December 31, 2017"]
+    assert d.text[inc.start : inc.end].startswith("Net sales $ 32,765") and d.page_at(inc.end) == 56  # text span for citations
     a = doc("finance/aapl-10-k-2024-11-01.html")
     inc = a.tables_of_kind("income_statement")[0]
     assert inc.periods[0] == "September 28, 2024" and row_value(inc, r"^total net sales", 0) == 391_035e6

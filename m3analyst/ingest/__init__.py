@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from m3analyst.ingest.model import Document, Metadata, OutlineReport, Page, Provenance, Section, Table
 from m3analyst.ingest.registry import load_document, register_loader, sniff
+from m3analyst.ingest.statements import STATEMENT_KINDS, row_value
 
 __all__ = [
     "Document",
@@ -15,9 +16,11 @@ __all__ = [
     "OutlineReport",
     "Page",
     "Provenance",
+    "STATEMENT_KINDS",
     "Section",
     "Table",
     "load_document",
     "register_loader",
+    "row_value",
     "sniff",
 ]

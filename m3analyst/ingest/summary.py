@@ -59,7 +59,7 @@ def _head(doc: Document) -> RichTable:
     if m.dates:
         head.add_row("dates", ", ".join(f"{k}: {v}" for k, v in m.dates.items()))
     labels = [p.label for p in doc.pages if p.label]
-    head.add_row("pages", f"{doc.n_pages}" + (f" (printed labels {labels[0]}…{labels[-1]})" if labels else ""))
+    head.add_row("pages", f"{doc.n_pages}" + (f" ({len(labels)} with a printed page number)" if labels else ""))
     stm = [t for t in doc.tables if t.kind]
     head.add_row("tables", f"{len(doc.tables)}" + (f" ({len(stm)} financial statements)" if stm else ""))
     head.add_row("XBRL facts", str(0 if doc.xbrl is None else len(doc.xbrl)))

@@ -91,10 +91,13 @@ def facts_frame(root, fact_pages: dict[object, int]) -> pd.DataFrame | None:
     from m3analyst.ingest.html import fact_key
 
     contexts, units = _contexts(root), _units(root)
+    continuations = {el.get("id"): el for el in root.iter("ix:continuation")}
     rows = []
     for el in root.iter("ix:nonfraction", "ix:nonnumeric"):
         numeric = el.tag == "ix:nonfraction"
         raw = " ".join(el.text_content().split())
+        if not numeric and el.get("continuedat"):
+            raw = " ".join([raw] + _continued_text(el.get("continuedat"), continuations))
         scale = int(el.get("scale") or 0)
         sign = -1 if el.get("sign") == "-" else 1
         ctx = contexts.get(el.get("contextref") or "", {})
@@ -120,6 +123,17 @@ def facts_frame(root, fact_pages: dict[object, int]) -> pd.DataFrame | None:
     if not rows:
         return None
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _continued_text(first_id: str, continuations: dict) -> list[str]:
+    """Texts of an ix:continuation chain (a text block split across pages), cycle-safe."""
+    out, seen, cid = [], set(), first_id
+    while cid and cid in continuations and cid not in seen and len(out) < 200:
+        seen.add(cid)
+        c = continuations[cid]
+        out.append(" ".join(c.text_content().split()))
+        cid = c.get("continuedat")
+    return out
 
 
 def dei(frame: pd.DataFrame | None, concept: str) -> str | None:
