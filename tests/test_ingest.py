@@ -328,3 +328,10 @@ def test_cli_json_and_out(cli, tmp_path):
     out = tmp_path / "summary.txt"
     r = cli("ingest", path, "--out", out)
     assert r.exit_code == 0 and "contract" in out.read_text() and "Outline" in out.read_text()
+
+
+def test_pdfium_marked_hyphens_rejoin_only_known_words():
+    pages = ["We describe a sample size calcu\ufffelation here.", "The calculation is simple; forward\ufffelooking words stay."]
+    clean = clean_pages(pages)
+    assert "sample size calculation here" in clean.texts[0]
+    assert "forward-looking" in clean.texts[1]

@@ -40,8 +40,31 @@ class CleanPages:
     furniture: list[str]  # the repeated header/footer lines removed (normalised forms)
 
 
-def repair_text(text: str) -> str:
+_MARKED_BREAK = re.compile(r"([A-Za-z]+)[\ufffe\x02]\n?([A-Za-z]+)")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def vocabulary(texts: list[str]) -> set[str]:
+    """Lower-cased words of the document (to tell "calcu-lation" from "forward-looking")."""
+    return {w.lower() for t in texts for w in _WORD.findall(t)}
+
+
+def join_marked_breaks(text: str, vocab: set[str]) -> str:
+    """pdfium marks a hyphen at a line end (U+FFFE) and joins the line: re-join the word when the
+    document uses it unhyphenated elsewhere ("volun-tary" -> "voluntary"), else keep a real hyphen
+    ("forward-looking", "S-T")."""
+
+    def fix(m: re.Match) -> str:
+        a, b = m.group(1), m.group(2)
+        return a + b if (a + b).lower() in vocab and b[:1].islower() else f"{a}-{b}"
+
+    return _MARKED_BREAK.sub(fix, text)
+
+
+def repair_text(text: str, vocab: set[str] | None = None) -> str:
     """Fix extraction artifacts that do not change meaning: pdfium hyphen marks, ligature gaps, EOL hyphens."""
+    if vocab is not None:
+        text = join_marked_breaks(text, vocab)
     text = text.replace(_PDFIUM_HYPHEN, "-").replace("\u2011", "-").replace("\x02", "-")
     text = _LIGATURE_GAP.sub(lambda m: m.group(1) or m.group(2), text)
     return _EOL_HYPHEN.sub(lambda m: m.group("rest") + "\n", text)
@@ -120,7 +143,8 @@ def _strip_edges(lines: list[str], furniture: set[str]) -> tuple[list[str], str 
 
 def clean_pages(raw_pages: list[str]) -> CleanPages:
     """Repair text, strip running headers/footers and page numbers; keep printed labels."""
-    pages = [repair_text(t).split("\n") for t in raw_pages]
+    vocab = vocabulary(raw_pages)
+    pages = [repair_text(t, vocab).split("\n") for t in raw_pages]
     pages = [[ln.rstrip() for ln in lines] for lines in pages]
     furniture = find_furniture(pages)
     texts, labels = [], []
