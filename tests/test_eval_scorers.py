@@ -317,3 +317,9 @@ def test_legal_names_map_through_the_domain_spec():
     s = score_item(item, pred)
     assert s.metrics["fact_recall"].value == 1.0  # clause text for a Yes category counts as Yes
     assert s.categories["notice_to_terminate_renewal"]["tp"] == 1 and s.categories["non_compete"]["tp"] == 1
+
+
+def test_citations_not_scored_on_one_page_documents():
+    item = _item(questions=QUESTIONS[:1])
+    pred = Prediction(answers={"capex": PredAnswer("1,577 [p.1]", citations=[1])}, doc=Document.from_pages(["all text"]))
+    assert "citation_accuracy" not in score_item(item, pred).metrics

@@ -325,8 +325,11 @@ def score_qa(item: EvalItem, pred: Prediction) -> Score:
 
 @register_scorer("citations")
 def score_citations(item: EvalItem, pred: Prediction) -> Score:
-    """Answers: right if any cited page holds the evidence. Facts: each correctly valued fact's page."""
+    """Answers: right if any cited page holds the evidence. Facts: each correctly valued fact's page.
+    Not scored on one-page documents (plain-text contracts, inline contexts): any citation is page 1."""
     r, details = Ratio(), []
+    if pred.doc is not None and pred.doc.n_pages <= 1:
+        return Score()
     for q in item.questions:
         ans = pred.answers.get(q.id)
         if ans is None or not ans.citations or (q.page is None and not q.evidence):
