@@ -53,7 +53,29 @@ ITEM_PAGES = {
     "finance/NETFLIX_2017_10K.pdf": {"1": (3, "1"), "1a": (5, "3"), "7": (21, "19"), "7a": (33, "31"), "8": (33, "31")},
     "finance/NIKE_2021_10K.pdf": {"1": (3, "1"), "1a": (12, "10"), "7": (30, "28"), "7a": (53, "51"), "8": (55, "53")},
     "finance/aapl-10-k-2024-11-01.html": {"1": (3, "1"), "1a": (7, "5"), "7": (23, "21"), "7a": (29, "27"), "8": (30, "28")},
+    "finance/AMAZON_2017_10K.pdf": {"1": (3, "3"), "1a": (6, "6"), "7": (19, "19"), "7a": (33, "33"), "8": (35, "35")},
+    "finance/AMCOR_2023_10K.pdf": {"1": (5, "5"), "1a": (14, "14"), "7": (29, "29"), "7a": (46, "46"), "8": (48, "48")},
+    "finance/PEPSICO_2022_10K.pdf": {"1": (4, "2"), "1a": (13, "11"), "7": (31, "29"), "7a": (118, "116"), "8": (118, "116")},
+    "finance/ibm-10-k-2025-02-25.html": {"1": (3, "1"), "1a": (5, "3"), "7": (14, "12"), "7a": (14, "12"), "8": (14, "12")},
 }
+
+
+@pytest.mark.parametrize("rel", TEN_KS)
+def test_item_pages_agree_with_the_filings_own_toc(rel):
+    """Where a filing has a table of contents, each Item starts on the page whose printed number the TOC gives."""
+    d = doc(rel)
+    first = d.section("item_1").start
+    toc = {}
+    for line in d.text[:first].split("\n"):
+        m = re.match(r"^\s*item\s*(\d{1,2}[A-C]?)\b.*?\s(\d{1,3})\s*$", line, re.IGNORECASE)
+        if m:
+            toc.setdefault(m.group(1).lower(), m.group(2))
+    if len(toc) < 5:
+        pytest.skip(f"{rel} has no parseable table of contents")
+    for s in d.sections:  # the acceptance Items (Amazon's own TOC is one page off for Item 1B)
+        want = toc.get(s.number.lower()) if s.number in ("1", "1A", "7", "7A", "8") else None
+        if want is not None:
+            assert d.pages[s.page_start - 1].label == want, f"{rel}: Item {s.number} on p.{s.page_start}"
 
 
 @pytest.mark.parametrize("rel", sorted(ITEM_PAGES))
