@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from m3analyst.ingest import Document, load_document
-from m3analyst.ingest.statements import STATEMENT_KINDS, row_value
+from m3analyst.ingest.statements import STATEMENT_KINDS, latest_period, row_value
 from m3analyst.resources import corpus_dir
 
 CORPUS = corpus_dir()
@@ -121,6 +121,9 @@ def test_statement_values_3m_and_apple():
     assert row_value(bs, r"^total assets", 0) == 36_500e6
     assert bs.periods == ["December 31, 2018", "December 31, 2017"]
     assert d.text[inc.start : inc.end].startswith("Net sales $ 32,765") and d.page_at(inc.end) == 56  # text span for citations
+    amzn = doc("finance/AMAZON_2017_10K.pdf").tables_of_kind("income_statement")[0]
+    assert amzn.periods == ["2015", "2016", "2017"] and latest_period(amzn) == "2017"
+    assert row_value(amzn, r"^total net sales", latest_period(amzn)) == 177_866e6
     a = doc("finance/aapl-10-k-2024-11-01.html")
     inc = a.tables_of_kind("income_statement")[0]
     assert inc.periods[0] == "September 28, 2024" and row_value(inc, r"^total net sales", 0) == 391_035e6

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from m3analyst.ingest.model import Document, Metadata, OutlineReport, Page, Provenance, Section, Table
 from m3analyst.ingest.registry import load_document, register_loader, sniff
-from m3analyst.ingest.statements import STATEMENT_KINDS, row_value
+from m3analyst.ingest.statements import STATEMENT_KINDS, latest_period, row_value
 
 __all__ = [
     "Document",
@@ -19,6 +19,7 @@ __all__ = [
     "STATEMENT_KINDS",
     "Section",
     "Table",
+    "latest_period",
     "load_document",
     "register_loader",
     "row_value",
