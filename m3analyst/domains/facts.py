@@ -55,4 +55,6 @@ def format_value(value: float | str | None, unit: str | None, scale: float = 1.0
         sign = "-" if shown < 0 else ""
         decimals = 2 if (suffix == "B" and abs(shown) < 100) or (not suffix and abs(shown) < 100) else 0
         return f"{sign}${abs(shown):,.{decimals}f}{suffix}"
+    if unit == "days":
+        return f"{value:,.1f} days"
     return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"

@@ -371,16 +371,30 @@ def derived_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:
         for period, fs in by_period.items():
             if d.name in fs:  # reported: a fallback derivation is not needed
                 continue
-            v = _eval(d.expr, {k: f.value for k, f in fs.items()})
+            env = {k: f.value for k, f in fs.items()}
+            if "prev_" in d.expr:
+                env.update(_prior_env(by_period, period))
+            v = _eval(d.expr, env)
             if v is None:
                 continue
             used = [f for k, f in fs.items() if re.search(rf"\b{k}\b", d.expr)]
+            used += [f for k, f in _prior_facts(by_period, period).items() if re.search(rf"\bprev_{k}\b", d.expr)]
             scale = used[0].scale if d.unit == "USD" and used else 1.0
             pages = sorted({f.page for f in used if f.page})
             fact = Fact(d.name, v, d.unit, scale, period, pages[0] if pages else None, d.expr, d.label, True, extra={"pages": pages})
             fs[d.name] = fact  # later derivations may use it (gross_margin after a derived gross_profit)
             out.append(fact)
     return out
+
+
+def _prior_facts(by_period: dict[str, dict[str, Fact]], period: str) -> dict[str, Fact]:
+    """Facts of the comparable prior period (same span, the latest before `period`)."""
+    earlier = [p for p in by_period if _span(p) == _span(period) and period_key(p) < period_key(period)]
+    return by_period[max(earlier, key=period_key)] if earlier else {}
+
+
+def _prior_env(by_period: dict[str, dict[str, Fact]], period: str) -> dict[str, float]:
+    return {f"prev_{k}": f.value for k, f in _prior_facts(by_period, period).items()}
 
 
 def yoy_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:

@@ -30,6 +30,8 @@ _FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventor
                       r"ebitda|working capital|coverage|quick|effective tax", re.I)
 _ABBREV = {"ppne": "property plant equipment net", "pp&e": "property plant equipment", "ppe": "property plant equipment",
            "cogs": "cost of goods sold", "sg&a": "selling general administrative"}
+_ROUND = re.compile(r"round(?:ed)?\s+(?:\w+\s+){0,3}to\s+(one|two|three|four|\d)\s+decimal", re.I)
+_DIGITS = {"one": 1, "two": 2, "three": 3, "four": 4}
 _UNIT = [(re.compile(r"\bbillions?\b", re.I), 1e9), (re.compile(r"\bmillions?\b", re.I), 1e6), (re.compile(r"\bthousands?\b", re.I), 1e3)]
 
 
@@ -64,6 +66,16 @@ def _names(spec: DomainSpec) -> list[tuple[str, str, str]]:
     return sorted(out, key=lambda x: -len(x[0]))
 
 
+def _named_fact(spec: DomainSpec, q: str) -> tuple[str, str] | None:
+    """The fact the question names: the alias found earliest in the question (longest on ties)."""
+    hits = []
+    for alias, n, label in _names(spec):
+        m = re.search(rf"(?<!\w){re.escape(alias)}(?!\w)", q)
+        if m:
+            hits.append((m.start(), -len(alias), n, label))
+    return (min(hits)[2], min(hits)[3]) if hits else None
+
+
 def _target_scale(question: str, default: float) -> float:
     for rx, s in _UNIT:
         if rx.search(question):
@@ -87,30 +99,38 @@ _NARRATIVE = re.compile(r"^\s*(why|how (did|does|do|has|have)|describe|explain|w
 
 def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
     """A fact look-up for numeric questions ("What was FY2018 capex?"); None when it is not one."""
-    if _FORMULA.search(question) or _NARRATIVE.search(question) or not _NUMERIC.search(question):
+    if _NARRATIVE.search(question) or not _NUMERIC.search(question):
         return None
     q = question.lower()
     years = _years(question)
-    name = next(((n, label) for alias, n, label in _names(spec) if re.search(rf"\b{re.escape(alias)}\b", q)), None)
+    name = _named_fact(spec, q)
+    if _FORMULA.search(question) and (name is None or name[0] not in {d.name for d in spec.derived}):
+        return None  # a metric we do not compute (quick ratio, ...): not a fact look-up
     series = [f for f in facts if name and f.name == name[0] and isinstance(f.value, float)]
     if not series:
         row_facts = _row_lookup(doc, spec, question)
         if not row_facts:
             return None
         series, name = row_facts, (row_facts[0].name, row_facts[0].title)
-    if _CHANGE.search(q) and (len(years) >= 2 or len(series) >= 2):
+    derived = {d.name for d in spec.derived}
+    if name[0] not in derived and _CHANGE.search(q) and (len(years) >= 2 or len(series) >= 2):
         return _change_answer(series, years, name[1], question)
-    f = _pick(series, years[-1] if years else None)
+    f = _pick(series, years[0] if years else None)  # the period the question asks about comes first
     if f is None:
         return None
-    if f.unit in ("%", "USD/share"):
+    if f.unit in ("%", "USD/share", "ratio", "days"):
         value, shown = f.value, f.display()
     else:
         scale = _target_scale(question, f.scale or 1.0)
         value = f.value / scale
         shown = format_value(f.value, f.unit, scale)
+    m = _ROUND.search(question)
+    if m:
+        value = round(value, _DIGITS.get(m.group(1).lower(), 2) if not m.group(1).isdigit() else int(m.group(1)))
+        shown = f"{shown} (rounded: {value})"
     pages = f.extra.get("pages") or [f.page]
-    text = f"{name[1]} for {f.period} was {shown} {' '.join(f'[p.{p}]' for p in pages)}."
+    how = f" = {f.source_text}" if f.derived else ""
+    text = f"{name[1]} for {f.period} was {shown}{how} {' '.join(f'[p.{p}]' for p in pages)}."
     return Answer(text, round(value, 6), pages, "facts", f.unit, f.name, [{"source_text": f.source_text}])
 
 

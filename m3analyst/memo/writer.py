@@ -113,11 +113,11 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         question = item.question or item.contains or item.heading
         suffix = task_text(spec, item.heading, item.contains, question, item.max_words) + tail
         with clock("decode"):
-            res = sess.generate(suffix, max_new_tokens=min(n_new, int(item.max_words * 1.6)))
+            res = sess.generate(suffix, max_new_tokens=min(n_new, settings.memo.heading_tokens, int(item.max_words * 1.6)))
         stats_all.append(res.stats)
         hits = res.stats.block_hits
         with clock("rank"):
-            cands = candidates(doc, item, facts, ranges, paras, bm25)
+            cands = candidates(doc, item, facts, ranges, paras, bm25, k=settings.memo.candidates)
             probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
             base = _total_logprob(sess, engine, probe, bos)
             for c in cands:
