@@ -96,24 +96,24 @@ ARCHS = ["llama", "qwen2", "gemma3"]
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_msa_with_all_blocks_equals_dense(arch):
-    ids = _ids(150)
+    ids = _ids(120)
     eng = _engine(arch, block_size=8, top_k=32, dense_layers=0, dense_below=8, sink_blocks=1, local_blocks=1)
-    got, ctx = _teacher_forced(eng, ids, 100)
-    torch.testing.assert_close(got, _reference_logits(arch, ids, 100), rtol=1e-4, atol=1e-4)
+    got, ctx = _teacher_forced(eng, ids, 95)
+    torch.testing.assert_close(got, _reference_logits(arch, ids, 95), rtol=1e-4, atol=1e-4)
     global_layers = {0: 1, 1: 1, 2: 1} if arch != "gemma3" else {1: 1}  # gemma3 sliding layers stay windowed-dense
     assert ctx.selections and set(ctx.selections[-1]) == set(global_layers)  # the sparse path really ran
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_dense_backend_equals_reference(arch):
-    ids = _ids(120, seed=1)
-    got, _ = _teacher_forced(_engine(arch, backend="dense"), ids, 70)
-    torch.testing.assert_close(got, _reference_logits(arch, ids, 70), rtol=1e-4, atol=1e-4)
+    ids = _ids(100, seed=1)
+    got, _ = _teacher_forced(_engine(arch, backend="dense"), ids, 80)
+    torch.testing.assert_close(got, _reference_logits(arch, ids, 80), rtol=1e-4, atol=1e-4)
 
 
 def test_sparse_selection_is_really_sparse():
     """Few blocks: output differs from dense, sink + local blocks in every selection, stats consistent."""
-    ids = _ids(200, seed=2)
+    ids = _ids(180, seed=2)
     eng = _engine("llama", block_size=8, top_k=4, dense_layers=1, dense_below=8, sink_blocks=1, local_blocks=2)
     got, ctx = _teacher_forced(eng, ids, 150)
     ref = _reference_logits("llama", ids, 150)

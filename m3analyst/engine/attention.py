@@ -39,6 +39,7 @@ class RunContext:
     decode_calls: int = 0
     selections: list = field(default_factory=list)  # per decode step: {layer_idx: idx int32 [B, Hkv, K]}
     dense_mass: torch.Tensor | None = None  # dense mode: attention mass per cached token [S]
+    observer: object = None  # optional callable(layer_idx, q [B,Hq,D], layer, idx, seq_len) on MSA steps (benchmarks)
     _step: dict | None = None
 
     @property
@@ -116,6 +117,8 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
             out = ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, s.block_size, scaling).unsqueeze(2)
         if msa._step is not None and msa.track:
             msa._step[layer_idx] = idx
+        if msa.observer is not None:
+            msa.observer(layer_idx, q, layer, idx, S)
     msa.attn_s += time.perf_counter() - t0
     msa.decode_calls += 1
     return out.transpose(1, 2), None

@@ -89,6 +89,7 @@ class DtypePlan:
 
     decode: torch.dtype
     prefill: torch.dtype | None = None  # None: the decode weights do prefill too
+    decode_int8: bool = False  # decode linears as weight-only int8 (activations in `decode` dtype)
 
 
 # CPU: PyTorch's bf16 GEMM (AMX/AVX512-BF16) makes prefill ~4x faster than fp32, but its one-row
@@ -99,6 +100,9 @@ _AUTO_DTYPE = {
 }
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
+_NAMED_PLANS = {  # CPU: int8 weight-only decode (a quarter of fp32's bytes per token), bf16 prefill
+    "int8": lambda: DtypePlan(torch.bfloat16, torch.bfloat16, decode_int8=True),
+}
 PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the prefill weights
 
 
@@ -114,9 +118,9 @@ def pick_dtype(setting: str, device: torch.device) -> DtypePlan:
     if setting == "auto":
         return _AUTO_DTYPE.get(device.type, lambda: DtypePlan(torch.float32))()
     try:
-        return DtypePlan(_DTYPES[setting])
+        return _NAMED_PLANS[setting]() if setting in _NAMED_PLANS else DtypePlan(_DTYPES[setting])
     except KeyError:
-        raise UsageError(f"unknown dtype {setting!r}; choose auto, {', '.join(sorted(_DTYPES))}") from None
+        raise UsageError(f"unknown dtype {setting!r}; choose auto, {', '.join(sorted(_DTYPES | _NAMED_PLANS))}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,7 +156,13 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         hf_dir = ensure_model(settings.model, progress=progress, rebuild=True)
         model, tok = _load_hf(hf_dir, device, plan.decode)
     prefill_model = None
-    if plan.prefill is not None and plan.prefill != plan.decode:
+    if plan.decode_int8:
+        import copy
+
+        from m3analyst.engine.quant import quantize_linears_int8
+
+        prefill_model, model = model, quantize_linears_int8(copy.deepcopy(model), plan.decode)
+    elif plan.prefill is not None and plan.prefill != plan.decode:
         import copy
 
         prefill_model = copy.deepcopy(model).to(plan.prefill)
@@ -225,6 +235,8 @@ class Engine:
             "head_dim": getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads,
             "context_length": self.context_length, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
+            "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
+            else str(self.dtype).replace("torch.", ""),
             "threads": torch.get_num_threads(), "attention": self.settings.attention.model_dump(),
         }
 

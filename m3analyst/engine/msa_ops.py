@@ -191,9 +191,10 @@ def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale):
     """
     _, hkv, S, D = k_cache.shape
     K = idx.shape[-1]
-    heads = torch.arange(hkv, device=q.device)[:, None]
-    ks = k_cache[0].view(hkv, S // block_size, block_size, D)[heads, idx[0]].view(hkv, K * block_size, D)
-    vs = v_cache[0].view(hkv, S // block_size, block_size, D)[heads, idx[0]].view(hkv, K * block_size, D)
+    nblk = S // block_size
+    rows = (idx[0] + torch.arange(0, hkv * nblk, nblk, device=q.device)[:, None]).flatten()  # block rows, all heads
+    ks = k_cache.view(hkv * nblk, block_size * D).index_select(0, rows).view(hkv, K * block_size, D)
+    vs = v_cache.view(hkv * nblk, block_size * D).index_select(0, rows).view(hkv, K * block_size, D)
     qg = q.view(hkv, -1, D).to(ks.dtype)
     logits = torch.matmul(qg, ks.transpose(1, 2)).float().mul_(scale)  # [hkv, G, K*bs]
     tail = seq_len % block_size

@@ -1,0 +1,65 @@
+"""Engine speed: prefill seconds and decode tokens/s (attention share) per context, MSA vs dense,
+beside plain transformers (DynamicCache, dense SDPA, fp32) on the same prompt as the baseline.
+
+Run: python benchmarks/bench_engine.py [--contexts 2048,8192] [--steps 32] [--threads N] [--no-hf]
+Prints one JSON line per row; the 1-minute load average is recorded with each (cores shared here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from m3analyst.engine import load_engine
+from m3analyst.engine.bench import corpus_ids, run_bench
+from m3analyst.settings import EngineSettings
+
+
+def hf_baseline(eng, ids: list[int], steps: int) -> dict:
+    """transformers' own path (the issue's baseline): model(ids) with its DynamicCache, then greedy steps."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(eng.path), dtype=torch.float32, attn_implementation="sdpa").eval()
+    with torch.inference_mode():
+        t = time.perf_counter()
+        out = model(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+        prefill = time.perf_counter() - t
+        cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        t = time.perf_counter()
+        for _ in range(steps):
+            out = model(nxt, past_key_values=cache, use_cache=True)
+            cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        tps = steps / (time.perf_counter() - t)
+    return {"backend": "hf-dense-fp32", "context": len(ids), "prefill_s": round(prefill, 3),
+            "decode_tok_s": round(tps, 2), "load": os.getloadavg()[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contexts", default="2048,8192")
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--scorer", default="mean")
+    ap.add_argument("--no-hf", action="store_true", help="skip the plain transformers baseline")
+    args = ap.parse_args()
+    settings = EngineSettings(threads=args.threads)
+    settings.attention.scorer = args.scorer
+    eng = load_engine(settings)
+    info = eng.info()
+    print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": info["threads"],
+                      "dtype": info["dtype"], "prefill_dtype": info["prefill_dtype"], "load": os.getloadavg()}))
+    contexts = [int(c) for c in args.contexts.split(",")]
+    for row in run_bench(eng, contexts, ("msa", "dense"), args.steps):
+        print(json.dumps(row.to_dict()), flush=True)
+    if not args.no_hf:
+        for c in contexts:
+            c = min(c, eng.context_length - args.steps - 2)
+            print(json.dumps(hf_baseline(eng, corpus_ids(eng, c), args.steps)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Weight-only int8 linears for CPU decode (one token per step is bound by reading the weights).
+
+`quantize_linears_int8(model)` replaces every nn.Linear by `Int8Linear`: per-output-channel symmetric
+int8 weights + a scale, multiplied by PyTorch's `_weight_int8pack_mm` CPU kernel (activations bf16).
+A quarter of fp32's bytes per token. Used for the decode copy of the weights only; prefill keeps bf16.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Int8Linear(nn.Module):
+    """y = x @ (q * scale).T + bias; q int8 [N, K], scale [N] (activation dtype)."""
+
+    def __init__(self, linear: nn.Linear, act_dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        self.register_buffer("weight_q", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scales", scale.to(act_dtype))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(act_dtype), requires_grad=False)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(self.scales.dtype), self.weight_q, self.scales)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*shape[:-1], self.out_features)
+
+
+def int8_supported() -> bool:
+    try:
+        x = torch.zeros(1, 32, dtype=torch.bfloat16)
+        torch.ops.aten._weight_int8pack_mm(x, torch.zeros(8, 32, dtype=torch.int8), torch.ones(8, dtype=torch.bfloat16))
+        return True
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def quantize_linears_int8(model: nn.Module, act_dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """In place: every nn.Linear of `model` becomes an Int8Linear. Returns the model."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(model, name, Int8Linear(child, act_dtype))
+        else:
+            quantize_linears_int8(child, act_dtype)
+    return model
