@@ -5,20 +5,22 @@ public functions that document shapes and validate inputs. bf16/fp16/fp32 inputs
 No host synchronisation anywhere in the decode path (no `.item()`, no data-dependent shapes), so
 a decode step built from these ops can be captured in a CUDA graph.
 
-Kernels:
+Kernels (each op is ONE launch; the "last program merges" pattern replaces a second kernel: every
+program publishes its partial result, bumps an arrival counter, and the program that arrives last
+for its (batch, KV head) merges and resets the counter):
     _summary_update_kernel   one program per (batch·KV head, touched block): sum / min / max of the
                              new keys of that block, fresh or folded into the running summary.
-    _score_topk_kernel       one program per (batch·KV head, chunk of BLOCK_N blocks): group-summed
-                             scores of the chunk's block summaries, sink/local forced, padding masked,
-                             then the chunk's own top-K (K rounds of arg-max) written as candidates.
-    _topk_merge_kernel       one program per (batch·KV head): top-K over all chunk candidates, sorted
-                             ascending by block id, -1 for unused slots.
+    _select_kernel           one program per (batch·KV head, chunk of blocks): group-summed scores of
+                             the chunk's block summaries, sink/local forced, padding masked, the chunk's
+                             top-K as int64 keys (score order, then lower block id) via a bitonic
+                             top-K / sort; the last program of each group of 16 chunks merges the
+                             group's candidates, the last group merger picks the global top-K and
+                             writes it in ascending block order, -1 padded.
     _sparse_decode_kernel    split-K flash decoding: one program per (batch·KV head, selected block);
                              the group's query heads are the rows of one tile (padded to 16); K/V are
                              read in place from the [B, Hkv, S, D] cache through its strides (no gather
-                             copy); online softmax in base 2 (exp2); writes a normalised partial output
-                             and its log2-sum-exp.
-    _merge_kernel            one program per (batch·query head): merges the partials by their LSE.
+                             copy); online softmax in base 2 (exp2); normalised partial output + log2-
+                             sum-exp per split; the last split program merges them by LSE.
 """
 
 from __future__ import annotations
@@ -93,14 +95,72 @@ def _summary_update_kernel(
 
 
 @triton.jit
-def _score_topk_kernel(
+def _encode_keys(score, ids, valid):
+    """int64 sort keys: the fp32 score's order in the high word, then the smaller block id first;
+    invalid lanes get INT64_MIN (below every valid key)."""
+    bits = score.to(tl.int32, bitcast=True)
+    mono = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)  # signed-int order == float order
+    key = (mono.to(tl.int64) << 32) | (2147483647 - ids).to(tl.int64)
+    return tl.where(valid, key, -9223372036854775808)
+
+
+@triton.jit
+def _decode_ids(key):
+    return 2147483647 - (key & 0x7FFFFFFF).to(tl.int32)
+
+
+@triton.jit
+def _topk_keys(x, K: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """The K largest of a 1-D tensor, descending ([K]); tl.topk where it exists, else a full sort."""
+    if HAS_TOPK:
+        return tl.topk(x, K)
+    else:
+        N: tl.constexpr = x.shape[0]
+        srt = tl.sort(x, descending=True)
+        if N == K:
+            return srt
+        else:
+            rows = tl.reshape(srt, [N // K, K])
+            first = tl.arange(0, N // K)[:, None] == 0
+            return tl.sum(tl.where(first, rows, 0), axis=0)
+
+
+@triton.jit
+def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask, seq_len, D,
+                G: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr):
+    """Group-summed scores [SUB_N] of the blocks offs_n; the whole [SUB_N, D] summary tile in one load."""
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    m2 = nmask[:, None] & dmask[None, :]
+    s_off = s_row + offs_n.to(tl.int64)[:, None] * ss_n + offs_d[None, :] * ss_d
+    if MINMAX:
+        kmin = tl.load(min_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        kmax = tl.load(max_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        score = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
+        for g in tl.static_range(G):
+            qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+            bound = tl.maximum(kmin * qg[None, :], kmax * qg[None, :])
+            score += tl.sum(tl.where(m2, bound, 0.0), axis=1)
+    else:
+        ks = tl.load(sum_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for g in tl.static_range(G):
+            qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+        count = tl.minimum(tl.maximum(seq_len - offs_n * BLOCK_SIZE, 1), BLOCK_SIZE)
+        score = tl.sum(ks * qsum[None, :], axis=1) / count.to(tl.float32)
+    return score
+
+
+@triton.jit
+def _select_kernel(
     q_ptr, sq_b, sq_h, sq_d,
     sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
-    lens_ptr,
-    cval_ptr, cidx_ptr,
+    lens_ptr, cand_ptr, gcand_ptr, count_ptr,
+    out_ptr, so_b, so_h, so_k,
     HKV, NB, D, n_chunks, sink_blocks, local_blocks,
-    G: tl.constexpr, TOP_K: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr,
+    G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    SUB_N: tl.constexpr, SUBS: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
+    MINMAX: tl.constexpr, HAS_TOPK: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
     chunk = tl.program_id(1)
@@ -108,75 +168,60 @@ def _score_topk_kernel(
     h = pid_bh % HKV
     seq_len = tl.load(lens_ptr + b).to(tl.int32)
     n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
-
-    offs_n = chunk * BLOCK_N + tl.arange(0, BLOCK_N)
-    nmask = offs_n < NB
     q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
-    s_base = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h + offs_n.to(tl.int64)[:, None] * ss_n
-    score = tl.zeros([BLOCK_N], dtype=tl.float32)
-    for d0 in range(0, D, BLOCK_D):
-        offs_d = d0 + tl.arange(0, BLOCK_D)
-        dmask = offs_d < D
-        m2 = nmask[:, None] & dmask[None, :]
-        if MINMAX:
-            kmin = tl.load(min_ptr + s_base + offs_d[None, :] * ss_d, mask=m2, other=0.0).to(tl.float32)
-            kmax = tl.load(max_ptr + s_base + offs_d[None, :] * ss_d, mask=m2, other=0.0).to(tl.float32)
-            for g in tl.static_range(G):
-                qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-                bound = tl.maximum(kmin * qg[None, :], kmax * qg[None, :])
-                score += tl.sum(tl.where(m2, bound, 0.0), axis=1)
+    s_row = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h
+
+    # 1. scores of the chunk's SUBS sub-tiles of SUB_N blocks; sink/local forced, past-seq_len dropped;
+    #    a running top-K_PAD of int64 keys kept in registers across the sub-tiles
+    top = tl.full([K_PAD], -9223372036854775808, dtype=tl.int64)
+    for sub in tl.static_range(SUBS):
+        offs_n = (chunk * SUBS + sub) * SUB_N + tl.arange(0, SUB_N)
+        nmask = offs_n < NB
+        score = _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask,
+                            seq_len, D, G, BLOCK_SIZE, BLOCK_D, MINMAX)
+        valid = offs_n < n_valid
+        forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
+        score = tl.where(forced, float("inf"), score)
+        keys = _encode_keys(score, offs_n, valid)
+        if SUBS == 1:
+            top = _topk_keys(keys, K_PAD, HAS_TOPK)
         else:
-            qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
-            for g in tl.static_range(G):
-                qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-            ks = tl.load(sum_ptr + s_base + offs_d[None, :] * ss_d, mask=m2, other=0.0).to(tl.float32)
-            score += tl.sum(ks * qsum[None, :], axis=1)
-    if not MINMAX:
-        count = tl.minimum(tl.maximum(seq_len - offs_n * BLOCK_SIZE, 1), BLOCK_SIZE)
-        score = score / count.to(tl.float32)
+            both = tl.reshape(tl.join(top, _topk_keys(keys, K_PAD, HAS_TOPK)), [2 * K_PAD])
+            top = _topk_keys(both, K_PAD, HAS_TOPK)
+    c_base = cand_ptr + (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
+    tl.store(c_base + tl.arange(0, K_PAD), top)
 
-    valid = offs_n < n_valid
-    forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
-    score = tl.where(forced, float("inf"), score)
-    score = tl.where(valid, score, float("-inf"))
-
-    c_base = (pid_bh.to(tl.int64) * n_chunks + chunk) * TOP_K
-    lanes = tl.arange(0, BLOCK_N)
-    for i in tl.static_range(TOP_K):
-        best, arg = tl.max(score, axis=0, return_indices=True, return_indices_tie_break_left=True)
-        tl.store(cval_ptr + c_base + i, best)
-        tl.store(cidx_ptr + c_base + i, chunk * BLOCK_N + arg)
-        score = tl.where(lanes == arg, float("-inf"), score)
-
-
-@triton.jit
-def _topk_merge_kernel(
-    cval_ptr, cidx_ptr, out_ptr, so_b, so_h, so_k,
-    HKV, n_cand,
-    TOP_K: tl.constexpr, K_PAD: tl.constexpr, C_PAD: tl.constexpr,
-):
-    pid_bh = tl.program_id(0)
-    b = pid_bh // HKV
-    h = pid_bh % HKV
-    lanes = tl.arange(0, C_PAD)
-    cmask = lanes < n_cand
-    base = pid_bh.to(tl.int64) * n_cand
-    vals = tl.load(cval_ptr + base + lanes, mask=cmask, other=float("-inf"))
-    ids = tl.load(cidx_ptr + base + lanes, mask=cmask, other=0)
-    kl = tl.arange(0, K_PAD)
-    sel = tl.full([K_PAD], _BIG, dtype=tl.int32)
-    for i in tl.static_range(TOP_K):
-        best, arg = tl.max(vals, axis=0, return_indices=True, return_indices_tie_break_left=True)
-        pick = tl.sum(tl.where(lanes == arg, ids, 0), axis=0)
-        pick = tl.where(best == float("-inf"), _BIG, pick)
-        sel = tl.where(kl == i, pick, sel)
-        vals = tl.where(lanes == arg, float("-inf"), vals)
-    # ascending order: rank of each pick among the picks (stable for the `big` fillers)
-    before = (sel[None, :] < sel[:, None]) | ((sel[None, :] == sel[:, None]) & (kl[None, :] < kl[:, None]))
-    rank = tl.sum(before.to(tl.int32), axis=1)
-    out = tl.where(sel == _BIG, -1, sel)
-    o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
-    tl.store(o_base + rank * so_k, out, mask=kl < TOP_K)
+    # 2. two-level merge without another launch: the last program to finish in a group of GROUP
+    #    chunks merges the group's candidates; the last group merger merges the groups and writes idx.
+    k_lane = tl.arange(0, K_PAD)
+    group = chunk // GROUP
+    n_groups = (n_chunks + GROUP - 1) // GROUP
+    members = tl.minimum(n_chunks - group * GROUP, GROUP)
+    cnt_base = count_ptr + pid_bh.to(tl.int64) * (n_groups + 1)
+    tl.debug_barrier()
+    done = tl.atomic_add(cnt_base + 1 + group, 1, sem="acq_rel")
+    if done == members - 1:
+        lanes1 = tl.arange(0, GROUP * K_PAD)
+        g_base = cand_ptr + (pid_bh.to(tl.int64) * n_chunks + group * GROUP) * K_PAD
+        cand = tl.load(g_base + lanes1, mask=lanes1 < members * K_PAD, other=-9223372036854775808,
+                       cache_modifier=".cg")
+        gtop = _topk_keys(cand, K_PAD, HAS_TOPK)
+        tl.store(gcand_ptr + (pid_bh.to(tl.int64) * n_groups + group) * K_PAD + k_lane, gtop)
+        tl.store(cnt_base + 1 + group, 0)  # ready for the next call (and CUDA-graph replays)
+        tl.debug_barrier()
+        done2 = tl.atomic_add(cnt_base, 1, sem="acq_rel")
+        if done2 == n_groups - 1:
+            lanes2 = tl.arange(0, NG_PAD * K_PAD)
+            cand2 = tl.load(gcand_ptr + pid_bh.to(tl.int64) * n_groups * K_PAD + lanes2,
+                            mask=lanes2 < n_groups * K_PAD, other=-9223372036854775808, cache_modifier=".cg")
+            best = _topk_keys(cand2, K_PAD, HAS_TOPK)
+            kth = tl.sum(tl.where(k_lane == TOP_K - 1, best, 0), axis=0)
+            picked = (best >= kth) & (best > -9223372036854775808)
+            ids = tl.where(picked, _decode_ids(best), 2147483647)
+            asc = -_topk_keys(-ids, K_PAD, HAS_TOPK)  # ascending block ids, fillers last
+            o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
+            tl.store(o_base + k_lane * so_k, tl.where(asc == 2147483647, -1, asc), mask=k_lane < TOP_K)
+            tl.store(cnt_base, 0)
 
 
 @triton.jit
@@ -185,11 +230,11 @@ def _sparse_decode_kernel(
     k_ptr, sk_b, sk_h, sk_s, sk_d,
     v_ptr, sv_b, sv_h, sv_s, sv_d,
     idx_ptr, si_b, si_h, si_k,
-    lens_ptr,
-    po_ptr, plse_ptr,
+    lens_ptr, po_ptr, plse_ptr, count_ptr,
+    out_ptr, so_b, so_h, so_d,
     HKV, S, D, n_split, qk_scale,
-    G: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, FP32_DOT: tl.constexpr,
+    G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
     split = tl.program_id(1)
@@ -209,6 +254,7 @@ def _sparse_decode_kernel(
     if FP32_DOT:
         q = q.to(tl.float32)
 
+    # 1. this split's block: online softmax (base 2) over its tokens, group heads as tile rows
     k_base = k_ptr + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h
     v_base = v_ptr + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h
     m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
@@ -244,35 +290,31 @@ def _sparse_decode_kernel(
     has = l_i > 0
     lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
     out = acc / tl.where(has, l_i, 1.0)[:, None]
-    head = (b * HKV + h) * G + rows  # flat (b, query head)
-    p_off = (head.to(tl.int64) * n_split + split)
-    tl.store(po_ptr + p_off[:, None] * D + offs_d[None, :], out, mask=rmask[:, None] & dmask[None, :])
-    tl.store(plse_ptr + p_off, lse, mask=rmask)
+    # partials: [B*Hkv, n_split, G_PAD, D] and [B*Hkv, n_split, G_PAD]
+    p_row = (pid_bh.to(tl.int64) * n_split + split) * G_PAD + rows
+    tl.store(po_ptr + p_row[:, None] * D + offs_d[None, :], out, mask=(rows < G_PAD)[:, None] & dmask[None, :])
+    tl.store(plse_ptr + p_row, lse, mask=rows < G_PAD)
 
-
-@triton.jit
-def _merge_kernel(
-    po_ptr, plse_ptr, out_ptr, so_b, so_h, so_d,
-    HQ, D, n_split,
-    SPLIT_PAD: tl.constexpr, BLOCK_D: tl.constexpr,
-):
-    pid = tl.program_id(0)  # flat (b, query head)
-    b = pid // HQ
-    hq = pid % HQ
-    offs_s = tl.arange(0, SPLIT_PAD)
-    smask = offs_s < n_split
-    offs_d = tl.arange(0, BLOCK_D)
-    dmask = offs_d < D
-    base = pid.to(tl.int64) * n_split
-    lse = tl.load(plse_ptr + base + offs_s, mask=smask, other=float("-inf"))
-    m = tl.max(lse, axis=0)
-    m_safe = tl.where(m == float("-inf"), 0.0, m)
-    w = tl.exp2(lse - m_safe)
-    parts = tl.load(po_ptr + (base + offs_s)[:, None] * D + offs_d[None, :], mask=smask[:, None] & dmask[None, :], other=0.0)
-    denom = tl.sum(w, axis=0)
-    out = tl.sum(parts * w[:, None], axis=0) / tl.where(denom > 0, denom, 1.0)
-    o_ptrs = out_ptr + b.to(tl.int64) * so_b + hq.to(tl.int64) * so_h + offs_d * so_d
-    tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty), mask=dmask)
+    # 2. the last split program of this (batch, KV head) merges the partials by their LSE
+    tl.debug_barrier()
+    done = tl.atomic_add(count_ptr + pid_bh, 1, sem="acq_rel")
+    if done == n_split - 1:
+        sp = tl.arange(0, SPLIT_PAD)
+        gp = tl.arange(0, G_PAD)
+        smask = sp < n_split
+        row3 = (pid_bh.to(tl.int64) * n_split + sp)[:, None] * G_PAD + gp[None, :]  # [SPLIT_PAD, G_PAD]
+        lse_all = tl.load(plse_ptr + row3, mask=smask[:, None], other=float("-inf"), cache_modifier=".cg")
+        m = tl.max(lse_all, axis=0)
+        m = tl.where(m == float("-inf"), 0.0, m)
+        w = tl.exp2(lse_all - m[None, :])  # [SPLIT_PAD, G_PAD]
+        parts = tl.load(po_ptr + row3[:, :, None] * D + offs_d[None, None, :],
+                        mask=smask[:, None, None] & dmask[None, None, :], other=0.0, cache_modifier=".cg")
+        denom = tl.sum(w, axis=0)
+        merged = tl.sum(parts * w[:, :, None], axis=0) / tl.where(denom > 0, denom, 1.0)[:, None]
+        o_ptrs = (out_ptr + b.to(tl.int64) * so_b + (h * G + gp).to(tl.int64)[:, None] * so_h
+                  + offs_d[None, :] * so_d)
+        tl.store(o_ptrs, merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
+        tl.store(count_ptr + pid_bh, 0)
 
 
 # ==============================================================================================
@@ -295,37 +337,59 @@ def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_l
     )
 
 
-def _chunk_size(nb: int, top_k: int) -> int:
-    """Blocks scored per program: enough programs to fill the GPU, ~1-2K top-K candidates to merge."""
-    want = triton.next_power_of_2(max(1, (nb * top_k) // 1024))
-    return max(64, min(512, want))
+_HAS_TOPK = hasattr(tl, "topk")
+_MERGE_GROUP = 16  # chunks merged per group (first merge level of _select_kernel)
+# Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
+TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, select_warps=4, use_topk=None,
+                                            decode_warps=4, decode_stages=2)
+_counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 
 
-def _launch_score_topk(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, minmax):
+def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
+    """Zeroed int32 arrival counters, one per (batch, KV head), reset to 0 by the kernel that used them.
+    Kept per device and grown on demand, so a captured CUDA graph keeps valid counters (allocate them
+    with one eager call before capturing). One stream at a time."""
+    buf = _counters.get((device, slot))
+    if buf is None or buf.numel() < n:
+        buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
+        _counters[(device, slot)] = buf
+    return buf
+
+
+def _chunk_plan(nb: int, d: int, k_pad: int) -> tuple[int, int, int]:
+    """(SUB_N, SUBS, n_chunks): each program scores SUBS sub-tiles of SUB_N blocks (one [SUB_N, D] load
+    each, ~32 KB of fp32); sub-tiles are added to a program only beyond `select_max_chunks` chunks per
+    (batch, KV head), which bounds the keys of the final merge (1024 / 16 groups * K)."""
+    sub_n = TUNING["select_block_n"] or max(16, 8192 // triton.next_power_of_2(d))
+    sub_n = max(sub_n, k_pad)
+    n_sub = triton.cdiv(nb, sub_n)
+    subs = triton.next_power_of_2(triton.cdiv(n_sub, TUNING["select_max_chunks"]))
+    return sub_n, subs, triton.cdiv(n_sub, subs)
+
+
+def _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, minmax):
     B, hkv, nb, D = ksum.shape
     G = q.shape[1] // hkv
-    block_n = _chunk_size(nb, top_k)
-    n_chunks = triton.cdiv(nb, block_n)
-    cval = _empty((B * hkv, n_chunks, top_k), device=q.device, dtype=torch.float32)
-    cidx = _empty((B * hkv, n_chunks, top_k), device=q.device, dtype=torch.int32)
-    src_min, src_max = (kmin, kmax) if minmax else (ksum, ksum)
+    k_pad = triton.next_power_of_2(top_k)
+    sub_n, subs, n_chunks = _chunk_plan(nb, D, k_pad)
+    group = _MERGE_GROUP
+    n_groups = triton.cdiv(n_chunks, group)
+    cand = _empty((B * hkv, n_chunks, k_pad), device=q.device, dtype=torch.int64)
+    gcand = _empty((B * hkv, n_groups, k_pad), device=q.device, dtype=torch.int64)
+    idx = _empty((B, hkv, top_k), device=q.device, dtype=torch.int32)
     if minmax and (kmin.stride() != ksum.stride() or kmax.stride() != ksum.stride()):
         raise ValueError("kmin/kmax must share ksum's strides")
-    _score_topk_kernel[(B * hkv, n_chunks)](
+    src_min, src_max = (kmin, kmax) if minmax else (ksum, ksum)
+    _select_kernel[(B * hkv, n_chunks)](
         q, *q.stride(),
         ksum, src_min, src_max, *ksum.stride(),
-        seq_lens, cval, cidx,
+        seq_lens, cand, gcand, _counter(q.device, B * hkv * (n_groups + 1), "select"),
+        idx, *idx.stride(),
         hkv, nb, D, n_chunks, sink_blocks, local_blocks,
-        G=G, TOP_K=top_k, BLOCK_SIZE=block_size, BLOCK_N=block_n,
-        BLOCK_D=min(32, triton.next_power_of_2(D)), MINMAX=minmax,
-        num_warps=4,
-    )
-    idx = _empty((B, hkv, top_k), device=q.device, dtype=torch.int32)
-    n_cand = n_chunks * top_k
-    _topk_merge_kernel[(B * hkv,)](
-        cval, cidx, idx, *idx.stride(), hkv, n_cand,
-        TOP_K=top_k, K_PAD=triton.next_power_of_2(top_k), C_PAD=triton.next_power_of_2(n_cand),
-        num_warps=4,
+        G=G, TOP_K=top_k, K_PAD=k_pad, BLOCK_SIZE=block_size, SUB_N=sub_n, SUBS=subs,
+        BLOCK_D=triton.next_power_of_2(D), GROUP=group, NG_PAD=triton.next_power_of_2(n_groups),
+        MINMAX=minmax, HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"],
+        num_warps=TUNING["select_warps"],
     )
     return idx
 
@@ -342,27 +406,23 @@ def _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
     B, hkv, S, D = k_cache.shape
     hq = q.shape[1]
     G = hq // hkv
+    g_pad = triton.next_power_of_2(G)
     n_split = idx.shape[-1]
-    part_o = _empty((B * hq, n_split, D), device=q.device, dtype=torch.float32)
-    part_lse = _empty((B * hq, n_split), device=q.device, dtype=torch.float32)
-    block_d = triton.next_power_of_2(D)
+    part_o = _empty((B * hkv, n_split, g_pad, D), device=q.device, dtype=torch.float32)
+    part_lse = _empty((B * hkv, n_split, g_pad), device=q.device, dtype=torch.float32)
+    out = _empty((B, hq, D), device=q.device, dtype=q.dtype)
     _sparse_decode_kernel[(B * hkv, n_split)](
         q, *q.stride(),
         k_cache, *k_cache.stride(),
         v_cache, *v_cache.stride(),
         idx, *idx.stride(),
-        seq_lens, part_o, part_lse,
+        seq_lens, part_o, part_lse, _counter(q.device, B * hkv, "decode"),
+        out, *out.stride(),
         hkv, S, D, n_split, scale * LOG2E,
-        G=G, ROWS=max(16, triton.next_power_of_2(G)), BLOCK_SIZE=block_size,
-        BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))), BLOCK_D=block_d,
-        FP32_DOT=_fp32_dot(q, k_cache),
-        num_warps=4, num_stages=2,
-    )
-    out = _empty((B, hq, D), device=q.device, dtype=q.dtype)
-    _merge_kernel[(B * hq,)](
-        part_o, part_lse, out, *out.stride(), hq, D, n_split,
-        SPLIT_PAD=triton.next_power_of_2(n_split), BLOCK_D=block_d,
-        num_warps=4,
+        G=G, G_PAD=g_pad, ROWS=max(16, g_pad), BLOCK_SIZE=block_size,
+        BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))), BLOCK_D=triton.next_power_of_2(D),
+        SPLIT_PAD=triton.next_power_of_2(n_split), FP32_DOT=_fp32_dot(q, k_cache),
+        num_warps=TUNING["decode_warps"], num_stages=TUNING["decode_stages"],
     )
     return out
 
@@ -422,7 +482,7 @@ def select_blocks(
     if q.shape[0] != ksum.shape[0] or q.shape[2] != ksum.shape[3]:
         raise ValueError(f"q {tuple(q.shape)} does not match ksum {tuple(ksum.shape)}")
     _check_device(q, ksum, seq_lens, kmin, kmax)
-    return _launch_score_topk(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer == "minmax")
+    return _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer == "minmax")
 
 
 def sparse_decode(

@@ -162,13 +162,19 @@ def test_select_blocks_minmax(kernels, G):
 
 
 @cases
-def test_select_blocks_many_chunks(kernels):
-    """More blocks than one program scores: the per-chunk top-K candidates must merge exactly."""
+@pytest.mark.parametrize("sub_n,max_chunks,use_topk", [(None, 256, None), (16, 256, None), (16, 8, None), (16, 8, False)],
+                         ids=["default", "many-chunks", "subtiles", "sort-fallback"])
+def test_select_blocks_many_chunks(kernels, monkeypatch, sub_n, max_chunks, use_topk):
+    """More blocks than one program scores: running top-K over sub-tiles, then the chunks' candidates
+    merged by the last program, must give the exact top-K (also with tl.sort instead of tl.topk)."""
     R, K = kernels
+    monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
+    monkeypatch.setitem(K.TUNING, "use_topk", use_topk)
+    monkeypatch.setitem(K.TUNING, "select_max_chunks", max_chunks)
     B, hkv, G, D, bs, top_k = 1, 1, 2, 64, 1, 16
-    S = 1100  # 1100 blocks of one token -> several score chunks
+    S = 700  # 700 blocks of one token -> several score chunks
     q, k, _ = make_problem(B, hkv, G, D, S, torch.float16, seed=3)
-    seq_lens = torch.tensor([1037], device=DEVICE)
+    seq_lens = torch.tensor([650], device=DEVICE)
     ksum, _, _ = summaries_for(R, k, bs, minmax=False)
     ir = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)
     ik = K.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)

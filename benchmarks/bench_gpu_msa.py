@@ -1,0 +1,552 @@
+"""MSA decode on one GPU: the Triton kernels vs their peers, and a whole 8B-shaped decode step.
+
+Part `kernels` — one attention layer of Llama-3-8B shape (32 query heads, 8 KV heads, head dim 128,
+bf16), block 64, top-K 16 (1 sink + 1 local forced), batch 1 and 8, contexts 32K..1M. For each:
+  * our kernels one by one (summary update of the new token, score + select, sparse decode + merge)
+    and the whole MSA step, each captured in a CUDA graph over NL layers' distinct caches
+    (L2 flushed before each replay; time per layer = replay / NL);
+  * the same step with bf16 block summaries (half the summary bytes; selection may differ in near ties);
+  * peers: dense SDPA (flash backend, enable_gqa=True), FlexAttention with a BlockMask of the same
+    selection (KV heads folded into batch so the mask has H=1), the naive PyTorch gather + SDPA path
+    (same as the shared baseline script), timed eagerly with the L2 flushed;
+  * HBM floors: bytes each must read / measured copy bandwidth.
+Part `model` — decode step of a HF LlamaForCausalLM with 8B shape and random weights (bf16), batch 1,
+attention plugged in through transformers' AttentionInterface: dense SDPA over the full cache, MSA
+(our kernels), and no attention at all (the rest of the step); attention share = (t - t_none) / t.
+Every correctness check passes before a figure is kept (MSA output vs the PyTorch reference).
+
+Run on the GPU machine:  python3 benchmarks/bench_gpu_msa.py --part all --out $OUT
+Smoke test of the plumbing on CPU (tiny shapes, Triton interpreter):
+    TRITON_INTERPRET=1 python benchmarks/bench_gpu_msa.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from m3analyst.kernels import msa_naive as R
+from m3analyst.kernels import msa_triton as K
+
+GiB = 1 << 30
+
+
+@dataclass
+class Shape:
+    hq: int = 32
+    hkv: int = 8
+    d: int = 128
+    block: int = 64
+    top_k: int = 16
+    sink: int = 1
+    local: int = 1
+    dtype: torch.dtype = torch.bfloat16
+
+
+# ----------------------------------------------------------------------------------------------
+# timing
+# ----------------------------------------------------------------------------------------------
+class Timer:
+    """Median of `iters` timed calls; on CUDA with CUDA events and an L2 flush before each call."""
+
+    def __init__(self, device: str, iters: int = 30, warm: int = 3):
+        self.cuda = device == "cuda"
+        self.iters, self.warm = iters, warm
+        self.flush_buf = torch.empty(256 << 20, dtype=torch.uint8, device=device) if self.cuda else None
+
+    def __call__(self, fn) -> float:
+        for _ in range(self.warm):
+            fn()
+        ts = []
+        for _ in range(self.iters):
+            if self.cuda:
+                self.flush_buf.zero_()
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                fn()
+                e.record()
+                torch.cuda.synchronize()
+                ts.append(s.elapsed_time(e))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                ts.append((time.perf_counter() - t0) * 1e3)
+        ts.sort()
+        return ts[len(ts) // 2]
+
+
+def graphed(fn, cuda: bool):
+    """Capture fn in a CUDA graph (proves no host sync) and return its replay; plain fn on CPU."""
+    if not cuda:
+        return fn
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    torch.cuda.synchronize()
+    return g.replay
+
+
+def copy_bandwidth(device: str) -> float:
+    """Bytes/s of a 1 GiB device copy (read + write), as the shared baseline measures it."""
+    n = GiB if device == "cuda" else 64 << 20
+    x = torch.empty(n, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    t = Timer(device, iters=20)(lambda: y.copy_(x))
+    return 2 * n / (t / 1e3)
+
+
+# ----------------------------------------------------------------------------------------------
+# part 1: kernels and peers
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Layer:
+    k: torch.Tensor
+    v: torch.Tensor
+    ksum: torch.Tensor
+    ksum16: torch.Tensor
+    q: torch.Tensor
+    k_new: torch.Tensor
+
+
+def make_layers(n: int, B: int, L: int, sh: Shape, device: str, timer: Timer, prefill_ms: list) -> list[Layer]:
+    layers = []
+    nb = L // sh.block
+    for i in range(n):
+        k = torch.randn(B, sh.hkv, L, sh.d, device=device, dtype=sh.dtype)
+        v = torch.randn(B, sh.hkv, L, sh.d, device=device, dtype=sh.dtype)
+        ksum = torch.empty(B, sh.hkv, nb, sh.d, device=device, dtype=torch.float32)
+        t0 = time.perf_counter()
+        K.update_summaries(ksum, None, None, k, 0, sh.block)  # whole-prompt summaries (prefill)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i == 0:  # time the prefill summary pass once, cold
+            prefill_ms.append(timer(lambda: K.update_summaries(ksum, None, None, k, 0, sh.block)))
+        q = torch.randn(B, sh.hq, sh.d, device=device, dtype=sh.dtype)
+        layers.append(Layer(k, v, ksum, ksum.to(torch.bfloat16), q, k[:, :, L - 1 : L].clone()))
+        del t0
+    return layers
+
+
+def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
+    ks = layer.ksum16 if bf16_summaries else layer.ksum
+    K.update_summaries(ks, None, None, layer.k_new, L - 1, sh.block)
+    idx = K.select_blocks(layer.q, ks, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+    return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
+
+
+def naive_baseline_step(q, k, v, kmean, sh: Shape):
+    """The shared baseline's naive block-top-K: einsum scores, topk, gather, SDPA (no forcing)."""
+    B = q.shape[0]
+    qg = q.view(B, sh.hkv, sh.hq // sh.hkv, sh.d).float()
+    s = torch.einsum("bgqd,bgnd->bgn", qg, kmean.float())
+    idx = s.topk(sh.top_k, dim=-1).indices
+    tok = (idx.unsqueeze(-1) * sh.block + torch.arange(sh.block, device=q.device)).flatten(-2)
+    ks = torch.gather(k, 2, tok.unsqueeze(-1).expand(-1, -1, -1, sh.d))
+    vs = torch.gather(v, 2, tok.unsqueeze(-1).expand(-1, -1, -1, sh.d))
+    return F.scaled_dot_product_attention(q.unsqueeze(2), ks, vs, enable_gqa=True)
+
+
+def dense_sdpa(q, k, v):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        return F.scaled_dot_product_attention(q.unsqueeze(2), k, v, enable_gqa=True)
+
+
+class FlexPeer:
+    """FlexAttention decode with a BlockMask built from our selection; KV heads folded into batch."""
+
+    def __init__(self, cuda: bool):
+        from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+        self.BlockMask = BlockMask
+        torch._dynamo.config.cache_size_limit = 64  # one compile per (batch, context); stay compiled
+        if hasattr(torch._dynamo.config, "recompile_limit"):
+            torch._dynamo.config.recompile_limit = 64
+        self.fn = torch.compile(flex_attention, dynamic=False) if cuda else flex_attention
+
+    def mask(self, idx, L: int, sh: Shape):
+        """Selected blocks as *full* blocks (the fused kernel skips mask_mod on them); mask_mod says the
+        same per token, for the unfused (eager / CPU) path that ignores block sparsity."""
+        B, hkv, k = idx.shape
+        nb = L // sh.block
+        ind = torch.zeros(B * hkv, 1, 1, nb, dtype=torch.int32, device=idx.device)
+        ind[..., :k] = idx.reshape(B * hkv, 1, 1, k)  # the first `num` entries are the blocks read
+        num = torch.full((B * hkv, 1, 1), k, dtype=torch.int32, device=idx.device)
+        sel = torch.zeros(B * hkv, nb, dtype=torch.bool, device=idx.device)
+        sel.scatter_(1, idx.reshape(B * hkv, k).long(), True)
+        block = sh.block
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return sel[b, kv_idx // block]
+
+        return self.BlockMask.from_kv_blocks(torch.zeros_like(num), ind, num, ind, BLOCK_SIZE=block,
+                                             mask_mod=mask_mod, seq_lengths=(1, L))
+
+    def __call__(self, q, k, v, bm, sh: Shape):
+        B = q.shape[0]
+        G = sh.hq // sh.hkv
+        qf = q.view(B * sh.hkv, G, 1, sh.d)
+        kf = k.view(B * sh.hkv, 1, k.shape[2], sh.d)
+        vf = v.view(B * sh.hkv, 1, v.shape[2], sh.d)
+        return self.fn(qf, kf, vf, block_mask=bm, enable_gqa=True, scale=sh.d**-0.5)
+
+
+def check_layer(layer: Layer, seq_lens, L: int, sh: Shape, out_msa):
+    """Selection == reference (up to ties) and output == reference before any figure counts."""
+    idx_k = K.select_blocks(layer.q, layer.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+    idx_r = R.select_blocks(layer.q, layer.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+    same = (idx_k == idx_r).all(-1).float().mean().item()
+    ref = R.sparse_decode(layer.q, layer.k, layer.v, idx_k, seq_lens, sh.block, sh.d**-0.5)
+    err = (out_msa.float() - ref.float()).abs().max().item()
+    return dict(select_rows_identical=round(same, 4), max_abs_err_vs_ref=err)
+
+
+def bench_kernels(args, device: str, report: dict):
+    cuda = device == "cuda"
+    sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
+    timer = Timer(device, iters=args.iters)
+    bw = copy_bandwidth(device)
+    report["copy_GBps"] = round(bw / 1e9, 1)
+    flex = None
+    try:
+        flex = FlexPeer(cuda)
+    except Exception as e:  # pragma: no cover - depends on the torch build
+        report.setdefault("notes", []).append(f"flex unavailable: {e!r}")
+    rows = report.setdefault("kernel_rows", [])
+    for B in args.batches:
+        for L in args.contexts:
+            t_start = time.time()
+            per_layer_bytes = 2 * B * sh.hkv * L * sh.d * 2
+            nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // per_layer_bytes)))
+            prefill = []
+            layers = make_layers(nl, B, L, sh, device, timer, prefill)
+            seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
+            nb = L // sh.block
+            row = dict(B=B, L=L, layers_in_graph=nl)
+
+            def over_layers(f):
+                return lambda: [f(ly) for ly in layers]
+
+            def t_graph(f):
+                return timer(graphed(over_layers(f), cuda)) / nl
+
+            idx0 = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+            row["update1_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block))
+            row["select_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local))
+            row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
+            row["msa_step_ms"] = t_graph(lambda ly: msa_step(ly, seq_lens, L, sh))
+            row["msa_step_bf16sum_ms"] = t_graph(lambda ly: msa_step(ly, seq_lens, L, sh, bf16_summaries=True))
+            row["msa_step_eager_ms"] = timer(lambda: msa_step(layers[0], seq_lens, L, sh))
+            row["prefill_summaries_ms"] = prefill[0]
+            out = msa_step(layers[0], seq_lens, L, sh)
+            row.update(check_layer(layers[0], seq_lens, L, sh, out))
+
+            ly = layers[0]
+            row["dense_sdpa_ms"] = _try(row, "dense", lambda: timer(lambda: dense_sdpa(ly.q, ly.k, ly.v)))
+            if row["dense_sdpa_ms"] is None:  # flash backend refused: take PyTorch's default choice
+                row["dense_sdpa_default_backend_ms"] = _try(row, "dense_default", lambda: timer(
+                    lambda: F.scaled_dot_product_attention(ly.q.unsqueeze(2), ly.k, ly.v, enable_gqa=True)))
+            kmean = (ly.ksum / sh.block).to(sh.dtype)
+            row["naive_gather_sdpa_ms"] = _try(row, "naive", lambda: timer(lambda: naive_baseline_step(ly.q, ly.k, ly.v, kmean, sh)))
+            if flex is not None and not args.no_flex:
+                def run_flex():
+                    bm = flex.mask(idx0, L, sh)
+                    o = flex(ly.q, ly.k, ly.v, bm, sh)
+                    ref = R.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5)
+                    row["flex_max_abs_err"] = (o.reshape(B, sh.hq, sh.d).float() - ref.float()).abs().max().item()
+                    return timer(lambda: flex(ly.q, ly.k, ly.v, bm, sh))
+                row["flex_blockmask_ms"] = _try(row, "flex", run_flex)
+            sel_bytes = 2 * B * sh.hkv * sh.top_k * sh.block * sh.d * 2
+            sum32 = B * sh.hkv * nb * sh.d * 4
+            row["floor_dense_ms"] = per_layer_bytes / bw * 1e3
+            row["floor_msa_fp32sum_ms"] = (sel_bytes + sum32) / bw * 1e3
+            row["floor_msa_bf16sum_ms"] = (sel_bytes + sum32 // 2) / bw * 1e3
+            row["wall_s"] = round(time.time() - t_start, 1)
+            rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+            print(json.dumps(rows[-1]), flush=True)
+            _dump(args, report)
+            del layers, ly, kmean
+            if cuda:
+                torch.cuda.empty_cache()
+
+
+def _try(row: dict, name: str, fn):
+    try:
+        return fn()
+    except Exception as e:
+        row[f"{name}_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+        return None
+
+
+def bench_sweep(args, device: str, report: dict):
+    """Launch-parameter sweep of select and decode (B=1), to pick the defaults in msa_triton.TUNING."""
+    cuda = device == "cuda"
+    sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
+    timer = Timer(device, iters=args.iters)
+    rows = report.setdefault("sweep_rows", [])
+    saved = dict(K.TUNING)
+    for L in args.sweep_contexts:
+        nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // (2 * sh.hkv * L * sh.d * 2))))
+        layers = make_layers(nl, 1, L, sh, device, timer, [])
+        seq_lens = torch.full((1,), L, dtype=torch.int32, device=device)
+        idx0 = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+
+        def t_graph(f):
+            fn = lambda: [f(ly) for ly in layers]
+            fn()
+            return timer(graphed(fn, cuda)) / nl
+
+        base = dict(L=L, layers_in_graph=nl)
+        rows.append(dict(base, op="update1", ms=t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block))))
+        for use_topk in (True, False):
+            for bn in (64, 128, 256, 512):
+                for w in (1, 2, 4, 8):
+                    K.TUNING.update(saved, use_topk=use_topk, select_block_n=bn, select_warps=w)
+                    r = dict(base, op="select", use_topk=use_topk, block_n=bn, warps=w)
+                    r["ms"] = _try(r, "select", lambda: t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)))
+                    if r["ms"] is not None:
+                        got = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+                        r["same_idx"] = bool(torch.equal(got, idx0))
+                    rows.append(r)
+        for w in (1, 2, 4, 8):
+            for st in (1, 2, 3):
+                K.TUNING.update(saved, decode_warps=w, decode_stages=st)
+                r = dict(base, op="decode", warps=w, stages=st)
+                r["ms"] = _try(r, "decode", lambda: t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5)))
+                rows.append(r)
+        K.TUNING.update(saved)
+        for r in rows:
+            if r.get("L") == L:
+                print(json.dumps(r), flush=True)
+        _dump(args, report)
+        del layers
+        if cuda:
+            torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------------
+# part 2: a whole decode step of an 8B-shaped HF Llama
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class AttnState:
+    """Per-layer caches filled with random K/V; the new token's K/V are written at position pos."""
+
+    k: list = field(default_factory=list)
+    v: list = field(default_factory=list)
+    ksum: list = field(default_factory=list)
+    pos: int = 0
+    seq_lens: torch.Tensor | None = None
+    sh: Shape = field(default_factory=Shape)
+
+
+STATE = AttnState()
+
+
+def _write_new(module, key, value):
+    i = module.layer_idx
+    kc, vc = STATE.k[i], STATE.v[i]
+    kc[:, :, STATE.pos : STATE.pos + 1].copy_(key)
+    vc[:, :, STATE.pos : STATE.pos + 1].copy_(value)
+    return i, kc, vc
+
+
+def attn_dense(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    i, kc, vc = _write_new(module, key, value)
+    out = dense_sdpa(query.squeeze(2), kc, vc)  # [B, Hq, 1, D]
+    return out.transpose(1, 2), None
+
+
+def attn_msa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    i, kc, vc = _write_new(module, key, value)
+    sh = STATE.sh
+    q = query.squeeze(2)
+    K.update_summaries(STATE.ksum[i], None, None, key, STATE.pos, sh.block)
+    idx = K.select_blocks(q, STATE.ksum[i], STATE.seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+    out = K.sparse_decode(q, kc, vc, idx, STATE.seq_lens, sh.block, scaling or sh.d**-0.5)
+    return out.unsqueeze(1), None  # [B, 1, Hq, D]
+
+
+def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    _write_new(module, key, value)
+    return query.transpose(1, 2), None
+
+
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_triton": attn_msa, "m3_no_attention": attn_none}
+
+
+def build_model(n_layers: int, device: str, smoke: bool):
+    from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM
+
+    for name, fn in ATTN_IMPLS.items():
+        AttentionInterface.register(name, fn)
+    if smoke:
+        cfg = LlamaConfig(hidden_size=256, intermediate_size=512, num_attention_heads=8, num_key_value_heads=2,
+                          num_hidden_layers=n_layers, vocab_size=1000, max_position_embeddings=1 << 21)
+    else:
+        cfg = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
+                          num_hidden_layers=n_layers, vocab_size=128256, rope_theta=500000.0,
+                          max_position_embeddings=1 << 21, tie_word_embeddings=False)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(cfg).eval()
+    finally:
+        torch.set_default_dtype(prev)
+    return model, cfg
+
+
+def set_impl(model, name: str):
+    model.config._attn_implementation = name
+    for m in model.modules():
+        if hasattr(m, "config") and m.config is not model.config:
+            m.config._attn_implementation = name
+
+
+def fill_state(cfg, n_layers: int, B: int, L: int, device: str, dtype):
+    sh = Shape(hq=cfg.num_attention_heads, hkv=cfg.num_key_value_heads, d=cfg.hidden_size // cfg.num_attention_heads,
+               block=STATE.sh.block, top_k=STATE.sh.top_k)
+    STATE.sh = sh
+    STATE.k, STATE.v, STATE.ksum = [], [], []
+    for _ in range(n_layers):
+        k = torch.randn(B, sh.hkv, L, sh.d, device=device, dtype=dtype)
+        STATE.k.append(k)
+        STATE.v.append(torch.randn_like(k))
+        ks = torch.empty(B, sh.hkv, L // sh.block, sh.d, device=device, dtype=torch.float32)
+        K.update_summaries(ks, None, None, k[:, :, : L - 1], 0, sh.block)
+        STATE.ksum.append(ks)
+    STATE.pos = L - 1
+    STATE.seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
+
+
+def bench_model(args, device: str, report: dict):
+    cuda = device == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    timer = Timer(device, iters=args.iters)
+    rows = report.setdefault("model_rows", [])
+    if args.smoke:
+        STATE.sh = Shape(block=16, top_k=4)
+    plans = [(args.model_layers_full, c) for c in args.model_full_contexts] + [(args.model_layers_few, c) for c in args.model_few_contexts]
+    model, cfg = None, None
+    for n_layers, L in plans:
+        t0 = time.time()
+        if model is None or cfg.num_hidden_layers != n_layers:
+            if model is not None and n_layers < cfg.num_hidden_layers:  # drop layers instead of rebuilding
+                model.model.layers = model.model.layers[:n_layers]
+                cfg.num_hidden_layers = n_layers
+            else:
+                model, cfg = build_model(n_layers, device, args.smoke)
+        STATE.k = STATE.v = STATE.ksum = []
+        if cuda:
+            torch.cuda.empty_cache()
+        fill_state(cfg, n_layers, 1, L, device, dtype)
+        ids = torch.randint(0, cfg.vocab_size, (1, 1), device=device)
+        pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
+        row = dict(layers=n_layers, L=L, B=1)
+        outs = {}
+        for name in ATTN_IMPLS:
+            set_impl(model, name)
+
+            def step():
+                with torch.no_grad():
+                    outs[name] = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+            step()
+            try:
+                row[f"{name}_graph_ms"] = timer(graphed(step, cuda))
+            except Exception as e:
+                row[f"{name}_graph_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+                row[f"{name}_eager_ms"] = timer(step)
+        t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
+        for name in ("m3_dense_sdpa", "m3_msa_triton"):
+            t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
+            if t and t_none:
+                row[f"{name}_attention_share"] = round((t - t_none) / t, 4)
+                row[f"{name}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
+        row["wall_s"] = round(time.time() - t0, 1)
+        rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+        print(json.dumps(rows[-1]), flush=True)
+        _dump(args, report)
+    del model
+    STATE.k = STATE.v = STATE.ksum = []
+
+
+# ----------------------------------------------------------------------------------------------
+def _dump(args, report):
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "bench_gpu_msa.json"), "w") as f:
+            json.dump(report, f, indent=1, default=str)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=["kernels", "model", "sweep", "all"], default="all")
+    ap.add_argument("--sweep-contexts", type=int, nargs="+", default=[131072, 1048576])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (plumbing check)")
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--contexts", type=int, nargs="+", default=[32768, 131072, 524288, 1048576])
+    ap.add_argument("--cache-gib", type=float, default=36.0, help="GPU memory for the per-layer caches of one config")
+    ap.add_argument("--max-layers", type=int, default=8)
+    ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--tuning", nargs="*", default=[], help="msa_triton.TUNING overrides, e.g. select_max_chunks=64")
+    ap.add_argument("--model-layers-full", type=int, default=32)
+    ap.add_argument("--model-full-contexts", type=int, nargs="*", default=[131072])
+    ap.add_argument("--model-layers-few", type=int, default=8)
+    ap.add_argument("--model-few-contexts", type=int, nargs="*", default=[131072, 1048576])
+    args = ap.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    if args.smoke:
+        args.batches, args.contexts, args.iters = [1, 2], [256, 1024], 3
+        args.cache_gib, args.max_layers = 0.001, 2
+        args.model_layers_full, args.model_full_contexts = 2, [256]
+        args.model_layers_few, args.model_few_contexts = 1, [512]
+        args.sweep_contexts = [1024]
+    import triton
+
+    for kv in args.tuning:
+        key, val = kv.split("=")
+        K.TUNING[key] = None if val == "None" else int(val)
+    report = dict(
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join([os.path.basename(sys.executable)] + sys.argv),
+        device=torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        torch=torch.__version__, triton=triton.__version__, host=platform.node(), tuning=dict(K.TUNING),
+    )
+    try:
+        import transformers
+
+        report["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    print(json.dumps(report), flush=True)
+    if args.part == "sweep":
+        bench_sweep(args, device, report)
+    if args.part in ("kernels", "all"):
+        bench_kernels(args, device, report)
+    if args.part in ("model", "all"):
+        bench_model(args, device, report)
+    _dump(args, report)
+
+
+if __name__ == "__main__":
+    main()
