@@ -4,6 +4,8 @@ Each configuration runs the same documents into a fresh output folder (nothing s
 `run_batch` exactly as `m3analyst batch` does. Two rates are reported:
   end-to-end  = documents / whole run (worker or Ray start-up and model loads included)
   steady      = (documents - 1) / time from the first to the last finished document
+and the workers' CPU seconds per document (time.process_time in the worker), which does not depend on
+how busy the machine is: on C free cores the CPU-bound ceiling is C * 60 / (CPU s per document).
 
     python benchmarks/bench_batch.py                       # finance PDFs, model-free memos
     python benchmarks/bench_batch.py --model smollm2-135m-instruct --limit 4
@@ -77,6 +79,7 @@ def bench(config: str, manifest: Path, settings: Settings) -> dict:
         "steady_dpm": steady,
         "mean_ingest_s": sum(r["ingest_s"] for r in rows) / max(1, len(rows)),
         "mean_memo_s": sum(r["memo_s"] for r in rows) / max(1, len(rows)),
+        "cpu_s": sum(r["cpu_s"] for r in rows),
     }
 
 
@@ -97,13 +100,14 @@ def main() -> None:
     manifest = _manifest(paths, folder)
     print(f"# {len(paths)} documents from {args.input}; model={args.model}; cpus={os.cpu_count()}")
     print(f"# load before: {os.getloadavg()}")
-    print("| config | docs | ok | failed | wall s | start-up s | docs/min end-to-end | docs/min steady | mean ingest s | mean memo s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| config | docs | ok | failed | wall s | start-up s | docs/min end-to-end | docs/min steady | mean ingest s | mean memo s | worker CPU s/doc |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for config in args.configs.split(","):
         r = bench(config.strip(), manifest, settings)
         print(
             f"| {r['config']} | {r['docs']} | {r['ok']} | {r['failed']} | {r['wall_s']:.1f} | {r['startup_s']:.1f} "
-            f"| {r['end_to_end_dpm']:.2f} | {r['steady_dpm']:.2f} | {r['mean_ingest_s']:.2f} | {r['mean_memo_s']:.2f} |",
+            f"| {r['end_to_end_dpm']:.2f} | {r['steady_dpm']:.2f} | {r['mean_ingest_s']:.2f} | {r['mean_memo_s']:.2f} "
+            f"| {r['cpu_s'] / max(1, r['ok']):.2f} |",
             flush=True,
         )
         print(f"# load after {config}: {os.getloadavg()}", flush=True)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from m3analyst.batch.runner import BatchOptions, BatchReport
 
 CSV_COLUMNS = (
-    "id", "path", "domain", "status", "error", "ingest_s", "memo_s", "total_s", "pages", "kind",
+    "id", "path", "domain", "status", "error", "ingest_s", "memo_s", "total_s", "cpu_s", "pages", "kind",
     "grounding_score", "memo", "memo_html", "memo_json", "memo_mode", "note", "key",
 )  # fmt: skip
 

@@ -48,7 +48,7 @@ class Outcome:
     error: str | None = None
     error_type: str | None = None
     retryable: bool = False  # True for failures that may not recur (worker crash, internal error)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: ingest_s, memo_s, render_s, total_s
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: ingest_s, memo_s, render_s, total_s (wall), cpu_s
     pages: int | None = None
     kind: str | None = None  # Document.metadata.kind
     grounding_score: float | None = None
@@ -127,6 +127,7 @@ class Worker:
             return failed(task, msg, type(e).__name__, retryable=True, worker=self.name)
 
     def _process(self, task: Task) -> Outcome:
+        cpu0 = time.process_time()  # this worker process's CPU time (all its threads): load-independent cost
         t0 = time.perf_counter()
         doc = self._ingest(task)
         t1 = time.perf_counter()
@@ -135,7 +136,8 @@ class Worker:
         t2 = time.perf_counter()
         artifacts = {fmt: RENDERERS[fmt](memo) for fmt in task.formats}
         t3 = time.perf_counter()
-        timings = {"ingest_s": t1 - t0, "memo_s": t2 - t1, "render_s": t3 - t2, "total_s": t3 - t0}
+        timings = {"ingest_s": t1 - t0, "memo_s": t2 - t1, "render_s": t3 - t2, "total_s": t3 - t0,
+                   "cpu_s": time.process_time() - cpu0}  # fmt: skip
         return Outcome(
             task.id,
             task.key,
