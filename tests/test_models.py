@@ -113,3 +113,27 @@ def test_bad_local_paths(tmp_path, home):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
         pull_mod.ensure_model(str(tmp_path / "empty"))
+
+
+def test_engine_cli_bad_input(cli, home):
+    r = cli("engine", "generate", "hi", "--model", "gpt-17")
+    assert r.exit_code == 3 and "known models" in r.stderr
+    r = cli("engine", "bench", "--context", "2k")
+    assert r.exit_code == 2 and "--context" in r.stderr
+    r = cli("engine", "generate", "hi", "--top-k", "0")
+    assert r.exit_code == 2 and "top_k" in r.stderr
+
+
+def test_int8_linear_close_to_float():
+    import torch
+
+    from m3analyst.engine.quant import Int8Linear, int8_supported
+
+    if not int8_supported():
+        pytest.skip("this torch build has no _weight_int8pack_mm CPU kernel")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 48)
+    x = torch.randn(2, 3, 64)
+    y = Int8Linear(lin)(x.bfloat16()).float()
+    assert y.shape == (2, 3, 48)
+    torch.testing.assert_close(y, lin(x).detach(), rtol=0.05, atol=0.05)
