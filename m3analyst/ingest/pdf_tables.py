@@ -4,9 +4,11 @@
    whose top lines carry the statement title and whose text carries its content words
    (income: net income + per share; balance sheet: total assets + total liabilities; cash flow:
    operating + investing activities). TOC and index pages lose because their lines end in page numbers.
-2. `parse_statement_page(words)`: pdfplumber words -> lines (by `top`) -> label + trailing value
-   tokens; value columns are clusters of the numbers' right edges; period labels come from
-   the year tokens of the header lines above the first value row.
+2. `parse_statement_words(words)`: pdfplumber words -> lines (by `top`) -> label + trailing value
+   tokens; value columns are clusters of the numbers' right edges, kept where a period year sits
+   above them (numbers inside labels, "Authorized shares 500", are not a column); period labels are
+   the header words over each column ("December 31, 2018", "Six Months Ended July 29, 2023").
+   A statement continued on the next page ("(continued)") is parsed from both pages.
 
 Result: `Table(kind=..., df=[rows x periods] floats as printed, periods, scale, unit="USD", bbox)`.
 """
@@ -73,8 +75,6 @@ def find_statement_pages(doc: Document) -> dict[str, list[int]]:
         kind = _title_kind(text)
         if kind is None or kind in found or _numeric_lines(text) < 8:
             continue
-        if "table of contents" in text[:200].lower() and _toc_like(text):
-            continue
         if _toc_like(text) or not content_matches(kind, text):
             continue
         pages = [n]
@@ -114,9 +114,7 @@ def _split_values(line: _Line) -> tuple[list[dict], list[dict]]:
     while i > 0 and (is_value_token(words[i - 1]["text"]) or words[i - 1]["text"] in ("$", "(", ")", "%")):
         i -= 1
     values = [w for w in words[i:] if w["text"] not in ("$", "(", ")", "%")]
-    label = words[:i]
-    # A label that ends in a year-like number ("Notes due 2026") keeps it only if other values follow.
-    return label, values
+    return words[:i], values
 
 
 def _columns(value_rows: list[list[dict]]) -> list[float]:
