@@ -247,3 +247,24 @@ def test_bad_inputs_raise(kernels):
         K.select_blocks(q, ksum, torch.tensor([64], device=DEVICE), 32, 2, sink_blocks=2, local_blocks=1)
     with pytest.raises(ValueError, match="Hkv"):
         K.sparse_decode(q, k, v, torch.zeros(1, 1, 2, dtype=torch.int32, device=DEVICE), torch.tensor([64], device=DEVICE), 32, 0.1)
+
+
+@cases
+def test_kernels_agree_with_engine_torch_ops(kernels):
+    """On CUDA the engine runs these kernels, on CPU its own PyTorch ops: same selection, same output."""
+    R, K = kernels
+    engine_ops = pytest.importorskip("m3analyst.engine.msa_ops")
+    B, hkv, G, D, S, bs = 2, 2, 4, 64, 416, 32  # the engine's caches hold whole blocks
+    q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=21)
+    seq_lens = torch.tensor([416, 416], device=DEVICE)
+    ksum_e = torch.zeros(B, hkv, math.ceil(S / bs), D, device=DEVICE)
+    ksum_k = torch.full_like(ksum_e, float("nan"))
+    engine_ops.CPU_OPS.update_summaries(ksum_e, None, None, k, 0, bs)
+    K.update_summaries(ksum_k, None, None, k, 0, bs)
+    torch.testing.assert_close(ksum_k, ksum_e, rtol=1e-5, atol=1e-4)
+    ie = engine_ops.CPU_OPS.select_blocks(q, ksum_e, seq_lens, bs, 6, 1, 1)
+    ik = K.select_blocks(q, ksum_k, seq_lens, bs, 6, 1, 1)
+    assert_same_selection(R, ik, ie, q, ksum_e, seq_lens, bs, "mean", None, None, 1, 1)
+    oe = engine_ops.CPU_OPS.sparse_decode(q, k, v, ie, seq_lens, bs, D**-0.5)
+    ok = K.sparse_decode(q, k, v, ie, seq_lens, bs, D**-0.5)
+    torch.testing.assert_close(ok.float(), oe.float(), rtol=2e-2, atol=2e-2)
