@@ -166,9 +166,10 @@ def _page_rank(doc: Document, spec: DomainSpec, number: int) -> int:
 def _unit_rank(doc: Document, spec: DomainSpec, u: Unit) -> tuple[int, int]:
     if u.kind == "page":
         return (_page_rank(doc, spec, u.page_start), u.start)
-    if u.kind in spec.section_priority:
-        return (spec.section_priority.index(u.kind), u.start)
-    return (len(spec.section_priority) + 1, u.start)
+    order = spec.priority_for(doc.metadata.kind)
+    if u.kind in order:
+        return (order.index(u.kind), u.start)
+    return (len(order) + 1, u.start)
 
 
 def _pages_of(doc: Document, u: Unit) -> list[Unit]:

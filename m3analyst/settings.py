@@ -39,8 +39,9 @@ class MemoSettings(BaseModel):
     budget: int | None = Field(None, description="prompt token budget (default: model context - generation reserve)")
     reserve: int = Field(512, ge=0, description="tokens kept free for generation when budgeting the prompt")
     max_quotes: int = Field(3, ge=0, description="verbatim passages quoted per memo heading")
-    heading_tokens: int = Field(96, ge=0, description="tokens generated per memo heading (capped by engine.max_new_tokens)")
-    candidates: int = Field(6, ge=1, description="candidate passages the engine scores per memo heading")
+    heading_tokens: int = Field(24, ge=0, description="tokens generated per memo heading (capped by engine.max_new_tokens); "
+                                "the answer's MSA block reads show which pages the model read; raise it for a narrative")
+    candidates: int = Field(4, ge=1, description="candidate passages the engine scores per memo heading")
     drop_unsupported: bool = Field(True, description="drop generated sentences the verifier cannot support")
 
 

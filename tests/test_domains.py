@@ -115,3 +115,27 @@ def test_finance_headline_facts_match_the_filing(corpus, name, revenue, net_inco
     rev_prev = sorted((f for f in facts if f.name == "revenue"), key=lambda f: period_key(f.period))[-2]
     yoy = next(f for f in facts if f.name == "revenue_yoy")
     assert yoy.value == pytest.approx(100 * (revenue - rev_prev.value) / rev_prev.value)
+
+
+# EDGAR inline-XBRL filings: facts come from doc.xbrl (values checked by eye against the income statement
+# and balance sheet pages of each filing).
+XBRL_FILINGS = [
+    ("aapl-10-k-2024-11-01.html", 391_035e6, 93_736e6, 364_980e6, 6.08, "2024-09-28"),
+    ("nflx-10-k-2025-01-27.html", 39_000_966e3, 8_711_631e3, 53_630_374e3, 19.83, "2024-12-31"),
+]
+
+
+@pytest.mark.parametrize("name,revenue,net_income,assets,eps,period", XBRL_FILINGS, ids=["aapl", "nflx"])
+def test_finance_facts_from_inline_xbrl(corpus, name, revenue, net_income, assets, eps, period):
+    from m3analyst.ingest import load_document
+
+    doc = load_document(corpus / "finance" / name)
+    if doc.xbrl is None or doc.xbrl.empty:
+        pytest.skip("this loader version gives no XBRL facts")
+    facts = extract_facts(doc, "finance")
+    got = {n: latest(facts, n) for n in ("revenue", "net_income", "total_assets", "eps_diluted")}
+    assert got["revenue"].value == pytest.approx(revenue) and got["revenue"].period == period
+    assert got["revenue"].extra["source"] == "xbrl" and doc.has_page(got["revenue"].page)
+    assert got["net_income"].value == pytest.approx(net_income)
+    assert got["total_assets"].value == pytest.approx(assets) and got["total_assets"].period == period
+    assert got["eps_diluted"].value == pytest.approx(eps)

@@ -292,6 +292,8 @@ def facts_from_xbrl(doc: Document, spec: DomainSpec) -> list[Fact]:
     if x is None or x.empty or "concept" not in x:
         return []
     x = x.copy()
+    if "numeric" in x:
+        x = x[x["numeric"].astype(bool)]
     x["concept_l"] = x["concept"].astype(str).str.lower()
     if "dimensions" in x:
         x = x[x["dimensions"].map(lambda d: not d)]
@@ -309,8 +311,12 @@ def facts_from_xbrl(doc: Document, spec: DomainSpec) -> list[Fact]:
 
 def _xbrl_rows_to_facts(sel: pd.DataFrame, fs: FactSpec) -> list[Fact]:
     sel = sel.copy()
-    end = sel["period_end"].fillna(sel["instant"]) if "instant" in sel else sel["period_end"]
-    sel["end"] = end.astype(str)
+    end = sel["period_end"].astype(str).where(sel["period_end"].notna(), "")
+    if "instant" in sel:  # instants (balance sheet) have no period_end
+        inst = sel["instant"].astype(str).where(sel["instant"].notna(), "")
+        end = end.where(end.str.strip() != "", inst)
+    sel["end"] = end.str.slice(0, 10)
+    sel = sel[sel["end"].str.strip() != ""]
     if "period_start" in sel and sel["period_start"].notna().any():
         days = (pd.to_datetime(sel["period_end"], errors="coerce") - pd.to_datetime(sel["period_start"], errors="coerce")).dt.days
         sel["annual"] = days.between(350, 380)

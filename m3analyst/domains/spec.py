@@ -77,6 +77,7 @@ class DomainSpec(BaseModel):
     extractor: str = "patterns"
     prompt: str = "memo.j2"
     section_priority: list[str] = Field(default_factory=list)
+    section_priority_by_kind: dict[str, list[str]] = Field(default_factory=dict, description="overrides per document kind")
     page_priority_patterns: list[str] = Field(default_factory=list)
     facts: list[FactSpec] = Field(default_factory=list)
     derived: list[DerivedSpec] = Field(default_factory=list)
@@ -84,6 +85,10 @@ class DomainSpec(BaseModel):
     chart: list[str] = Field(default_factory=list)
     outline: list[OutlineItem] = Field(default_factory=list)
     path: Path | None = Field(None, description="where the spec was read from")
+
+    def priority_for(self, doc_kind: str | None) -> list[str]:
+        """Section kinds in budgeting order for this document kind."""
+        return self.section_priority_by_kind.get(doc_kind or "", self.section_priority)
 
     def fact(self, name: str) -> FactSpec | None:
         return next((f for f in self.facts if f.name == name), None)

@@ -152,6 +152,8 @@ def rank_lexically(cands: list[Candidate]) -> list[Candidate]:
 
 
 def _z(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [0.0] * len(values)
     a = np.asarray(values, dtype=float)
     sd = a.std()
     return list((a - a.mean()) / sd) if sd > 1e-9 else [0.0] * len(values)

@@ -69,7 +69,8 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
         lines += [" ".join(c.text + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
     if s.quotes:
         how = s.quotes[0].chosen_by
-        label = {"engine": "chosen by the model reading the whole prompt", "lexical (no model)": "chosen lexically, no model"}
+        label = {"engine": "chosen by the model reading the whole prompt", "lexical (no model)": "chosen lexically, no model",
+                 "lexical (outside the prompt)": "chosen lexically from text the prompt could not hold"}
         lines.append(f"Key passages ({label.get(how, how)}):")
         lines.append("")
         for q in s.quotes:

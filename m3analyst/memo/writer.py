@@ -118,15 +118,18 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         hits = res.stats.block_hits
         with clock("rank"):
             cands = candidates(doc, item, facts, ranges, paras, bm25, k=settings.memo.candidates)
+            outside = not cands  # nothing quotable in the prompt's text (e.g. only statement pages kept)
+            if outside:
+                cands = rank_lexically(candidates(doc, item, facts, None, paras, bm25, k=settings.memo.max_quotes))
             probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
             base = _total_logprob(sess, engine, probe, bos)
-            for c in cands:
+            for c in cands if not outside else []:
                 c.block_reads = block_reads(hits, tmap.token_range(c.span.start, c.span.end), bs)
                 c.engine_logprob = _passage_logprob(sess, engine, probe, base, quote_text(c.span), bos)
-            ranked = rank_by_engine(cands)
+            ranked = cands if outside else rank_by_engine(cands)
         with clock("verify"):
             claims = verify_text(doc, res.text, facts)
-        sec = _section(item, ranked, settings, "engine")
+        sec = _section(item, ranked, settings, "lexical (outside the prompt)" if outside else "engine")
         sec.claims = claims
         sec.raw_generation = res.text
         reads = page_reads(hits, tmap, sess.n_tokens, bs)
@@ -153,7 +156,7 @@ def _total_logprob(sess, engine, text: str, bos: int) -> float:
     return sess.score(text) * n
 
 
-def _passage_logprob(sess, engine, probe: str, base: float, passage: str, bos: int, max_words: int = 60) -> float:
+def _passage_logprob(sess, engine, probe: str, base: float, passage: str, bos: int, max_words: int = 40) -> float:
     """Mean log-prob per token of `passage` after document + probe (probe's own log-prob subtracted)."""
     passage = " ".join(passage.split()[:max_words])
     full = probe + passage
