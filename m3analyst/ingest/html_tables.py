@@ -188,11 +188,18 @@ def add_html_tables(doc: Document, tables: list[tuple[object, int, str]]) -> Non
     _mark_statements(doc, item8_page)
 
 
+_SEGMENT = re.compile(r"\bsegments?\b", re.IGNORECASE)
+
+
 def _mark_statements(doc: Document, from_page: int) -> None:
+    """The first table of each statement kind (from Item 8 on) gets its kind; segment tables get "segment"."""
     done: set[str] = set()
     ordered = [t for t in doc.tables if t.page >= from_page] + [t for t in doc.tables if t.page < from_page]
     for t in ordered:
         kind = statement_kind_of_title(t.title or "")
+        if kind is None and _SEGMENT.search(t.title or "") and t.kind is None:
+            t.kind = "segment"
+            continue
         if kind is None or kind in done:
             continue
         text = " ".join(map(str, t.df.index))
