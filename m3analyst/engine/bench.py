@@ -25,6 +25,8 @@ class BenchRow:
     attention_share: float | None
     decode_steps: int
     load: float  # 1-minute load average when the row finished (2 shared cores here)
+    prefill_cpu_s: float = 0.0  # CPU seconds (user+sys, all threads) of this process: robust to other load
+    decode_cpu_ms_per_token: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,12 +47,15 @@ def corpus_ids(engine, n: int) -> list[int]:
 
 def bench_one(engine, ids: list[int], backend: str, steps: int) -> BenchRow:
     engine.settings.attention.backend = backend
+    c0 = time.process_time()
     sess = engine.prefill(ids, reserve=steps + 8)
+    c1 = time.process_time()
     res = sess.generate("", max_new_tokens=steps + 1, temperature=0.0)
+    c2 = time.process_time()
     st = res.stats
     return BenchRow(backend, len(ids), round(sess.prefill_s, 3), round(len(ids) / sess.prefill_s, 1),
                     round(st.decode_tok_s, 2), None if st.attention_share is None else round(st.attention_share, 4),
-                    st.new_tokens - 1, os.getloadavg()[0])
+                    st.new_tokens - 1, os.getloadavg()[0], round(c1 - c0, 2), round((c2 - c1) / max(st.new_tokens, 1) * 1e3, 1))
 
 
 def run_bench(engine, contexts: list[int], backends=("msa", "dense"), steps: int = 32) -> list[BenchRow]:
