@@ -38,7 +38,7 @@ def test_smoke_eval_model_free(cli, corpus, tmp_path, domain):
 @pytest.mark.slow
 def test_smoke_eval_real_model_pubmedqa(cli, corpus, tmp_path):
     out = tmp_path / "pq.json"
-    r = cli("eval", "bio", "--set", "pubmedqa", "--limit", "1", "--max-new-tokens", "16", "--attention", "msa",
+    r = cli("eval", "bio", "--set", "pubmedqa", "--limit", "1", "--max-new-tokens", "8", "--attention", "msa",
             "--data-root", corpus, "--out", out)
     assert r.exit_code == 0, r.stderr
     rep = json.loads(out.read_text())
