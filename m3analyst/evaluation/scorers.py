@@ -129,6 +129,11 @@ def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
 _NO_VALUES = {"", "no", "none", "n a", "not found", "not stated", "absent", "false"}
 
 
+def _short(value: Any, n: int = 120) -> Any:
+    """Long strings cut for report details (reports stay small: CUAD has 41 clauses x 200 contracts)."""
+    return value[:n] + "…" if isinstance(value, str) and len(value) > n else value
+
+
 def _is_absent_value(value: Any) -> bool:
     return value is None or value is False or normalize_text(str(value)) in _NO_VALUES
 
@@ -297,8 +302,8 @@ def score_facts(item: EvalItem, pred: Prediction) -> Score:
         cands = by_name.get(key(g.field), [])
         hit = next((pf for pf in cands if fact_value_matches(g, pf)), None)
         found += hit is not None
-        details.append({"field": g.field, "gold": g.value, "period": g.period, "correct": hit is not None,
-                        "predicted": [pf.value for pf in cands][:3]})
+        details.append({"field": g.field, "gold": _short(g.value), "period": g.period, "correct": hit is not None,
+                        "predicted": [_short(pf.value) for pf in cands][:3]})
     # precision judges memo facts that have gold: same name and a compatible period
     relevant = [pf for pf in pred.facts
                 if any(key(g.field) == key(pf.name) and period_compatible(g.period, pf.period) for g in golds)]
@@ -318,7 +323,7 @@ def score_qa(item: EvalItem, pred: Prediction) -> Score:
         ans = pred.answers.get(q.id)
         ok = answer_correct(q, ans)
         right += ok
-        details.append({"question": q.id, "kind": q.kind, "gold": q.answer, "answer": None if ans is None else ans.text[:300],
+        details.append({"question": q.id, "kind": q.kind, "gold": _short(q.answer), "answer": None if ans is None else _short(ans.text, 300),
                         "correct": ok})
     return Score({"qa_accuracy": Ratio(right, len(item.questions))}, details)
 
