@@ -238,11 +238,23 @@ def run_eval(
             "engine_load_s": None if engine_load_s is None else round(engine_load_s, 2),
             "mean_item_s": round(wall / len(items), 3) if items else None,
         },
+        "engine_totals": engine_totals(records),
         "metrics": metric_values(total),
         "counts": {k: {"num": r.num, "den": r.den} for k, r in total.items()},
         "per_category": per_cat,
         "items": records,
     }
+
+
+def engine_totals(records: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Memo engine work summed over items (prompt/new tokens, prefill/decode seconds); None model-free."""
+    stats = [r["memo"]["engine"] for r in records if (r.get("memo") or {}).get("engine")]
+    if not stats:
+        return None
+    keys = ("prompt_tokens", "new_tokens", "prefill_s", "decode_s")
+    out = {k: round(sum(float(s.get(k) or 0) for s in stats), 3) for k in keys}
+    out["decode_tok_s"] = round(out["new_tokens"] / out["decode_s"], 3) if out["decode_s"] else None
+    return out
 
 
 def git_info() -> dict[str, Any]:
