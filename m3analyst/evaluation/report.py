@@ -44,10 +44,19 @@ def results_table(report: dict[str, Any], comparison: dict[str, Any] | None = No
             row += [_fmt(r.get("old")), f"[{style}]{'—' if delta is None else f'{delta:+.3f}'}{mark}[/]" if style else
                     ("—" if delta is None else f"{delta:+.3f}")]
         t.add_row(*row)
-    tm = report["timings"]
-    t.caption = (f"wall {tm['wall_s']} s, {tm['mean_item_s']} s/item, {report['n_errors']} item errors · "
-                 f"commit {(report['git'].get('commit') or '?')[:10]}")
+    t.caption = footer_line(report)
     return t
+
+
+def footer_line(report: dict[str, Any]) -> str:
+    tm = report["timings"]
+    line = (f"wall {tm['wall_s']} s, {tm['mean_item_s']} s/item, {report['n_errors']} item errors · "
+            f"commit {(report['git'].get('commit') or '?')[:10]}")
+    e = report.get("engine_totals")
+    if e:
+        line += (f" · memo engine: {e['prompt_tokens']:.0f} prompt tokens, prefill {e['prefill_s']:.1f} s, "
+                 f"{e['new_tokens']:.0f} new tokens at {e['decode_tok_s']} tok/s")
+    return line
 
 
 def header_line(report: dict[str, Any]) -> str:
@@ -172,7 +181,7 @@ def render_html(report: dict[str, Any], comparison: dict[str, Any] | None = None
         f"<p>model <code>{html.escape(str(report['model']))}</code> · attention <code>{html.escape(str(report['attention']))}</code>"
         f" · {report['n_items']} items ({report['n_errors']} errors) · started {html.escape(report['started_at'])}"
         f" · commit <code>{html.escape(str(g.get('commit') or '?')[:12])}</code>{' (dirty)' if g.get('dirty') else ''}"
-        f" · wall {report['timings']['wall_s']} s</p>",
+        f"</p><p>{html.escape(footer_line(report))}</p>",
         "<h2>Metrics</h2>", _metrics_html(report, comparison),
     ]
     if comparison:
