@@ -110,7 +110,7 @@ def main() -> None:
                 print(f"skip {rel} at {C}: only {len(ids)} tokens")
                 continue
             n_prefix = C - TAIL
-            cache = eng._new_cache(C + 8)
+            cache = eng._new_cache(C + 8, minmax=True)
             with torch.inference_mode():
                 first_logits[n_prefix] = eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
             tail = ids[n_prefix:C]

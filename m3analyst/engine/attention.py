@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from m3analyst.engine import msa_ops as msa_cpu
 from m3analyst.engine.msa_ops import msa_ops
+from m3analyst.errors import UsageError
 from m3analyst.settings import AttentionSettings
 
 IMPLEMENTATION = "m3_msa"
@@ -104,6 +105,8 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
             _dense_mass(msa, query, key, scaling)
     else:
         layer = msa.cache.layers[layer_idx]
+        if s.scorer == "minmax" and layer.kmin is None:
+            raise UsageError("scorer 'minmax' needs a cache built with min/max block summaries (prefill again)")
         ops = msa_ops(query.device)
         q = query[:, :, 0]
         if ops.name == "cpu" and q.shape[0] == 1 and s.local_blocks >= 1 and -(-S // s.block_size) > s.top_k:

@@ -61,8 +61,9 @@ def bench_one(engine, ids: list[int], backend: str, steps: int) -> BenchRow:
 def run_bench(engine, contexts: list[int], backends=("msa", "dense"), steps: int = 32) -> list[BenchRow]:
     """One prefill + `steps` greedy decode steps per (context, backend); EOS is ignored for timing."""
     original = engine.settings.attention.backend
-    eos = engine.eos_ids
+    eos, track = engine.eos_ids, engine.track_hits
     engine.eos_ids = set()  # time a fixed number of steps
+    engine.track_hits = False  # time attention itself, not the bookkeeping of dense attention mass
     rows = []
     try:
         for ctx in contexts:
@@ -73,5 +74,5 @@ def run_bench(engine, contexts: list[int], backends=("msa", "dense"), steps: int
                 rows.append(bench_one(engine, ids, backend, steps))
     finally:
         engine.settings.attention.backend = original
-        engine.eos_ids = eos
+        engine.eos_ids, engine.track_hits = eos, track
     return rows

@@ -214,6 +214,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.last_result: GenerationResult | None = None
+        self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = {tokenizer.eos_token_id} | set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
         self.eos_ids = {int(e) for e in eos if e is not None}
@@ -256,10 +257,11 @@ class Engine:
         }
 
     # --- running ----------------------------------------------------------------------------
-    def _new_cache(self, capacity: int) -> MSACache:
+    def _new_cache(self, capacity: int, minmax: bool | None = None) -> MSACache:
+        """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
         a = self.settings.attention
         return MSACache(self.config.num_hidden_layers, min(capacity, self.context_length), a.block_size,
-                        minmax=a.scorer == "minmax")
+                        minmax=a.scorer == "minmax" if minmax is None else minmax)
 
     def _forward(self, ids: list[int], cache: MSACache, ctx: attention.RunContext, all_logits: bool = False):
         """Run ids through the model after the cache's current length; returns logits [T or 1, V] fp32."""
@@ -292,7 +294,7 @@ class Engine:
         a = self.settings.attention
         if attention_override:
             a = a.model_copy(update=attention_override)
-        return attention.RunContext(settings=a, cache=cache, mode=a.backend)
+        return attention.RunContext(settings=a, cache=cache, mode=a.backend, track=self.track_hits)
 
     def generate(self, prompt_or_messages, max_new_tokens: int | None = None, temperature: float | None = None,
                  seed: int | None = None, stop=None, stream: bool = False):
