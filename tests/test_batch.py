@@ -316,12 +316,17 @@ def test_ray_local_actors_run_the_same_batch(corpus, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         report = run_batch(BatchOptions(str(man), tmp_path / "out", _model_free(), workers=2, ray="local"))
+        # as against a cluster address: the documents' bytes travel with the tasks
+        address = ray.get_runtime_context().gcs_address
+        shipped = run_batch(BatchOptions(str(man), tmp_path / "shipped", _model_free(), workers=1, ray=address))
     finally:
         ray.shutdown()
     assert report.backend == "ray" and report.workers == 2
     status = {r["id"]: r["status"] for r in report.rows}
     assert status == {"adams": "ok", "trial": "ok", "corrupt": "failed"}
     assert all(r["worker"].startswith("ray") for r in report.rows if r["status"] == "ok")
+    assert {r["id"]: r["status"] for r in shipped.rows} == status
+    assert shipped.rows[2]["error"].startswith(str(bad["corrupt"]))  # errors name the user's file, not a temp copy
     assert RecordStore(tmp_path / "out").keys() and (tmp_path / "out" / "memos" / "adams.md").is_file()
 
 
