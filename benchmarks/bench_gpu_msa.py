@@ -315,20 +315,19 @@ def bench_sweep(args, device: str, report: dict):
 
         base = dict(L=L, layers_in_graph=nl)
         rows.append(dict(base, op="update1", ms=t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block))))
-        for use_topk in (True, False):
-            for bn in (64, 128, 256, 512):
-                for w in (1, 2, 4, 8):
-                    K.TUNING.update(saved, use_topk=use_topk, select_block_n=bn, select_warps=w)
-                    r = dict(base, op="select", use_topk=use_topk, block_n=bn, warps=w)
-                    r["ms"] = _try(r, "select", lambda: t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)))
-                    if r["ms"] is not None:
-                        got = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-                        r["same_idx"] = bool(torch.equal(got, idx0))
-                    rows.append(r)
-        for w in (1, 2, 4, 8):
-            for st in (1, 2, 3):
-                K.TUNING.update(saved, decode_warps=w, decode_stages=st)
-                r = dict(base, op="decode", warps=w, stages=st)
+        for bn in (32, 64, 128):
+            for w in (2, 4, 8):
+                K.TUNING.update(saved, select_block_n=bn, select_warps=w)
+                r = dict(base, op="select", block_n=bn, warps=w)
+                r["ms"] = _try(r, "select", lambda: t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)))
+                if r["ms"] is not None:
+                    got = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+                    r["same_idx"] = bool(torch.equal(got, idx0))
+                rows.append(r)
+        for bps in (1, 2, 4):
+            for w in (2, 4):
+                K.TUNING.update(saved, decode_warps=w, decode_blocks_per_split=bps)
+                r = dict(base, op="decode", warps=w, blocks_per_split=bps)
                 r["ms"] = _try(r, "decode", lambda: t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5)))
                 rows.append(r)
         K.TUNING.update(saved)

@@ -13,10 +13,11 @@ for its (batch, KV head) merges and resets the counter):
     _select_kernel           one program per (batch·KV head, chunk of blocks): group-summed scores of
                              the chunk's block summaries, sink/local forced, padding masked, the chunk's
                              top-K as int64 keys (score order, then lower block id) via a bitonic
-                             top-K / sort; the last program of each group of 16 chunks merges the
+                             top-K / sort; the last program of each group of 32 chunks merges the
                              group's candidates, the last group merger picks the global top-K and
                              writes it in ascending block order, -1 padded.
-    _sparse_decode_kernel    split-K flash decoding: one program per (batch·KV head, selected block);
+    _sparse_decode_kernel    split-K flash decoding: one program per (batch·KV head, split of BPS
+                             selected blocks, default 1);
                              the group's query heads are the rows of one tile (padded to 16); K/V are
                              read in place from the [B, Hkv, S, D] cache through its strides (no gather
                              copy); online softmax in base 2 (exp2); normalised partial output + log2-
@@ -152,6 +153,17 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
 
 
 @triton.jit
+def _write_selection(best, o_base, so_k, TOP_K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """best: the K_PAD largest keys (descending). Store the TOP_K best block ids ascending, -1 padded."""
+    k_lane = tl.arange(0, K_PAD)
+    kth = tl.sum(tl.where(k_lane == TOP_K - 1, best, 0), axis=0)
+    picked = (best >= kth) & (best > -9223372036854775808)
+    ids = tl.where(picked, _decode_ids(best), 2147483647)
+    asc = -_topk_keys(-ids, K_PAD, HAS_TOPK)  # ascending block ids, fillers last
+    tl.store(o_base + k_lane * so_k, tl.where(asc == 2147483647, -1, asc), mask=k_lane < TOP_K)
+
+
+@triton.jit
 def _select_kernel(
     q_ptr, sq_b, sq_h, sq_d,
     sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
@@ -206,22 +218,20 @@ def _select_kernel(
         cand = tl.load(g_base + lanes1, mask=lanes1 < members * K_PAD, other=-9223372036854775808,
                        cache_modifier=".cg")
         gtop = _topk_keys(cand, K_PAD, HAS_TOPK)
-        tl.store(gcand_ptr + (pid_bh.to(tl.int64) * n_groups + group) * K_PAD + k_lane, gtop)
         tl.store(cnt_base + 1 + group, 0)  # ready for the next call (and CUDA-graph replays)
-        tl.debug_barrier()
-        done2 = tl.atomic_add(cnt_base, 1, sem="acq_rel")
-        if done2 == n_groups - 1:
-            lanes2 = tl.arange(0, NG_PAD * K_PAD)
-            cand2 = tl.load(gcand_ptr + pid_bh.to(tl.int64) * n_groups * K_PAD + lanes2,
-                            mask=lanes2 < n_groups * K_PAD, other=-9223372036854775808, cache_modifier=".cg")
-            best = _topk_keys(cand2, K_PAD, HAS_TOPK)
-            kth = tl.sum(tl.where(k_lane == TOP_K - 1, best, 0), axis=0)
-            picked = (best >= kth) & (best > -9223372036854775808)
-            ids = tl.where(picked, _decode_ids(best), 2147483647)
-            asc = -_topk_keys(-ids, K_PAD, HAS_TOPK)  # ascending block ids, fillers last
-            o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
-            tl.store(o_base + k_lane * so_k, tl.where(asc == 2147483647, -1, asc), mask=k_lane < TOP_K)
-            tl.store(cnt_base, 0)
+        o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
+        if NG_PAD == 1:  # one group: its merger writes the answer
+            _write_selection(gtop, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
+        else:
+            tl.store(gcand_ptr + (pid_bh.to(tl.int64) * n_groups + group) * K_PAD + k_lane, gtop)
+            tl.debug_barrier()
+            done2 = tl.atomic_add(cnt_base, 1, sem="acq_rel")
+            if done2 == n_groups - 1:
+                lanes2 = tl.arange(0, NG_PAD * K_PAD)
+                cand2 = tl.load(gcand_ptr + pid_bh.to(tl.int64) * n_groups * K_PAD + lanes2,
+                                mask=lanes2 < n_groups * K_PAD, other=-9223372036854775808, cache_modifier=".cg")
+                _write_selection(_topk_keys(cand2, K_PAD, HAS_TOPK), o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
+                tl.store(cnt_base, 0)
 
 
 @triton.jit
@@ -232,8 +242,8 @@ def _sparse_decode_kernel(
     idx_ptr, si_b, si_h, si_k,
     lens_ptr, po_ptr, plse_ptr, count_ptr,
     out_ptr, so_b, so_h, so_d,
-    HKV, S, D, n_split, qk_scale,
-    G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    HKV, S, D, n_sel, n_split, qk_scale,
+    G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BPS: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
@@ -241,9 +251,6 @@ def _sparse_decode_kernel(
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = tl.minimum(tl.load(lens_ptr + b).to(tl.int32), S)
-    blk = tl.load(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + split * si_k).to(tl.int32)
-    blk_start = blk * BLOCK_SIZE
-    n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
 
     rows = tl.arange(0, ROWS)
     rmask = rows < G
@@ -254,38 +261,42 @@ def _sparse_decode_kernel(
     if FP32_DOT:
         q = q.to(tl.float32)
 
-    # 1. this split's block: online softmax (base 2) over its tokens, group heads as tile rows
+    # 1. this split's BPS blocks: online softmax (base 2) over their tokens, group heads as tile rows
     k_base = k_ptr + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h
     v_base = v_ptr + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h
     m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([ROWS], dtype=tl.float32)
     acc = tl.zeros([ROWS, BLOCK_D], dtype=tl.float32)
-    for t0 in range(0, n_tok, BLOCK_T):
-        offs_t = t0 + tl.arange(0, BLOCK_T)
-        tmask = offs_t < n_tok
-        pos = (blk_start + offs_t).to(tl.int64)
-        kv_mask = tmask[:, None] & dmask[None, :]
-        k = tl.load(k_base + pos[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
-        v = tl.load(v_base + pos[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
-        if FP32_DOT:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-            s = tl.dot(q, tl.trans(k), input_precision="ieee")
-        else:
-            s = tl.dot(q, tl.trans(k.to(q.dtype)))
-        s = s * qk_scale  # [ROWS, BLOCK_T], log2 units
-        s = tl.where(tmask[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        if FP32_DOT:
-            pv = tl.dot(p, v, input_precision="ieee")
-        else:
-            pv = tl.dot(p.to(v.dtype), v)
-        acc = acc * alpha[:, None] + pv
-        m_i = m_new
+    for j in range(split * BPS, tl.minimum(split * BPS + BPS, n_sel)):
+        blk = tl.load(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + j * si_k).to(tl.int32)
+        blk_start = blk * BLOCK_SIZE
+        n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
+        for t0 in range(0, n_tok, BLOCK_T):
+            offs_t = t0 + tl.arange(0, BLOCK_T)
+            tmask = offs_t < n_tok
+            pos = (blk_start + offs_t).to(tl.int64)
+            kv_mask = tmask[:, None] & dmask[None, :]
+            k = tl.load(k_base + pos[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
+            v = tl.load(v_base + pos[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
+            if FP32_DOT:
+                k = k.to(tl.float32)
+                v = v.to(tl.float32)
+                s = tl.dot(q, tl.trans(k), input_precision="ieee")
+            else:
+                s = tl.dot(q, tl.trans(k.to(q.dtype)))
+            s = s * qk_scale  # [ROWS, BLOCK_T], log2 units
+            s = tl.where(tmask[None, :], s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp2(m_i - m_safe)
+            p = tl.exp2(s - m_safe[:, None])
+            l_i = l_i * alpha + tl.sum(p, axis=1)
+            if FP32_DOT:
+                pv = tl.dot(p, v, input_precision="ieee")
+            else:
+                pv = tl.dot(p.to(v.dtype), v)
+            acc = acc * alpha[:, None] + pv
+            m_i = m_new
 
     has = l_i > 0
     lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
@@ -338,10 +349,10 @@ def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_l
 
 
 _HAS_TOPK = hasattr(tl, "topk")
-_MERGE_GROUP = 16  # chunks merged per group (first merge level of _select_kernel)
+_MERGE_GROUP = 32  # chunks merged per group (first merge level of _select_kernel)
 # Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
 TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, select_warps=4, use_topk=None,
-                                            decode_warps=4, decode_stages=2)
+                                            decode_warps=4, decode_stages=2, decode_blocks_per_split=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 
 
@@ -359,7 +370,7 @@ def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
 def _chunk_plan(nb: int, d: int, k_pad: int) -> tuple[int, int, int]:
     """(SUB_N, SUBS, n_chunks): each program scores SUBS sub-tiles of SUB_N blocks (one [SUB_N, D] load
     each, ~32 KB of fp32); sub-tiles are added to a program only beyond `select_max_chunks` chunks per
-    (batch, KV head), which bounds the keys of the final merge (1024 / 16 groups * K)."""
+    (batch, KV head), which bounds the keys of the final merge (1024 / 32 groups * K)."""
     sub_n = TUNING["select_block_n"] or max(16, 8192 // triton.next_power_of_2(d))
     sub_n = max(sub_n, k_pad)
     n_sub = triton.cdiv(nb, sub_n)
@@ -407,7 +418,9 @@ def _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
     hq = q.shape[1]
     G = hq // hkv
     g_pad = triton.next_power_of_2(G)
-    n_split = idx.shape[-1]
+    n_sel = idx.shape[-1]
+    bps = max(1, min(TUNING["decode_blocks_per_split"], n_sel))
+    n_split = triton.cdiv(n_sel, bps)
     part_o = _empty((B * hkv, n_split, g_pad, D), device=q.device, dtype=torch.float32)
     part_lse = _empty((B * hkv, n_split, g_pad), device=q.device, dtype=torch.float32)
     out = _empty((B, hq, D), device=q.device, dtype=q.dtype)
@@ -418,8 +431,8 @@ def _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
         idx, *idx.stride(),
         seq_lens, part_o, part_lse, _counter(q.device, B * hkv, "decode"),
         out, *out.stride(),
-        hkv, S, D, n_split, scale * LOG2E,
-        G=G, G_PAD=g_pad, ROWS=max(16, g_pad), BLOCK_SIZE=block_size,
+        hkv, S, D, n_sel, n_split, scale * LOG2E,
+        G=G, G_PAD=g_pad, ROWS=max(16, g_pad), BLOCK_SIZE=block_size, BPS=bps,
         BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))), BLOCK_D=triton.next_power_of_2(D),
         SPLIT_PAD=triton.next_power_of_2(n_split), FP32_DOT=_fp32_dot(q, k_cache),
         num_warps=TUNING["decode_warps"], num_stages=TUNING["decode_stages"],

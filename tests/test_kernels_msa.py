@@ -268,3 +268,18 @@ def test_kernels_agree_with_engine_torch_ops(kernels):
     oe = engine_ops.CPU_OPS.sparse_decode(q, k, v, ie, seq_lens, bs, D**-0.5)
     ok = K.sparse_decode(q, k, v, ie, seq_lens, bs, D**-0.5)
     torch.testing.assert_close(ok.float(), oe.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+@pytest.mark.parametrize("bps", [2, 3], ids=lambda n: f"bps{n}")
+def test_sparse_decode_several_blocks_per_split(kernels, monkeypatch, bps):
+    """Splits of several selected blocks (the last one short) merge to the same answer."""
+    R, K = kernels
+    monkeypatch.setitem(K.TUNING, "decode_blocks_per_split", bps)
+    B, hkv, G, D, S, bs = 2, 2, 4, 64, 300, 32
+    q, k, v = make_problem(B, hkv, G, D, S, torch.float16, seed=9)
+    seq_lens = torch.tensor([300, 70], device=DEVICE)  # the second has only 3 valid blocks: -1 slots
+    ksum, _, _ = summaries_for(R, k, bs, minmax=False)
+    idx = R.select_blocks(q, ksum, seq_lens, bs, 7, 1, 1)
+    out = K.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+    torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(), rtol=2e-2, atol=2e-2)
