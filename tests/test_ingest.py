@@ -335,3 +335,21 @@ def test_pdfium_marked_hyphens_rejoin_only_known_words():
     clean = clean_pages(pages)
     assert "sample size calculation here" in clean.texts[0]
     assert "forward-looking" in clean.texts[1]
+
+
+def test_plain_html_without_page_breaks(tmp_path):
+    path = tmp_path / "note.html"
+    path.write_text(
+        "<!doctype html><html><head><style>p{color:red}</style><script>var x=1;</script></head><body>"
+        "<h1>Quarterly note</h1><p>Revenue rose.</p><div style='display: none'>hidden</div>"
+        "<table><tr><td>Item</td><td>2024</td></tr><tr><td>Sales</td><td>(1,200)</td></tr><tr><td>Costs</td><td>—</td></tr></table>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    doc = load_document(path)
+    assert doc.n_pages == 1 and doc.metadata.format == "html"
+    assert doc.text.split("\n")[:2] == ["Quarterly note", "Revenue rose."]
+    assert "hidden" not in doc.text and "var x" not in doc.text and "color:red" not in doc.text
+    assert "Sales (1,200)" in doc.text  # one table row per line
+    (t,) = doc.tables
+    assert t.df.loc["Sales"].tolist() == [-1200.0] and t.df.loc["Costs"].tolist() == [0.0]

@@ -236,3 +236,23 @@ def test_kind_sniffing_on_text_sets():
     contracts = _glob("legal/contracts_txt", "*.txt")[:60]
     kinds = [load_document(CORPUS / c).kind for c in contracts]
     assert kinds.count("contract") >= 0.9 * len(kinds)
+
+
+def test_pdfplumber_only_opens_statement_pages(monkeypatch):
+    """pdfplumber is slow (~0.5 s a page): it must only ever see the statement pages the text pointed at."""
+    import pdfplumber
+
+    calls = []
+    real_open = pdfplumber.open
+
+    def spy(*args, **kw):
+        calls.append(kw.get("pages"))
+        return real_open(*args, **kw)
+
+    monkeypatch.setattr(pdfplumber, "open", spy)
+    d = load_document(CORPUS / "finance/NETFLIX_2017_10K.pdf")
+    assert calls == [[42, 44, 45]]
+    assert sorted(t.page for t in d.tables if t.kind) == [42, 44, 45]
+    calls.clear()
+    load_document(CORPUS / next(r for r in CONTRACTS if "MEDALIST" in r))
+    assert calls == []  # no statements, no pdfplumber

@@ -108,8 +108,15 @@ def _parse(path: Path, data: bytes):
     import lxml.etree
     import lxml.html
 
+    head = data[:2048].lower()
+    src: bytes | str = data
+    if b"charset" not in head and b"encoding=" not in head:  # undeclared: UTF-8 (the web default), else cp1252
+        try:
+            src = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            src = data.decode("cp1252", errors="replace")
     try:
-        return lxml.html.document_fromstring(data)
+        return lxml.html.document_fromstring(src)
     except (lxml.etree.ParserError, ValueError) as e:
         raise InputError(path, f"HTML cannot be parsed ({e})") from None
 

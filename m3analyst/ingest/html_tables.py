@@ -29,6 +29,7 @@ from m3analyst.ingest.statements import (
 MAX_TITLE_LINES = 6
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 _SKIP_CELL = {"$", ")", "%", "(", "€", "£"}
+_DASH_CELLS = {"—", "–", "-"}
 
 
 def _cell_text(td) -> str:
@@ -114,10 +115,12 @@ def table_frame(table) -> tuple[pd.DataFrame, list[str], str] | None:
     def label_of(row: list[str]) -> str:
         return next((c for c in row if c and not _is_number_cell(c) and c not in _SKIP_CELL), "")
 
-    data_rows = [i for i, r in enumerate(grid) if any(_is_number_cell(c) for c in r[1:]) and label_of(r)]
+    data_rows = [i for i, r in enumerate(grid) if any(_is_number_cell(c) or c in _DASH_CELLS for c in r[1:]) and label_of(r)]
     if len(data_rows) < 2:
         return None
     first = data_rows[0]
+    if not any(_is_number_cell(c) for i in data_rows for c in grid[i][1:]):
+        return None
     num_cols = sorted({j for i in data_rows for j, c in enumerate(grid[i]) if j > 0 and _is_number_cell(c)})
     # a column whose only numbers sit in the label position is not a value column
     label_cols = {next((j for j, c in enumerate(grid[i]) if c), 0) for i in data_rows}
