@@ -353,3 +353,12 @@ def test_plain_html_without_page_breaks(tmp_path):
     assert "Sales (1,200)" in doc.text  # one table row per line
     (t,) = doc.tables
     assert t.df.loc["Sales"].tolist() == [-1200.0] and t.df.loc["Costs"].tolist() == [0.0]
+
+
+def test_html_pages_from_page_number_footers(tmp_path):
+    body = "".join(f"<p>Section text number {i} about the business.</p><p>More on topic {i}.</p><p>{i}</p>" for i in range(1, 5))
+    path = tmp_path / "filing.htm"
+    path.write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+    doc = load_document(path)
+    assert doc.n_pages == 4 and [p.label for p in doc.pages] == ["1", "2", "3", "4"]
+    assert doc.locate("topic 3")[0].page == 3

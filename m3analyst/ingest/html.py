@@ -92,6 +92,29 @@ def fact_key(el) -> object:
     return el.get("id") or (el.sourceline, el.get("name"), el.get("contextref"), el.text)
 
 
+_PAGE_NUMBER_LINE = re.compile(r"^(?:page\s+)?(\d{1,3})(?:\s+of\s+\d+)?$", re.IGNORECASE)
+
+
+def split_on_page_numbers(text: str, min_pages: int = 3) -> list[str]:
+    """Split after lone page-number lines ("7", "Page 8") that count up by one; else one page."""
+    lines = text.split("\n")
+    cuts, expected = [], None
+    for i, ln in enumerate(lines):
+        m = _PAGE_NUMBER_LINE.match(ln.strip())
+        if m and (expected is None or int(m.group(1)) == expected):
+            cuts.append(i)
+            expected = int(m.group(1)) + 1
+    if len(cuts) < min_pages:
+        return [text]
+    pages, lo = [], 0
+    for c in cuts:
+        pages.append("\n".join(lines[lo : c + 1]))
+        lo = c + 1
+    if lo < len(lines):
+        pages.append("\n".join(lines[lo:]))
+    return pages
+
+
 def _tidy(text: str) -> str:
     lines = (_WS.sub(" ", ln).strip() for ln in text.split("\n"))
     return "\n".join(ln for ln in lines if ln)
@@ -133,6 +156,8 @@ def load_html(path: Path, data: bytes) -> Document:
     hr_breaks = b"page-break" not in low and b"break-before:page" not in low and b"break-after:page" not in low
     res = walk_html(body, hr_breaks)
     raw_pages = [_tidy(p) for p in res.text.split(PAGE_BREAK)]
+    if len(raw_pages) == 1:  # no marked breaks: printed page-number footers may still mark them
+        raw_pages = split_on_page_numbers(raw_pages[0])
     keep = [i for i, p in enumerate(raw_pages) if p.strip()]  # drop empty pages (consecutive breaks)
     if not keep:
         raise InputError(path, "HTML has no visible text")
