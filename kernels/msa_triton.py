@@ -349,9 +349,8 @@ def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_l
 
 
 _HAS_TOPK = hasattr(tl, "topk")
-_MERGE_GROUP = 32  # chunks merged per group (first merge level of _select_kernel)
 # Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
-TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, select_warps=4, use_topk=None,
+TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, merge_group=32, select_warps=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 
@@ -383,7 +382,7 @@ def _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks
     G = q.shape[1] // hkv
     k_pad = triton.next_power_of_2(top_k)
     sub_n, subs, n_chunks = _chunk_plan(nb, D, k_pad)
-    group = _MERGE_GROUP
+    group = TUNING["merge_group"]  # chunks merged per group (first merge level)
     n_groups = triton.cdiv(n_chunks, group)
     cand = _empty((B * hkv, n_chunks, k_pad), device=q.device, dtype=torch.int64)
     gcand = _empty((B * hkv, n_groups, k_pad), device=q.device, dtype=torch.int64)
