@@ -256,3 +256,20 @@ def test_pdfplumber_only_opens_statement_pages(monkeypatch):
     calls.clear()
     load_document(CORPUS / next(r for r in CONTRACTS if "MEDALIST" in r))
     assert calls == []  # no statements, no pdfplumber
+
+
+FIRST_AUTHORS = {  # read off each paper's first page
+    "crossover": "Pempa Lhakhang", "longitudinal": "Fariha Khalid", "metaanalysis_bmccancer": "Feifei Yu",
+    "metaanalysis_infect": "Jong-Myon Bae", "metaanalysis_pain": "Marta Seretny",
+    "metaanalysis_revsaude": "Vivian Siqueira Santos Gonçalves", "pilot_bmccancer": "Anna L Hawkes",
+    "prospective": "Neil B. Hampson", "protocol": "Alan J Forster", "rct_bmcpublichealth": "Tracy Epton",
+    "rct_bmjopen": "Kirsten Corder", "rct_jmir": "Lucy Yardley", "rct_lancet": "Jamie Brown",
+}  # fmt: skip
+
+
+def test_paper_titles_and_first_authors():
+    for rel in PAPERS:
+        d = doc(rel)
+        key = next(k for k in FIRST_AUTHORS if Path(rel).name.startswith(k))
+        assert d.metadata.authors and d.metadata.authors[0] == FIRST_AUTHORS[key], rel
+        assert not any(a in d.metadata.title for a in d.metadata.authors[:1]), rel  # the title stops before the authors

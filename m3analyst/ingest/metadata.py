@@ -210,6 +210,8 @@ def _paper_metadata(doc: Document) -> None:
     doc.metadata.title = title or None
     authors = (info.get("Author") or "").strip()
     names = [a.strip() for a in re.split(r";|,|\band\b", authors) if len(a.strip()) > 3] if authors else []
+    if not names and title:
+        names = authors_after_title(first, title)
     if not names:
         m = _AUTHOR_LINE.search(first[:3000])
         if m:
@@ -222,6 +224,44 @@ def _paper_metadata(doc: Document) -> None:
         doc.metadata.dates["published"] = " ".join(m.group(1).split())
 
 
+_AUTHOR_STOP = _rx(
+    r"^\s*(?:abstract|summary|background|a b s t r a c t|keywords?|correspond|received|article|doi|open access|to cite)\b"
+    r"|university|universidad|universidade|department|institute|hospital|school of|faculty|centre|center|programa|@|http"
+)
+_DEGREES = re.compile(r"\b(?:PhD|MD|MSc|BSc|MPH|MA|BA|RN|FRCGP|FRCP|DPhil|MBBS|MB|ChB|Prof|Dr)\b\.?")
+_NAME = re.compile(r"^(?:[A-Z][\w'’\-.]*|de|da|van|von|der|del|dos|le|la)(?:\s+(?:[A-Z][\w'’\-.]*|de|da|van|von|der|del|dos|le|la)){1,5}$")
+
+
+def authors_after_title(first_page: str, title: str) -> list[str]:
+    """Author names from the lines between the title and the abstract/affiliations of page 1.
+
+    Superscript affiliation marks ("Lhakhang1", "Seretny a,⇑", "GonçalvesI"), degrees and "and"/"&" are removed.
+    """
+    words = title.split()
+    hit = re.search(r"\s+".join(map(re.escape, words[-3:])), first_page) if len(words) >= 3 else None
+    if not hit:
+        return []
+    block = []
+    for ln in first_page[hit.end() :].split("\n")[1:14]:
+        if _AUTHOR_STOP.search(ln) or (re.match(r"^\s*(?:\d|[a-z]\s|[IVX]+\s)", ln) and len(ln) > 40):
+            break
+        block.append(ln.strip())
+    return _names_in(" ".join(block), strict=False)
+
+
+def _names_in(line: str, strict: bool = True) -> list[str]:
+    """Person names in an author line ('Marta Seretny a,⇑', 'Lucy Yardley1, PhD; ...'); strict: every part is a name."""
+    text = _DEGREES.sub("", line)
+    text = re.sub(r"(?<=[a-zà-ÿ])(?:[IVX]+|\d+(?:,\d+)*)(?=[\s,*†‡§¶⇑]|$)", "", text)  # superscript marks
+    text = re.sub(r"[*†‡§¶⇑]|\b[a-z]\b(?=\s*[,⇑]|\s*$)", " ", text)
+    parts = [" ".join(p.split()).strip(" .") for p in re.split(r",|;|\band\b|&", text)]
+    parts = [p for p in parts if p]
+    names = [p for p in parts if _NAME.match(p) and len(p) <= 60]
+    if strict and (not names or len(names) != len(parts) or not re.search(r"[\d*†‡§¶⇑,]|\b[a-z]\b|(?<=[a-zà-ÿ])[IVX]+\b", line)):
+        return []  # a title line is not a name line: it has lowercase words and no affiliation marks
+    return names
+
+
 def _guess_paper_title(first_page: str) -> str:
     """The first run of 1-3 substantial lines that is not journal furniture (volume, doi, url, licence)."""
     skip = _rx(
@@ -232,8 +272,8 @@ def _guess_paper_title(first_page: str) -> str:
     for i, ln in enumerate(lines):
         if len(ln) >= 25 and len(ln.split()) >= 4 and not skip.search(ln) and not _AUTHOR_LINE.match(ln):
             parts = [ln]
-            for nxt in lines[i + 1 : i + 3]:
-                if len(nxt) >= 8 and not skip.search(nxt) and not _AUTHOR_LINE.match(nxt) and not nxt.endswith("."):
+            for nxt in lines[i + 1 : i + 6]:
+                if len(nxt) >= 3 and not skip.search(nxt) and not _AUTHOR_LINE.match(nxt) and not nxt.endswith(".") and not _names_in(nxt):
                     parts.append(nxt)
                 else:
                     break
