@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from m3analyst.domains import detect_domain, extract_facts, list_domains, load_domain
-from m3analyst.domains.finance import latest, period_key, split_row
+from m3analyst.domains.finance import current_and_prior, latest, period_key, split_row
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document, Metadata
 
@@ -112,7 +112,7 @@ def test_finance_headline_facts_match_the_filing(corpus, name, revenue, net_inco
     assert got["eps_diluted"].value == pytest.approx(eps) and got["eps_diluted"].unit == "USD/share"
     for f in facts:  # every fact points at a real page whose text holds its source row
         assert f.page is None or doc.has_page(f.page)
-    rev_prev = sorted((f for f in facts if f.name == "revenue"), key=lambda f: period_key(f.period))[-2]
+    _, rev_prev = current_and_prior([f for f in facts if f.name == "revenue"])  # quarter vs quarter in a 10-Q
     yoy = next(f for f in facts if f.name == "revenue_yoy")
     assert yoy.value == pytest.approx(100 * (revenue - rev_prev.value) / rev_prev.value)
 

@@ -182,11 +182,13 @@ def parse_page(doc: Document, number: int) -> Statement | None:
 def _classify(doc: Document, st: Statement, spec: DomainSpec) -> None:
     """Set st.kind and st.score: title match + how many of the kind's line items the page has."""
     head = re.sub(r"\s+", "", doc.page_text(st.page)[:500]).lower()
+    loader_kinds = {t.kind for t in doc.tables if t.page == st.page}  # the loader's statement detection agrees
     best = (None, 0.0)
     for kind in STATEMENT_KINDS:
         facts = [f for f in spec.facts if getattr(f, "statement", None) == kind]
         found = sum(1 for f in facts if _match_rows(st.rows, f))
         score = found + (4 if _TITLES[kind].search(head) else 0) - (5 if _BAD_HEAD.search(head) else 0)
+        score += 5 if kind in loader_kinds else 0
         score -= 0.5 * max(0, len(st.periods) - 4)  # five-year summaries are not the statements
         if score > best[1]:
             best = (kind, score)
