@@ -14,7 +14,7 @@ facts:
   - {name: revenue_sentence, label: Revenue sentence, patterns: ["net sales"]}
 outline:
   - {heading: Facts, kind: facts}
-  - {heading: Results, kind: passages, question: What happened to net sales?, queries: ["net sales increased percent"], max_words: 40}
+  - {heading: Results, kind: passages, question: "What happened to net sales?", queries: ["net sales increased percent"], max_words: 40}
 """
 
 
