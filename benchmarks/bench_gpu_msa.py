@@ -340,6 +340,19 @@ def bench_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
+def run_once(args, device: str, report: dict):
+    """A few plain calls of each op (B=1, first context) for a profiler such as Nsight Compute."""
+    sh = Shape()
+    L = args.contexts[0]
+    ly = make_layers(1, 1, L, sh, device, Timer(device, iters=1), [])[0]
+    seq_lens = torch.full((1,), L, dtype=torch.int32, device=device)
+    for _ in range(3):
+        K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block)
+        idx = K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+        K.sparse_decode(ly.q, ly.k, ly.v, idx, seq_lens, sh.block, sh.d**-0.5)
+    torch.cuda.synchronize()
+
+
 # ----------------------------------------------------------------------------------------------
 # part 2: a whole decode step of an 8B-shaped HF Llama
 # ----------------------------------------------------------------------------------------------
@@ -497,7 +510,7 @@ def _dump(args, report):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["kernels", "model", "sweep", "all"], default="all")
+    ap.add_argument("--part", choices=["kernels", "model", "sweep", "once", "all"], default="all")
     ap.add_argument("--sweep-contexts", type=int, nargs="+", default=[131072, 1048576])
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (plumbing check)")
@@ -540,6 +553,8 @@ def main(argv=None):
     print(json.dumps(report), flush=True)
     if args.part == "sweep":
         bench_sweep(args, device, report)
+    if args.part == "once":
+        run_once(args, device, report)
     if args.part in ("kernels", "all"):
         bench_kernels(args, device, report)
     if args.part in ("model", "all"):
