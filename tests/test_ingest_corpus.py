@@ -174,6 +174,11 @@ def test_contract_outlines_pinned():
     assert arts == ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X"]
     assert b.section("article").page_start == 5  # after the 4-page table of contents
     assert b.metadata.parties == ["THE BABCOCK & WILCOX COMPANY", "BABCOCK & WILCOX ENTERPRISES"]
+    parties = {k: doc(next(r for r in CONTRACTS if k in r)).metadata.parties for k in ("Ehave", "PapaJohns", "TomOnline", "Playboy")}
+    assert parties["Ehave"] == ["EHAVE", "COMPANION HEALTHCARE TECHNOLOGIES CORP"]  # '(“Ehave”); - and - COMPANION ...'
+    assert parties["PapaJohns"] == ["ABG-Shaq", "Papa John’s Marketing Fund"]  # 'and, on the other hand, ...'
+    assert parties["TomOnline"][:2] == ["Skype Communications", "Skype Technologies"] and len(parties["TomOnline"]) == 5
+    assert parties["Playboy"] == ["eFashion Solutions", "Playboy.com"]
     z = doc(next(r for r in CONTRACTS if "Zogenix" in r))
     assert z.section("preamble").page_start == 6 and z.section("recitals").page_start == 6
 

@@ -162,10 +162,19 @@ def find_parties(head: str) -> list[str]:
     flat = " ".join(head.split())
     for m in _BETWEEN.finditer(flat):
         rest = flat[m.end() : m.end() + 600]
+        if rest.startswith("(a)"):  # "by and among (a) Skype ..., (b) Skype Technologies ..., and (e) Tel-Online ..."
+            listed = [_party_at(seg) for seg in re.split(r"\([a-h]\)\s+", flat[m.end() : m.end() + 2500])[1:7]]
+            if any(listed):
+                return [p for p in listed if p]
         first = _party_at(rest)
         if not first:
             continue
-        # the second party follows the first 'and' after the first party's own description
+        # the second party: after the first party's defined term ('(“Ehave”); - and - COMPANION ...'), else after 'and'
+        defined = re.search(r"[)”\"]\s*[;,]?\s*-?\s*\band\b\s*-?\s*:?\s*(?:,?\s*on\s+the\s+other\s+hand\s*,?\s*)?(?=[A-Z0-9])", rest[len(first) :], re.IGNORECASE)
+        if defined:
+            second = _party_at(rest[len(first) + defined.end() :])
+            if second:
+                return [first, second]
         for a in re.finditer(r"(?:^|[\s,;)”\"])and\s*,?\s+(?:on\s+the\s+other\s+hand\s*,?\s*)?", rest[len(first) :], re.IGNORECASE):
             second = _party_at(rest[len(first) + a.end() :])
             if second:

@@ -12,6 +12,7 @@ the trailing number of a repeated footer.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ def join_marked_breaks(text: str, vocab: set[str]) -> str:
 
 def repair_text(text: str, vocab: set[str] | None = None) -> str:
     """Fix extraction artifacts that do not change meaning: pdfium hyphen marks, ligature gaps, EOL hyphens."""
+    text = unicodedata.normalize("NFC", text)  # canonical forms: U+037E Greek question mark -> ";", composed accents
     if vocab is not None:
         text = join_marked_breaks(text, vocab)
     text = text.replace(_PDFIUM_HYPHEN, "-").replace("\u2011", "-").replace("\x02", "-")
