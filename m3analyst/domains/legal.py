@@ -33,7 +33,7 @@ _DURATION = re.compile(
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
     re.IGNORECASE,
 )
-_BETWEEN = re.compile(r"\b(?:by\s+and\s+)?between\s*:?\s+(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+_BETWEEN = re.compile(r"\b(?:by\s+and\s+)?(?:between|among)\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
 
 
 def _score(span: Span, rx_list: list[re.Pattern]) -> int:
@@ -101,6 +101,11 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             names, span = parties(doc)
             if names and span:
                 out.append(_fact(fs, span, "; ".join(names), doc))
+            elif doc.metadata.parties:  # the loader's preamble parse, located on its page
+                hit = doc.locate(doc.metadata.parties[0])
+                if hit:
+                    span = Span(hit[0].start, hit[0].end, hit[0].page, doc.text[hit[0].start : hit[0].end])
+                    out.append(_fact(fs, span, "; ".join(doc.metadata.parties), doc))
         elif fs.name == "agreement_date":
             m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
             if m:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 from m3analyst.ingest.model import Document
 
-_PARA_SPLIT = re.compile(r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|ARTICLE\b|Section\s+\d|SECTION\s+\d|[A-Z][A-Z .]{6,}$))")
+_PARA_SPLIT = re.compile(
+    r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|[A-Z]\.\s+[A-Z]|ARTICLE\b|Section\s+\d|SECTION\s+\d"
+    r"|[A-Z][A-Z .]{6,}$))"
+)
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|vs|Inc|Co|Corp|Ltd|No|Fig|et al|approx|U\.S|Mr|Ms|Dr|Sec|St)\.$")
 

@@ -96,6 +96,11 @@ def trim(span: Span, max_words: int = 90) -> Span:
     end, words = sents[0].end, 0
     for s in sents:
         if words and words + s.words > max_words:
+            if words < 15:  # only a heading so far: take the next sentence up to the word budget
+                cuts = [m.start() for m in re.finditer(r"\s+", s.text)]
+                k = min(len(cuts), max_words - words) - 1
+                if k >= 0:
+                    end = s.start + cuts[k]
             break
         words += s.words
         end = s.end
