@@ -353,6 +353,7 @@ _HAS_TOPK = hasattr(tl, "topk")
 TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, merge_group=32, select_warps=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
+_retired: list[torch.Tensor] = []
 
 
 def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
@@ -361,6 +362,8 @@ def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
     with one eager call before capturing). One stream at a time."""
     buf = _counters.get((device, slot))
     if buf is None or buf.numel() < n:
+        if buf is not None:
+            _retired.append(buf)  # a captured graph may still point at it: never free it
         buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
         _counters[(device, slot)] = buf
     return buf
