@@ -26,7 +26,7 @@ DESIGNS: list[tuple[str, str]] = [
     ("cluster randomised trial", r"cluster[- ]randomi[sz]ed"),
     ("randomised controlled trial", r"randomi[sz]ed,?.{0,60}(controlled|clinical)?\s*trial|randomi[sz]ed controlled|\bRCT\b|randomly (assigned|allocated)|were randomi[sz]ed"),
     ("pilot study", r"pilot (study|trial|intervention)|feasibility (study|trial)"),
-    ("prospective cohort study", r"prospective(ly)? (cohort|longitudinal)|longitudinal (cohort )?study"),
+    ("prospective cohort study", r"prospective(ly)? (cohort|longitudinal)|longitudinal (cohort )?study|prospective(ly)? (\w+ )?(study|studied|observational)"),
     ("cohort study", r"cohort study|cohort of"),
     ("case-control study", r"case-?control"),
     ("cross-sectional study", r"cross-?sectional"),
@@ -62,13 +62,17 @@ def _ordered(doc: Document, sents: list[Span], prefer: list[str]) -> list[Span]:
 
 
 def design_of(doc: Document, sents: list[Span]) -> Fact | None:
+    """Most specific design named in the title, else in the abstract, else anywhere (rule order = DESIGNS)."""
     head = sents[:40]  # title + abstract when the paper has them (preferred sections come first)
-    for pool in (sents[:3], head, sents):  # title first, then the abstract, then the whole paper
+    body = [s for s in sents if "et al" not in s.text]  # not the reference list
+    for pool in (sents[:3], head, body):
+        text = " ".join(squash(s.text) for s in pool)
         for label, pat in DESIGNS:
             rx = re.compile(pat, re.I)
-            hit = next((s for s in pool if rx.search(s.text)), None)
-            if hit is None:
+            if not rx.search(text):
                 continue
+            hit = next((s for s in pool if rx.search(squash(s.text))), None)
+            hit = hit or next(s for s in pool if any(w in s.text.lower() for w in label.split()[:1]))
             mods = [m for m, p in _DESIGN_MODS if re.search(p, " ".join(s.text for s in head), re.I)]
             value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
             return Fact("design", value, None, 1.0, None, hit.page, squash(hit.text), "Design")
