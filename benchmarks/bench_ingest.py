@@ -34,7 +34,8 @@ doc = load_document(sys.argv[1])
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "cpu": cpu, "rss_mib": rss, "pages": doc.n_pages, "tables": len(doc.tables),
-                  "statements": sorted(t.kind for t in doc.tables if t.kind), "sections": len(doc.sections),
+                  "statements": sorted(t.kind for t in doc.tables if t.kind in ("income_statement", "balance_sheet", "cash_flow")),
+                  "sections": len(doc.sections),
                   "xbrl": 0 if doc.xbrl is None else len(doc.xbrl)}))
 """
 
