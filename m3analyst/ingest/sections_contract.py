@@ -3,7 +3,11 @@
 
 Heading candidates are whole lines; the table of contents is skipped (the region from a
 "Table of Contents" line while pages are mostly heading-like lines, plus any line ending in a
-page number). Sections end where the next heading of the same or a higher level starts.
+page number), and so is a line that continues a sentence wrapped from the line above ("... under\n
+Article 11."). Text that lost its line breaks (CUAD .txt dumps) is read as "virtual lines" split at runs of 3+
+spaces, with an inline upper-case "... AGREEMENT" title and the 1., 2., 3. ... chain of inline sections as fallbacks.
+The signature block is "IN WITNESS WHEREOF" / "[Signature page]", else the first By:/Name:/Title: block in
+the second half. Sections end where the next heading of the same or a higher level starts.
 Kinds: "title", "preamble", "recitals", "article", "section", "clause", "signature", "exhibit".
 """
 
