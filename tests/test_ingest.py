@@ -362,3 +362,12 @@ def test_html_pages_from_page_number_footers(tmp_path):
     doc = load_document(path)
     assert doc.n_pages == 4 and [p.label for p in doc.pages] == ["1", "2", "3", "4"]
     assert doc.locate("topic 3")[0].page == 3
+
+
+def test_out_to_unwritable_path_is_one_line(cli, tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(CONTRACT, encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("ingest", path, "--out", blocker / "sub" / "out.txt")  # parent is a file
+    assert r.exit_code == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
