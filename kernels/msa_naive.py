@@ -53,8 +53,6 @@ def check_select_args(top_k: int, sink_blocks: int, local_blocks: int, scorer: s
         raise ValueError(f"top_k must be >= 1; got {top_k}")
     if sink_blocks < 0 or local_blocks < 0:
         raise ValueError("sink_blocks and local_blocks must be >= 0")
-    if sink_blocks + local_blocks > top_k:
-        raise ValueError(f"sink_blocks + local_blocks ({sink_blocks} + {local_blocks}) must not exceed top_k ({top_k})")
     if scorer not in SCORERS:
         raise ValueError(f"unknown scorer {scorer!r}; expected one of {SCORERS}")
     if scorer == "minmax" and (kmin is None or kmax is None):
@@ -177,7 +175,8 @@ def select_blocks(
     Returns idx int32 [B, Hkv, top_k]: block ids in ascending order, padded with -1 when the
     sequence has fewer than top_k valid blocks. Sink blocks (0 .. sink_blocks-1) and the last
     local_blocks valid blocks are always selected; blocks past seq_len never are. The rest are
-    ranked by `block_scores` (group-summed). Needs sink_blocks + local_blocks <= top_k.
+    ranked by `block_scores` (group-summed); equal scores go to the lower block id, so when more
+    blocks are forced than top_k allows, the lowest forced ids win.
     """
     check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
     B, hkv, nb, D = ksum.shape
@@ -185,7 +184,8 @@ def select_blocks(
     forced, valid = forced_and_valid(seq_lens, nb, block_size, sink_blocks, local_blocks)
     scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
     k = min(top_k, nb)
-    vals, idx = scores.topk(k, dim=-1)
+    vals, idx = scores.sort(dim=-1, descending=True, stable=True)  # equal scores: lower block id first
+    vals, idx = vals[..., :k], idx[..., :k]
     idx = torch.where(vals == -math.inf, nb, idx)  # unused slots sort last
     idx = idx.sort(dim=-1).values
     idx = torch.where(idx == nb, -1, idx)

@@ -184,6 +184,17 @@ def test_select_blocks_many_chunks(kernels, monkeypatch, sub_n, max_chunks, grou
 
 
 @cases
+def test_more_forced_blocks_than_top_k_keeps_the_lowest_ids(kernels):
+    R, K = kernels
+    q, k, _ = make_problem(1, 2, 2, 64, 320, torch.float16, seed=8)
+    seq_lens = torch.tensor([320], device=DEVICE)  # 10 blocks; 2 sink + 3 local forced, top_k 4
+    ksum, _, _ = summaries_for(R, k, 32, minmax=False)
+    idx = K.select_blocks(q, ksum, seq_lens, 32, 4, 2, 3)
+    assert idx.tolist() == [[[0, 1, 7, 8]] * 2]
+    assert torch.equal(idx, R.select_blocks(q, ksum, seq_lens, 32, 4, 2, 3))
+
+
+@cases
 def test_select_all_blocks_when_k_exceeds_blocks(kernels):
     R, K = kernels
     q, k, _ = make_problem(2, 2, 3, 64, 200, torch.bfloat16, seed=5)
@@ -245,7 +256,7 @@ def test_bad_inputs_raise(kernels):
     with pytest.raises(ValueError, match="multiple"):
         K.select_blocks(q[:, :3], ksum, torch.tensor([64], device=DEVICE), 32, 2)
     with pytest.raises(ValueError, match="top_k"):
-        K.select_blocks(q, ksum, torch.tensor([64], device=DEVICE), 32, 2, sink_blocks=2, local_blocks=1)
+        K.select_blocks(q, ksum, torch.tensor([64], device=DEVICE), 32, 0)
     with pytest.raises(ValueError, match="Hkv"):
         K.sparse_decode(q, k, v, torch.zeros(1, 1, 2, dtype=torch.int32, device=DEVICE), torch.tensor([64], device=DEVICE), 32, 0.1)
 
