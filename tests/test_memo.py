@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -10,6 +11,14 @@ from m3analyst.domains import load_domain
 from m3analyst.ingest.model import Document
 from m3analyst.memo import answer_question, verify_sentence, verify_text, write_memo
 from m3analyst.settings import Settings
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path):
+    """Documents are read-only for the memo writer: load each corpus file once per test session."""
+    from m3analyst.ingest import load_document
+
+    return load_document(path)
 
 
 @pytest.fixture
@@ -69,9 +78,7 @@ def test_extractive_memo_on_a_file_defined_domain(tmp_path, monkeypatch, no_mode
 
 
 def test_finance_memo_model_free(corpus, no_model):
-    from m3analyst.ingest import load_document
-
-    doc = load_document(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
+    doc = _load(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
     memo = write_memo(doc, "finance", no_model)
     d = memo.to_dict()
     assert d["mode"] == "extractive" and d["engine"] is None
@@ -112,9 +119,7 @@ TRIALS = [
 
 @pytest.mark.parametrize("path,design,n,outcome", TRIALS, ids=["stopadvisor", "uatuni", "lornoxicam"])
 def test_bio_memo_states_design_n_and_primary_outcome(corpus, no_model, path, design, n, outcome):
-    from m3analyst.ingest import load_document
-
-    memo = write_memo(load_document(corpus / "bio" / path), "bio", no_model)
+    memo = write_memo(_load(corpus / "bio" / path), "bio", no_model)
     facts = {f.name: f for f in memo.facts}
     assert facts["design"].value.startswith(design)
     assert facts["sample_size"].value == n
@@ -126,9 +131,7 @@ def test_bio_memo_states_design_n_and_primary_outcome(corpus, no_model, path, de
 
 # ---- ask -----------------------------------------------------------------------------------------
 def test_ask_from_facts(corpus, no_model):
-    from m3analyst.ingest import load_document
-
-    doc = load_document(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
+    doc = _load(corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf")
     a = answer_question(doc, "What was Best Buy's revenue in the quarter ended July 29, 2023, in USD millions?", no_model)
     assert a.source == "facts" and a.value == 9583 and a.citations == [4]
     b = answer_question(doc, "What were total current liabilities at July 29, 2023 (USD millions)?", no_model)

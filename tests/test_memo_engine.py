@@ -50,3 +50,20 @@ def test_engine_chooses_passages_and_verifier_guards_the_narrative(engine, tmp_p
     assert sec.pages_read and {p for p, _ in sec.pages_read} <= {1, 2, 3}
     assert memo.grounding["invalid_citations_emitted"] == []
     assert all(c.ok for c in sec.shown_claims(True))  # whatever is shown passed the verifier
+
+
+@pytest.mark.slow
+def test_ask_with_the_engine_answers_only_with_supported_sentences(engine):
+    from m3analyst.memo import answer_question
+
+    doc = Document.from_pages([
+        "Overview. The company makes adhesives and films for industrial customers in many countries.",
+        "Results. Net sales increased 3.5 percent to $32,765 million in 2018, driven by higher prices and volume growth.",
+    ])
+    doc.metadata.kind = "10-K"
+    s = Settings()
+    s.engine.max_new_tokens = 32
+    a = answer_question(doc, "Why did net sales increase in 2018?", s, engine)
+    assert a.source in ("engine", "passage") and a.citations and all(doc.has_page(p) for p in a.citations)
+    if a.source == "passage":  # the model's sentences failed the verifier: the closest passage is quoted instead
+        assert a.citations == [2] and "could not be verified" in a.text

@@ -19,7 +19,7 @@ from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.verify import NUMBER, verify_text
+from m3analyst.memo.verify import NUMBER, STOP, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
 from m3analyst.settings import Settings
 
@@ -186,7 +186,8 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
     built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
     res = engine.generate(built.messages(ask_text(spec, question)), max_new_tokens=min(settings.engine.max_new_tokens, 128))
     checks = verify_text(doc, res.text, facts)
-    good = [c for c in checks if c.ok]
+    asked = _content_words(question)
+    good = [c for c in checks if c.ok and (_content_words(c.text) & asked)]  # supported AND on the question
     if good:
         text = " ".join(c.text for c in good)
         nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
@@ -206,6 +207,10 @@ def answer_from_passage(doc: Document, question: str) -> Answer:
     scores = BM25([p.text for p in paras]).scores(question)
     best = trim(paras[max(range(len(paras)), key=lambda i: scores[i])], 80)
     return Answer(f"\u201c{squash(best.text)}\u201d [p.{best.page}]", None, [best.page], "passage")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z\-]{3,}", text.lower()) if w not in STOP}
 
 
 def _to_float(tok: str) -> float | None:
