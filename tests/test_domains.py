@@ -139,3 +139,6 @@ def test_finance_facts_from_inline_xbrl(corpus, name, revenue, net_income, asset
     assert got["net_income"].value == pytest.approx(net_income)
     assert got["total_assets"].value == pytest.approx(assets) and got["total_assets"].period == period
     assert got["eps_diluted"].value == pytest.approx(eps)
+    if name.startswith("aapl"):  # segment table (Note: segment information), Americas net sales FY2024
+        americas = latest(facts, "segment_revenue:aapl:AmericasSegmentMember")
+        assert americas.value == pytest.approx(167_045e6) and americas.title == "Revenue: Americas"

@@ -345,6 +345,33 @@ def _intlike(v) -> bool:
         return False
 
 
+def segment_facts(doc: Document, spec: DomainSpec) -> list[Fact]:
+    """Per-segment facts from XBRL (spec `segments`): one fact per (concept, axis member, annual period)."""
+    seg = getattr(spec, "segments", None) or {}
+    x = doc.xbrl
+    if not seg or x is None or x.empty or "dimensions" not in x:
+        return []
+    x = x[x["dimensions"].astype(str).str.count("=") == 1]
+    out: list[Fact] = []
+    for item in seg.get("facts", []):
+        concepts = {c.lower() for c in item.get("concepts", [])}
+        for axis in seg.get("axes", []):
+            sel = x[x["concept"].astype(str).str.lower().isin(concepts) & x["dimensions"].astype(str).str.startswith(axis + "=")]
+            for member, g in sel.groupby(sel["dimensions"].astype(str).str.split("=").str[1]):
+                fs = FactSpec(name=f"segment_{item['name']}:{member}", label=f"{item['label']}: {_humanize(member)}", unit="USD")
+                out.extend(_xbrl_rows_to_facts(g.drop_duplicates(subset=["period_end"]), fs))
+            if out:
+                break  # the first axis that has members is the segmentation
+    return out
+
+
+def _humanize(member: str) -> str:
+    """'aapl:WearablesHomeandAccessoriesMember' -> 'Wearables Homeand Accessories'."""
+    name = member.split(":")[-1]
+    name = re.sub(r"(Segment)?Member$", "", name)
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).strip()
+
+
 # ---- derived facts -----------------------------------------------------------------------------
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -461,7 +488,7 @@ def extract_finance(doc: Document, spec: DomainSpec) -> list[Fact]:
     have = {f.name for f in xb}
     st = [f for f in facts_from_statements(doc, spec) if f.name not in have]
     facts = sorted(xb + st, key=lambda f: ([x.name for x in spec.facts].index(f.name), [-k for k in period_key(f.period)]))
-    return facts + derived_facts(facts, spec) + yoy_facts(facts, spec)
+    return facts + derived_facts(facts, spec) + yoy_facts(facts, spec) + segment_facts(doc, spec)
 
 
 def latest(facts: list[Fact], name: str) -> Fact | None:
