@@ -11,11 +11,12 @@ for its (batch, KV head) merges and resets the counter):
     _summary_update_kernel   one program per (batch·KV head, touched block): sum / min / max of the
                              new keys of that block, fresh or folded into the running summary.
     _select_kernel           one program per (batch·KV head, chunk of blocks): group-summed scores of
-                             the chunk's block summaries, sink/local forced, padding masked, the chunk's
-                             top-K as int64 keys (score order, then lower block id) via a bitonic
-                             top-K / sort; the last program of each group of 32 chunks merges the
-                             group's candidates, the last group merger picks the global top-K and
-                             writes it in ascending block order, -1 padded.
+                             the chunk's block summaries, sink/local forced, padding masked; the K-th
+                             best score of the chunk (bitonic tl.topk, or a sort) is a threshold, and
+                             the blocks above it (ties: lower id first) are compacted in id order by a
+                             prefix sum; the last program of each group of 32 chunks merges the
+                             group's candidates the same way, the last group merger writes the global
+                             top-K, already in ascending block order, -1 padded.
     _sparse_decode_kernel    split-K flash decoding: one program per (batch·KV head, split of BPS
                              selected blocks, default 1);
                              the group's query heads are the rows of one tile (padded to 16); K/V are
@@ -96,34 +97,49 @@ def _summary_update_kernel(
 
 
 @triton.jit
-def _encode_keys(score, ids, valid):
-    """int64 sort keys: the fp32 score's order in the high word, then the smaller block id first;
-    invalid lanes get INT64_MIN (below every valid key)."""
-    bits = score.to(tl.int32, bitcast=True)
-    mono = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)  # signed-int order == float order
-    key = (mono.to(tl.int64) << 32) | (2147483647 - ids).to(tl.int64)
-    return tl.where(valid, key, -9223372036854775808)
-
-
-@triton.jit
-def _decode_ids(key):
-    return 2147483647 - (key & 0x7FFFFFFF).to(tl.int32)
-
-
-@triton.jit
-def _topk_keys(x, K: tl.constexpr, HAS_TOPK: tl.constexpr):
-    """The K largest of a 1-D tensor, descending ([K]); tl.topk where it exists, else a full sort."""
+def _kth_largest(x, K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """The K-th largest value of the 1-D fp32 tensor x (bitonic tl.topk where it exists, else a sort)."""
     if HAS_TOPK:
-        return tl.topk(x, K)
+        top = tl.topk(x, K_PAD)
+        lanes = tl.arange(0, K_PAD)
     else:
-        N: tl.constexpr = x.shape[0]
-        srt = tl.sort(x, descending=True)
-        if N == K:
-            return srt
-        else:
-            rows = tl.reshape(srt, [N // K, K])
-            first = tl.arange(0, N // K)[:, None] == 0
-            return tl.sum(tl.where(first, rows, 0), axis=0)
+        top = tl.sort(x, descending=True)
+        lanes = tl.arange(0, x.shape[0])
+    return tl.sum(tl.where(lanes == K - 1, top, 0.0), axis=0)
+
+
+@triton.jit
+def _compact_top(score, K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """Pick the K best lanes of score (-inf = not a candidate); equal scores go to the earlier lane.
+    Returns (picked, slot, count): slot = rank of a picked lane among the picked, in lane order."""
+    thr = _kth_largest(score, K, K_PAD, HAS_TOPK)
+    above = score > thr
+    tie = score == thr
+    need = K - tl.sum(above.to(tl.int32), axis=0)
+    tie_rank = tl.cumsum(tie.to(tl.int32), axis=0)  # 1-based among the tied lanes
+    picked = (above | (tie & (tie_rank <= need))) & (score > float("-inf"))
+    slot = tl.cumsum(picked.to(tl.int32), axis=0) - 1
+    return picked, slot, tl.sum(picked.to(tl.int32), axis=0)
+
+
+@triton.jit
+def _store_top(score, ids, s_ptr, i_ptr, K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """Write the K best (score, id) of a lane-ordered candidate list to K_PAD slots, in lane order,
+    -inf in the unused slots."""
+    picked, slot, count = _compact_top(score, K, K_PAD, HAS_TOPK)
+    tl.store(s_ptr + slot, score, mask=picked)
+    tl.store(i_ptr + slot, ids, mask=picked)
+    k_lane = tl.arange(0, K_PAD)
+    tl.store(s_ptr + k_lane, tl.full([K_PAD], float("-inf"), tl.float32), mask=k_lane >= count)
+
+
+@triton.jit
+def _write_selection(score, ids, o_base, so_k, K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """Final pick: the K best block ids of a candidate list kept in ascending id order -> idx row, -1 padded."""
+    picked, slot, count = _compact_top(score, K, K_PAD, HAS_TOPK)
+    tl.store(o_base + slot * so_k, ids, mask=picked)
+    k_lane = tl.arange(0, K_PAD)
+    tl.store(o_base + k_lane * so_k, tl.full([K_PAD], -1, tl.int32), mask=(k_lane >= count) & (k_lane < K))
 
 
 @triton.jit
@@ -153,25 +169,14 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
 
 
 @triton.jit
-def _write_selection(best, o_base, so_k, TOP_K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
-    """best: the K_PAD largest keys (descending). Store the TOP_K best block ids ascending, -1 padded."""
-    k_lane = tl.arange(0, K_PAD)
-    kth = tl.sum(tl.where(k_lane == TOP_K - 1, best, 0), axis=0)
-    picked = (best >= kth) & (best > -9223372036854775808)
-    ids = tl.where(picked, _decode_ids(best), 2147483647)
-    asc = -_topk_keys(-ids, K_PAD, HAS_TOPK)  # ascending block ids, fillers last
-    tl.store(o_base + k_lane * so_k, tl.where(asc == 2147483647, -1, asc), mask=k_lane < TOP_K)
-
-
-@triton.jit
 def _select_kernel(
     q_ptr, sq_b, sq_h, sq_d,
     sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
-    lens_ptr, cand_ptr, gcand_ptr, count_ptr,
+    lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, count_ptr,
     out_ptr, so_b, so_h, so_k,
     HKV, NB, D, n_chunks, sink_blocks, local_blocks,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-    SUB_N: tl.constexpr, SUBS: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
+    SUB_N: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
     MINMAX: tl.constexpr, HAS_TOPK: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
@@ -183,54 +188,49 @@ def _select_kernel(
     q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
     s_row = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h
 
-    # 1. scores of the chunk's SUBS sub-tiles of SUB_N blocks; sink/local forced, past-seq_len dropped;
-    #    a running top-K_PAD of int64 keys kept in registers across the sub-tiles
-    top = tl.full([K_PAD], -9223372036854775808, dtype=tl.int64)
-    for sub in tl.static_range(SUBS):
-        offs_n = (chunk * SUBS + sub) * SUB_N + tl.arange(0, SUB_N)
-        nmask = offs_n < NB
-        score = _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask,
-                            seq_len, D, G, BLOCK_SIZE, BLOCK_D, MINMAX)
-        valid = offs_n < n_valid
-        forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
-        score = tl.where(forced, float("inf"), score)
-        keys = _encode_keys(score, offs_n, valid)
-        if SUBS == 1:
-            top = _topk_keys(keys, K_PAD, HAS_TOPK)
-        else:
-            both = tl.reshape(tl.join(top, _topk_keys(keys, K_PAD, HAS_TOPK)), [2 * K_PAD])
-            top = _topk_keys(both, K_PAD, HAS_TOPK)
-    c_base = cand_ptr + (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
-    tl.store(c_base + tl.arange(0, K_PAD), top)
+    # 1. scores of the chunk's SUB_N blocks (one tile load); sink/local forced (+inf), blocks past
+    #    seq_len dropped (-inf); the chunk's best TOP_K kept as (score, id) in ascending id order
+    offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
+    nmask = offs_n < NB
+    score = _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask,
+                        seq_len, D, G, BLOCK_SIZE, BLOCK_D, MINMAX)
+    valid = offs_n < n_valid
+    forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
+    score = tl.where(forced, float("inf"), tl.where(valid, score, float("-inf")))
+    c_off = (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
+    _store_top(score, offs_n, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
 
     # 2. two-level merge without another launch: the last program to finish in a group of GROUP
-    #    chunks merges the group's candidates; the last group merger merges the groups and writes idx.
-    k_lane = tl.arange(0, K_PAD)
+    #    chunks merges the group's candidates; the last group merger merges the groups and writes
+    #    idx. Candidates stay in ascending block order at every level, so no final sort is needed.
     group = chunk // GROUP
     n_groups = (n_chunks + GROUP - 1) // GROUP
     members = tl.minimum(n_chunks - group * GROUP, GROUP)
     cnt_base = count_ptr + pid_bh.to(tl.int64) * (n_groups + 1)
+    o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
     tl.debug_barrier()
     done = tl.atomic_add(cnt_base + 1 + group, 1, sem="acq_rel")
     if done == members - 1:
         lanes1 = tl.arange(0, GROUP * K_PAD)
-        g_base = cand_ptr + (pid_bh.to(tl.int64) * n_chunks + group * GROUP) * K_PAD
-        cand = tl.load(g_base + lanes1, mask=lanes1 < members * K_PAD, other=-9223372036854775808,
-                       cache_modifier=".cg")
-        gtop = _topk_keys(cand, K_PAD, HAS_TOPK)
+        g_off = (pid_bh.to(tl.int64) * n_chunks + group * GROUP) * K_PAD
+        m1 = lanes1 < members * K_PAD
+        sc = tl.load(cs_ptr + g_off + lanes1, mask=m1, other=float("-inf"), cache_modifier=".cg")
+        ic = tl.load(ci_ptr + g_off + lanes1, mask=m1, other=0, cache_modifier=".cg")
         tl.store(cnt_base + 1 + group, 0)  # ready for the next call (and CUDA-graph replays)
-        o_base = out_ptr + b.to(tl.int64) * so_b + h.to(tl.int64) * so_h
         if NG_PAD == 1:  # one group: its merger writes the answer
-            _write_selection(gtop, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
+            _write_selection(sc, ic, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
         else:
-            tl.store(gcand_ptr + (pid_bh.to(tl.int64) * n_groups + group) * K_PAD + k_lane, gtop)
+            gg = (pid_bh.to(tl.int64) * n_groups + group) * K_PAD
+            _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
             tl.debug_barrier()
             done2 = tl.atomic_add(cnt_base, 1, sem="acq_rel")
             if done2 == n_groups - 1:
                 lanes2 = tl.arange(0, NG_PAD * K_PAD)
-                cand2 = tl.load(gcand_ptr + pid_bh.to(tl.int64) * n_groups * K_PAD + lanes2,
-                                mask=lanes2 < n_groups * K_PAD, other=-9223372036854775808, cache_modifier=".cg")
-                _write_selection(_topk_keys(cand2, K_PAD, HAS_TOPK), o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
+                m2 = lanes2 < n_groups * K_PAD
+                base2 = pid_bh.to(tl.int64) * n_groups * K_PAD
+                sg = tl.load(gs_ptr + base2 + lanes2, mask=m2, other=float("-inf"), cache_modifier=".cg")
+                ig = tl.load(gi_ptr + base2 + lanes2, mask=m2, other=0, cache_modifier=".cg")
+                _write_selection(sg, ig, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
                 tl.store(cnt_base, 0)
 
 
@@ -369,40 +369,42 @@ def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
     return buf
 
 
-def _chunk_plan(nb: int, d: int, k_pad: int) -> tuple[int, int, int]:
-    """(SUB_N, SUBS, n_chunks): each program scores SUBS sub-tiles of SUB_N blocks (one [SUB_N, D] load
-    each, ~32 KB of fp32); sub-tiles are added to a program only beyond `select_max_chunks` chunks per
-    (batch, KV head), which bounds the keys of the final merge (1024 / 32 groups * K)."""
+def _chunk_plan(nb: int, d: int) -> tuple[int, int]:
+    """(SUB_N, n_chunks): each program scores SUB_N blocks with one [SUB_N, D] tile load (~32 KB of fp32
+    by default); SUB_N grows only when that would make more than `select_max_chunks` chunks."""
     sub_n = TUNING["select_block_n"] or max(16, 8192 // triton.next_power_of_2(d))
-    sub_n = max(sub_n, k_pad)
-    n_sub = triton.cdiv(nb, sub_n)
-    subs = triton.next_power_of_2(triton.cdiv(n_sub, TUNING["select_max_chunks"]))
-    return sub_n, subs, triton.cdiv(n_sub, subs)
+    sub_n = max(sub_n, triton.next_power_of_2(triton.cdiv(nb, TUNING["select_max_chunks"])))
+    return sub_n, triton.cdiv(nb, sub_n)
 
 
 def _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, minmax):
     B, hkv, nb, D = ksum.shape
     G = q.shape[1] // hkv
-    k_pad = triton.next_power_of_2(top_k)
-    sub_n, subs, n_chunks = _chunk_plan(nb, D, k_pad)
+    k_pad = max(2, triton.next_power_of_2(top_k))
+    sub_n, n_chunks = _chunk_plan(nb, D)
+    sub_n = max(sub_n, k_pad)
+    n_chunks = triton.cdiv(nb, sub_n)
     group = TUNING["merge_group"]  # chunks merged per group (first merge level)
     n_groups = triton.cdiv(n_chunks, group)
-    cand = _empty((B * hkv, n_chunks, k_pad), device=q.device, dtype=torch.int64)
-    gcand = _empty((B * hkv, n_groups, k_pad), device=q.device, dtype=torch.int64)
-    idx = _empty((B, hkv, top_k), device=q.device, dtype=torch.int32)
+    dev = q.device
+    cs = _empty((B * hkv, n_chunks, k_pad), device=dev, dtype=torch.float32)
+    ci = _empty((B * hkv, n_chunks, k_pad), device=dev, dtype=torch.int32)
+    gs = _empty((B * hkv, n_groups, k_pad), device=dev, dtype=torch.float32)
+    gi = _empty((B * hkv, n_groups, k_pad), device=dev, dtype=torch.int32)
+    idx = _empty((B, hkv, top_k), device=dev, dtype=torch.int32)
     if minmax and (kmin.stride() != ksum.stride() or kmax.stride() != ksum.stride()):
         raise ValueError("kmin/kmax must share ksum's strides")
     src_min, src_max = (kmin, kmax) if minmax else (ksum, ksum)
     _select_kernel[(B * hkv, n_chunks)](
         q, *q.stride(),
         ksum, src_min, src_max, *ksum.stride(),
-        seq_lens, cand, gcand, _counter(q.device, B * hkv * (n_groups + 1), "select"),
+        seq_lens, cs, ci, gs, gi, _counter(dev, B * hkv * (n_groups + 1), "select"),
         idx, *idx.stride(),
         hkv, nb, D, n_chunks, sink_blocks, local_blocks,
-        G=G, TOP_K=top_k, K_PAD=k_pad, BLOCK_SIZE=block_size, SUB_N=sub_n, SUBS=subs,
+        G=G, TOP_K=top_k, K_PAD=k_pad, BLOCK_SIZE=block_size, SUB_N=sub_n,
         BLOCK_D=triton.next_power_of_2(D), GROUP=group, NG_PAD=triton.next_power_of_2(n_groups),
         MINMAX=minmax, HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"],
-        num_warps=TUNING["select_warps"],
+        num_warps=TUNING["select_warps"] if sub_n <= 64 else 8,
     )
     return idx
 

@@ -165,16 +165,16 @@ def test_select_blocks_minmax(kernels, G):
 
 @cases
 @pytest.mark.parametrize("sub_n,max_chunks,group,use_topk", [(None, 1024, 32, None), (16, 1024, 4, None), (16, 4, 32, None), (16, 4, 4, False)],
-                         ids=["default", "two-level-merge", "subtiles", "sort-fallback"])
+                         ids=["default", "two-level-merge", "big-chunks", "sort-fallback"])
 def test_select_blocks_many_chunks(kernels, monkeypatch, sub_n, max_chunks, group, use_topk):
-    """More blocks than one program scores: running top-K over sub-tiles, chunks' candidates merged by
+    """More blocks than one program scores: chunk candidates merged by
     the last program of each group and then of all groups, must give the exact top-K (also with
     tl.sort instead of tl.topk)."""
     R, K = kernels
     for key, val in dict(select_block_n=sub_n, select_max_chunks=max_chunks, merge_group=group, use_topk=use_topk).items():
         monkeypatch.setitem(K.TUNING, key, val)
     B, hkv, G, D, bs, top_k = 1, 1, 2, 64, 1, 16
-    S = 230  # 230 blocks of one token -> 15 sub-tiles of 16
+    S = 230  # 230 blocks of one token -> 15 chunks of 16 with sub_n=16
     q, k, _ = make_problem(B, hkv, G, D, S, torch.float16, seed=3)
     seq_lens = torch.tensor([217], device=DEVICE)
     ksum, _, _ = summaries_for(R, k, bs, minmax=False)
