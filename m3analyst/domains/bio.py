@@ -103,6 +103,10 @@ def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
             f = sample_size_of(ordered)
         else:
             hit = first_match(ordered, fs)
+            if hit is not None and hit.words < 8:  # "Our study has limitations." -> and what they are
+                nxt = next((s for s in sents if s.start > hit.end and s.start - hit.end <= 3), None)
+                if nxt is not None and nxt.page == hit.page:
+                    hit = Span(hit.start, nxt.end, hit.page, doc.text[hit.start : nxt.end])
             f = Fact(fs.name, squash(hit.text), fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title) if hit else None
         if f is not None:
             f.label = fs.title

@@ -22,7 +22,7 @@ class Quote:
 
     def to_dict(self) -> dict:
         return {"text": self.text, "page": self.page, "start": self.start, "end": self.end, "chosen_by": self.chosen_by,
-                "score": round(self.score, 4)}
+                "score": round(float(self.score), 4)}
 
 
 @dataclass
@@ -45,7 +45,7 @@ class MemoSection:
             "quotes": [q.to_dict() for q in self.quotes],
             "sentences": [c.to_dict() for c in self.shown_claims(drop_unsupported)],
             "dropped": [c.to_dict() for c in self.claims if not c.ok and drop_unsupported],
-            "candidates": self.candidates, "pages_read": [{"page": p, "reads": round(r, 3)} for p, r in self.pages_read],
+            "candidates": self.candidates, "pages_read": [{"page": int(p), "reads": round(float(r), 3)} for p, r in self.pages_read],
             "raw_generation": self.raw_generation,
         }
 

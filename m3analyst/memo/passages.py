@@ -36,10 +36,10 @@ class Candidate:
     from_fact: str | None = None
 
     def to_dict(self) -> dict:
-        return {"page": self.span.page, "start": self.span.start, "end": self.span.end, "lexical": round(self.lexical, 3),
-                "engine_logprob": None if self.engine_logprob is None else round(self.engine_logprob, 4),
-                "block_reads": None if self.block_reads is None else round(self.block_reads, 3),
-                "score": round(self.score, 4), "from_fact": self.from_fact}
+        r = lambda v, n: None if v is None else round(float(v), n)  # noqa: E731 - numpy scalars -> JSON floats
+        return {"page": self.span.page, "start": self.span.start, "end": self.span.end, "lexical": r(self.lexical, 3),
+                "engine_logprob": r(self.engine_logprob, 4), "block_reads": r(self.block_reads, 3),
+                "score": r(self.score, 4), "from_fact": self.from_fact}
 
 
 def tokens(text: str) -> list[str]:
