@@ -155,12 +155,19 @@ def _span_unit(doc: Document, title: str, kind: str, start: int, end: int) -> Un
 
 
 def _page_rank(doc: Document, spec: DomainSpec, number: int) -> int:
-    """Index of the first page_priority_pattern matching the page's head (len(patterns) if none)."""
+    """Pages the loader found statement tables on first (0), then the index+1 of the first
+    page_priority_pattern matching the page's head; pages matching page_low_patterns (auditor's report,
+    exhibit index) come last."""
     head = doc.page_text(number)[:1500]
+    n = len(spec.page_priority_patterns)
+    if any(re.search(p, head) for p in spec.page_low_patterns):
+        return n + 2
+    if any(t.page == number and t.kind for t in doc.tables):
+        return 0
     for i, pat in enumerate(spec.page_priority_patterns):
         if re.search(pat, head):
-            return i
-    return len(spec.page_priority_patterns)
+            return i + 1
+    return n + 1
 
 
 def _unit_rank(doc: Document, spec: DomainSpec, u: Unit) -> tuple[int, int]:
@@ -246,7 +253,8 @@ def _short(text: str, n: int = 200) -> str:
 
 # ---- the builder -------------------------------------------------------------------------------
 def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: Settings,
-                 counter: Counter | None = None, context_length: int | None = None) -> BuiltPrompt:
+                 counter: Counter | None = None, context_length: int | None = None,
+                 partial_share: float = 0.5) -> BuiltPrompt:
     """Assemble the one prompt, keeping whole sections in priority order when the document is too long."""
     count = counter or estimate_tokens
     ctx = context_length or DEFAULT_CONTEXT
@@ -280,10 +288,13 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
                 kept.append(u)
                 room -= u.tokens
                 continue
-            got = []
+            # An oversized section gives at most `partial_share` of what is left (at least one page), so the
+            # next sections in priority order still get pages (10-K: MD&A, then statements, then risk factors).
+            got, cap = [], partial_share * room
             for pg in sorted(_pages_of(doc, u), key=lambda x: (_page_rank(doc, spec, x.page_start), x.start)):
                 pg.tokens = count(doc.text[pg.start : pg.end]) + 4
-                if pg.tokens <= room:
+                used = sum(g.tokens for g in got)
+                if pg.tokens <= room and (used + pg.tokens <= cap or not got):
                     got.append(pg)
                     room -= pg.tokens
             if got:

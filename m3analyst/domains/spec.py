@@ -79,6 +79,7 @@ class DomainSpec(BaseModel):
     section_priority: list[str] = Field(default_factory=list)
     section_priority_by_kind: dict[str, list[str]] = Field(default_factory=dict, description="overrides per document kind")
     page_priority_patterns: list[str] = Field(default_factory=list)
+    page_low_patterns: list[str] = Field(default_factory=list, description="pages kept last (auditor's report, exhibits)")
     facts: list[FactSpec] = Field(default_factory=list)
     derived: list[DerivedSpec] = Field(default_factory=list)
     yoy: list[str] = Field(default_factory=list)

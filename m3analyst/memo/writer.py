@@ -82,12 +82,13 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
 
 # ---- model-free ----------------------------------------------------------------------------------
 def _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report) -> list[MemoSection]:
-    out = []
+    out, used = [], set()
     for i, item in enumerate(items):
         report(f"choosing passages: {item.heading}", i, len(items))
         with clock("rank"):
-            cands = rank_lexically(candidates(doc, item, facts, None, paras, bm25))
+            cands = rank_lexically(_unused(candidates(doc, item, facts, None, paras, bm25, k=6 + len(used)), used))
         out.append(_section(item, cands, settings, "lexical (no model)"))
+        used |= {(q.start, q.end) for q in out[-1].quotes}
     report("passages chosen", len(items), len(items))
     return out
 
@@ -107,7 +108,7 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
     bs = settings.engine.attention.block_size
     bos = engine.count_tokens("")
     stats_all = []
-    out = []
+    out, used = [], set()
     for i, item in enumerate(items):
         report(f"writing: {item.heading}", i + 1, len(items) + 1)
         question = item.question or item.contains or item.heading
@@ -117,10 +118,11 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         stats_all.append(res.stats)
         hits = res.stats.block_hits
         with clock("rank"):
-            cands = candidates(doc, item, facts, ranges, paras, bm25, k=settings.memo.candidates)
+            k = settings.memo.candidates
+            cands = _unused(candidates(doc, item, facts, ranges, paras, bm25, k=k + len(used)), used)[:k]
             outside = not cands  # nothing quotable in the prompt's text (e.g. only statement pages kept)
             if outside:
-                cands = rank_lexically(candidates(doc, item, facts, None, paras, bm25, k=settings.memo.max_quotes))
+                cands = rank_lexically(_unused(candidates(doc, item, facts, None, paras, bm25, k=k + len(used)), used))
             probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
             base = _total_logprob(sess, engine, probe, bos)
             for c in cands if not outside else []:
@@ -135,6 +137,7 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         reads = page_reads(hits, tmap, sess.n_tokens, bs)
         sec.pages_read = sorted(reads.items(), key=lambda kv: -kv[1])[:5]
         out.append(sec)
+        used |= {(q.start, q.end) for q in sec.quotes}
     report("memo written", len(items) + 1, len(items) + 1)
     info = {
         "name": engine.name, "context_length": engine.context_length, "prompt_tokens": sess.n_tokens,
@@ -164,6 +167,11 @@ def _passage_logprob(sess, engine, probe: str, base: float, passage: str, bos: i
     n_probe = max(1, engine.count_tokens(probe) - bos)
     total = sess.score(full) * n_full
     return (total - base) / max(1, n_full - n_probe)
+
+
+def _unused(cands: list[Candidate], used: set[tuple[int, int]]) -> list[Candidate]:
+    """Candidates not overlapping a passage an earlier heading already quoted."""
+    return [c for c in cands if not any(c.span.start < b and a < c.span.end for a, b in used)]
 
 
 # ---- shared --------------------------------------------------------------------------------------
