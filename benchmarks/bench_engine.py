@@ -44,14 +44,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--scorer", default="mean")
+    ap.add_argument("--dtype", default="auto", help="auto (fp32 decode + bf16 prefill on AMX/AVX512-BF16), int8, float32, bfloat16")
     ap.add_argument("--no-hf", action="store_true", help="skip the plain transformers baseline")
     args = ap.parse_args()
-    settings = EngineSettings(threads=args.threads)
+    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
     settings.attention.scorer = args.scorer
     eng = load_engine(settings)
     info = eng.info()
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": info["threads"],
-                      "dtype": info["dtype"], "prefill_dtype": info["prefill_dtype"], "load": os.getloadavg()}))
+                      "dtype": info["dtype"], "prefill_dtype": info["prefill_dtype"],
+                      "decode_weights": info["decode_weights"], "load": os.getloadavg()}))
     contexts = [int(c) for c in args.contexts.split(",")]
     for row in run_bench(eng, contexts, ("msa", "dense"), args.steps):
         print(json.dumps(row.to_dict()), flush=True)

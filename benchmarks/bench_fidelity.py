@@ -30,8 +30,17 @@ DOCS = [
     "bio/trials_txt/PMC5388694.txt",
 ]
 TAIL = 256
-VARIANTS = {"dense": {"backend": "dense"}, "msa-mean": {"backend": "msa", "scorer": "mean"},
-            "msa-minmax": {"backend": "msa", "scorer": "minmax"}}
+VARIANTS = {  # name -> AttentionSettings overrides (defaults: block 64, top-K 16, sink 1, local 2, 2 dense layers)
+    "dense": {"backend": "dense"},
+    "msa-mean": {"backend": "msa", "scorer": "mean"},
+    "msa-minmax": {"backend": "msa", "scorer": "minmax"},
+    "msa-mean-k32": {"backend": "msa", "scorer": "mean", "top_k": 32},
+    "msa-minmax-k32": {"backend": "msa", "scorer": "minmax", "top_k": 32},
+    "msa-mean-b32k32": {"backend": "msa", "scorer": "mean", "block_size": 32, "top_k": 32, "local_blocks": 4},
+    "msa-minmax-b32k32": {"backend": "msa", "scorer": "minmax", "block_size": 32, "top_k": 32, "local_blocks": 4},
+    "msa-mean-dense4": {"backend": "msa", "scorer": "mean", "dense_layers": 4},
+}
+DEFAULT_VARIANTS = "dense,msa-mean,msa-minmax"
 
 
 class RecallMeter:
@@ -98,11 +107,15 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=len(DOCS))
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--out", default="benchmarks/fidelity.json")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list of {', '.join(VARIANTS)} (dense first)")
+    ap.add_argument("--no-gen", action="store_true", help="skip the greedy generation comparison")
+    ap.add_argument("--first-doc", type=int, default=0)
     args = ap.parse_args()
+    variants = args.variants.split(",")
     eng = load_engine()
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
-    for rel in DOCS[: args.docs]:
+    for rel in DOCS[args.first_doc : args.first_doc + args.docs]:
         ids = eng._encode_suffix((corpus_dir() / rel).read_text(errors="ignore"))
         for C in contexts:
             C = min(C, eng.context_length - 1)
@@ -110,11 +123,17 @@ def main() -> None:
                 print(f"skip {rel} at {C}: only {len(ids)} tokens")
                 continue
             n_prefix = C - TAIL
-            cache = eng._new_cache(C + 8, minmax=True)
-            with torch.inference_mode():
-                first_logits[n_prefix] = eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
             tail = ids[n_prefix:C]
-            res = {v: teacher_forced(eng, cache, n_prefix, tail, v) for v in VARIANTS}
+            res = {}
+            for bs in sorted({VARIANTS[v].get("block_size", 64) for v in variants}):  # one prefill per block size
+                eng.settings.attention.block_size = bs
+                cache = eng._new_cache(C + 8, minmax=True)
+                with torch.inference_mode():
+                    first_logits[n_prefix] = eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
+                for v in variants:
+                    if VARIANTS[v].get("block_size", 64) == bs:
+                        res[v] = teacher_forced(eng, cache, n_prefix, tail, v)
+            eng.settings.attention.block_size = 64
             dense_top1 = res["dense"][1]
             for v, (nll, top1, recall, secs) in res.items():
                 row = {"doc": Path(rel).name[:40], "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),
@@ -123,6 +142,8 @@ def main() -> None:
                        "seconds": round(secs, 1), "load": os.getloadavg()[0]}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+        if args.no_gen:
+            continue
         # greedy generations after a question, MSA vs dense (MSA active: prompt ~4K tokens)
         prompt = eng.tokenizer.decode(ids[:4000]) + "\n\nQuestion: Who are the parties and what is this document about?\nAnswer:"
         out = {}
