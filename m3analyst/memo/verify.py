@@ -4,7 +4,8 @@ A sentence is *verified* when it cites at least one existing page and
 - every number in it appears on a cited page (or is a fact whose page is cited; "32.8 billion"
   matches a page's "32,765" printed in millions when it rounds to the same figure),
 - every quoted phrase ("...") is found on a cited page,
-- at least half of its content words occur on the cited pages.
+- at least half of its content words occur on the cited pages, and it has a number, a quote or 5+ content words
+  (so "The most important risks are [p.12]." is not a claim).
 Citations to pages that do not exist are errors: they are removed from the text (never emitted) and counted.
 """
 
@@ -150,6 +151,8 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
         if not any(doc.locate(q, p) for p in cites):
             check.problems.append(f"quote not on cited page(s): \"{q[:60]}\"")
     words = _words(body)
+    if len(words) < 5 and not check.numbers and not QUOTE.search(body):
+        check.problems.append("too little content to carry a claim")
     if words:
         have = _words(page_text)
         check.overlap = len(words & have) / len(words)
