@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 from m3analyst.domains.facts import Fact
-from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, squash
@@ -124,4 +123,4 @@ def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
     return squash(doc.text[max(0, start - width) : min(len(doc.text), end + width)])
 
 
-__all__ = ["DATE", "best_clause", "compile_any", "extract_legal", "parties"]
+__all__ = ["DATE", "best_clause", "extract_legal", "parties"]

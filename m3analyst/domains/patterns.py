@@ -42,9 +42,13 @@ def extract_patterns(doc: Document, spec: DomainSpec) -> list[Fact]:
     out = []
     for fs in spec.facts:
         hit = first_match(sents, fs)
-        if hit is not None:
-            value = _number(hit.text) if fs.value == "number" else None
-            out.append(text_fact(fs, hit, value) if value is None else Fact(fs.name, value, fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title))
+        if hit is None:
+            continue
+        number = _number(hit.text) if fs.value == "number" else None
+        if number is None:
+            out.append(text_fact(fs, hit))
+        else:
+            out.append(Fact(fs.name, number, fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title))
     return out
 
 
