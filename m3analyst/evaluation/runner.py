@@ -208,6 +208,7 @@ def run_eval(
     """Evaluate `items` and return the report dict (see module docstring)."""
     system = system or default_system()
     started = _dt.datetime.now(_dt.timezone.utc)
+    load_start = machine_info().get("load_avg")
     t0 = time.perf_counter()
     scores, records = [], []
     for i, item in enumerate(items):
@@ -231,7 +232,7 @@ def run_eval(
         "engine": getattr(engine, "name", None),
         "settings": settings.model_dump(),
         "git": git_info(),
-        "machine": machine_info(),
+        "machine": machine_info() | {"load_avg_start": load_start},  # load_avg: at the end (1/5/15 min)
         "started_at": started.isoformat(timespec="seconds"),
         "timings": {
             "wall_s": round(wall, 2),
