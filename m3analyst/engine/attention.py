@@ -89,7 +89,10 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     """The registered attention function. Returns (out [B, T, Hq, D], None)."""
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     T, S = query.shape[2], key.shape[2]
-    if query.dtype != key.dtype:  # prefill and decode weights may differ in dtype from the cache: compute in the cache's
+    if query.dtype != key.dtype:  # the cache holds the decode weights' dtype; a prefill copy may compute in another
+        if T > 1:  # prefill chunk: compute in the query's dtype (bf16 on AMX), cast the cached prefix
+            return msa_attention(module, query, key.to(query.dtype), value.to(query.dtype), attention_mask, scaling,
+                                 dropout, msa, sliding_window, **kwargs)
         out, _ = msa_attention(module, query.to(key.dtype), key, value, attention_mask, scaling, dropout, msa,
                                sliding_window, **kwargs)
         return out.to(query.dtype), None

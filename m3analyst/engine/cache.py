@@ -21,8 +21,9 @@ class MSALayer(CacheLayerMixin):
     is_compileable = False
     is_croppable = True
 
-    def __init__(self, capacity: int, block_size: int, minmax: bool = True):
+    def __init__(self, capacity: int, block_size: int, minmax: bool = True, dtype: torch.dtype | None = None):
         super().__init__()
+        self.cache_dtype = dtype  # None: the dtype of the first keys written
         self.block_size = block_size
         self.capacity = -(-max(capacity, block_size) // block_size) * block_size
         self.minmax = minmax
@@ -31,9 +32,9 @@ class MSALayer(CacheLayerMixin):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         B, H, _, D = key_states.shape
-        self.device, self.dtype = key_states.device, key_states.dtype
-        self.keys = key_states.new_zeros(B, H, self.capacity, D)
-        self.values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1])
+        self.device, self.dtype = key_states.device, self.cache_dtype or key_states.dtype
+        self.keys = key_states.new_zeros(B, H, self.capacity, D, dtype=self.dtype)
+        self.values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1], dtype=self.dtype)
         nb = self.capacity // self.block_size
         self.ksum = torch.zeros(B, H, nb, D, device=self.device, dtype=torch.float32)
         if self.minmax:
@@ -98,8 +99,9 @@ class MSALayer(CacheLayerMixin):
 class MSACache(Cache):
     """A transformers Cache made of MSALayer, one per decoder layer."""
 
-    def __init__(self, num_layers: int, capacity: int, block_size: int, minmax: bool = True):
-        super().__init__(layers=[MSALayer(capacity, block_size, minmax) for _ in range(num_layers)])
+    def __init__(self, num_layers: int, capacity: int, block_size: int, minmax: bool = True,
+                 dtype: torch.dtype | None = None):
+        super().__init__(layers=[MSALayer(capacity, block_size, minmax, dtype) for _ in range(num_layers)])
         self.block_size = block_size
 
     @property

@@ -261,7 +261,7 @@ class Engine:
         """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
         a = self.settings.attention
         return MSACache(self.config.num_hidden_layers, min(capacity, self.context_length), a.block_size,
-                        minmax=a.scorer == "minmax" if minmax is None else minmax)
+                        minmax=a.scorer == "minmax" if minmax is None else minmax)  # dtype: the prefill's (bf16 on AMX)
 
     def _forward(self, ids: list[int], cache: MSACache, ctx: attention.RunContext, all_logits: bool = False):
         """Run ids through the model after the cache's current length; returns logits [T or 1, V] fp32."""
