@@ -62,6 +62,7 @@ class RayBackend(Backend):
         self.ship_bytes = address not in (None, "", LOCAL)
         self.started = False
         self._spawned = 0
+        self._cls = None  # the Ray actor class, made on first use
         if not self.ray.is_initialized():
             self._init(address)
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
@@ -79,8 +80,9 @@ class RayBackend(Backend):
 
     def _actor(self):
         self._spawned += 1
-        cls = self.ray.remote(num_cpus=self.cpus_per_actor, max_restarts=0)(_ActorBody)
-        return cls.remote(self.settings.model_dump_json(), self.threads, f"ray{self._spawned}")
+        if self._cls is None:
+            self._cls = self.ray.remote(num_cpus=self.cpus_per_actor, max_restarts=0)(_ActorBody)
+        return self._cls.remote(self.settings.model_dump_json(), self.threads, f"ray{self._spawned}")
 
     def _start(self, n: int) -> list:
         actors = [self._actor() for _ in range(n)]
@@ -101,8 +103,13 @@ class RayBackend(Backend):
         try:
             while not self.abandoning and (in_flight or (pending and not self.stopping)):
                 while idle and pending and not self.stopping:
-                    actor, task = idle.pop(), pending.pop()
-                    in_flight[self._submit(actor, task)] = (actor, task)
+                    task = pending.pop()
+                    try:
+                        ref = self._submit(idle[-1], task)
+                    except OSError as e:  # the file went away since it was hashed
+                        yield failed(task, f"{task.path}: cannot read file ({e.strerror or e})", "InputError", True)
+                        continue
+                    in_flight[ref] = (idle.pop(), task)
                 done, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=self.poll_s)
                 for ref in done:
                     actor, task = in_flight.pop(ref)
