@@ -8,7 +8,8 @@ and the workers' CPU seconds per document (time.process_time in the worker), whi
 how busy the machine is: on C free cores the CPU-bound ceiling is C * 60 / (CPU s per document).
 
     python benchmarks/bench_batch.py                       # finance PDFs, model-free memos
-    python benchmarks/bench_batch.py --model smollm2-135m-instruct --limit 4
+    python benchmarks/bench_batch.py --model smollm2-135m-instruct --configs w1,w2 --limit 4 --smallest \
+        --input '../shared/corpus/legal/contracts_txt/*.txt'
     python benchmarks/bench_batch.py --configs w1,w2 --input '../shared/corpus/legal/contracts_txt/*.txt' --limit 20
 """
 
@@ -87,18 +88,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", default=str(corpus_dir() / "finance" / "*.pdf"), help="glob of documents")
     ap.add_argument("--limit", type=int, default=0, help="first N documents only (0: all)")
+    ap.add_argument("--smallest", action="store_true", help="take the smallest files first (with --limit)")
     ap.add_argument("--model", default="none", help="'none' (model-free extractive memos) or a model name")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads per worker (default: cores / workers)")
     ap.add_argument("--configs", default="w1,w2,ray", help="comma list of " + ", ".join(CONFIGS))
     args = ap.parse_args()
 
-    paths = sorted(glob.glob(args.input))[: args.limit or None]
+    paths = sorted(glob.glob(args.input), key=os.path.getsize if args.smallest else None)[: args.limit or None]
     if not paths:
         sys.exit(f"no documents match {args.input}")
     settings = Settings()
     settings.engine.model = args.model
+    settings.engine.threads = args.threads
     folder = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     manifest = _manifest(paths, folder)
-    print(f"# {len(paths)} documents from {args.input}; model={args.model}; cpus={os.cpu_count()}")
+    print(f"# {len(paths)} documents from {args.input}; model={args.model}; threads/worker={args.threads or 'cores/workers'}; cpus={os.cpu_count()}")
     print(f"# load before: {os.getloadavg()}")
     print("| config | docs | ok | failed | wall s | start-up s | docs/min end-to-end | docs/min steady | mean ingest s | mean memo s | worker CPU s/doc |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
