@@ -12,7 +12,7 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.engine import Engine
-from m3analyst.errors import ContextTooLongError
+from m3analyst.errors import ContextTooLongError, UsageError
 from m3analyst.settings import AttentionSettings, EngineSettings
 
 CHARS = list("abcdefghijklmnopqrstuvwxyz .,?!")
@@ -187,3 +187,5 @@ def test_encode_offsets_and_too_long_prompt():
         eng.generate("x" * 60)
     with pytest.raises(ContextTooLongError):
         eng.prefill("y" * 55)
+    with pytest.raises(UsageError, match="empty prompt"):
+        eng.generate("")

@@ -280,6 +280,8 @@ class Engine:
         return logits[-1]
 
     def _check_length(self, n: int) -> None:
+        if n == 0:
+            raise UsageError("empty prompt: nothing to condition the generation on")
         if n >= self.context_length:
             raise ContextTooLongError(n, self.context_length)
 
