@@ -122,6 +122,7 @@ class Layer:
     ksum16: torch.Tensor
     q: torch.Tensor
     k_new: torch.Tensor
+    kmean: torch.Tensor  # bf16 block means (what the new select reads)
 
 
 def make_layers(n: int, B: int, L: int, sh: Shape, device: str, timer: Timer, prefill_ms: list) -> list[Layer]:
@@ -138,7 +139,9 @@ def make_layers(n: int, B: int, L: int, sh: Shape, device: str, timer: Timer, pr
         if i == 0:  # time the prefill summary pass once, cold
             prefill_ms.append(timer(lambda: K.update_summaries(ksum, None, None, k, 0, sh.block)))
         q = torch.randn(B, sh.hq, sh.d, device=device, dtype=sh.dtype)
-        layers.append(Layer(k, v, ksum, ksum.to(torch.bfloat16), q, k[:, :, L - 1 : L].clone()))
+        counts = R.block_counts(torch.full((B,), L, device=device), nb, sh.block).clamp(min=1)
+        kmean = (ksum / counts[:, None, :, None]).to(torch.bfloat16)
+        layers.append(Layer(k, v, ksum, ksum.to(torch.bfloat16), q, k[:, :, L - 1 : L].clone(), kmean))
         del t0
     return layers
 
@@ -148,6 +151,38 @@ def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
     K.update_summaries(ks, None, None, layer.k_new, L - 1, sh.block)
     idx = K.select_blocks(layer.q, ks, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
     return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
+
+
+def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True):
+    """The new path: decode_step (fold the token into the summaries + select + decode), bf16 means."""
+    return K.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
+                         sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
+
+
+def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool):
+    """decode_step on copies of the summaries vs the reference's update + select + decode: selection
+    equal (fp32 sums) or within the rounding tolerance of bf16 means (rows with swaps counted), output
+    equal to the reference attention over the kernel's selection."""
+    ks_r, ks_k = layer.ksum.clone(), layer.ksum.clone()
+    km_r, km_k = (layer.kmean.clone(), layer.kmean.clone()) if means else (None, None)
+    _, idx_r = R.decode_step(layer.q, layer.k_new, layer.k, layer.v, ks_r, seq_lens, L - 1, sh.block, sh.top_k,
+                             sh.sink, sh.local, kmean=km_r)
+    out, idx_k = K.decode_step(layer.q, layer.k_new, layer.k, layer.v, ks_k, seq_lens, L - 1, sh.block, sh.top_k,
+                               sh.sink, sh.local, sh.d**-0.5, kmean=km_k)
+    nb = ks_r.shape[2]
+    sc = R.block_scores(layer.q, ks_r, seq_lens, sh.block)
+    forced, valid = R.forced_and_valid(seq_lens, nb, sh.block, sh.sink, sh.local)
+    sc = sc.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
+    tol = R.mean_score_tolerance(layer.q, ks_r, seq_lens, sh.block, torch.bfloat16) if means else torch.zeros_like(sc)
+    sel_k = torch.zeros_like(sc, dtype=torch.bool).scatter_(-1, idx_k.long().clamp(min=0), True)
+    sel_r = torch.zeros_like(sc, dtype=torch.bool).scatter_(-1, idx_r.long().clamp(min=0), True)
+    lo_k = torch.where(sel_k & ~sel_r, sc + tol, math.inf).amin(-1)  # worst kernel-only pick (+ its tolerance)
+    hi_r = torch.where(sel_r & ~sel_k, sc - tol, -math.inf).amax(-1)  # best reference-only pick (- its tolerance)
+    ref = R.sparse_decode(layer.q, layer.k, layer.v, idx_k, seq_lens, sh.block, sh.d**-0.5)
+    return dict(rows_identical=round((idx_k == idx_r).all(-1).float().mean().item(), 4),
+                swaps_within_tolerance=bool((lo_k >= hi_r).all().item()),
+                summaries_equal=bool(torch.allclose(ks_k, ks_r, rtol=1e-5, atol=1e-3)),
+                max_abs_err_vs_ref=(out.float() - ref.float()).abs().max().item())
 
 
 def naive_baseline_step(q, k, v, kmean, sh: Shape):
@@ -257,6 +292,14 @@ def bench_kernels(args, device: str, report: dict):
             row["prefill_summaries_ms"] = prefill[0]
             out = msa_step(layers[0], seq_lens, L, sh)
             row.update(check_layer(layers[0], seq_lens, L, sh, out))
+            # new path (decode_step): checks on copies first, then timings
+            for tag, means in (("fp32sum", False), ("bf16mean", True)):
+                row.update({f"fused_{tag}_{k}": v for k, v in check_step(layers[0], seq_lens, L, sh, means).items()})
+            row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
+            row["step3_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True, fused=False))
+            row["step_fused_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
+            row["step_fused_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True))
+            row["step_fused_bf16mean_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True))
 
             ly = layers[0]
             row["dense_sdpa_ms"] = _try(row, "dense", lambda: timer(lambda: dense_sdpa(ly.q, ly.k, ly.v)))
@@ -277,7 +320,7 @@ def bench_kernels(args, device: str, report: dict):
             sum32 = B * sh.hkv * nb * sh.d * 4
             row["floor_dense_ms"] = per_layer_bytes / bw * 1e3
             row["floor_msa_fp32sum_ms"] = (sel_bytes + sum32) / bw * 1e3
-            row["floor_msa_bf16sum_ms"] = (sel_bytes + sum32 // 2) / bw * 1e3
+            row["floor_msa_bf16sum_ms"] = (sel_bytes + sum32 // 2) / bw * 1e3  # = floor with bf16 means
             row["wall_s"] = round(time.time() - t_start, 1)
             rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
             print(json.dumps(rows[-1]), flush=True)
@@ -340,6 +383,38 @@ def bench_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
+def bench_fused_sweep(args, device: str, report: dict):
+    """Launch parameters of the one-launch step (bf16 means, B=1): select tile bytes x warps x decode warps."""
+    cuda = device == "cuda"
+    sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
+    timer = Timer(device, iters=args.iters)
+    rows = report.setdefault("fused_sweep_rows", [])
+    saved = dict(K.TUNING)
+    for L in args.sweep_contexts:
+        nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // (2 * sh.hkv * L * sh.d * 2))))
+        layers = make_layers(nl, 1, L, sh, device, timer, [])
+        seq_lens = torch.full((1,), L, dtype=torch.int32, device=device)
+
+        def t_graph(f):
+            fn = lambda: [f(ly) for ly in layers]
+            fn()
+            return timer(graphed(fn, cuda)) / nl
+
+        for tile in (16384, 32768, 65536):
+            for sw in (4, 8):
+                for dw in (4, 8):
+                    K.TUNING.update(saved, select_tile_bytes=tile, select_warps=sw, select_warps_big=sw, decode_warps=dw)
+                    r = dict(L=L, layers_in_graph=nl, tile_bytes=tile, select_warps=sw, decode_warps=dw)
+                    r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
+                    rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
+                    print(json.dumps(rows[-1]), flush=True)
+        K.TUNING.update(saved)
+        _dump(args, report)
+        del layers
+        if cuda:
+            torch.cuda.empty_cache()
+
+
 def run_once(args, device: str, report: dict):
     """A few plain calls of each op (B=1, first context) for a profiler such as Nsight Compute."""
     sh = Shape()
@@ -363,6 +438,7 @@ class AttnState:
     k: list = field(default_factory=list)
     v: list = field(default_factory=list)
     ksum: list = field(default_factory=list)
+    kmean: list = field(default_factory=list)
     pos: int = 0
     seq_lens: torch.Tensor | None = None
     sh: Shape = field(default_factory=Shape)
@@ -395,12 +471,21 @@ def attn_msa(module, query, key, value, attention_mask, scaling=None, dropout=0.
     return out.unsqueeze(1), None  # [B, 1, Hq, D]
 
 
+def attn_msa_fused(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    i, kc, vc = _write_new(module, key, value)
+    sh = STATE.sh
+    out, _ = K.decode_step(query.squeeze(2), key, kc, vc, STATE.ksum[i], STATE.seq_lens, STATE.pos, sh.block, sh.top_k,
+                           sh.sink, sh.local, scaling or sh.d**-0.5, kmean=STATE.kmean[i])
+    return out.unsqueeze(1), None
+
+
 def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
     _write_new(module, key, value)
     return query.transpose(1, 2), None
 
 
-ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_triton": attn_msa, "m3_no_attention": attn_none}
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_triton": attn_msa, "m3_msa_fused": attn_msa_fused,
+              "m3_no_attention": attn_none}
 
 
 def build_model(n_layers: int, device: str, smoke: bool):
@@ -437,14 +522,16 @@ def fill_state(cfg, n_layers: int, B: int, L: int, device: str, dtype):
     sh = Shape(hq=cfg.num_attention_heads, hkv=cfg.num_key_value_heads, d=cfg.hidden_size // cfg.num_attention_heads,
                block=STATE.sh.block, top_k=STATE.sh.top_k)
     STATE.sh = sh
-    STATE.k, STATE.v, STATE.ksum = [], [], []
+    STATE.k, STATE.v, STATE.ksum, STATE.kmean = [], [], [], []
     for _ in range(n_layers):
         k = torch.randn(B, sh.hkv, L, sh.d, device=device, dtype=dtype)
         STATE.k.append(k)
         STATE.v.append(torch.randn_like(k))
         ks = torch.empty(B, sh.hkv, L // sh.block, sh.d, device=device, dtype=torch.float32)
-        K.update_summaries(ks, None, None, k[:, :, : L - 1], 0, sh.block)
+        km = torch.empty(B, sh.hkv, L // sh.block, sh.d, device=device, dtype=torch.bfloat16)
+        K.update_summaries(ks, None, None, k[:, :, : L - 1], 0, sh.block, kmean=km)
         STATE.ksum.append(ks)
+        STATE.kmean.append(km)
     STATE.pos = L - 1
     STATE.seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
 
@@ -466,7 +553,7 @@ def bench_model(args, device: str, report: dict):
                 cfg.num_hidden_layers = n_layers
             else:
                 model, cfg = build_model(n_layers, device, args.smoke)
-        STATE.k = STATE.v = STATE.ksum = []
+        STATE.k = STATE.v = STATE.ksum = STATE.kmean = []
         if cuda:
             torch.cuda.empty_cache()
         fill_state(cfg, n_layers, 1, L, device, dtype)
@@ -487,7 +574,7 @@ def bench_model(args, device: str, report: dict):
                 row[f"{name}_graph_error"] = f"{type(e).__name__}: {str(e)[:200]}"
                 row[f"{name}_eager_ms"] = timer(step)
         t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
-        for name in ("m3_dense_sdpa", "m3_msa_triton"):
+        for name in ("m3_dense_sdpa", "m3_msa_triton", "m3_msa_fused"):
             t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
             if t and t_none:
                 row[f"{name}_attention_share"] = round((t - t_none) / t, 4)
@@ -510,7 +597,7 @@ def _dump(args, report):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["kernels", "model", "sweep", "once", "all"], default="all")
+    ap.add_argument("--part", choices=["kernels", "model", "sweep", "fusedsweep", "once", "all"], default="all")
     ap.add_argument("--sweep-contexts", type=int, nargs="+", default=[131072, 1048576])
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (plumbing check)")
@@ -538,11 +625,13 @@ def main(argv=None):
     for kv in args.tuning:
         key, val = kv.split("=")
         K.TUNING[key] = None if val == "None" else int(val)
+
     report = dict(
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=" ".join([os.path.basename(sys.executable)] + sys.argv),
         device=torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         torch=torch.__version__, triton=triton.__version__, host=platform.node(), tuning=dict(K.TUNING),
+        commit=os.environ.get("M3_COMMIT", "unknown"),
     )
     try:
         import transformers
@@ -553,6 +642,8 @@ def main(argv=None):
     print(json.dumps(report), flush=True)
     if args.part == "sweep":
         bench_sweep(args, device, report)
+    if args.part == "fusedsweep":
+        bench_fused_sweep(args, device, report)
     if args.part == "once":
         run_once(args, device, report)
     if args.part in ("kernels", "all"):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-OPS = ("update_summaries", "select_blocks", "sparse_decode")
+OPS = ("update_summaries", "select_blocks", "sparse_decode", "decode_step")
 
 # name -> zero-argument loader returning a module (or object) with the three ops; loaded lazily so that
 # importing this module never imports triton.
@@ -68,17 +68,31 @@ def backend_for(t: torch.Tensor, backend: str | None = None) -> str:
     return "triton" if t.is_cuda and triton_available() else "torch"
 
 
-def update_summaries(ksum, kmin, kmax, k_new, start_pos: int, block_size: int, *, seq_lens=None, backend: str | None = None) -> None:
-    """In place: fold k_new [B, Hkv, T, D] at positions start_pos.. into ksum/kmin/kmax [B, Hkv, NB_cap, D]."""
-    _load(backend_for(k_new, backend)).update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens=seq_lens)
+def update_summaries(ksum, kmin, kmax, k_new, start_pos: int, block_size: int, *, seq_lens=None, kmean=None,
+                     backend: str | None = None) -> None:
+    """In place: fold k_new [B, Hkv, T, D] at positions start_pos.. into ksum/kmin/kmax [B, Hkv, NB_cap, D]
+    (and the low-precision block means kmean, when given)."""
+    kw = dict(seq_lens=seq_lens) if kmean is None else dict(seq_lens=seq_lens, kmean=kmean)
+    _load(backend_for(k_new, backend)).update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size, **kw)
 
 
 def select_blocks(q, ksum, seq_lens, block_size: int, top_k: int, sink_blocks: int = 1, local_blocks: int = 1,
-                  scorer: str = "mean", kmin=None, kmax=None, *, backend: str | None = None) -> torch.Tensor:
-    """q [B, Hq, D] -> idx int32 [B, Hkv, top_k], ascending block ids, -1 padded."""
-    return _load(backend_for(q, backend)).select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
+                  scorer: str = "mean", kmin=None, kmax=None, *, kmean=None, backend: str | None = None) -> torch.Tensor:
+    """q [B, Hq, D] -> idx int32 [B, Hkv, top_k], ascending block ids, -1 padded. kmean: optional
+    low-precision block means the kernels may score from (the reference ignores them)."""
+    kw = {} if kmean is None else dict(kmean=kmean)
+    return _load(backend_for(q, backend)).select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax, **kw)
 
 
 def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size: int, scale: float, *, backend: str | None = None) -> torch.Tensor:
     """q [B, Hq, D], caches [B, Hkv, S_cap, D], idx [B, Hkv, top_k] -> out [B, Hq, D] (q's dtype)."""
     return _load(backend_for(q, backend)).sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
+
+
+def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size: int, top_k: int,
+                sink_blocks: int = 1, local_blocks: int = 1, scale: float | None = None, *, kmean=None,
+                fused: bool = True, backend: str | None = None):
+    """One MSA decode step of one new token (mean scorer): summary update + select + sparse decode.
+    Returns (out [B, Hq, D], idx [B, Hkv, top_k]); on the Triton backend one launch when fused."""
+    return _load(backend_for(q, backend)).decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos, block_size, top_k,
+                                                      sink_blocks, local_blocks, scale, kmean=kmean, fused=fused)

@@ -16,6 +16,10 @@ Tensors:
     seq_lens          [B] int32/int64    valid tokens per sequence: tokens [0, seq_len) are real
     ksum              [B, Hkv, NB_cap, D] fp32, running per-block key sums (block mean = ksum / tokens in block)
     kmin, kmax        [B, Hkv, NB_cap, D] optional per-block elementwise key min / max (Quest-style bound)
+    kmean             [B, Hkv, NB_cap, D] optional low-precision (bf16) block means ksum / tokens, kept
+                      beside ksum by update_summaries(kmean=...); the GPU select may read these instead of
+                      the fp32 sums (half the bytes). The reference always scores from the fp32 sums, so
+                      the fast path equals it up to `mean_score_tolerance` (near ties may swap).
 
 Block j holds tokens [j * block_size, (j + 1) * block_size). Block j is *valid* for a sequence when
 j < ceil(seq_len / block_size); the last valid block may be partial (its mean divides by the tokens
@@ -77,6 +81,7 @@ def update_summaries(
     block_size: int,
     *,
     seq_lens: torch.Tensor | None = None,
+    kmean: torch.Tensor | None = None,
 ) -> None:
     """Fold new keys into the per-block summaries, in place, touching only their blocks.
 
@@ -85,7 +90,8 @@ def update_summaries(
     among the new ones starts afresh (sum 0, min +inf, max -inf) — so a reused buffer needs no
     clearing; a block already begun accumulates. kmin/kmax may be None (then only ksum is kept).
     seq_lens [B] (optional, keyword): tokens at positions >= seq_len of a sequence are ignored
-    (right-padded ragged batches). Sums are accumulated in fp32.
+    (right-padded ragged batches). Sums are accumulated in fp32. kmean (optional, keyword): the touched
+    blocks' means ksum / tokens-in-block are written there in kmean's dtype.
     """
     if k_new.dim() != 4 or k_new.shape[:2] != ksum.shape[:2] or k_new.shape[3] != ksum.shape[3]:
         raise ValueError(f"k_new {tuple(k_new.shape)} does not match ksum {tuple(ksum.shape)}")
@@ -108,6 +114,13 @@ def update_summaries(
         fresh = b0 >= start_pos
         part_sum = torch.where(m, keys, 0.0).sum(2)
         ksum[:, :, blk] = part_sum if fresh else ksum[:, :, blk] + part_sum
+        if kmean is not None:
+            last = torch.full((B,), min(b1, end), dtype=torch.int64, device=k_new.device)
+            if seq_lens is not None:
+                last = torch.minimum(last, seq_lens.to(k_new.device).to(torch.int64))
+            n_in = (last - b0).clamp(min=1).to(torch.float32)  # tokens the block holds now
+            mean = (ksum[:, :, blk] / n_in[:, None, None]).to(kmean.dtype)
+            kmean[:, :, blk] = torch.where((last > b0)[:, None, None], mean, kmean[:, :, blk])  # past seq_len: left alone
         if kmin is not None:
             part_min = torch.where(m, keys, math.inf).amin(2).to(kmin.dtype)
             kmin[:, :, blk] = part_min if fresh else torch.minimum(kmin[:, :, blk], part_min)
@@ -168,6 +181,8 @@ def select_blocks(
     scorer: str = "mean",
     kmin: torch.Tensor | None = None,
     kmax: torch.Tensor | None = None,
+    *,
+    kmean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pick each KV group's top-K blocks for one decode step.
 
@@ -176,7 +191,8 @@ def select_blocks(
     sequence has fewer than top_k valid blocks. Sink blocks (0 .. sink_blocks-1) and the last
     local_blocks valid blocks are always selected; blocks past seq_len never are. The rest are
     ranked by `block_scores` (group-summed); equal scores go to the lower block id, so when more
-    blocks are forced than top_k allows, the lowest forced ids win.
+    blocks are forced than top_k allows, the lowest forced ids win. kmean is accepted for signature
+    parity with the kernels and ignored: the reference scores from the fp32 sums.
     """
     check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
     B, hkv, nb, D = ksum.shape
@@ -192,6 +208,23 @@ def select_blocks(
     if k < top_k:
         idx = torch.cat([idx, idx.new_full((B, hkv, top_k - k), -1)], dim=-1)
     return idx.to(torch.int32)
+
+
+def mean_score_tolerance(q: torch.Tensor, ksum: torch.Tensor, seq_lens: torch.Tensor, block_size: int,
+                         mean_dtype: torch.dtype) -> torch.Tensor:
+    """[B, Hkv, NB_cap] fp32 bound on |score from kmean - reference score| for the mean scorer.
+
+    Each mean element is rounded once to mean_dtype (relative error <= u = its unit roundoff, 2^-8 for
+    bf16, 2^-11 for fp16), so the group score sum_h q_h . mean_j moves by at most
+    u * sum_h sum_d |q_hd| |mean_jd|; 1e-5 of the same sum is added for fp32 reassociation.
+    """
+    B, hkv, nb, D = ksum.shape
+    G = check_group(q, hkv)
+    u = torch.finfo(mean_dtype).eps / 2 if mean_dtype != torch.float32 else 0.0
+    counts = block_counts(seq_lens, nb, block_size).clamp(min=1).to(torch.float32)
+    mean = (ksum.float() / counts[:, None, :, None]).abs()
+    qa = q.float().abs().view(B, hkv, G, D).sum(2)  # sum_h |q_hd|
+    return (u + 1e-5) * torch.einsum("bhd,bhnd->bhn", qa, mean)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,3 +275,15 @@ def dense_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, 
     probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)
     out = torch.einsum("bhgt,bhtd->bhgd", probs, v_cache.float())
     return out.reshape(B, hkv * G, D).to(q.dtype)
+
+
+def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size: int, top_k: int,
+                sink_blocks: int = 1, local_blocks: int = 1, scale: float | None = None, *,
+                kmean: torch.Tensor | None = None, fused: bool = True):
+    """One whole decode step (mean scorer): update_summaries of the new key k_new [B, Hkv, 1, D] at
+    position pos, select_blocks, sparse_decode. Returns (out [B, Hq, D], idx [B, Hkv, top_k]).
+    `fused` is accepted for signature parity with the kernels (the reference has nothing to fuse)."""
+    update_summaries(ksum, None, None, k_new, pos, block_size, seq_lens=seq_lens, kmean=kmean)
+    idx = select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks)
+    scale = k_cache.shape[-1] ** -0.5 if scale is None else scale
+    return sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale), idx

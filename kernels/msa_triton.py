@@ -50,10 +50,10 @@ _BIG = tl.constexpr(2147483647)  # sorts after every real block id
 def _summary_update_kernel(
     k_ptr, sk_b, sk_h, sk_t, sk_d,
     sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
-    lens_ptr,
+    mean_ptr, lens_ptr,
     start_pos, T, HKV, D,
     BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_MINMAX: tl.constexpr, HAS_LENS: tl.constexpr,
+    HAS_MINMAX: tl.constexpr, HAS_LENS: tl.constexpr, HAS_MEAN: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
     b = pid_bh // HKV
@@ -87,6 +87,9 @@ def _summary_update_kernel(
     old_sum = tl.load(sum_ptr + s_off, mask=dmask, other=0.0).to(tl.float32)
     new_sum = tl.where(fresh, acc_sum, old_sum + acc_sum)
     tl.store(sum_ptr + s_off, new_sum.to(sum_ptr.dtype.element_ty), mask=dmask)
+    if HAS_MEAN:  # low-precision block mean beside the fp32 sum (what the fast select reads)
+        n_in_block = tl.maximum(hi - blk_start, 1).to(tl.float32)  # blocks past seq_len: left alone
+        tl.store(mean_ptr + s_off, (new_sum / n_in_block).to(mean_ptr.dtype.element_ty), mask=dmask & (tl.zeros([BLOCK_D], dtype=tl.int32) + hi > blk_start))
     if HAS_MINMAX:
         old_min = tl.load(min_ptr + s_off, mask=dmask, other=0.0).to(tl.float32)
         old_max = tl.load(max_ptr + s_off, mask=dmask, other=0.0).to(tl.float32)
@@ -144,8 +147,12 @@ def _write_selection(score, ids, o_base, so_k, K: tl.constexpr, K_PAD: tl.conste
 
 @triton.jit
 def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask, seq_len, D,
-                G: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr):
-    """Group-summed scores [SUB_N] of the blocks offs_n; the whole [SUB_N, D] summary tile in one load."""
+                fold_row, fold_blk,
+                G: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr,
+                HAS_MEAN: tl.constexpr, FOLD: tl.constexpr):
+    """Group-summed scores [SUB_N] of the blocks offs_n; the whole [SUB_N, D] summary tile in one load.
+    sum_ptr holds block sums (divided by the block's token count here) or, with HAS_MEAN, block means.
+    With FOLD the row of block fold_blk is replaced by fold_row (the summary just updated in registers)."""
     offs_d = tl.arange(0, BLOCK_D)
     dmask = offs_d < D
     m2 = nmask[:, None] & dmask[None, :]
@@ -160,27 +167,62 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
             score += tl.sum(tl.where(m2, bound, 0.0), axis=1)
     else:
         ks = tl.load(sum_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        if FOLD:
+            ks = tl.where(offs_n[:, None] == fold_blk, fold_row[None, :], ks)
         qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
         for g in tl.static_range(G):
             qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-        count = tl.minimum(tl.maximum(seq_len - offs_n * BLOCK_SIZE, 1), BLOCK_SIZE)
-        score = tl.sum(ks * qsum[None, :], axis=1) / count.to(tl.float32)
+        score = tl.sum(ks * qsum[None, :], axis=1)
+        if not HAS_MEAN:
+            count = tl.minimum(tl.maximum(seq_len - offs_n * BLOCK_SIZE, 1), BLOCK_SIZE)
+            score = score / count.to(tl.float32)
     return score
 
 
 @triton.jit
-def _select_kernel(
+def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D,
+                SUB_N: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, HAS_MEAN: tl.constexpr):
+    """Fold the one new key (position pos) into its block's fp32 sum (and low-precision mean); only the
+    program whose chunk [c0, c0 + SUB_N) holds that block stores. Returns (row, block): the updated
+    summary row as the scorer reads it (mean with HAS_MEAN, else sum) for the tile substitution."""
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    blk = pos // BLOCK_SIZE
+    own = ((blk >= c0) & (blk < c0 + SUB_N) & (pos < seq_len)).to(tl.int32)  # int: scalar masks stay portable
+    k_new = tl.load(kn_ptr + b.to(tl.int64) * skn_b + h.to(tl.int64) * skn_h + offs_d * skn_d,
+                    mask=dmask, other=0.0).to(tl.float32)
+    r_off = s_row + blk.to(tl.int64) * ss_n + offs_d * ss_d
+    cont = ((pos % BLOCK_SIZE) != 0).to(tl.int32)  # the block already holds tokens (else it starts afresh)
+    st_mask = dmask & (own + tl.zeros([BLOCK_D], dtype=tl.int32) != 0)
+    old = tl.load(sum_ptr + r_off, mask=st_mask & (cont + tl.zeros([BLOCK_D], dtype=tl.int32) != 0), other=0.0).to(tl.float32)
+    new_sum = old + k_new
+    tl.store(sum_ptr + r_off, new_sum.to(sum_ptr.dtype.element_ty), mask=st_mask)
+    row = new_sum
+    if HAS_MEAN:
+        row = new_sum / ((pos % BLOCK_SIZE) + 1).to(tl.float32)
+        tl.store(mean_ptr + r_off, row.to(mean_ptr.dtype.element_ty), mask=st_mask)
+        row = row.to(mean_ptr.dtype.element_ty).to(tl.float32)  # score what later steps will read
+    return row, tl.where(own != 0, blk, -1)
+
+
+@triton.jit
+def _select_program(
+    pid_bh, chunk,
     q_ptr, sq_b, sq_h, sq_d,
-    sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
+    src_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
     lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, count_ptr,
     out_ptr, so_b, so_h, so_k,
+    kn_ptr, skn_b, skn_h, skn_d, sum_ptr, pos, flag_ptr,
     HKV, NB, D, n_chunks, sink_blocks, local_blocks,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
     SUB_N: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
-    MINMAX: tl.constexpr, HAS_TOPK: tl.constexpr,
+    MINMAX: tl.constexpr, HAS_TOPK: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
+    SIGNAL: tl.constexpr,
 ):
-    pid_bh = tl.program_id(0)
-    chunk = tl.program_id(1)
+    """One select program: (batch·KV head pid_bh, chunk of SUB_N blocks). src_ptr holds the summaries the
+    scorer reads (fp32 sums, or means with HAS_MEAN). FOLD: first fold the new token at `pos` into
+    sum_ptr (fp32 sums) and src_ptr (means). SIGNAL: the program that writes idx then raises
+    flag_ptr[pid_bh] (release), for decode programs of the same launch waiting on it."""
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = tl.load(lens_ptr + b).to(tl.int32)
@@ -192,8 +234,14 @@ def _select_kernel(
     #    seq_len dropped (-inf); the chunk's best TOP_K kept as (score, id) in ascending id order
     offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
     nmask = offs_n < NB
-    score = _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask,
-                        seq_len, D, G, BLOCK_SIZE, BLOCK_D, MINMAX)
+    if FOLD:
+        fold_row, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, s_row, ss_n, ss_d, b, h, pos,
+                                         seq_len, chunk * SUB_N, D, SUB_N, BLOCK_SIZE, BLOCK_D, HAS_MEAN)
+    else:
+        fold_row = tl.zeros([BLOCK_D], dtype=tl.float32)
+        fold_blk = -1
+    score = _sub_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask,
+                        seq_len, D, fold_row, fold_blk, G, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD)
     valid = offs_n < n_valid
     forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
     score = tl.where(forced, float("inf"), tl.where(valid, score, float("-inf")))
@@ -219,6 +267,9 @@ def _select_kernel(
         tl.store(cnt_base + 1 + group, 0)  # ready for the next call (and CUDA-graph replays)
         if NG_PAD == 1:  # one group: its merger writes the answer
             _write_selection(sc, ic, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
+            if SIGNAL:
+                tl.debug_barrier()
+                tl.atomic_xchg(flag_ptr + pid_bh, 1, sem="release")
         else:
             gg = (pid_bh.to(tl.int64) * n_groups + group) * K_PAD
             _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
@@ -232,10 +283,35 @@ def _select_kernel(
                 ig = tl.load(gi_ptr + base2 + lanes2, mask=m2, other=0, cache_modifier=".cg")
                 _write_selection(sg, ig, o_base, so_k, TOP_K, K_PAD, HAS_TOPK)
                 tl.store(cnt_base, 0)
+                if SIGNAL:
+                    tl.debug_barrier()
+                    tl.atomic_xchg(flag_ptr + pid_bh, 1, sem="release")
 
 
 @triton.jit
-def _sparse_decode_kernel(
+def _select_kernel(
+    q_ptr, sq_b, sq_h, sq_d,
+    sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
+    lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, count_ptr,
+    out_ptr, so_b, so_h, so_k,
+    HKV, NB, D, n_chunks, sink_blocks, local_blocks,
+    G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    SUB_N: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
+    MINMAX: tl.constexpr, HAS_TOPK: tl.constexpr, HAS_MEAN: tl.constexpr,
+):
+    _select_program(
+        tl.program_id(0), tl.program_id(1),
+        q_ptr, sq_b, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, ss_b, ss_h, ss_n, ss_d,
+        lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, count_ptr, out_ptr, so_b, so_h, so_k,
+        q_ptr, 0, 0, 0, sum_ptr, 0, count_ptr,
+        HKV, NB, D, n_chunks, sink_blocks, local_blocks,
+        G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, NG_PAD, MINMAX, HAS_TOPK, HAS_MEAN, False, False,
+    )
+
+
+@triton.jit
+def _decode_program(
+    pid_bh, split, flag_ptr,
     q_ptr, sq_b, sq_h, sq_d,
     k_ptr, sk_b, sk_h, sk_s, sk_d,
     v_ptr, sv_b, sv_h, sv_s, sv_d,
@@ -245,9 +321,11 @@ def _sparse_decode_kernel(
     HKV, S, D, n_sel, n_split, qk_scale,
     G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BPS: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
+    WAIT: tl.constexpr,
 ):
-    pid_bh = tl.program_id(0)
-    split = tl.program_id(1)
+    """One decode program: (batch·KV head pid_bh, split of BPS selected blocks). WAIT: spin until
+    flag_ptr[pid_bh] is raised by the select program of the same launch that writes this row of idx
+    (the last split program lowers it again after the merge)."""
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = tl.minimum(tl.load(lens_ptr + b).to(tl.int32), S)
@@ -261,6 +339,10 @@ def _sparse_decode_kernel(
     if FP32_DOT:
         q = q.to(tl.float32)
 
+    if WAIT:  # q is loaded meanwhile; the selection of this (batch, KV head) is published with release
+        while tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire") == 0:
+            pass
+
     # 1. this split's BPS blocks: online softmax (base 2) over their tokens, group heads as tile rows
     k_base = k_ptr + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h
     v_base = v_ptr + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h
@@ -268,7 +350,7 @@ def _sparse_decode_kernel(
     l_i = tl.zeros([ROWS], dtype=tl.float32)
     acc = tl.zeros([ROWS, BLOCK_D], dtype=tl.float32)
     for j in range(split * BPS, tl.minimum(split * BPS + BPS, n_sel)):
-        blk = tl.load(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + j * si_k).to(tl.int32)
+        blk = tl.load(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + j * si_k, cache_modifier=".cg").to(tl.int32)
         blk_start = blk * BLOCK_SIZE
         n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
         for t0 in range(0, n_tok, BLOCK_T):
@@ -326,40 +408,115 @@ def _sparse_decode_kernel(
                   + offs_d[None, :] * so_d)
         tl.store(o_ptrs, merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
         tl.store(count_ptr + pid_bh, 0)
+        if WAIT:
+            tl.atomic_xchg(flag_ptr + pid_bh, 0, sem="relaxed")
+
+
+
+@triton.jit
+def _sparse_decode_kernel(
+    q_ptr, sq_b, sq_h, sq_d,
+    k_ptr, sk_b, sk_h, sk_s, sk_d,
+    v_ptr, sv_b, sv_h, sv_s, sv_d,
+    idx_ptr, si_b, si_h, si_k,
+    lens_ptr, po_ptr, plse_ptr, count_ptr,
+    out_ptr, so_b, so_h, so_d,
+    HKV, S, D, n_sel, n_split, qk_scale,
+    G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BPS: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
+):
+    _decode_program(
+        tl.program_id(0), tl.program_id(1), count_ptr,
+        q_ptr, sq_b, sq_h, sq_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
+        idx_ptr, si_b, si_h, si_k, lens_ptr, po_ptr, plse_ptr, count_ptr, out_ptr, so_b, so_h, so_d,
+        HKV, S, D, n_sel, n_split, qk_scale,
+        G, G_PAD, ROWS, BLOCK_SIZE, BPS, BLOCK_T, BLOCK_D, SPLIT_PAD, FP32_DOT, False,
+    )
+
+
+@triton.jit
+def _step_kernel(
+    # select (with the new token folded in)
+    q_ptr, sq_b, sq_h, sq_d,
+    src_ptr, ss_b, ss_h, ss_n, ss_d,
+    lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, scount_ptr,
+    idx_ptr, si_b, si_h, si_k,
+    kn_ptr, skn_b, skn_h, skn_d, sum_ptr, pos, flag_ptr,
+    NB, n_chunks, sink_blocks, local_blocks,
+    # decode
+    k_ptr, sk_b, sk_h, sk_s, sk_d,
+    v_ptr, sv_b, sv_h, sv_s, sv_d,
+    po_ptr, plse_ptr, dcount_ptr,
+    out_ptr, so_b, so_h, so_d,
+    HKV, S, D, n_sel, n_split, qk_scale,
+    G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    SUB_N: tl.constexpr, BLOCK_D: tl.constexpr, GROUP: tl.constexpr, NG_PAD: tl.constexpr,
+    HAS_TOPK: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
+    G_PAD: tl.constexpr, ROWS: tl.constexpr, BPS: tl.constexpr, BLOCK_T: tl.constexpr,
+    SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
+):
+    """A whole MSA decode step in ONE launch (1-D grid): programs [0, B·Hkv·n_chunks) fold the new token
+    into the summaries and select (as _select_kernel); the B·Hkv·n_split programs after them decode,
+    each waiting for its (batch, KV head)'s selection. Programs start in index order, so every select
+    program is resident or done before any decode program spins: no deadlock."""
+    pid = tl.program_id(0)
+    n_sel_prog = tl.num_programs(0) - (tl.num_programs(0) // (n_chunks + n_split)) * n_split
+    if pid < n_sel_prog:
+        _select_program(
+            pid // n_chunks, pid % n_chunks,
+            q_ptr, sq_b, sq_h, sq_d, src_ptr, src_ptr, src_ptr, ss_b, ss_h, ss_n, ss_d,
+            lens_ptr, cs_ptr, ci_ptr, gs_ptr, gi_ptr, scount_ptr, idx_ptr, si_b, si_h, si_k,
+            kn_ptr, skn_b, skn_h, skn_d, sum_ptr, pos, flag_ptr,
+            HKV, NB, D, n_chunks, sink_blocks, local_blocks,
+            G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, NG_PAD, False, HAS_TOPK, HAS_MEAN, FOLD, True,
+        )
+    else:
+        p = pid - n_sel_prog
+        _decode_program(
+            p // n_split, p % n_split, flag_ptr,
+            q_ptr, sq_b, sq_h, sq_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
+            idx_ptr, si_b, si_h, si_k, lens_ptr, po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d,
+            HKV, S, D, n_sel, n_split, qk_scale,
+            G, G_PAD, ROWS, BLOCK_SIZE, BPS, BLOCK_T, BLOCK_D, SPLIT_PAD, FP32_DOT, True,
+        )
 
 
 # ==============================================================================================
 # host launchers
 # ==============================================================================================
-def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens):
+def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens, kmean=None):
     B, hkv, T, D = k_new.shape
     n_blocks = (start_pos + T - 1) // block_size - start_pos // block_size + 1
     has_minmax = kmin is not None
     if has_minmax and (kmin.stride() != ksum.stride() or kmax.stride() != ksum.stride()):
         raise ValueError("kmin/kmax must share ksum's strides")
+    if kmean is not None and (kmean.shape != ksum.shape or kmean.stride() != ksum.stride()):
+        raise ValueError("kmean must have ksum's shape and strides")
     _summary_update_kernel[(B * hkv, n_blocks)](
         k_new, *k_new.stride(),
         ksum, kmin if has_minmax else ksum, kmax if has_minmax else ksum, *ksum.stride(),
-        seq_lens if seq_lens is not None else ksum,
+        kmean if kmean is not None else ksum, seq_lens if seq_lens is not None else ksum,
         start_pos, T, hkv, D,
         BLOCK_SIZE=block_size, BLOCK_T=min(64, triton.next_power_of_2(block_size)),
         BLOCK_D=triton.next_power_of_2(D),
-        HAS_MINMAX=has_minmax, HAS_LENS=seq_lens is not None,
+        HAS_MINMAX=has_minmax, HAS_LENS=seq_lens is not None, HAS_MEAN=kmean is not None,
     )
 
 
 _HAS_TOPK = hasattr(tl, "topk")
 # Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
-TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_max_chunks=1024, merge_group=32, select_warps=4, use_topk=None,
+# select_tile_bytes: bytes of summaries one select program scores in one tile load (sets SUB_N blocks).
+TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
+                                            select_warps=4, select_warps_big=8, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
 
 def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
-    """Zeroed int32 arrival counters, one per (batch, KV head), reset to 0 by the kernel that used them.
-    Kept per device and grown on demand, so a captured CUDA graph keeps valid counters (allocate them
-    with one eager call before capturing). One stream at a time."""
+    """Zeroed int32 arrival counters / flags, one per (batch, KV head), reset to 0 by the kernel that
+    used them. Kept per device and grown on demand, so a captured CUDA graph keeps valid counters
+    (allocate them with one eager call before capturing). One stream at a time."""
     buf = _counters.get((device, slot))
     if buf is None or buf.numel() < n:
         if buf is not None:
@@ -369,44 +526,62 @@ def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
     return buf
 
 
-def _chunk_plan(nb: int, d: int) -> tuple[int, int]:
-    """(SUB_N, n_chunks): each program scores SUB_N blocks with one [SUB_N, D] tile load (~32 KB of fp32
-    by default); SUB_N grows only when that would make more than `select_max_chunks` chunks."""
-    sub_n = TUNING["select_block_n"] or max(16, 8192 // triton.next_power_of_2(d))
+def _chunk_plan(nb: int, d: int, elem_bytes: int = 4) -> tuple[int, int]:
+    """(SUB_N, n_chunks): each program scores SUB_N blocks with one [SUB_N, D] tile load (~32 KB by
+    default: 64 blocks of fp32 sums or 128 of bf16 means at D=128); SUB_N grows only when that would
+    make more than `select_max_chunks` chunks."""
+    sub_n = TUNING["select_block_n"] or max(16, TUNING["select_tile_bytes"] // (triton.next_power_of_2(d) * elem_bytes))
     sub_n = max(sub_n, triton.next_power_of_2(triton.cdiv(nb, TUNING["select_max_chunks"])))
     return sub_n, triton.cdiv(nb, sub_n)
 
 
-def _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, minmax):
+class _SelectPlan:
+    """Scratch buffers and compile-time parameters of one select launch."""
+
+    def __init__(self, q, src, top_k):
+        B, hkv, nb, D = src.shape
+        self.G = q.shape[1] // hkv
+        self.k_pad = max(2, triton.next_power_of_2(top_k))
+        sub_n, _ = _chunk_plan(nb, D, src.element_size())
+        self.sub_n = max(sub_n, self.k_pad)
+        self.n_chunks = triton.cdiv(nb, self.sub_n)
+        self.group = TUNING["merge_group"]  # chunks merged per group (first merge level)
+        self.n_groups = triton.cdiv(self.n_chunks, self.group)
+        dev = q.device
+        self.cs = _empty((B * hkv, self.n_chunks, self.k_pad), device=dev, dtype=torch.float32)
+        self.ci = _empty((B * hkv, self.n_chunks, self.k_pad), device=dev, dtype=torch.int32)
+        self.gs = _empty((B * hkv, self.n_groups, self.k_pad), device=dev, dtype=torch.float32)
+        self.gi = _empty((B * hkv, self.n_groups, self.k_pad), device=dev, dtype=torch.int32)
+        self.count = _counter(dev, B * hkv * (self.n_groups + 1), "select")
+        self.idx = _empty((B, hkv, top_k), device=dev, dtype=torch.int32)
+
+    def constexprs(self, top_k, block_size, D):
+        return dict(G=self.G, TOP_K=top_k, K_PAD=self.k_pad, BLOCK_SIZE=block_size, SUB_N=self.sub_n,
+                    BLOCK_D=triton.next_power_of_2(D), GROUP=self.group, NG_PAD=triton.next_power_of_2(self.n_groups),
+                    HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"])
+
+    def warps(self):
+        return TUNING["select_warps"] if self.sub_n <= 64 else TUNING["select_warps_big"]
+
+
+def _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, minmax, kmean=None):
     B, hkv, nb, D = ksum.shape
-    G = q.shape[1] // hkv
-    k_pad = max(2, triton.next_power_of_2(top_k))
-    sub_n, n_chunks = _chunk_plan(nb, D)
-    sub_n = max(sub_n, k_pad)
-    n_chunks = triton.cdiv(nb, sub_n)
-    group = TUNING["merge_group"]  # chunks merged per group (first merge level)
-    n_groups = triton.cdiv(n_chunks, group)
-    dev = q.device
-    cs = _empty((B * hkv, n_chunks, k_pad), device=dev, dtype=torch.float32)
-    ci = _empty((B * hkv, n_chunks, k_pad), device=dev, dtype=torch.int32)
-    gs = _empty((B * hkv, n_groups, k_pad), device=dev, dtype=torch.float32)
-    gi = _empty((B * hkv, n_groups, k_pad), device=dev, dtype=torch.int32)
-    idx = _empty((B, hkv, top_k), device=dev, dtype=torch.int32)
+    use_mean = kmean is not None and not minmax
+    src = kmean if use_mean else ksum
+    plan = _SelectPlan(q, src, top_k)
     if minmax and (kmin.stride() != ksum.stride() or kmax.stride() != ksum.stride()):
         raise ValueError("kmin/kmax must share ksum's strides")
-    src_min, src_max = (kmin, kmax) if minmax else (ksum, ksum)
-    _select_kernel[(B * hkv, n_chunks)](
+    src_min, src_max = (kmin, kmax) if minmax else (src, src)
+    _select_kernel[(B * hkv, plan.n_chunks)](
         q, *q.stride(),
-        ksum, src_min, src_max, *ksum.stride(),
-        seq_lens, cs, ci, gs, gi, _counter(dev, B * hkv * (n_groups + 1), "select"),
-        idx, *idx.stride(),
-        hkv, nb, D, n_chunks, sink_blocks, local_blocks,
-        G=G, TOP_K=top_k, K_PAD=k_pad, BLOCK_SIZE=block_size, SUB_N=sub_n,
-        BLOCK_D=triton.next_power_of_2(D), GROUP=group, NG_PAD=triton.next_power_of_2(n_groups),
-        MINMAX=minmax, HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"],
-        num_warps=TUNING["select_warps"] if sub_n <= 64 else 8,
+        src, src_min, src_max, *src.stride(),
+        seq_lens, plan.cs, plan.ci, plan.gs, plan.gi, plan.count,
+        plan.idx, *plan.idx.stride(),
+        hkv, nb, D, plan.n_chunks, sink_blocks, local_blocks,
+        MINMAX=minmax, HAS_MEAN=use_mean, **plan.constexprs(top_k, block_size, D),
+        num_warps=plan.warps(),
     )
-    return idx
+    return plan.idx
 
 
 def _fp32_dot(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
@@ -417,31 +592,74 @@ def _fp32_dot(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1" and torch.bfloat16 in (q.dtype, k_cache.dtype)
 
 
+class _DecodePlan:
+    """Scratch buffers and compile-time parameters of one split-K decode."""
+
+    def __init__(self, q, k_cache, n_sel, block_size):
+        B, hkv, S, D = k_cache.shape
+        self.G = q.shape[1] // hkv
+        self.g_pad = triton.next_power_of_2(self.G)
+        bps = max(1, min(TUNING["decode_blocks_per_split"], n_sel))
+        self.bps, self.n_split = bps, triton.cdiv(n_sel, bps)
+        self.part_o = _empty((B * hkv, self.n_split, self.g_pad, D), device=q.device, dtype=torch.float32)
+        self.part_lse = _empty((B * hkv, self.n_split, self.g_pad), device=q.device, dtype=torch.float32)
+        self.count = _counter(q.device, B * hkv, "decode")
+        self.out = _empty((B, q.shape[1], D), device=q.device, dtype=q.dtype)
+        self.fp32 = _fp32_dot(q, k_cache)
+        self.block_size, self.D = block_size, D
+
+    def constexprs(self):
+        return dict(G=self.G, G_PAD=self.g_pad, ROWS=max(16, self.g_pad), BLOCK_SIZE=self.block_size, BPS=self.bps,
+                    BLOCK_T=max(16, min(64, triton.next_power_of_2(self.block_size))), BLOCK_D=triton.next_power_of_2(self.D),
+                    SPLIT_PAD=triton.next_power_of_2(self.n_split), FP32_DOT=self.fp32)
+
+
 def _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale):
     B, hkv, S, D = k_cache.shape
-    hq = q.shape[1]
-    G = hq // hkv
-    g_pad = triton.next_power_of_2(G)
     n_sel = idx.shape[-1]
-    bps = max(1, min(TUNING["decode_blocks_per_split"], n_sel))
-    n_split = triton.cdiv(n_sel, bps)
-    part_o = _empty((B * hkv, n_split, g_pad, D), device=q.device, dtype=torch.float32)
-    part_lse = _empty((B * hkv, n_split, g_pad), device=q.device, dtype=torch.float32)
-    out = _empty((B, hq, D), device=q.device, dtype=q.dtype)
-    _sparse_decode_kernel[(B * hkv, n_split)](
+    plan = _DecodePlan(q, k_cache, n_sel, block_size)
+    _sparse_decode_kernel[(B * hkv, plan.n_split)](
         q, *q.stride(),
         k_cache, *k_cache.stride(),
         v_cache, *v_cache.stride(),
         idx, *idx.stride(),
-        seq_lens, part_o, part_lse, _counter(q.device, B * hkv, "decode"),
-        out, *out.stride(),
-        hkv, S, D, n_sel, n_split, scale * LOG2E,
-        G=G, G_PAD=g_pad, ROWS=max(16, g_pad), BLOCK_SIZE=block_size, BPS=bps,
-        BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))), BLOCK_D=triton.next_power_of_2(D),
-        SPLIT_PAD=triton.next_power_of_2(n_split), FP32_DOT=_fp32_dot(q, k_cache),
+        seq_lens, plan.part_o, plan.part_lse, plan.count,
+        plan.out, *plan.out.stride(),
+        hkv, S, D, n_sel, plan.n_split, scale * LOG2E,
+        **plan.constexprs(),
         num_warps=TUNING["decode_warps"], num_stages=TUNING["decode_stages"],
     )
-    return out
+    return plan.out
+
+
+def _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_size, top_k, sink_blocks, local_blocks, scale):
+    B, hkv, S, D = k_cache.shape
+    nb = ksum.shape[2]
+    src = kmean if kmean is not None else ksum
+    if src.stride() != ksum.stride():
+        raise ValueError("kmean must have ksum's shape and strides")
+    sel = _SelectPlan(q, src, top_k)
+    dec = _DecodePlan(q, k_cache, top_k, block_size)
+    flags = _counter(q.device, B * hkv, "step_flag")
+    idx = sel.idx
+    sc = sel.constexprs(top_k, block_size, D)
+    sc.update(dec.constexprs())
+    _step_kernel[(B * hkv * (sel.n_chunks + dec.n_split),)](
+        q, *q.stride(),
+        src, *src.stride(),
+        seq_lens, sel.cs, sel.ci, sel.gs, sel.gi, sel.count,
+        idx, *idx.stride(),
+        k_new, k_new.stride(0), k_new.stride(1), k_new.stride(3), ksum, pos, flags,
+        nb, sel.n_chunks, sink_blocks, local_blocks,
+        k_cache, *k_cache.stride(),
+        v_cache, *v_cache.stride(),
+        dec.part_o, dec.part_lse, dec.count,
+        dec.out, *dec.out.stride(),
+        hkv, S, D, top_k, dec.n_split, scale * LOG2E,
+        HAS_MEAN=kmean is not None, FOLD=True, **sc,
+        num_warps=max(sel.warps(), TUNING["decode_warps"]), num_stages=TUNING["decode_stages"],
+    )
+    return dec.out, idx
 
 
 # ==============================================================================================
@@ -462,10 +680,13 @@ def update_summaries(
     block_size: int,
     *,
     seq_lens: torch.Tensor | None = None,
+    kmean: torch.Tensor | None = None,
 ) -> None:
     """In place: fold k_new [B, Hkv, T, D] (tokens start_pos .. start_pos+T-1) into the block summaries
     ksum (fp32) and, if given, kmin/kmax [B, Hkv, NB_cap, D]. A block whose first token is new starts
-    afresh. Optional seq_lens [B] ignores tokens past each sequence's length. One launch."""
+    afresh. Optional seq_lens [B] ignores tokens past each sequence's length. Optional kmean (same
+    shape and strides as ksum, typically bf16): the touched blocks' means ksum / tokens, rounded to
+    kmean's dtype, for `select_blocks(..., kmean=kmean)`. One launch."""
     if k_new.dim() != 4 or k_new.shape[:2] != ksum.shape[:2] or k_new.shape[3] != ksum.shape[3]:
         raise ValueError(f"k_new {tuple(k_new.shape)} does not match ksum {tuple(ksum.shape)}")
     if (kmin is None) != (kmax is None):
@@ -476,7 +697,8 @@ def update_summaries(
         return
     if math.ceil((start_pos + T) / block_size) > ksum.shape[2]:
         raise ValueError(f"tokens up to {start_pos + T} need more than the {ksum.shape[2]} blocks ksum holds")
-    _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens)
+    _check_device(ksum, kmean)
+    _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_lens, kmean)
 
 
 def select_blocks(
@@ -490,16 +712,23 @@ def select_blocks(
     scorer: str = "mean",
     kmin: torch.Tensor | None = None,
     kmax: torch.Tensor | None = None,
+    *,
+    kmean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """q [B, Hq, D], ksum [B, Hkv, NB_cap, D], seq_lens [B] -> idx int32 [B, Hkv, top_k]: each KV group's
     top-K blocks by group-summed score, sink/local forced, blocks past seq_len excluded, ascending,
-    -1 padded. Two launches (score + chunk top-K, then merge); scans all NB_cap blocks (no sync)."""
+    -1 padded. One launch; scans all NB_cap blocks (no sync). With kmean (block means kept by
+    update_summaries(kmean=...), e.g. bf16) the mean scorer reads those instead of the fp32 sums:
+    half the bytes; scores then differ from the reference by the rounding of the means, so picks may
+    differ in near ties (see `mean_score_tolerance`)."""
     ref.check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
     ref.check_group(q, ksum.shape[1])
     if q.shape[0] != ksum.shape[0] or q.shape[2] != ksum.shape[3]:
         raise ValueError(f"q {tuple(q.shape)} does not match ksum {tuple(ksum.shape)}")
-    _check_device(q, ksum, seq_lens, kmin, kmax)
-    return _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer == "minmax")
+    _check_device(q, ksum, seq_lens, kmin, kmax, kmean)
+    if kmean is not None and kmean.shape != ksum.shape:
+        raise ValueError(f"kmean {tuple(kmean.shape)} must have ksum's shape {tuple(ksum.shape)}")
+    return _launch_select(q, ksum, kmin, kmax, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer == "minmax", kmean)
 
 
 def sparse_decode(
@@ -523,3 +752,47 @@ def sparse_decode(
         raise ValueError(f"idx must be [B, Hkv, top_k] = [{B}, {hkv}, K]; got {tuple(idx.shape)}")
     _check_device(q, k_cache, v_cache, idx, seq_lens)
     return _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
+
+
+def decode_step(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    ksum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    pos: int,
+    block_size: int,
+    top_k: int,
+    sink_blocks: int = 1,
+    local_blocks: int = 1,
+    scale: float | None = None,
+    *,
+    kmean: torch.Tensor | None = None,
+    fused: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole MSA decode step of one new token (mean scorer): fold k_new [B, Hkv, 1, D] (position pos,
+    already written into the caches) into ksum (fp32) and kmean (optional, low-precision means), select,
+    and attend. Returns (out [B, Hq, D], idx [B, Hkv, top_k]).
+
+    Same result as update_summaries(ksum, None, None, k_new, pos, block_size, seq_lens=seq_lens,
+    kmean=kmean); select_blocks(..., kmean=kmean); sparse_decode(...). fused=True does it in ONE launch
+    (`_step_kernel`: select programs first, decode programs waiting on a per-(batch, KV head) flag);
+    fused=False in three."""
+    B, hkv, S, D = k_cache.shape
+    if k_new.shape != (B, hkv, 1, D):
+        raise ValueError(f"k_new must be [B, Hkv, 1, D] = [{B}, {hkv}, 1, {D}]; got {tuple(k_new.shape)}")
+    if ksum.shape[:2] != (B, hkv) or ksum.shape[3] != D or (kmean is not None and kmean.shape != ksum.shape):
+        raise ValueError(f"ksum {tuple(ksum.shape)} / kmean do not match the cache {tuple(k_cache.shape)}")
+    ref.check_select_args(top_k, sink_blocks, local_blocks, "mean", None, None)
+    ref.check_group(q, hkv)
+    if pos // block_size >= ksum.shape[2]:
+        raise ValueError(f"position {pos} needs more than the {ksum.shape[2]} blocks ksum holds")
+    _check_device(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens)
+    scale = D**-0.5 if scale is None else scale
+    if fused:
+        return _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_size, top_k,
+                            sink_blocks, local_blocks, scale)
+    _launch_summary_update(ksum, None, None, k_new, pos, block_size, seq_lens, kmean)
+    idx = _launch_select(q, ksum, None, None, seq_lens, block_size, top_k, sink_blocks, local_blocks, False, kmean)
+    return _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale), idx

@@ -295,3 +295,108 @@ def test_sparse_decode_several_blocks_per_split(kernels, monkeypatch, bps):
     idx = R.select_blocks(q, ksum, seq_lens, bs, 7, 1, 1)
     out = K.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
     torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(), rtol=2e-2, atol=2e-2)
+
+
+# ----------------------------------------------------------------------------------------------
+# low-precision block means (kmean) and the one-launch decode step
+# ----------------------------------------------------------------------------------------------
+def assert_selection_within_tolerance(R, idx_k, q, ksum, seq_lens, block_size, top_k, sink, local, mean_dtype):
+    """The kernel scored rounded means: its picks may differ from the reference's only where a swap is
+    explained by the rounding, i.e. for every kernel-only pick j and reference-only pick i,
+    ref_score_j + tol_j + tol_i >= ref_score_i (tol = msa_naive.mean_score_tolerance). Forced blocks
+    (+inf) can never be swapped out, blocks past seq_len (-inf) never in."""
+    idx_r = R.select_blocks(q, ksum, seq_lens, block_size, top_k, sink, local)
+    assert idx_k.dtype == torch.int32 and idx_k.shape == idx_r.shape
+    nb = ksum.shape[2]
+    scores = R.block_scores(q, ksum, seq_lens, block_size, "mean")
+    forced, valid = R.forced_and_valid(seq_lens, nb, block_size, sink, local)
+    scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
+    tol = R.mean_score_tolerance(q, ksum, seq_lens, block_size, mean_dtype)
+    swaps = 0
+    for b in range(idx_k.shape[0]):
+        for h in range(idx_k.shape[1]):
+            ik, ir = idx_k[b, h].cpu(), idx_r[b, h].cpu()
+            n = int((ir >= 0).sum())
+            assert int((ik >= 0).sum()) == n and (ik[n:] == -1).all() and (torch.diff(ik[:n]) > 0).all(), (ik, ir)
+            only_k = sorted(set(ik[:n].tolist()) - set(ir[:n].tolist()))
+            only_r = sorted(set(ir[:n].tolist()) - set(ik[:n].tolist()))
+            swaps += len(only_k)
+            for j in only_k:
+                for i in only_r:
+                    s_j, s_i = scores[b, h, j].item(), scores[b, h, i].item()
+                    assert s_j + tol[b, h, j].item() + tol[b, h, i].item() >= s_i, (b, h, j, i, s_j, s_i)
+    return swaps
+
+
+@cases
+def test_update_summaries_writes_block_means(kernels):
+    R, K = kernels
+    B, hkv, D, S, bs = 2, 2, 64, 150, 32
+    _, k, _ = make_problem(B, hkv, 1, D, S, torch.bfloat16, seed=31)
+    nb = math.ceil(S / bs)
+    seq_lens = torch.tensor([S, 101], device=DEVICE)
+    sums = [torch.full((B, hkv, nb, D), float("nan"), device=DEVICE) for _ in range(2)]
+    means = [torch.full((B, hkv, nb, D), float("nan"), device=DEVICE, dtype=torch.bfloat16) for _ in range(2)]
+    for start, T in [(0, 45), (45, 1), (46, 104)]:
+        R.update_summaries(sums[0], None, None, k[:, :, start : start + T], start, bs, seq_lens=seq_lens, kmean=means[0])
+        K.update_summaries(sums[1], None, None, k[:, :, start : start + T], start, bs, seq_lens=seq_lens, kmean=means[1])
+    torch.testing.assert_close(sums[1], sums[0], rtol=1e-5, atol=1e-4)
+    valid = R.block_counts(seq_lens, nb, bs) > 0  # blocks past seq_len are never written (stay NaN)
+    got, ref = means[1].float()[valid[:, None].expand(-1, hkv, -1)], means[0].float()[valid[:, None].expand(-1, hkv, -1)]
+    torch.testing.assert_close(got, ref, rtol=1e-2, atol=1e-3)
+    exact = (sums[0] / R.block_counts(seq_lens, nb, bs).clamp(min=1)[:, None, :, None]).to(torch.bfloat16)
+    torch.testing.assert_close(got, exact.float()[valid[:, None].expand(-1, hkv, -1)], rtol=1e-2, atol=1e-3)
+
+
+@cases
+@pytest.mark.parametrize("sub_n,group", [(None, 32), (16, 2)], ids=["one-chunk", "two-level-merge"])
+def test_select_blocks_from_bf16_means(kernels, monkeypatch, sub_n, group):
+    R, K = kernels
+    monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
+    monkeypatch.setitem(K.TUNING, "merge_group", group)
+    B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 1100, 16, 8
+    q, k, _ = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=32)
+    seq_lens = torch.tensor([1100, 333], device=DEVICE)
+    nb = math.ceil(S / bs)
+    ksum = torch.zeros(B, hkv, nb, D, device=DEVICE)
+    kmean = torch.zeros(B, hkv, nb, D, device=DEVICE, dtype=torch.bfloat16)
+    R.update_summaries(ksum, None, None, k, 0, bs, seq_lens=seq_lens, kmean=kmean)
+    ik = K.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 2, kmean=kmean)
+    assert_selection_within_tolerance(R, ik, q, ksum, seq_lens, bs, top_k, 1, 2, torch.bfloat16)
+
+
+@cases
+@pytest.mark.parametrize("fused,mean_dtype,sub_n", [(True, torch.bfloat16, None), (True, None, 16), (False, torch.bfloat16, None)],
+                         ids=["fused-bf16", "fused-fp32sums-many-chunks", "three-launches-bf16"])
+def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, sub_n):
+    """Consecutive decode tokens (one starts a fresh block), ragged batch: summaries, selection (up to
+    the rounding tolerance of the means) and output agree with update + select + decode of the reference."""
+    R, K = kernels
+    monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
+    monkeypatch.setitem(K.TUNING, "merge_group", 4)
+    B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 420, 16, 5
+    q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=33)
+    nb = math.ceil(S / bs)
+    L0 = 414  # tokens already summarised; steps write positions 414, 415 (ends block 25) and 416 (fresh block 26)
+    short = torch.tensor([0, 200], device=DEVICE)
+    ksum = [torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(2)]
+    kmean = [torch.zeros(B, hkv, nb, D, device=DEVICE, dtype=mean_dtype) for _ in range(2)] if mean_dtype else [None, None]
+    R.update_summaries(ksum[0], None, None, k[:, :, :L0], 0, bs, seq_lens=torch.tensor([L0, 200], device=DEVICE), kmean=kmean[0])
+    ksum[1].copy_(ksum[0])
+    if mean_dtype:
+        kmean[1].copy_(kmean[0])
+    for pos in (414, 415, 416):
+        seq_lens = torch.where(short > 0, short, pos + 1).to(torch.int32)
+        q = torch.randn(q.shape, generator=_gen(pos)).to(torch.bfloat16).to(DEVICE)
+        k_new = k[:, :, pos : pos + 1]
+        out_r, idx_r = R.decode_step(q, k_new, k, v, ksum[0], seq_lens, pos, bs, top_k, 1, 1, kmean=kmean[0])
+        out_k, idx_k = K.decode_step(q, k_new, k, v, ksum[1], seq_lens, pos, bs, top_k, 1, 1, kmean=kmean[1], fused=fused)
+        torch.testing.assert_close(ksum[1], ksum[0], rtol=1e-5, atol=1e-4)
+        if mean_dtype:
+            torch.testing.assert_close(kmean[1].float(), kmean[0].float(), rtol=1e-2, atol=1e-3)
+            assert_selection_within_tolerance(R, idx_k, q, ksum[0], seq_lens, bs, top_k, 1, 1, mean_dtype)
+        else:
+            assert_same_selection(R, idx_k, idx_r, q, ksum[0], seq_lens, bs, "mean", None, None, 1, 1)
+        ref = R.sparse_decode(q, k, v, idx_k, seq_lens, bs, D**-0.5)
+        torch.testing.assert_close(out_k.float(), ref.float(), rtol=2e-2, atol=2e-2)
+        assert out_k.shape == out_r.shape
