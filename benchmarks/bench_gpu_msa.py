@@ -408,6 +408,7 @@ def bench_fused_sweep(args, device: str, report: dict):
                     r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
                     rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
                     print(json.dumps(rows[-1]), flush=True)
+                    _dump(args, report)
         K.TUNING.update(saved)
         _dump(args, report)
         del layers
