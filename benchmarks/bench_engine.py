@@ -43,12 +43,13 @@ def main() -> None:
     ap.add_argument("--contexts", default="2048,8192")
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--scorer", default="mean")
+    ap.add_argument("--scorer", default=None, help="mean or minmax (default: the settings' default)")
     ap.add_argument("--dtype", default="auto", help="auto (fp32 decode + bf16 prefill on AMX/AVX512-BF16), int8, float32, bfloat16")
     ap.add_argument("--no-hf", action="store_true", help="skip the plain transformers baseline")
     args = ap.parse_args()
     settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-    settings.attention.scorer = args.scorer
+    if args.scorer:
+        settings.attention.scorer = args.scorer
     eng = load_engine(settings)
     info = eng.info()
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": info["threads"],

@@ -21,7 +21,9 @@ class AttentionSettings(BaseModel):
     dense_below: int = Field(
         0, ge=0, description="contexts at or below this many tokens run dense (0: top_k * block_size)"
     )
-    scorer: Literal["mean", "minmax"] = Field("mean", description="block summary used to score blocks")
+    scorer: Literal["mean", "minmax"] = Field(
+        "minmax", description="block summary used to score blocks (minmax: Quest-style bound; best recall, measured)"
+    )
 
 
 class EngineSettings(BaseModel):
