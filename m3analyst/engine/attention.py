@@ -106,6 +106,12 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
         out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=True)
         if msa.track and msa.mode == "dense":
             _dense_mass(msa, query, key, scaling)
+        elif msa._step is not None and msa.track and layer_idx >= s.dense_layers:
+            # short context: MSA would select every valid block; record that, so block_hits stay meaningful
+            nb = -(-S // s.block_size)
+            idx = torch.arange(max(s.top_k, nb), device=query.device)[: s.top_k]
+            idx = torch.where(idx < nb, idx, -1).expand(query.shape[0], key.shape[1], -1)
+            msa._step[layer_idx] = idx
     else:
         layer = msa.cache.layers[layer_idx]
         if s.scorer == "minmax" and layer.kmin is None:
