@@ -384,7 +384,7 @@ def bench_sweep(args, device: str, report: dict):
 
 
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the one-launch step (bf16 means, B=1): select tile bytes x warps x decode warps."""
+    """Launch parameters of the one-launch step (bf16 means, B=1): select tile bytes x merge group x blocks per decode split."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -400,15 +400,15 @@ def bench_fused_sweep(args, device: str, report: dict):
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        for tile in (16384, 32768, 65536):
-            for sw in (4, 8):
-                for dw in (4, 8):
-                    K.TUNING.update(saved, select_tile_bytes=tile, select_warps=sw, select_warps_big=sw, decode_warps=dw)
-                    r = dict(L=L, layers_in_graph=nl, tile_bytes=tile, select_warps=sw, decode_warps=dw)
-                    r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
-                    rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
-                    print(json.dumps(rows[-1]), flush=True)
-                    _dump(args, report)
+        grid = [dict(select_tile_bytes=t, merge_group=g, decode_blocks_per_split=bps)
+                for t in (16384, 32768) for g in (8, 32) for bps in (1, 2, 4)]
+        for cfg in grid:
+            K.TUNING.update(saved, **cfg)
+            r = dict(L=L, layers_in_graph=nl, **cfg)
+            r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
+            rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
+            print(json.dumps(rows[-1]), flush=True)
+            _dump(args, report)
         K.TUNING.update(saved)
         _dump(args, report)
         del layers

@@ -340,8 +340,11 @@ def _decode_program(
         q = q.to(tl.float32)
 
     if WAIT:  # q is loaded meanwhile; the selection of this (batch, KV head) is published with release
-        while tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire") == 0:
+        # spin on plain volatile loads (no read-modify-write traffic on the flag), then one acquire
+        # atomic orders the idx reads after the selector's release
+        while tl.load(flag_ptr + pid_bh, volatile=True) == 0:
             pass
+        tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire")
 
     # 1. this split's BPS blocks: online softmax (base 2) over their tokens, group heads as tile rows
     k_base = k_ptr + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h
@@ -506,9 +509,11 @@ def _launch_summary_update(ksum, kmin, kmax, k_new, start_pos, block_size, seq_l
 _HAS_TOPK = hasattr(tl, "topk")
 # Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
 # select_tile_bytes: bytes of summaries one select program scores in one tile load (sets SUB_N blocks).
+# Defaults from the H100 sweeps of 2026-11-26 (RESULTS.md): 4 warps everywhere; 8 warps in the one-launch
+# step cost 3-6 us (the decode programs run with the launch's warp count too).
 TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
-                                            select_warps=4, select_warps_big=8, use_topk=None,
-                                            decode_warps=4, decode_stages=2, decode_blocks_per_split=1)
+                                            select_warps=4, select_warps_big=4, use_topk=None,
+                                            decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -545,7 +550,8 @@ class _SelectPlan:
         sub_n, _ = _chunk_plan(nb, D, src.element_size())
         self.sub_n = max(sub_n, self.k_pad)
         self.n_chunks = triton.cdiv(nb, self.sub_n)
-        self.group = TUNING["merge_group"]  # chunks merged per group (first merge level)
+        # chunks merged per group (first merge level); no wider than the chunks there are (fewer lanes to rank)
+        self.group = min(TUNING["merge_group"], max(2, triton.next_power_of_2(self.n_chunks)))
         self.n_groups = triton.cdiv(self.n_chunks, self.group)
         dev = q.device
         self.cs = _empty((B * hkv, self.n_chunks, self.k_pad), device=dev, dtype=torch.float32)
@@ -657,7 +663,7 @@ def _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_s
         dec.out, *dec.out.stride(),
         hkv, S, D, top_k, dec.n_split, scale * LOG2E,
         HAS_MEAN=kmean is not None, FOLD=True, **sc,
-        num_warps=max(sel.warps(), TUNING["decode_warps"]), num_stages=TUNING["decode_stages"],
+        num_warps=TUNING["step_warps"], num_stages=TUNING["decode_stages"],
     )
     return dec.out, idx
 
