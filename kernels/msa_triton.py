@@ -23,6 +23,11 @@ for its (batch, KV head) merges and resets the counter):
                              read in place from the [B, Hkv, S, D] cache through its strides (no gather
                              copy); online softmax in base 2 (exp2); normalised partial output + log2-
                              sum-exp per split; the last split program merges them by LSE.
+    _step_kernel             a whole decode step (`decode_step`) in ONE launch: the select programs (the one
+                             owning the new token's block first folds it into the fp32 sum and the bf16
+                             mean) and, after them in the same 1-D grid, the decode programs, which wait on
+                             a per-(batch, KV head) flag raised (release) by the program writing the
+                             selection. Optional bf16 block means (`kmean`) halve the bytes select reads.
 """
 
 from __future__ import annotations
