@@ -150,3 +150,17 @@ def test_single_sequence_fast_path_matches_reference(scorer, local, seq_len):
     assert torch.equal(idx.int(), expect)
     out = cpu.sparse_decode_b1(q, k, v, idx, seq_len, bs, 0.25)
     torch.testing.assert_close(out, ref.sparse_decode(q, k, v, expect, sl, bs, 0.25), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seq_len", [37, 34, 20])  # at capacity, inside the partial last block, before it
+def test_sparse_decode_capacity_not_a_block_multiple(seq_len):
+    """S_cap = k*block_size + r: the partial last block is read where it is (not clamped to the block before)."""
+    B, H, G, D, bs = 2, 2, 2, 8, 8
+    cap = 4 * bs + 5  # 37 tokens: 4 full blocks + a partial one
+    k, v = torch.randn(B, H, cap + 3, D)[:, :, :cap], torch.randn(B, H, cap, D)  # strided view too
+    seq_lens = torch.tensor([seq_len, 3 * bs + 2])
+    q = torch.randn(B, H * G, D)
+    idx = torch.tensor([[0, 2, 4], [1, 3, 4]], dtype=torch.int32).expand(B, H, 3).contiguous()
+    idx[1, 0, 2] = -1
+    out = cpu.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+    torch.testing.assert_close(out, ref.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5), rtol=1e-5, atol=1e-5)

@@ -112,22 +112,24 @@ def select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks=1, local_blo
 def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale):
     """Exact attention of one token per sequence over its group's selected blocks. out [B, Hq, D] in q's dtype.
 
-    Reads whole blocks out of the cache viewed as [B, Hkv, S_cap/bs, bs, D] (gather of K*bs tokens),
-    masks tokens >= seq_len and unused (-1) slots, logits = scale * q.k, softmax in fp32.
+    Reads whole blocks out of the cache viewed as [B, Hkv, S_cap/bs, bs, D] (gather of K*bs tokens; a
+    token gather when S_cap is not a block multiple), masks tokens >= seq_len or >= S_cap and unused (-1) slots, logits = scale * q.k, softmax in fp32.
     """
     B, hkv, S, D = k_cache.shape
     G = q.shape[1] // hkv
-    K = idx.shape[-1]
-    nblk = S // block_size
-    if nblk * block_size != S:  # capacity not a block multiple: use whole-block view of the prefix
-        k_cache, v_cache = k_cache[:, :, : nblk * block_size], v_cache[:, :, : nblk * block_size]
+    nblk = -(-S // block_size)  # a partial last block (S_cap not a block multiple) is a block too
     safe = idx.long().clamp(0, max(nblk - 1, 0))  # [B, hkv, K]
-    bi = torch.arange(B, device=q.device)[:, None, None]
-    hi = torch.arange(hkv, device=q.device)[None, :, None]
-    ks = k_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)  # [B, hkv, K*bs, D]
-    vs = v_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)
     pos = safe[..., None] * block_size + torch.arange(block_size, device=q.device)  # [B, hkv, K, bs]
-    ok = (idx[..., None] >= 0) & (pos < seq_lens.to(torch.int64).view(B, 1, 1, 1))
+    ok = (idx[..., None] >= 0) & (pos < seq_lens.to(torch.int64).view(B, 1, 1, 1)) & (pos < S)
+    if nblk * block_size == S:  # whole-block view: one gather of K blocks
+        bi = torch.arange(B, device=q.device)[:, None, None]
+        hi = torch.arange(hkv, device=q.device)[None, :, None]
+        ks = k_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)  # [B, hkv, K*bs, D]
+        vs = v_cache.unflatten(2, (nblk, block_size))[bi, hi, safe].flatten(2, 3)
+    else:  # token gather; positions past S_cap read token S_cap-1 and are masked
+        tok = pos.flatten(2).clamp(max=S - 1)[..., None]  # [B, hkv, K*bs, 1]
+        ks = torch.gather(k_cache, 2, tok.expand(-1, -1, -1, D))  # [B, hkv, K*bs, D]
+        vs = torch.gather(v_cache, 2, tok.expand(-1, -1, -1, v_cache.shape[-1]))
     qg = q.view(B, hkv, G, D).to(ks.dtype)
     logits = torch.matmul(qg, ks.transpose(-1, -2)).float() * scale  # [B, hkv, G, K*bs]
     logits = logits.masked_fill(~ok.flatten(2, 3)[:, :, None, :], -math.inf)
