@@ -5,6 +5,7 @@ Reference: the same weights run by transformers' own "sdpa" attention over the w
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.engine import Engine
-from m3analyst.errors import ContextTooLongError, UsageError
+from m3analyst.errors import ContextTooLongError, ModelError, UsageError
 from m3analyst.settings import AttentionSettings, EngineSettings
 
 CHARS = list("abcdefghijklmnopqrstuvwxyz .,?!")
@@ -192,3 +193,55 @@ def test_encode_offsets_and_too_long_prompt():
         eng.prefill("y" * 55)
     with pytest.raises(UsageError, match="empty prompt"):
         eng.generate("")
+
+
+# --- transformers-version robustness: the cache and the run context must reach every attention call ---------
+SPARSE = dict(block_size=8, top_k=4, dense_layers=0, dense_below=8, sink_blocks=1, local_blocks=1)
+
+
+class _OldSignature(torch.nn.Module):
+    """A causal LM whose forward takes the cache as `past_key_values` (transformers before the `cache` rename)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, input_ids=None, position_ids=None, past_key_values=None, use_cache=None, logits_to_keep=0,
+                **kwargs):
+        inner_kw = "cache" if "cache" in inspect.signature(self.inner.forward).parameters else "past_key_values"
+        return self.inner(input_ids=input_ids, position_ids=position_ids, use_cache=use_cache,
+                          logits_to_keep=logits_to_keep, **{inner_kw: past_key_values}, **kwargs)
+
+
+def test_cache_reaches_a_model_with_the_old_cache_keyword():
+    ids = _ids(120, seed=4)
+    settings = EngineSettings(attention=AttentionSettings(**{**SPARSE, "top_k": 32}))
+    eng = Engine(_OldSignature(_models("llama")[1]), _tokenizer(), settings, name="old", context_length=400)
+    got, ctx = _teacher_forced(eng, ids, 95)
+    torch.testing.assert_close(got, _reference_logits("llama", ids, 95), rtol=1e-4, atol=1e-4)
+    assert ctx.selections and ctx.selections[-1]
+
+
+def test_context_reaches_attention_when_keywords_are_dropped(monkeypatch):
+    """A transformers version that does not forward extra keywords to the attention function: same result."""
+    ids = _ids(150, seed=5)
+    expect, _ = _teacher_forced(_engine("llama", **SPARSE), ids, 120)
+    from transformers import AttentionInterface
+
+    def drop_keywords(module, q, k, v, mask, msa=None, **kwargs):
+        return attention.msa_attention(module, q, k, v, mask, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, attention.IMPLEMENTATION, drop_keywords)
+    got, ctx = _teacher_forced(_engine("llama", **SPARSE), ids, 120)
+    assert torch.equal(got, expect) and ctx.selections and set(ctx.selections[-1]) == {0, 1, 2}
+
+
+def test_attention_without_context_fails_loudly(monkeypatch):
+    """If the registered function never sees the run context (e.g. replaced), MSA must raise, not run dense."""
+    from transformers import AttentionInterface
+
+    sdpa = AttentionInterface._global_mapping["sdpa"]
+    monkeypatch.setitem(AttentionInterface._global_mapping, attention.IMPLEMENTATION, sdpa)
+    eng = _engine("llama", **SPARSE)
+    with pytest.raises(ModelError, match="did not receive its run context"):
+        eng.generate("the quick brown fox jumps over the lazy dog. " * 3, max_new_tokens=4)

@@ -3,7 +3,10 @@
 The model code is untouched: `register()` adds the attention function "m3_msa" (and a mask function
 of the same name that builds no mask: this function masks by position itself), and the engine loads
 models with attn_implementation="m3_msa". The engine passes a `RunContext` as the `msa` keyword of
-the model's forward; transformers forwards it to every attention call.
+the model's forward (transformers forwards extra keywords to every attention call) and also makes it
+the active context for the duration of the forward (`active(ctx)`), the fallback for a transformers
+version or model class that drops extra keywords. Every call that sees the context counts itself
+(`RunContext.calls`), so the engine can tell, after each forward, whether the context arrived.
 
 Per call (query [B, Hq, T, D], key/value [B, Hkv, S, D] = the cache after appending T tokens):
   sliding-window layer (Gemma3 local, Mistral)  -> dense over the window, as trained
@@ -15,6 +18,8 @@ Per call (query [B, Hq, T, D], key/value [B, Hkv, S, D] = the cache after append
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +43,7 @@ class RunContext:
     track: bool = True  # record selections / attention mass
     attn_s: float = 0.0  # seconds spent inside attention calls (decode steps)
     decode_calls: int = 0
+    calls: int = 0  # attention calls (any T) that received this context
     selections: list = field(default_factory=list)  # per decode step: {layer_idx: idx int32 [B, Hkv, K]}
     dense_mass: torch.Tensor | None = None  # dense mode: attention mass per cached token [S]
     observer: object = None  # optional callable(layer_idx, q [B,Hq,D], layer, idx, seq_len) on MSA steps (benchmarks)
@@ -52,6 +58,19 @@ class RunContext:
         self._step = {}
         if self.track and self.mode == "msa":
             self.selections.append(self._step)
+
+
+_ACTIVE: ContextVar[RunContext | None] = ContextVar("m3_msa_context", default=None)
+
+
+@contextmanager
+def active(ctx: RunContext):
+    """Make ctx the context of attention calls that do not receive it as the `msa` keyword."""
+    token = _ACTIVE.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _ACTIVE.reset(token)
 
 
 def _causal_sdpa(query, key, value, scaling, window: int | None):
@@ -87,6 +106,9 @@ def _dense_mass(ctx: RunContext, query, key, scaling) -> None:
 def msa_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, msa: RunContext | None = None,
                   sliding_window: int | None = None, **kwargs):
     """The registered attention function. Returns (out [B, T, Hq, D], None)."""
+    msa = msa if msa is not None else _ACTIVE.get()
+    if msa is not None:
+        msa.calls += 1
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     T, S = query.shape[2], key.shape[2]
     if query.dtype != key.dtype:  # the cache holds the decode weights' dtype; a prefill copy may compute in another

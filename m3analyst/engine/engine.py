@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -199,6 +200,19 @@ def _load_hf(hf_dir: Path, device: torch.device, dtype: torch.dtype):
     return model.to(device).eval(), tok
 
 
+def cache_keyword(model) -> str:
+    """Name of the forward argument that takes the KV cache: `cache` (transformers >= 5.2x; `past_key_values`
+    is deprecated there) or `past_key_values` (older). A wrong name is silently swallowed by **kwargs."""
+    kind = type(model)
+    if kind not in _CACHE_KEYWORD:
+        params = inspect.signature(model.forward).parameters
+        _CACHE_KEYWORD[kind] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_KEYWORD[kind]
+
+
+_CACHE_KEYWORD: dict[type, str] = {}
+
+
 # ----------------------------------------------------------------------------------------------
 # engine
 # ----------------------------------------------------------------------------------------------
@@ -269,9 +283,25 @@ class Engine:
         x = torch.tensor([ids], device=self.device)
         pos = torch.arange(start, start + len(ids), device=self.device)[None]
         model = self.prefill_model if self.prefill_model is not None and len(ids) >= PREFILL_MODEL_MIN_TOKENS else self.model
-        out = model(input_ids=x, position_ids=pos, cache=cache, use_cache=True, msa=ctx,
-                         logits_to_keep=0 if all_logits else 1)
+        calls = ctx.calls
+        with attention.active(ctx):
+            out = model(input_ids=x, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=0 if all_logits else 1,
+                        **{cache_keyword(model): cache})
+        self._check_forward(cache, start + len(ids), ctx, calls)
         return out.logits[0].float()
+
+    def _check_forward(self, cache: MSACache, expect_len: int, ctx: attention.RunContext, calls_before: int) -> None:
+        """Fail loudly where attention would otherwise be silently wrong (cache or context not reaching the layers)."""
+        import transformers
+
+        where = f"transformers {transformers.__version__}, {type(self.model).__name__}"
+        if cache.length != expect_len:
+            raise ModelError(f"the model did not write its keys/values into the engine's KV cache ({where}): "
+                             "attention would see only the current chunk; use a supported transformers version")
+        if ctx.calls == calls_before:
+            raise ModelError(f"the MSA attention function did not receive its run context ({where}; attention "
+                             f"implementation {self.model.config._attn_implementation!r}): sparse attention and its "
+                             "statistics would be silently wrong")
 
     def _prefill_ids(self, ids: list[int], cache: MSACache, ctx: attention.RunContext) -> torch.Tensor:
         logits = None
