@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Eval runs whose JSON reports are saved as benchmarks/eval_*.json (figures in benchmarks/RESULTS.md).
 # Usage: benchmarks/eval_runs.sh [model-free|model|public|all]   (from the repo root)
-# Model runs are slow on a 2-core CPU; MAX_NEW (default 64) and LIMIT (default: all items) bound them.
+# Model runs are slow on a 2-core CPU; MAX_NEW (default 32), BUDGET (prompt tokens, default 3072) and
+# LIMIT (default: all items) bound them. These defaults are the settings of the reports in RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=benchmarks
-MAX_NEW=${MAX_NEW:-64}
+MAX_NEW=${MAX_NEW:-32}
+BUDGET=${BUDGET:-3072}
+MODEL_OPTS="--max-new-tokens $MAX_NEW --config memo.budget=$BUDGET --config memo.candidates=3"
 LIMIT=${LIMIT:+--limit $LIMIT}
 what=${1:-all}
 
@@ -20,14 +23,14 @@ model_free() {
 
 model() {  # default model, MSA then dense on the same items; dense compared with MSA
   for d in finance legal bio; do
-    m3analyst eval "$d" --attention msa --max-new-tokens "$MAX_NEW" $LIMIT --out "$B/eval_${d}_msa.json" --html
-    m3analyst eval "$d" --attention dense --max-new-tokens "$MAX_NEW" $LIMIT --out "$B/eval_${d}_dense.json" \
+    m3analyst eval "$d" --attention msa $MODEL_OPTS $LIMIT --out "$B/eval_${d}_msa.json" --html
+    m3analyst eval "$d" --attention dense $MODEL_OPTS $LIMIT --out "$B/eval_${d}_dense.json" \
       --compare "$B/eval_${d}_msa.json" || true   # a regression must not stop the script
   done
 }
 
 public() {  # the 25 FinanceBench dev questions with the default model
-  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance --max-new-tokens "$MAX_NEW" \
+  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance $MODEL_OPTS \
     --out "$B/eval_financebench_msa.json"
 }
 
