@@ -164,3 +164,33 @@ def test_sparse_decode_capacity_not_a_block_multiple(seq_len):
     idx[1, 0, 2] = -1
     out = cpu.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
     torch.testing.assert_close(out, ref.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scorer", ["mean", "minmax"])
+@pytest.mark.parametrize("sink, local, top_k", [(3, 3, 4), (5, 1, 3), (1, 6, 5), (4, 4, 8)])
+def test_forced_blocks_over_top_k_keep_the_lowest_ids(scorer, sink, local, top_k):
+    """More sink + local blocks than top_k: the lowest forced block ids win (ties -> lower id), as the reference."""
+    B, H, G, D, bs = 2, 2, 2, 8, 4
+    S = 12 * bs
+    k = torch.randn(B, H, S, D)
+    ksum, kmin, kmax = _summaries(ref, k, [S], bs, 12)
+    q = torch.randn(B, H * G, D)
+    seq_lens = torch.tensor([S, 9 * bs + 1])
+    expect = ref.select_blocks(q, ksum, seq_lens, bs, top_k, sink, local, scorer, kmin, kmax)
+    assert torch.equal(cpu.select_blocks(q, ksum, seq_lens, bs, top_k, sink, local, scorer, kmin, kmax), expect)
+    one = torch.tensor([S])
+    expect1 = ref.select_blocks(q[:1], ksum[:1], one, bs, top_k, sink, local, scorer, kmin[:1], kmax[:1])
+    got1 = cpu.select_blocks_b1(q[:1], ksum[:1], S, bs, top_k, sink, local, scorer, kmin[:1], kmax[:1])
+    assert torch.equal(got1.int(), expect1)
+
+
+def test_equal_scores_go_to_the_lower_block_id():
+    B, H, G, D, bs = 1, 1, 2, 4, 4
+    k = torch.zeros(B, H, 10 * bs, D)  # every block scores 0
+    ksum, kmin, kmax = _summaries(ref, k, [10 * bs], bs, 10)
+    q = torch.randn(B, H * G, D)
+    for scorer in ("mean", "minmax"):
+        expect = ref.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax)
+        assert expect[0, 0].tolist() == [0, 1, 2, 9]
+        assert torch.equal(cpu.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax), expect)
+        assert torch.equal(cpu.select_blocks_b1(q, ksum, 10 * bs, bs, 4, 1, 1, scorer, kmin, kmax).int(), expect)

@@ -87,8 +87,17 @@ def block_scores(q, ksum, seq_lens, block_size, scorer="mean", kmin=None, kmax=N
     return (lo + hi).sum(2)
 
 
+def _top(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best of scores [..., nb] along the last dim; equal scores go to the lower block id (so when more
+    blocks are forced (+inf) than k, the lowest forced ids win, as in the reference and the kernels).
+    topk alone leaves ties unspecified; a stable descending sort does not (nb is small: at most S/block_size)."""
+    vals, idx = scores.sort(dim=-1, descending=True, stable=True)
+    return vals[..., :k], idx[..., :k]
+
+
 def select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks=1, local_blocks=1, scorer="mean", kmin=None, kmax=None):
-    """Top-K blocks per KV group, ascending block ids, -1 padding; sink + local forced; past seq_len never.
+    """Top-K blocks per KV group, ascending block ids, -1 padding; sink + local forced; past seq_len never;
+    equal scores (also forced blocks over top_k) go to the lower block id.
 
     Returns idx int32 [B, Hkv, top_k]. Same contract as m3analyst.kernels.msa_naive.select_blocks.
     """
@@ -101,7 +110,7 @@ def select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks=1, local_blo
     forced = valid & ((j < sink_blocks) | (j >= n_valid[:, None] - local_blocks))
     scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
     k = min(top_k, nb)
-    vals, idx = scores.topk(k, dim=-1, sorted=False)
+    vals, idx = _top(scores, k)
     idx = torch.where(vals == -math.inf, nb, idx).sort(dim=-1).values
     idx = torch.where(idx == nb, -1, idx)
     if k < top_k:
@@ -182,7 +191,7 @@ def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, loca
     scores[:, :sink_blocks] = math.inf
     if local_blocks:
         scores[:, nb - local_blocks :] = math.inf
-    return scores.topk(top_k, dim=-1, sorted=False).indices.sort(dim=-1).values.unsqueeze(0)
+    return _top(scores, top_k)[1].sort(dim=-1).values.unsqueeze(0)
 
 
 def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale):
