@@ -92,6 +92,9 @@ class MSALayer(CacheLayerMixin):
     def get_max_length(self) -> int:
         return -1
 
+    def get_max_cache_shape(self) -> int:  # abstract in transformers 5.0's CacheLayerMixin: no fixed maximum
+        return -1
+
     def reset(self) -> None:
         self.length = 0
 
