@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from m3analyst.engine import msa_ops as msa_cpu
+from m3analyst.engine import msa_ops as msa_cpu  # noqa: F401  (patch point for benchmarks: msa_cpu.select_blocks_b1)
 from m3analyst.engine.msa_ops import msa_ops
 from m3analyst.errors import UsageError
 from m3analyst.settings import AttentionSettings
@@ -138,17 +138,9 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
         layer = msa.cache.layers[layer_idx]
         if s.scorer == "minmax" and layer.kmin is None:
             raise UsageError("scorer 'minmax' needs a cache built with min/max block summaries (prefill again)")
-        ops = msa_ops(query.device)
         q = query[:, :, 0]
-        if ops.name == "cpu" and q.shape[0] == 1 and s.local_blocks >= 1 and -(-S // s.block_size) > s.top_k:
-            idx = msa_cpu.select_blocks_b1(q, layer.ksum, S, s.block_size, s.top_k, s.sink_blocks, s.local_blocks,
-                                           s.scorer, layer.kmin, layer.kmax)
-            out = msa_cpu.sparse_decode_b1(q, layer.keys, layer.values, idx, S, s.block_size, scaling).unsqueeze(2)
-        else:
-            seq_lens = torch.full((q.shape[0],), S, dtype=torch.int64, device=q.device)
-            idx = ops.select_blocks(q, layer.ksum, seq_lens, s.block_size, s.top_k, s.sink_blocks, s.local_blocks,
-                                    s.scorer, layer.kmin, layer.kmax)
-            out = ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, s.block_size, scaling).unsqueeze(2)
+        out, idx = msa_ops(query.device).decode(q, layer, S, s, scaling)
+        out = out.unsqueeze(2)
         if msa._step is not None and msa.track:
             msa._step[layer_idx] = idx
         if msa.observer is not None:

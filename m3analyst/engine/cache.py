@@ -15,7 +15,12 @@ from m3analyst.engine.msa_ops import msa_ops
 
 
 class MSALayer(CacheLayerMixin):
-    """One layer's cache. keys/values [B, Hkv, capacity, D]; ksum/kmin/kmax fp32 [B, Hkv, capacity/bs, D]."""
+    """One layer's cache. keys/values [B, Hkv, capacity, D]; ksum/kmin/kmax fp32 [B, Hkv, capacity/bs, D].
+
+    When keys and values have the same head dim, both live in one buffer `kv` [2, B, Hkv, capacity, D]
+    (keys = kv[0], values = kv[1], each contiguous) so that the CPU decode gathers K and V blocks in one op;
+    otherwise kv is None. `extra` holds backend-owned state (e.g. the GPU kernels' low-precision means).
+    """
 
     is_sliding = False
     is_compileable = False
@@ -28,13 +33,18 @@ class MSALayer(CacheLayerMixin):
         self.capacity = -(-max(capacity, block_size) // block_size) * block_size
         self.minmax = minmax
         self.length = 0
-        self.ksum = self.kmin = self.kmax = None
+        self.ksum = self.kmin = self.kmax = self.kv = None
+        self.extra: dict = {}
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         B, H, _, D = key_states.shape
         self.device, self.dtype = key_states.device, self.cache_dtype or key_states.dtype
-        self.keys = key_states.new_zeros(B, H, self.capacity, D, dtype=self.dtype)
-        self.values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1], dtype=self.dtype)
+        if value_states.shape[-1] == D:
+            self.kv = key_states.new_zeros(2, B, H, self.capacity, D, dtype=self.dtype)
+            self.keys, self.values = self.kv[0], self.kv[1]
+        else:
+            self.keys = key_states.new_zeros(B, H, self.capacity, D, dtype=self.dtype)
+            self.values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1], dtype=self.dtype)
         nb = self.capacity // self.block_size
         self.ksum = torch.zeros(B, H, nb, D, device=self.device, dtype=torch.float32)
         if self.minmax:
@@ -47,8 +57,12 @@ class MSALayer(CacheLayerMixin):
         while cap < needed:
             cap *= 2
         pad = cap - self.capacity
-        self.keys = torch.nn.functional.pad(self.keys, (0, 0, 0, pad))
-        self.values = torch.nn.functional.pad(self.values, (0, 0, 0, pad))
+        if self.kv is not None:
+            self.kv = torch.nn.functional.pad(self.kv, (0, 0, 0, pad))
+            self.keys, self.values = self.kv[0], self.kv[1]
+        else:
+            self.keys = torch.nn.functional.pad(self.keys, (0, 0, 0, pad))
+            self.values = torch.nn.functional.pad(self.values, (0, 0, 0, pad))
         nb_pad = (cap - self.capacity) // self.block_size
         self.ksum = torch.nn.functional.pad(self.ksum, (0, 0, 0, nb_pad))
         if self.minmax:
@@ -65,7 +79,7 @@ class MSALayer(CacheLayerMixin):
             self._grow(start + T)
         self.keys[:, :, start : start + T] = key_states
         self.values[:, :, start : start + T] = value_states
-        msa_ops(self.device).update_summaries(self.ksum, self.kmin, self.kmax, key_states, start, self.block_size)
+        msa_ops(self.device).update_layer(self, key_states, start)
         self.length = start + T
         return self.keys[:, :, : self.length], self.values[:, :, : self.length]
 
@@ -77,8 +91,7 @@ class MSALayer(CacheLayerMixin):
         b = length // self.block_size
         start = b * self.block_size
         if length > start:
-            ops = msa_ops(self.device)
-            ops.update_summaries(self.ksum, self.kmin, self.kmax, self.keys[:, :, start:length], start, self.block_size)
+            msa_ops(self.device).update_layer(self, self.keys[:, :, start:length], start)
 
     def crop(self, tokens_to_remove: int) -> None:
         self.truncate(self.length - tokens_to_remove if tokens_to_remove > 0 else -tokens_to_remove)

@@ -20,10 +20,17 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class MSAOps:
+    """One backend's MSA ops. The engine calls the last two: `update_layer(layer, k_new, start_pos)` keeps
+    an MSALayer's block summaries (and any backend state in layer.extra) up to date, and
+    `decode(q [B,Hq,D], layer, seq_len, settings, scale) -> (out [B,Hq,D], idx int [B,Hkv,top_k])` is one
+    MSA decode step over the layer's cache (which already holds the new token)."""
+
     name: str
     update_summaries: Callable
     select_blocks: Callable
     sparse_decode: Callable
+    update_layer: Callable | None = None
+    decode: Callable | None = None
 
 
 def update_summaries(ksum, kmin, kmax, k_new: torch.Tensor, start_pos: int, block_size: int) -> None:
@@ -147,7 +154,31 @@ def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale):
     return out.reshape(B, hkv * G, D).to(q.dtype)
 
 
-CPU_OPS = MSAOps("cpu", update_summaries, select_blocks, sparse_decode)
+def update_layer(layer, k_new: torch.Tensor, start_pos: int) -> None:
+    """Fold k_new [B, Hkv, T, D] (positions start_pos..) into the layer's ksum/kmin/kmax."""
+    update_summaries(layer.ksum, layer.kmin, layer.kmax, k_new, start_pos, layer.block_size)
+
+
+def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None" = None):
+    """select_blocks + sparse_decode of the layer's device backend (any batch, any settings)."""
+    ops = ops or msa_ops(q.device)
+    seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
+    idx = ops.select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                            s.scorer, layer.kmin, layer.kmax)
+    return ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, layer.block_size, scale), idx
+
+
+def decode(q, layer, seq_len: int, s, scale: float):
+    """One MSA decode step on CPU over an MSALayer (settings s: AttentionSettings). (out [B,Hq,D], idx)."""
+    bs = layer.block_size
+    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k:  # the usual case: fast path
+        idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
+                               layer.kmin, layer.kmax)
+        return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
+    return _generic_decode(q, layer, seq_len, s, scale, CPU_OPS)
+
+
+CPU_OPS = MSAOps("cpu", update_summaries, select_blocks, sparse_decode, update_layer, decode)
 _cache: dict[str, MSAOps] = {}
 
 
@@ -160,7 +191,9 @@ def msa_ops(device: torch.device | str) -> MSAOps:
             try:
                 from m3analyst.kernels import msa as kmsa  # Triton dispatch (kernels engineer)
 
-                _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode)
+                _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode,
+                                      getattr(kmsa, "engine_update", None) or update_layer,
+                                      getattr(kmsa, "engine_decode", None) or _generic_decode)
             except ImportError:
                 pass
     return _cache[kind]
@@ -168,48 +201,89 @@ def msa_ops(device: torch.device | str) -> MSAOps:
 
 # ----------------------------------------------------------------------------------------------
 # Decode fast path: one sequence (B = 1), contiguous block-aligned cache, nb > top_k valid blocks.
-# Same results as select_blocks + sparse_decode with fewer, larger ops (decode is op-count bound on CPU).
+# Same results as select_blocks + sparse_decode with fewer, larger ops (decode is op-count bound on CPU:
+# every op costs a few microseconds of dispatch, and there are 28 sparse layers per token).
 # ----------------------------------------------------------------------------------------------
 def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, local_blocks, scorer="mean",
                      kmin=None, kmax=None):
     """idx [1, Hkv, top_k] int64 for one sequence with more than top_k valid blocks (no -1 slots).
 
+    Order: the chosen blocks by falling score, then the forced ones (sink, local) ascending -- so the
+    block holding seq_len-1 comes last, as sparse_decode_b1 needs (an ascending order satisfies it too).
     Full blocks all hold block_size tokens, so (with local_blocks >= 1 forcing the only partial block)
     ranking by raw ksum . q equals ranking by mean key . q: the division is skipped.
+    The minmax bound summed over the group is linear in the group's summed positive and negative query
+    parts: sum_h [kmax . max(q_h, 0) + kmin . min(q_h, 0)] = kmax . P + kmin . N -- two matrix-vector products.
     """
     hkv, D = ksum.shape[1], ksum.shape[3]
     nb = -(-seq_len // block_size)
-    qg = q.view(hkv, -1, D)
+    n_forced = sink_blocks + local_blocks
+    if n_forced >= top_k or local_blocks == 0:  # rare settings: the general path (same contract, ascending)
+        seq_lens = torch.tensor([seq_len], device=q.device)
+        return select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax).long()
+    qg = q.view(hkv, -1, D).float()
+    lo, hi = sink_blocks, nb - local_blocks  # the blocks that compete
     if scorer == "mean":
-        scores = torch.matmul(ksum[0, :, :nb], qg.sum(1, dtype=torch.float32).unsqueeze(-1)).squeeze(-1)  # [hkv, nb]
-        if local_blocks == 0:
-            scores[:, -1] *= block_size / (seq_len - (nb - 1) * block_size)
+        scores = torch.bmm(ksum[0, :, lo:hi], qg.sum(1).unsqueeze(-1))  # [hkv, hi-lo, 1]
     else:
-        qf = qg.float().unsqueeze(-1)
-        scores = (torch.matmul(kmin[0, :, :nb].unsqueeze(1), qf.clamp(max=0))
-                  + torch.matmul(kmax[0, :, :nb].unsqueeze(1), qf.clamp(min=0))).squeeze(-1).sum(1)
-    scores[:, :sink_blocks] = math.inf
-    if local_blocks:
-        scores[:, nb - local_blocks :] = math.inf
-    return _top(scores, top_k)[1].sort(dim=-1).values.unsqueeze(0)
+        pos = qg.clamp(min=0).sum(1)
+        neg = qg.sum(1) - pos
+        scores = torch.baddbmm(torch.bmm(kmax[0, :, lo:hi], pos.unsqueeze(-1)), kmin[0, :, lo:hi], neg.unsqueeze(-1))
+    chosen = _top(scores.view(hkv, hi - lo), top_k - n_forced)[1] + lo
+    forced = _forced_ids(sink_blocks, local_blocks, nb, q.device).expand(hkv, -1)
+    return torch.cat([chosen, forced], 1).unsqueeze(0)
 
 
-def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale):
-    """out [1, Hq, D] for one sequence; idx [1, Hkv, K] ascending, every slot valid, last block = seq_len's block.
+_FORCED: dict = {}
 
-    k_cache/v_cache [1, Hkv, S_cap, D] with S_cap a multiple of block_size (the engine's MSALayer buffers).
-    Only the last selected block can hold positions >= seq_len; those logits are masked with one slice fill.
+
+def _forced_ids(sink_blocks: int, local_blocks: int, nb: int, device) -> torch.Tensor:
+    """[1, sink+local] int64: block ids 0..sink-1 and nb-local..nb-1 (memoised: asked for at every layer)."""
+    key = (sink_blocks, local_blocks, nb, str(device))
+    ids = _FORCED.get(key)
+    if ids is None:
+        if len(_FORCED) > 4096:
+            _FORCED.clear()
+        ids = torch.cat([torch.arange(sink_blocks), torch.arange(nb - local_blocks, nb)]).to(device)[None]
+        _FORCED[key] = ids
+    return ids
+
+
+def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale, kv=None):
+    """out [1, Hq, D] for one sequence; idx [1, Hkv, K], every slot valid, the block holding seq_len-1 in
+    the LAST slot (ascending ids, or select_blocks_b1's order).
+
+    k_cache/v_cache [1, Hkv, S_cap, D] with S_cap a multiple of block_size (the engine's MSALayer buffers);
+    kv: optional [2, 1, Hkv, S_cap, D] buffer whose [0] and [1] are k_cache and v_cache (one gather then).
+    The selected blocks are gathered, the unwritten tail of the last one cut off, and the group's query
+    heads attend as G query rows of their KV head (one SDPA call, no mask needed).
     """
     _, hkv, S, D = k_cache.shape
     K = idx.shape[-1]
     nblk = S // block_size
-    rows = (idx[0] + torch.arange(0, hkv * nblk, nblk, device=q.device)[:, None]).flatten()  # block rows, all heads
-    ks = k_cache.view(hkv * nblk, block_size * D).index_select(0, rows).view(hkv, K * block_size, D)
-    vs = v_cache.view(hkv * nblk, block_size * D).index_select(0, rows).view(hkv, K * block_size, D)
-    qg = q.view(hkv, -1, D).to(ks.dtype)
-    logits = torch.matmul(qg, ks.transpose(1, 2)).float().mul_(scale)  # [hkv, G, K*bs]
+    rows = idx[0] + _row_offsets(hkv, nblk, q.device)  # block rows of all heads [hkv, K]
+    if kv is not None:
+        both = kv.view(2 * hkv * nblk, block_size * D).index_select(0, torch.cat([rows, rows + hkv * nblk]).view(-1))
+        ks, vs = both.view(2, hkv, K * block_size, D).unbind(0)
+    else:
+        ks = k_cache.view(hkv * nblk, block_size * D).index_select(0, rows.view(-1)).view(hkv, K * block_size, D)
+        vs = v_cache.view(hkv * nblk, block_size * D).index_select(0, rows.view(-1)).view(hkv, K * block_size, D)
     tail = seq_len % block_size
-    if tail:
-        logits[:, :, (K - 1) * block_size + tail :] = -math.inf
-    probs = torch.softmax(logits, dim=-1).to(vs.dtype)
-    return torch.matmul(probs, vs).view(1, -1, D).to(q.dtype)
+    n = K * block_size - (block_size - tail if tail else 0)
+    qg = q.view(1, hkv, -1, D).to(ks.dtype)
+    out = F.scaled_dot_product_attention(qg, ks[None, :, :n], vs[None, :, :n], scale=scale)  # [1, hkv, G, D]
+    return out.view(1, -1, D).to(q.dtype)
+
+
+_OFFSETS: dict = {}
+
+
+def _row_offsets(hkv: int, nblk: int, device) -> torch.Tensor:
+    """[hkv, 1] int64: first block row of each KV head in the cache viewed as [hkv * nblk, block]."""
+    key = (hkv, nblk, str(device))
+    off = _OFFSETS.get(key)
+    if off is None:
+        if len(_OFFSETS) > 1024:
+            _OFFSETS.clear()
+        off = _OFFSETS[key] = torch.arange(0, hkv * nblk, nblk, device=device)[:, None]
+    return off
