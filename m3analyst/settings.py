@@ -24,6 +24,11 @@ class AttentionSettings(BaseModel):
     scorer: Literal["mean", "minmax"] = Field(
         "minmax", description="block summary used to score blocks (minmax: Quest-style bound; best recall, measured)"
     )
+    sparse_prefill_from: int = Field(
+        4096, ge=0, description="prefill: queries at or past this position attend block-sparsely (0: never, all dense)"
+    )
+    prefill_chunk: int = Field(512, ge=64, description="sparse prefill: queries per chunk sharing one block selection")
+    prefill_top_k: int = Field(64, ge=1, description="sparse prefill: past blocks per chunk and KV group (sink, local included)")
 
 
 class EngineSettings(BaseModel):

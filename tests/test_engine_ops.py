@@ -195,3 +195,82 @@ def test_equal_scores_go_to_the_lower_block_id():
         assert expect[0, 0].tolist() == [0, 1, 2, 9]
         assert torch.equal(cpu.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax), expect)
         assert torch.equal(cpu.select_blocks_b1(q, ksum, 10 * bs, bs, 4, 1, 1, scorer, kmin, kmax).sort(-1).values.int(), expect)
+
+
+# ---- block-sparse prefill -------------------------------------------------------------------
+def _prefilled_layer(start: int, T: int, hkv=2, D=16, bs=8):
+    """An MSALayer holding start+T random tokens written in two updates; returns (layer, keys, values)."""
+    cache = MSACache(num_layers=1, capacity=256, block_size=bs)
+    k, v = torch.randn(1, hkv, start + T, D), torch.randn(1, hkv, start + T, D)
+    layer = cache.layers[0]
+    with torch.inference_mode():
+        if start:
+            layer.update(k[:, :, :start], v[:, :, :start])
+        keys, values = layer.update(k[:, :, start:], v[:, :, start:])
+    return layer, keys, values
+
+
+def _masked_reference(q, keys, values, visible, scale):
+    """Plain attention with an explicit visibility mask [Hkv, T, S] (True = attend), GQA by repetition."""
+    G = q.shape[1] // keys.shape[1]
+    k, v = keys.repeat_interleave(G, 1), values.repeat_interleave(G, 1)
+    logits = torch.matmul(q, k.transpose(-1, -2)) * scale
+    logits = logits.masked_fill(~visible.repeat_interleave(G, 0)[None], -math.inf)
+    return torch.matmul(torch.softmax(logits, -1), v)
+
+
+@pytest.mark.parametrize("start, T", [(0, 200), (37, 150), (64, 64), (0, 30)])
+def test_sparse_prefill_with_every_block_is_dense(start, T):
+    from m3analyst.settings import AttentionSettings
+
+    layer, keys, values = _prefilled_layer(start, T)
+    q = torch.randn(1, 6, T, 16)
+    s = AttentionSettings(sparse_prefill_from=40, prefill_chunk=64, prefill_top_k=100)
+    with torch.inference_mode():
+        out = cpu.sparse_prefill(q, keys, values, layer, start, s, 0.25)
+    S = start + T
+    causal = (torch.arange(S)[None, :] <= torch.arange(start, S)[:, None]).expand(2, -1, -1)
+    torch.testing.assert_close(out, _masked_reference(q, keys, values, causal, 0.25), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("start, T", [(0, 200), (37, 150)])
+def test_sparse_prefill_sees_its_chunk_sink_and_local_blocks_only(start, T):
+    """prefill_top_k = sink + local: no block is chosen by score, so the visible set is known exactly."""
+    from m3analyst.settings import AttentionSettings
+
+    bs, chunk, frm = 8, 64, 40
+    layer, keys, values = _prefilled_layer(start, T, bs=bs)
+    q = torch.randn(1, 6, T, 16)
+    s = AttentionSettings(sparse_prefill_from=frm, prefill_chunk=chunk, prefill_top_k=2, sink_blocks=1, local_blocks=1)
+    with torch.inference_mode():
+        out = cpu.sparse_prefill(q, keys, values, layer, start, s, 0.25)
+    S = start + T
+    visible = torch.zeros(T, S, dtype=torch.bool)
+    for i, p in enumerate(range(start, S)):
+        if p < max(start, frm):
+            visible[i, : p + 1] = True
+            continue
+        a = max(p // chunk * chunk, max(start, frm))  # the chunk's first query
+        a0 = a // bs * bs
+        visible[i, a0 : p + 1] = True  # its own chunk, causal, from its first block
+        n_past = a0 // bs
+        if n_past > 2:
+            visible[i, :bs] = True  # sink block
+            visible[i, a0 - bs : a0] = True  # the local block before the chunk
+        else:
+            visible[i, :a0] = True  # few enough past blocks: all of them
+    expect = _masked_reference(q, keys, values, visible.expand(2, -1, -1), 0.25)
+    torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
+
+
+def test_chunk_block_scores_are_summed_per_query_softmax_of_bounds():
+    hkv, n, D, nb = 2, 5, 8, 6
+    qc, kmin = torch.randn(hkv, n, D), torch.randn(hkv, nb, D)
+    kmax = kmin + torch.rand(hkv, nb, D)
+    got = cpu.chunk_block_scores(qc, kmin, kmax, nb, 0.5)
+    expect = torch.zeros(hkv, nb)
+    for h in range(hkv):
+        for i in range(n):
+            bound = torch.stack([torch.maximum(qc[h, i] * kmin[h, j], qc[h, i] * kmax[h, j]).sum() for j in range(nb)])
+            expect[h] += torch.softmax(bound * 0.5, 0)
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)

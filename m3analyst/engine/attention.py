@@ -10,7 +10,8 @@ version or model class that drops extra keywords. Every call that sees the conte
 
 Per call (query [B, Hq, T, D], key/value [B, Hkv, S, D] = the cache after appending T tokens):
   sliding-window layer (Gemma3 local, Mistral)  -> dense over the window, as trained
-  T > 1 (prefill chunk)                         -> dense causal SDPA (chunk offset handled)
+  T > 1 (prefill chunk)                         -> dense causal SDPA (chunk offset handled); block-sparse
+                                                   (msa_ops.sparse_prefill) past settings.sparse_prefill_from
   T == 1, dense mode / dense layer / S small    -> dense SDPA over the S cached tokens
   T == 1, otherwise                             -> MSA: select_blocks on the layer's summaries, sparse_decode
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from m3analyst.engine import msa_ops as msa_cpu  # noqa: F401  (patch point for benchmarks: msa_cpu.select_blocks_b1)
+from m3analyst.engine import msa_ops as msa_cpu  # CPU-only ops (sparse prefill); msa_cpu.select_blocks_b1 = benchmarks' patch point
 from m3analyst.engine.msa_ops import msa_ops
 from m3analyst.errors import UsageError
 from m3analyst.settings import AttentionSettings
@@ -88,6 +89,13 @@ def _causal_sdpa(query, key, value, scaling, window: int | None):
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling, enable_gqa=True)
 
 
+def _sparse_prefill_applies(ctx: RunContext, layer_idx: int, query, S: int) -> bool:
+    """Block-sparse prefill: MSA mode, enabled, past its threshold, a sparse layer, one sequence on CPU."""
+    s = ctx.settings
+    return (ctx.mode == "msa" and 0 < s.sparse_prefill_from < S and layer_idx >= s.dense_layers
+            and query.shape[0] == 1 and query.device.type == "cpu")
+
+
 def _dense_mass(ctx: RunContext, query, key, scaling) -> None:
     """Accumulate softmax attention mass per cached token (summed over heads) for dense-mode block hits."""
     B, hq, _, D = query.shape
@@ -119,7 +127,11 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
                                sliding_window, **kwargs)
         return out.to(query.dtype), None
     if msa is None or T > 1 or sliding_window is not None:
-        out = _causal_sdpa(query, key, value, scaling, sliding_window)
+        if msa is not None and sliding_window is None and _sparse_prefill_applies(msa, module.layer_idx, query, S):
+            layer = msa.cache.layers[module.layer_idx]
+            out = msa_cpu.sparse_prefill(query, key, value, layer, S - T, msa.settings, scaling)
+        else:
+            out = _causal_sdpa(query, key, value, scaling, sliding_window)
         return out.transpose(1, 2), None
     t0 = time.perf_counter()
     s = msa.settings

@@ -287,3 +287,97 @@ def _row_offsets(hkv: int, nblk: int, device) -> torch.Tensor:
             _OFFSETS.clear()
         off = _OFFSETS[key] = torch.arange(0, hkv * nblk, nblk, device=device)[:, None]
     return off
+
+
+# ----------------------------------------------------------------------------------------------
+# Block-sparse prefill (CPU, one sequence): query chunks past a threshold attend to their own chunk
+# (causal) plus the top blocks of the past, chosen per KV group for the whole chunk.
+# ----------------------------------------------------------------------------------------------
+def _flash(q, k, v, causal: bool, scale: float, mask=None):
+    """(out [B,Hq,T,D], lse fp32 [B,Hq,T]) -- PyTorch's CPU flash attention, GQA native.
+    mask: optional bool [T, S] (True = attend), turned into the additive mask the op takes."""
+    if mask is not None:
+        mask = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, -math.inf)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=mask,
+                                                                          scale=scale)
+    return out, lse
+
+
+def _merge(o1, l1, o2, l2):
+    """Softmax-exact merge of two attention results over disjoint key sets (outputs + log-sum-exps)."""
+    m = torch.maximum(l1, l2)
+    w1, w2 = torch.exp(l1 - m).unsqueeze(-1), torch.exp(l2 - m).unsqueeze(-1)
+    return (o1.float() * w1 + o2.float() * w2).div_(w1 + w2).to(o1.dtype)
+
+
+def chunk_block_scores(qc, kmin, kmax, n_blocks: int, scale: float) -> torch.Tensor:
+    """Estimated attention mass of each past block for a chunk of queries: [Hkv, n_blocks] fp32.
+
+    qc [Hkv, G*Tc, D] (the chunk's queries, grouped by KV head); per query the Quest bound of every block
+    (kmax . max(q,0) + kmin . min(q,0)), softmax over blocks with the attention scale, summed over the queries.
+    """
+    pos = qc.clamp(min=0)
+    bound = torch.baddbmm(torch.bmm(pos, kmax[:, :n_blocks].transpose(1, 2).to(qc.dtype)), qc - pos,
+                          kmin[:, :n_blocks].transpose(1, 2).to(qc.dtype))  # [Hkv, G*Tc, n_blocks]
+    return torch.softmax(bound.float().mul_(scale), dim=-1).sum(1)
+
+
+def sparse_prefill(query, key, value, layer, start: int, s, scale: float) -> torch.Tensor:
+    """Attention of T new queries (absolute positions start..start+T-1) over the layer's cache, B = 1.
+
+    query [1, Hq, T, D]; key/value [1, Hkv, start+T, D] (views of the layer's cache, summaries already
+    updated). Queries before s.sparse_prefill_from: dense causal. Later ones in chunks of s.prefill_chunk
+    (aligned to the block size): each chunk attends exactly to itself (causal) and to s.prefill_top_k whole
+    past blocks -- sink and the local blocks just before the chunk forced, the rest by estimated mass --
+    and the two parts are merged by their log-sum-exps. Returns out [1, Hq, T, D].
+    """
+    T, S = query.shape[2], key.shape[2]
+    bs, hkv = layer.block_size, key.shape[1]
+    G = query.shape[1] // hkv
+    first = max(start, s.sparse_prefill_from)
+    parts = []
+    if first > start:  # dense head of the prompt
+        n = first - start
+        qpos = torch.arange(start, first)[:, None]
+        mask = torch.arange(first)[None, :] <= qpos
+        parts.append(_flash(query[:, :, :n], key[:, :, :first], value[:, :, :first], n == first, scale,
+                            None if n == first else mask)[0])
+    chunk = max(bs, s.prefill_chunk // bs * bs)
+    a = first
+    while a < S:
+        b = min(S, (a // chunk + 1) * chunk)
+        a0 = a // bs * bs  # the chunk's own keys start at its first block
+        qc = query[:, :, a - start : b - start]
+        mask = None
+        if a0 != a:  # chunk starts inside a block: causal with an offset
+            mask = torch.arange(a0, b)[None, :] <= torch.arange(a, b)[:, None]
+        o1, l1 = _flash(qc, key[:, :, a0:b], value[:, :, a0:b], mask is None, scale, mask)
+        n_past = a0 // bs
+        if n_past == 0:
+            parts.append(o1)
+            a = b
+            continue
+        k_sel = min(s.prefill_top_k, n_past)
+        if k_sel < n_past:
+            forced_lo = min(s.sink_blocks, k_sel)
+            forced_hi = min(s.local_blocks, k_sel - forced_lo)
+            grouped = qc[0].reshape(hkv, G * (b - a), -1)
+            if layer.kmin is not None:
+                mass = chunk_block_scores(grouped, layer.kmin[0], layer.kmax[0], n_past, scale)
+            else:  # mean summaries only: the bound of a block's mean key (full blocks: sum / block size)
+                mean = layer.ksum[0] / bs
+                mass = chunk_block_scores(grouped, mean, mean, n_past, scale)
+            mass[:, :forced_lo] = math.inf
+            if forced_hi:
+                mass[:, n_past - forced_hi :] = math.inf
+            ids = mass.topk(k_sel, dim=-1).indices  # [hkv, k_sel]
+        else:
+            ids = torch.arange(n_past).expand(hkv, -1)
+        nblk = layer.keys.shape[2] // bs
+        rows = (ids + torch.arange(0, hkv * nblk, nblk)[:, None]).reshape(-1)
+        kp = layer.keys.reshape(hkv * nblk, bs * key.shape[-1]).index_select(0, rows).view(1, hkv, -1, key.shape[-1])
+        vp = layer.values.reshape(hkv * nblk, bs * value.shape[-1]).index_select(0, rows).view(1, hkv, -1, value.shape[-1])
+        o2, l2 = _flash(qc, kp.to(qc.dtype), vp.to(qc.dtype), False, scale)
+        parts.append(_merge(o1, l1, o2, l2))
+        a = b
+    return torch.cat(parts, 2) if len(parts) > 1 else parts[0]
