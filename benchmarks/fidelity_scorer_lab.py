@@ -1,0 +1,161 @@
+"""Offline block-scorer lab: dump real decode queries + KV cache once, then rank scorers by attention mass captured.
+
+dump: prefill the first C-256 tokens of a document, decode the last 256 (teacher forcing) along the dense path
+      (every layer attends over every block, through the engine's batch-1 MSA path), and save per layer the
+      decode queries q [256, Hq, D] and the final keys / values [Hkv, C, D] to DIR/<doc>_<C>.pt.
+eval: for each saved step and layer (step t sees keys [0, C-256+t]), compare scorers at a budget: mean true
+      attention mass captured per head (oracle = best possible), oracle recall; per layer and overall.
+      No model needed: scorer ideas are tried in seconds.
+
+Run: python benchmarks/fidelity_scorer_lab.py dump --docs 0,1 --context 4096 --dir /tmp/lab
+     python benchmarks/fidelity_scorer_lab.py eval --dir /tmp/lab --scorers minmax,minmax-mass --k 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fidelity_oracle import DOCS, TAIL, Patch, Variant  # noqa: E402
+
+from m3analyst.engine import msa_ops, scorers  # noqa: E402
+
+
+class QueryTap(Patch):
+    """Dense path (every block) that records each layer's decode query."""
+
+    def __call__(self, q, ksum, seq_len, block_size, *args, **kwargs):
+        li, _ = self.layer(ksum)
+        self.qs.setdefault(li, []).append(q[0].float().clone())
+        nb = -(-seq_len // block_size)
+        return torch.arange(nb).view(1, 1, nb).expand(1, ksum.shape[1], nb)
+
+
+def dump(args) -> None:
+    from m3analyst.engine import load_engine
+    from m3analyst.resources import corpus_dir
+    from m3analyst.settings import EngineSettings
+
+    torch.set_num_threads(1)
+    eng = load_engine(EngineSettings(threads=1))
+    torch.set_num_threads(1)
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for di in (int(x) for x in args.docs.split(",")):
+        rel = DOCS[di]
+        ids = eng._encode_suffix((corpus_dir() / rel).read_text(errors="ignore"))
+        C = min(args.context, eng.context_length - 1)
+        n_prefix, tail = C - TAIL, ids[C - TAIL : C]
+        cache = eng._new_cache(C + 8, minmax=True)
+        ctx = eng._context(cache, {"backend": "msa", "dense_layers": 0})
+        ctx.track = False
+        tap = QueryTap(cache, Variant("tap"), 0.125)
+        tap.qs = {}
+        original, msa_ops.select_blocks_b1 = msa_ops.select_blocks_b1, tap
+        try:
+            with torch.inference_mode():
+                eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
+                for tok in tail[:-1]:
+                    eng._forward([tok], cache, ctx)
+        finally:
+            msa_ops.select_blocks_b1 = original
+        L = len(cache.layers)
+        blob = {"n_prefix": n_prefix, "context": C, "doc": rel,
+                "q": [torch.stack(tap.qs[i]).to(torch.bfloat16) for i in range(L)],  # [T-1, Hq, D]
+                "k": [cache.layers[i].keys[0, :, : C - 1].clone() for i in range(L)],
+                "v": [cache.layers[i].values[0, :, : C - 1].clone() for i in range(L)]}
+        torch.save(blob, out / f"{Path(rel).name[:20]}_{C}.pt")
+        print(f"dumped {rel} at {C}", flush=True)
+
+
+def _summaries(keys: torch.Tensor, bs: int):
+    """ksum/kmin/kmax [1, Hkv, NB, D] fp32 of keys [Hkv, S, D] via the engine's own incremental update."""
+    hkv, S, D = keys.shape
+    nb = -(-S // bs)
+    ks, kn, kx = (torch.zeros(1, hkv, nb, D) for _ in range(3))
+    msa_ops.update_summaries(ks, kn, kx, keys[None], 0, bs)
+    return ks, kn, kx
+
+
+def evaluate(args) -> None:
+    torch.set_num_threads(1)
+    sel_names = args.scorers.split(",")
+    bs, scale = args.block_size, 0.125
+    tot: dict[str, list[float]] = {}
+    errs: dict[str, list[float]] = {}
+    ks_list = [int(x) for x in str(args.k).split(",")]
+    per_layer: dict[tuple[int, str], list[float]] = {}
+    for f in sorted(Path(args.dir).glob("*.pt")):
+        blob = torch.load(f)
+        n_prefix = blob["n_prefix"]
+        t0 = time.perf_counter()
+        for li, (qs, keys, vals) in enumerate(zip(blob["q"], blob["k"], blob["v"])):
+            if args.layers and li not in {int(x) for x in args.layers.split(",")}:
+                continue
+            keys = keys.float()
+            for t in range(0, qs.shape[0], args.stride):
+                S = n_prefix + t + 1  # keys after appending the step's token
+                kk = keys[:, :S]
+                ks, kn, kx = _summaries(kk, bs)
+                q = qs[t][None].float()
+                hkv, G = kk.shape[0], q.shape[1] // kk.shape[0]
+                qg = q[0].view(hkv, G, -1)
+                probs = torch.softmax(torch.matmul(qg, kk.transpose(1, 2)) * scale, -1)  # [Hkv, G, S]
+                vv = vals[:, :S].float()
+                out = torch.matmul(probs, vv)
+                nb = -(-S // bs)
+                mass = torch.nn.functional.pad(probs, (0, nb * bs - S)).view(hkv, G, nb, bs).sum((1, 3))
+                for kb in ks_list:
+                    picks = {"oracle": scorers.pick_blocks(mass, kb, 1, args.local)}
+                    for name in sel_names:
+                        picks[name] = scorers.select_blocks_b1(q, ks, S, bs, kb, 1, args.local, name, kn, kx,
+                                                                scale=scale)
+                    for name, idx in picks.items():
+                        cap = float(mass.gather(1, idx[0]).sum()) / (G * hkv)
+                        tok = torch.zeros(hkv, nb, dtype=torch.bool).scatter_(1, idx[0], True)
+                        tok = tok.repeat_interleave(bs, 1)[:, :S]
+                        p = probs * tok[:, None]
+                        o = torch.matmul(p, vv) / p.sum(-1, keepdim=True)
+                        err = float(((o - out).norm(dim=-1) / out.norm(dim=-1)).mean())
+                        key = f"{name}@{kb}" if len(ks_list) > 1 else name
+                        tot.setdefault(key, []).append(1 - cap)
+                        per_layer.setdefault((li, key), []).append(1 - cap)
+                        errs.setdefault(key, []).append(err)
+                        per_layer.setdefault((li, key + ".err"), []).append(err)
+        print(f"{f.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    print(json.dumps({"k": args.k, "local": args.local, "missed_mass": {n: round(mean(v), 4) for n, v in tot.items()},
+                      "out_err": {n: round(mean(v), 4) for n, v in errs.items()}}))
+    if args.per_layer:
+        for li in sorted({l for l, _ in per_layer}):
+            print(json.dumps({"layer": li} | {n: round(mean(v), 4) for (l2, n), v in per_layer.items() if l2 == li}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("--docs", default="0")
+    d.add_argument("--context", type=int, default=4096)
+    d.add_argument("--dir", default="/tmp/lab")
+    e = sub.add_parser("eval")
+    e.add_argument("--dir", default="/tmp/lab")
+    e.add_argument("--scorers", default="minmax,mean,minmax-mass,mean-mass")
+    e.add_argument("--k", default="16", help="comma list of budgets (blocks)")
+    e.add_argument("--local", type=int, default=2)
+    e.add_argument("--block-size", type=int, default=64)
+    e.add_argument("--stride", type=int, default=8, help="evaluate every n-th step")
+    e.add_argument("--layers", default="", help="comma list (default all)")
+    e.add_argument("--per-layer", action="store_true")
+    args = ap.parse_args()
+    {"dump": dump, "eval": evaluate}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Block scorers for MSA decode at batch 1, and the exact-attention oracle they are measured against.
+
+Each decode step, each KV-head group picks `top_k` blocks of `block_size` cached tokens (sink and local
+blocks forced) by a score per block computed from small per-block key summaries (fp32, beside the cache):
+ksum / kmin / kmax [1, Hkv, NB_cap, D] = per-block sum / per-dimension min / max of the keys.
+
+Scorers (registry `SCORERS`, each: (qg [Hkv, G, D] fp32, summaries, scale) -> scores [Hkv, nb] fp32):
+  mean         sum over the group's heads of q . (block mean key)
+  minmax       sum over the group's heads of the Quest bound max_{k in block} q.k <= sum_d max(q_d kmin_d, q_d kmax_d)
+  minmax-mass  estimated attention mass: per head, softmax over blocks of scale * bound, summed over the group's
+               heads. Unlike the raw sum of bounds, one head with large logits cannot out-vote the others, and a
+               block scores by how much of each head's softmax it would take (the attention mass it would carry).
+  mean-mass    the same with mean-key logits.
+
+`select_blocks_b1` has the signature of `m3analyst.engine.msa_ops.select_blocks_b1` (the engine's patch point)
+plus `scale` (the attention scaling; default D ** -0.5). `block_mass` / `select_oracle` give the exact best
+blocks (true softmax mass over all keys) for benchmarks and tests; they read the whole key cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Per-block key summaries of one sequence's valid blocks: [Hkv, nb, D] fp32 (kmin/kmax may be None)."""
+
+    ksum: torch.Tensor
+    kmin: torch.Tensor | None
+    kmax: torch.Tensor | None
+    counts: torch.Tensor  # [nb] tokens per block (the last block may be partial)
+
+
+def bound_logits(qg: torch.Tensor, s: Summaries) -> torch.Tensor:
+    """Quest upper bound of q.k over each block, per head: [Hkv, G, nb]."""
+    lo = torch.matmul(qg.clamp(max=0), s.kmin.transpose(1, 2))  # [Hkv, G, nb]
+    hi = torch.matmul(qg.clamp(min=0), s.kmax.transpose(1, 2))
+    return lo + hi
+
+
+def mean_logits(qg: torch.Tensor, s: Summaries) -> torch.Tensor:
+    """q . (mean key of each block), per head: [Hkv, G, nb]."""
+    return torch.matmul(qg, s.ksum.transpose(1, 2)) / s.counts
+
+
+def _mass(logits: torch.Tensor, scale: float) -> torch.Tensor:
+    """Per-head softmax over blocks of scale * logits, summed over the group's heads: [Hkv, nb]."""
+    return torch.softmax(logits * scale, dim=-1).sum(1)
+
+
+def spread(qg: torch.Tensor, s: Summaries) -> torch.Tensor:
+    """Spread of q.k inside each block, per head: sqrt(sum_d q_d^2 (kmax_d - kmin_d)^2) [Hkv, G, nb]."""
+    return torch.matmul(qg * qg, ((s.kmax - s.kmin) ** 2).transpose(1, 2)).sqrt()
+
+
+def interp_logits(qg: torch.Tensor, s: Summaries, alpha: float) -> torch.Tensor:
+    """mean logit + alpha * (Quest bound - mean logit), per head: [Hkv, G, nb]."""
+    m = mean_logits(qg, s)
+    return m + alpha * (bound_logits(qg, s) - m)
+
+
+def gauss_log_mass(qg: torch.Tensor, s: Summaries, scale: float, c: float) -> torch.Tensor:
+    """log of a block's softmax numerator if its logits were Gaussian around the mean logit with std
+    sqrt(c) * spread: scale * mean + scale^2 * c * spread^2 / 2 + log(count); per head [Hkv, G, nb]."""
+    var = torch.matmul(qg * qg, ((s.kmax - s.kmin) ** 2).transpose(1, 2)) * c
+    return scale * mean_logits(qg, s) + 0.5 * scale * scale * var + s.counts.log()
+
+
+SCORERS: dict[str, Callable[[torch.Tensor, Summaries, float], torch.Tensor]] = {
+    "mean": lambda qg, s, scale: mean_logits(qg, s).sum(1),
+    "minmax": lambda qg, s, scale: bound_logits(qg, s).sum(1),
+    "minmax-mass": lambda qg, s, scale: _mass(bound_logits(qg, s), scale),
+    "mean-mass": lambda qg, s, scale: _mass(mean_logits(qg, s), scale),
+}
+for _a in (0.25, 0.5, 0.75):
+    SCORERS[f"interp{_a}-mass"] = lambda qg, s, scale, a=_a: _mass(interp_logits(qg, s, a), scale)
+    SCORERS[f"interp{_a}"] = lambda qg, s, scale, a=_a: interp_logits(qg, s, a).sum(1)
+for _c in (1 / 12, 1 / 24, 1 / 48, 1 / 6):
+    SCORERS[f"gauss{_c:.3f}"] = lambda qg, s, scale, c=_c: torch.softmax(gauss_log_mass(qg, s, scale, c), -1).sum(1)
+
+
+def pick_blocks(scores: torch.Tensor, top_k: int, sink_blocks: int, local_blocks: int) -> torch.Tensor:
+    """Top-k block ids per group from scores [Hkv, nb] with sink/local forced: idx [1, Hkv, top_k] ascending int64.
+
+    Needs nb > top_k (every slot valid). Ties go to the lower block id (stable sort), as in msa_ops.
+    """
+    nb = scores.shape[-1]
+    scores = scores.clone()
+    scores[:, :sink_blocks] = math.inf
+    if local_blocks:
+        scores[:, nb - local_blocks :] = math.inf
+    idx = scores.sort(dim=-1, descending=True, stable=True).indices[:, :top_k]
+    return idx.sort(dim=-1).values.unsqueeze(0)
+
+
+def summaries(ksum, kmin, kmax, seq_len: int, block_size: int) -> Summaries:
+    """The valid blocks' summaries of batch row 0 (views, fp32)."""
+    nb = -(-seq_len // block_size)
+    counts = torch.full((nb,), float(block_size))
+    counts[-1] = seq_len - (nb - 1) * block_size
+    cut = lambda t: None if t is None else t[0, :, :nb].float()  # noqa: E731
+    return Summaries(cut(ksum), cut(kmin), cut(kmax), counts.to(ksum.device))
+
+
+def select_blocks_b1(q, ksum, seq_len: int, block_size: int, top_k: int, sink_blocks: int, local_blocks: int,
+                     scorer: str = "minmax-mass", kmin=None, kmax=None, scale: float | None = None) -> torch.Tensor:
+    """idx [1, Hkv, top_k] int64 ascending for one sequence with more than top_k valid blocks.
+
+    q [1, Hq, D] (any float dtype); ksum/kmin/kmax [1, Hkv, NB_cap, D] fp32; scale: the attention scaling
+    (only the *-mass scorers use it; default D ** -0.5).
+    """
+    hkv, D = ksum.shape[1], ksum.shape[3]
+    qg = q[0].float().view(hkv, -1, D)
+    scores = SCORERS[scorer](qg, summaries(ksum, kmin, kmax, seq_len, block_size), D ** -0.5 if scale is None else scale)
+    return pick_blocks(scores, top_k, sink_blocks, local_blocks)
+
+
+# ----------------------------------------------------------------------------------------------
+# oracle (reads all keys: for measurement only)
+# ----------------------------------------------------------------------------------------------
+def block_mass(q, keys, seq_len: int, block_size: int, scale: float) -> torch.Tensor:
+    """True attention mass per block, summed over each group's heads: [Hkv, nb] fp32 (each head's row sums to 1).
+
+    q [1, Hq, D]; keys [1, Hkv, S_cap, D] (positions >= seq_len ignored).
+    """
+    hkv, D = keys.shape[1], keys.shape[3]
+    nb = -(-seq_len // block_size)
+    qg = q[0].float().view(hkv, -1, D)
+    probs = torch.softmax(torch.matmul(qg, keys[0, :, :seq_len].float().transpose(1, 2)) * scale, dim=-1)  # [Hkv,G,S]
+    probs = torch.nn.functional.pad(probs, (0, nb * block_size - seq_len))
+    return probs.view(hkv, -1, nb, block_size).sum((1, 3))
+
+
+def select_oracle(q, keys, seq_len: int, block_size: int, top_k: int, sink_blocks: int, local_blocks: int,
+                  scale: float) -> torch.Tensor:
+    """The top_k blocks by true attention mass (sink/local forced): idx [1, Hkv, top_k] ascending."""
+    return pick_blocks(block_mass(q, keys, seq_len, block_size, scale), top_k, sink_blocks, local_blocks)
