@@ -153,13 +153,19 @@ def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
     return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
 
 
-def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True):
-    """The new path: decode_step (fold the token into the summaries + select + decode), bf16 means."""
-    return K.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
-                         sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
+def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=True):
+    """decode_step (fold the token into the summaries + select + decode); impl "v3" (merge in the decode
+    programs, exact rescoring of bf16 means when exact) or "v2" (round 2's one-launch kernel)."""
+    saved = K.TUNING["step_impl"], K.TUNING["step_exact"]
+    K.TUNING.update(step_impl=impl, step_exact=exact)
+    try:
+        return K.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
+                             sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
+    finally:
+        K.TUNING.update(step_impl=saved[0], step_exact=saved[1])
 
 
-def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool):
+def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool, impl: str = "v3", exact: bool = True):
     """decode_step on copies of the summaries vs the reference's update + select + decode: selection
     equal (fp32 sums) or within the rounding tolerance of bf16 means (rows with swaps counted), output
     equal to the reference attention over the kernel's selection."""
@@ -167,8 +173,13 @@ def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool):
     km_r, km_k = (layer.kmean.clone(), layer.kmean.clone()) if means else (None, None)
     _, idx_r = R.decode_step(layer.q, layer.k_new, layer.k, layer.v, ks_r, seq_lens, L - 1, sh.block, sh.top_k,
                              sh.sink, sh.local, kmean=km_r)
-    out, idx_k = K.decode_step(layer.q, layer.k_new, layer.k, layer.v, ks_k, seq_lens, L - 1, sh.block, sh.top_k,
-                               sh.sink, sh.local, sh.d**-0.5, kmean=km_k)
+    saved = K.TUNING["step_impl"], K.TUNING["step_exact"]
+    K.TUNING.update(step_impl=impl, step_exact=exact)
+    try:
+        out, idx_k = K.decode_step(layer.q, layer.k_new, layer.k, layer.v, ks_k, seq_lens, L - 1, sh.block, sh.top_k,
+                                   sh.sink, sh.local, sh.d**-0.5, kmean=km_k)
+    finally:
+        K.TUNING.update(step_impl=saved[0], step_exact=saved[1])
     nb = ks_r.shape[2]
     sc = R.block_scores(layer.q, ks_r, seq_lens, sh.block)
     forced, valid = R.forced_and_valid(seq_lens, nb, sh.block, sh.sink, sh.local)
@@ -243,14 +254,23 @@ class FlexPeer:
         return self.fn(qf, kf, vf, block_mask=bm, enable_gqa=True, scale=sh.d**-0.5)
 
 
-def check_layer(layer: Layer, seq_lens, L: int, sh: Shape, out_msa):
-    """Selection == reference (up to ties) and output == reference before any figure counts."""
-    idx_k = K.select_blocks(layer.q, layer.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-    idx_r = R.select_blocks(layer.q, layer.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-    same = (idx_k == idx_r).all(-1).float().mean().item()
+def check_minmax(layer: Layer, seq_lens, L: int, sh: Shape) -> dict:
+    """The engine's default scorer (minmax, fp32 kmin/kmax) through select_and_decode: selection vs the
+    reference, and its time (one layer in the graph, L2 flushed)."""
+    B, hkv, nb, D = layer.ksum.shape
+    ksum = torch.zeros_like(layer.ksum)
+    kmin, kmax = torch.zeros_like(ksum), torch.zeros_like(ksum)
+    R.update_summaries(ksum, kmin, kmax, layer.k, 0, sh.block)
+    idx_r = R.select_blocks(layer.q, ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, "minmax", kmin, kmax)
+    out, idx_k = K.select_and_decode(layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None,
+                                     "minmax", kmin, kmax)
     ref = R.sparse_decode(layer.q, layer.k, layer.v, idx_k, seq_lens, sh.block, sh.d**-0.5)
-    err = (out_msa.float() - ref.float()).abs().max().item()
-    return dict(select_rows_identical=round(same, 4), max_abs_err_vs_ref=err)
+    fn = graphed(lambda: K.select_and_decode(layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k, sh.sink, sh.local,
+                                             None, "minmax", kmin, kmax), layer.q.is_cuda)
+    t = Timer("cuda" if layer.q.is_cuda else "cpu")(fn)
+    return dict(minmax_rows_identical=round((idx_k == idx_r).all(-1).float().mean().item(), 4),
+                minmax_max_abs_err_vs_ref=(out.float() - ref.float()).abs().max().item(),
+                select_and_decode_minmax_ms=t)
 
 
 def bench_kernels(args, device: str, report: dict):
@@ -283,23 +303,24 @@ def bench_kernels(args, device: str, report: dict):
                 return timer(graphed(over_layers(f), cuda)) / nl
 
             idx0 = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-            row["update1_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block))
-            row["select_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local))
-            row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
-            row["msa_step_ms"] = t_graph(lambda ly: msa_step(ly, seq_lens, L, sh))
-            row["msa_step_bf16sum_ms"] = t_graph(lambda ly: msa_step(ly, seq_lens, L, sh, bf16_summaries=True))
-            row["msa_step_eager_ms"] = timer(lambda: msa_step(layers[0], seq_lens, L, sh))
-            row["prefill_summaries_ms"] = prefill[0]
-            out = msa_step(layers[0], seq_lens, L, sh)
-            row.update(check_layer(layers[0], seq_lens, L, sh, out))
-            # new path (decode_step): checks on copies first, then timings
-            for tag, means in (("fp32sum", False), ("bf16mean", True)):
-                row.update({f"fused_{tag}_{k}": v for k, v in check_step(layers[0], seq_lens, L, sh, means).items()})
+            # checks on copies first (selection vs the fp32 reference, output vs reference attention)
+            for tag, means, impl, exact in (("v3_exact", True, "v3", True), ("v3_fp32sum", False, "v3", True),
+                                            ("v3_bf16", True, "v3", False)):
+                row.update({f"{tag}_{k}": v for k, v in check_step(layers[0], seq_lens, L, sh, means, impl, exact).items()})
+            if args.minmax_check and B == 1:
+                row.update(check_minmax(layers[0], seq_lens, L, sh))
+            # the whole step, each captured in a CUDA graph over NL layers (time per layer)
+            row["step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2"))
+            row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+            row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=False))
+            row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
+            row["step_v3_exact_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+            row["select_and_decode_exact_ms"] = t_graph(lambda ly: K.select_and_decode(
+                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean, exact=True))
+            row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
             row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
-            row["step3_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True, fused=False))
-            row["step_fused_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            row["step_fused_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True))
-            row["step_fused_bf16mean_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=True))
+            row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
+            row["prefill_summaries_ms"] = prefill[0]
 
             ly = layers[0]
             row["dense_sdpa_ms"] = _try(row, "dense", lambda: timer(lambda: dense_sdpa(ly.q, ly.k, ly.v)))
@@ -384,7 +405,8 @@ def bench_sweep(args, device: str, report: dict):
 
 
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the one-launch step (bf16 means, B=1): select tile bytes x merge group x blocks per decode split."""
+    """Launch parameters of the v3 one-launch step (bf16 means, B=1, exact rescoring on and off): select tile
+    bytes x candidate lanes the decode programs merge directly x warps."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -400,12 +422,13 @@ def bench_fused_sweep(args, device: str, report: dict):
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(select_tile_bytes=t, merge_group=g, decode_blocks_per_split=bps)
-                for t in (16384, 32768) for g in (8, 32) for bps in (1, 2, 4)]
+        grid = [dict(select_tile_bytes=t, step_merge_lanes=m, step_warps=4) for t in (16384, 32768, 65536)
+                for m in (128, 256, 512)] + [dict(select_tile_bytes=32768, step_merge_lanes=256, step_warps=8)]
         for cfg in grid:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)
             r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
+            r["ms_no_exact"] = _try(r, "fused_ne", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=False)))
             rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
             print(json.dumps(rows[-1]), flush=True)
             _dump(args, report)
@@ -462,16 +485,6 @@ def attn_dense(module, query, key, value, attention_mask, scaling=None, dropout=
     return out.transpose(1, 2), None
 
 
-def attn_msa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
-    i, kc, vc = _write_new(module, key, value)
-    sh = STATE.sh
-    q = query.squeeze(2)
-    K.update_summaries(STATE.ksum[i], None, None, key, STATE.pos, sh.block)
-    idx = K.select_blocks(q, STATE.ksum[i], STATE.seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-    out = K.sparse_decode(q, kc, vc, idx, STATE.seq_lens, sh.block, scaling or sh.d**-0.5)
-    return out.unsqueeze(1), None  # [B, 1, Hq, D]
-
-
 def attn_msa_fused(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
     i, kc, vc = _write_new(module, key, value)
     sh = STATE.sh
@@ -485,8 +498,7 @@ def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0
     return query.transpose(1, 2), None
 
 
-ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_triton": attn_msa, "m3_msa_fused": attn_msa_fused,
-              "m3_no_attention": attn_none}
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_no_attention": attn_none}
 
 
 def build_model(n_layers: int, device: str, smoke: bool):
@@ -537,6 +549,87 @@ def fill_state(cfg, n_layers: int, B: int, L: int, device: str, dtype):
     STATE.seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
 
 
+def _time_step(row: dict, key: str, step, timer: Timer, cuda: bool) -> float | None:
+    """Graph-captured time of step() (eager if capture fails; the error is kept in the row)."""
+    try:
+        t = timer(graphed(step, cuda))
+        row[f"{key}_graph_ms"] = t
+        return t
+    except Exception as e:
+        row[f"{key}_graph_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        t = row[f"{key}_eager_ms"] = timer(step)
+        return t
+
+
+def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Timer, t_none: float | None, row: dict):
+    """The decode step through the engine's own attention ("m3_msa", MSACache, RunContext): the cache is
+    filled with L-1 random keys/values through MSALayer.update (so the engine's summary update runs), then
+    the step appends token L-1 and attends. Each replay re-runs that same step (lengths reset before each
+    eager call). Scorers "mean" and "minmax" (the engine's default) and the engine's dense mode; the
+    selection of every MSA layer is checked against the reference on an eager step (observer)."""
+    from m3analyst.engine import attention
+    from m3analyst.engine.cache import MSACache
+    from m3analyst.engine.engine import cache_keyword
+    from m3analyst.engine.msa_ops import msa_ops
+    from m3analyst.settings import AttentionSettings
+
+    cuda = device == "cuda"
+    ops = msa_ops(device)
+    row["engine_ops"] = ops.name
+    row["engine_has_decode_hook"] = getattr(ops, "decode", None) is not None
+    set_impl(model, attention.register())
+    hkv, d = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    bs, top_k = STATE.sh.block, STATE.sh.top_k
+    with torch.inference_mode():
+        cache = MSACache(n_layers, L + bs, bs, minmax=True, dtype=dtype)
+        for ly in cache.layers:
+            k = torch.randn(1, hkv, L - 1, d, device=device, dtype=dtype)
+            ly.update(k, torch.randn_like(k))
+            del k
+    kw = cache_keyword(model)
+    ids = torch.randint(0, cfg.vocab_size, (1, 1), device=device)
+    pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
+
+    def reset():
+        for ly in cache.layers:
+            ly.length = L - 1
+            extra = getattr(ly, "extra", None)
+            if extra and "kmean_len" in extra:
+                extra["kmean_len"] = L - 1
+
+    for tag, mode, scorer in (("engine_msa_mean", "msa", "mean"), ("engine_msa_minmax", "msa", "minmax"),
+                              ("engine_dense", "dense", "mean")):
+        settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
+                                     local_blocks=STATE.sh.local, dense_layers=0)
+        ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
+        checks = []
+
+        def observer(layer_idx, q, layer, idx, seq_len, scorer=scorer):
+            lens = torch.full((q.shape[0],), seq_len, device=q.device)
+            ref = R.select_blocks(q, layer.ksum, lens, bs, top_k, STATE.sh.sink, STATE.sh.local, scorer, layer.kmin, layer.kmax)
+            checks.append((idx.to(ref.dtype).sort(-1).values == ref).all(-1).float().mean().item())
+
+        def step():
+            reset()
+            with torch.inference_mode(), attention.active(ctx):
+                model(input_ids=ids, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=1, **{kw: cache})
+
+        if mode == "msa":
+            ctx.observer = observer
+            step()
+            ctx.observer = None
+            row[f"{tag}_select_rows_identical"] = round(sum(checks) / max(len(checks), 1), 4)
+            row[f"{tag}_msa_layers_seen"] = len(checks)
+        step()
+        t = _time_step(row, tag, step, timer, cuda)
+        if t and t_none:
+            row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
+            row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
+    del cache
+    if cuda:
+        torch.cuda.empty_cache()
+
+
 def bench_model(args, device: str, report: dict):
     cuda = device == "cuda"
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -561,25 +654,25 @@ def bench_model(args, device: str, report: dict):
         ids = torch.randint(0, cfg.vocab_size, (1, 1), device=device)
         pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
         row = dict(layers=n_layers, L=L, B=1)
-        outs = {}
         for name in ATTN_IMPLS:
             set_impl(model, name)
 
             def step():
                 with torch.no_grad():
-                    outs[name] = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+                    model(input_ids=ids, position_ids=pos, use_cache=False)
             step()
-            try:
-                row[f"{name}_graph_ms"] = timer(graphed(step, cuda))
-            except Exception as e:
-                row[f"{name}_graph_error"] = f"{type(e).__name__}: {str(e)[:200]}"
-                row[f"{name}_eager_ms"] = timer(step)
+            _time_step(row, name, step, timer, cuda)
         t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
-        for name in ("m3_dense_sdpa", "m3_msa_triton", "m3_msa_fused"):
+        for name in ("m3_dense_sdpa", "m3_msa_fused"):
             t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
             if t and t_none:
                 row[f"{name}_attention_share"] = round((t - t_none) / t, 4)
                 row[f"{name}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
+        STATE.k = STATE.v = STATE.ksum = STATE.kmean = []
+        if cuda:
+            torch.cuda.empty_cache()
+        if args.engine:
+            _try(row, "engine", lambda: engine_path(model, cfg, n_layers, L, device, dtype, timer, t_none, row))
         row["wall_s"] = round(time.time() - t0, 1)
         rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
@@ -608,6 +701,8 @@ def main(argv=None):
     ap.add_argument("--cache-gib", type=float, default=36.0, help="GPU memory for the per-layer caches of one config")
     ap.add_argument("--max-layers", type=int, default=8)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--no-minmax-check", dest="minmax_check", action="store_false")
+    ap.add_argument("--no-engine", dest="engine", action="store_false", help="model part: skip the engine's own path")
     ap.add_argument("--tuning", nargs="*", default=[], help="msa_triton.TUNING overrides, e.g. select_max_chunks=64")
     ap.add_argument("--model-layers-full", type=int, default=32)
     ap.add_argument("--model-full-contexts", type=int, nargs="*", default=[131072])

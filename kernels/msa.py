@@ -96,3 +96,72 @@ def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size
     Returns (out [B, Hq, D], idx [B, Hkv, top_k]); on the Triton backend one launch when fused."""
     return _load(backend_for(q, backend)).decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos, block_size, top_k,
                                                       sink_blocks, local_blocks, scale, kmean=kmean, fused=fused)
+
+
+# ----------------------------------------------------------------------------------------------
+# engine hooks: m3analyst.engine.msa_ops takes these on CUDA (MSAOps.decode / the summary update)
+# ----------------------------------------------------------------------------------------------
+MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select
+
+
+def _extra(layer) -> dict:
+    """The layer's backend-owned state (`MSALayer.extra`), created if the layer has none yet."""
+    extra = getattr(layer, "extra", None)
+    if extra is None:
+        extra = {}
+        layer.extra = extra
+    return extra
+
+
+def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.Tensor:
+    """Block means ksum / tokens of every block below `length` tokens, as MEAN_DTYPE [B, Hkv, NB_cap, D]."""
+    nb = ksum.shape[2]
+    counts = (length - torch.arange(nb, device=ksum.device) * block_size).clamp(1, block_size).to(torch.float32)
+    return (ksum / counts[:, None]).to(MEAN_DTYPE)
+
+
+def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
+    """The engine cache's summary update (replaces msa_ops.update_summaries on CUDA): folds key_states
+    [B, Hkv, T, D] (positions start_pos..) into layer.ksum/kmin/kmax (exact fp32, as the contract keeps them)
+    and, on the Triton backend, keeps bf16 block means in layer.extra["kmean"] (one launch for all of it).
+    The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
+    tokens that do not continue the ones last folded here (a truncated cache, another update path)."""
+    T = key_states.shape[2]
+    if backend_for(key_states) != "triton":
+        update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
+        return
+    extra = _extra(layer)
+    km = extra.get("kmean")
+    current = km is not None and km.shape == layer.ksum.shape and km.device == layer.ksum.device \
+        and extra.get("kmean_len") == start_pos
+    update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size,
+                     kmean=km if current else None)
+    if not current:
+        extra["kmean"] = _means_from_sums(layer.ksum, start_pos + T, layer.block_size)
+    extra["kmean_len"] = start_pos + T
+
+
+def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
+    """The engine's MSA decode of one token (MSAOps.decode): q [B, Hq, D] over layer (an MSALayer whose
+    summaries already hold the token) -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
+
+    Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`); scorer "minmax" reads the
+    fp32 kmin/kmax, "mean" the bf16 means of engine_update with exact rescoring from the fp32 sums (same
+    picks as the fp32 reference), or the fp32 sums when the means are not current. Anything else: the
+    backend's select_blocks + sparse_decode."""
+    s = settings
+    kmin, kmax = layer.kmin, layer.kmax
+    if backend_for(q) == "triton" and (s.scorer == "mean" or kmin is not None):
+        kmean = None
+        if s.scorer == "mean":
+            extra = _extra(layer)
+            km = extra.get("kmean")
+            if km is not None and km.shape == layer.ksum.shape and extra.get("kmean_len") == seq_len:
+                kmean = km
+        return _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
+                                                 s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
+                                                 kmean=kmean)
+    seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
+    idx = select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
+                        kmin, kmax)
+    return sparse_decode(q, layer.keys, layer.values, idx, seq_lens, layer.block_size, scale), idx

@@ -188,7 +188,7 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
 def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D,
                 SUB_N: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, HAS_MEAN: tl.constexpr):
     """Fold the one new key (position pos) into its block's fp32 sum (and low-precision mean); only the
-    program whose chunk [c0, c0 + SUB_N) holds that block stores. Returns (row, block): the updated
+    program whose chunk [c0, c0 + SUB_N) holds that block stores. Returns (row, fp32 sum, block): the updated
     summary row as the scorer reads it (mean with HAS_MEAN, else sum) for the tile substitution."""
     offs_d = tl.arange(0, BLOCK_D)
     dmask = offs_d < D
@@ -207,7 +207,7 @@ def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, s_row, ss_n, ss_
         row = new_sum / ((pos % BLOCK_SIZE) + 1).to(tl.float32)
         tl.store(mean_ptr + r_off, row.to(mean_ptr.dtype.element_ty), mask=st_mask)
         row = row.to(mean_ptr.dtype.element_ty).to(tl.float32)  # score what later steps will read
-    return row, tl.where(own != 0, blk, -1)
+    return row, new_sum, tl.where(own != 0, blk, -1)
 
 
 @triton.jit
@@ -240,7 +240,7 @@ def _select_program(
     offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
     nmask = offs_n < NB
     if FOLD:
-        fold_row, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, s_row, ss_n, ss_d, b, h, pos,
+        fold_row, _, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, s_row, ss_n, ss_d, b, h, pos,
                                          seq_len, chunk * SUB_N, D, SUB_N, BLOCK_SIZE, BLOCK_D, HAS_MEAN)
     else:
         fold_row = tl.zeros([BLOCK_D], dtype=tl.float32)
@@ -489,6 +489,276 @@ def _step_kernel(
         )
 
 
+# ----------------------------------------------------------------------------------------------
+# one-launch step, v3: the final top-K merge moved into the decode programs
+# ----------------------------------------------------------------------------------------------
+# Bound on |score from bf16 means - score from fp32 sums| relative to sum_d |qsum_d| |mean_jd|: bf16
+# rounds each mean element by at most 2^-8 of itself; twice that, plus fp32 reassociation slack.
+_EXACT_TOL = tl.constexpr(2.0**-7 + 1e-5)
+
+
+@triton.jit
+def _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR: tl.constexpr):
+    """The sequence length of batch row b: the scalar argument (one length for all rows) or lens_ptr[b]."""
+    if LENS_SCALAR:
+        n = seq_len_arg + b * 0
+    else:
+        n = tl.load(lens_ptr + b).to(tl.int32)
+    return n
+
+
+@triton.jit
+def _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, exact_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
+                  sink_blocks, local_blocks, D, fold_row, fold_sum, fold_blk,
+                  G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+                  BLOCK_D: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
+                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr):
+    """Final scores [SUB_N] of the blocks offs_n: forced blocks +inf, blocks past seq_len -inf (never read).
+    MINMAX: Quest bound from fp32 kmin/kmax. Else the mean scorer, from src_ptr = fp32 sums (divided by the
+    block's tokens) or, with HAS_MEAN, low-precision means. EXACT (with HAS_MEAN): the means only bound the
+    scores (|error| <= tol); every block that can still be in the chunk's exact top-K (its upper bound >= the
+    K-th best lower bound) is rescored from its fp32 sum in exact_ptr, the rest drop out, so the chunk's picks
+    equal those of the fp32 sums. FOLD: block fold_blk's rows are replaced by fold_row / fold_sum."""
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    valid = offs_n < n_valid
+    forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
+    m2 = (valid & ~forced)[:, None] & dmask[None, :]  # forced or invalid blocks: no bytes read
+    s_off = s_row + offs_n.to(tl.int64)[:, None] * ss_n + offs_d[None, :] * ss_d
+    count = tl.minimum(tl.maximum(seq_len - offs_n * BLOCK_SIZE, 1), BLOCK_SIZE).to(tl.float32)
+    if MINMAX:
+        kmin = tl.load(min_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        kmax = tl.load(max_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        score = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
+        for g in tl.static_range(G):
+            qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+            score += tl.sum(tl.maximum(kmin * qg[None, :], kmax * qg[None, :]), axis=1)
+    else:
+        qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for g in tl.static_range(G):
+            qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+        ks = tl.load(src_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
+        if FOLD:
+            ks = tl.where(offs_n[:, None] == fold_blk, fold_row[None, :], ks)
+        score = tl.sum(ks * qsum[None, :], axis=1)
+        if HAS_MEAN:
+            if EXACT:
+                tol = _EXACT_TOL * tl.sum(tl.abs(ks) * tl.abs(qsum)[None, :], axis=1)
+                lo = tl.where(forced, float("inf"), tl.where(valid, score - tol, float("-inf")))
+                hi = tl.where(forced, float("inf"), tl.where(valid, score + tol, float("-inf")))
+                thr = _kth_largest(lo, TOP_K, K_PAD, HAS_TOPK)
+                cand = valid & ~forced & (hi >= thr)
+                ex = tl.load(exact_ptr + s_off, mask=cand[:, None] & dmask[None, :], other=0.0)
+                if FOLD:
+                    ex = tl.where(offs_n[:, None] == fold_blk, fold_sum[None, :], ex)
+                score = tl.where(cand, tl.sum(ex * qsum[None, :], axis=1) / count, float("-inf"))
+        else:
+            score = score / count
+    return tl.where(forced, float("inf"), tl.where(valid, score, float("-inf")))
+
+
+@triton.jit
+def _s3_program(
+    pid_bh, chunk,
+    q_ptr, sq_b, sq_h, sq_d,
+    src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
+    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, gcount_ptr, flag_ptr,
+    kn_ptr, skn_b, skn_h, skn_d, pos,
+    HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
+    G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, GROUP: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
+    EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
+):
+    """Select program of the v3 step: (batch·KV head, chunk of SUB_N blocks) -> the chunk's best K (score, id),
+    ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them into
+    gs/gi. Each published list raises flag[pid_bh] by one (release); the decode programs merge the lists."""
+    b = pid_bh // HKV
+    h = pid_bh % HKV
+    seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
+    n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
+    q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
+    s_row = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h
+    offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
+    if FOLD:
+        fold_row, fold_sum, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, s_row, ss_n, ss_d, b, h,
+                                                   pos, seq_len, chunk * SUB_N, D, SUB_N, BLOCK_SIZE, BLOCK_D, HAS_MEAN)
+    else:
+        fold_row = tl.zeros([BLOCK_D], dtype=tl.float32)
+        fold_sum = fold_row
+        fold_blk = -1
+    score = _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len,
+                          n_valid, sink_blocks, local_blocks, D, fold_row, fold_sum, fold_blk,
+                          G, TOP_K, K_PAD, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK)
+    c_off = (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
+    _store_top(score, offs_n, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
+    tl.debug_barrier()
+    if GROUP > 1:
+        group = chunk // GROUP
+        members = tl.minimum(n_chunks - group * GROUP, GROUP)
+        cnt = gcount_ptr + pid_bh.to(tl.int64) * n_groups + group
+        done = tl.atomic_add(cnt, 1, sem="acq_rel")
+        if done == members - 1:
+            lanes = tl.arange(0, GROUP * K_PAD)
+            g_off = (pid_bh.to(tl.int64) * n_chunks + group * GROUP) * K_PAD
+            lm = lanes < members * K_PAD
+            sc = tl.load(cs_ptr + g_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
+            ic = tl.load(ci_ptr + g_off + lanes, mask=lm, other=0, cache_modifier=".cg")
+            tl.store(cnt, 0)  # ready for the next launch / graph replay
+            gg = (pid_bh.to(tl.int64) * n_groups + group) * K_PAD
+            _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
+            tl.debug_barrier()
+            tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+    else:
+        tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+
+
+@triton.jit
+def _d3_program(
+    pid_bh, split,
+    q_ptr, sq_b, sq_h, sq_d,
+    k_ptr, sk_b, sk_h, sk_s, sk_d,
+    v_ptr, sv_b, sv_h, sv_s, sv_d,
+    idx_ptr, si_b, si_h, si_k,
+    lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr, po_ptr, plse_ptr, dcount_ptr,
+    out_ptr, so_b, so_h, so_d,
+    HKV, S, D, qk_scale,
+    G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, L_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr,
+    FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
+):
+    """Decode program of the v3 step: (batch·KV head, slot `split` of the selection). Waits until all n_lists
+    candidate lists of its (batch, KV head) are published, merges them (every slot program redundantly: no
+    extra round trip), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
+    over that one block (group heads as tile rows), publishes its normalised partial + log2-sum-exp; the last
+    slot program merges the TOP_K partials and resets the flag."""
+    b = pid_bh // HKV
+    h = pid_bh % HKV
+    seq_len = tl.minimum(_seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR), S)
+    rows = tl.arange(0, ROWS)
+    rmask = rows < G
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    q = tl.load(q_ptr + b.to(tl.int64) * sq_b + (h * G + rows).to(tl.int64)[:, None] * sq_h + offs_d[None, :] * sq_d,
+                mask=rmask[:, None] & dmask[None, :], other=0.0)
+    if FP32_DOT:
+        q = q.to(tl.float32)
+    while tl.load(flag_ptr + pid_bh, volatile=True) < n_lists:
+        pass
+    tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire")
+
+    lanes = tl.arange(0, L_PAD * K_PAD)
+    lm = lanes < n_lists * K_PAD
+    l_off = pid_bh.to(tl.int64) * n_lists * K_PAD
+    sc = tl.load(ls_ptr + l_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
+    ic = tl.load(li_ptr + l_off + lanes, mask=lm, other=0, cache_modifier=".cg")
+    picked, slot, count = _compact_top(sc, TOP_K, K_PAD, HAS_TOPK)
+    blk = tl.sum(tl.where(picked & (slot == split), ic, 0), axis=0)
+    blk = tl.where(split < count, blk, -1)
+    tl.store(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + split * si_k, blk)
+
+    blk_start = blk * BLOCK_SIZE
+    n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
+    k_base = k_ptr + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h
+    v_base = v_ptr + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h
+    m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([ROWS], dtype=tl.float32)
+    acc = tl.zeros([ROWS, BLOCK_D], dtype=tl.float32)
+    for t0 in tl.static_range(0, BLOCK_SIZE, BLOCK_T):
+        offs_t = t0 + tl.arange(0, BLOCK_T)
+        tmask = offs_t < n_tok
+        p_tok = (blk_start + offs_t).to(tl.int64)
+        kv_mask = tmask[:, None] & dmask[None, :]
+        k = tl.load(k_base + p_tok[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
+        v = tl.load(v_base + p_tok[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
+        if FP32_DOT:
+            s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k.to(q.dtype)))
+        s = tl.where(tmask[None, :], s * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        if FP32_DOT:
+            pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
+        else:
+            pv = tl.dot(p.to(v.dtype), v)
+        acc = acc * alpha[:, None] + pv
+        m_i = m_new
+
+    has = l_i > 0
+    lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
+    o = acc / tl.where(has, l_i, 1.0)[:, None]
+    p_row = (pid_bh.to(tl.int64) * TOP_K + split) * G_PAD + rows
+    tl.store(po_ptr + p_row[:, None] * D + offs_d[None, :], o, mask=(rows < G_PAD)[:, None] & dmask[None, :])
+    tl.store(plse_ptr + p_row, lse, mask=rows < G_PAD)
+    tl.debug_barrier()
+    done = tl.atomic_add(dcount_ptr + pid_bh, 1, sem="acq_rel")
+    if done == TOP_K - 1:
+        sp = tl.arange(0, SPLIT_PAD)
+        gp = tl.arange(0, G_PAD)
+        smask = sp < TOP_K
+        row3 = (pid_bh.to(tl.int64) * TOP_K + sp)[:, None] * G_PAD + gp[None, :]
+        lse_all = tl.load(plse_ptr + row3, mask=smask[:, None], other=float("-inf"), cache_modifier=".cg")
+        m = tl.max(lse_all, axis=0)
+        m = tl.where(m == float("-inf"), 0.0, m)
+        w = tl.exp2(lse_all - m[None, :])
+        parts = tl.load(po_ptr + row3[:, :, None] * D + offs_d[None, None, :],
+                        mask=smask[:, None, None] & dmask[None, None, :], other=0.0, cache_modifier=".cg")
+        denom = tl.sum(w, axis=0)
+        merged = tl.sum(parts * w[:, :, None], axis=0) / tl.where(denom > 0, denom, 1.0)[:, None]
+        tl.store(out_ptr + b.to(tl.int64) * so_b + (h * G + gp).to(tl.int64)[:, None] * so_h + offs_d[None, :] * so_d,
+                 merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
+        tl.store(dcount_ptr + pid_bh, 0)
+        tl.atomic_xchg(flag_ptr + pid_bh, 0, sem="relaxed")
+
+
+@triton.jit
+def _step3_kernel(
+    q_ptr, sq_b, sq_h, sq_d,
+    src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
+    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, gcount_ptr, flag_ptr,
+    kn_ptr, skn_b, skn_h, skn_d, pos,
+    n_chunks, n_groups, sink_blocks, local_blocks,
+    k_ptr, sk_b, sk_h, sk_s, sk_d,
+    v_ptr, sv_b, sv_h, sv_s, sv_d,
+    idx_ptr, si_b, si_h, si_k,
+    po_ptr, plse_ptr, dcount_ptr,
+    out_ptr, so_b, so_h, so_d,
+    HKV, S, D, qk_scale,
+    G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, GROUP: tl.constexpr, L_PAD: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr,
+    FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
+    G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
+):
+    """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
+    the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
+    published candidate lists and attend over one selected block. Programs start in index order, so every
+    select program is resident or done before a decode program spins."""
+    pid = tl.program_id(0)
+    n_rows = tl.num_programs(0) // (n_chunks + TOP_K)
+    n_sel = n_rows * n_chunks
+    if pid < n_sel:
+        _s3_program(pid // n_chunks, pid % n_chunks,
+                    q_ptr, sq_b, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
+                    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, gcount_ptr, flag_ptr,
+                    kn_ptr, skn_b, skn_h, skn_d, pos, HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
+                    G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR)
+    else:
+        p = pid - n_sel
+        if GROUP > 1:
+            ls_ptr, li_ptr, n_lists = gs_ptr, gi_ptr, n_groups
+        else:
+            ls_ptr, li_ptr, n_lists = cs_ptr, ci_ptr, n_chunks
+        _d3_program(p // TOP_K, p % TOP_K,
+                    q_ptr, sq_b, sq_h, sq_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
+                    idx_ptr, si_b, si_h, si_k, lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr,
+                    po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
+                    G, G_PAD, ROWS, BLOCK_SIZE, BLOCK_T, BLOCK_D, TOP_K, K_PAD, L_PAD, SPLIT_PAD, FP32_DOT, HAS_TOPK,
+                    LENS_SCALAR)
+
+
 # ==============================================================================================
 # host launchers
 # ==============================================================================================
@@ -516,9 +786,10 @@ _HAS_TOPK = hasattr(tl, "topk")
 # select_tile_bytes: bytes of summaries one select program scores in one tile load (sets SUB_N blocks).
 # Defaults from the H100 sweeps of 2026-11-26 (RESULTS.md): 4 warps everywhere; 8 warps in the one-launch
 # step cost 3-6 us (the decode programs run with the launch's warp count too).
-TUNING: dict[str, int | bool | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
+TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
-                                            decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4)
+                                            decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
+                                            step_impl="v3", step_merge_lanes=256, step_exact=True)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -673,6 +944,89 @@ def _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_s
     return dec.out, idx
 
 
+class _Step3Plan:
+    """Scratch buffers, grid and compile-time parameters of one v3 step launch (`_step3_kernel`).
+
+    Level-1 candidate lists: one per chunk when n_chunks·K_PAD <= TUNING["step_merge_lanes"] (the decode
+    programs merge them directly), else one per group of GROUP chunks (merged by the group's last program)."""
+
+    def __init__(self, q, src, k_cache, top_k, block_size, summary_bytes):
+        B, hkv, nb, D = src.shape
+        self.G = q.shape[1] // hkv
+        self.k_pad = max(2, triton.next_power_of_2(top_k))
+        sub_n, _ = _chunk_plan(nb, D, summary_bytes)
+        self.sub_n = max(sub_n, self.k_pad)
+        self.n_chunks = triton.cdiv(nb, self.sub_n)
+        lanes = TUNING["step_merge_lanes"]
+        if self.n_chunks * self.k_pad <= lanes:
+            self.group, self.n_groups = 1, 1
+            n_lists = self.n_chunks
+        else:
+            self.group = triton.next_power_of_2(triton.cdiv(self.n_chunks * self.k_pad, lanes))
+            self.n_groups = triton.cdiv(self.n_chunks, self.group)
+            n_lists = self.n_groups
+        self.l_pad = triton.next_power_of_2(n_lists)
+        dev = q.device
+        self.cs = _empty((B * hkv, self.n_chunks, self.k_pad), device=dev, dtype=torch.float32)
+        self.ci = _empty((B * hkv, self.n_chunks, self.k_pad), device=dev, dtype=torch.int32)
+        ng = self.n_groups if self.group > 1 else 1
+        self.gs = _empty((B * hkv, ng, self.k_pad), device=dev, dtype=torch.float32)
+        self.gi = _empty((B * hkv, ng, self.k_pad), device=dev, dtype=torch.int32)
+        self.gcount = _counter(dev, B * hkv * ng, "s3_group")
+        self.flag = _counter(dev, B * hkv, "s3_flag")
+        self.dcount = _counter(dev, B * hkv, "s3_dcount")
+        self.g_pad = triton.next_power_of_2(self.G)
+        self.idx = _empty((B, hkv, top_k), device=dev, dtype=torch.int32)
+        self.part_o = _empty((B * hkv, top_k, self.g_pad, D), device=dev, dtype=torch.float32)
+        self.part_lse = _empty((B * hkv, top_k, self.g_pad), device=dev, dtype=torch.float32)
+        self.out = _empty((B, q.shape[1], D), device=dev, dtype=q.dtype)
+        self.grid = (B * hkv * (self.n_chunks + top_k),)
+        self.constexprs = dict(
+            G=self.G, TOP_K=top_k, K_PAD=self.k_pad, BLOCK_SIZE=block_size, SUB_N=self.sub_n,
+            BLOCK_D=triton.next_power_of_2(D), GROUP=self.group, L_PAD=self.l_pad,
+            HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"],
+            G_PAD=self.g_pad, ROWS=max(16, self.g_pad), BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))),
+            SPLIT_PAD=triton.next_power_of_2(top_k), FP32_DOT=_fp32_dot(q, k_cache))
+
+
+def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_lens, seq_len, k_new, pos, block_size,
+                  top_k, sink_blocks, local_blocks, scale, exact):
+    """One launch of `_step3_kernel`. Summaries: scorer "minmax" reads kmin/kmax (fp32); "mean" reads kmean
+    (low precision; with exact=True rescoring near-threshold blocks from ksum) or, without kmean, ksum.
+    Lengths: seq_lens [B] tensor, or seq_len (one int for every row; no tensor needed). k_new [B, Hkv, 1, D]
+    (mean scorer only): fold the token at pos into ksum (and kmean) first; None: summaries already current."""
+    B, hkv, S, D = k_cache.shape
+    minmax = scorer == "minmax"
+    if minmax and k_new is not None:
+        raise ValueError("folding the new token is done for the mean scorer only")
+    use_mean = kmean is not None and not minmax
+    src = kmin if minmax else (kmean if use_mean else ksum)
+    for t in (kmean if use_mean else None, kmin, kmax):
+        if t is not None and t.stride() != ksum.stride():
+            raise ValueError("kmean / kmin / kmax must share ksum's shape and strides")
+    summary_bytes = 8 if minmax else src.element_size()
+    plan = _Step3Plan(q, src, k_cache, top_k, block_size, summary_bytes)
+    kn = k_new if k_new is not None else q.view(B, hkv, -1, D)  # placeholder pointer when not folding
+    lens = seq_lens if seq_lens is not None else plan.flag
+    _step3_kernel[plan.grid](
+        q, *q.stride(),
+        src, kmin if minmax else src, kmax if minmax else src, ksum, *ksum.stride(),
+        lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.gcount, plan.flag,
+        kn, kn.stride(0), kn.stride(1), kn.stride(3), pos,
+        plan.n_chunks, plan.n_groups, sink_blocks, local_blocks,
+        k_cache, *k_cache.stride(),
+        v_cache, *v_cache.stride(),
+        plan.idx, *plan.idx.stride(),
+        plan.part_o, plan.part_lse, plan.dcount,
+        plan.out, *plan.out.stride(),
+        hkv, S, D, scale * LOG2E,
+        MINMAX=minmax, HAS_MEAN=use_mean, FOLD=k_new is not None, EXACT=bool(exact and use_mean),
+        LENS_SCALAR=seq_lens is None, **plan.constexprs,
+        num_warps=TUNING["step_warps"], num_stages=1,
+    )
+    return plan.out, plan.idx
+
+
 # ==============================================================================================
 # public functions (contract signatures; see msa_naive for the exact semantics)
 # ==============================================================================================
@@ -788,8 +1142,9 @@ def decode_step(
 
     Same result as update_summaries(ksum, None, None, k_new, pos, block_size, seq_lens=seq_lens,
     kmean=kmean); select_blocks(..., kmean=kmean); sparse_decode(...). fused=True does it in ONE launch
-    (`_step_kernel`: select programs first, decode programs waiting on a per-(batch, KV head) flag);
-    fused=False in three."""
+    (TUNING["step_impl"] "v3": `_step3_kernel`, select programs publish per-chunk candidates, decode programs
+    merge them and attend one selected block each; with kmean and TUNING["step_exact"] the selection equals
+    that of the fp32 sums; "v2": `_step_kernel`, the selection merged on the select side); fused=False in three."""
     B, hkv, S, D = k_cache.shape
     if k_new.shape != (B, hkv, 1, D):
         raise ValueError(f"k_new must be [B, Hkv, 1, D] = [{B}, {hkv}, 1, {D}]; got {tuple(k_new.shape)}")
@@ -801,9 +1156,53 @@ def decode_step(
         raise ValueError(f"position {pos} needs more than the {ksum.shape[2]} blocks ksum holds")
     _check_device(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens)
     scale = D**-0.5 if scale is None else scale
+    if fused and TUNING["step_impl"] == "v3":
+        return _launch_step3(q, k_cache, v_cache, ksum=ksum, kmean=kmean, kmin=None, kmax=None, scorer="mean",
+                             seq_lens=seq_lens, seq_len=None, k_new=k_new, pos=pos, block_size=block_size, top_k=top_k,
+                             sink_blocks=sink_blocks, local_blocks=local_blocks, scale=scale, exact=TUNING["step_exact"])
     if fused:
         return _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_size, top_k,
                             sink_blocks, local_blocks, scale)
     _launch_summary_update(ksum, None, None, k_new, pos, block_size, seq_lens, kmean)
     idx = _launch_select(q, ksum, None, None, seq_lens, block_size, top_k, sink_blocks, local_blocks, False, kmean)
     return _launch_sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale), idx
+
+
+def select_and_decode(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    ksum: torch.Tensor,
+    seq_len: int | torch.Tensor,
+    block_size: int,
+    top_k: int,
+    sink_blocks: int = 1,
+    local_blocks: int = 1,
+    scale: float | None = None,
+    scorer: str = "mean",
+    kmin: torch.Tensor | None = None,
+    kmax: torch.Tensor | None = None,
+    *,
+    kmean: torch.Tensor | None = None,
+    exact: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """select_blocks + sparse_decode in ONE launch over summaries that already hold every token (the engine's
+    decode: its cache update keeps them current). seq_len: one int for all rows (no tensor, nothing to copy
+    to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (exact=True, the default from
+    TUNING["step_exact"]: picks equal those of the fp32 sums ksum), else ksum; "minmax" reads kmin/kmax.
+    Returns (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k] ascending, -1 padded)."""
+    ref.check_cache(k_cache, v_cache)
+    ref.check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
+    B, hkv, S, D = k_cache.shape
+    ref.check_group(q, hkv)
+    if q.shape[0] != B or q.shape[2] != D or ksum.shape[:2] != (B, hkv) or ksum.shape[3] != D:
+        raise ValueError(f"q {tuple(q.shape)} / ksum {tuple(ksum.shape)} do not match the cache {tuple(k_cache.shape)}")
+    if kmean is not None and kmean.shape != ksum.shape:
+        raise ValueError(f"kmean {tuple(kmean.shape)} must have ksum's shape {tuple(ksum.shape)}")
+    lens = seq_len if isinstance(seq_len, torch.Tensor) else None
+    _check_device(q, k_cache, v_cache, ksum, kmin, kmax, kmean, lens)
+    return _launch_step3(q, k_cache, v_cache, ksum=ksum, kmean=kmean, kmin=kmin, kmax=kmax, scorer=scorer,
+                         seq_lens=lens, seq_len=None if lens is not None else int(seq_len), k_new=None, pos=0,
+                         block_size=block_size, top_k=top_k, sink_blocks=sink_blocks, local_blocks=local_blocks,
+                         scale=D**-0.5 if scale is None else scale,
+                         exact=TUNING["step_exact"] if exact is None else exact)

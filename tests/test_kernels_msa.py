@@ -366,14 +366,22 @@ def test_select_blocks_from_bf16_means(kernels, monkeypatch, sub_n, group):
 
 
 @cases
-@pytest.mark.parametrize("fused,mean_dtype,sub_n", [(True, torch.bfloat16, None), (True, None, 16), (False, torch.bfloat16, None)],
-                         ids=["fused-bf16", "fused-fp32sums-many-chunks", "three-launches-bf16"])
-def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, sub_n):
-    """Consecutive decode tokens (one starts a fresh block), ragged batch: summaries, selection (up to
-    the rounding tolerance of the means) and output agree with update + select + decode of the reference."""
+@pytest.mark.parametrize("fused,mean_dtype,sub_n,impl,exact", [
+    (True, torch.bfloat16, None, "v3", True), (True, torch.bfloat16, 16, "v3", False), (True, None, 16, "v3", True),
+    (True, torch.bfloat16, None, "v2", False), (True, None, 16, "v2", False), (False, torch.bfloat16, None, "v2", False)],
+    ids=["v3-bf16-exact", "v3-bf16-two-level", "v3-fp32sums-two-level", "v2-bf16", "v2-fp32sums-many-chunks",
+         "three-launches-bf16"])
+def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, sub_n, impl, exact):
+    """Consecutive decode tokens (one starts a fresh block), ragged batch: summaries, selection (identical
+    with fp32 sums or exact rescoring, else up to the rounding tolerance of the means) and output agree with
+    update + select + decode of the reference. sub_n 16 with 4 merge lanes per list: several chunks, and
+    (v3) a group merge level."""
     R, K = kernels
     monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
     monkeypatch.setitem(K.TUNING, "merge_group", 4)
+    monkeypatch.setitem(K.TUNING, "step_impl", impl)
+    monkeypatch.setitem(K.TUNING, "step_exact", exact)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 16 if sub_n else 256)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 420, 16, 5
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=33)
     nb = math.ceil(S / bs)
@@ -394,9 +402,104 @@ def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, 
         torch.testing.assert_close(ksum[1], ksum[0], rtol=1e-5, atol=1e-4)
         if mean_dtype:
             torch.testing.assert_close(kmean[1].float(), kmean[0].float(), rtol=1e-2, atol=1e-3)
+        if mean_dtype and not exact:
             assert_selection_within_tolerance(R, idx_k, q, ksum[0], seq_lens, bs, top_k, 1, 1, mean_dtype)
         else:
             assert_same_selection(R, idx_k, idx_r, q, ksum[0], seq_lens, bs, "mean", None, None, 1, 1)
         ref = R.sparse_decode(q, k, v, idx_k, seq_lens, bs, D**-0.5)
         torch.testing.assert_close(out_k.float(), ref.float(), rtol=2e-2, atol=2e-2)
         assert out_k.shape == out_r.shape
+
+
+def near_tie_problem(B=1, hkv=2, G=2, D=64, nb=40, bs=16, seed=40):
+    """Summaries whose block means differ from each other by far less than bf16 resolves: every block's
+    mean is base + eps_j * e0 with |eps_j| ~ 1e-4, q along e0. The bf16 means all round alike (ties), so
+    only the fp32 sums rank the blocks."""
+    g = _gen(seed)
+    base = torch.randn(B, hkv, 1, D, generator=g) + 3.0
+    eps = torch.randn(B, hkv, nb, 1, generator=g) * 1e-4
+    mean = base + eps * torch.nn.functional.one_hot(torch.tensor(0), D).float()
+    ksum = (mean * bs).to(DEVICE)
+    q = torch.zeros(B, hkv * G, D)
+    q[:, :, 0] = 1.0
+    return q.to(torch.bfloat16).to(DEVICE), ksum, (ksum / bs).to(torch.bfloat16)
+
+
+@cases
+def test_exact_rescoring_recovers_fp32_picks_from_bf16_ties(kernels, monkeypatch):
+    """With bf16 means alone the near-tied blocks are picked by id; the exact rescoring picks what the fp32
+    reference picks (and this problem does tell the two apart)."""
+    R, K = kernels
+    bs, nb, top_k = 16, 40, 6
+    q, ksum, kmean = near_tie_problem(nb=nb, bs=bs)
+    B, hkv = ksum.shape[:2]
+    S = nb * bs
+    k = torch.randn(B, hkv, S, q.shape[2], generator=_gen(41)).to(torch.bfloat16).to(DEVICE)
+    v = torch.randn(B, hkv, S, q.shape[2], generator=_gen(42)).to(torch.bfloat16).to(DEVICE)
+    seq_lens = torch.full((B,), S, device=DEVICE)
+    idx_r = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 1)
+    _, idx_fast = K.select_and_decode(q, k, v, ksum, S, bs, top_k, 1, 1, kmean=kmean, exact=False)
+    out, idx_exact = K.select_and_decode(q, k, v, ksum, S, bs, top_k, 1, 1, kmean=kmean, exact=True)
+    assert not torch.equal(idx_fast, idx_r)
+    assert torch.equal(idx_exact, idx_r)
+    ref = R.sparse_decode(q, k, v, idx_r, seq_lens, bs, q.shape[2] ** -0.5)
+    torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+@pytest.mark.parametrize("scorer", ["mean", "minmax"])
+def test_select_and_decode_matches_reference(kernels, scorer):
+    """The engine's one-launch op: one int length for the batch, summaries already current, GQA 3."""
+    R, K = kernels
+    B, hkv, G, D, S, bs, top_k = 2, 2, 3, 64, 333, 16, 5
+    q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=43)
+    ksum, kmin, kmax = summaries_for(R, k, bs)
+    seq_lens = torch.full((B,), S, device=DEVICE)
+    idx_r = R.select_blocks(q, ksum, seq_lens, bs, top_k, 1, 2, scorer, kmin, kmax)
+    out, idx_k = K.select_and_decode(q, k, v, ksum, S, bs, top_k, 1, 2, None, scorer, kmin, kmax)
+    assert_same_selection(R, idx_k, idx_r, q, ksum, seq_lens, bs, scorer, kmin, kmax, 1, 2)
+    ref = R.sparse_decode(q, k, v, idx_k, seq_lens, bs, D**-0.5)
+    torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypatch):
+    """engine_update / engine_decode on a stand-in for the engine's MSALayer: prefill, two decode tokens,
+    a truncation (the means are rebuilt), results equal the reference's."""
+    from types import SimpleNamespace
+
+    from m3analyst.kernels import msa
+    from m3analyst.settings import AttentionSettings
+
+    R, K = kernels
+    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
+    B, hkv, G, D, cap, bs = 1, 2, 4, 64, 512, 16
+    q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=44)
+    nbc = cap // bs
+    layer = SimpleNamespace(keys=k, values=v, block_size=bs, length=0, kmin=None, kmax=None,
+                            ksum=torch.zeros(B, hkv, nbc, D, device=DEVICE))
+    settings = AttentionSettings(scorer="mean", top_k=5, sink_blocks=1, local_blocks=2)
+    ref_sum = torch.zeros_like(layer.ksum)
+
+    def append(start, T):
+        msa.engine_update(layer, k[:, :, start : start + T], start)
+        R.update_summaries(ref_sum, None, None, k[:, :, start : start + T], start, bs)
+        layer.length = start + T
+
+    for start, T in [(0, 300), (300, 1), (301, 1), (250, 1)]:  # the last: a cache truncated to 250, then one token
+        if start < layer.length:
+            layer.ksum.zero_()
+            ref_sum.zero_()
+            R.update_summaries(layer.ksum, None, None, k[:, :, :start], 0, bs)
+            R.update_summaries(ref_sum, None, None, k[:, :, :start], 0, bs)
+            layer.length = start
+        append(start, T)
+        torch.testing.assert_close(layer.ksum, ref_sum, rtol=1e-5, atol=1e-4)
+        n = layer.length
+        out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
+        seq_lens = torch.full((B,), n, device=DEVICE)
+        idx_r = R.select_blocks(q, ref_sum, seq_lens, bs, 5, 1, 2)
+        assert_same_selection(R, idx, idx_r, q, ref_sum, seq_lens, bs, "mean", None, None, 1, 2)
+        ref = R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+        torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+    assert layer.extra["kmean_len"] == 251

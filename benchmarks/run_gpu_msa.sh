@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Device-machine driver for benchmarks/bench_gpu_msa.py (run from the repo root; $OUT collects the results).
+# Installs the carried wheels (.whl: transformers 5.24 & co, pydantic) and the package into /tmp/site, then
+# runs the steps named in $STEPS (tests kernels sweep model), each under its own time limit.
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+python3 -m pip install -q --no-deps --no-build-isolation --no-compile --target /tmp/site . >/dev/null 2>&1 || echo "package install failed"
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 M3_COMMIT=$(cat .commit 2>/dev/null || echo unknown)
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+B="python3 -P benchmarks/bench_gpu_msa.py --no-flex --out"
+for step in ${STEPS:-tests kernels}; do
+  case $step in
+    tests) timeout ${T_TESTS:-240} python3 -P -m pytest -q -x -p no:cacheprovider tests/test_kernels_msa.py 2>&1 | tail -5 | tee "$OUT/tests.log";;
+    enginetests) timeout 200 python3 -P -m pytest -q -p no:cacheprovider tests/test_kernels_engine_gpu.py 2>&1 | tail -8 | tee "$OUT/enginetests.log";;
+    kernels) timeout ${T_KERNELS:-300} $B "$OUT/k" --part kernels ${KARGS:-} 2>&1 | tail -c 20000 > "$OUT/kernels.log";;
+    sweep) timeout ${T_SWEEP:-200} $B "$OUT/s" --part fusedsweep ${SARGS:-} 2>&1 | tail -c 20000 > "$OUT/sweep.log";;
+    model) timeout ${T_MODEL:-400} $B "$OUT/m" --part model ${MARGS:-} 2>&1 | tail -c 20000 > "$OUT/model.log";;
+  esac
+done
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+for sub in ("k", "s", "m"):
+    p = os.path.join(out, sub, "bench_gpu_msa.json")
+    if not os.path.exists(p):
+        continue
+    rep = json.load(open(p))
+    for key in ("kernel_rows", "fused_sweep_rows", "model_rows"):
+        for r in rep.get(key, []):
+            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_no_exact", "err_vs_ref")) or k in ("B", "L", "layers", "ms", "select_tile_bytes", "step_merge_lanes", "step_warps")})
+PY
