@@ -90,7 +90,9 @@ def bench(
     attention: str = typer.Option("msa,dense", "--attention", help="Backends to time, comma-separated."),
     steps: int = typer.Option(32, "--steps", min=1, help="Decode steps timed per run."),
     scorer: str | None = typer.Option(None, "--scorer"),
-    dtype: str | None = typer.Option(None, "--dtype", help="auto, float32 or bfloat16."),
+    dtype: str | None = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or int8 (weight-only int8 decode)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for prefill (default: all cores)."),
+    decode_threads: int | None = typer.Option(None, "--decode-threads", min=1, help="CPU threads for decode steps."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Prefill seconds and decode tokens/s (with attention share) per context length and backend."""
@@ -106,10 +108,14 @@ def bench(
     bad = [b for b in backends if b not in ("msa", "dense")]
     if bad or not contexts:
         raise UsageError(f"--attention takes msa and/or dense (got {attention!r}); --context needs a length")
-    eng = load_engine(_settings(model, scorer=scorer, dtype=dtype))
+    settings = _settings(model, scorer=scorer, dtype=dtype)
+    settings.threads, settings.decode_threads = threads, decode_threads
+    eng = load_engine(settings)
     rows = [r.to_dict() for r in run_bench(eng, contexts, backends, steps)]
     if json_out:
-        emit_json({"model": eng.name, "dtype": str(eng.dtype), "threads": eng.info()["threads"], "rows": rows}, None)
+        info = eng.info()
+        emit_json({"model": eng.name, "dtype": str(eng.dtype), "decode_weights": info.get("decode_weights"),
+                   "threads": info["threads"], "decode_threads": info["decode_threads"], "rows": rows}, None)
         return
     from rich.table import Table
 

@@ -137,7 +137,8 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     s = msa.settings
     layer_idx = module.layer_idx
     if msa.mode == "dense" or layer_idx < s.dense_layers or S <= msa.dense_below:
-        out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=True)
+        layer = msa.cache.layers[layer_idx] if layer_idx < len(msa.cache.layers) else None
+        out = msa_cpu.dense_decode(query, key, value, layer, S, scaling)
         if msa.track and msa.mode == "dense":
             _dense_mass(msa, query, key, scaling)
         elif msa._step is not None and msa.track and layer_idx >= s.dense_layers:

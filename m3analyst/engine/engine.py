@@ -108,9 +108,10 @@ PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the p
 
 
 def pick_threads(setting: int | None) -> int:
-    """CPU threads: the setting, else all cores -- except on an oversubscribed machine (1-minute load
-    >= 1.5 x cores), where one thread is used: measured here at load 9 on 2 cores, a decode step took
-    ~1 s with 2 threads (threads wait on each other at every op) and ~0.1 s with 1."""
+    """Threads for many-token forwards (prefill): the setting, else all cores -- except on an
+    oversubscribed machine (1-minute load >= 1.5 x cores), where one thread is used: measured here at
+    load 9 on 2 cores, a decode step took ~1 s with 2 threads (threads wait on each other at every op)
+    and ~0.1 s with 1. Asked again at every prefill, so a long-lived engine follows the machine's load."""
     import os
 
     if setting:
@@ -121,6 +122,16 @@ def pick_threads(setting: int | None) -> int:
     except OSError:
         busy = False
     return 1 if busy and cores > 1 else cores
+
+
+def pick_decode_threads(setting: int | None) -> int:
+    """Threads for one-token forwards (decode): the setting, else DECODE_THREADS_AUTO. A decode step is
+    hundreds of small ops; with more threads each op waits for the slowest thread, and one busy
+    neighbour process stalls every op (see RESULTS.md, "Engine round 2" for the measurement)."""
+    return setting or DECODE_THREADS_AUTO
+
+
+DECODE_THREADS_AUTO = 1
 
 
 def pick_device(setting: str) -> torch.device:
@@ -221,6 +232,7 @@ class Engine:
                  context_length: int | None = None, prefill_model=None):
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.prefill_model = prefill_model  # optional second copy of the weights for many-token forwards
+        self._prefill_threads = pick_threads(settings.threads)
         self.name, self.path = name, path
         cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self.config = cfg
@@ -267,7 +279,8 @@ class Engine:
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
             "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
             else str(self.dtype).replace("torch.", ""),
-            "threads": torch.get_num_threads(), "attention": self.settings.attention.model_dump(),
+            "threads": self._prefill_threads, "decode_threads": pick_decode_threads(self.settings.decode_threads),
+            "attention": self.settings.attention.model_dump(),
         }
 
     # --- running ----------------------------------------------------------------------------
@@ -283,6 +296,9 @@ class Engine:
         x = torch.tensor([ids], device=self.device)
         pos = torch.arange(start, start + len(ids), device=self.device)[None]
         model = self.prefill_model if self.prefill_model is not None and len(ids) >= PREFILL_MODEL_MIN_TOKENS else self.model
+        threads = pick_decode_threads(self.settings.decode_threads) if len(ids) == 1 else self._prefill_threads
+        if self.device.type == "cpu" and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         calls = ctx.calls
         with attention.active(ctx):
             out = model(input_ids=x, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=0 if all_logits else 1,
@@ -304,6 +320,7 @@ class Engine:
                              "statistics would be silently wrong")
 
     def _prefill_ids(self, ids: list[int], cache: MSACache, ctx: attention.RunContext) -> torch.Tensor:
+        self._prefill_threads = pick_threads(self.settings.threads)
         logits = None
         for i in range(0, len(ids), PREFILL_CHUNK):
             logits = self._forward(ids[i : i + PREFILL_CHUNK], cache, ctx)

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from m3analyst.kernels import msa_cpu as msa_cpu_kernel
+
 
 @dataclass(frozen=True)
 class MSAOps:
@@ -159,6 +161,17 @@ def update_layer(layer, k_new: torch.Tensor, start_pos: int) -> None:
     update_summaries(layer.ksum, layer.kmin, layer.kmax, k_new, start_pos, layer.block_size)
 
 
+def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.Tensor:
+    """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
+    On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
+    if layer is not None and msa_cpu_kernel.supports(query[:, :, 0], layer.keys, "mean") and layer.values.is_contiguous():
+        nb = -(-seq_len // layer.block_size)
+        out, _ = msa_cpu_kernel.decode_b1(query[:, :, 0], layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax,
+                                          seq_len, layer.block_size, nb, 0, 0, "mean", scale)
+        return out.unsqueeze(2)
+    return F.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
+
+
 def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None" = None):
     """select_blocks + sparse_decode of the layer's device backend (any batch, any settings)."""
     ops = ops or msa_ops(q.device)
@@ -169,8 +182,14 @@ def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None
 
 
 def decode(q, layer, seq_len: int, s, scale: float):
-    """One MSA decode step on CPU over an MSALayer (settings s: AttentionSettings). (out [B,Hq,D], idx)."""
+    """One MSA decode step on CPU over an MSALayer (settings s: AttentionSettings). (out [B,Hq,D], idx).
+
+    Batch 1: the fused C kernel (m3analyst.kernels.msa_cpu) when it is built; else the PyTorch fast path;
+    else (batches, unusual settings) the general select_blocks + sparse_decode."""
     bs = layer.block_size
+    if msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
+        return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
+                                        s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale)
     if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k:  # the usual case: fast path
         idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                                layer.kmin, layer.kmax)
@@ -208,8 +227,10 @@ def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, loca
                      kmin=None, kmax=None):
     """idx [1, Hkv, top_k] int64 for one sequence with more than top_k valid blocks (no -1 slots).
 
-    Order: the chosen blocks by falling score, then the forced ones (sink, local) ascending -- so the
-    block holding seq_len-1 comes last, as sparse_decode_b1 needs (an ascending order satisfies it too).
+    Order: the chosen blocks (any order), then the forced ones (sink, local) ascending -- so the block
+    holding seq_len-1 comes last, as sparse_decode_b1 needs (an ascending order satisfies it too).
+    Exactly equal scores among competing blocks may resolve to other ids than the reference's lowest-id
+    rule (topk is ~2x faster than a stable sort here); the set is otherwise the same.
     Full blocks all hold block_size tokens, so (with local_blocks >= 1 forcing the only partial block)
     ranking by raw ksum . q equals ranking by mean key . q: the division is skipped.
     The minmax bound summed over the group is linear in the group's summed positive and negative query
@@ -229,7 +250,7 @@ def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, loca
         pos = qg.clamp(min=0).sum(1)
         neg = qg.sum(1) - pos
         scores = torch.baddbmm(torch.bmm(kmax[0, :, lo:hi], pos.unsqueeze(-1)), kmin[0, :, lo:hi], neg.unsqueeze(-1))
-    chosen = _top(scores.view(hkv, hi - lo), top_k - n_forced)[1] + lo
+    chosen = scores.view(hkv, hi - lo).topk(top_k - n_forced, dim=-1, sorted=False).indices + lo  # ties: any
     forced = _forced_ids(sink_blocks, local_blocks, nb, q.device).expand(hkv, -1)
     return torch.cat([chosen, forced], 1).unsqueeze(0)
 

@@ -1,0 +1,164 @@
+/* MSA decode for one sequence on CPU, fused: block scoring + top-K + exact attention over the chosen
+ * blocks, read in place from the KV cache (no gather copy). One call per layer and decode step.
+ *
+ * Plain C (no PyTorch headers) so that it compiles in about a second; loaded through ctypes by
+ * kernels/msa_cpu.py, which also documents the contract. The semantics are those of the plain-PyTorch
+ * reference in kernels/msa_naive.py (select_blocks + sparse_decode), tested against it:
+ *   - per KV head h, the G query heads of its group score every block j by the group-summed
+ *     Quest bound  sum_g sum_d max(q_gd * kmin_jd, q_gd * kmax_jd)  (= kmax . P + kmin . N with
+ *     P = sum_g max(q_g, 0), N = sum_g min(q_g, 0)), or by the mean key (ksum_j . sum_g q_g / count_j);
+ *   - the first `sink` and last `local` blocks are always kept; the best `top_k - sink - local` of the
+ *     others are chosen (equal scores: the lower block id wins, like the reference);
+ *   - each query head attends exactly (softmax in fp32) over the tokens of the kept blocks < seq_len.
+ * Keys/values are bf16 (uint16 storage) or fp32; summaries and queries fp32; output fp32.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_D 256
+#define MAX_G 16
+
+static inline float bf16_to_f32(uint16_t x) {
+    uint32_t u = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Row r of a [rows, D] cache slice as fp32 into dst (bf16 widened, fp32 copied). */
+static inline void load_row(const void *base, int is_bf16, int64_t r, int D, float *dst) {
+    if (is_bf16) {
+        const uint16_t *p = (const uint16_t *)base + r * D;
+        for (int d = 0; d < D; d++) dst[d] = bf16_to_f32(p[d]);
+    } else {
+        memcpy(dst, (const float *)base + r * D, sizeof(float) * D);
+    }
+}
+
+/* Insert (score, id) into the descending list of the best n so far (capacity cap). Strict '>' keeps
+ * the earlier (lower) id ahead on equal scores. */
+static void keep_best(float *best_s, int32_t *best_i, int *n, int cap, float score, int32_t id) {
+    int pos = *n < cap ? *n : cap;
+    if (pos == cap && !(score > best_s[cap - 1])) return;
+    while (pos > 0 && score > best_s[pos - 1]) {
+        if (pos < cap) { best_s[pos] = best_s[pos - 1]; best_i[pos] = best_i[pos - 1]; }
+        pos--;
+    }
+    if (pos < cap) { best_s[pos] = score; best_i[pos] = id; }
+    if (*n < cap) (*n)++;
+}
+
+/* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, chunk buffer too small). */
+int msa_decode_b1(
+    const float *q,          /* [Hkv*G, D] query heads, grouped by KV head */
+    const void *k,           /* [Hkv, cap, D] keys (B = 1), bf16 or fp32 */
+    const void *v,           /* [Hkv, cap, D] values */
+    int is_bf16,
+    const float *ksum,       /* [Hkv, nb_cap, D] block key sums (scorer 0 = mean) */
+    const float *kmin,       /* [Hkv, nb_cap, D] block key minima (scorer 1 = minmax) */
+    const float *kmax,
+    int scorer, int hkv, int G, int D, int64_t cap, int64_t nb_cap,
+    int64_t seq_len, int bs, int top_k, int sink, int local, float scale,
+    int32_t *idx_out,        /* [Hkv, top_k]: kept blocks, chosen ones first, then forced; -1 unused */
+    float *logits,           /* scratch [G, top_k * bs] */
+    float *out)              /* [Hkv*G, D] */
+{
+    if (D > MAX_D || G > MAX_G) return -1;
+    const int64_t nb = (seq_len + bs - 1) / bs;
+    float krow[MAX_D], P[MAX_D], N[MAX_D], best_s[1024];
+    int32_t best_i[1024];
+    for (int h = 0; h < hkv; h++) {
+        const float *qh = q + (int64_t)h * G * D;
+        int32_t *ids = idx_out + (int64_t)h * top_k;
+        int n_ids = 0;
+        /* ---- selection ---- */
+        int n_sink = sink < nb ? sink : (int)nb;
+        int64_t lo = n_sink, hi = nb - local > lo ? nb - local : lo; /* competing blocks [lo, hi) */
+        if (nb <= top_k) {
+            for (int64_t j = 0; j < nb; j++) ids[n_ids++] = (int32_t)j;
+        } else {
+            int n_forced = n_sink + (int)(nb - hi);
+            int n_choose = top_k - n_forced;
+            if (n_choose < 0) { /* more forced blocks than top_k: lowest forced ids win */
+                for (int64_t j = 0; j < n_sink && n_ids < top_k; j++) ids[n_ids++] = (int32_t)j;
+                for (int64_t j = hi; j < nb && n_ids < top_k; j++) ids[n_ids++] = (int32_t)j;
+            } else {
+                if (n_choose > 1024) return -1;
+                for (int d = 0; d < D; d++) {
+                    float p = 0.f, m = 0.f, s = 0.f;
+                    for (int g = 0; g < G; g++) {
+                        float x = qh[g * D + d];
+                        s += x;
+                        if (x > 0) p += x; else m += x;
+                    }
+                    P[d] = scorer == 1 ? p : s;
+                    N[d] = m;
+                }
+                int n_best = 0;
+                for (int64_t j = lo; j < hi && n_choose > 0; j++) {
+                    float score = 0.f;
+                    if (scorer == 1) {
+                        const float *mx = kmax + ((int64_t)h * nb_cap + j) * D;
+                        const float *mn = kmin + ((int64_t)h * nb_cap + j) * D;
+                        for (int d = 0; d < D; d++) score += mx[d] * P[d] + mn[d] * N[d];
+                    } else {
+                        const float *sm = ksum + ((int64_t)h * nb_cap + j) * D;
+                        for (int d = 0; d < D; d++) score += sm[d] * P[d];
+                        int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
+                        score /= (float)count;
+                    }
+                    keep_best(best_s, best_i, &n_best, n_choose, score, (int32_t)j);
+                }
+                for (int i = 0; i < n_best; i++) ids[n_ids++] = best_i[i];
+                for (int64_t j = 0; j < n_sink; j++) ids[n_ids++] = (int32_t)j;
+                for (int64_t j = hi; j < nb; j++) ids[n_ids++] = (int32_t)j;
+            }
+        }
+        for (int i = n_ids; i < top_k; i++) ids[i] = -1;
+        /* ---- exact attention over the kept blocks' tokens ---- */
+        const char *kh = (const char *)k + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
+        const char *vh = (const char *)v + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
+        int n_tok = 0;
+        for (int i = 0; i < n_ids; i++) {
+            int64_t t0 = (int64_t)ids[i] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
+            for (int64_t t = t0; t < t1; t++, n_tok++) {
+                load_row(kh, is_bf16, t, D, krow);
+                for (int g = 0; g < G; g++) {
+                    const float *qg = qh + g * D;
+                    float acc = 0.f;
+                    for (int d = 0; d < D; d++) acc += qg[d] * krow[d];
+                    logits[(int64_t)g * top_k * bs + n_tok] = acc * scale;
+                }
+            }
+        }
+        float inv[MAX_G];
+        for (int g = 0; g < G; g++) {
+            float *lg = logits + (int64_t)g * top_k * bs;
+            float m = -FLT_MAX, s = 0.f; /* built with -ffast-math: no infinities anywhere */
+            for (int t = 0; t < n_tok; t++) m = lg[t] > m ? lg[t] : m;
+            for (int t = 0; t < n_tok; t++) { lg[t] = expf(lg[t] - m); s += lg[t]; }
+            inv[g] = s > 0.f ? 1.f / s : 0.f;
+            float *o = out + ((int64_t)h * G + g) * D;
+            for (int d = 0; d < D; d++) o[d] = 0.f;
+        }
+        n_tok = 0;
+        for (int i = 0; i < n_ids; i++) {
+            int64_t t0 = (int64_t)ids[i] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
+            for (int64_t t = t0; t < t1; t++, n_tok++) {
+                load_row(vh, is_bf16, t, D, krow);
+                for (int g = 0; g < G; g++) {
+                    float p = logits[(int64_t)g * top_k * bs + n_tok];
+                    float *o = out + ((int64_t)h * G + g) * D;
+                    for (int d = 0; d < D; d++) o[d] += p * krow[d];
+                }
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            float *o = out + ((int64_t)h * G + g) * D;
+            for (int d = 0; d < D; d++) o[d] *= inv[g];
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,85 @@
+"""The fused CPU decode kernel (kernels/msa_cpu.c via ctypes) against the plain reference (msa_naive).
+
+Skipped with a reason when no C compiler is present (the engine then keeps its PyTorch path, which
+tests/test_engine_ops.py covers against the same reference)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from m3analyst.engine import msa_ops
+from m3analyst.kernels import msa_cpu
+from m3analyst.kernels import msa_naive as ref
+
+pytestmark = pytest.mark.skipif(not msa_cpu.available(), reason="no C compiler: the fused CPU kernel is not built")
+
+
+def _case(hkv, G, D, bs, cap, seq_len, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(1, hkv, cap, D, generator=g).to(dtype)
+    v = torch.randn(1, hkv, cap, D, generator=g).to(dtype)
+    nb_cap = -(-cap // bs)
+    ksum, kmin, kmax = (torch.full((1, hkv, nb_cap, D), float("nan")) for _ in range(3))
+    msa_ops.update_summaries(ksum, kmin, kmax, k[:, :, :seq_len].float(), 0, bs)
+    q = torch.randn(1, hkv * G, D, generator=g)
+    return q, k, v, ksum, kmin, kmax
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("scorer", ["minmax", "mean"])
+@pytest.mark.parametrize("hkv, G, D", [(2, 1, 64), (3, 3, 64), (1, 4, 128), (2, 8, 32)])
+@pytest.mark.parametrize("seq_len", [157, 160, 40])  # partial last block, full, fewer blocks than top_k
+def test_fused_decode_matches_reference(dtype, scorer, hkv, G, D, seq_len):
+    bs, cap, top_k = 8, 168, 7
+    q, k, v, ksum, kmin, kmax = _case(hkv, G, D, bs, cap, seq_len, dtype)
+    sl = torch.tensor([seq_len])
+    expect = ref.select_blocks(q, ksum, sl, bs, top_k, 1, 2, scorer, kmin, kmax)
+    out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, scorer, 0.3)
+    assert torch.equal(idx.sort(-1).values.clamp(min=-1), expect.sort(-1).values)
+    want = ref.sparse_decode(q, k.float(), v.float(), expect, sl, bs, 0.3)
+    torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("sink, local, top_k", [(3, 3, 4), (1, 1, 3), (0, 1, 2), (2, 0, 4)])
+def test_fused_decode_forced_blocks_and_ties(sink, local, top_k):
+    """Forced blocks over top_k keep the lowest ids; equal scores go to the lower block id."""
+    bs, seq_len = 4, 40
+    q, k, v, ksum, kmin, kmax = _case(2, 2, 8, bs, seq_len, seq_len, torch.float32, seed=1)
+    for summaries in ((ksum, kmin, kmax), tuple(torch.zeros_like(t) for t in (ksum, kmin, kmax))):  # random, all ties
+        for scorer in ("minmax", "mean"):
+            expect = ref.select_blocks(q, summaries[0], torch.tensor([seq_len]), bs, top_k, sink, local, scorer, *summaries[1:])
+            _, idx = msa_cpu.decode_b1(q, k, v, *summaries, seq_len, bs, top_k, sink, local, scorer, 0.5)
+            assert torch.equal(idx.sort(-1).values, expect.sort(-1).values)
+
+
+def test_fused_dense_decode_equals_sdpa():
+    """dense_decode (every block kept) is exact attention over all cached tokens."""
+    from m3analyst.engine.cache import MSACache
+
+    cache = MSACache(num_layers=1, capacity=256, block_size=16)
+    k, v = torch.randn(1, 2, 203, 32), torch.randn(1, 2, 203, 32)
+    with torch.inference_mode():
+        keys, values = cache.layers[0].update(k, v)
+        q = torch.randn(1, 6, 1, 32)
+        got = msa_ops.dense_decode(q, keys, values, cache.layers[0], 203, 0.2)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.2, enable_gqa=True)
+    torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch):
+    """With the kernel unavailable, msa_ops.decode gives the same result through the PyTorch fast path."""
+    from m3analyst.engine.cache import MSACache
+    from m3analyst.settings import AttentionSettings
+
+    cache = MSACache(num_layers=1, capacity=320, block_size=16)
+    k, v = torch.randn(1, 3, 300, 64), torch.randn(1, 3, 300, 64)
+    s = AttentionSettings(block_size=16, top_k=6)
+    with torch.inference_mode():
+        cache.layers[0].update(k, v)
+        q = torch.randn(1, 9, 64)
+        fused, idx_f = msa_ops.decode(q, cache.layers[0], 300, s, 0.125)
+        monkeypatch.setattr(msa_cpu, "supports", lambda *a: False)
+        plain, idx_p = msa_ops.decode(q, cache.layers[0], 300, s, 0.125)
+    assert torch.equal(idx_f.sort(-1).values.long(), idx_p.sort(-1).values.long())
+    torch.testing.assert_close(fused, plain, rtol=2e-5, atol=2e-5)
