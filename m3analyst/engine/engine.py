@@ -93,10 +93,20 @@ class DtypePlan:
     decode_int8: bool = False  # decode linears as weight-only int8 (activations in `decode` dtype)
 
 
-# CPU: PyTorch's bf16 GEMM (AMX/AVX512-BF16) makes prefill ~4x faster than fp32, but its one-row
-# (decode) kernels are no faster than fp32 -> fp32 for decode, a bf16 copy for prefill.
+def _cpu_plan() -> DtypePlan:
+    """CPU: PyTorch's bf16 GEMM (AMX/AVX512-BF16) makes prefill ~4x faster than fp32, but its one-row
+    (decode) kernels are no faster than fp32; decode reads every weight once per token, so weight-only
+    int8 linears (bf16 activations) decode fastest where the CPU has bf16 (measured: RESULTS.md, "Engine
+    round 2"). Without bf16: fp32 throughout."""
+    if not _cpu_has_bf16():
+        return DtypePlan(torch.float32)
+    from m3analyst.engine.quant import int8_supported
+
+    return DtypePlan(torch.bfloat16, torch.bfloat16, decode_int8=True) if int8_supported() else DtypePlan(torch.float32, torch.bfloat16)
+
+
 _AUTO_DTYPE = {
-    "cpu": lambda: DtypePlan(torch.float32, torch.bfloat16 if _cpu_has_bf16() else None),
+    "cpu": _cpu_plan,
     "cuda": lambda: DtypePlan(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16),
 }
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -188,7 +198,13 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
 
         from m3analyst.engine.quant import quantize_linears_int8
 
-        prefill_model, model = model, quantize_linears_int8(copy.deepcopy(model), plan.decode)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # many small copies: one thread (see quantize_linears_int8)
+        try:
+            decode_model = copy.deepcopy(model)
+        finally:
+            torch.set_num_threads(threads)
+        prefill_model, model = model, quantize_linears_int8(decode_model, plan.decode)
     elif plan.prefill is not None and plan.prefill != plan.decode:
         import copy
 
