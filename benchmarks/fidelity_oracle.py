@@ -108,6 +108,10 @@ class Patch:
             return torch.arange(nb).view(1, 1, nb).expand(1, ksum.shape[1], nb)
         if v.sel == "oracle":
             return scorers.select_oracle(q, layer.keys, seq_len, block_size, k, v.sink, v.local, self.scale)
+        if v.sel.startswith("rerank"):  # rerankN[@SCORER]: N*k candidates by SCORER (default interp0.5-mass)
+            n, _, base = v.sel.removeprefix("rerank").partition("@")
+            return scorers.select_rerank(q, layer.keys, ksum, kmin, kmax, seq_len, block_size, k, v.sink, v.local,
+                                         base or "interp0.5-mass", int(n), self.scale)
         return scorers.select_blocks_b1(q, ksum, seq_len, block_size, k, v.sink, v.local, v.sel, kmin, kmax,
                                         scale=self.scale)
 

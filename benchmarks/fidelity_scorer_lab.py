@@ -83,6 +83,37 @@ def _summaries(keys: torch.Tensor, bs: int):
     return ks, kn, kx
 
 
+def _sub_mass(q, keys, S, bs, sub, scale, logit="minmax"):
+    """Lab-only scorer: Quest bounds (or interp0.5) on sub-blocks of `sub` tokens, per-head softmax over all
+    sub-blocks, mass summed into each block of bs tokens and over the group's heads: [Hkv, nb]."""
+    hkv, _, D = keys.shape
+    ks, kn, kx = _summaries(keys, sub)
+    s = scorers.summaries(ks, kn, kx, S, sub)
+    qg = q[0].float().view(hkv, -1, D)
+    lg = scorers.bound_logits(qg, s) if logit == "minmax" else scorers.interp_logits(qg, s, 0.5)
+    p = torch.softmax(lg * scale, -1).sum(1)  # [Hkv, nsub]
+    nb, per = -(-S // bs), bs // sub
+    return torch.nn.functional.pad(p, (0, nb * per - p.shape[-1])).view(hkv, nb, per).sum(-1)
+
+
+def _rerank(q, keys, S, bs, scale, base, ks, kn, kx, k, local, factor):
+    """Lab-only: candidates = top factor*k blocks by `base`, then the exact mass over the candidates' keys."""
+    cand = scorers.select_blocks_b1(q, ks, S, bs, min(factor * k, -(-S // bs) - 1), 1, local, base, kn, kx, scale=scale)
+    mass = scorers.block_mass(q, keys[None], S, bs, scale)
+    m = torch.full_like(mass, -1.0).scatter_(1, cand[0], mass.gather(1, cand[0]))
+    return m
+
+
+LAB = {  # name -> (q, keys [Hkv,S,D], S, bs, scale, ks, kn, kx, k, local) -> scores [Hkv, nb]
+    "sub16": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 16, sc),
+    "sub32": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 32, sc),
+    "sub16i": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 16, sc, "interp"),
+    "sub8": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 8, sc),
+    "rerank2": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "interp0.5-mass", ks, kn, kx, k, local, 2),
+    "rerank3": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "interp0.5-mass", ks, kn, kx, k, local, 3),
+}
+
+
 def evaluate(args) -> None:
     torch.set_num_threads(1)
     sel_names = args.scorers.split(",")
@@ -114,6 +145,10 @@ def evaluate(args) -> None:
                 for kb in ks_list:
                     picks = {"oracle": scorers.pick_blocks(mass, kb, 1, args.local)}
                     for name in sel_names:
+                        if name in LAB:
+                            sc = LAB[name](q, kk, S, bs, scale, ks, kn, kx, kb, args.local)
+                            picks[name] = scorers.pick_blocks(sc, kb, 1, args.local)
+                            continue
                         picks[name] = scorers.select_blocks_b1(q, ks, S, bs, kb, 1, args.local, name, kn, kx,
                                                                 scale=scale)
                     for name, idx in picks.items():

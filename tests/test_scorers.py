@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -28,9 +30,12 @@ def _ref_logits(q, keys, seq_len, h, j, b, scorer):
     """One head's block logit: the Quest bound (minmax) or q . mean key (mean), from the raw keys."""
     blk = keys[0, h, b * BS : min((b + 1) * BS, seq_len)]
     qh = q[0, h * G + j]
-    if scorer.startswith("minmax"):
-        return sum(max(float(qh[d] * blk[:, d].min()), float(qh[d] * blk[:, d].max())) for d in range(D))
-    return float(qh @ blk.mean(0))
+    bound = sum(max(float(qh[d] * blk[:, d].min()), float(qh[d] * blk[:, d].max())) for d in range(D))
+    mean = float(qh @ blk.mean(0))
+    if scorer.startswith("interp"):
+        alpha = float(scorer.removeprefix("interp").removesuffix("-mass"))
+        return mean + alpha * (bound - mean)
+    return bound if scorer.startswith("minmax") else mean
 
 
 def _ref_scores(q, keys, seq_len, scorer, scale):
@@ -107,3 +112,30 @@ def test_mass_scorer_is_not_dominated_by_one_head():
     mass = scorers.select_blocks_b1(*args, "minmax-mass", keys.clone(), keys.clone(), scale=1.0)
     assert raw[0, 0].tolist() == [0, 1, 3]
     assert mass[0, 0].tolist() == [0, 2, 3]
+
+
+def test_rerank_reduces_to_its_stages():
+    """All blocks as candidates -> the oracle; as many candidates as top_k -> the base scorer's selection."""
+    seq_len, scale = 50, D ** -0.5
+    q, keys, ksum, kmin, kmax = _case(seq_len, 5)
+    every = scorers.select_rerank(q, keys, ksum, kmin, kmax, seq_len, BS, 5, 1, 1, "minmax", candidates=3, scale=scale)
+    assert torch.equal(every, scorers.select_oracle(q, keys, seq_len, BS, 5, 1, 1, scale))
+    same = scorers.select_rerank(q, keys, ksum, kmin, kmax, seq_len, BS, 5, 1, 1, "minmax", candidates=1, scale=scale)
+    assert torch.equal(same, scorers.select_blocks_b1(q, ksum, seq_len, BS, 5, 1, 1, "minmax", kmin, kmax))
+
+
+def test_rerank_matches_reference():
+    """Candidates = top 2k by the base scorer; among them, exact mass with each head's softmax over the candidates."""
+    seq_len, scale, k = 61, D ** -0.5, 5
+    q, keys, ksum, kmin, kmax = _case(seq_len, 6)
+    cand = _ref_pick(_ref_scores(q, keys, seq_len, "interp0.5-mass", scale), 2 * k, 1, 2)[0]
+    scores = torch.full((HKV, 16), -math.inf, dtype=torch.float64)
+    for h in range(HKV):
+        toks = [t for b in cand[h].tolist() for t in range(b * BS, min((b + 1) * BS, seq_len))]
+        for j in range(G):
+            p = torch.softmax(q[0, h * G + j].double() @ keys[0, h, toks].double().T * scale, 0)
+            for b in cand[h].tolist():
+                sel = [i for i, t in enumerate(toks) if t // BS == b]
+                scores[h, b] = (0 if j == 0 else scores[h, b]) + p[sel].sum()
+    got = scorers.select_rerank(q, keys, ksum, kmin, kmax, seq_len, BS, k, 1, 2, "interp0.5-mass", 2, scale)
+    assert torch.equal(got, _ref_pick(scores, k, 1, 2))

@@ -80,8 +80,6 @@ SCORERS: dict[str, Callable[[torch.Tensor, Summaries, float], torch.Tensor]] = {
 for _a in (0.25, 0.5, 0.75):
     SCORERS[f"interp{_a}-mass"] = lambda qg, s, scale, a=_a: _mass(interp_logits(qg, s, a), scale)
     SCORERS[f"interp{_a}"] = lambda qg, s, scale, a=_a: interp_logits(qg, s, a).sum(1)
-for _c in (1 / 12, 1 / 24, 1 / 48, 1 / 6):
-    SCORERS[f"gauss{_c:.3f}"] = lambda qg, s, scale, c=_c: torch.softmax(gauss_log_mass(qg, s, scale, c), -1).sum(1)
 
 
 def pick_blocks(scores: torch.Tensor, top_k: int, sink_blocks: int, local_blocks: int) -> torch.Tensor:
@@ -140,3 +138,40 @@ def select_oracle(q, keys, seq_len: int, block_size: int, top_k: int, sink_block
                   scale: float) -> torch.Tensor:
     """The top_k blocks by true attention mass (sink/local forced): idx [1, Hkv, top_k] ascending."""
     return pick_blocks(block_mass(q, keys, seq_len, block_size, scale), top_k, sink_blocks, local_blocks)
+
+
+# ----------------------------------------------------------------------------------------------
+# two-stage selection: summaries pick candidates, exact logits over the candidates' keys pick the blocks
+# ----------------------------------------------------------------------------------------------
+def select_rerank(q, keys, ksum, kmin, kmax, seq_len: int, block_size: int, top_k: int, sink_blocks: int,
+                  local_blocks: int, scorer: str = "interp0.5-mass", candidates: int = 2,
+                  scale: float | None = None) -> torch.Tensor:
+    """idx [1, Hkv, top_k] ascending: the top `candidates * top_k` blocks by `scorer` (sink/local forced), then
+    the top_k of those by exact attention mass over the candidates (per head softmax of scale * q.k over the
+    candidates' tokens, summed over the block and the group's heads).
+
+    keys [1, Hkv, S_cap, D] (any S_cap >= seq_len). Reads the keys of the candidate blocks only; an engine
+    can keep the candidates' logits and attend with the chosen blocks' slice of them (no second q.k).
+    """
+    hkv, D = ksum.shape[1], ksum.shape[3]
+    scale = D ** -0.5 if scale is None else scale
+    nb = -(-seq_len // block_size)
+    n_cand = min(candidates * top_k, nb)
+    if n_cand >= nb:
+        cand = torch.arange(nb).expand(hkv, nb)
+    else:
+        cand = select_blocks_b1(q, ksum, seq_len, block_size, n_cand, sink_blocks, local_blocks, scorer, kmin, kmax,
+                                scale=scale)[0]
+    S_cap = keys.shape[2]
+    nblk = -(-S_cap // block_size)
+    if nblk * block_size != S_cap:  # the engine's buffers are block multiples; pad anything else once
+        keys = torch.nn.functional.pad(keys, (0, 0, 0, nblk * block_size - S_cap))
+    rows = (cand + torch.arange(0, hkv * nblk, nblk)[:, None]).flatten()  # candidate block rows, all groups
+    kc = keys.reshape(hkv * nblk, block_size * D).index_select(0, rows).view(hkv, n_cand * block_size, D)
+    qg = q[0].view(hkv, -1, D).to(kc.dtype)
+    logits = torch.matmul(qg, kc.transpose(1, 2)).float().mul_(scale)  # [Hkv, G, C*bs]
+    pos = (cand[..., None] * block_size + torch.arange(block_size)).flatten(1)  # [Hkv, C*bs]
+    logits.masked_fill_((pos >= seq_len)[:, None, :], -math.inf)
+    mass = torch.softmax(logits, -1).view(hkv, qg.shape[1], n_cand, block_size).sum((1, 3))  # [Hkv, C]
+    scores = torch.full((hkv, nb), -math.inf).scatter_(1, cand, mass)
+    return pick_blocks(scores, top_k, sink_blocks, local_blocks)
