@@ -359,10 +359,8 @@ def sparse_prefill(query, key, value, layer, start: int, s, scale: float) -> tor
     parts = []
     if first > start:  # dense head of the prompt
         n = first - start
-        qpos = torch.arange(start, first)[:, None]
-        mask = torch.arange(first)[None, :] <= qpos
-        parts.append(_flash(query[:, :, :n], key[:, :, :first], value[:, :, :first], n == first, scale,
-                            None if n == first else mask)[0])
+        mask = None if n == first else torch.arange(first)[None, :] <= torch.arange(start, first)[:, None]
+        parts.append(_flash(query[:, :, :n], key[:, :, :first], value[:, :, :first], mask is None, scale, mask)[0])
     chunk = max(bs, s.prefill_chunk // bs * bs)
     a = first
     while a < S:
