@@ -4,9 +4,9 @@
  * Plain C (no PyTorch headers) so that it compiles in about a second; loaded through ctypes by
  * kernels/msa_cpu.py, which also documents the contract. The semantics are those of the plain-PyTorch
  * reference in kernels/msa_naive.py (select_blocks + sparse_decode), tested against it:
- *   - per KV head h, the G query heads of its group score every block j by the group-summed
- *     Quest bound  sum_g sum_d max(q_gd * kmin_jd, q_gd * kmax_jd)  (= kmax . P + kmin . N with
- *     P = sum_g max(q_g, 0), N = sum_g min(q_g, 0)), or by the mean key (ksum_j . sum_g q_g / count_j);
+ *   - per KV head h, the G query heads of its group score every block j (block_scores: the group-summed
+ *     Quest bound  sum_g sum_d max(q_gd * kmin_jd, q_gd * kmax_jd), the mean key, or an estimated
+ *     attention mass: per-head softmax over blocks of such logits, summed over the group);
  *   - the first `sink` and last `local` blocks are always kept; the best `top_k - sink - local` of the
  *     others are chosen (equal scores: the lower block id wins, like the reference);
  *   - each query head attends exactly (softmax in fp32) over the tokens of the kept blocks < seq_len.
@@ -50,6 +50,72 @@ static void keep_best(float *best_s, int32_t *best_i, int *n, int cap, float sco
     if (*n < cap) (*n)++;
 }
 
+/* Score blocks 0..nb-1 of one KV head into sc[nb] (higher = keep). sc must hold (G + 1) * nb floats:
+ * the mass scorers keep per-head logits in sc[nb ..]. Scorers:
+ *   0 mean         sum_g q_g . mean_j                        (group-summed mean-key logit)
+ *   1 minmax       sum_g sum_d max(q_gd kmin_jd, q_gd kmax_jd) (group-summed Quest bound)
+ *   2 minmax-mass  sum_g softmax_j(scale * bound_gj)          (estimated attention mass per block)
+ *   3 mean-mass    sum_g softmax_j(scale * q_g . mean_j)
+ *   4 interp-mass  sum_g softmax_j(scale * (mean_gj + alpha * (bound_gj - mean_gj)))
+ */
+static void block_scores(const float *qh, const float *ksum, const float *kmin, const float *kmax, int scorer,
+                         int G, int D, int64_t nb, int64_t seq_len, int bs, float scale, float alpha, float *sc) {
+    if (scorer <= 1) { /* linear in the group's summed query parts: one dot product per block */
+        float P[MAX_D], N[MAX_D];
+        for (int d = 0; d < D; d++) {
+            float p = 0.f, m = 0.f, t = 0.f;
+            for (int g = 0; g < G; g++) {
+                float x = qh[g * D + d];
+                t += x;
+                if (x > 0) p += x; else m += x;
+            }
+            P[d] = scorer == 1 ? p : t;
+            N[d] = m;
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            float score = 0.f;
+            if (scorer == 1) {
+                const float *mx = kmax + j * D, *mn = kmin + j * D;
+                for (int d = 0; d < D; d++) score += mx[d] * P[d] + mn[d] * N[d];
+            } else {
+                const float *sm = ksum + j * D;
+                for (int d = 0; d < D; d++) score += sm[d] * P[d];
+                int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
+                score /= (float)count;
+            }
+            sc[j] = score;
+        }
+        return;
+    }
+    float *lg = sc + nb;
+    for (int64_t j = 0; j < nb; j++) sc[j] = 0.f;
+    for (int g = 0; g < G; g++) {
+        const float *q = qh + g * D;
+        float m = -FLT_MAX, total = 0.f;
+        for (int64_t j = 0; j < nb; j++) {
+            float bound = 0.f, mean = 0.f;
+            if (scorer != 3) {
+                const float *mx = kmax + j * D, *mn = kmin + j * D;
+                for (int d = 0; d < D; d++) {
+                    float a = q[d] * mx[d], b = q[d] * mn[d];
+                    bound += a > b ? a : b;
+                }
+            }
+            if (scorer != 2) {
+                const float *sm = ksum + j * D;
+                for (int d = 0; d < D; d++) mean += q[d] * sm[d];
+                int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
+                mean /= (float)count;
+            }
+            float l = scorer == 2 ? bound : scorer == 3 ? mean : mean + alpha * (bound - mean);
+            lg[j] = l * scale;
+            m = lg[j] > m ? lg[j] : m;
+        }
+        for (int64_t j = 0; j < nb; j++) { lg[j] = expf(lg[j] - m); total += lg[j]; }
+        for (int64_t j = 0; j < nb; j++) sc[j] += lg[j] / total;
+    }
+}
+
 /* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, chunk buffer too small). */
 int msa_decode_b1(
     const float *q,          /* [Hkv*G, D] query heads, grouped by KV head */
@@ -60,14 +126,15 @@ int msa_decode_b1(
     const float *kmin,       /* [Hkv, nb_cap, D] block key minima (scorer 1 = minmax) */
     const float *kmax,
     int scorer, int hkv, int G, int D, int64_t cap, int64_t nb_cap,
-    int64_t seq_len, int bs, int top_k, int sink, int local, float scale,
+    int64_t seq_len, int bs, int top_k, int sink, int local, float scale, float alpha,
     int32_t *idx_out,        /* [Hkv, top_k]: kept blocks, chosen ones first, then forced; -1 unused */
+    float *sel,              /* scratch [(G + 1) * nb_cap] for block scores */
     float *logits,           /* scratch [G, top_k * bs] */
     float *out)              /* [Hkv*G, D] */
 {
     if (D > MAX_D || G > MAX_G) return -1;
     const int64_t nb = (seq_len + bs - 1) / bs;
-    float krow[MAX_D], P[MAX_D], N[MAX_D], best_s[1024];
+    float krow[MAX_D], best_s[1024];
     int32_t best_i[1024];
     for (int h = 0; h < hkv; h++) {
         const float *qh = q + (int64_t)h * G * D;
@@ -86,31 +153,11 @@ int msa_decode_b1(
                 for (int64_t j = hi; j < nb && n_ids < top_k; j++) ids[n_ids++] = (int32_t)j;
             } else {
                 if (n_choose > 1024) return -1;
-                for (int d = 0; d < D; d++) {
-                    float p = 0.f, m = 0.f, s = 0.f;
-                    for (int g = 0; g < G; g++) {
-                        float x = qh[g * D + d];
-                        s += x;
-                        if (x > 0) p += x; else m += x;
-                    }
-                    P[d] = scorer == 1 ? p : s;
-                    N[d] = m;
-                }
+                block_scores(qh, ksum + (int64_t)h * nb_cap * D, kmin + (int64_t)h * nb_cap * D,
+                             kmax + (int64_t)h * nb_cap * D, scorer, G, D, nb, seq_len, bs, scale, alpha, sel);
                 int n_best = 0;
-                for (int64_t j = lo; j < hi && n_choose > 0; j++) {
-                    float score = 0.f;
-                    if (scorer == 1) {
-                        const float *mx = kmax + ((int64_t)h * nb_cap + j) * D;
-                        const float *mn = kmin + ((int64_t)h * nb_cap + j) * D;
-                        for (int d = 0; d < D; d++) score += mx[d] * P[d] + mn[d] * N[d];
-                    } else {
-                        const float *sm = ksum + ((int64_t)h * nb_cap + j) * D;
-                        for (int d = 0; d < D; d++) score += sm[d] * P[d];
-                        int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
-                        score /= (float)count;
-                    }
-                    keep_best(best_s, best_i, &n_best, n_choose, score, (int32_t)j);
-                }
+                for (int64_t j = lo; j < hi && n_choose > 0; j++)
+                    keep_best(best_s, best_i, &n_best, n_choose, sel[j], (int32_t)j);
                 for (int i = 0; i < n_best; i++) ids[n_ids++] = best_i[i];
                 for (int64_t j = 0; j < n_sink; j++) ids[n_ids++] = (int32_t)j;
                 for (int64_t j = hi; j < nb; j++) ids[n_ids++] = (int32_t)j;

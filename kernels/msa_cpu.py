@@ -26,7 +26,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
-SCORERS = {"mean": 0, "minmax": 1}
+SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4}  # see block_scores in the C file
 _state: dict = {}
 
 
@@ -59,7 +59,7 @@ def _build() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(str(out))
     fn = lib.msa_decode_b1
     p, i, i64, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
-    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, p, p, p]
+    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, p, p, p, p]
     fn.restype = ctypes.c_int
     return lib
 
@@ -81,15 +81,15 @@ def supports(q: torch.Tensor, k_cache: torch.Tensor, scorer: str) -> bool:
             and k_cache.is_contiguous() and scorer in SCORERS and available())
 
 
-def _scratch(n: int) -> torch.Tensor:
-    buf = _state.get("scratch")
+def _scratch(name: str, n: int) -> torch.Tensor:
+    buf = _state.get(name)
     if buf is None or buf.numel() < n:
-        buf = _state["scratch"] = torch.empty(n, dtype=torch.float32)
+        buf = _state[name] = torch.empty(n, dtype=torch.float32)
     return buf
 
 
 def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: int, top_k: int, sink_blocks: int,
-              local_blocks: int, scorer: str, scale: float):
+              local_blocks: int, scorer: str, scale: float, alpha: float = 0.5):
     """q [1, Hq, D]; caches [1, Hkv, cap, D] (contiguous, same dtype); summaries fp32 [1, Hkv, nb_cap, D].
 
     Returns (out [1, Hq, D] in q's dtype, idx int32 [1, Hkv, top_k]: chosen blocks, then sink and local
@@ -100,15 +100,19 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     q32 = q[0].to(torch.float32).contiguous()
     out = torch.empty(hq, D, dtype=torch.float32)
     idx = torch.empty(1, hkv, top_k, dtype=torch.int32)
-    minmax = SCORERS[scorer]
-    ref = ksum if not minmax else kmin
-    nb_cap = ref.shape[2]
-    scratch = _scratch((hq // hkv) * top_k * block_size)
+    mode = SCORERS[scorer]
+    if mode != 0 and mode != 3 and kmin is None:
+        raise ValueError(f"scorer {scorer!r} needs min/max block summaries")
+    kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
+    nb_cap = ksum.shape[2]
+    G = hq // hkv
+    logits = _scratch("logits", G * top_k * block_size)
+    sel = _scratch("sel", (G + 1) * nb_cap)
     rc = library().msa_decode_b1(
         q32.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), int(k_cache.dtype == torch.bfloat16),
-        ksum.data_ptr(), (kmin if minmax else ksum).data_ptr(), (kmax if minmax else ksum).data_ptr(),
-        minmax, hkv, hq // hkv, D, cap, nb_cap, seq_len, block_size, top_k, sink_blocks, local_blocks, scale,
-        idx.data_ptr(), scratch.data_ptr(), out.data_ptr())
+        ksum.data_ptr(), kmin.data_ptr(), kmax.data_ptr(), mode, hkv, G, D, cap, nb_cap, seq_len, block_size,
+        top_k, sink_blocks, local_blocks, scale, alpha, idx.data_ptr(), sel.data_ptr(), logits.data_ptr(),
+        out.data_ptr())
     if rc != 0:
         raise ValueError(f"msa_cpu: unsupported sizes (head dim {D}, group {hq // hkv}, top_k {top_k})")
     return out.view(1, hq, D).to(q.dtype), idx

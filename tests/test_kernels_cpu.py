@@ -83,3 +83,19 @@ def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch):
         plain, idx_p = msa_ops.decode(q, cache.layers[0], 300, s, 0.125)
     assert torch.equal(idx_f.sort(-1).values.long(), idx_p.sort(-1).values.long())
     torch.testing.assert_close(fused, plain, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("scorer, ref_name", [("minmax-mass", "minmax-mass"), ("mean-mass", "mean-mass"),
+                                              ("interp-mass", "interp0.5-mass")])
+@pytest.mark.parametrize("seq_len", [157, 160])
+def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_len):
+    """The estimated-attention-mass scorers select what m3analyst.engine.scorers (their plain version) selects."""
+    from m3analyst.engine import scorers
+
+    bs, cap, top_k, scale = 8, 168, 7, 0.3
+    q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, cap, seq_len, torch.float32, seed=2)
+    expect = scorers.select_blocks_b1(q, ksum, seq_len, bs, top_k, 1, 2, ref_name, kmin, kmax, scale=scale)
+    out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, scorer, scale, alpha=0.5)
+    assert torch.equal(idx.sort(-1).values.long(), expect)
+    want = ref.sparse_decode(q, k, v, expect.int(), torch.tensor([seq_len]), bs, scale)
+    torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
