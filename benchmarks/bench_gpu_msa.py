@@ -405,8 +405,8 @@ def bench_sweep(args, device: str, report: dict):
 
 
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the v3 one-launch step (bf16 means, B=1, exact rescoring on and off): select tile
-    bytes x candidate lanes the decode programs merge directly x warps."""
+    """Launch parameters of the v3 one-launch step (bf16 means, B=1, exact rescoring on and off): rank-based
+    or sorting-network (tl.topk) selection x select tile bytes x candidate lanes the decode programs merge."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -422,8 +422,8 @@ def bench_fused_sweep(args, device: str, report: dict):
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(select_tile_bytes=t, step_merge_lanes=m, step_warps=4) for t in (16384, 32768, 65536)
-                for m in (128, 256, 512)] + [dict(select_tile_bytes=32768, step_merge_lanes=256, step_warps=8)]
+        grid = [dict(step_tile_bytes=t, step_merge_lanes=m, step_ranked=r) for r in (True, False)
+                for t in (8192, 16384, 32768) for m in (256, 512)]
         for cfg in grid:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)

@@ -508,11 +508,38 @@ def _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR: tl.constexpr):
 
 
 @triton.jit
+def _ranks(s, ids):
+    """Rank of every lane of s [N] (0 = best): the lanes with a higher score, or an equal score and a lower id.
+    Pairwise [N, N] compare in registers: one layout change and one reduction, no sorting network."""
+    beats = (s[None, :] > s[:, None]) | ((s[None, :] == s[:, None]) & (ids[None, :] < ids[:, None]))
+    return tl.sum(beats.to(tl.int32), axis=1)
+
+
+@triton.jit
+def _ranks_mem(s_ptr, i_ptr, n, LANES: tl.constexpr, JC: tl.constexpr):
+    """(scores, ids, ranks) of the n candidates stored at s_ptr / i_ptr (ids distinct; padding lanes -inf).
+    The pairwise compare runs over JC-wide column chunks reloaded from memory (L2), so registers stay small."""
+    lanes = tl.arange(0, LANES)
+    m = lanes < n
+    s = tl.load(s_ptr + lanes, mask=m, other=float("-inf"), cache_modifier=".cg")
+    ids = tl.load(i_ptr + lanes, mask=m, other=_BIG, cache_modifier=".cg")
+    rank = tl.zeros([LANES], dtype=tl.int32)
+    for j0 in tl.static_range(0, LANES, JC):
+        jl = j0 + tl.arange(0, JC)
+        mj = jl < n
+        sj = tl.load(s_ptr + jl, mask=mj, other=float("-inf"), cache_modifier=".cg")
+        ij = tl.load(i_ptr + jl, mask=mj, other=_BIG, cache_modifier=".cg")
+        beats = (sj[None, :] > s[:, None]) | ((sj[None, :] == s[:, None]) & (ij[None, :] < ids[:, None]))
+        rank += tl.sum(beats.to(tl.int32), axis=1)
+    return s, ids, rank
+
+
+@triton.jit
 def _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, exact_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
                   sink_blocks, local_blocks, D, fold_row, fold_sum, fold_blk,
                   G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
                   BLOCK_D: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
-                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr):
+                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, RANKED: tl.constexpr):
     """Final scores [SUB_N] of the blocks offs_n: forced blocks +inf, blocks past seq_len -inf (never read).
     MINMAX: Quest bound from fp32 kmin/kmax. Else the mean scorer, from src_ptr = fp32 sums (divided by the
     block's tokens) or, with HAS_MEAN, low-precision means. EXACT (with HAS_MEAN): the means only bound the
@@ -546,7 +573,10 @@ def _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, exact_ptr, s_ro
                 tol = _EXACT_TOL * tl.sum(tl.abs(ks) * tl.abs(qsum)[None, :], axis=1)
                 lo = tl.where(forced, float("inf"), tl.where(valid, score - tol, float("-inf")))
                 hi = tl.where(forced, float("inf"), tl.where(valid, score + tol, float("-inf")))
-                thr = _kth_largest(lo, TOP_K, K_PAD, HAS_TOPK)
+                if RANKED:
+                    thr = tl.max(tl.where(_ranks(lo, offs_n) == TOP_K - 1, lo, float("-inf")), axis=0)
+                else:
+                    thr = _kth_largest(lo, TOP_K, K_PAD, HAS_TOPK)
                 cand = valid & ~forced & (hi >= thr)
                 ex = tl.load(exact_ptr + s_off, mask=cand[:, None] & dmask[None, :], other=0.0)
                 if FOLD:
@@ -567,7 +597,7 @@ def _s3_program(
     HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
-    EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
+    EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
 ):
     """Select program of the v3 step: (batch·KV head, chunk of SUB_N blocks) -> the chunk's best K (score, id),
     ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them into
@@ -588,9 +618,14 @@ def _s3_program(
         fold_blk = -1
     score = _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len,
                           n_valid, sink_blocks, local_blocks, D, fold_row, fold_sum, fold_blk,
-                          G, TOP_K, K_PAD, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK)
+                          G, TOP_K, K_PAD, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
     c_off = (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
-    _store_top(score, offs_n, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
+    if RANKED:  # the chunk's K_PAD best, each at its rank (ranks are distinct: every slot written)
+        rank = _ranks(score, offs_n)
+        tl.store(cs_ptr + c_off + rank, score, mask=rank < K_PAD)
+        tl.store(ci_ptr + c_off + rank, offs_n, mask=rank < K_PAD)
+    else:
+        _store_top(score, offs_n, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
     tl.debug_barrier()
     if GROUP > 1:
         group = chunk // GROUP
@@ -598,14 +633,19 @@ def _s3_program(
         cnt = gcount_ptr + pid_bh.to(tl.int64) * n_groups + group
         done = tl.atomic_add(cnt, 1, sem="acq_rel")
         if done == members - 1:
-            lanes = tl.arange(0, GROUP * K_PAD)
             g_off = (pid_bh.to(tl.int64) * n_chunks + group * GROUP) * K_PAD
-            lm = lanes < members * K_PAD
-            sc = tl.load(cs_ptr + g_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
-            ic = tl.load(ci_ptr + g_off + lanes, mask=lm, other=0, cache_modifier=".cg")
-            tl.store(cnt, 0)  # ready for the next launch / graph replay
             gg = (pid_bh.to(tl.int64) * n_groups + group) * K_PAD
-            _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
+            tl.store(cnt, 0)  # ready for the next launch / graph replay
+            if RANKED:
+                sc, ic, rk = _ranks_mem(cs_ptr + g_off, ci_ptr + g_off, members * K_PAD, GROUP * K_PAD, JC)
+                tl.store(gs_ptr + gg + rk, sc, mask=rk < K_PAD)
+                tl.store(gi_ptr + gg + rk, ic, mask=rk < K_PAD)
+            else:
+                lanes = tl.arange(0, GROUP * K_PAD)
+                lm = lanes < members * K_PAD
+                sc = tl.load(cs_ptr + g_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
+                ic = tl.load(ci_ptr + g_off + lanes, mask=lm, other=0, cache_modifier=".cg")
+                _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
             tl.debug_barrier()
             tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
     else:
@@ -624,7 +664,7 @@ def _d3_program(
     HKV, S, D, qk_scale,
     G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, L_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr,
-    FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
+    FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
 ):
     """Decode program of the v3 step: (batch·KV head, slot `split` of the selection). Waits until all n_lists
     candidate lists of its (batch, KV head) are published, merges them (every slot program redundantly: no
@@ -646,15 +686,25 @@ def _d3_program(
         pass
     tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire")
 
-    lanes = tl.arange(0, L_PAD * K_PAD)
-    lm = lanes < n_lists * K_PAD
     l_off = pid_bh.to(tl.int64) * n_lists * K_PAD
-    sc = tl.load(ls_ptr + l_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
-    ic = tl.load(li_ptr + l_off + lanes, mask=lm, other=0, cache_modifier=".cg")
-    picked, slot, count = _compact_top(sc, TOP_K, K_PAD, HAS_TOPK)
-    blk = tl.sum(tl.where(picked & (slot == split), ic, 0), axis=0)
-    blk = tl.where(split < count, blk, -1)
-    tl.store(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + split * si_k, blk)
+    if RANKED:  # this program attends the candidate of global rank `split`; idx keeps ascending block order
+        sc, ic, rk = _ranks_mem(ls_ptr + l_off, li_ptr + l_off, n_lists * K_PAD, L_PAD * K_PAD, JC)
+        live = sc > float("-inf")
+        mine = live & (rk == split)
+        has = tl.sum(mine.to(tl.int32), axis=0) > 0
+        blk = tl.where(has, tl.sum(tl.where(mine, ic, 0), axis=0), -1)
+        below = tl.sum((live & (rk < TOP_K) & (ic < blk)).to(tl.int32), axis=0)
+        out_slot = tl.where(has, below, split)
+    else:
+        lanes = tl.arange(0, L_PAD * K_PAD)
+        lm = lanes < n_lists * K_PAD
+        sc = tl.load(ls_ptr + l_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
+        ic = tl.load(li_ptr + l_off + lanes, mask=lm, other=0, cache_modifier=".cg")
+        picked, slot, count = _compact_top(sc, TOP_K, K_PAD, HAS_TOPK)
+        blk = tl.sum(tl.where(picked & (slot == split), ic, 0), axis=0)
+        blk = tl.where(split < count, blk, -1)
+        out_slot = split
+    tl.store(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + out_slot * si_k, blk)
 
     blk_start = blk * BLOCK_SIZE
     n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
@@ -731,6 +781,7 @@ def _step3_kernel(
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, L_PAD: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr,
     FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
+    RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
@@ -744,7 +795,8 @@ def _step3_kernel(
                     q_ptr, sq_b, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
                     lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, gcount_ptr, flag_ptr,
                     kn_ptr, skn_b, skn_h, skn_d, pos, HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
-                    G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR)
+                    G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR,
+                    RANKED, JC_S)
     else:
         p = pid - n_sel
         if GROUP > 1:
@@ -756,7 +808,7 @@ def _step3_kernel(
                     idx_ptr, si_b, si_h, si_k, lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr,
                     po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
                     G, G_PAD, ROWS, BLOCK_SIZE, BLOCK_T, BLOCK_D, TOP_K, K_PAD, L_PAD, SPLIT_PAD, FP32_DOT, HAS_TOPK,
-                    LENS_SCALAR)
+                    LENS_SCALAR, RANKED, JC_D)
 
 
 # ==============================================================================================
@@ -789,7 +841,8 @@ _HAS_TOPK = hasattr(tl, "topk")
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
-                                            step_impl="v3", step_merge_lanes=256, step_exact=True)
+                                            step_impl="v3", step_merge_lanes=256, step_exact=True,
+                                            step_ranked=True, step_tile_bytes=16384)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -807,11 +860,12 @@ def _counter(device: torch.device, n: int, slot: str) -> torch.Tensor:
     return buf
 
 
-def _chunk_plan(nb: int, d: int, elem_bytes: int = 4) -> tuple[int, int]:
+def _chunk_plan(nb: int, d: int, elem_bytes: int = 4, tile_bytes: int | None = None) -> tuple[int, int]:
     """(SUB_N, n_chunks): each program scores SUB_N blocks with one [SUB_N, D] tile load (~32 KB by
     default: 64 blocks of fp32 sums or 128 of bf16 means at D=128); SUB_N grows only when that would
     make more than `select_max_chunks` chunks."""
-    sub_n = TUNING["select_block_n"] or max(16, TUNING["select_tile_bytes"] // (triton.next_power_of_2(d) * elem_bytes))
+    tile_bytes = tile_bytes or TUNING["select_tile_bytes"]
+    sub_n = TUNING["select_block_n"] or max(16, tile_bytes // (triton.next_power_of_2(d) * elem_bytes))
     sub_n = max(sub_n, triton.next_power_of_2(triton.cdiv(nb, TUNING["select_max_chunks"])))
     return sub_n, triton.cdiv(nb, sub_n)
 
@@ -954,7 +1008,7 @@ class _Step3Plan:
         B, hkv, nb, D = src.shape
         self.G = q.shape[1] // hkv
         self.k_pad = max(2, triton.next_power_of_2(top_k))
-        sub_n, _ = _chunk_plan(nb, D, summary_bytes)
+        sub_n, _ = _chunk_plan(nb, D, summary_bytes, TUNING["step_tile_bytes"])
         self.sub_n = max(sub_n, self.k_pad)
         self.n_chunks = triton.cdiv(nb, self.sub_n)
         lanes = TUNING["step_merge_lanes"]
@@ -986,7 +1040,9 @@ class _Step3Plan:
             BLOCK_D=triton.next_power_of_2(D), GROUP=self.group, L_PAD=self.l_pad,
             HAS_TOPK=_HAS_TOPK if TUNING["use_topk"] is None else TUNING["use_topk"],
             G_PAD=self.g_pad, ROWS=max(16, self.g_pad), BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))),
-            SPLIT_PAD=triton.next_power_of_2(top_k), FP32_DOT=_fp32_dot(q, k_cache))
+            SPLIT_PAD=triton.next_power_of_2(top_k), FP32_DOT=_fp32_dot(q, k_cache), RANKED=bool(TUNING["step_ranked"]),
+            JC_S=max(1, min(self.group * self.k_pad, 8192 // (self.group * self.k_pad))),
+            JC_D=max(1, min(self.l_pad * self.k_pad, 8192 // (self.l_pad * self.k_pad))))
 
 
 def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_lens, seq_len, k_new, pos, block_size,
