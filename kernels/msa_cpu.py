@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("msa_cpu.c")
+MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
 SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4}  # see block_scores in the C file
 _state: dict = {}
@@ -78,7 +79,8 @@ def available() -> bool:
 def supports(q: torch.Tensor, k_cache: torch.Tensor, scorer: str) -> bool:
     """Batch 1 on CPU, bf16/fp32 cache [1, Hkv, cap, D] laid out contiguously, a scorer the C code knows."""
     return (q.device.type == "cpu" and q.shape[0] == 1 and k_cache.dtype in (torch.bfloat16, torch.float32)
-            and k_cache.is_contiguous() and scorer in SCORERS and available())
+            and k_cache.is_contiguous() and scorer in SCORERS and k_cache.shape[-1] <= MAX_D
+            and q.shape[1] // k_cache.shape[1] <= MAX_G and available())
 
 
 def _scratch(name: str, n: int) -> torch.Tensor:
