@@ -111,6 +111,9 @@ LAB = {  # name -> (q, keys [Hkv,S,D], S, bs, scale, ks, kn, kx, k, local) -> sc
     "sub8": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 8, sc),
     "rerank2": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "interp0.5-mass", ks, kn, kx, k, local, 2),
     "rerank3": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "interp0.5-mass", ks, kn, kx, k, local, 3),
+    "rerank4": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "interp0.5-mass", ks, kn, kx, k, local, 4),
+    "rerank2-mean": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "mean-mass", ks, kn, kx, k, local, 2),
+    "rerank2mm": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "minmax", ks, kn, kx, k, local, 2),
 }
 
 

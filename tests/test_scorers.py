@@ -32,6 +32,7 @@ def _ref_logits(q, keys, seq_len, h, j, b, scorer):
     qh = q[0, h * G + j]
     bound = sum(max(float(qh[d] * blk[:, d].min()), float(qh[d] * blk[:, d].max())) for d in range(D))
     mean = float(qh @ blk.mean(0))
+    scorer = "interp0.5-mass" if scorer == "hybrid" else scorer
     if scorer.startswith("interp"):
         alpha = float(scorer.removeprefix("interp").removesuffix("-mass"))
         return mean + alpha * (bound - mean)
@@ -44,7 +45,7 @@ def _ref_scores(q, keys, seq_len, scorer, scale):
     for h in range(HKV):
         for j in range(G):
             row = torch.tensor([_ref_logits(q, keys, seq_len, h, j, b, scorer) for b in range(nb)], dtype=torch.float64)
-            out[h] += torch.softmax(row * scale, 0) if scorer.endswith("-mass") else row
+            out[h] += torch.softmax(row * scale, 0) if scorer.endswith("-mass") or scorer == "hybrid" else row
     return out
 
 
