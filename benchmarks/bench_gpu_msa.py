@@ -439,6 +439,66 @@ def bench_fused_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
+def bench_probe(args, device: str, report: dict):
+    """Where a microsecond goes: tiny Triton kernels, each launched NL=8 times in one CUDA graph (L2 flushed
+    before each replay; time per launch). An empty launch, one 32 KB load per program, an index load then a
+    dependent 32 KB load, the last-program merge through an acq_rel atomic, and the select's 32 MB stream."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def empty_k(dst):
+        if tl.program_id(0) < 0:
+            tl.store(dst, 0.0)
+
+    @triton.jit
+    def load_k(src, dst, N: tl.constexpr):
+        pid = tl.program_id(0)
+        x = tl.load(src + pid.to(tl.int64) * N + tl.arange(0, N)).to(tl.float32)
+        tl.store(dst + pid, tl.sum(x, axis=0))
+
+    @triton.jit
+    def chain_k(idx, src, dst, N: tl.constexpr):
+        pid = tl.program_id(0)
+        j = tl.load(idx + pid)
+        x = tl.load(src + j.to(tl.int64) * N + tl.arange(0, N)).to(tl.float32)
+        tl.store(dst + pid, tl.sum(x, axis=0))
+
+    @triton.jit
+    def merge_k(cnt, part, dst, P: tl.constexpr, N: tl.constexpr, src):
+        pid = tl.program_id(0)
+        x = tl.load(src + pid.to(tl.int64) * N + tl.arange(0, N)).to(tl.float32)
+        tl.store(part + pid, tl.sum(x, axis=0))
+        tl.debug_barrier()
+        done = tl.atomic_add(cnt, 1, sem="acq_rel")
+        if done == P - 1:
+            tl.store(dst, tl.sum(tl.load(part + tl.arange(0, P), cache_modifier=".cg"), axis=0))
+            tl.store(cnt, 0)
+
+    timer = Timer(device, iters=args.iters)
+    nl = 8
+    n = 16384  # bf16 elements = 32 KB per program
+    src = torch.randn(1024 * n, device=device, dtype=torch.bfloat16)
+    dst = torch.empty(1024, device=device)
+    idx = torch.randperm(1024, device=device, dtype=torch.int32)
+    cnt = torch.zeros(1, device=device, dtype=torch.int32)
+    part = torch.empty(1024, device=device)
+    cases = {
+        "empty_1prog": lambda: empty_k[(1,)](dst),
+        "empty_128prog": lambda: empty_k[(128,)](dst),
+        "load32KB_128prog": lambda: load_k[(128,)](src, dst, N=n),
+        "idx_then_load32KB_128prog": lambda: chain_k[(128,)](idx, src, dst, N=n),
+        "load32KB_atomic_merge_128prog": lambda: merge_k[(128,)](cnt, part, dst, P=128, N=n, src=src),
+        "load32KB_1024prog_32MB": lambda: load_k[(1024,)](src, dst, N=n),
+    }
+    row = report.setdefault("probe", {})
+    for name, fn in cases.items():
+        fn()
+        row[name + "_us"] = round(timer(graphed(lambda: [fn() for _ in range(nl)], device == "cuda")) / nl * 1e3, 2)
+    print(json.dumps(row), flush=True)
+    _dump(args, report)
+
+
 def run_once(args, device: str, report: dict):
     """A few plain calls of each op (B=1, first context) for a profiler such as Nsight Compute."""
     sh = Shape()
@@ -597,8 +657,11 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             if extra and "kmean_len" in extra:
                 extra["kmean_len"] = L - 1
 
-    for tag, mode, scorer in (("engine_msa_mean", "msa", "mean"), ("engine_msa_minmax", "msa", "minmax"),
-                              ("engine_dense", "dense", "mean")):
+    from m3analyst.kernels import msa as kmsa
+
+    for tag, mode, scorer, means in (("engine_msa_mean", "msa", "mean", "fp32"), ("engine_msa_mean_bf16", "msa", "mean", "bf16"),
+                                     ("engine_msa_minmax", "msa", "minmax", "fp32"), ("engine_dense", "dense", "mean", "fp32")):
+        kmsa.ENGINE_MEAN_SUMMARY = means
         settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
                                      local_blocks=STATE.sh.local, dense_layers=0)
         ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
@@ -625,6 +688,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
         if t and t_none:
             row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
             row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
+    kmsa.ENGINE_MEAN_SUMMARY = "fp32"
     del cache
     if cuda:
         torch.cuda.empty_cache()
@@ -691,7 +755,7 @@ def _dump(args, report):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["kernels", "model", "sweep", "fusedsweep", "once", "all"], default="all")
+    ap.add_argument("--part", choices=["kernels", "model", "sweep", "fusedsweep", "once", "probe", "all"], default="all")
     ap.add_argument("--sweep-contexts", type=int, nargs="+", default=[131072, 1048576])
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (plumbing check)")
@@ -742,6 +806,8 @@ def main(argv=None):
         bench_fused_sweep(args, device, report)
     if args.part == "once":
         run_once(args, device, report)
+    if args.part == "probe":
+        bench_probe(args, device, report)
     if args.part in ("kernels", "all"):
         bench_kernels(args, device, report)
     if args.part in ("model", "all"):

@@ -15,18 +15,21 @@ for step in ${STEPS:-tests kernels}; do
     enginetests) timeout 200 python3 -P -m pytest -q -p no:cacheprovider tests/test_kernels_engine_gpu.py 2>&1 | tail -8 | tee "$OUT/enginetests.log";;
     kernels) timeout ${T_KERNELS:-300} $B "$OUT/k" --part kernels ${KARGS:-} 2>&1 | tail -c 20000 > "$OUT/kernels.log";;
     sweep) timeout ${T_SWEEP:-200} $B "$OUT/s" --part fusedsweep ${SARGS:-} 2>&1 | tail -c 20000 > "$OUT/sweep.log";;
+    probe) timeout 90 $B "$OUT/p" --part probe 2>&1 | tail -c 5000 > "$OUT/probe.log";;
     model) timeout ${T_MODEL:-400} $B "$OUT/m" --part model ${MARGS:-} 2>&1 | tail -c 20000 > "$OUT/model.log";;
   esac
 done
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
-for sub in ("k", "s", "m"):
+for sub in ("k", "s", "m", "p"):
     p = os.path.join(out, sub, "bench_gpu_msa.json")
     if not os.path.exists(p):
         continue
     rep = json.load(open(p))
+    if "probe" in rep:
+        print("probe", rep["probe"])
     for key in ("kernel_rows", "fused_sweep_rows", "model_rows"):
         for r in rep.get(key, []):
-            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_no_exact", "err_vs_ref")) or k in ("B", "L", "layers", "ms", "select_tile_bytes", "step_merge_lanes", "step_warps")})
+            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_no_exact", "err_vs_ref", "_hook", "_ops", "error", "per_layer", "seen")) or k in ("B", "L", "layers", "ms", "select_tile_bytes", "step_merge_lanes", "step_warps")})
 PY

@@ -102,6 +102,10 @@ def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size
 # engine hooks: m3analyst.engine.msa_ops takes these on CUDA (MSAOps.decode / the summary update)
 # ----------------------------------------------------------------------------------------------
 MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select
+# What engine_decode scores the mean scorer from: "fp32" = the exact fp32 sums (picks identical to the
+# reference; twice the bytes), "bf16" = the bf16 means that engine_update keeps (half the bytes; picks equal up
+# to msa_naive.mean_score_tolerance). engine_update keeps the means only for "bf16".
+ENGINE_MEAN_SUMMARY = os.environ.get("M3ANALYST_MSA_MEANS", "fp32")
 
 
 def _extra(layer) -> dict:
@@ -127,7 +131,7 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
     tokens that do not continue the ones last folded here (a truncated cache, another update path)."""
     T = key_states.shape[2]
-    if backend_for(key_states) != "triton":
+    if backend_for(key_states) != "triton" or ENGINE_MEAN_SUMMARY != "bf16":
         update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
         return
     extra = _extra(layer)
@@ -146,14 +150,14 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     summaries already hold the token) -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
 
     Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`); scorer "minmax" reads the
-    fp32 kmin/kmax, "mean" the bf16 means of engine_update with exact rescoring from the fp32 sums (same
-    picks as the fp32 reference), or the fp32 sums when the means are not current. Anything else: the
-    backend's select_blocks + sparse_decode."""
+    fp32 kmin/kmax, "mean" the fp32 sums (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the
+    reference) or the bf16 means of engine_update ("bf16", when current). Anything else: the backend's
+    select_blocks + sparse_decode."""
     s = settings
     kmin, kmax = layer.kmin, layer.kmax
     if backend_for(q) == "triton" and (s.scorer == "mean" or kmin is not None):
         kmean = None
-        if s.scorer == "mean":
+        if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":
             extra = _extra(layer)
             km = extra.get("kmean")
             if km is not None and km.shape == layer.ksum.shape and extra.get("kmean_len") == seq_len:

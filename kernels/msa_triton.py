@@ -837,12 +837,14 @@ _HAS_TOPK = hasattr(tl, "topk")
 # Launch parameters (benchmarks/bench_gpu_msa.py --part sweep varies them); None = the default rule.
 # select_tile_bytes: bytes of summaries one select program scores in one tile load (sets SUB_N blocks).
 # Defaults from the H100 sweeps of 2026-11-26 (RESULTS.md): 4 warps everywhere; 8 warps in the one-launch
-# step cost 3-6 us (the decode programs run with the launch's warp count too).
+# step cost 3-6 us (the decode programs run with the launch's warp count too). v3 step (round 3): tl.topk
+# selection (the pairwise-rank variant, step_ranked, was 20-40% slower), 32 KB select tiles; exact rescoring
+# of bf16 means (step_exact) costs more than reading the fp32 sums outright, so it is off by default.
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
-                                            step_impl="v3", step_merge_lanes=256, step_exact=True,
-                                            step_ranked=True, step_tile_bytes=16384)
+                                            step_impl="v3", step_merge_lanes=256, step_exact=False,
+                                            step_ranked=False, step_tile_bytes=32768)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
