@@ -27,7 +27,7 @@ import torch
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
-SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4}  # see block_scores in the C file
+SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4, "hybrid": 4}  # see block_scores in the C file
 _state: dict = {}
 
 

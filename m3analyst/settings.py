@@ -21,8 +21,10 @@ class AttentionSettings(BaseModel):
     dense_below: int = Field(
         0, ge=0, description="contexts at or below this many tokens run dense (0: top_k * block_size)"
     )
-    scorer: Literal["mean", "minmax"] = Field(
-        "minmax", description="block summary used to score blocks (minmax: Quest-style bound; best recall, measured)"
+    scorer: Literal["mean", "minmax", "minmax-mass", "mean-mass", "hybrid"] = Field(
+        "minmax", description="how blocks are scored from their summaries: mean key, minmax (Quest-style bound), or "
+        "an estimated attention mass (per-head softmax over blocks, summed over the group) of the bound (minmax-mass), "
+        "the mean key (mean-mass) or halfway between them (hybrid); see m3analyst/engine/scorers.py"
     )
     sparse_prefill_from: int = Field(
         16384, ge=0, description="prefill: queries at or past this position attend block-sparsely (0: never, all dense; "

@@ -67,14 +67,15 @@ def test_fused_dense_decode_equals_sdpa():
     torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-5)
 
 
-def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch):
-    """With the kernel unavailable, msa_ops.decode gives the same result through the PyTorch fast path."""
+@pytest.mark.parametrize("scorer", ["minmax", "mean", "hybrid", "minmax-mass"])
+def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch, scorer):
+    """With the kernel unavailable, msa_ops.decode gives the same result through the PyTorch paths."""
     from m3analyst.engine.cache import MSACache
     from m3analyst.settings import AttentionSettings
 
     cache = MSACache(num_layers=1, capacity=320, block_size=16)
     k, v = torch.randn(1, 3, 300, 64), torch.randn(1, 3, 300, 64)
-    s = AttentionSettings(block_size=16, top_k=6)
+    s = AttentionSettings(block_size=16, top_k=6, scorer=scorer)
     with torch.inference_mode():
         cache.layers[0].update(k, v)
         q = torch.randn(1, 9, 64)

@@ -149,8 +149,8 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
             msa._step[layer_idx] = idx
     else:
         layer = msa.cache.layers[layer_idx]
-        if s.scorer == "minmax" and layer.kmin is None:
-            raise UsageError("scorer 'minmax' needs a cache built with min/max block summaries (prefill again)")
+        if layer.kmin is None and msa_cpu.needs_minmax(s.scorer):
+            raise UsageError(f"scorer {s.scorer!r} needs a cache built with min/max block summaries (prefill again)")
         q = query[:, :, 0]
         out, idx = msa_ops(query.device).decode(q, layer, S, s, scaling)
         out = out.unsqueeze(2)

@@ -20,6 +20,7 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.cache import MSACache
+from m3analyst.engine.msa_ops import needs_minmax
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
@@ -304,7 +305,7 @@ class Engine:
         """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
         a = self.settings.attention
         return MSACache(self.config.num_hidden_layers, min(capacity, self.context_length), a.block_size,
-                        minmax=a.scorer == "minmax" if minmax is None else minmax)  # dtype: the prefill's (bf16 on AMX)
+                        minmax=needs_minmax(a.scorer) if minmax is None else minmax)  # dtype: the prefill's (bf16 on AMX)
 
     def _forward(self, ids: list[int], cache: MSACache, ctx: attention.RunContext, all_logits: bool = False):
         """Run ids through the model after the cache's current length; returns logits [T or 1, V] fp32."""

@@ -172,13 +172,52 @@ def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.
     return F.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
 
 
+LINEAR_SCORERS = ("mean", "minmax")  # the scorers every backend implements (kernels, reference)
+
+
+def needs_minmax(scorer: str) -> bool:
+    """Whether a scorer reads the per-block key min/max (else the sums alone)."""
+    return scorer not in ("mean", "mean-mass")
+
+
+def _mass_select(q, layer, seq_len: int, s, scale: float) -> torch.Tensor:
+    """idx int32 [B, Hkv, top_k] for the estimated-mass scorers (m3analyst.engine.scorers), row by row."""
+    from m3analyst.engine import scorers
+
+    bs = layer.block_size
+    nb = -(-seq_len // bs)
+    if nb <= s.top_k:  # every block fits: no scoring needed
+        idx = torch.arange(s.top_k, device=q.device)
+        return torch.where(idx < nb, idx, -1).to(torch.int32).expand(q.shape[0], layer.ksum.shape[1], -1)
+    rows = []
+    for b in range(q.shape[0]):
+        kmin = None if layer.kmin is None else layer.kmin[b : b + 1]
+        kmax = None if layer.kmax is None else layer.kmax[b : b + 1]
+        rows.append(scorers.select_blocks_b1(q[b : b + 1], layer.ksum[b : b + 1], seq_len, bs, s.top_k, s.sink_blocks,
+                                             s.local_blocks, s.scorer, kmin, kmax, scale=scale))
+    return torch.cat(rows).to(torch.int32)
+
+
 def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None" = None):
     """select_blocks + sparse_decode of the layer's device backend (any batch, any settings)."""
     ops = ops or msa_ops(q.device)
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
-    idx = ops.select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks,
-                            s.scorer, layer.kmin, layer.kmax)
+    if s.scorer not in LINEAR_SCORERS:
+        idx = _mass_select(q, layer, seq_len, s, scale)
+    else:
+        idx = ops.select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                                s.scorer, layer.kmin, layer.kmax)
     return ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, layer.block_size, scale), idx
+
+
+def _with_mass_fallback(fast_decode: Callable) -> Callable:
+    """A backend decode that implements the linear scorers only: the mass scorers take the generic path."""
+    def decode_any(q, layer, seq_len: int, s, scale: float):
+        if s.scorer in LINEAR_SCORERS:
+            return fast_decode(q, layer, seq_len, s, scale)
+        return _generic_decode(q, layer, seq_len, s, scale)
+
+    return decode_any
 
 
 def decode(q, layer, seq_len: int, s, scale: float):
@@ -190,7 +229,7 @@ def decode(q, layer, seq_len: int, s, scale: float):
     if msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
         return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
                                         s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale)
-    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k:  # the usual case: fast path
+    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k and s.scorer in LINEAR_SCORERS:
         idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                                layer.kmin, layer.kmax)
         return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
@@ -212,7 +251,7 @@ def msa_ops(device: torch.device | str) -> MSAOps:
 
                 _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode,
                                       getattr(kmsa, "engine_update", None) or update_layer,
-                                      getattr(kmsa, "engine_decode", None) or _generic_decode)
+                                      _with_mass_fallback(getattr(kmsa, "engine_decode", None) or _generic_decode))
             except ImportError:
                 pass
     return _cache[kind]
