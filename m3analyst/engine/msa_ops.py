@@ -226,10 +226,11 @@ def decode(q, layer, seq_len: int, s, scale: float):
     Batch 1: the fused C kernel (m3analyst.kernels.msa_cpu) when it is built; else the PyTorch fast path;
     else (batches, unusual settings) the general select_blocks + sparse_decode."""
     bs = layer.block_size
-    if msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
+    patched = select_blocks_b1 is not _SELECT_B1  # a benchmark replaced the selection: honour it
+    if not patched and msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
         return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
                                         s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale)
-    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k and s.scorer in LINEAR_SCORERS:
+    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k and (s.scorer in LINEAR_SCORERS or patched):
         idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                                layer.kmin, layer.kmax)
         return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
@@ -294,6 +295,7 @@ def select_blocks_b1(q, ksum, seq_len: int, block_size, top_k, sink_blocks, loca
     return torch.cat([chosen, forced], 1).unsqueeze(0)
 
 
+_SELECT_B1 = select_blocks_b1  # the original, to detect a benchmark's replacement (see decode)
 _FORCED: dict = {}
 
 
