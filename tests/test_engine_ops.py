@@ -275,3 +275,24 @@ def test_chunk_block_scores_are_summed_per_query_softmax_of_bounds():
             bound = torch.stack([torch.maximum(qc[h, i] * kmin[h, j], qc[h, i] * kmax[h, j]).sum() for j in range(nb)])
             expect[h] += torch.softmax(bound * 0.5, 0)
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
+
+
+def test_a_replaced_select_blocks_b1_is_used_by_decode(monkeypatch):
+    """Benchmarks swap msa_ops.select_blocks_b1 to try other selections; decode must call the swapped one
+    (and not the fused C kernel, which has its own selection)."""
+    from m3analyst.settings import AttentionSettings
+
+    cache = MSACache(num_layers=1, capacity=320, block_size=16)
+    k = torch.randn(1, 3, 300, 16)
+    seen = []
+
+    def first_blocks(q, ksum, seq_len, block_size, top_k, *args):  # a deliberately different selection
+        seen.append(seq_len)
+        nb = -(-seq_len // block_size)
+        return torch.cat([torch.arange(top_k - 1), torch.tensor([nb - 1])]).expand(1, 3, -1)
+
+    with torch.inference_mode():
+        cache.layers[0].update(k, k)
+        monkeypatch.setattr(cpu, "select_blocks_b1", first_blocks)
+        _, idx = cpu.decode(torch.randn(1, 9, 16), cache.layers[0], 300, AttentionSettings(block_size=16, top_k=6), 0.25)
+    assert seen == [300] and idx[0, 0].tolist() == [0, 1, 2, 3, 4, 18]
