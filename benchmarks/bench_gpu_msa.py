@@ -422,8 +422,8 @@ def bench_fused_sweep(args, device: str, report: dict):
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(step_tile_bytes=t, step_merge_lanes=m, step_ranked=r) for r in (True, False)
-                for t in (8192, 16384, 32768) for m in (256, 512)]
+        grid = [dict(step_tile_bytes=t, step_merge_lanes=m, step_warps=w) for t, m, w in
+                ((32768, 256, 4), (32768, 256, 2), (32768, 256, 8), (16384, 512, 4), (65536, 256, 4), (65536, 128, 8))]
         for cfg in grid:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)
@@ -475,6 +475,50 @@ def bench_probe(args, device: str, report: dict):
             tl.store(dst, tl.sum(tl.load(part + tl.arange(0, P), cache_modifier=".cg"), axis=0))
             tl.store(cnt, 0)
 
+    @triton.jit
+    def topk_k(src, dst, N: tl.constexpr, K: tl.constexpr):  # the K-th best of N scores (bitonic tl.topk)
+        pid = tl.program_id(0)
+        x = tl.load(src + pid * N + tl.arange(0, N)).to(tl.float32)
+        top = tl.topk(x, K)
+        tl.store(dst + pid, tl.sum(tl.where(tl.arange(0, K) == K - 1, top, 0.0), axis=0))
+
+    @triton.jit
+    def cumsum_k(src, dst, N: tl.constexpr):
+        pid = tl.program_id(0)
+        x = tl.load(src + pid * N + tl.arange(0, N)).to(tl.float32)
+        c = tl.cumsum((x > 0).to(tl.int32), axis=0)
+        tl.store(dst + pid, tl.sum(c, axis=0).to(tl.float32))
+
+    @triton.jit
+    def attend_k(q_ptr, src, dst, N: tl.constexpr):  # one 64-token block: two 16-row dots + softmax
+        pid = tl.program_id(0)
+        r = tl.arange(0, 16)
+        d = tl.arange(0, 128)
+        t = tl.arange(0, 64)
+        q = tl.load(q_ptr + r[:, None] * 128 + d[None, :])
+        k = tl.load(src + pid.to(tl.int64) * N + t[:, None] * 128 + d[None, :])
+        v = tl.load(src + pid.to(tl.int64) * N + 8192 + t[:, None] * 128 + d[None, :])
+        sc = tl.dot(q, tl.trans(k))
+        p = tl.exp2(sc - tl.max(sc, axis=1)[:, None])
+        o = tl.dot(p.to(v.dtype), v) / tl.sum(p, axis=1)[:, None]
+        tl.store(dst + pid * 2048 + r[:, None] * 128 + d[None, :], o)
+
+    @triton.jit
+    def flag_k(flag, P: tl.constexpr, W: tl.constexpr):  # P publishers then P waiters, W = publishers per flag
+        pid = tl.program_id(0)
+        if pid < P:
+            tl.atomic_add(flag + pid // W, 1, sem="release")
+        else:
+            f = (pid - P) // W
+            while tl.load(flag + f, volatile=True) < W:
+                pass
+            tl.atomic_add(flag + f, 0, sem="acquire")
+            tl.debug_barrier()
+            done = tl.atomic_add(flag + 64 + f, 1, sem="acq_rel")
+            if done == W - 1:
+                tl.store(flag + 64 + f, 0)
+                tl.atomic_xchg(flag + f, 0, sem="relaxed")
+
     timer = Timer(device, iters=args.iters)
     nl = 8
     n = 16384  # bf16 elements = 32 KB per program
@@ -483,6 +527,8 @@ def bench_probe(args, device: str, report: dict):
     idx = torch.randperm(1024, device=device, dtype=torch.int32)
     cnt = torch.zeros(1, device=device, dtype=torch.int32)
     part = torch.empty(1024, device=device)
+    big = torch.empty(1024 * 2048, device=device)
+    flags = torch.zeros(256, device=device, dtype=torch.int32)
     cases = {
         "empty_1prog": lambda: empty_k[(1,)](dst),
         "empty_128prog": lambda: empty_k[(128,)](dst),
@@ -490,6 +536,11 @@ def bench_probe(args, device: str, report: dict):
         "idx_then_load32KB_128prog": lambda: chain_k[(128,)](idx, src, dst, N=n),
         "load32KB_atomic_merge_128prog": lambda: merge_k[(128,)](cnt, part, dst, P=128, N=n, src=src),
         "load32KB_1024prog_32MB": lambda: load_k[(1024,)](src, dst, N=n),
+        "topk16_of_128_128prog": lambda: topk_k[(128,)](src, dst, N=128, K=16),
+        "topk16_of_256_128prog": lambda: topk_k[(128,)](src, dst, N=256, K=16),
+        "cumsum_128_128prog": lambda: cumsum_k[(128,)](src, dst, N=128),
+        "attend_block_128prog": lambda: attend_k[(128,)](src, src, big, N=n),
+        "flag_publish_wait_merge_128x2prog": lambda: flag_k[(256,)](flags, P=128, W=16),
     }
     row = report.setdefault("probe", {})
     for name, fn in cases.items():
