@@ -104,7 +104,26 @@ def _rerank(q, keys, S, bs, scale, base, ks, kn, kx, k, local, factor):
     return m
 
 
-LAB = {  # name -> (q, keys [Hkv,S,D], S, bs, scale, ks, kn, kx, k, local) -> scores [Hkv, nb]
+def _sparq(q, keys, S, bs, scale, k, local, r, factor):
+    """Lab-only: approximate every token's logit from the r key dimensions where the group's |q| is largest
+    (reads r/D of the keys), per-head softmax -> approximate block mass; top factor*k candidates; exact rerank."""
+    hkv, _, D = keys.shape
+    qg = q[0].float().view(hkv, -1, D)
+    dims = qg.abs().sum(1).topk(r, dim=-1).indices  # [Hkv, r], shared by the group (one read of the keys)
+    kr = torch.gather(keys, 2, dims[:, None, :].expand(-1, S, -1))  # [Hkv, S, r]
+    qr = torch.gather(qg, 2, dims[:, None, :].expand(-1, qg.shape[1], -1))
+    nb = -(-S // bs)
+    approx = torch.softmax(torch.matmul(qr, kr.transpose(1, 2)) * scale, -1)
+    approx = torch.nn.functional.pad(approx, (0, nb * bs - S)).view(hkv, -1, nb, bs).sum((1, 3))
+    cand = scorers.pick_blocks(approx, min(factor * k, nb), 1, local)[0]
+    mass = scorers.block_mass(q, keys[None], S, bs, scale)
+    return torch.full_like(mass, -1.0).scatter_(1, cand, mass.gather(1, cand))
+
+
+LAB = {
+    "sparq16x2": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _sparq(q, kk, S, bs, sc, k, local, 16, 2),
+    "sparq8x2": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _sparq(q, kk, S, bs, sc, k, local, 8, 2),
+    "sparq16x1": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _sparq(q, kk, S, bs, sc, k, local, 16, 1),  # name -> (q, keys [Hkv,S,D], S, bs, scale, ks, kn, kx, k, local) -> scores [Hkv, nb]
     "sub16": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 16, sc),
     "sub32": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 32, sc),
     "sub16i": lambda q, kk, S, bs, sc, *a: _sub_mass(q, kk, S, bs, 16, sc, "interp"),
@@ -115,6 +134,18 @@ LAB = {  # name -> (q, keys [Hkv,S,D], S, bs, scale, ks, kn, kx, k, local) -> sc
     "rerank2-mean": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "mean-mass", ks, kn, kx, k, local, 2),
     "rerank2mm": lambda q, kk, S, bs, sc, ks, kn, kx, k, local: _rerank(q, kk, S, bs, sc, "minmax", ks, kn, kx, k, local, 2),
 }
+
+
+def _rerank_prev(q, keys, S, bs, scale, ks, kn, kx, k, local, q_prev, factor=1):
+    """Lab-only: candidates = top factor*k by hybrid, plus the previous step's exact top k (its query over the keys it
+    saw); then exact mass over the candidates. Models an engine that keeps each layer's last selection."""
+    hkv = keys.shape[0]
+    nb = -(-S // bs)
+    cand = scorers.select_blocks_b1(q, ks, S, bs, factor * k, 1, local, "hybrid", kn, kx, scale=scale)[0]
+    prev = scorers.select_oracle(q_prev, keys[None, :, : S - 1], S - 1, bs, k, 1, local, scale)[0]
+    m_all = scorers.block_mass(q, keys[None], S, bs, scale)
+    keep = torch.zeros(hkv, nb, dtype=torch.bool).scatter_(1, cand, True).scatter_(1, prev, True)
+    return m_all.masked_fill(~keep, -1.0)
 
 
 def evaluate(args) -> None:
@@ -148,6 +179,11 @@ def evaluate(args) -> None:
                 for kb in ks_list:
                     picks = {"oracle": scorers.pick_blocks(mass, kb, 1, args.local)}
                     for name in sel_names:
+                        if name.startswith("prev"):
+                            sc = _rerank_prev(q, kk, S, bs, scale, ks, kn, kx, kb, args.local,
+                                              qs[max(t - 1, 0)][None].float(), int(name[4:] or 1))
+                            picks[name] = scorers.pick_blocks(sc, kb, 1, args.local)
+                            continue
                         if name in LAB:
                             sc = LAB[name](q, kk, S, bs, scale, ks, kn, kx, kb, args.local)
                             picks[name] = scorers.pick_blocks(sc, kb, 1, args.local)

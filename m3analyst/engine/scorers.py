@@ -11,10 +11,15 @@ Scorers (registry `SCORERS`, each: (qg [Hkv, G, D] fp32, summaries, scale) -> sc
                heads. Unlike the raw sum of bounds, one head with large logits cannot out-vote the others, and a
                block scores by how much of each head's softmax it would take (the attention mass it would carry).
   mean-mass    the same with mean-key logits.
+  hybrid       the same with the midpoint of the mean-key logit and the Quest bound (interpA-mass with A = 0.5;
+               interpA / interpA-mass for A in 0.25, 0.5, 0.75 are kept for the benchmarks). Measured best of
+               these at equal budget (benchmarks/RESULTS.md, "Fidelity (round 2)").
 
 `select_blocks_b1` has the signature of `m3analyst.engine.msa_ops.select_blocks_b1` (the engine's patch point)
-plus `scale` (the attention scaling; default D ** -0.5). `block_mass` / `select_oracle` give the exact best
-blocks (true softmax mass over all keys) for benchmarks and tests; they read the whole key cache.
+plus `scale` (the attention scaling; default D ** -0.5). `select_rerank` is the two-stage selection: candidates
+by a scorer, then exact attention mass over the candidates' keys (the recommended selection; needs the layer's
+key cache). `block_mass` / `select_oracle` give the exact best blocks (true softmax mass over all keys) for
+benchmarks and tests; they read the whole key cache.
 """
 
 from __future__ import annotations
@@ -53,22 +58,10 @@ def _mass(logits: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.softmax(logits * scale, dim=-1).sum(1)
 
 
-def spread(qg: torch.Tensor, s: Summaries) -> torch.Tensor:
-    """Spread of q.k inside each block, per head: sqrt(sum_d q_d^2 (kmax_d - kmin_d)^2) [Hkv, G, nb]."""
-    return torch.matmul(qg * qg, ((s.kmax - s.kmin) ** 2).transpose(1, 2)).sqrt()
-
-
 def interp_logits(qg: torch.Tensor, s: Summaries, alpha: float) -> torch.Tensor:
     """mean logit + alpha * (Quest bound - mean logit), per head: [Hkv, G, nb]."""
     m = mean_logits(qg, s)
     return m + alpha * (bound_logits(qg, s) - m)
-
-
-def gauss_log_mass(qg: torch.Tensor, s: Summaries, scale: float, c: float) -> torch.Tensor:
-    """log of a block's softmax numerator if its logits were Gaussian around the mean logit with std
-    sqrt(c) * spread: scale * mean + scale^2 * c * spread^2 / 2 + log(count); per head [Hkv, G, nb]."""
-    var = torch.matmul(qg * qg, ((s.kmax - s.kmin) ** 2).transpose(1, 2)) * c
-    return scale * mean_logits(qg, s) + 0.5 * scale * scale * var + s.counts.log()
 
 
 SCORERS: dict[str, Callable[[torch.Tensor, Summaries, float], torch.Tensor]] = {
