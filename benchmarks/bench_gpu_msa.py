@@ -153,16 +153,17 @@ def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
     return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
 
 
-def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=True):
+def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=False, launches=1):
     """decode_step (fold the token into the summaries + select + decode); impl "v3" (merge in the decode
-    programs, exact rescoring of bf16 means when exact) or "v2" (round 2's one-launch kernel)."""
-    saved = K.TUNING["step_impl"], K.TUNING["step_exact"]
-    K.TUNING.update(step_impl=impl, step_exact=exact)
+    programs, exact rescoring of bf16 means when exact; launches 1, 2, or 0 = the select launch alone) or
+    "v2" (round 2's one-launch kernel)."""
+    saved = {k: K.TUNING[k] for k in ("step_impl", "step_exact", "step_launches")}
+    K.TUNING.update(step_impl=impl, step_exact=exact, step_launches=launches)
     try:
         return K.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
                              sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
     finally:
-        K.TUNING.update(step_impl=saved[0], step_exact=saved[1])
+        K.TUNING.update(saved)
 
 
 def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool, impl: str = "v3", exact: bool = True):
@@ -311,10 +312,15 @@ def bench_kernels(args, device: str, report: dict):
                 row.update(check_minmax(layers[0], seq_lens, L, sh))
             # the whole step, each captured in a CUDA graph over NL layers (time per layer)
             row["step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2"))
-            row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
-            row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=False))
+            row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
             row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            row["step_v3_exact_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+            row["step_v3_bf16_2launch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=2))
+            row["step_v3_fp32sum_2launch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, launches=2))
+            row["step_v3_bf16_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
+            row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+            row["v3_select_launch_alone_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=0))
+            for buf in K._counters.values():  # the probe above left its flags raised
+                buf.zero_()
             row["select_and_decode_exact_ms"] = t_graph(lambda ly: K.select_and_decode(
                 ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean, exact=True))
             row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
@@ -604,12 +610,22 @@ def attn_msa_fused(module, query, key, value, attention_mask, scaling=None, drop
     return out.unsqueeze(1), None
 
 
+def attn_msa_fused_2launch(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    saved = K.TUNING["step_launches"]
+    K.TUNING["step_launches"] = 2
+    try:
+        return attn_msa_fused(module, query, key, value, attention_mask, scaling, dropout, **kw)
+    finally:
+        K.TUNING["step_launches"] = saved
+
+
 def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
     _write_new(module, key, value)
     return query.transpose(1, 2), None
 
 
-ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_no_attention": attn_none}
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_msa_fused_2launch": attn_msa_fused_2launch,
+              "m3_no_attention": attn_none}
 
 
 def build_model(n_layers: int, device: str, smoke: bool):
@@ -778,7 +794,7 @@ def bench_model(args, device: str, report: dict):
             step()
             _time_step(row, name, step, timer, cuda)
         t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
-        for name in ("m3_dense_sdpa", "m3_msa_fused"):
+        for name in ("m3_dense_sdpa", "m3_msa_fused", "m3_msa_fused_2launch"):
             t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
             if t and t_none:
                 row[f"{name}_attention_share"] = round((t - t_none) / t, 4)

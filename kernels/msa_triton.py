@@ -781,15 +781,20 @@ def _step3_kernel(
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, L_PAD: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr,
     FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
-    RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr,
+    RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
     published candidate lists and attend over one selected block. Programs start in index order, so every
-    select program is resident or done before a decode program spins."""
+    select program is resident or done before a decode program spins. PHASE 1 / 2: the select / decode
+    programs alone (two launches; the decode programs then find their flags already raised)."""
     pid = tl.program_id(0)
-    n_rows = tl.num_programs(0) // (n_chunks + TOP_K)
-    n_sel = n_rows * n_chunks
+    if PHASE == 0:  # both phases in this launch
+        n_sel = tl.num_programs(0) // (n_chunks + TOP_K) * n_chunks
+    elif PHASE == 1:  # select programs only (a decode launch follows)
+        n_sel = tl.num_programs(0)
+    else:  # decode programs only, after a select launch
+        n_sel = 0
     if pid < n_sel:
         _s3_program(pid // n_chunks, pid % n_chunks,
                     q_ptr, sq_b, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
@@ -844,7 +849,7 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
                                             step_impl="v3", step_merge_lanes=256, step_exact=False,
-                                            step_ranked=False, step_tile_bytes=32768)
+                                            step_ranked=False, step_tile_bytes=32768, step_launches=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1066,7 +1071,20 @@ def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_l
     plan = _Step3Plan(q, src, k_cache, top_k, block_size, summary_bytes)
     kn = k_new if k_new is not None else q.view(B, hkv, -1, D)  # placeholder pointer when not folding
     lens = seq_lens if seq_lens is not None else plan.flag
-    _step3_kernel[plan.grid](
+    n_sel = B * hkv * plan.n_chunks
+    # step_launches: 1 = one launch; 2 = select launch + decode launch; 0 = the select launch alone (a
+    # benchmark probe: it leaves the flags raised, so zero _counters afterwards)
+    phases = {1: [(0, plan.grid)], 2: [(1, (n_sel,)), (2, (plan.grid[0] - n_sel,))], 0: [(1, (n_sel,))]}[TUNING["step_launches"]]
+    for phase, grid in phases:
+        _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
+                            local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, k_new is not None,
+                            exact)
+    return plan.out, plan.idx
+
+
+def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
+                        local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, fold, exact):
+    _step3_kernel[grid](
         q, *q.stride(),
         src, kmin if minmax else src, kmax if minmax else src, ksum, *ksum.stride(),
         lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.gcount, plan.flag,
@@ -1078,11 +1096,10 @@ def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_l
         plan.part_o, plan.part_lse, plan.dcount,
         plan.out, *plan.out.stride(),
         hkv, S, D, scale * LOG2E,
-        MINMAX=minmax, HAS_MEAN=use_mean, FOLD=k_new is not None, EXACT=bool(exact and use_mean),
-        LENS_SCALAR=seq_lens is None, **plan.constexprs,
+        MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
+        LENS_SCALAR=seq_lens is None, PHASE=phase, **plan.constexprs,
         num_warps=TUNING["step_warps"], num_stages=1,
     )
-    return plan.out, plan.idx
 
 
 # ==============================================================================================
