@@ -116,95 +116,163 @@ static void block_scores(const float *qh, const float *ksum, const float *kmin, 
     }
 }
 
-/* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, chunk buffer too small). */
+/* Candidate blocks of one KV head: all blocks when nb <= k; else sink + local (forced) + the best
+ * k - forced others by block_scores. Writes ids (chosen by falling score, then forced ascending) and
+ * returns their number, or -1 when k is over the 1024 the code keeps. */
+static int pick_candidates(const float *qh, const float *ksum, const float *kmin, const float *kmax, int scorer,
+                           int G, int D, int64_t nb, int64_t seq_len, int bs, int k, int sink, int local,
+                           float scale, float alpha, float *sel, int32_t *ids) {
+    static __thread float best_s[1024];
+    static __thread int32_t best_i[1024];
+    int n_ids = 0;
+    int n_sink = sink < nb ? sink : (int)nb;
+    int64_t lo = n_sink, hi = nb - local > lo ? nb - local : lo; /* competing blocks [lo, hi) */
+    if (nb <= k) {
+        for (int64_t j = 0; j < nb; j++) ids[n_ids++] = (int32_t)j;
+        return n_ids;
+    }
+    int n_choose = k - n_sink - (int)(nb - hi);
+    if (n_choose < 0) { /* more forced blocks than k: lowest forced ids win */
+        for (int64_t j = 0; j < n_sink && n_ids < k; j++) ids[n_ids++] = (int32_t)j;
+        for (int64_t j = hi; j < nb && n_ids < k; j++) ids[n_ids++] = (int32_t)j;
+        return n_ids;
+    }
+    if (n_choose > 1024) return -1;
+    block_scores(qh, ksum, kmin, kmax, scorer, G, D, nb, seq_len, bs, scale, alpha, sel);
+    int n_best = 0;
+    for (int64_t j = lo; j < hi && n_choose > 0; j++) keep_best(best_s, best_i, &n_best, n_choose, sel[j], (int32_t)j);
+    for (int i = 0; i < n_best; i++) ids[n_ids++] = best_i[i];
+    for (int64_t j = 0; j < n_sink; j++) ids[n_ids++] = (int32_t)j;
+    for (int64_t j = hi; j < nb; j++) ids[n_ids++] = (int32_t)j;
+    return n_ids;
+}
+
+/* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, more than 1024 candidates).
+ * rerank > 1: two-stage selection -- rerank * top_k candidate blocks by block_scores (sink and local
+ * forced), then the top_k of them with the largest exact attention mass (per head softmax of the
+ * candidates' logits, summed over each block's tokens and the group's heads; forced blocks stay); the
+ * output attends over the final blocks reusing the candidates' logits (keys are read once). */
 int msa_decode_b1(
     const float *q,          /* [Hkv*G, D] query heads, grouped by KV head */
     const void *k,           /* [Hkv, cap, D] keys (B = 1), bf16 or fp32 */
     const void *v,           /* [Hkv, cap, D] values */
     int is_bf16,
-    const float *ksum,       /* [Hkv, nb_cap, D] block key sums (scorer 0 = mean) */
-    const float *kmin,       /* [Hkv, nb_cap, D] block key minima (scorer 1 = minmax) */
+    const float *ksum,       /* [Hkv, nb_cap, D] block key sums */
+    const float *kmin,       /* [Hkv, nb_cap, D] block key minima (ksum again when absent) */
     const float *kmax,
     int scorer, int hkv, int G, int D, int64_t cap, int64_t nb_cap,
-    int64_t seq_len, int bs, int top_k, int sink, int local, float scale, float alpha,
+    int64_t seq_len, int bs, int top_k, int sink, int local, float scale, float alpha, int rerank,
     int32_t *idx_out,        /* [Hkv, top_k]: kept blocks, chosen ones first, then forced; -1 unused */
     float *sel,              /* scratch [(G + 1) * nb_cap] for block scores */
-    float *logits,           /* scratch [G, top_k * bs] */
+    float *logits,           /* scratch [G, max(rerank, 1) * top_k * bs] */
     float *out)              /* [Hkv*G, D] */
 {
     if (D > MAX_D || G > MAX_G) return -1;
     const int64_t nb = (seq_len + bs - 1) / bs;
-    float krow[MAX_D], best_s[1024];
-    int32_t best_i[1024];
+    const int n_stage1 = rerank > 1 ? rerank * top_k : top_k;
+    if (n_stage1 > 1024) return -1;
+    const int64_t row = (int64_t)n_stage1 * bs; /* logits row length per query head */
+    float krow[MAX_D], mass[1024];
+    int32_t cand[1024], off[1024], cnt[1024], keep[1024], order[1024];
     for (int h = 0; h < hkv; h++) {
         const float *qh = q + (int64_t)h * G * D;
+        const int64_t hs = (int64_t)h * nb_cap * D;
         int32_t *ids = idx_out + (int64_t)h * top_k;
-        int n_ids = 0;
-        /* ---- selection ---- */
-        int n_sink = sink < nb ? sink : (int)nb;
-        int64_t lo = n_sink, hi = nb - local > lo ? nb - local : lo; /* competing blocks [lo, hi) */
-        if (nb <= top_k) {
-            for (int64_t j = 0; j < nb; j++) ids[n_ids++] = (int32_t)j;
-        } else {
-            int n_forced = n_sink + (int)(nb - hi);
-            int n_choose = top_k - n_forced;
-            if (n_choose < 0) { /* more forced blocks than top_k: lowest forced ids win */
-                for (int64_t j = 0; j < n_sink && n_ids < top_k; j++) ids[n_ids++] = (int32_t)j;
-                for (int64_t j = hi; j < nb && n_ids < top_k; j++) ids[n_ids++] = (int32_t)j;
-            } else {
-                if (n_choose > 1024) return -1;
-                block_scores(qh, ksum + (int64_t)h * nb_cap * D, kmin + (int64_t)h * nb_cap * D,
-                             kmax + (int64_t)h * nb_cap * D, scorer, G, D, nb, seq_len, bs, scale, alpha, sel);
-                int n_best = 0;
-                for (int64_t j = lo; j < hi && n_choose > 0; j++)
-                    keep_best(best_s, best_i, &n_best, n_choose, sel[j], (int32_t)j);
-                for (int i = 0; i < n_best; i++) ids[n_ids++] = best_i[i];
-                for (int64_t j = 0; j < n_sink; j++) ids[n_ids++] = (int32_t)j;
-                for (int64_t j = hi; j < nb; j++) ids[n_ids++] = (int32_t)j;
-            }
-        }
-        for (int i = n_ids; i < top_k; i++) ids[i] = -1;
-        /* ---- exact attention over the kept blocks' tokens ---- */
+        int n_cand = pick_candidates(qh, ksum + hs, kmin + hs, kmax + hs, scorer, G, D, nb, seq_len, bs, n_stage1,
+                                     sink, local, scale, alpha, sel, cand);
+        if (n_cand < 0) return -1;
+        /* ---- logits of every candidate token, per query head; then exp(l - max) in place ---- */
         const char *kh = (const char *)k + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
         const char *vh = (const char *)v + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
         int n_tok = 0;
-        for (int i = 0; i < n_ids; i++) {
-            int64_t t0 = (int64_t)ids[i] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
+        for (int c = 0; c < n_cand; c++) {
+            int64_t t0 = (int64_t)cand[c] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
+            off[c] = n_tok;
+            cnt[c] = (int32_t)(t1 - t0);
             for (int64_t t = t0; t < t1; t++, n_tok++) {
                 load_row(kh, is_bf16, t, D, krow);
                 for (int g = 0; g < G; g++) {
                     const float *qg = qh + g * D;
                     float acc = 0.f;
                     for (int d = 0; d < D; d++) acc += qg[d] * krow[d];
-                    logits[(int64_t)g * top_k * bs + n_tok] = acc * scale;
+                    logits[(int64_t)g * row + n_tok] = acc * scale;
                 }
             }
         }
-        float inv[MAX_G];
         for (int g = 0; g < G; g++) {
-            float *lg = logits + (int64_t)g * top_k * bs;
-            float m = -FLT_MAX, s = 0.f; /* built with -ffast-math: no infinities anywhere */
+            float *lg = logits + (int64_t)g * row;
+            float m = -FLT_MAX; /* built with -ffast-math: no infinities anywhere */
             for (int t = 0; t < n_tok; t++) m = lg[t] > m ? lg[t] : m;
-            for (int t = 0; t < n_tok; t++) { lg[t] = expf(lg[t] - m); s += lg[t]; }
-            inv[g] = s > 0.f ? 1.f / s : 0.f;
+            for (int t = 0; t < n_tok; t++) lg[t] = expf(lg[t] - m);
+        }
+        /* ---- the final blocks: all candidates, or the top_k by exact mass (rerank) ---- */
+        int n_keep = 0;
+        if (n_cand <= top_k) {
+            for (int c = 0; c < n_cand; c++) keep[n_keep++] = c;
+        } else {
+            int n_sink = sink < nb ? sink : (int)nb;
+            int64_t hi = nb - local > n_sink ? nb - local : n_sink;
+            for (int c = 0; c < n_cand; c++) { /* mass of each candidate block: sum over heads of its softmax share */
+                mass[c] = 0.f;
+                order[c] = c;
+            }
+            for (int g = 0; g < G; g++) {
+                const float *e = logits + (int64_t)g * row;
+                float total = 0.f;
+                for (int t = 0; t < n_tok; t++) total += e[t];
+                for (int c = 0; c < n_cand; c++) {
+                    float part = 0.f;
+                    for (int t = 0; t < cnt[c]; t++) part += e[off[c] + t];
+                    mass[c] += part / total;
+                }
+            }
+            for (int i = 1; i < n_cand; i++) { /* candidates in ascending block id: ties go to the lower id */
+                int32_t x = order[i];
+                int j = i;
+                while (j > 0 && cand[order[j - 1]] > cand[x]) { order[j] = order[j - 1]; j--; }
+                order[j] = x;
+            }
+            int n_forced = 0;
+            for (int c = 0; c < n_cand; c++) n_forced += cand[c] < n_sink || cand[c] >= hi;
+            int n_choose = top_k - n_forced, n_best = 0;
+            float best_m[1024];
+            int32_t best_c[1024];
+            for (int i = 0; i < n_cand && n_choose > 0; i++) {
+                int c = order[i];
+                if (cand[c] < n_sink || cand[c] >= hi) continue;
+                keep_best(best_m, best_c, &n_best, n_choose, mass[c], c);
+            }
+            for (int i = 0; i < n_best; i++) keep[n_keep++] = best_c[i];
+            for (int i = 0; i < n_cand && n_keep < top_k; i++) {
+                int c = order[i];
+                if (cand[c] < n_sink || cand[c] >= hi) keep[n_keep++] = c;
+            }
+        }
+        for (int i = 0; i < top_k; i++) ids[i] = i < n_keep ? cand[keep[i]] : -1;
+        /* ---- exact attention over the final blocks: out_g = sum e v / sum e ---- */
+        float total[MAX_G];
+        for (int g = 0; g < G; g++) {
+            total[g] = 0.f;
             float *o = out + ((int64_t)h * G + g) * D;
             for (int d = 0; d < D; d++) o[d] = 0.f;
         }
-        n_tok = 0;
-        for (int i = 0; i < n_ids; i++) {
-            int64_t t0 = (int64_t)ids[i] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
-            for (int64_t t = t0; t < t1; t++, n_tok++) {
-                load_row(vh, is_bf16, t, D, krow);
+        for (int i = 0; i < n_keep; i++) {
+            int c = keep[i];
+            int64_t t0 = (int64_t)cand[c] * bs;
+            for (int t = 0; t < cnt[c]; t++) {
+                load_row(vh, is_bf16, t0 + t, D, krow);
                 for (int g = 0; g < G; g++) {
-                    float p = logits[(int64_t)g * top_k * bs + n_tok];
+                    float p = logits[(int64_t)g * row + off[c] + t];
                     float *o = out + ((int64_t)h * G + g) * D;
+                    total[g] += p;
                     for (int d = 0; d < D; d++) o[d] += p * krow[d];
                 }
             }
         }
         for (int g = 0; g < G; g++) {
+            float inv = total[g] > 0.f ? 1.f / total[g] : 0.f;
             float *o = out + ((int64_t)h * G + g) * D;
-            for (int d = 0; d < D; d++) o[d] *= inv[g];
+            for (int d = 0; d < D; d++) o[d] *= inv;
         }
     }
     return 0;

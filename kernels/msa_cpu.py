@@ -60,7 +60,7 @@ def _build() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(str(out))
     fn = lib.msa_decode_b1
     p, i, i64, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
-    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, p, p, p, p]
+    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, i, p, p, p, p]
     fn.restype = ctypes.c_int
     return lib
 
@@ -91,9 +91,11 @@ def _scratch(name: str, n: int) -> torch.Tensor:
 
 
 def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: int, top_k: int, sink_blocks: int,
-              local_blocks: int, scorer: str, scale: float, alpha: float = 0.5):
+              local_blocks: int, scorer: str, scale: float, alpha: float = 0.5, rerank: int = 0):
     """q [1, Hq, D]; caches [1, Hkv, cap, D] (contiguous, same dtype); summaries fp32 [1, Hkv, nb_cap, D].
 
+    rerank > 1: two-stage selection (rerank * top_k candidates by the scorer, then the top_k by exact
+    attention mass over the candidates' keys; m3analyst.engine.scorers.select_rerank is the reference).
     Returns (out [1, Hq, D] in q's dtype, idx int32 [1, Hkv, top_k]: chosen blocks, then sink and local
     ones; -1 where fewer blocks exist). Call only when supports(...) is True.
     """
@@ -108,12 +110,12 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
     nb_cap = ksum.shape[2]
     G = hq // hkv
-    logits = _scratch("logits", G * top_k * block_size)
+    logits = _scratch("logits", G * max(rerank, 1) * top_k * block_size)
     sel = _scratch("sel", (G + 1) * nb_cap)
     rc = library().msa_decode_b1(
         q32.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), int(k_cache.dtype == torch.bfloat16),
         ksum.data_ptr(), kmin.data_ptr(), kmax.data_ptr(), mode, hkv, G, D, cap, nb_cap, seq_len, block_size,
-        top_k, sink_blocks, local_blocks, scale, alpha, idx.data_ptr(), sel.data_ptr(), logits.data_ptr(),
+        top_k, sink_blocks, local_blocks, scale, alpha, int(rerank), idx.data_ptr(), sel.data_ptr(), logits.data_ptr(),
         out.data_ptr())
     if rc != 0:
         raise ValueError(f"msa_cpu: unsupported sizes (head dim {D}, group {hq // hkv}, top_k {top_k})")

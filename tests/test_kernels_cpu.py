@@ -100,3 +100,18 @@ def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_l
     assert torch.equal(idx.sort(-1).values.long(), expect)
     want = ref.sparse_decode(q, k, v, expect.int(), torch.tensor([seq_len]), bs, scale)
     torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("scorer", ["hybrid", "minmax"])
+@pytest.mark.parametrize("seq_len, top_k, rerank", [(300, 6, 2), (300, 6, 3), (157, 8, 2), (90, 8, 2)])
+def test_fused_rerank_matches_reference(scorer, seq_len, top_k, rerank):
+    """Two-stage selection (candidates by summaries, final blocks by exact mass) = scorers.select_rerank."""
+    from m3analyst.engine import scorers
+
+    bs, cap, scale = 8, 304, 0.3
+    q, k, v, ksum, kmin, kmax = _case(3, 3, 32, bs, cap, seq_len, torch.float32, seed=3)
+    expect = scorers.select_rerank(q, k, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, scorer, rerank, scale)
+    out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, scorer, scale, rerank=rerank)
+    assert torch.equal(idx.sort(-1).values.long(), expect)
+    want = ref.sparse_decode(q, k, v, expect.int(), torch.tensor([seq_len]), bs, scale)
+    torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)

@@ -229,7 +229,13 @@ def decode(q, layer, seq_len: int, s, scale: float):
     patched = select_blocks_b1 is not _SELECT_B1  # a benchmark replaced the selection: honour it
     if not patched and msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
         return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
-                                        s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale)
+                                        s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale, rerank=s.rerank)
+    if not patched and s.rerank > 1 and q.shape[0] == 1 and q.device.type == "cpu" and -(-seq_len // bs) > s.top_k:
+        from m3analyst.engine import scorers  # the reference of the fused two-stage selection
+
+        idx = scorers.select_rerank(q, layer.keys, layer.ksum, layer.kmin, layer.kmax, seq_len, bs, s.top_k,
+                                    s.sink_blocks, s.local_blocks, s.scorer, s.rerank, scale)
+        return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
     if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k and (s.scorer in LINEAR_SCORERS or patched):
         idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                                layer.kmin, layer.kmax)
