@@ -6,12 +6,12 @@ set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 python3 -m pip install -q --no-deps --no-build-isolation --no-compile --target /tmp/site . >/dev/null 2>&1 || echo "package install failed"
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 M3_COMMIT=$(cat .commit 2>/dev/null || echo unknown)
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 M3_COMMIT=${M3_COMMIT:-unknown}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 B="python3 -P benchmarks/bench_gpu_msa.py --no-flex --out"
 for step in ${STEPS:-tests kernels}; do
   case $step in
-    tests) timeout ${T_TESTS:-240} python3 -P -m pytest -q -x -p no:cacheprovider tests/test_kernels_msa.py 2>&1 | tail -5 | tee "$OUT/tests.log";;
+    tests) timeout ${T_TESTS:-240} python3 -P -m pytest -q -x -p no:cacheprovider tests/test_kernels_msa.py ${TESTK:+-k "$TESTK"} 2>&1 | tail -5 | tee "$OUT/tests.log";;
     enginetests) timeout 200 python3 -P -m pytest -q -p no:cacheprovider tests/test_kernels_engine_gpu.py 2>&1 | tail -8 | tee "$OUT/enginetests.log";;
     kernels) timeout ${T_KERNELS:-300} $B "$OUT/k" --part kernels ${KARGS:-} 2>&1 | tail -c 20000 > "$OUT/kernels.log";;
     sweep) timeout ${T_SWEEP:-200} $B "$OUT/s" --part fusedsweep ${SARGS:-} 2>&1 | tail -c 20000 > "$OUT/sweep.log";;

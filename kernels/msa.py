@@ -7,6 +7,10 @@
 
 Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops contract".
 
+The engine's CUDA path calls `engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len,
+settings, scale)` (bottom of this module): the summary update and one select + decode launch over its
+MSALayer.
+
 Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
 tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
 M3ANALYST_MSA_BACKEND, or the `backend=` argument, forces one. The engine may register its own CPU

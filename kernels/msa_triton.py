@@ -28,6 +28,12 @@ for its (batch, KV head) merges and resets the counter):
                              mean) and, after them in the same 1-D grid, the decode programs, which wait on
                              a per-(batch, KV head) flag raised (release) by the program writing the
                              selection. Optional bf16 block means (`kmean`) halve the bytes select reads.
+    _step3_kernel            the v3 step (default of `decode_step`, and `select_and_decode`, the engine's op):
+                             select programs publish each chunk's best K (score, id) and raise a per-(batch,
+                             KV head) counter; each of the K decode programs of a head merges the published
+                             lists itself (no select-side merge), attends one selected block and writes its
+                             slot of idx; the last merges the K partials. mean (fp32 sums / bf16 means, with
+                             optional exact rescoring) or minmax scorer; one launch or two (TUNING).
 """
 
 from __future__ import annotations
@@ -1263,8 +1269,9 @@ def select_and_decode(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """select_blocks + sparse_decode in ONE launch over summaries that already hold every token (the engine's
     decode: its cache update keeps them current). seq_len: one int for all rows (no tensor, nothing to copy
-    to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (exact=True, the default from
-    TUNING["step_exact"]: picks equal those of the fp32 sums ksum), else ksum; "minmax" reads kmin/kmax.
+    to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (picks equal the fp32 sums' up to the
+    means' rounding; exact=True, default TUNING["step_exact"] = off, rescores near-threshold blocks from ksum so
+    that they equal exactly), else ksum; "minmax" reads kmin/kmax.
     Returns (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k] ascending, -1 padded)."""
     ref.check_cache(k_cache, v_cache)
     ref.check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
