@@ -156,10 +156,10 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`); scorer "minmax" reads the
     fp32 kmin/kmax, "mean" the fp32 sums (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the
     reference) or the bf16 means of engine_update ("bf16", when current). Anything else: the backend's
-    select_blocks + sparse_decode."""
+    select_blocks + sparse_decode (linear scorers only; msa_ops sends the estimated-mass scorers elsewhere)."""
     s = settings
     kmin, kmax = layer.kmin, layer.kmax
-    if backend_for(q) == "triton" and (s.scorer == "mean" or kmin is not None):
+    if backend_for(q) == "triton" and (s.scorer == "mean" or (s.scorer == "minmax" and kmin is not None)):
         kmean = None
         if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":
             extra = _extra(layer)
