@@ -22,8 +22,9 @@ class AttentionSettings(BaseModel):
     dense_below: int = Field(
         0, ge=0, description="contexts at or below this many tokens run dense (0: top_k * block_size)"
     )
-    scorer: Literal["mean", "minmax", "minmax-mass", "mean-mass", "hybrid"] = Field(
-        "hybrid", description="how blocks are scored from their summaries: mean key, minmax (Quest-style bound), or "
+    scorer: Literal["auto", "mean", "minmax", "minmax-mass", "mean-mass", "hybrid"] = Field(
+        "auto", description="how blocks are scored from their summaries (auto: hybrid on CPU, where it is measured "
+        "best; minmax on CUDA, which the Triton kernels implement): mean key, minmax (Quest-style bound), or "
         "an estimated attention mass (per-head softmax over blocks, summed over the group) of the bound (minmax-mass), "
         "the mean key (mean-mass) or halfway between them (hybrid); see m3analyst/engine/scorers.py"
     )

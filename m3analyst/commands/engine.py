@@ -59,7 +59,7 @@ def generate(
     attention: str | None = ATTN_OPT,
     top_k: int | None = typer.Option(None, "--top-k", help="Blocks attended per KV group and step."),
     block_size: int | None = typer.Option(None, "--block-size", help="Tokens per KV block."),
-    scorer: str | None = typer.Option(None, "--scorer", help="block scorer: mean, minmax, minmax-mass, mean-mass or hybrid."),
+    scorer: str | None = typer.Option(None, "--scorer", help="block scorer: auto (hybrid on CPU, minmax on CUDA), mean, minmax, minmax-mass, mean-mass or hybrid."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", "-n", min=0),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0),
     seed: int = typer.Option(0, "--seed"),

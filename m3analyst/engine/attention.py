@@ -149,7 +149,7 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
             msa._step[layer_idx] = idx
     else:
         layer = msa.cache.layers[layer_idx]
-        if layer.kmin is None and msa_cpu.needs_minmax(s.scorer):
+        if layer.kmin is None and msa_cpu.needs_minmax(msa_cpu.resolve_scorer(s, query.device).scorer):
             raise UsageError(f"scorer {s.scorer!r} needs a cache built with min/max block summaries (prefill again)")
         q = query[:, :, 0]
         out, idx = msa_ops(query.device).decode(q, layer, S, s, scaling)

@@ -20,7 +20,7 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.cache import MSACache
-from m3analyst.engine.msa_ops import needs_minmax
+from m3analyst.engine.msa_ops import AUTO_SCORER, needs_minmax
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
@@ -297,13 +297,20 @@ class Engine:
             "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
             else str(self.dtype).replace("torch.", ""),
             "threads": self._prefill_threads, "decode_threads": pick_decode_threads(self.settings.decode_threads),
-            "attention": self.settings.attention.model_dump(),
+            "attention": self.attention_settings().model_dump(),
         }
 
     # --- running ----------------------------------------------------------------------------
+    def attention_settings(self) -> AttentionSettings:
+        """The attention settings this engine runs with: scorer "auto" resolved for its device."""
+        a = self.settings.attention
+        if a.scorer == "auto":
+            a = a.model_copy(update={"scorer": AUTO_SCORER.get(self.device.type, "minmax")})
+        return a
+
     def _new_cache(self, capacity: int, minmax: bool | None = None) -> MSACache:
         """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
-        a = self.settings.attention
+        a = self.attention_settings()
         return MSACache(self.config.num_hidden_layers, min(capacity, self.context_length), a.block_size,
                         minmax=needs_minmax(a.scorer) if minmax is None else minmax)  # dtype: the prefill's (bf16 on AMX)
 
@@ -357,7 +364,7 @@ class Engine:
                          s.seed if seed is None else int(seed), stop)
 
     def _context(self, cache: MSACache, attention_override: dict | None = None) -> attention.RunContext:
-        a = self.settings.attention
+        a = self.attention_settings()
         if attention_override:
             a = a.model_copy(update=attention_override)
         return attention.RunContext(settings=a, cache=cache, mode=a.backend, track=self.track_hits)

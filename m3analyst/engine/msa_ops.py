@@ -173,6 +173,15 @@ def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.
 
 
 LINEAR_SCORERS = ("mean", "minmax")  # the scorers every backend implements (kernels, reference)
+# scorer "auto" per device: CPU -> hybrid with rerank (fidelity round 2, RESULTS.md); CUDA -> minmax (the Triton kernels)
+AUTO_SCORER = {"cpu": "hybrid", "cuda": "minmax"}
+
+
+def resolve_scorer(s, device) -> object:
+    """AttentionSettings with scorer "auto" replaced by the device's choice (others unchanged)."""
+    if s.scorer != "auto":
+        return s
+    return s.model_copy(update={"scorer": AUTO_SCORER.get(torch.device(device).type, "minmax")})
 
 
 def needs_minmax(scorer: str) -> bool:
@@ -201,6 +210,7 @@ def _mass_select(q, layer, seq_len: int, s, scale: float) -> torch.Tensor:
 def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None" = None):
     """select_blocks + sparse_decode of the layer's device backend (any batch, any settings)."""
     ops = ops or msa_ops(q.device)
+    s = resolve_scorer(s, q.device)
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
     if s.scorer not in LINEAR_SCORERS:
         idx = _mass_select(q, layer, seq_len, s, scale)
@@ -213,6 +223,7 @@ def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None
 def _with_mass_fallback(fast_decode: Callable) -> Callable:
     """A backend decode that implements the linear scorers only: the mass scorers take the generic path."""
     def decode_any(q, layer, seq_len: int, s, scale: float):
+        s = resolve_scorer(s, q.device)
         if s.scorer in LINEAR_SCORERS:
             return fast_decode(q, layer, seq_len, s, scale)
         return _generic_decode(q, layer, seq_len, s, scale)
@@ -226,6 +237,7 @@ def decode(q, layer, seq_len: int, s, scale: float):
     Batch 1: the fused C kernel (m3analyst.kernels.msa_cpu) when it is built; else the PyTorch fast path;
     else (batches, unusual settings) the general select_blocks + sparse_decode."""
     bs = layer.block_size
+    s = resolve_scorer(s, q.device)  # the engine passes resolved settings; direct callers may not
     patched = select_blocks_b1 is not _SELECT_B1  # a benchmark replaced the selection: honour it
     if not patched and msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
         return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
