@@ -39,12 +39,15 @@ def _engines(te, **attn):
     return tuple(Engine(m, te._tokenizer(), settings, name="tiny-llama", context_length=400) for m in (cpu_model, gpu_model))
 
 
-def test_engine_on_cuda_uses_the_kernels_and_matches_cpu(te):
+@pytest.mark.parametrize("block_size, top_k", [(8, 4), (4, 32)])
+def test_engine_on_cuda_uses_the_kernels_and_matches_cpu(te, block_size, top_k):
     from m3analyst.engine.msa_ops import msa_ops
 
     assert msa_ops("cuda").name == "kernels"
     ids = te._ids(180, seed=2)
-    cpu, gpu = _engines(te, block_size=8, top_k=4, dense_layers=1, dense_below=8, sink_blocks=1, local_blocks=2)
+    # the same one-stage minmax selection on both (scorer "auto" would pick hybrid + rerank on CPU)
+    cpu, gpu = _engines(te, block_size=block_size, top_k=top_k, dense_layers=1, dense_below=8, sink_blocks=1,
+                        local_blocks=2, scorer="minmax", rerank=0)
     got_cpu, ctx_cpu = te._teacher_forced(cpu, ids, 150)
     got_gpu, ctx_gpu = te._teacher_forced(gpu, ids, 150)
     assert ctx_gpu.selections and set(ctx_gpu.selections[-1]) == {1, 2}  # the sparse (kernel) path ran
@@ -64,3 +67,11 @@ def test_engine_on_cuda_with_all_blocks_equals_dense(te):
     want, _ = te._teacher_forced(dense, ids, 95)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert ctx.selections and set(ctx.selections[-1]) == {0, 1, 2}
+
+
+def test_engine_on_cuda_default_settings_run_the_kernels(te):
+    """Scorer "auto" resolves to minmax on CUDA (what the kernels implement): no fallback path."""
+    _, gpu = _engines(te, block_size=4, dense_below=8)
+    assert gpu.attention_settings().scorer == "minmax"
+    got, ctx = te._teacher_forced(gpu, te._ids(200, seed=4), 170)
+    assert torch.isfinite(got).all() and ctx.selections and (ctx.selections[-1][2] >= 0).all()
