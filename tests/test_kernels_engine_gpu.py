@@ -39,17 +39,17 @@ def _engines(te, **attn):
     return tuple(Engine(m, te._tokenizer(), settings, name="tiny-llama", context_length=400) for m in (cpu_model, gpu_model))
 
 
-@pytest.mark.parametrize("block_size, top_k", [(8, 4), (4, 32)])
-def test_engine_on_cuda_uses_the_kernels_and_matches_cpu(te, block_size, top_k):
+@pytest.mark.parametrize("n_ids, top_k", [(180, 4), (380, 32)])
+def test_engine_on_cuda_uses_the_kernels_and_matches_cpu(te, n_ids, top_k):
     from m3analyst.engine.msa_ops import msa_ops
 
     assert msa_ops("cuda").name == "kernels"
-    ids = te._ids(180, seed=2)
+    ids, block_size = te._ids(n_ids, seed=2), 8
     # the same one-stage minmax selection on both (scorer "auto" would pick hybrid + rerank on CPU)
     cpu, gpu = _engines(te, block_size=block_size, top_k=top_k, dense_layers=1, dense_below=8, sink_blocks=1,
                         local_blocks=2, scorer="minmax", rerank=0)
-    got_cpu, ctx_cpu = te._teacher_forced(cpu, ids, 150)
-    got_gpu, ctx_gpu = te._teacher_forced(gpu, ids, 150)
+    got_cpu, ctx_cpu = te._teacher_forced(cpu, ids, n_ids - 30)
+    got_gpu, ctx_gpu = te._teacher_forced(gpu, ids, n_ids - 30)
     assert ctx_gpu.selections and set(ctx_gpu.selections[-1]) == {1, 2}  # the sparse (kernel) path ran
     # the same blocks: the CPU fast path lists them by score then the forced ones, the kernels ascending
     rows = [(a[l].cpu().long().sort(-1).values, b[l].cpu().long().sort(-1).values)
@@ -71,7 +71,7 @@ def test_engine_on_cuda_with_all_blocks_equals_dense(te):
 
 def test_engine_on_cuda_default_settings_run_the_kernels(te):
     """Scorer "auto" resolves to minmax on CUDA (what the kernels implement): no fallback path."""
-    _, gpu = _engines(te, block_size=4, dense_below=8)
+    _, gpu = _engines(te, block_size=8, dense_below=8)  # top-K 32 of up to 48 blocks
     assert gpu.attention_settings().scorer == "minmax"
-    got, ctx = te._teacher_forced(gpu, te._ids(200, seed=4), 170)
+    got, ctx = te._teacher_forced(gpu, te._ids(380, seed=4), 350)
     assert torch.isfinite(got).all() and ctx.selections and (ctx.selections[-1][2] >= 0).all()
