@@ -136,13 +136,11 @@ def pick_threads(setting: int | None) -> int:
 
 
 def pick_decode_threads(setting: int | None) -> int:
-    """Threads for one-token forwards (decode): the setting, else DECODE_THREADS_AUTO. A decode step is
-    hundreds of small ops; with more threads each op waits for the slowest thread, and one busy
-    neighbour process stalls every op (see RESULTS.md, "Engine round 2" for the measurement)."""
-    return setting or DECODE_THREADS_AUTO
-
-
-DECODE_THREADS_AUTO = 1
+    """Threads for one-token forwards (decode): the setting, else the same rule as prefill (all cores
+    unless the machine is overloaded). Measured idle on 2 cores at 8K: 20.5 tok/s with 2 threads vs 12.9
+    with 1 (the int8 linears are compute-bound per core); a busy neighbour process makes 2 threads stall
+    at every op, which the load rule only catches late (RESULTS.md, "Engine round 2")."""
+    return setting or pick_threads(None)
 
 
 def pick_device(setting: str) -> torch.device:
