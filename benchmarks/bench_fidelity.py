@@ -23,6 +23,7 @@ import torch
 
 from m3analyst.engine import load_engine
 from m3analyst.resources import corpus_dir
+from m3analyst.settings import EngineSettings
 
 DOCS = [
     "legal/contracts_txt/GOOSEHEADINSURANCE,INC_04_02_2018-EX-10.6-Franchise Agreement.txt",
@@ -30,8 +31,11 @@ DOCS = [
     "bio/trials_txt/PMC5388694.txt",
 ]
 TAIL = 256
-VARIANTS = {  # name -> AttentionSettings overrides (defaults: block 64, top-K 16, sink 1, local 2, 2 dense layers)
+VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (see m3analyst/settings.py)
     "dense": {"backend": "dense"},
+    "msa-default": {"backend": "msa"},  # the shipped defaults (top-K 32, hybrid scorer, rerank x2, no dense layers)
+    "msa-k16-minmax": {"backend": "msa", "top_k": 16, "scorer": "minmax", "rerank": 0, "dense_layers": 2},  # round 1's defaults
+    "msa-rr3": {"backend": "msa", "rerank": 3},
     "msa-mean": {"backend": "msa", "scorer": "mean"},
     "msa-minmax": {"backend": "msa", "scorer": "minmax"},
     "msa-mean-k32": {"backend": "msa", "scorer": "mean", "top_k": 32},
@@ -40,7 +44,7 @@ VARIANTS = {  # name -> AttentionSettings overrides (defaults: block 64, top-K 1
     "msa-minmax-b32k32": {"backend": "msa", "scorer": "minmax", "block_size": 32, "top_k": 32, "local_blocks": 4},
     "msa-mean-dense4": {"backend": "msa", "scorer": "mean", "dense_layers": 4},
 }
-DEFAULT_VARIANTS = "dense,msa-mean,msa-minmax"
+DEFAULT_VARIANTS = "dense,msa-default,msa-k16-minmax"
 
 
 class RecallMeter:
@@ -110,9 +114,10 @@ def main() -> None:
     ap.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list of {', '.join(VARIANTS)} (dense first)")
     ap.add_argument("--no-gen", action="store_true", help="skip the greedy generation comparison")
     ap.add_argument("--first-doc", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     variants = args.variants.split(",")
-    eng = load_engine()
+    eng = load_engine(EngineSettings(threads=args.threads))
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
     for rel in DOCS[args.first_doc : args.first_doc + args.docs]:
@@ -147,11 +152,11 @@ def main() -> None:
         # greedy generations after a question, MSA vs dense (MSA active: prompt ~4K tokens)
         prompt = eng.tokenizer.decode(ids[:4000]) + "\n\nQuestion: Who are the parties and what is this document about?\nAnswer:"
         out = {}
-        for v in ("dense", "msa-mean", "msa-minmax"):
+        for v in ("dense", "msa-default", "msa-k16-minmax"):
             eng.settings.attention = eng.settings.attention.model_copy(update=VARIANTS[v])
             out[v] = eng.generate(prompt, max_new_tokens=args.gen_tokens).token_ids
-        eng.settings.attention = eng.settings.attention.model_copy(update={"backend": "msa", "scorer": "mean"})
-        for v in ("msa-mean", "msa-minmax"):
+        eng.settings.attention = type(eng.settings.attention)()
+        for v in ("msa-default", "msa-k16-minmax"):
             common = next((i for i, (a, b) in enumerate(zip(out[v], out["dense"])) if a != b), min(len(out[v]), len(out["dense"])))
             g = {"doc": Path(rel).name[:40], "variant": v, "identical": out[v] == out["dense"], "common_prefix": common,
                  "len": len(out[v]), "dense_len": len(out["dense"]), "text": eng.tokenizer.decode(out[v])[:160],
