@@ -321,6 +321,42 @@ def _select_kernel(
 
 
 @triton.jit
+def _publish_and_merge(acc, m_i, l_i, part, n_parts, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, count_ptr,
+                       out_ptr, o_base, so_h, so_d, h,
+                       G: tl.constexpr, G_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr):
+    """Store this program's partial attention (acc / l_i and its base-2 log-sum-exp) as part `part` of n_parts
+    ([B*Hkv, n_parts, G_PAD, D] and [B*Hkv, n_parts, G_PAD] scratch); the last of the n_parts programs of this
+    (batch, KV head) merges all parts by their LSE into the group's output rows and resets the counter.
+    Returns whether this program was the last (it then owns the clean-up of any other per-head state)."""
+    has = l_i > 0
+    lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
+    o = acc / tl.where(has, l_i, 1.0)[:, None]
+    p_row = (pid_bh.to(tl.int64) * n_parts + part) * G_PAD + rows
+    tl.store(po_ptr + p_row[:, None] * D + offs_d[None, :], o, mask=(rows < G_PAD)[:, None] & dmask[None, :])
+    tl.store(plse_ptr + p_row, lse, mask=rows < G_PAD)
+    tl.debug_barrier()
+    done = tl.atomic_add(count_ptr + pid_bh, 1, sem="acq_rel")
+    last = done == n_parts - 1
+    if last:
+        sp = tl.arange(0, SPLIT_PAD)
+        gp = tl.arange(0, G_PAD)
+        smask = sp < n_parts
+        row3 = (pid_bh.to(tl.int64) * n_parts + sp)[:, None] * G_PAD + gp[None, :]  # [SPLIT_PAD, G_PAD]
+        lse_all = tl.load(plse_ptr + row3, mask=smask[:, None], other=float("-inf"), cache_modifier=".cg")
+        m = tl.max(lse_all, axis=0)
+        m = tl.where(m == float("-inf"), 0.0, m)
+        w = tl.exp2(lse_all - m[None, :])  # [SPLIT_PAD, G_PAD]
+        parts = tl.load(po_ptr + row3[:, :, None] * D + offs_d[None, None, :],
+                        mask=smask[:, None, None] & dmask[None, None, :], other=0.0, cache_modifier=".cg")
+        denom = tl.sum(w, axis=0)
+        merged = tl.sum(parts * w[:, :, None], axis=0) / tl.where(denom > 0, denom, 1.0)[:, None]
+        tl.store(o_base + (h * G + gp).to(tl.int64)[:, None] * so_h + offs_d[None, :] * so_d,
+                 merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
+        tl.store(count_ptr + pid_bh, 0)
+    return last
+
+
+@triton.jit
 def _decode_program(
     pid_bh, split, flag_ptr,
     q_ptr, sq_b, sq_h, sq_d,
@@ -394,35 +430,11 @@ def _decode_program(
             acc = acc * alpha[:, None] + pv
             m_i = m_new
 
-    has = l_i > 0
-    lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-    out = acc / tl.where(has, l_i, 1.0)[:, None]
-    # partials: [B*Hkv, n_split, G_PAD, D] and [B*Hkv, n_split, G_PAD]
-    p_row = (pid_bh.to(tl.int64) * n_split + split) * G_PAD + rows
-    tl.store(po_ptr + p_row[:, None] * D + offs_d[None, :], out, mask=(rows < G_PAD)[:, None] & dmask[None, :])
-    tl.store(plse_ptr + p_row, lse, mask=rows < G_PAD)
-
-    # 2. the last split program of this (batch, KV head) merges the partials by their LSE
-    tl.debug_barrier()
-    done = tl.atomic_add(count_ptr + pid_bh, 1, sem="acq_rel")
-    if done == n_split - 1:
-        sp = tl.arange(0, SPLIT_PAD)
-        gp = tl.arange(0, G_PAD)
-        smask = sp < n_split
-        row3 = (pid_bh.to(tl.int64) * n_split + sp)[:, None] * G_PAD + gp[None, :]  # [SPLIT_PAD, G_PAD]
-        lse_all = tl.load(plse_ptr + row3, mask=smask[:, None], other=float("-inf"), cache_modifier=".cg")
-        m = tl.max(lse_all, axis=0)
-        m = tl.where(m == float("-inf"), 0.0, m)
-        w = tl.exp2(lse_all - m[None, :])  # [SPLIT_PAD, G_PAD]
-        parts = tl.load(po_ptr + row3[:, :, None] * D + offs_d[None, None, :],
-                        mask=smask[:, None, None] & dmask[None, None, :], other=0.0, cache_modifier=".cg")
-        denom = tl.sum(w, axis=0)
-        merged = tl.sum(parts * w[:, :, None], axis=0) / tl.where(denom > 0, denom, 1.0)[:, None]
-        o_ptrs = (out_ptr + b.to(tl.int64) * so_b + (h * G + gp).to(tl.int64)[:, None] * so_h
-                  + offs_d[None, :] * so_d)
-        tl.store(o_ptrs, merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
-        tl.store(count_ptr + pid_bh, 0)
-        if WAIT:
+    # 2. publish this split's partial; the last split program of this (batch, KV head) merges them by their LSE
+    last = _publish_and_merge(acc, m_i, l_i, split, n_split, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr,
+                              count_ptr, out_ptr, out_ptr + b.to(tl.int64) * so_b, so_h, so_d, h, G, G_PAD, SPLIT_PAD)
+    if WAIT:
+        if last:
             tl.atomic_xchg(flag_ptr + pid_bh, 0, sem="relaxed")
 
 
@@ -743,30 +755,8 @@ def _d3_program(
         acc = acc * alpha[:, None] + pv
         m_i = m_new
 
-    has = l_i > 0
-    lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-    o = acc / tl.where(has, l_i, 1.0)[:, None]
-    p_row = (pid_bh.to(tl.int64) * TOP_K + split) * G_PAD + rows
-    tl.store(po_ptr + p_row[:, None] * D + offs_d[None, :], o, mask=(rows < G_PAD)[:, None] & dmask[None, :])
-    tl.store(plse_ptr + p_row, lse, mask=rows < G_PAD)
-    tl.debug_barrier()
-    done = tl.atomic_add(dcount_ptr + pid_bh, 1, sem="acq_rel")
-    if done == TOP_K - 1:
-        sp = tl.arange(0, SPLIT_PAD)
-        gp = tl.arange(0, G_PAD)
-        smask = sp < TOP_K
-        row3 = (pid_bh.to(tl.int64) * TOP_K + sp)[:, None] * G_PAD + gp[None, :]
-        lse_all = tl.load(plse_ptr + row3, mask=smask[:, None], other=float("-inf"), cache_modifier=".cg")
-        m = tl.max(lse_all, axis=0)
-        m = tl.where(m == float("-inf"), 0.0, m)
-        w = tl.exp2(lse_all - m[None, :])
-        parts = tl.load(po_ptr + row3[:, :, None] * D + offs_d[None, None, :],
-                        mask=smask[:, None, None] & dmask[None, None, :], other=0.0, cache_modifier=".cg")
-        denom = tl.sum(w, axis=0)
-        merged = tl.sum(parts * w[:, :, None], axis=0) / tl.where(denom > 0, denom, 1.0)[:, None]
-        tl.store(out_ptr + b.to(tl.int64) * so_b + (h * G + gp).to(tl.int64)[:, None] * so_h + offs_d[None, :] * so_d,
-                 merged.to(out_ptr.dtype.element_ty), mask=(gp < G)[:, None] & dmask[None, :])
-        tl.store(dcount_ptr + pid_bh, 0)
+    if _publish_and_merge(acc, m_i, l_i, split, TOP_K, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, dcount_ptr,
+                          out_ptr, out_ptr + b.to(tl.int64) * so_b, so_h, so_d, h, G, G_PAD, SPLIT_PAD):
         tl.atomic_xchg(flag_ptr + pid_bh, 0, sem="relaxed")
 
 
