@@ -1,8 +1,15 @@
-"""The three MSA decode ops, as the engine calls them: one entry point, `msa_ops(device)`.
+"""MSA ops as the engine calls them: one entry point, `msa_ops(device)` -> MSAOps.
 
-On CPU this module's own implementations run (vectorised versions of the plain reference in
-`m3analyst.kernels.msa_naive`, same contract and semantics, tested against it). On CUDA, when the
-kernels package provides `m3analyst.kernels.msa` (Triton dispatch), its ops are used instead.
+The engine uses two of each backend's ops: `update_layer` (fold new keys into an MSALayer's block
+summaries) and `decode` (one MSA decode step over a layer). Per device:
+  CPU   decode -> the fused C kernel (m3analyst.kernels.msa_cpu: select + exact attention in one call)
+                  when it is built; else the PyTorch batch-1 fast path below (select_blocks_b1 +
+                  sparse_decode_b1; the two-stage rerank through m3analyst.engine.scorers); else the
+                  general select_blocks + sparse_decode (any batch). `sparse_prefill` is CPU-only too.
+  CUDA  the Triton kernels' engine_update / engine_decode (m3analyst.kernels.msa) for the scorers they
+        implement (mean, minmax); other scorers take the generic path.
+The general ops are vectorised versions of the plain reference in `m3analyst.kernels.msa_naive` (same
+contract and semantics, tested against it); scorer "auto" resolves per device (AUTO_SCORER).
 
 Shapes (see the team contract): q [B, Hq, D]; k_cache, v_cache [B, Hkv, S_cap, D];
 ksum / kmin / kmax [B, Hkv, NB_cap, D] (fp32 sums); seq_lens [B]; idx int32 [B, Hkv, top_k].
