@@ -76,10 +76,10 @@ def available() -> bool:
     return library() is not None
 
 
-def supports(q: torch.Tensor, k_cache: torch.Tensor, scorer: str) -> bool:
-    """Batch 1 on CPU, bf16/fp32 cache [1, Hkv, cap, D] laid out contiguously, a scorer the C code knows."""
+def supports(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, scorer: str) -> bool:
+    """Batch 1 on CPU, bf16/fp32 caches [1, Hkv, cap, D] laid out contiguously, a scorer the C code knows."""
     return (q.device.type == "cpu" and q.shape[0] == 1 and k_cache.dtype in (torch.bfloat16, torch.float32)
-            and k_cache.is_contiguous() and scorer in SCORERS and k_cache.shape[-1] <= MAX_D
+            and k_cache.is_contiguous() and v_cache.is_contiguous() and scorer in SCORERS and k_cache.shape[-1] <= MAX_D
             and q.shape[1] // k_cache.shape[1] <= MAX_G and available())
 
 

@@ -143,10 +143,8 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
             _dense_mass(msa, query, key, scaling)
         elif msa._step is not None and msa.track and layer_idx >= s.dense_layers:
             # short context: MSA would select every valid block; record that, so block_hits stay meaningful
-            nb = -(-S // s.block_size)
-            idx = torch.arange(max(s.top_k, nb), device=query.device)[: s.top_k]
-            idx = torch.where(idx < nb, idx, -1).expand(query.shape[0], key.shape[1], -1)
-            msa._step[layer_idx] = idx
+            msa._step[layer_idx] = msa_cpu.all_blocks(-(-S // s.block_size), s.top_k, query.shape[0], key.shape[1],
+                                                      query.device)
     else:
         layer = msa.cache.layers[layer_idx]
         if layer.kmin is None and msa_cpu.needs_minmax(msa_cpu.resolve_scorer(s, query.device).scorer):

@@ -20,7 +20,7 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.cache import MSACache
-from m3analyst.engine.msa_ops import AUTO_SCORER, needs_minmax
+from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
@@ -119,10 +119,12 @@ PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the p
 
 
 def pick_threads(setting: int | None) -> int:
-    """Threads for many-token forwards (prefill): the setting, else all cores -- except on an
-    oversubscribed machine (1-minute load >= 1.5 x cores), where one thread is used: measured here at
-    load 9 on 2 cores, a decode step took ~1 s with 2 threads (threads wait on each other at every op)
-    and ~0.1 s with 1. Asked again at every prefill, so a long-lived engine follows the machine's load."""
+    """CPU threads for prefill (settings.threads) and for decode (settings.decode_threads): the setting,
+    else all cores -- except on an oversubscribed machine (1-minute load >= 1.5 x cores), where one thread
+    is used: measured here at load 9 on 2 cores, a decode step took ~1 s with 2 threads (threads wait on
+    each other at every op) and ~0.1 s with 1; idle, 8K decode ran 20.5 tok/s with 2 threads vs 12.9 with 1
+    (RESULTS.md, "Engine round 2"). Asked again at every prefill and every generation, so a long-lived
+    engine follows the machine's load."""
     import os
 
     if setting:
@@ -135,12 +137,6 @@ def pick_threads(setting: int | None) -> int:
     return 1 if busy and cores > 1 else cores
 
 
-def pick_decode_threads(setting: int | None) -> int:
-    """Threads for one-token forwards (decode): the setting, else the same rule as prefill (all cores
-    unless the machine is overloaded). Measured idle on 2 cores at 8K: 20.5 tok/s with 2 threads vs 12.9
-    with 1 (the int8 linears are compute-bound per core); a busy neighbour process makes 2 threads stall
-    at every op, which the load rule only catches late (RESULTS.md, "Engine round 2")."""
-    return setting or pick_threads(None)
 
 
 def pick_device(setting: str) -> torch.device:
@@ -193,17 +189,9 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         model, tok = _load_hf(hf_dir, device, plan.decode)
     prefill_model = None
     if plan.decode_int8:
-        import copy
+        from m3analyst.engine.quant import int8_copy
 
-        from m3analyst.engine.quant import quantize_linears_int8
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # many small copies: one thread (see quantize_linears_int8)
-        try:
-            decode_model = copy.deepcopy(model)
-        finally:
-            torch.set_num_threads(threads)
-        prefill_model, model = model, quantize_linears_int8(decode_model, plan.decode)
+        prefill_model, model = model, int8_copy(model, plan.decode)
     elif plan.prefill is not None and plan.prefill != plan.decode:
         import copy
 
@@ -248,6 +236,7 @@ class Engine:
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.prefill_model = prefill_model  # optional second copy of the weights for many-token forwards
         self._prefill_threads = pick_threads(settings.threads)
+        self._decode_threads = pick_threads(settings.decode_threads)
         self.name, self.path = name, path
         cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self.config = cfg
@@ -294,17 +283,14 @@ class Engine:
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
             "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
             else str(self.dtype).replace("torch.", ""),
-            "threads": self._prefill_threads, "decode_threads": pick_decode_threads(self.settings.decode_threads),
+            "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
         }
 
     # --- running ----------------------------------------------------------------------------
     def attention_settings(self) -> AttentionSettings:
         """The attention settings this engine runs with: scorer "auto" resolved for its device."""
-        a = self.settings.attention
-        if a.scorer == "auto":
-            a = a.model_copy(update={"scorer": AUTO_SCORER.get(self.device.type, "minmax")})
-        return a
+        return resolve_scorer(self.settings.attention, self.device)
 
     def _new_cache(self, capacity: int, minmax: bool | None = None) -> MSACache:
         """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
@@ -318,7 +304,7 @@ class Engine:
         x = torch.tensor([ids], device=self.device)
         pos = torch.arange(start, start + len(ids), device=self.device)[None]
         model = self.prefill_model if self.prefill_model is not None and len(ids) >= PREFILL_MODEL_MIN_TOKENS else self.model
-        threads = pick_decode_threads(self.settings.decode_threads) if len(ids) == 1 else self._prefill_threads
+        threads = self._decode_threads if len(ids) == 1 else self._prefill_threads
         if self.device.type == "cpu" and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         calls = ctx.calls
@@ -466,6 +452,7 @@ class _Run:
 
     def stream(self) -> Iterator[str]:
         eng, p, cache = self.eng, self.p, self.cache
+        eng._decode_threads = pick_threads(eng.settings.decode_threads)  # the machine's load now, once per run
         ctx = eng._context(cache)
         gen = torch.Generator().manual_seed(p.seed) if p.temperature > 0 else None
         out_ids: list[int] = []

@@ -171,7 +171,7 @@ def update_layer(layer, k_new: torch.Tensor, start_pos: int) -> None:
 def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.Tensor:
     """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
     On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
-    if layer is not None and msa_cpu_kernel.supports(query[:, :, 0], layer.keys, "mean") and layer.values.is_contiguous():
+    if layer is not None and msa_cpu_kernel.supports(query[:, :, 0], layer.keys, layer.values, "mean"):
         nb = -(-seq_len // layer.block_size)
         out, _ = msa_cpu_kernel.decode_b1(query[:, :, 0], layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax,
                                           seq_len, layer.block_size, nb, 0, 0, "mean", scale)
@@ -191,6 +191,12 @@ def resolve_scorer(s, device) -> object:
     return s.model_copy(update={"scorer": AUTO_SCORER.get(torch.device(device).type, "minmax")})
 
 
+def all_blocks(nb: int, top_k: int, B: int, hkv: int, device) -> torch.Tensor:
+    """idx int32 [B, Hkv, top_k] selecting every one of nb <= top_k blocks (-1 in the unused slots)."""
+    idx = torch.arange(top_k, device=device, dtype=torch.int32)
+    return torch.where(idx < nb, idx, -1).expand(B, hkv, -1)
+
+
 def needs_minmax(scorer: str) -> bool:
     """Whether a scorer reads the per-block key min/max (else the sums alone)."""
     return scorer not in ("mean", "mean-mass")
@@ -203,8 +209,7 @@ def _mass_select(q, layer, seq_len: int, s, scale: float) -> torch.Tensor:
     bs = layer.block_size
     nb = -(-seq_len // bs)
     if nb <= s.top_k:  # every block fits: no scoring needed
-        idx = torch.arange(s.top_k, device=q.device)
-        return torch.where(idx < nb, idx, -1).to(torch.int32).expand(q.shape[0], layer.ksum.shape[1], -1)
+        return all_blocks(nb, s.top_k, q.shape[0], layer.ksum.shape[1], q.device)
     rows = []
     for b in range(q.shape[0]):
         kmin = None if layer.kmin is None else layer.kmin[b : b + 1]
@@ -215,9 +220,8 @@ def _mass_select(q, layer, seq_len: int, s, scale: float) -> torch.Tensor:
 
 
 def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None" = None):
-    """select_blocks + sparse_decode of the layer's device backend (any batch, any settings)."""
+    """select_blocks + sparse_decode of the layer's device backend (any batch, any settings; scorer resolved)."""
     ops = ops or msa_ops(q.device)
-    s = resolve_scorer(s, q.device)
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
     if s.scorer not in LINEAR_SCORERS:
         idx = _mass_select(q, layer, seq_len, s, scale)
@@ -246,16 +250,17 @@ def decode(q, layer, seq_len: int, s, scale: float):
     bs = layer.block_size
     s = resolve_scorer(s, q.device)  # the engine passes resolved settings; direct callers may not
     patched = select_blocks_b1 is not _SELECT_B1  # a benchmark replaced the selection: honour it
-    if not patched and msa_cpu_kernel.supports(q, layer.keys, s.scorer) and layer.values.is_contiguous():
+    sparse_b1 = q.shape[0] == 1 and -(-seq_len // bs) > s.top_k  # one sequence, more blocks than top_k
+    if not patched and msa_cpu_kernel.supports(q, layer.keys, layer.values, s.scorer):
         return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
                                         s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale, rerank=s.rerank)
-    if not patched and s.rerank > 1 and q.shape[0] == 1 and q.device.type == "cpu" and -(-seq_len // bs) > s.top_k:
+    if not patched and s.rerank > 1 and sparse_b1:
         from m3analyst.engine import scorers  # the reference of the fused two-stage selection
 
         idx = scorers.select_rerank(q, layer.keys, layer.ksum, layer.kmin, layer.kmax, seq_len, bs, s.top_k,
                                     s.sink_blocks, s.local_blocks, s.scorer, s.rerank, scale)
         return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
-    if q.shape[0] == 1 and s.local_blocks >= 1 and -(-seq_len // bs) > s.top_k and (s.scorer in LINEAR_SCORERS or patched):
+    if sparse_b1 and s.local_blocks >= 1 and (s.scorer in LINEAR_SCORERS or patched):
         idx = select_blocks_b1(q, layer.ksum, seq_len, bs, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                                layer.kmin, layer.kmax)
         return sparse_decode_b1(q, layer.keys, layer.values, idx, seq_len, bs, scale, kv=layer.kv), idx
@@ -459,7 +464,7 @@ def sparse_prefill(query, key, value, layer, start: int, s, scale: float) -> tor
         else:
             ids = torch.arange(n_past).expand(hkv, -1)
         nblk = layer.keys.shape[2] // bs
-        rows = (ids + torch.arange(0, hkv * nblk, nblk)[:, None]).reshape(-1)
+        rows = (ids + _row_offsets(hkv, nblk, query.device)).reshape(-1)
         kp = layer.keys.reshape(hkv * nblk, bs * key.shape[-1]).index_select(0, rows).view(1, hkv, -1, key.shape[-1])
         vp = layer.values.reshape(hkv * nblk, bs * value.shape[-1]).index_select(0, rows).view(1, hkv, -1, value.shape[-1])
         o2, l2 = _flash(qc, kp.to(qc.dtype), vp.to(qc.dtype), False, scale)

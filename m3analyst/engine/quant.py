@@ -7,6 +7,9 @@ A quarter of fp32's bytes per token. Used for the decode copy of the weights onl
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -41,18 +44,28 @@ def int8_supported() -> bool:
 
 
 def quantize_linears_int8(model: nn.Module, act_dtype: torch.dtype = torch.bfloat16) -> nn.Module:
-    """In place: every nn.Linear of `model` becomes an Int8Linear. Returns the model.
+    """In place: every nn.Linear of `model` becomes an Int8Linear. Returns the model."""
+    with _one_thread(), torch.inference_mode():
+        _replace_linears(model, act_dtype)
+    return model
 
-    Runs on one thread: the per-weight ops are small, and with several threads on a busy machine every
-    op waits for a descheduled thread (measured: 12 s with 2 threads under load vs ~1 s with one)."""
+
+def int8_copy(model: nn.Module, act_dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """A deep copy of `model` with int8 linears (the decode copy; `model` itself is left as it is)."""
+    with _one_thread():
+        return quantize_linears_int8(copy.deepcopy(model), act_dtype)
+
+
+@contextmanager
+def _one_thread():
+    """Run many small tensor ops on one thread: with several threads on a busy machine every op waits for
+    a descheduled thread (measured: quantizing took 12 s with 2 threads under load vs ~1 s with one)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.inference_mode():
-            _replace_linears(model, act_dtype)
+        yield
     finally:
         torch.set_num_threads(threads)
-    return model
 
 
 def _replace_linears(model: nn.Module, act_dtype: torch.dtype) -> None:
