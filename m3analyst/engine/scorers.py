@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from m3analyst.engine.msa_ops import _top  # k best, ties to the lower block id
+
 
 @dataclass(frozen=True)
 class Summaries:
@@ -86,8 +88,7 @@ def pick_blocks(scores: torch.Tensor, top_k: int, sink_blocks: int, local_blocks
     scores[:, :sink_blocks] = math.inf
     if local_blocks:
         scores[:, nb - local_blocks :] = math.inf
-    idx = scores.sort(dim=-1, descending=True, stable=True).indices[:, :top_k]
-    return idx.sort(dim=-1).values.unsqueeze(0)
+    return _top(scores, top_k)[1].sort(dim=-1).values.unsqueeze(0)
 
 
 def summaries(ksum, kmin, kmax, seq_len: int, block_size: int) -> Summaries:
