@@ -26,7 +26,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
 SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4, "hybrid": 4}  # see block_scores in the C file
 _state: dict = {}
 
@@ -39,20 +39,22 @@ def _cpu_id() -> str:
     return platform.machine() + flags
 
 
-def _build() -> ctypes.CDLL | None:
+def _build(flags: list[str] = FLAGS) -> ctypes.CDLL | None:
+    """Compile (once per source, flags and CPU) and load; None without a compiler or on a failed build.
+    flags + ["-DM3_NO_SIMD"] builds the plain-C loops even where AVX-512 exists (tests compare both)."""
     from m3analyst.resources import home_dir
 
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None or not SOURCE.is_file():
         return None
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_id().encode()).hexdigest()[:16]
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = home_dir() / "build" / f"msa_cpu-{key}.so"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         try:
-            subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], check=True, capture_output=True, timeout=120)
+            subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], check=True, capture_output=True, timeout=120)
             os.replace(tmp, out)
         except (OSError, subprocess.SubprocessError):
             Path(tmp).unlink(missing_ok=True)
@@ -110,8 +112,8 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
     nb_cap = ksum.shape[2]
     G = hq // hkv
-    logits = _scratch("logits", G * max(rerank, 1) * top_k * block_size)
-    sel = _scratch("sel", (G + 1) * nb_cap)
+    logits = _scratch("logits", hkv * G * max(rerank, 1) * top_k * block_size)
+    sel = _scratch("sel", hkv * (G + 1) * nb_cap)
     rc = library().msa_decode_b1(
         q32.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), int(k_cache.dtype == torch.bfloat16),
         ksum.data_ptr(), kmin.data_ptr(), kmax.data_ptr(), mode, hkv, G, D, cap, nb_cap, seq_len, block_size,

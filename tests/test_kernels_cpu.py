@@ -115,3 +115,52 @@ def test_fused_rerank_matches_reference(scorer, seq_len, top_k, rerank):
     assert torch.equal(idx.sort(-1).values.long(), expect)
     want = ref.sparse_decode(q, k, v, expect.int(), torch.tensor([seq_len]), bs, scale)
     torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.fixture(params=["simd", "plain"])
+def kernel_build(request, monkeypatch):
+    """The kernel as built for this CPU, and its plain-C loops (-DM3_NO_SIMD): both must match the reference."""
+    if request.param == "plain":
+        lib = msa_cpu._build(msa_cpu.FLAGS + ["-DM3_NO_SIMD"])
+        if lib is None:
+            pytest.skip("the plain-C variant did not build")
+        monkeypatch.setitem(msa_cpu._state, "lib", lib)
+    return request.param
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rerank", [0, 2])
+def test_fused_decode_bf16_queries_full_tiles_and_threads(kernel_build, threads, rerank):
+    """Model-like sizes: bf16 cache, queries that are bf16 values (the vdpbf16ps path), 64-token blocks
+    (full 16-key tiles and a partial last block), enough work for the KV heads to be spread over threads."""
+    from m3analyst.engine import scorers
+
+    bs, top_k, seq_len, scale = 64, 8, 2000, 0.125
+    q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, 2048, seq_len, torch.bfloat16, seed=4)
+    q = q.bfloat16().float()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, "hybrid", scale,
+                                     rerank=rerank)
+    finally:
+        torch.set_num_threads(before)
+    if rerank:
+        expect = scorers.select_rerank(q, k, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, "hybrid", rerank, scale)
+    else:
+        expect = scorers.select_blocks_b1(q, ksum, seq_len, bs, top_k, 1, 2, "hybrid", kmin, kmax, scale=scale)
+    assert torch.equal(idx.sort(-1).values.long(), expect)
+    want = ref.sparse_decode(q, k.float(), v.float(), expect.int(), torch.tensor([seq_len]), bs, scale)
+    torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_decode_plain_loops_match(kernel_build, dtype):
+    """Both builds on odd sizes (8-token blocks: tail tiles; head dim 32 and 64; group of 4)."""
+    bs, cap, top_k, seq_len = 8, 168, 7, 157
+    q, k, v, ksum, kmin, kmax = _case(2, 4, 32, bs, cap, seq_len, dtype, seed=5)
+    sl = torch.tensor([seq_len])
+    expect = ref.select_blocks(q, ksum, sl, bs, top_k, 1, 2, "minmax", kmin, kmax)
+    out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, "minmax", 0.3)
+    assert torch.equal(idx.sort(-1).values.clamp(min=-1), expect.sort(-1).values)
+    torch.testing.assert_close(out, ref.sparse_decode(q, k.float(), v.float(), expect, sl, bs, 0.3), rtol=2e-5, atol=2e-5)
