@@ -7,7 +7,12 @@ exact top-K blocks (ranked by the true max attention logit q.k over the block, g
 forced sink/local blocks excluded from both sides). Then greedy generations (64 tokens after a
 question) are compared, MSA vs dense.
 
+Each row also carries the selection's cost per KV head and decode step (scored_tokens: keys scored exactly, i.e.
+rerank x top-K candidate blocks' tokens, or the attended ones in one stage; attended_tokens: top-K x block tokens)
+and the commit of the m3analyst package imported.
+
 Run: python benchmarks/bench_fidelity.py [--contexts 4096,8192] [--out benchmarks/fidelity.json]
+Round 4 (RESULTS.md): --threads 1 --no-gen --contexts 8192 --variants dense,msa-default,msa-k40,...
 """
 
 from __future__ import annotations
@@ -43,8 +48,32 @@ VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (s
     "msa-mean-b32k32": {"backend": "msa", "scorer": "mean", "block_size": 32, "top_k": 32, "local_blocks": 4},
     "msa-minmax-b32k32": {"backend": "msa", "scorer": "minmax", "block_size": 32, "top_k": 32, "local_blocks": 4},
     "msa-mean-dense4": {"backend": "msa", "scorer": "mean", "dense_layers": 4},
+    # round 4: settings around the defaults (hybrid scorer, rerank x2, top-K 32, block 64), to meet the 8K target
+    "msa-k40": {"backend": "msa", "top_k": 40},
+    "msa-k48": {"backend": "msa", "top_k": 48},
+    "msa-rr3-k40": {"backend": "msa", "rerank": 3, "top_k": 40},
+    "msa-rr4": {"backend": "msa", "rerank": 4},  # 128 candidates: every block at 8K (exact selection, K 32)
+    "msa-local4": {"backend": "msa", "local_blocks": 4},
+    "msa-b32k64": {"backend": "msa", "block_size": 32, "top_k": 64},  # same tokens as the defaults, finer blocks
+    "msa-b32k64-l4": {"backend": "msa", "block_size": 32, "top_k": 64, "local_blocks": 4},  # + the same 128 local tokens
+    "msa-b32k64-rr3": {"backend": "msa", "block_size": 32, "top_k": 64, "rerank": 3},
+    "msa-b32k80": {"backend": "msa", "block_size": 32, "top_k": 80},
 }
 DEFAULT_VARIANTS = "dense,msa-default,msa-k16-minmax"
+
+
+def selection_cost(overrides: dict, seq_len: int) -> dict:
+    """Tokens per KV head and decode step at seq_len: keys scored exactly (two-stage rerank: every candidate block's
+    tokens; one stage: the attended ones) and tokens attended (keys+values of the top-K blocks); dense reads all."""
+    from m3analyst.settings import AttentionSettings
+
+    s = AttentionSettings().model_copy(update=overrides)
+    if s.backend == "dense":
+        return {"scored_tokens": seq_len, "attended_tokens": seq_len, "summary_blocks": 0}
+    nb = -(-seq_len // s.block_size)
+    attended = min(s.top_k, nb) * s.block_size
+    scored = min(max(s.rerank, 1) * s.top_k, nb) * s.block_size if s.rerank > 1 else attended
+    return {"scored_tokens": min(scored, seq_len), "attended_tokens": min(attended, seq_len), "summary_blocks": nb}
 
 
 class RecallMeter:
@@ -105,6 +134,22 @@ def teacher_forced(eng, cache, n_prefix, tail_ids, variant):
 first_logits: dict[int, torch.Tensor] = {}
 
 
+def _commit() -> str:
+    """Commit of the m3analyst package actually imported (a snapshot may carry a COMMIT file), for the JSON rows."""
+    import subprocess
+
+    import m3analyst
+
+    root = Path(m3analyst.__file__).resolve().parent.parent
+    if (root / "COMMIT").is_file():
+        return (root / "COMMIT").read_text().strip()
+    r = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+COMMIT = _commit()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", default="4096,8192")
@@ -117,7 +162,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     variants = args.variants.split(",")
-    eng = load_engine(EngineSettings(threads=args.threads))
+    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))  # --threads: prefill and decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
     for rel in DOCS[args.first_doc : args.first_doc + args.docs]:
@@ -144,7 +189,8 @@ def main() -> None:
                 row = {"doc": Path(rel).name[:40], "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),
                        "top1_agree_dense": sum(a == b for a, b in zip(top1, dense_top1)) / len(top1),
                        "top1_acc": sum(a == b for a, b in zip(top1, tail)) / len(tail), "scorer_recall": recall,
-                       "seconds": round(secs, 1), "load": os.getloadavg()[0]}
+                       "seconds": round(secs, 1), "load": os.getloadavg()[0], **selection_cost(VARIANTS[v], C),
+                       "overrides": VARIANTS[v], "commit": COMMIT}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.no_gen:
