@@ -15,7 +15,11 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define MAX_D 256
 #define MAX_G 16
@@ -291,11 +295,135 @@ static int pick_candidates(const float *qh, const float *ksum, const float *kmin
     return n_ids;
 }
 
-/* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, more than 1024 candidates).
+/* Logits of one block's tokens [t0, t1) for the G query heads of a KV head: logits[g * row + i], scaled.
+ * next: row offset of the block to prefetch meanwhile (0: none). Returns t1 - t0. */
+static inline __attribute__((always_inline)) int qk_block(const void *kh, int is_bf16, int64_t t0, int64_t t1,
+                                                          const float *qh, int q_is_bf16, int G, int D, float scale,
+                                                          float *logits, int64_t row, int64_t next) {
+    int64_t t = t0;
+    float krow[MAX_D];
+#ifdef M3_SIMD
+    if (D % 16 == 0) {
+        __m512i qbf[MAX_G * MAX_D / 32];
+        if (q_is_bf16) {
+            const __m512i pick_hi = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
+                                                     27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+            for (int i = 0; i < G * D / 32; i++) /* 32 bf16 = the top halves of 32 fp32 queries (exact here) */
+                qbf[i] = _mm512_permutex2var_epi16(_mm512_loadu_si512(qh + 32 * i), pick_hi,
+                                                   _mm512_loadu_si512(qh + 32 * i + 16));
+        }
+        const __m512i *qv = q_is_bf16 ? qbf : NULL;
+        for (; t + 16 <= t1; t += 16) { /* a tile's worth of the next block per tile: a whole-block burst stalls */
+            if (next) prefetch_rows(kh, is_bf16, t + next, 16, D);
+            else if (t + 16 < t1) prefetch_rows(kh, is_bf16, t + 16, 16, D);
+            qk_tile(kh, is_bf16, t, 16, qh, qv, G, D, scale, logits + (t - t0), row);
+        }
+        if (t < t1) qk_tile(kh, is_bf16, t, (int)(t1 - t), qh, qv, G, D, scale, logits + (t - t0), row);
+        return (int)(t1 - t0);
+    }
+#endif
+    for (; t < t1; t++) {
+        load_row(kh, is_bf16, t, D, krow);
+        for (int g = 0; g < G; g++) {
+            const float *qg = qh + g * D;
+            float acc = 0.f;
+            for (int d = 0; d < D; d++) acc += qg[d] * krow[d];
+            logits[(int64_t)g * row + (t - t0)] = acc * scale;
+        }
+    }
+    return (int)(t1 - t0);
+}
+
+/* o[g * (D + 1) + d] += sum_i p_g[i] v_{t0+i}[d] and o[g * (D + 1) + D] += sum_i p_g[i], over n rows
+ * (p_g at p + g * row). next: row offset of the block to prefetch meanwhile (0: none). */
+static inline __attribute__((always_inline)) void pv_block(const void *vh, int is_bf16, int64_t t0, int n,
+                                                           const float *p, int64_t row, int G, int D, float *o,
+                                                           int64_t next) {
+    int t = 0;
+    float vrow[MAX_D];
+    for (int g = 0; g < G; g++) o[g * (D + 1) + D] += sum_of(p + (int64_t)g * row, n);
+#ifdef M3_SIMD
+    if (D % 16 == 0) {
+        float acc[MAX_G * MAX_D];
+        for (int g = 0; g < G; g++) memcpy(acc + g * D, o + g * (D + 1), sizeof(float) * D);
+        for (; t < n; t += 4) {
+            if (next) prefetch_rows(vh, is_bf16, t0 + t + next, 4, D);
+            else if (t + 4 < n) prefetch_rows(vh, is_bf16, t0 + t + 4, 4, D);
+            pv_tile(vh, is_bf16, t0 + t, n - t < 4 ? n - t : 4, p + t, row, G, D, acc);
+        }
+        for (int g = 0; g < G; g++) memcpy(o + g * (D + 1), acc + g * D, sizeof(float) * D);
+        return;
+    }
+#endif
+    for (; t < n; t++) {
+        load_row(vh, is_bf16, t0 + t, D, vrow);
+        for (int g = 0; g < G; g++) {
+            float pg = p[(int64_t)g * row + t];
+            for (int d = 0; d < D; d++) o[g * (D + 1) + d] += pg * vrow[d];
+        }
+    }
+}
+
+/* The final blocks of one KV head, as indices into its candidates: all of them (n_cand <= top_k), or
+ * rerank: forced ones stay, the others by exact attention mass (per head softmax share of their
+ * tokens, summed over the group; e = exp'd logits [G, row], etot their sums). Returns their number. */
+static int keep_by_mass(const float *e, const float *etot, int G, int64_t row, const int32_t *cand, const int32_t *off,
+                        const int32_t *cnt, int n_cand, int64_t nb, int top_k, int sink, int local, int32_t *keep) {
+    int n_keep = 0;
+    if (n_cand <= top_k) {
+        for (int c = 0; c < n_cand; c++) keep[n_keep++] = c;
+        return n_keep;
+    }
+    float mass[1024], best_m[1024];
+    int32_t order[1024], best_c[1024];
+    int n_sink = sink < nb ? sink : (int)nb;
+    int64_t hi = nb - local > n_sink ? nb - local : n_sink;
+    for (int c = 0; c < n_cand; c++) {
+        mass[c] = 0.f;
+        order[c] = c;
+    }
+    for (int g = 0; g < G; g++) {
+        float inv = 1.f / etot[g];
+        for (int c = 0; c < n_cand; c++) mass[c] += sum_of(e + (int64_t)g * row + off[c], cnt[c]) * inv;
+    }
+    for (int i = 1; i < n_cand; i++) { /* candidates in ascending block id: ties go to the lower id */
+        int32_t x = order[i];
+        int j = i;
+        while (j > 0 && cand[order[j - 1]] > cand[x]) { order[j] = order[j - 1]; j--; }
+        order[j] = x;
+    }
+    int n_forced = 0;
+    for (int c = 0; c < n_cand; c++) n_forced += cand[c] < n_sink || cand[c] >= hi;
+    int n_choose = top_k - n_forced, n_best = 0;
+    for (int i = 0; i < n_cand && n_choose > 0; i++) {
+        int c = order[i];
+        if (cand[c] < n_sink || cand[c] >= hi) continue;
+        keep_best(best_m, best_c, &n_best, n_choose, mass[c], c);
+    }
+    for (int i = 0; i < n_best; i++) keep[n_keep++] = best_c[i];
+    for (int i = 0; i < n_cand && n_keep < top_k; i++) {
+        int c = order[i];
+        if (cand[c] < n_sink || cand[c] >= hi) keep[n_keep++] = c;
+    }
+    return n_keep;
+}
+
+/* Item `it` of a list that concatenates per-head runs of n[h] items: sets *h, returns the index in the run. */
+static inline int item_of(int64_t it, const int32_t *n, int hkv, int *h) {
+    int hh = 0;
+    while (hh < hkv - 1 && it >= n[hh]) it -= n[hh++];
+    *h = hh;
+    return (int)it;
+}
+
+/* Returns 0, or -1 on unsupported sizes (D > MAX_D, G > MAX_G, more than 1024 candidates) or no memory.
  * rerank > 1: two-stage selection -- rerank * top_k candidate blocks by block_scores (sink and local
- * forced), then the top_k of them with the largest exact attention mass (per head softmax of the
- * candidates' logits, summed over each block's tokens and the group's heads; forced blocks stay); the
- * output attends over the final blocks reusing the candidates' logits (keys are read once). */
+ * forced), then the top_k of them with the largest exact attention mass; the output attends over the
+ * final blocks reusing the candidates' logits (keys are read once).
+ * Work is split in phases over the OpenMP threads of the caller (PyTorch's pool when run inside it: the
+ * libgomp PyTorch loaded): candidates per KV head; logits per (head, candidate block); softmax and
+ * rerank per head; values per (head, kept block) into per-thread partial sums, added in thread order
+ * (the result depends on the thread count only through float rounding, never on timing). */
 static inline __attribute__((always_inline)) int decode_impl(
     const float *q,          /* [Hkv*G, D] query heads, grouped by KV head */
     const void *k,           /* [Hkv, cap, D] keys (B = 1), bf16 or fp32 */
@@ -316,184 +444,150 @@ static inline __attribute__((always_inline)) int decode_impl(
     const int n_stage1 = rerank > 1 ? rerank * top_k : top_k;
     if (n_stage1 > 1024) return -1;
     const int64_t row = (int64_t)n_stage1 * bs; /* logits row length per query head */
+    const size_t esz = is_bf16 ? 2 : 4;
+    int q_is_bf16 = 0;
 #ifdef M3_SIMD
-    int q_is_bf16 = is_bf16 && D % 32 == 0; /* queries that are bf16 values (a bf16 model's) take vdpbf16ps */
+    q_is_bf16 = is_bf16 && D % 32 == 0; /* queries that are bf16 values (a bf16 model's) take vdpbf16ps */
     for (int64_t i = 0; q_is_bf16 && i < (int64_t)hkv * G * D; i++) {
         uint32_t u;
         memcpy(&u, q + i, sizeof u);
         q_is_bf16 = (u & 0xFFFFu) == 0;
     }
-    __m512i pick_hi = _mm512_setzero_si512(); /* odd 16-bit words of two vectors: the bf16 halves */
+#endif
+    int n_thr = 1, parallel = hkv * G * row >= 8192;
+#ifdef _OPENMP
+    if (parallel) n_thr = omp_get_max_threads();
+#endif
+    const int64_t slot = (int64_t)hkv * G * (D + 1); /* one thread's partial sums (+ the softmax total) */
+    /* per head: candidate ids, token offsets and counts, kept candidates; run lengths; exp sums; partials */
+    char *mem = malloc(sizeof(int32_t) * ((size_t)hkv * (4 * (size_t)n_stage1 + 2)) + sizeof(float) * ((size_t)hkv * G
+                       + (size_t)n_thr * slot));
+    if (mem == NULL) return -1;
+    int32_t *cand = (int32_t *)mem, *off = cand + (size_t)hkv * n_stage1, *cnt = off + (size_t)hkv * n_stage1;
+    int32_t *keep = cnt + (size_t)hkv * n_stage1, *n_cand = keep + (size_t)hkv * n_stage1, *n_keep = n_cand + hkv;
+    float *etot = (float *)(n_keep + hkv), *part = etot + (size_t)hkv * G;
+#pragma omp parallel if (parallel) num_threads(n_thr)
     {
-        uint16_t ids[32];
-        for (int i = 0; i < 32; i++) ids[i] = (uint16_t)(2 * i + 1);
-        pick_hi = _mm512_loadu_si512(ids);
-    }
+        int tid = 0, nt = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        nt = omp_get_num_threads();
 #endif
-    /* KV heads are independent: spread over the OpenMP threads the caller has (PyTorch's pool when run
-     * inside it: libgomp is the one PyTorch loaded), when there is enough work to pay for the fork. */
-#pragma omp parallel for schedule(static, 1) if (hkv > 1 && row * G * hkv >= 8192)
-    for (int h = 0; h < hkv; h++) {
-        float krow[MAX_D], mass[1024];
-        int32_t cand[1024], off[1024], cnt[1024], keep[1024], order[1024];
-        float *sel = sel_all + (int64_t)h * (G + 1) * nb_cap, *logits = logits_all + (int64_t)h * G * row;
-        const float *qh = q + (int64_t)h * G * D;
-        const int64_t hs = (int64_t)h * nb_cap * D;
-        int32_t *ids = idx_out + (int64_t)h * top_k;
-        int n_cand = pick_candidates(qh, ksum + hs, kmin + hs, kmax + hs, scorer, G, D, nb, seq_len, bs, n_stage1,
-                                     sink, local, scale, alpha, sel, cand);
-        /* n_cand >= 0: n_stage1 <= 1024 was checked above */
-        /* ---- logits of every candidate token, per query head; then exp(l - max) in place ---- */
-        const char *kh = (const char *)k + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
-        const char *vh = (const char *)v + (size_t)h * cap * D * (is_bf16 ? 2 : 4);
-        int n_tok = 0;
-#ifdef M3_SIMD
-        __m512i qbf[MAX_G * MAX_D / 32];
-        if (q_is_bf16)
-            for (int i = 0; i < G * D / 32; i++) /* 32 bf16 = the top halves of 32 fp32 queries */
-                qbf[i] = _mm512_permutex2var_epi16(_mm512_loadu_si512(qh + 32 * i), pick_hi,
-                                                   _mm512_loadu_si512(qh + 32 * i + 16));
-#endif
-        for (int c = 0; c < n_cand; c++) {
-            int64_t t0 = (int64_t)cand[c] * bs, t1 = t0 + bs < seq_len ? t0 + bs : seq_len;
-            /* the next candidate's rows, a tile's worth per tile (a burst of a whole block stalls on the fill buffers) */
-            int64_t next = c + 1 < n_cand ? (int64_t)cand[c + 1] * bs - t0 : 0;
-            if (c == 0) prefetch_rows(kh, is_bf16, t0, t1 - t0 < 16 ? t1 - t0 : 16, D);
-            off[c] = n_tok;
-            cnt[c] = (int32_t)(t1 - t0);
-            int64_t t = t0;
-#ifdef M3_SIMD
-            if (D % 16 == 0) {
-                const __m512i *qv = q_is_bf16 ? qbf : NULL;
-                for (; t + 16 <= t1; t += 16, n_tok += 16) {
-                    if (next) prefetch_rows(kh, is_bf16, t + next, 16, D);
-                    else if (t + 16 < t1) prefetch_rows(kh, is_bf16, t + 16, 16, D);
-                    qk_tile(kh, is_bf16, t, 16, qh, qv, G, D, scale, logits + n_tok, row);
-                }
-                if (t < t1) {
-                    qk_tile(kh, is_bf16, t, (int)(t1 - t), qh, qv, G, D, scale, logits + n_tok, row);
-                    n_tok += (int)(t1 - t);
-                    t = t1;
-                }
-            }
-#endif
-            for (; t < t1; t++, n_tok++) {
-                load_row(kh, is_bf16, t, D, krow);
-                for (int g = 0; g < G; g++) {
-                    const float *qg = qh + g * D;
-                    float acc = 0.f;
-                    for (int d = 0; d < D; d++) acc += qg[d] * krow[d];
-                    logits[(int64_t)g * row + n_tok] = acc * scale;
-                }
+        /* ---- candidates per KV head (sink + local + the best by summaries), their token ranges ---- */
+#pragma omp for schedule(static)
+        for (int h = 0; h < hkv; h++) {
+            int32_t *ch = cand + (int64_t)h * n_stage1;
+            n_cand[h] = pick_candidates(q + (int64_t)h * G * D, ksum + (int64_t)h * nb_cap * D,
+                                        kmin + (int64_t)h * nb_cap * D, kmax + (int64_t)h * nb_cap * D, scorer, G, D,
+                                        nb, seq_len, bs, n_stage1, sink, local, scale, alpha,
+                                        sel_all + (int64_t)h * (G + 1) * nb_cap, ch);
+            int32_t n_tok = 0; /* n_cand >= 0: n_stage1 <= 1024 was checked above */
+            for (int c = 0; c < n_cand[h]; c++) {
+                int64_t t0 = (int64_t)ch[c] * bs;
+                off[(int64_t)h * n_stage1 + c] = n_tok;
+                n_tok += cnt[(int64_t)h * n_stage1 + c] = (int32_t)((t0 + bs < seq_len ? t0 + bs : seq_len) - t0);
             }
         }
-        float etot[MAX_G];
-        for (int g = 0; g < G; g++) {
-            float *lg = logits + (int64_t)g * row;
-            etot[g] = exp_shift_sum(lg, n_tok, max_of(lg, n_tok));
+        /* ---- logits of every candidate token, per (head, candidate block) ---- */
+        int64_t n_items = 0;
+        for (int h = 0; h < hkv; h++) n_items += n_cand[h];
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < n_items; it++) {
+            int h, h2, c = item_of(it, n_cand, hkv, &h), c2 = it + 1 < n_items ? item_of(it + 1, n_cand, hkv, &h2) : -1;
+            const char *kh = (const char *)k + (size_t)h * cap * D * esz;
+            int64_t t0 = (int64_t)cand[(int64_t)h * n_stage1 + c] * bs;
+            int64_t next = c2 < 0 ? 0 : ((int64_t)h2 * cap + (int64_t)cand[(int64_t)h2 * n_stage1 + c2] * bs)
+                                        - ((int64_t)h * cap + t0);
+            qk_block(kh, is_bf16, t0, t0 + cnt[(int64_t)h * n_stage1 + c], q + (int64_t)h * G * D, q_is_bf16, G, D,
+                     scale, logits_all + (int64_t)h * G * row + off[(int64_t)h * n_stage1 + c], row, next);
         }
-        /* ---- the final blocks: all candidates, or the top_k by exact mass (rerank) ---- */
-        int n_keep = 0;
-        if (n_cand <= top_k) {
-            for (int c = 0; c < n_cand; c++) keep[n_keep++] = c;
-        } else {
-            int n_sink = sink < nb ? sink : (int)nb;
-            int64_t hi = nb - local > n_sink ? nb - local : n_sink;
-            for (int c = 0; c < n_cand; c++) { /* mass of each candidate block: sum over heads of its softmax share */
-                mass[c] = 0.f;
-                order[c] = c;
-            }
-            for (int g = 0; g < G; g++) {
-                const float *e = logits + (int64_t)g * row;
-                float inv = 1.f / etot[g];
-                for (int c = 0; c < n_cand; c++) mass[c] += sum_of(e + off[c], cnt[c]) * inv;
-            }
-            for (int i = 1; i < n_cand; i++) { /* candidates in ascending block id: ties go to the lower id */
-                int32_t x = order[i];
-                int j = i;
-                while (j > 0 && cand[order[j - 1]] > cand[x]) { order[j] = order[j - 1]; j--; }
-                order[j] = x;
-            }
-            int n_forced = 0;
-            for (int c = 0; c < n_cand; c++) n_forced += cand[c] < n_sink || cand[c] >= hi;
-            int n_choose = top_k - n_forced, n_best = 0;
-            float best_m[1024];
-            int32_t best_c[1024];
-            for (int i = 0; i < n_cand && n_choose > 0; i++) {
-                int c = order[i];
-                if (cand[c] < n_sink || cand[c] >= hi) continue;
-                keep_best(best_m, best_c, &n_best, n_choose, mass[c], c);
-            }
-            for (int i = 0; i < n_best; i++) keep[n_keep++] = best_c[i];
-            for (int i = 0; i < n_cand && n_keep < top_k; i++) {
-                int c = order[i];
-                if (cand[c] < n_sink || cand[c] >= hi) keep[n_keep++] = c;
-            }
+        /* ---- per head: exp(l - max) in place, the final blocks ---- */
+#pragma omp for schedule(static)
+        for (int h = 0; h < hkv; h++) {
+            const int32_t *ch = cand + (int64_t)h * n_stage1, *oh = off + (int64_t)h * n_stage1;
+            const int32_t *nh = cnt + (int64_t)h * n_stage1;
+            int n_tok = n_cand[h] ? oh[n_cand[h] - 1] + nh[n_cand[h] - 1] : 0;
+            float *lg = logits_all + (int64_t)h * G * row;
+            for (int g = 0; g < G; g++)
+                etot[h * G + g] = exp_shift_sum(lg + (int64_t)g * row, n_tok, max_of(lg + (int64_t)g * row, n_tok));
+            int32_t *kh = keep + (int64_t)h * n_stage1;
+            n_keep[h] = keep_by_mass(lg, etot + h * G, G, row, ch, oh, nh, n_cand[h], nb, top_k, sink, local, kh);
+            for (int i = 0; i < top_k; i++) idx_out[(int64_t)h * top_k + i] = i < n_keep[h] ? ch[kh[i]] : -1;
         }
-        for (int i = 0; i < top_k; i++) ids[i] = i < n_keep ? cand[keep[i]] : -1;
-        /* ---- exact attention over the final blocks: out_g = sum e v / sum e ---- */
-        float total[MAX_G];
-        for (int g = 0; g < G; g++) {
-            total[g] = 0.f;
-            float *o = out + ((int64_t)h * G + g) * D;
+        /* ---- sum e v and sum e per (head, kept block), into this thread's partials ---- */
+        float *mine = part + (int64_t)tid * slot;
+        memset(mine, 0, sizeof(float) * slot);
+        int64_t n_kept = 0;
+        for (int h = 0; h < hkv; h++) n_kept += n_keep[h];
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < n_kept; it++) {
+            int h, h2, i = item_of(it, n_keep, hkv, &h), i2 = it + 1 < n_kept ? item_of(it + 1, n_keep, hkv, &h2) : -1;
+            int c = keep[(int64_t)h * n_stage1 + i];
+            int64_t t0 = (int64_t)cand[(int64_t)h * n_stage1 + c] * bs, next = 0;
+            if (i2 >= 0) {
+                int c2 = keep[(int64_t)h2 * n_stage1 + i2];
+                next = ((int64_t)h2 * cap + (int64_t)cand[(int64_t)h2 * n_stage1 + c2] * bs) - ((int64_t)h * cap + t0);
+            }
+            pv_block((const char *)v + (size_t)h * cap * D * esz, is_bf16, t0, cnt[(int64_t)h * n_stage1 + c],
+                     logits_all + (int64_t)h * G * row + off[(int64_t)h * n_stage1 + c], row, G, D,
+                     mine + (int64_t)h * G * (D + 1), next);
+        }
+        /* ---- out = (sum of the partials) / (sum of their totals), in thread order ---- */
+#pragma omp for schedule(static)
+        for (int r = 0; r < hkv * G; r++) {
+            float *o = out + (int64_t)r * D, total = 0.f;
             for (int d = 0; d < D; d++) o[d] = 0.f;
-        }
-        for (int i = 0; i < n_keep; i++) {
-            int c = keep[i];
-            int64_t t0 = (int64_t)cand[c] * bs;
-            int64_t next = i + 1 < n_keep ? (int64_t)cand[keep[i + 1]] * bs - t0 : 0;
-            if (i == 0) prefetch_rows(vh, is_bf16, t0, cnt[c] < 4 ? cnt[c] : 4, D);
-            float *o = out + (int64_t)h * G * D;
-            const float *p = logits + off[c];
-            for (int g = 0; g < G; g++) total[g] += sum_of(p + (int64_t)g * row, cnt[c]);
-            int t = 0;
-#ifdef M3_SIMD
-            if (D % 16 == 0)
-                for (; t < cnt[c]; t += 4) {
-                    if (next) prefetch_rows(vh, is_bf16, t0 + t + next, 4, D);
-                    else if (t + 4 < cnt[c]) prefetch_rows(vh, is_bf16, t0 + t + 4, 4, D);
-                    pv_tile(vh, is_bf16, t0 + t, cnt[c] - t < 4 ? cnt[c] - t : 4, p + t, row, G, D, o);
-                }
-#endif
-            for (; t < cnt[c]; t++) {
-                load_row(vh, is_bf16, t0 + t, D, krow);
-                for (int g = 0; g < G; g++) {
-                    float pg = p[(int64_t)g * row + t];
-                    for (int d = 0; d < D; d++) o[g * D + d] += pg * krow[d];
-                }
+            for (int th = 0; th < nt; th++) {
+                const float *pr = part + (int64_t)th * slot + (int64_t)r * (D + 1);
+                for (int d = 0; d < D; d++) o[d] += pr[d];
+                total += pr[D];
             }
-        }
-        for (int g = 0; g < G; g++) {
-            float inv = total[g] > 0.f ? 1.f / total[g] : 0.f;
-            float *o = out + ((int64_t)h * G + g) * D;
+            float inv = total > 0.f ? 1.f / total : 0.f;
             for (int d = 0; d < D; d++) o[d] *= inv;
         }
     }
+    free(mem);
     return 0;
 }
 
-/* The exported entry point: the common head dims get their own inlined copy with D a compile-time
- * constant (unrolled row loads and dot products; measured ~20 % faster per layer at D 64); any other D
- * takes the generic copy. */
-int msa_decode_b1(
-    const float *q,          /* [Hkv*G, D] query heads, grouped by KV head */
-    const void *k,           /* [Hkv, cap, D] keys (B = 1), bf16 or fp32 */
-    const void *v,           /* [Hkv, cap, D] values */
-    int is_bf16,
-    const float *ksum,       /* [Hkv, nb_cap, D] block key sums */
-    const float *kmin,       /* [Hkv, nb_cap, D] block key minima (ksum again when absent) */
-    const float *kmax,
-    int scorer, int hkv, int G, int D, int64_t cap, int64_t nb_cap,
-    int64_t seq_len, int bs, int top_k, int sink, int local, float scale, float alpha, int rerank,
-    int32_t *idx_out,        /* [Hkv, top_k]: kept blocks, chosen ones first, then forced; -1 unused */
-    float *sel,              /* scratch [Hkv, (G + 1) * nb_cap] for block scores */
-    float *logits,           /* scratch [Hkv, G, max(rerank, 1) * top_k * bs] */
-    float *out)              /* [Hkv*G, D] */
-{
-#define M3_DECODE_ARGS(DIM) q, k, v, is_bf16, ksum, kmin, kmax, scorer, hkv, G, DIM, cap, nb_cap, seq_len, bs, top_k, \
-    sink, local, scale, alpha, rerank, idx_out, sel, logits, out
-    if (D == 64) return decode_impl(M3_DECODE_ARGS(64));
-    if (D == 128) return decode_impl(M3_DECODE_ARGS(128));
-    return decode_impl(M3_DECODE_ARGS(D));
+/* What stays fixed for one layer's cache across decode steps (built once per layer by kernels/msa_cpu.py). */
+typedef struct {
+    const void *k, *v;                      /* [Hkv, cap, D] keys / values (B = 1), bf16 or fp32 */
+    const float *ksum, *kmin, *kmax;        /* [Hkv, nb_cap, D] block key sums / minima / maxima (kmin, kmax = ksum
+                                               when absent) */
+    float *sel, *logits;                    /* scratch [Hkv, (G + 1) * nb_cap], [Hkv, G, max(rerank, 1) * top_k * bs] */
+    int64_t cap, nb_cap;
+    int32_t is_bf16, scorer, hkv, G, D, bs, top_k, sink, local, rerank;
+    float scale, alpha;
+} msa_args;
+
+static inline void bf16_round(uint16_t *dst, float x) { /* round to nearest even, as torch does */
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    *dst = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The exported entry point. q [Hkv*G, D] and out [Hkv*G, D] are bf16 when io_bf16 (a bf16 model's
+ * activations, widened / rounded here), else fp32; idx_out [Hkv, top_k] gets the kept blocks (chosen
+ * ones first, then forced; -1 unused). The common head dims get their own inlined copy with D a
+ * compile-time constant; any other D takes the generic copy. Returns 0, or -1 on unsupported sizes. */
+int msa_decode(const msa_args *a, const void *q, int io_bf16, int64_t seq_len, int32_t *idx_out, void *out) {
+    const int64_t n = (int64_t)a->hkv * a->G * a->D;
+    if (a->D > MAX_D || a->G > MAX_G || n > 64 * MAX_D) return -1;
+    float q32[64 * MAX_D], o32[64 * MAX_D];
+    const float *qf = (const float *)q;
+    float *of = io_bf16 ? o32 : (float *)out;
+    if (io_bf16) {
+        for (int64_t i = 0; i < n; i++) q32[i] = bf16_to_f32(((const uint16_t *)q)[i]);
+        qf = q32;
+    }
+#define M3_DECODE_ARGS(DIM) qf, a->k, a->v, a->is_bf16, a->ksum, a->kmin, a->kmax, a->scorer, a->hkv, a->G, DIM, a->cap, \
+    a->nb_cap, seq_len, a->bs, a->top_k, a->sink, a->local, a->scale, a->alpha, a->rerank, idx_out, a->sel, a->logits, of
+    int rc = a->D == 64 ? decode_impl(M3_DECODE_ARGS(64))
+           : a->D == 128 ? decode_impl(M3_DECODE_ARGS(128))
+           : decode_impl(M3_DECODE_ARGS(a->D));
 #undef M3_DECODE_ARGS
+    if (io_bf16)
+        for (int64_t i = 0; i < n; i++) bf16_round((uint16_t *)out + i, o32[i]);
+    return rc;
 }

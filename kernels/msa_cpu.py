@@ -27,6 +27,17 @@ import torch
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
+_I32 = ("is_bf16", "scorer", "hkv", "G", "D", "bs", "top_k", "sink", "local", "rerank")
+
+
+class _Args(ctypes.Structure):
+    """msa_args in the C file: what stays fixed for one layer's cache across decode steps."""
+
+    _fields_ = ([(n, ctypes.c_void_p) for n in ("k", "v", "ksum", "kmin", "kmax", "sel", "logits")]
+                + [("cap", ctypes.c_int64), ("nb_cap", ctypes.c_int64)] + [(n, ctypes.c_int32) for n in _I32]
+                + [("scale", ctypes.c_float), ("alpha", ctypes.c_float)])
+
+
 SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4, "hybrid": 4}  # see block_scores in the C file
 _state: dict = {}
 
@@ -60,10 +71,9 @@ def _build(flags: list[str] = FLAGS) -> ctypes.CDLL | None:
             Path(tmp).unlink(missing_ok=True)
             return None
     lib = ctypes.CDLL(str(out))
-    fn = lib.msa_decode_b1
-    p, i, i64, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
-    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, i, p, p, p, p]
-    fn.restype = ctypes.c_int
+    p = ctypes.c_void_p
+    lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
+    lib.msa_decode.restype = ctypes.c_int
     return lib
 
 
@@ -85,11 +95,61 @@ def supports(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, scor
             and q.shape[1] // k_cache.shape[1] <= MAX_G and available())
 
 
-def _scratch(name: str, n: int) -> torch.Tensor:
-    buf = _state.get(name)
-    if buf is None or buf.numel() < n:
-        buf = _state[name] = torch.empty(n, dtype=torch.float32)
-    return buf
+class LayerPlan:
+    """One layer's fixed decode arguments (cache pointers, sizes, settings) packed once for the C call,
+    with its own scratch; calling it runs one decode step. Valid while the cache tensors stay where they
+    are: `key` holds what must not change (a grown cache moves them; see plan_for)."""
+
+    def __init__(self, q, k_cache, v_cache, ksum, kmin, kmax, block_size: int, top_k: int, sink_blocks: int,
+                 local_blocks: int, scorer: str, scale: float, alpha: float = 0.5, rerank: int = 0):
+        _, hkv, cap, D = k_cache.shape
+        hq = q.shape[1]
+        G = hq // hkv
+        mode = SCORERS[scorer]
+        if mode != 0 and mode != 3 and kmin is None:
+            raise ValueError(f"scorer {scorer!r} needs min/max block summaries")
+        kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
+        nb_cap = ksum.shape[2]
+        self.sel = torch.empty(hkv * (G + 1) * nb_cap, dtype=torch.float32)
+        self.logits = torch.empty(hkv * G * max(rerank, 1) * top_k * block_size, dtype=torch.float32)
+        self.tensors = (k_cache, v_cache, ksum, kmin, kmax)  # keep the pointed-to memory alive
+        self.args = _Args(*(t.data_ptr() for t in (*self.tensors, self.sel, self.logits)), cap, nb_cap,
+                          int(k_cache.dtype == torch.bfloat16), mode, hkv, G, D, block_size, top_k, sink_blocks,
+                          local_blocks, int(rerank), scale, alpha)
+        self.shape, self.top_k = (1, hq, D), top_k
+        self.key = (k_cache.data_ptr(), ksum.data_ptr(), cap, q.dtype, hq, block_size, top_k, sink_blocks,
+                    local_blocks, scorer, scale, alpha, rerank)
+
+    def __call__(self, q, seq_len: int):
+        """q [1, Hq, D] bf16 or fp32 (fp16 is computed in fp32) -> (out [1, Hq, D] in q's dtype, idx int32
+        [1, Hkv, top_k])."""
+        io_bf16 = q.dtype == torch.bfloat16
+        qc = q.contiguous() if io_bf16 or q.dtype == torch.float32 else q.float().contiguous()
+        out = torch.empty(self.shape, dtype=qc.dtype)
+        idx = torch.empty(1, self.args.hkv, self.top_k, dtype=torch.int32)
+        rc = library().msa_decode(ctypes.byref(self.args), qc.data_ptr(), int(io_bf16), seq_len, idx.data_ptr(),
+                                  out.data_ptr())
+        if rc != 0:
+            raise ValueError(f"msa_cpu: unsupported sizes (head dim {self.args.D}, group {self.args.G}, "
+                             f"top_k {self.top_k})")
+        return out.to(q.dtype), idx
+
+
+def plan_for(q, layer, scale: float, top_k: int, sink_blocks: int, local_blocks: int, scorer: str, rerank: int = 0,
+             slot: str = "msa") -> LayerPlan | None:
+    """The cached LayerPlan of an MSALayer (one per slot, e.g. "msa" and "dense"), rebuilt when the cache
+    moved or the arguments changed; None when the kernel does not take this case."""
+    key = (layer.keys.data_ptr(), layer.ksum.data_ptr(), layer.keys.shape[2], q.dtype, q.shape[1], layer.block_size,
+           top_k, sink_blocks, local_blocks, scorer, scale, 0.5, rerank)
+    plan = layer.extra.get(("msa_cpu", slot))
+    if plan is not None and plan.key == key:
+        return plan
+    if not supports(q, layer.keys, layer.values, scorer) or (layer.kmin is None and SCORERS[scorer] not in (0, 3)):
+        return None
+    plan = layer.extra[("msa_cpu", slot)] = LayerPlan(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax,
+                                                      layer.block_size, top_k, sink_blocks, local_blocks, scorer,
+                                                      scale, 0.5, rerank)
+    return plan
 
 
 def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: int, top_k: int, sink_blocks: int,
@@ -99,26 +159,8 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     rerank > 1: two-stage selection (rerank * top_k candidates by the scorer, then the top_k by exact
     attention mass over the candidates' keys; m3analyst.engine.scorers.select_rerank is the reference).
     Returns (out [1, Hq, D] in q's dtype, idx int32 [1, Hkv, top_k]: chosen blocks, then sink and local
-    ones; -1 where fewer blocks exist). Call only when supports(...) is True.
+    ones; -1 where fewer blocks exist). Call only when supports(...) is True. One-off calls; the engine
+    keeps a LayerPlan per layer (plan_for).
     """
-    _, hkv, cap, D = k_cache.shape
-    hq = q.shape[1]
-    q32 = q[0].to(torch.float32).contiguous()
-    out = torch.empty(hq, D, dtype=torch.float32)
-    idx = torch.empty(1, hkv, top_k, dtype=torch.int32)
-    mode = SCORERS[scorer]
-    if mode != 0 and mode != 3 and kmin is None:
-        raise ValueError(f"scorer {scorer!r} needs min/max block summaries")
-    kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
-    nb_cap = ksum.shape[2]
-    G = hq // hkv
-    logits = _scratch("logits", hkv * G * max(rerank, 1) * top_k * block_size)
-    sel = _scratch("sel", hkv * (G + 1) * nb_cap)
-    rc = library().msa_decode_b1(
-        q32.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), int(k_cache.dtype == torch.bfloat16),
-        ksum.data_ptr(), kmin.data_ptr(), kmax.data_ptr(), mode, hkv, G, D, cap, nb_cap, seq_len, block_size,
-        top_k, sink_blocks, local_blocks, scale, alpha, int(rerank), idx.data_ptr(), sel.data_ptr(), logits.data_ptr(),
-        out.data_ptr())
-    if rc != 0:
-        raise ValueError(f"msa_cpu: unsupported sizes (head dim {D}, group {hq // hkv}, top_k {top_k})")
-    return out.view(1, hq, D).to(q.dtype), idx
+    return LayerPlan(q, k_cache, v_cache, ksum, kmin, kmax, block_size, top_k, sink_blocks, local_blocks, scorer, scale,
+                     alpha, rerank)(q, seq_len)

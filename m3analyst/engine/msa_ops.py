@@ -171,11 +171,11 @@ def update_layer(layer, k_new: torch.Tensor, start_pos: int) -> None:
 def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.Tensor:
     """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
     On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
-    if layer is not None and msa_cpu_kernel.supports(query[:, :, 0], layer.keys, layer.values, "mean"):
-        nb = -(-seq_len // layer.block_size)
-        out, _ = msa_cpu_kernel.decode_b1(query[:, :, 0], layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax,
-                                          seq_len, layer.block_size, nb, 0, 0, "mean", scale)
-        return out.unsqueeze(2)
+    plan = None if layer is None else msa_cpu_kernel.plan_for(query[:, :, 0], layer, scale,
+                                                              layer.keys.shape[2] // layer.block_size, 0, 0, "mean",
+                                                              slot="dense")  # top_k = every block the cache holds
+    if plan is not None:
+        return plan(query[:, :, 0], seq_len)[0].unsqueeze(2)
     return F.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
 
 
@@ -251,9 +251,10 @@ def decode(q, layer, seq_len: int, s, scale: float):
     s = resolve_scorer(s, q.device)  # the engine passes resolved settings; direct callers may not
     patched = select_blocks_b1 is not _SELECT_B1  # a benchmark replaced the selection: honour it
     sparse_b1 = q.shape[0] == 1 and -(-seq_len // bs) > s.top_k  # one sequence, more blocks than top_k
-    if not patched and msa_cpu_kernel.supports(q, layer.keys, layer.values, s.scorer):
-        return msa_cpu_kernel.decode_b1(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax, seq_len, bs,
-                                        s.top_k, s.sink_blocks, s.local_blocks, s.scorer, scale, rerank=s.rerank)
+    plan = None if patched else msa_cpu_kernel.plan_for(q, layer, scale, s.top_k, s.sink_blocks, s.local_blocks,
+                                                        s.scorer, s.rerank)
+    if plan is not None:
+        return plan(q, seq_len)
     if not patched and s.rerank > 1 and sparse_b1:
         from m3analyst.engine import scorers  # the reference of the fused two-stage selection
 
