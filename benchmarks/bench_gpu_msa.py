@@ -556,17 +556,23 @@ def bench_probe(args, device: str, report: dict):
     _dump(args, report)
 
 
+ONCE_OPS = {  # --part once: what each variant calls (B=1, first context), for a profiler such as Nsight Compute
+    "three": lambda ly, lens, L, sh: msa_step(ly, lens, L, sh),
+    "v3_fp32": lambda ly, lens, L, sh: fused_step(ly, lens, L, sh, means=False),
+    "v3_bf16": lambda ly, lens, L, sh: fused_step(ly, lens, L, sh),
+}
+
+
 def run_once(args, device: str, report: dict):
-    """A few plain calls of each op (B=1, first context) for a profiler such as Nsight Compute."""
+    """A few plain calls of each variant in --once-ops (B=1, first context), for a profiler."""
     sh = Shape()
     L = args.contexts[0]
     ly = make_layers(1, 1, L, sh, device, Timer(device, iters=1), [])[0]
     seq_lens = torch.full((1,), L, dtype=torch.int32, device=device)
-    for _ in range(3):
-        K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block)
-        idx = K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-        K.sparse_decode(ly.q, ly.k, ly.v, idx, seq_lens, sh.block, sh.d**-0.5)
-    torch.cuda.synchronize()
+    for name in args.once_ops:
+        for _ in range(3):
+            ONCE_OPS[name](ly, seq_lens, L, sh)
+        torch.cuda.synchronize()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -834,6 +840,7 @@ def main(argv=None):
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--no-minmax-check", dest="minmax_check", action="store_false")
     ap.add_argument("--no-engine", dest="engine", action="store_false", help="model part: skip the engine's own path")
+    ap.add_argument("--once-ops", nargs="+", default=["three"], choices=sorted(ONCE_OPS))
     ap.add_argument("--tuning", nargs="*", default=[], help="msa_triton.TUNING overrides, e.g. select_max_chunks=64")
     ap.add_argument("--model-layers-full", type=int, default=32)
     ap.add_argument("--model-full-contexts", type=int, nargs="*", default=[131072])

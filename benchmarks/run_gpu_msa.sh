@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device-machine driver for benchmarks/bench_gpu_msa.py (run from the repo root; $OUT collects the results).
 # Installs the carried wheels (.whl: transformers 5.24 & co, pydantic) and the package into /tmp/site, then
-# runs the steps named in $STEPS (tests kernels sweep model), each under its own time limit.
+# runs the steps named in $STEPS (tests enginetests kernels sweep probe profile model), each under its own time limit.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
@@ -15,6 +15,14 @@ for step in ${STEPS:-tests kernels}; do
     enginetests) timeout 200 python3 -P -m pytest -q -p no:cacheprovider tests/test_kernels_engine_gpu.py 2>&1 | tail -8 | tee "$OUT/enginetests.log";;
     kernels) timeout ${T_KERNELS:-300} $B "$OUT/k" --part kernels ${KARGS:-} 2>&1 | tail -c 20000 > "$OUT/kernels.log";;
     sweep) timeout ${T_SWEEP:-200} $B "$OUT/s" --part fusedsweep ${SARGS:-} 2>&1 | tail -c 20000 > "$OUT/sweep.log";;
+    profile)  # Nsight Compute over the step kernels of --part once (B=1, context $PROF_L, variants $PROF_OPS)
+      NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      timeout ${T_PROF:-300} $NCU -f -o "$OUT/prof" -k "regex:${PROF_KERNEL:-step}" -c ${PROF_COUNT:-6} \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section SchedulerStats --section InstructionStats --section SourceCounters --section MemoryWorkloadAnalysis \
+        --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+        python3 -P benchmarks/bench_gpu_msa.py --part once --contexts ${PROF_L:-131072} --once-ops ${PROF_OPS:-v3_fp32 v3_bf16} > "$OUT/prof.log" 2>&1
+      $NCU --import "$OUT/prof.ncu-rep" --print-details all > "$OUT/prof.txt" 2>&1; tail -3 "$OUT/prof.log";;
     probe) timeout 90 $B "$OUT/p" --part probe 2>&1 | tail -c 5000 > "$OUT/probe.log";;
     model) timeout ${T_MODEL:-400} $B "$OUT/m" --part model ${MARGS:-} 2>&1 | tail -c 20000 > "$OUT/model.log";;
   esac
