@@ -5,28 +5,23 @@ One call per layer and decode step does what select_blocks + sparse_decode do fo
 over the kept blocks' tokens read in place from the KV cache. In PyTorch eager the same step is ~15
 small ops (each a few microseconds of dispatch, times 28 sparse layers per token); here it is one.
 
-The C file is compiled on first use with the system C compiler (`cc -O3 -march=native`, about a
-second) into $M3ANALYST_HOME/build/, keyed by the source, flags and CPU, and written atomically.
-No compiler, a failed build or M3ANALYST_CPU_KERNEL=0: `available()` is False and the engine keeps its
-PyTorch path (same results within rounding).
+The C file is compiled on first use (kernels/cbuild.py). No compiler, a failed build or
+M3ANALYST_CPU_KERNEL=0: `available()` is False and the engine keeps its PyTorch path (same results
+within rounding).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
+from m3analyst.kernels import cbuild
+
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
+FLAGS = cbuild.FLAGS
 _I32 = ("is_bf16", "scorer", "hkv", "G", "D", "bs", "top_k", "sink", "local", "rerank")
 
 
@@ -42,45 +37,20 @@ SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mas
 _state: dict = {}
 
 
-def _cpu_id() -> str:
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return platform.machine() + flags
-
-
 def _build(flags: list[str] = FLAGS) -> ctypes.CDLL | None:
-    """Compile (once per source, flags and CPU) and load; None without a compiler or on a failed build.
-    flags + ["-DM3_NO_SIMD"] builds the plain-C loops even where AVX-512 exists (tests compare both)."""
-    from m3analyst.resources import home_dir
-
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not SOURCE.is_file():
-        return None
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
-    out = home_dir() / "build" / f"msa_cpu-{key}.so"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-        os.close(fd)
-        try:
-            subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], check=True, capture_output=True, timeout=120)
-            os.replace(tmp, out)
-        except (OSError, subprocess.SubprocessError):
-            Path(tmp).unlink(missing_ok=True)
-            return None
-    lib = ctypes.CDLL(str(out))
-    p = ctypes.c_void_p
-    lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
-    lib.msa_decode.restype = ctypes.c_int
+    """Compile (kernels/cbuild.py) and declare the entry point; None when unavailable."""
+    lib = cbuild.build(SOURCE, flags)
+    if lib is not None:
+        p = ctypes.c_void_p
+        lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
+        lib.msa_decode.restype = ctypes.c_int
     return lib
 
 
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use; None when unavailable (see module docstring)."""
     if "lib" not in _state:
-        _state["lib"] = None if os.environ.get("M3ANALYST_CPU_KERNEL", "1") == "0" else _build()
+        _state["lib"] = _build() if cbuild.enabled() else None
     return _state["lib"]
 
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from m3analyst.kernels import int8_cpu
+
 
 class Int8Linear(nn.Module):
     """y = x @ (q * scale).T + bias; q int8 [N, K], scale [N] (activation dtype)."""
@@ -28,6 +30,8 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
+        if int8_cpu.supports(x, self.weight_q, self.scales):  # one row (a decode step): the streaming C loop
+            return int8_cpu.gemv(x, self.weight_q, self.scales, self.bias).view(*shape[:-1], self.out_features)
         y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(self.scales.dtype), self.weight_q, self.scales)
         if self.bias is not None:
             y = y + self.bias

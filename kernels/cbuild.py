@@ -1,0 +1,65 @@
+"""Build and load the C kernels of this folder (msa_cpu.c, int8_cpu.c) through ctypes, on first use.
+
+Each source is compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second)
+into $M3ANALYST_HOME/build/, keyed by the source, the flags and the CPU, and written atomically. A
+compiler without OpenMP gets a second try without it (the kernels then run on one thread). No compiler,
+a failed build or M3ANALYST_CPU_KERNEL=0: `build` returns None and the callers keep their PyTorch paths.
+OpenMP: inside a PyTorch process the kernels use the libgomp PyTorch already loaded (same soname), so
+they share its thread pool and follow torch.set_num_threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
+
+
+def enabled() -> bool:
+    return os.environ.get("M3ANALYST_CPU_KERNEL", "1") != "0"
+
+
+def _cpu_id() -> str:
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return platform.machine() + flags
+
+
+def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:
+    from m3analyst.resources import home_dir
+
+    key = hashlib.sha256(source.read_bytes() + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
+    out = home_dir() / "build" / f"{source.stem}-{key}.so"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        subprocess.run([cc, *flags, "-o", tmp, str(source), "-lm"], check=True, capture_output=True, timeout=120)
+        os.replace(tmp, out)
+        return out
+    except (OSError, subprocess.SubprocessError):
+        Path(tmp).unlink(missing_ok=True)
+        return None
+
+
+def build(source: Path, flags: list[str] = FLAGS) -> ctypes.CDLL | None:
+    """The compiled `source` loaded, or None (no compiler, failed build). flags + ["-DM3_NO_SIMD"] builds
+    the plain-C loops even where AVX-512 exists (tests compare both)."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not source.is_file():
+        return None
+    out = _compile(cc, source, flags)
+    if out is None and "-fopenmp" in flags:
+        out = _compile(cc, source, [f for f in flags if f != "-fopenmp"])
+    return None if out is None else ctypes.CDLL(str(out))

@@ -1,0 +1,53 @@
+"""Weight-only int8 linear for one activation row on CPU (kernels/int8_cpu.c via ctypes).
+
+Reference: m3analyst.engine.quant.Int8Linear's PyTorch path (`_weight_int8pack_mm`). A decode step
+multiplies one bf16 row by every int8 weight matrix of the model once, so it is bound by reading the
+weights; the C loop streams them in order over PyTorch's threads (measured figures in
+benchmarks/RESULTS.md). Built on first use (kernels/cbuild.py); unavailable -> the PyTorch op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import torch
+
+from m3analyst.kernels import cbuild
+
+SOURCE = Path(__file__).with_name("int8_cpu.c")
+_state: dict = {}
+
+
+def _build(flags: list[str] = cbuild.FLAGS) -> ctypes.CDLL | None:
+    lib = cbuild.build(SOURCE, flags)
+    if lib is not None:
+        p, i64 = ctypes.c_void_p, ctypes.c_int64
+        lib.int8_gemv_bf16.argtypes = [p, p, p, p, i64, i64, p]
+        lib.int8_gemv_bf16.restype = ctypes.c_int
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    if "lib" not in _state:
+        _state["lib"] = _build() if cbuild.enabled() else None
+    return _state["lib"]
+
+
+def supports(x: torch.Tensor, weight_q: torch.Tensor, scales: torch.Tensor) -> bool:
+    """One bf16 row on CPU (any leading shape of total size K), contiguous int8 weights, bf16 scales."""
+    return (x.device.type == "cpu" and x.dtype == torch.bfloat16 and x.numel() == weight_q.shape[1]
+            and scales.dtype == torch.bfloat16 and weight_q.is_contiguous() and library() is not None)
+
+
+def gemv(x: torch.Tensor, weight_q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (K bf16 values) -> y [N] bf16 = (x @ weight_q.T) * scales (+ bias). Call when supports(...)."""
+    xc = x.contiguous()
+    N, K = weight_q.shape
+    y = torch.empty(N, dtype=torch.bfloat16)
+    b = None if bias is None else bias.contiguous()
+    rc = library().int8_gemv_bf16(xc.data_ptr(), weight_q.data_ptr(), scales.data_ptr(),
+                                  None if b is None else b.data_ptr(), N, K, y.data_ptr())
+    if rc != 0:
+        raise MemoryError("int8_cpu: out of memory")
+    return y
