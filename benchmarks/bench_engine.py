@@ -47,21 +47,30 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="prefill threads (default: all cores)")
     ap.add_argument("--decode-threads", type=int, default=None, help="decode threads (default: the engine's)")
-    ap.add_argument("--scorer", default=None, help="mean or minmax (default: the settings' default)")
+    ap.add_argument("--scorer", default=None, help="a scorer name (default: the settings' default, auto)")
+    ap.add_argument("--top-k", type=int, default=None, help="blocks kept per KV head (default: the settings')")
+    ap.add_argument("--rerank", type=int, default=None, help="candidates x top-k scored exactly (0/1: off)")
     ap.add_argument("--dtype", default="auto", help="auto (int8 decode + bf16 prefill on AMX/AVX512-BF16), int8, float32, bfloat16")
+    ap.add_argument("--backends", default="msa,dense", help="comma list of msa, dense")
     ap.add_argument("--no-hf", action="store_true", help="skip the plain transformers baseline")
     args = ap.parse_args()
     settings = EngineSettings(threads=args.threads, decode_threads=args.decode_threads, dtype=args.dtype)
     if args.scorer:
         settings.attention.scorer = args.scorer
+    if args.top_k is not None:
+        settings.attention.top_k = args.top_k
+    if args.rerank is not None:
+        settings.attention.rerank = args.rerank
     eng = load_engine(settings)
     info = eng.info()
+    a = settings.attention
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": info["threads"],
+                      "attention": dict(scorer=a.scorer, top_k=a.top_k, rerank=a.rerank, block_size=a.block_size),
                       "decode_threads": info["decode_threads"],
                       "dtype": info["dtype"], "prefill_dtype": info["prefill_dtype"],
                       "decode_weights": info["decode_weights"], "load": os.getloadavg()}))
     contexts = [int(c) for c in args.contexts.split(",")]
-    for row in run_bench(eng, contexts, ("msa", "dense"), args.steps):
+    for row in run_bench(eng, contexts, tuple(args.backends.split(",")), args.steps):
         print(json.dumps(row.to_dict()), flush=True)
     if not args.no_hf:
         for c in contexts:
