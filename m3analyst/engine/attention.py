@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from m3analyst.engine import msa_ops as msa_cpu  # CPU-only ops (sparse prefill); msa_cpu.select_blocks_b1 = benchmarks' patch point
 from m3analyst.engine.msa_ops import msa_ops
 from m3analyst.errors import UsageError
+from m3analyst.kernels import attn_amx
 from m3analyst.settings import AttentionSettings
 
 IMPLEMENTATION = "m3_msa"
@@ -75,8 +76,13 @@ def active(ctx: RunContext):
 
 
 def _causal_sdpa(query, key, value, scaling, window: int | None):
-    """Dense attention of the T last positions over all S keys (query i sits at position S-T+i)."""
+    """Dense attention of the T last positions over all S keys (query i sits at position S-T+i).
+    Prefill chunks on a CPU with AMX (bf16, head dim 64) take the AMX kernel (m3analyst.kernels.attn_amx)."""
     T, S = query.shape[2], key.shape[2]
+    if T > 1 and window is None and attn_amx.supports(query, key, value):
+        out = attn_amx.causal_prefill(query, key, value, scaling)
+        if out is not None:
+            return out
     if T == S and window is None:
         return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
     if T == 1 and (window is None or S <= window):

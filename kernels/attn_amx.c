@@ -1,0 +1,222 @@
+/* Causal prefill attention on CPU with Intel AMX (bf16 tiles, fp32 accumulation), head dim 64.
+ *
+ * out[t, h] = softmax_j(scale * q[t, h] . k[j, h/G]) v[j, h/G] over keys j <= p0 + t (flash attention:
+ * online softmax over blocks of 64 keys; exp in fp32, probabilities rounded to bf16 for the P.V
+ * product, as PyTorch's bf16 flash attention does). Work items are (query head, 16 query rows), spread
+ * over the OpenMP threads of the caller (PyTorch's pool when loaded inside it).
+ *
+ * Tiles (the AMX register file holds 8 of 16 rows x 64 bytes), all computed transposed:
+ *   tmm0-3  C: S^T, 4 x 16 keys x 16 rows; then O^T parts, 4 x 16 dims x 16 rows
+ *   tmm4    A: 16 keys x 32 dims, straight from the cache; then V^T, 16 dims x 16 key pairs
+ *   tmm5-6  B: Q^T (2 x 16 dim pairs x 16 rows); then P^T (2 x 16 key pairs x 16 rows), bf16 pairs
+ * V is first rewritten as V^T in key pairs ("VNNI" layout), once per call.
+ * Loaded through ctypes by kernels/attn_amx.py, which documents the contract; reference: PyTorch's
+ * scaled_dot_product_attention(is_causal=True), tested against it.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define M3_AMX 1
+
+#define D 64     /* head dim of this kernel */
+#define KB 64    /* keys per online-softmax step */
+#define QR 16    /* query rows per work item */
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tile_config;
+
+/* Linux keeps AMX state off until a process asks for it (arch_prctl ARCH_REQ_XCOMP_PERM). */
+static int amx_permitted(void) {
+    static int state = 0;
+    if (state == 0) state = syscall(SYS_arch_prctl, 0x1023, 18) == 0 ? 1 : -1;
+    return state == 1;
+}
+
+static void configure_tiles(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 7; i++) {
+        cfg.rows[i] = 16;
+        cfg.colsb[i] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* exp(x) for x <= 0: as in msa_cpu.c (degree-6 polynomial after x = n ln2 + r; vscalefps). */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* One work item: rows t0..t0+n-1 (n <= 16) of query head h against keys 0..p0+t of its KV head.
+ * Computed transposed -- S^T = K Q^T and O^T = V^T P^T -- so that the 16 query rows are the 16 lanes of
+ * every vector: the softmax's row maxima and sums are plain vector ops (no horizontal reductions) and
+ * the keys are read as they lie in the cache (row = one key, the A operand). */
+static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, int64_t cap, const uint32_t *vvt,
+                        int64_t p0, int64_t t0, int n, float scale, uint16_t *out, int64_t o_row) {
+    uint32_t qt[D / 2 * QR] __attribute__((aligned(64)));   /* B: Q^T, [dim pair][row] */
+    uint32_t pt[KB / 2 * QR] __attribute__((aligned(64)));  /* B: P^T, [key pair][row] */
+    uint16_t kpad[KB * D] __attribute__((aligned(64)));     /* the last keys when the cache ends inside a block */
+    float st[KB * QR] __attribute__((aligned(64)));         /* S^T [key][row] */
+    float ot[D * QR] __attribute__((aligned(64)));          /* O^T [dim][row] */
+    float part[D * QR] __attribute__((aligned(64)));
+    for (int d2 = 0; d2 < D / 2; d2++)
+        for (int r = 0; r < QR; r++) qt[d2 * QR + r] = r < n ? ((const uint32_t *)(q + (t0 + r) * q_row))[d2] : 0u;
+    memset(ot, 0, sizeof ot);
+    const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(p0 + t0)),
+                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __mmask16 live = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    const __m512i pair = _mm512_set_epi16( /* element 2r <- r, 2r+1 <- 16+r (highest first) */
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512 vscale = _mm512_set1_ps(scale), lowest = _mm512_set1_ps(-FLT_MAX);
+    __m512 m = lowest, l = _mm512_setzero_ps();
+    const int64_t last = p0 + t0 + n - 1; /* the last key any of these rows sees */
+    for (int64_t k0 = 0; k0 <= last; k0 += KB) {
+        const uint16_t *kb = kc + k0 * D;
+        if (k0 + KB > cap) { /* never read past the cache: copy what is there */
+            memset(kpad, 0, sizeof kpad);
+            memcpy(kpad, kb, sizeof(uint16_t) * (size_t)(cap - k0) * D);
+            kb = kpad;
+        }
+        /* ---- S^T = K Q^T: 4 C tiles of 16 keys x 16 rows, each over 2 x 32 dims ---- */
+        _tile_loadd(5, qt, 64);
+        _tile_loadd(6, qt + 16 * QR, 64);
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+#define M3_QK(C)                                                   \
+        _tile_loadd(4, kb + 16 * (C) * D, D * 2); _tile_dpbf16ps(C, 4, 5); \
+        _tile_loadd(4, kb + 16 * (C) * D + 32, D * 2); _tile_dpbf16ps(C, 4, 6);
+        M3_QK(0) M3_QK(1) M3_QK(2) M3_QK(3)
+#undef M3_QK
+        _tile_stored(0, st, 64);
+        _tile_stored(1, st + 16 * QR, 64);
+        _tile_stored(2, st + 32 * QR, 64);
+        _tile_stored(3, st + 48 * QR, 64);
+        /* ---- online softmax, 16 rows per vector; P^T pairs in bf16 ---- */
+        __mmask16 vis[KB];
+        __m512 mx = lowest;
+        const int full = k0 + KB - 1 <= p0 + t0; /* below the diagonal: every key visible to every live row */
+        for (int i = 0; i < KB; i++) {
+            vis[i] = full ? live : _mm512_mask_cmple_epi32_mask(live, _mm512_set1_epi32((int32_t)(k0 + i)), pos);
+            __m512 x = _mm512_mask_mul_ps(lowest, vis[i], _mm512_load_ps(st + i * QR), vscale);
+            _mm512_store_ps(st + i * QR, x);
+            mx = _mm512_max_ps(mx, x);
+        }
+        __m512 m_new = _mm512_max_ps(m, mx), sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
+        __m512 alpha = exp512(_mm512_sub_ps(m, m_new));
+        for (int i = 0; i < KB; i += 2) {
+            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp512(_mm512_sub_ps(_mm512_load_ps(st + i * QR), m_new)));
+            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp512(_mm512_sub_ps(_mm512_load_ps(st + (i + 1) * QR), m_new)));
+            sum = _mm512_add_ps(sum, e0);
+            sum2 = _mm512_add_ps(sum2, e1);
+            _mm512_store_si512((__m512i *)(pt + (i / 2) * QR),
+                               _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+        }
+        l = _mm512_fmadd_ps(l, alpha, _mm512_add_ps(sum, sum2));
+        m = m_new;
+        /* ---- O^T = O^T * alpha + V^T P^T: 4 C tiles of 16 dims x 16 rows, each over 2 x 32 keys ---- */
+        _tile_loadd(5, pt, 64);
+        _tile_loadd(6, pt + 16 * QR, 64);
+        const uint32_t *vb = vvt + (k0 / KB) * D * (KB / 2);
+        for (int c = 0; c < 4; c++) {
+            _tile_zero(0);
+            _tile_loadd(4, vb + 16 * c * (KB / 2), KB * 2);
+            _tile_dpbf16ps(0, 4, 5);
+            _tile_loadd(4, vb + 16 * c * (KB / 2) + 16, KB * 2);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_stored(0, part + 16 * c * QR, 64);
+        }
+        for (int d = 0; d < D; d++)
+            _mm512_store_ps(ot + d * QR, _mm512_fmadd_ps(_mm512_load_ps(ot + d * QR), alpha, _mm512_load_ps(part + d * QR)));
+    }
+    float inv[QR];
+    _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_mask_mov_ps(_mm512_set1_ps(1.f), live, l)));
+    for (int r = 0; r < n; r++) {
+        uint16_t *o = out + (t0 + r) * o_row;
+        for (int d = 0; d < D; d++) {
+            float x = ot[d * QR + r] * inv[r];
+            uint32_t u;
+            memcpy(&u, &x, sizeof u);
+            o[d] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+        }
+    }
+}
+#endif
+
+/* Returns 0; -1 when this build or CPU cannot (no AMX, head dim != 64) or out of memory.
+ * q [T, Hq*?]: row t of query head h at q + t * q_row + h * 64 (bf16); k, v [Hkv, cap, 64] bf16 cache
+ * holding keys 0..p0+T-1; out like q with o_row. */
+int attn_amx_prefill(const uint16_t *q, int64_t q_row, const uint16_t *k, const uint16_t *v, int64_t cap, int hq,
+                     int hkv, int64_t T, int64_t p0, int head_dim, float scale, uint16_t *out, int64_t o_row) {
+#ifdef M3_AMX
+    if (head_dim != D || !amx_permitted()) return -1;
+    const int64_t S = p0 + T, spad = (S + KB - 1) / KB * KB;
+    const int G = hq / hkv;
+    /* V^T in key pairs, per block of 64 keys: vvt[h][s/64][d][j] = (v[s0+2j][d], v[s0+2j+1][d]), s0 = 64 (s/64);
+     * zero past the S valid keys. One block of one head is 8 KB in a row. */
+    const int64_t nkb = spad / KB;
+    uint32_t *vvt = aligned_alloc(64, sizeof(uint32_t) * (size_t)hkv * nkb * D * (KB / 2));
+    if (vvt == NULL) return -1;
+#pragma omp parallel for schedule(static)
+    for (int64_t hb = 0; hb < (int64_t)hkv * nkb; hb++) {
+        int64_t h = hb / nkb, s0 = (hb % nkb) * KB;
+        uint32_t *dst = vvt + hb * D * (KB / 2);
+        for (int j = 0; j < KB / 2; j++) {
+            int64_t s = s0 + 2 * j;
+            const uint16_t *v0 = v + (h * cap + s) * D;
+            for (int d = 0; d < D; d++) {
+                uint32_t a = s < S ? v0[d] : 0u, b = s + 1 < S ? v0[D + d] : 0u;
+                dst[d * (KB / 2) + j] = a | (b << 16);
+            }
+        }
+    }
+    const int64_t nqb = (T + QR - 1) / QR;
+#pragma omp parallel
+    {
+        configure_tiles();
+        /* causal: later query blocks cost more; interleave them over the threads */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < (int64_t)hq * nqb; it++) {
+            /* one KV head at a time (its V^T stays in cache), the dearest query blocks first */
+            int64_t grp = it / ((int64_t)G * nqb), rest = it % ((int64_t)G * nqb);
+            int64_t qb = nqb - 1 - rest / G;
+            int h = (int)(grp * G + rest % G);
+            int64_t t0 = qb * QR;
+            int n = T - t0 < QR ? (int)(T - t0) : QR;
+            attend_rows(q + h * D, q_row, k + (int64_t)(h / G) * cap * D, cap, vvt + (int64_t)(h / G) * nkb * D * (KB / 2),
+                        p0, t0, n, scale, out + h * D, o_row);
+        }
+        _tile_release();
+    }
+    free(vvt);
+    return 0;
+#else
+    (void)q; (void)q_row; (void)k; (void)v; (void)cap; (void)hq; (void)hkv; (void)T; (void)p0; (void)head_dim;
+    (void)scale; (void)out; (void)o_row;
+    return -1;
+#endif
+}

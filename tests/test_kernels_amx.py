@@ -1,0 +1,53 @@
+"""The AMX prefill attention (kernels/attn_amx.c via ctypes) against PyTorch's causal attention.
+Skipped with a reason where the CPU has no AMX (or no C compiler): the engine then keeps PyTorch's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from m3analyst.kernels import attn_amx
+
+pytestmark = pytest.mark.skipif(attn_amx.library() is None, reason="no AMX on this CPU (or no C compiler)")
+
+
+def _reference(q, k, v, scale):
+    T, S = q.shape[2], k.shape[2]
+    mask = torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None]
+    return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=scale, enable_gqa=True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("hq, hkv, T, S, cap", [
+    (9, 3, 100, 100, 128),     # whole prompt, partial last query and key blocks
+    (4, 2, 37, 200, 256),      # a chunk after a cached prefix
+    (3, 3, 16, 64, 64),        # the cache ends exactly at a block: no read past it
+    (8, 1, 300, 1000, 1000),   # one KV head for 8 query heads; the cache ends inside a key block
+])
+def test_amx_prefill_matches_causal_attention(threads, hq, hkv, T, S, cap):
+    g = torch.Generator().manual_seed(hq + T)
+    k = torch.randn(1, hkv, cap, 64, generator=g).bfloat16()
+    v = torch.randn(1, hkv, cap, 64, generator=g).bfloat16()
+    q = torch.randn(1, T, hq, 64, generator=g).bfloat16().transpose(1, 2)  # transformers' layout
+    kk, vv = k[:, :, :S], v[:, :, :S]
+    assert attn_amx.supports(q, kk, vv)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = attn_amx.causal_prefill(q, kk, vv, 0.125)
+    finally:
+        torch.set_num_threads(before)
+    want = _reference(q, kk, vv, 0.125)
+    bf16 = F.scaled_dot_product_attention(q, kk, vv, attn_mask=torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None],
+                                          scale=0.125, enable_gqa=True)
+    err, err_torch = (out.float() - want).abs().max().item(), (bf16.float() - want).abs().max().item()
+    assert out.shape == (1, hq, T, 64)
+    assert err <= max(2 * err_torch, 4e-3), (err, err_torch)  # as close as PyTorch's own bf16 kernel
+
+
+def test_other_shapes_are_declined():
+    q = torch.randn(1, 4, 8, 128).bfloat16()
+    k = torch.randn(1, 2, 8, 128).bfloat16()
+    assert not attn_amx.supports(q, k, k)
+    assert not attn_amx.supports(q[..., :64].float(), k[..., :64].float(), k[..., :64].float())
