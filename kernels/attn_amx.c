@@ -1,14 +1,15 @@
 /* Causal prefill attention on CPU with Intel AMX (bf16 tiles, fp32 accumulation), head dim 64.
  *
  * out[t, h] = softmax_j(scale * q[t, h] . k[j, h/G]) v[j, h/G] over keys j <= p0 + t (flash attention:
- * online softmax over blocks of 64 keys; exp in fp32, probabilities rounded to bf16 for the P.V
+ * online softmax over blocks of 32 keys; exp in fp32, probabilities rounded to bf16 for the P.V
  * product, as PyTorch's bf16 flash attention does). Work items are (query head, 16 query rows), spread
  * over the OpenMP threads of the caller (PyTorch's pool when loaded inside it).
  *
  * Tiles (the AMX register file holds 8 of 16 rows x 64 bytes), all computed transposed:
- *   tmm0-3  C: S^T, 4 x 16 keys x 16 rows; then O^T parts, 4 x 16 dims x 16 rows
- *   tmm4    A: 16 keys x 32 dims, straight from the cache; then V^T, 16 dims x 16 key pairs
- *   tmm5-6  B: Q^T (2 x 16 dim pairs x 16 rows); then P^T (2 x 16 key pairs x 16 rows), bf16 pairs
+ *   tmm0-3  C: O^T, 4 x 16 dims x 16 rows, accumulated over the whole item
+ *   tmm4-5  C: S^T, 2 x 16 keys x 16 rows
+ *   tmm6    A: 16 keys x 32 dims, straight from the cache; or V^T, 16 dims x 16 key pairs
+ *   tmm7    B: Q^T (16 dim pairs x 16 rows, two halves); or P^T (16 key pairs x 16 rows), bf16 pairs
  * V is first rewritten as V^T in key pairs ("VNNI" layout), once per call.
  * Loaded through ctypes by kernels/attn_amx.py, which documents the contract; reference: PyTorch's
  * scaled_dot_product_attention(is_causal=True), tested against it.
@@ -29,7 +30,7 @@
 #define M3_AMX 1
 
 #define D 64     /* head dim of this kernel */
-#define KB 64    /* keys per online-softmax step */
+#define KB 32    /* keys per online-softmax step */
 #define QR 16    /* query rows per work item */
 
 typedef struct {
@@ -49,7 +50,7 @@ static void configure_tiles(void) {
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         cfg.rows[i] = 16;
         cfg.colsb[i] = 64;
     }
@@ -75,8 +76,12 @@ static inline __m512 exp512(__m512 x) {
 
 /* One work item: rows t0..t0+n-1 (n <= 16) of query head h against keys 0..p0+t of its KV head.
  * Computed transposed -- S^T = K Q^T and O^T = V^T P^T -- so that the 16 query rows are the 16 lanes of
- * every vector: the softmax's row maxima and sums are plain vector ops (no horizontal reductions) and
- * the keys are read as they lie in the cache (row = one key, the A operand). */
+ * every vector: the softmax's row maxima and sums are plain vector ops (no horizontal reductions), the
+ * keys are read as they lie in the cache (row = one key: the A operand), and O^T stays in tiles 0-3 for
+ * the whole item. Lazy rescaling: probabilities are exp(s - m) with m a running maximum that is only
+ * raised (and O^T, l rescaled) when a row's scores exceed it by more than LAZY (so p <= e^LAZY: exact in
+ * fp32, and the bf16 rounding of P is relative). */
+#define LAZY 8.f
 static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, int64_t cap, const uint32_t *vvt,
                         int64_t p0, int64_t t0, int n, float scale, uint16_t *out, int64_t o_row) {
     uint32_t qt[D / 2 * QR] __attribute__((aligned(64)));   /* B: Q^T, [dim pair][row] */
@@ -84,10 +89,8 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
     uint16_t kpad[KB * D] __attribute__((aligned(64)));     /* the last keys when the cache ends inside a block */
     float st[KB * QR] __attribute__((aligned(64)));         /* S^T [key][row] */
     float ot[D * QR] __attribute__((aligned(64)));          /* O^T [dim][row] */
-    float part[D * QR] __attribute__((aligned(64)));
     for (int d2 = 0; d2 < D / 2; d2++)
         for (int r = 0; r < QR; r++) qt[d2 * QR + r] = r < n ? ((const uint32_t *)(q + (t0 + r) * q_row))[d2] : 0u;
-    memset(ot, 0, sizeof ot);
     const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(p0 + t0)),
                                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     const __mmask16 live = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
@@ -95,6 +98,7 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
         31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512 vscale = _mm512_set1_ps(scale), lowest = _mm512_set1_ps(-FLT_MAX);
     __m512 m = lowest, l = _mm512_setzero_ps();
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     const int64_t last = p0 + t0 + n - 1; /* the last key any of these rows sees */
     for (int64_t k0 = 0; k0 <= last; k0 += KB) {
         const uint16_t *kb = kc + k0 * D;
@@ -103,56 +107,55 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
             memcpy(kpad, kb, sizeof(uint16_t) * (size_t)(cap - k0) * D);
             kb = kpad;
         }
-        /* ---- S^T = K Q^T: 4 C tiles of 16 keys x 16 rows, each over 2 x 32 dims ---- */
-        _tile_loadd(5, qt, 64);
-        _tile_loadd(6, qt + 16 * QR, 64);
-        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-#define M3_QK(C)                                                   \
-        _tile_loadd(4, kb + 16 * (C) * D, D * 2); _tile_dpbf16ps(C, 4, 5); \
-        _tile_loadd(4, kb + 16 * (C) * D + 32, D * 2); _tile_dpbf16ps(C, 4, 6);
-        M3_QK(0) M3_QK(1) M3_QK(2) M3_QK(3)
-#undef M3_QK
-        _tile_stored(0, st, 64);
-        _tile_stored(1, st + 16 * QR, 64);
-        _tile_stored(2, st + 32 * QR, 64);
-        _tile_stored(3, st + 48 * QR, 64);
-        /* ---- online softmax, 16 rows per vector; P^T pairs in bf16 ---- */
+        /* ---- S^T = K Q^T: 2 tiles of 16 keys x 16 rows, each over 2 x 32 dims ---- */
+        _tile_zero(4); _tile_zero(5);
+        _tile_loadd(7, qt, 64);
+        _tile_loadd(6, kb, D * 2);           _tile_dpbf16ps(4, 6, 7);
+        _tile_loadd(6, kb + 16 * D, D * 2);  _tile_dpbf16ps(5, 6, 7);
+        _tile_loadd(7, qt + 16 * QR, 64);
+        _tile_loadd(6, kb + 32, D * 2);          _tile_dpbf16ps(4, 6, 7);
+        _tile_loadd(6, kb + 16 * D + 32, D * 2); _tile_dpbf16ps(5, 6, 7);
+        _tile_stored(4, st, 64);
+        _tile_stored(5, st + 16 * QR, 64);
+        /* ---- softmax, 16 rows per vector ---- */
         __mmask16 vis[KB];
         __m512 mx = lowest;
         const int full = k0 + KB - 1 <= p0 + t0; /* below the diagonal: every key visible to every live row */
         for (int i = 0; i < KB; i++) {
             vis[i] = full ? live : _mm512_mask_cmple_epi32_mask(live, _mm512_set1_epi32((int32_t)(k0 + i)), pos);
-            __m512 x = _mm512_mask_mul_ps(lowest, vis[i], _mm512_load_ps(st + i * QR), vscale);
-            _mm512_store_ps(st + i * QR, x);
-            mx = _mm512_max_ps(mx, x);
+            mx = _mm512_mask_max_ps(mx, vis[i], mx, _mm512_mul_ps(_mm512_load_ps(st + i * QR), vscale));
         }
-        __m512 m_new = _mm512_max_ps(m, mx), sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
-        __m512 alpha = exp512(_mm512_sub_ps(m, m_new));
+        if (_mm512_cmp_ps_mask(mx, _mm512_add_ps(m, _mm512_set1_ps(LAZY)), _CMP_GT_OQ)) {
+            __m512 m_new = _mm512_max_ps(m, mx);
+            __m512 alpha = exp512(_mm512_sub_ps(m, m_new)); /* rows seen first here: l = 0 and O = 0 anyway */
+            _tile_stored(0, ot, 64); _tile_stored(1, ot + 16 * QR, 64);
+            _tile_stored(2, ot + 32 * QR, 64); _tile_stored(3, ot + 48 * QR, 64);
+            for (int d = 0; d < D; d++) _mm512_store_ps(ot + d * QR, _mm512_mul_ps(_mm512_load_ps(ot + d * QR), alpha));
+            _tile_loadd(0, ot, 64); _tile_loadd(1, ot + 16 * QR, 64);
+            _tile_loadd(2, ot + 32 * QR, 64); _tile_loadd(3, ot + 48 * QR, 64);
+            l = _mm512_mul_ps(l, alpha);
+            m = m_new;
+        }
+        __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
         for (int i = 0; i < KB; i += 2) {
-            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp512(_mm512_sub_ps(_mm512_load_ps(st + i * QR), m_new)));
-            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp512(_mm512_sub_ps(_mm512_load_ps(st + (i + 1) * QR), m_new)));
+            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp512(_mm512_fmsub_ps(_mm512_load_ps(st + i * QR), vscale, m)));
+            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp512(_mm512_fmsub_ps(_mm512_load_ps(st + (i + 1) * QR), vscale, m)));
             sum = _mm512_add_ps(sum, e0);
             sum2 = _mm512_add_ps(sum2, e1);
             _mm512_store_si512((__m512i *)(pt + (i / 2) * QR),
                                _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
         }
-        l = _mm512_fmadd_ps(l, alpha, _mm512_add_ps(sum, sum2));
-        m = m_new;
-        /* ---- O^T = O^T * alpha + V^T P^T: 4 C tiles of 16 dims x 16 rows, each over 2 x 32 keys ---- */
-        _tile_loadd(5, pt, 64);
-        _tile_loadd(6, pt + 16 * QR, 64);
+        l = _mm512_add_ps(l, _mm512_add_ps(sum, sum2));
+        /* ---- O^T += V^T P^T: 4 tiles of 16 dims x 16 rows over the 16 key pairs ---- */
         const uint32_t *vb = vvt + (k0 / KB) * D * (KB / 2);
-        for (int c = 0; c < 4; c++) {
-            _tile_zero(0);
-            _tile_loadd(4, vb + 16 * c * (KB / 2), KB * 2);
-            _tile_dpbf16ps(0, 4, 5);
-            _tile_loadd(4, vb + 16 * c * (KB / 2) + 16, KB * 2);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_stored(0, part + 16 * c * QR, 64);
-        }
-        for (int d = 0; d < D; d++)
-            _mm512_store_ps(ot + d * QR, _mm512_fmadd_ps(_mm512_load_ps(ot + d * QR), alpha, _mm512_load_ps(part + d * QR)));
+        _tile_loadd(7, pt, 64);
+        _tile_loadd(6, vb, 64);           _tile_dpbf16ps(0, 6, 7);
+        _tile_loadd(6, vb + 16 * 16, 64); _tile_dpbf16ps(1, 6, 7);
+        _tile_loadd(6, vb + 32 * 16, 64); _tile_dpbf16ps(2, 6, 7);
+        _tile_loadd(6, vb + 48 * 16, 64); _tile_dpbf16ps(3, 6, 7);
     }
+    _tile_stored(0, ot, 64); _tile_stored(1, ot + 16 * QR, 64);
+    _tile_stored(2, ot + 32 * QR, 64); _tile_stored(3, ot + 48 * QR, 64);
     float inv[QR];
     _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_mask_mov_ps(_mm512_set1_ps(1.f), live, l)));
     for (int r = 0; r < n; r++) {
@@ -176,8 +179,8 @@ int attn_amx_prefill(const uint16_t *q, int64_t q_row, const uint16_t *k, const 
     if (head_dim != D || !amx_permitted()) return -1;
     const int64_t S = p0 + T, spad = (S + KB - 1) / KB * KB;
     const int G = hq / hkv;
-    /* V^T in key pairs, per block of 64 keys: vvt[h][s/64][d][j] = (v[s0+2j][d], v[s0+2j+1][d]), s0 = 64 (s/64);
-     * zero past the S valid keys. One block of one head is 8 KB in a row. */
+    /* V^T in key pairs, per block of KB keys: vvt[h][s/KB][d][j] = (v[s0+2j][d], v[s0+2j+1][d]), s0 = KB (s/KB);
+     * zero past the S valid keys. One block of one head is 4 KB in a row. */
     const int64_t nkb = spad / KB;
     uint32_t *vvt = aligned_alloc(64, sizeof(uint32_t) * (size_t)hkv * nkb * D * (KB / 2));
     if (vvt == NULL) return -1;
