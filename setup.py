@@ -27,7 +27,7 @@ setup(
     packages=find_packages(include=["m3analyst", "m3analyst.*"]) + mapped,
     package_dir={"m3analyst": "m3analyst", **mapped_dirs},
     package_data={
-        "m3analyst.kernels": ["*.c"],  # msa_cpu.c, compiled on first use (kernels/msa_cpu.py)
+        "m3analyst.kernels": ["*.c", "*.h"],  # the CPU kernels, compiled on first use (kernels/cbuild.py)
         "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml"],
         "m3analyst.resources.prompts": ["*.j2", "*.md"],
         "m3analyst.resources.evals": ["*.jsonl", "*.md"],

@@ -25,6 +25,8 @@
 #include <omp.h>
 #endif
 
+#include "cpu_common.h"
+
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512F__) && defined(__AVX512BF16__)
 #include <immintrin.h>
 #define M3_AMX 1
@@ -57,22 +59,6 @@ static void configure_tiles(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* exp(x) for x <= 0: as in msa_cpu.c (degree-6 polynomial after x = n ln2 + r; vscalefps). */
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
-}
 
 /* One work item: rows t0..t0+n-1 (n <= 16) of query head h against keys 0..p0+t of its KV head.
  * Computed transposed -- S^T = K Q^T and O^T = V^T P^T -- so that the 16 query rows are the 16 lanes of
@@ -160,12 +146,7 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
     _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_mask_mov_ps(_mm512_set1_ps(1.f), live, l)));
     for (int r = 0; r < n; r++) {
         uint16_t *o = out + (t0 + r) * o_row;
-        for (int d = 0; d < D; d++) {
-            float x = ot[d * QR + r] * inv[r];
-            uint32_t u;
-            memcpy(&u, &x, sizeof u);
-            o[d] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-        }
+        for (int d = 0; d < D; d++) o[d] = f32_to_bf16(ot[d * QR + r] * inv[r]);
     }
 }
 #endif

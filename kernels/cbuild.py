@@ -1,6 +1,6 @@
-"""Build and load the C kernels of this folder (msa_cpu.c, int8_cpu.c) through ctypes, on first use.
+"""Build and load the C kernels of this folder (msa_cpu.c, int8_cpu.c, attn_amx.c) through ctypes, on first use.
 
-Each source is compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second)
+Each source (with the folder's headers) is compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second)
 into $M3ANALYST_HOME/build/, keyed by the source, the flags and the CPU, and written atomically. A
 compiler without OpenMP gets a second try without it (the kernels then run on one thread). No compiler,
 a failed build or M3ANALYST_CPU_KERNEL=0: `build` returns None and the callers keep their PyTorch paths.
@@ -37,7 +37,8 @@ def _cpu_id() -> str:
 def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:
     from m3analyst.resources import home_dir
 
-    key = hashlib.sha256(source.read_bytes() + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
+    headers = b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))  # cpu_common.h
+    key = hashlib.sha256(source.read_bytes() + headers + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = home_dir() / "build" / f"{source.stem}-{key}.so"
     if out.is_file():
         return out

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cpu_common.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -24,12 +26,6 @@
 #define MAX_D 256
 #define MAX_G 16
 
-static inline float bf16_to_f32(uint16_t x) {
-    uint32_t u = (uint32_t)x << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* Row r of a [rows, D] cache slice as fp32 into dst (bf16 widened, fp32 copied). */
 static inline void load_row(const void *base, int is_bf16, int64_t r, int D, float *dst) {
@@ -70,23 +66,6 @@ static void keep_best(float *best_s, int32_t *best_i, int *n, int cap, float sco
 #include <immintrin.h>
 #define M3_SIMD 1
 
-/* exp(x), x <= 0 in use: x = n ln2 + r with |r| <= ln2/2; e^r by its degree-6 Taylor polynomial
- * (relative error < 2e-7), times 2^n by vscalefps. Inputs below -87 give ~e^-87 instead of 0. */
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
-}
 
 static inline __mmask16 tail_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
@@ -561,11 +540,6 @@ typedef struct {
     float scale, alpha;
 } msa_args;
 
-static inline void bf16_round(uint16_t *dst, float x) { /* round to nearest even, as torch does */
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    *dst = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
 
 /* The exported entry point. q [Hkv*G, D] and out [Hkv*G, D] are bf16 when io_bf16 (a bf16 model's
  * activations, widened / rounded here), else fp32; idx_out [Hkv, top_k] gets the kept blocks (chosen
@@ -588,6 +562,6 @@ int msa_decode(const msa_args *a, const void *q, int io_bf16, int64_t seq_len, i
            : decode_impl(M3_DECODE_ARGS(a->D));
 #undef M3_DECODE_ARGS
     if (io_bf16)
-        for (int64_t i = 0; i < n; i++) bf16_round((uint16_t *)out + i, o32[i]);
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)out)[i] = f32_to_bf16(o32[i]);
     return rc;
 }
