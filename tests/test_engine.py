@@ -247,3 +247,19 @@ def test_attention_without_context_fails_loudly(monkeypatch):
     eng = _engine("llama", **SPARSE)
     with pytest.raises(ModelError, match="did not receive its run context"):
         eng.generate("the quick brown fox jumps over the lazy dog. " * 3, max_new_tokens=4)
+
+
+def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
+    import os
+
+    from m3analyst.engine import engine as eng_mod
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(eng_mod, "_other_runnable_tasks", lambda: 0)
+    assert eng_mod.pick_threads(None) == cores
+    monkeypatch.setattr(eng_mod, "_other_runnable_tasks", lambda: cores + 5)
+    assert eng_mod.pick_threads(None) == 1
+    assert eng_mod.pick_threads(3) == 3  # an explicit setting wins
+    monkeypatch.undo()
+    others = eng_mod._other_runnable_tasks(samples=2, gap_s=0.0)
+    assert others is None or others >= 0

@@ -119,17 +119,22 @@ PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the p
 
 
 def pick_threads(setting: int | None) -> int:
-    """CPU threads for prefill (settings.threads) and for decode (settings.decode_threads): the setting,
-    else all cores -- except on an oversubscribed machine (1-minute load >= 1.5 x cores), where one thread
-    is used: measured here at load 9 on 2 cores, a decode step took ~1 s with 2 threads (threads wait on
-    each other at every op) and ~0.1 s with 1; idle, 8K decode ran 20.5 tok/s with 2 threads vs 12.9 with 1
-    (RESULTS.md, "Engine round 2"). Asked again at every prefill and every generation, so a long-lived
-    engine follows the machine's load."""
+    """CPU threads for prefill (settings.threads) and for decode (settings.decode_threads): the setting, else
+    the cores that other tasks leave free (at least one). Other tasks = runnable tasks besides this one in
+    /proc/loadavg, the least of a few samples a few ms apart (a snapshot, so this process's own recent work
+    does not count against it); where that file is missing, one thread once the 1-minute load reaches 1.5x
+    the cores. Why it matters: threads wait on each other at every parallel op, so on a shared core a step
+    stalls for a whole time slice -- measured here at load 9 on 2 cores, a decode step took ~1 s with 2
+    threads and ~0.1 s with 1 (RESULTS.md, "Engine round 2"). Asked at every prefill and every generation,
+    so a long-lived engine follows the machine."""
     import os
 
     if setting:
         return setting
     cores = os.cpu_count() or 1
+    others = _other_runnable_tasks()
+    if others is not None:
+        return max(1, cores - others)
     try:
         busy = os.getloadavg()[0] >= 1.5 * cores
     except OSError:
@@ -137,6 +142,19 @@ def pick_threads(setting: int | None) -> int:
     return 1 if busy and cores > 1 else cores
 
 
+def _other_runnable_tasks(samples: int = 3, gap_s: float = 0.003) -> int | None:
+    """Runnable tasks on the machine besides the reading one (/proc/loadavg field 4), the least of a few
+    samples; None where the file is missing or unreadable."""
+    counts = []
+    for i in range(samples):
+        try:
+            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(gap_s)
+    return min(counts)
 
 
 def pick_device(setting: str) -> torch.device:
