@@ -39,6 +39,19 @@ from m3analyst.kernels import msa_naive as R
 from m3analyst.kernels import msa_triton as K
 
 GiB = 1 << 30
+BASE = None  # --baseline: an earlier msa_triton (a package dir holding msa_triton.py + msa_naive.py), timed in the same run
+
+
+def load_baseline(path: str | None):
+    """Import the kernels package copy at `path` (e.g. the previous round's msa_triton) as a module."""
+    global BASE
+    if not path:
+        return None
+    import importlib
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    BASE = importlib.import_module(os.path.basename(os.path.normpath(path)) + ".msa_triton")
+    return BASE
 
 
 @dataclass
@@ -153,17 +166,19 @@ def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
     return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
 
 
-def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=False, launches=1):
+def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=False, launches=1,
+               mod=None):
     """decode_step (fold the token into the summaries + select + decode); impl "v3" (merge in the decode
     programs, exact rescoring of bf16 means when exact; launches 1, 2, or 0 = the select launch alone) or
-    "v2" (round 2's one-launch kernel)."""
-    saved = {k: K.TUNING[k] for k in ("step_impl", "step_exact", "step_launches")}
-    K.TUNING.update(step_impl=impl, step_exact=exact, step_launches=launches)
+    "v2" (round 2's one-launch kernel). mod: the kernels module (default this tree's msa_triton)."""
+    mod = mod or K
+    saved = {k: mod.TUNING[k] for k in ("step_impl", "step_exact", "step_launches")}
+    mod.TUNING.update(step_impl=impl, step_exact=exact, step_launches=launches)
     try:
-        return K.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
-                             sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
+        return mod.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
+                               sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
     finally:
-        K.TUNING.update(saved)
+        mod.TUNING.update(saved)
 
 
 def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool, impl: str = "v3", exact: bool = True):
@@ -266,12 +281,20 @@ def check_minmax(layer: Layer, seq_lens, L: int, sh: Shape) -> dict:
     out, idx_k = K.select_and_decode(layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None,
                                      "minmax", kmin, kmax)
     ref = R.sparse_decode(layer.q, layer.k, layer.v, idx_k, seq_lens, sh.block, sh.d**-0.5)
-    fn = graphed(lambda: K.select_and_decode(layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k, sh.sink, sh.local,
-                                             None, "minmax", kmin, kmax), layer.q.is_cuda)
-    t = Timer("cuda" if layer.q.is_cuda else "cpu")(fn)
-    return dict(minmax_rows_identical=round((idx_k == idx_r).all(-1).float().mean().item(), 4),
-                minmax_max_abs_err_vs_ref=(out.float() - ref.float()).abs().max().item(),
-                select_and_decode_minmax_ms=t)
+    timer = Timer("cuda" if layer.q.is_cuda else "cpu")
+    row = dict(minmax_rows_identical=round((idx_k == idx_r).all(-1).float().mean().item(), 4),
+               minmax_max_abs_err_vs_ref=(out.float() - ref.float()).abs().max().item())
+    for key, mod in (("select_and_decode_minmax_ms", K), ("base_select_and_decode_minmax_ms", BASE)):
+        if mod is not None:
+            row[key] = timer(graphed(lambda: mod.select_and_decode(layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k,
+                                                                   sh.sink, sh.local, None, "minmax", kmin, kmax),
+                                     layer.q.is_cuda))
+    # the engine's fused decode of a token whose summary update is folded into the launch (new kernels only)
+    kn = layer.k[:, :, L - 1 : L]
+    row["select_and_decode_minmax_fold_ms"] = timer(graphed(lambda: K.select_and_decode(
+        layer.q, layer.k, layer.v, ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None, "minmax", kmin, kmax, k_new=kn,
+        pos=L - 1), layer.q.is_cuda))
+    return row
 
 
 def bench_kernels(args, device: str, report: dict):
@@ -314,15 +337,20 @@ def bench_kernels(args, device: str, report: dict):
             row["step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2"))
             row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
             row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            row["step_v3_bf16_2launch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=2))
-            row["step_v3_fp32sum_2launch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, launches=2))
-            row["step_v3_bf16_again_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
             row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+            row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: K.select_and_decode(  # the engine's op
+                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local))
+            row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: K.select_and_decode(  # + the token's update
+                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, k_new=ly.k_new, pos=L - 1))
             row["v3_select_launch_alone_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=0))
             for buf in K._counters.values():  # the probe above left its flags raised
                 buf.zero_()
-            row["select_and_decode_exact_ms"] = t_graph(lambda ly: K.select_and_decode(
-                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean, exact=True))
+            if BASE is not None:  # the previous round's kernels, same layers, same run
+                row["base_step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2", mod=BASE))
+                row["base_step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, mod=BASE))
+                row["base_step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, mod=BASE))
+                row["base_select_and_decode_fp32sum_ms"] = t_graph(lambda ly: BASE.select_and_decode(
+                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local))
             row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
             row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
             row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
@@ -411,8 +439,8 @@ def bench_sweep(args, device: str, report: dict):
 
 
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the v3 one-launch step (bf16 means, B=1, exact rescoring on and off): rank-based
-    or sorting-network (tl.topk) selection x select tile bytes x candidate lanes the decode programs merge."""
+    """Launch parameters of the v3 one-launch step (B=1; fp32 sums and bf16 means): select tile bytes x
+    candidate lanes the decode programs merge."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -428,13 +456,12 @@ def bench_fused_sweep(args, device: str, report: dict):
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(step_tile_bytes=t, step_merge_lanes=m, step_warps=w) for t, m, w in
-                ((32768, 256, 4), (32768, 256, 2), (32768, 256, 8), (16384, 512, 4), (65536, 256, 4), (65536, 128, 8))]
+        grid = [dict(step_tile_bytes=t, step_merge_lanes=m) for t in (16384, 32768, 65536) for m in (128, 256, 512)]
         for cfg in grid:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)
-            r["ms"] = _try(r, "fused", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
-            r["ms_no_exact"] = _try(r, "fused_ne", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=False)))
+            r["ms_fp32sum"] = _try(r, "fused_fp32", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False)))
+            r["ms_bf16"] = _try(r, "fused_bf16", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
             rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
             print(json.dumps(rows[-1]), flush=True)
             _dump(args, report)
@@ -694,6 +721,16 @@ def _time_step(row: dict, key: str, step, timer: Timer, cuda: bool) -> float | N
         return t
 
 
+ENGINE_RUNS = (  # (tag, mode, scorer, means, kernels module: "new" | "base", fold the token's update into the decode)
+    ("engine_msa_mean", "msa", "mean", "fp32", "new", True), ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True),
+    ("engine_msa_mean_nofold", "msa", "mean", "fp32", "new", False),
+    ("engine_msa_minmax_nofold", "msa", "minmax", "fp32", "new", False),
+    ("base_engine_msa_mean", "msa", "mean", "fp32", "base", False),
+    ("base_engine_msa_minmax", "msa", "minmax", "fp32", "base", False),
+    ("engine_dense", "dense", "mean", "fp32", "new", True),
+)
+
+
 def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Timer, t_none: float | None, row: dict):
     """The decode step through the engine's own attention ("m3_msa", MSACache, RunContext): the cache is
     filled with L-1 random keys/values through MSALayer.update (so the engine's summary update runs), then
@@ -732,9 +769,13 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
 
     from m3analyst.kernels import msa as kmsa
 
-    for tag, mode, scorer, means in (("engine_msa_mean", "msa", "mean", "fp32"), ("engine_msa_mean_bf16", "msa", "mean", "bf16"),
-                                     ("engine_msa_minmax", "msa", "minmax", "fp32"), ("engine_dense", "dense", "mean", "fp32")):
-        kmsa.ENGINE_MEAN_SUMMARY = means
+    for tag, mode, scorer, means, kernels, fold in ENGINE_RUNS:
+        if kernels == "base" and BASE is None:
+            continue
+        kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
+        kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
+        for ly in cache.layers:  # no deferred token carried over from the previous variant
+            kmsa.engine_flush(ly)
         settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
                                      local_blocks=STATE.sh.local, dense_layers=0)
         ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
@@ -751,6 +792,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
                 model(input_ids=ids, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=1, **{kw: cache})
 
         if mode == "msa":
+            step()  # a first decode on this path: the next one may fold its token's summary update in
             ctx.observer = observer
             step()
             ctx.observer = None
@@ -761,7 +803,8 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
         if t and t_none:
             row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
             row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
-    kmsa.ENGINE_MEAN_SUMMARY = "fp32"
+    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = "fp32", True
+    kmsa.register_backend("triton", lambda: K)
     del cache
     if cuda:
         torch.cuda.empty_cache()
@@ -840,6 +883,7 @@ def main(argv=None):
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--no-minmax-check", dest="minmax_check", action="store_false")
     ap.add_argument("--no-engine", dest="engine", action="store_false", help="model part: skip the engine's own path")
+    ap.add_argument("--baseline", default=None, help="package dir of an earlier msa_triton to time beside this one")
     ap.add_argument("--once-ops", nargs="+", default=["three"], choices=sorted(ONCE_OPS))
     ap.add_argument("--tuning", nargs="*", default=[], help="msa_triton.TUNING overrides, e.g. select_max_chunks=64")
     ap.add_argument("--model-layers-full", type=int, default=32)
@@ -860,6 +904,7 @@ def main(argv=None):
         key, val = kv.split("=")
         K.TUNING[key] = None if val == "None" else int(val)
 
+    load_baseline(args.baseline)
     report = dict(
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=" ".join([os.path.basename(sys.executable)] + sys.argv),

@@ -9,7 +9,8 @@ Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops co
 
 The engine's CUDA path calls `engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len,
 settings, scale)` (bottom of this module): the summary update and one select + decode launch over its
-MSALayer.
+MSALayer; a decode token's 1-token update is deferred into that launch (`engine_flush` applies it for
+any other reader of the summaries).
 
 Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
 tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
@@ -128,13 +129,47 @@ def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.
     return (ksum / counts[:, None]).to(MEAN_DTYPE)
 
 
+# Fold a decode token's summary update into the decode launch (one launch per layer and token, not two):
+# engine_update defers the 1-token update of a layer whose previous decode took the one-launch path (so the
+# next reader is engine_decode again), and engine_decode folds it in. M3ANALYST_MSA_FOLD=0 turns it off.
+ENGINE_FOLD = os.environ.get("M3ANALYST_MSA_FOLD", "1") != "0"
+
+
+def _apply_pending(layer, pos: int) -> None:
+    """The deferred update of the token at `pos` (its key is in layer.keys), as engine_update would have done it."""
+    update_summaries(layer.ksum, layer.kmin, layer.kmax, layer.keys[:, :, pos : pos + 1], pos, layer.block_size)
+
+
+def engine_flush(layer) -> None:
+    """Apply a deferred 1-token summary update now. Only needed by a reader of layer.ksum/kmin/kmax other than
+    engine_update / engine_decode (which apply or fold it themselves); a no-op when nothing is pending."""
+    extra = getattr(layer, "extra", None)
+    pos = extra.pop("pending", None) if extra else None
+    if pos is not None:
+        _apply_pending(layer, pos)
+
+
 def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     """The engine cache's summary update (replaces msa_ops.update_summaries on CUDA): folds key_states
     [B, Hkv, T, D] (positions start_pos..) into layer.ksum/kmin/kmax (exact fp32, as the contract keeps them)
     and, on the Triton backend, keeps bf16 block means in layer.extra["kmean"] (one launch for all of it).
     The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
-    tokens that do not continue the ones last folded here (a truncated cache, another update path)."""
+    tokens that do not continue the ones last folded here (a truncated cache, another update path).
+
+    Deferred (ENGINE_FOLD, Triton, fp32 summaries): a 1-token update of a layer whose last decode was the
+    one-launch one is only recorded (layer.extra["pending"] = start_pos; the key is already in layer.keys);
+    engine_decode folds it into its launch. A pending token before start_pos is applied here first; one at
+    or after start_pos was cut off by a truncation (this update rewrites from there) and is dropped."""
     T = key_states.shape[2]
+    extra = _extra(layer)
+    pending = extra.pop("pending", None)
+    if pending is not None and pending < start_pos:
+        _apply_pending(layer, pending)
+    if T > 1:
+        extra["fused"] = False  # a prompt: the path of the next decode is not known yet
+    if T == 1 and ENGINE_FOLD and extra.get("fused") and ENGINE_MEAN_SUMMARY == "fp32" and backend_for(key_states) == "triton":
+        extra["pending"] = start_pos
+        return
     if backend_for(key_states) != "triton" or ENGINE_MEAN_SUMMARY != "bf16":
         update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
         return
@@ -153,22 +188,30 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     """The engine's MSA decode of one token (MSAOps.decode): q [B, Hq, D] over layer (an MSALayer whose
     summaries already hold the token) -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
 
-    Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`); scorer "minmax" reads the
-    fp32 kmin/kmax, "mean" the fp32 sums (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the
-    reference) or the bf16 means of engine_update ("bf16", when current). Anything else: the backend's
-    select_blocks + sparse_decode (linear scorers only; msa_ops sends the estimated-mass scorers elsewhere)."""
+    Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
+    token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
+    (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means of
+    engine_update ("bf16", when current). Anything else: the backend's select_blocks + sparse_decode (linear
+    scorers only; msa_ops sends the estimated-mass scorers elsewhere), after any deferred update."""
     s = settings
     kmin, kmax = layer.kmin, layer.kmax
-    if backend_for(q) == "triton" and (s.scorer == "mean" or (s.scorer == "minmax" and kmin is not None)):
+    extra = _extra(layer)
+    pending = extra.pop("pending", None)
+    fast = backend_for(q) == "triton" and (s.scorer == "mean" or (s.scorer == "minmax" and kmin is not None))
+    if pending is not None and (not fast or pending != seq_len - 1):
+        _apply_pending(layer, pending)
+        pending = None
+    extra["fused"] = fast
+    if fast:
         kmean = None
         if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":
-            extra = _extra(layer)
             km = extra.get("kmean")
             if km is not None and km.shape == layer.ksum.shape and extra.get("kmean_len") == seq_len:
                 kmean = km
+        fold = {} if pending is None else dict(k_new=layer.keys[:, :, pending : pending + 1], pos=pending)
         return _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
                                                  s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
-                                                 kmean=kmean)
+                                                 kmean=kmean, **fold)
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
     idx = select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                         kmin, kmax)

@@ -175,6 +175,21 @@ def _write_selection(score, ids, o_base, so_k, K: tl.constexpr, K_PAD: tl.conste
 
 
 @triton.jit
+def _quest_scores(kmin, kmax, q_base, sq_h, sq_d, offs_d, dmask, G: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Group-summed minmax (Quest) scores of a [N, BLOCK_D] pair of kmin/kmax tiles: sum over the group's heads
+    g and dims d of max(kmin_d q_gd, kmax_d q_gd) = kmax_d q_gd (q_gd >= 0) or kmin_d q_gd (q_gd < 0), summed
+    as kmax . sum_g max(q_g, 0) + kmin . sum_g min(q_g, 0): two products per element and one reduction
+    instead of G of each (the same terms, summed in another order)."""
+    q_pos = tl.zeros([BLOCK_D], dtype=tl.float32)
+    q_neg = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for g in tl.static_range(G):
+        qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+        q_pos += tl.maximum(qg, 0.0)
+        q_neg += tl.minimum(qg, 0.0)
+    return tl.sum(kmax * q_pos[None, :] + kmin * q_neg[None, :], axis=1)
+
+
+@triton.jit
 def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, nmask, seq_len, D,
                 fold_row, fold_blk,
                 G: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr,
@@ -189,11 +204,7 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
     if MINMAX:
         kmin = tl.load(min_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
         kmax = tl.load(max_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
-        score = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
-        for g in tl.static_range(G):
-            qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-            bound = tl.maximum(kmin * qg[None, :], kmax * qg[None, :])
-            score += tl.sum(tl.where(m2, bound, 0.0), axis=1)
+        score = _quest_scores(kmin, kmax, q_base, sq_h, sq_d, offs_d, dmask, G, BLOCK_D)
     else:
         ks = tl.load(sum_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
         if FOLD:
@@ -209,11 +220,13 @@ def _sub_scores(q_base, sq_h, sq_d, sum_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d
 
 
 @triton.jit
-def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D,
-                SUB_N: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr, HAS_MEAN: tl.constexpr):
-    """Fold the one new key (position pos) into its block's fp32 sum (and low-precision mean); only the
-    program whose chunk [c0, c0 + SUB_N) holds that block stores. Returns (row, fp32 sum, block): the updated
-    summary row as the scorer reads it (mean with HAS_MEAN, else sum) for the tile substitution."""
+def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, b, h, pos,
+                seq_len, c0, D, SUB_N: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_D: tl.constexpr,
+                HAS_MEAN: tl.constexpr, HAS_MINMAX: tl.constexpr):
+    """Fold the one new key (position pos) into its block's fp32 sum (and low-precision mean, and fp32 min/max
+    with HAS_MINMAX: the same values as update_summaries of that one token); only the program whose chunk
+    [c0, c0 + SUB_N) holds that block stores. Returns (row, fp32 sum, min, max, block): row = the updated summary
+    as the mean scorer reads it (mean with HAS_MEAN, else sum), for the tile substitution."""
     offs_d = tl.arange(0, BLOCK_D)
     dmask = offs_d < D
     blk = pos // BLOCK_SIZE
@@ -223,15 +236,24 @@ def _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, mean_ptr, s_row, ss_n, ss_
     r_off = s_row + blk.to(tl.int64) * ss_n + offs_d * ss_d
     cont = ((pos % BLOCK_SIZE) != 0).to(tl.int32)  # the block already holds tokens (else it starts afresh)
     st_mask = dmask & (own + tl.zeros([BLOCK_D], dtype=tl.int32) != 0)
-    old = tl.load(sum_ptr + r_off, mask=st_mask & (cont + tl.zeros([BLOCK_D], dtype=tl.int32) != 0), other=0.0).to(tl.float32)
+    old_mask = st_mask & (cont + tl.zeros([BLOCK_D], dtype=tl.int32) != 0)
+    old = tl.load(sum_ptr + r_off, mask=old_mask, other=0.0).to(tl.float32)
     new_sum = old + k_new
     tl.store(sum_ptr + r_off, new_sum.to(sum_ptr.dtype.element_ty), mask=st_mask)
+    if HAS_MINMAX:
+        new_min = tl.minimum(tl.load(min_ptr + r_off, mask=old_mask, other=float("inf")).to(tl.float32), k_new)
+        new_max = tl.maximum(tl.load(max_ptr + r_off, mask=old_mask, other=float("-inf")).to(tl.float32), k_new)
+        tl.store(min_ptr + r_off, new_min.to(min_ptr.dtype.element_ty), mask=st_mask)
+        tl.store(max_ptr + r_off, new_max.to(max_ptr.dtype.element_ty), mask=st_mask)
+    else:
+        new_min = new_sum
+        new_max = new_sum
     row = new_sum
     if HAS_MEAN:
         row = new_sum / ((pos % BLOCK_SIZE) + 1).to(tl.float32)
         tl.store(mean_ptr + r_off, row.to(mean_ptr.dtype.element_ty), mask=st_mask)
         row = row.to(mean_ptr.dtype.element_ty).to(tl.float32)  # score what later steps will read
-    return row, new_sum, tl.where(own != 0, blk, -1)
+    return row, new_sum, new_min, new_max, tl.where(own != 0, blk, -1)
 
 
 @triton.jit
@@ -264,8 +286,9 @@ def _select_program(
     offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
     nmask = offs_n < NB
     if FOLD:
-        fold_row, _, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, s_row, ss_n, ss_d, b, h, pos,
-                                         seq_len, chunk * SUB_N, D, SUB_N, BLOCK_SIZE, BLOCK_D, HAS_MEAN)
+        fold_row, _, _, _, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, src_ptr, src_ptr, s_row,
+                                                  ss_n, ss_d, b, h, pos, seq_len, chunk * SUB_N, D, SUB_N, BLOCK_SIZE,
+                                                  BLOCK_D, HAS_MEAN, False)
     else:
         fold_row = tl.zeros([BLOCK_D], dtype=tl.float32)
         fold_blk = -1
@@ -576,16 +599,16 @@ def _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, exact_ptr, s_ro
                   sink_blocks, local_blocks, D, kn_ptr, skn_b, skn_h, skn_d, b, h, pos, c0,
                   G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
                   BLOCK_D: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
-                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, RANKED: tl.constexpr):
+                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, RANKED: tl.constexpr, FOLD_MINMAX: tl.constexpr):
     """Final scores [SUB_N] of the blocks offs_n: forced blocks +inf, blocks past seq_len -inf (never read).
     MINMAX: Quest bound from fp32 kmin/kmax. Else the mean scorer, from src_ptr = fp32 sums (divided by the
     block's tokens) or, with HAS_MEAN, low-precision means. EXACT (with HAS_MEAN): the means only bound the
     scores (|error| <= tol); every block that can still be in the chunk's exact top-K (its upper bound >= the
     K-th best lower bound) is rescored from its fp32 sum in exact_ptr, the rest drop out, so the chunk's picks
-    equal those of the fp32 sums. FOLD (mean scorer): the new key at `pos` is folded into its block's fp32 sum
-    (exact_ptr) and mean (src_ptr, HAS_MEAN) by the program whose chunk starts at c0 and holds it, AFTER the tile
-    load is issued (the fold's store would otherwise hold the load back); that block's tile row is replaced by
-    the folded one in registers."""
+    equal those of the fp32 sums. FOLD: the new key at `pos` is folded into its block's fp32 sum (exact_ptr),
+    mean (src_ptr, HAS_MEAN) and min/max (min_ptr / max_ptr: with MINMAX, or FOLD_MINMAX for the mean scorer) by
+    the program whose chunk starts at c0 and holds it, AFTER the tile load is issued (the fold's store would
+    otherwise hold the load back); that block's tile rows are replaced by the folded ones in registers."""
     offs_d = tl.arange(0, BLOCK_D)
     dmask = offs_d < D
     valid = offs_n < n_valid
@@ -596,19 +619,22 @@ def _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, exact_ptr, s_ro
     if MINMAX:
         kmin = tl.load(min_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
         kmax = tl.load(max_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
-        score = tl.zeros([offs_n.shape[0]], dtype=tl.float32)
-        for g in tl.static_range(G):
-            qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-            score += tl.sum(tl.maximum(kmin * qg[None, :], kmax * qg[None, :]), axis=1)
+        if FOLD:
+            _, _, fmin, fmax, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, exact_ptr, src_ptr, min_ptr, max_ptr,
+                                                     s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D, offs_n.shape[0],
+                                                     BLOCK_SIZE, BLOCK_D, False, True)
+            kmin = tl.where(offs_n[:, None] == fold_blk, fmin[None, :], kmin)
+            kmax = tl.where(offs_n[:, None] == fold_blk, fmax[None, :], kmax)
+        score = _quest_scores(kmin, kmax, q_base, sq_h, sq_d, offs_d, dmask, G, BLOCK_D)
     else:
         qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
         for g in tl.static_range(G):
             qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
         ks = tl.load(src_ptr + s_off, mask=m2, other=0.0).to(tl.float32)
         if FOLD:
-            fold_row, fold_sum, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, exact_ptr, src_ptr, s_row, ss_n, ss_d,
-                                                       b, h, pos, seq_len, c0, D, offs_n.shape[0], BLOCK_SIZE, BLOCK_D,
-                                                       HAS_MEAN)
+            fold_row, fold_sum, _, _, fold_blk = _fold_token(kn_ptr, skn_b, skn_h, skn_d, exact_ptr, src_ptr, min_ptr,
+                                                             max_ptr, s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D,
+                                                             offs_n.shape[0], BLOCK_SIZE, BLOCK_D, HAS_MEAN, FOLD_MINMAX)
             ks = tl.where(offs_n[:, None] == fold_blk, fold_row[None, :], ks)
         score = tl.sum(ks * qsum[None, :], axis=1)
         if HAS_MEAN:
@@ -641,6 +667,7 @@ def _s3_program(
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
     EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
+    FOLD_MINMAX: tl.constexpr,
 ):
     """Select program of the v3 step: (batch·KV head, chunk of SUB_N blocks) -> the chunk's best K (score, id),
     ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them into
@@ -654,7 +681,8 @@ def _s3_program(
     offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
     score = _chunk_scores(q_base, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len,
                           n_valid, sink_blocks, local_blocks, D, kn_ptr, skn_b, skn_h, skn_d, b, h, pos, chunk * SUB_N,
-                          G, TOP_K, K_PAD, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
+                          G, TOP_K, K_PAD, BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED,
+                          FOLD_MINMAX)
     score = _plain_layout(score, sc_ptr + (pid_bh.to(tl.int64) * n_chunks + chunk) * SUB_N, SUB_N)
     offs_n = chunk * SUB_N + tl.arange(0, SUB_N)
     c_off = (pid_bh.to(tl.int64) * n_chunks + chunk) * K_PAD
@@ -797,7 +825,7 @@ def _step3_kernel(
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, L_PAD: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr,
     FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
-    RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr,
+    RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr, FOLD_MINMAX: tl.constexpr,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
@@ -817,7 +845,7 @@ def _step3_kernel(
                     lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
                     kn_ptr, skn_b, skn_h, skn_d, pos, HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
                     G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR,
-                    RANKED, JC_S)
+                    RANKED, JC_S, FOLD_MINMAX)
     else:
         p = pid - n_sel
         if GROUP > 1:
@@ -1074,12 +1102,11 @@ def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_l
                   top_k, sink_blocks, local_blocks, scale, exact):
     """One launch of `_step3_kernel`. Summaries: scorer "minmax" reads kmin/kmax (fp32); "mean" reads kmean
     (low precision; with exact=True rescoring near-threshold blocks from ksum) or, without kmean, ksum.
-    Lengths: seq_lens [B] tensor, or seq_len (one int for every row; no tensor needed). k_new [B, Hkv, 1, D]
-    (mean scorer only): fold the token at pos into ksum (and kmean) first; None: summaries already current."""
+    Lengths: seq_lens [B] tensor, or seq_len (one int for every row; no tensor needed). k_new [B, Hkv, 1, D]:
+    fold the token at pos into ksum (and kmean, and kmin/kmax when given) first, as update_summaries would;
+    None: summaries already current."""
     B, hkv, S, D = k_cache.shape
     minmax = scorer == "minmax"
-    if minmax and k_new is not None:
-        raise ValueError("folding the new token is done for the mean scorer only")
     use_mean = kmean is not None and not minmax
     src = kmin if minmax else (kmean if use_mean else ksum)
     for t in (kmean if use_mean else None, kmin, kmax):
@@ -1096,15 +1123,15 @@ def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_l
     for phase, grid in phases:
         _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
                             local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, k_new is not None,
-                            exact)
+                            exact, kmin is not None and k_new is not None)
     return plan.out, plan.idx
 
 
 def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
-                        local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, fold, exact):
+                        local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, fold, exact, fold_minmax):
     _step3_kernel[grid](
         q, *q.stride(),
-        src, kmin if minmax else src, kmax if minmax else src, ksum, *ksum.stride(),
+        src, kmin if kmin is not None else src, kmax if kmax is not None else src, ksum, *ksum.stride(),
         lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.sc, plan.gcount, plan.flag,
         kn, kn.stride(0), kn.stride(1), kn.stride(3), pos,
         plan.n_chunks, plan.n_groups, sink_blocks, local_blocks,
@@ -1115,7 +1142,7 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
         plan.out, *plan.out.stride(),
         hkv, S, D, scale * LOG2E,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
-        LENS_SCALAR=seq_lens is None, PHASE=phase, **plan.constexprs,
+        LENS_SCALAR=seq_lens is None, PHASE=phase, FOLD_MINMAX=fold_minmax, **plan.constexprs,
         num_warps=TUNING["step_warps"], num_stages=1,
     )
 
@@ -1278,12 +1305,16 @@ def select_and_decode(
     *,
     kmean: torch.Tensor | None = None,
     exact: bool | None = None,
+    k_new: torch.Tensor | None = None,
+    pos: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """select_blocks + sparse_decode in ONE launch over summaries that already hold every token (the engine's
-    decode: its cache update keeps them current). seq_len: one int for all rows (no tensor, nothing to copy
-    to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (picks equal the fp32 sums' up to the
-    means' rounding; exact=True, default TUNING["step_exact"] = off, rescores near-threshold blocks from ksum so
-    that they equal exactly), else ksum; "minmax" reads kmin/kmax.
+    """select_blocks + sparse_decode in ONE launch (the engine's decode). seq_len: one int for all rows (no
+    tensor, nothing to copy to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (picks equal the
+    fp32 sums' up to the means' rounding; exact=True, default TUNING["step_exact"] = off, rescores near-threshold
+    blocks from ksum so that they equal exactly), else ksum; "minmax" reads kmin/kmax.
+    Summaries: already holding every token, or, with k_new [B, Hkv, 1, D] (the key at position pos, already
+    in k_cache), everything but that token, which the launch folds into ksum, kmin/kmax (when given) and kmean
+    first -- the same values as update_summaries(ksum, kmin, kmax, k_new, pos, block_size, kmean=kmean).
     Returns (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k] ascending, -1 padded)."""
     ref.check_cache(k_cache, v_cache)
     ref.check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
@@ -1294,9 +1325,15 @@ def select_and_decode(
     if kmean is not None and kmean.shape != ksum.shape:
         raise ValueError(f"kmean {tuple(kmean.shape)} must have ksum's shape {tuple(ksum.shape)}")
     lens = seq_len if isinstance(seq_len, torch.Tensor) else None
-    _check_device(q, k_cache, v_cache, ksum, kmin, kmax, kmean, lens)
+    _check_device(q, k_cache, v_cache, ksum, kmin, kmax, kmean, lens, k_new)
+    if k_new is not None:
+        if k_new.shape != (B, hkv, 1, D) or pos is None:
+            raise ValueError(f"k_new must be [B, Hkv, 1, D] = [{B}, {hkv}, 1, {D}] with its position pos")
+        if pos // block_size >= ksum.shape[2]:
+            raise ValueError(f"position {pos} needs more than the {ksum.shape[2]} blocks ksum holds")
     return _launch_step3(q, k_cache, v_cache, ksum=ksum, kmean=kmean, kmin=kmin, kmax=kmax, scorer=scorer,
-                         seq_lens=lens, seq_len=None if lens is not None else int(seq_len), k_new=None, pos=0,
+                         seq_lens=lens, seq_len=None if lens is not None else int(seq_len), k_new=k_new,
+                         pos=0 if pos is None else int(pos),
                          block_size=block_size, top_k=top_k, sink_blocks=sink_blocks, local_blocks=local_blocks,
                          scale=D**-0.5 if scale is None else scale,
                          exact=TUNING["step_exact"] if exact is None else exact)

@@ -463,11 +463,37 @@ def test_select_and_decode_matches_reference(kernels, scorer):
 
 
 @cases
-@pytest.mark.parametrize("means", ["fp32", "bf16"])
-def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypatch, means):
+@pytest.mark.parametrize("scorer", ["mean", "minmax"])
+def test_select_and_decode_folds_the_new_token(kernels, scorer):
+    """select_and_decode with k_new: the token's summary update (fp32 sum, min, max) done in the same launch
+    equals update_summaries + select + decode; tokens that continue a block and one that starts a block."""
+    R, K = kernels
+    B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 200, 16, 4
+    q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=45)
+    nb = S // bs + 1
+    for n in (150, 161, 176):  # the new token at n-1: mid-block, the first of a block, the last of a block
+        ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))
+        R.update_summaries(ks, kmn, kmx, k[:, :, : n - 1], 0, bs)
+        want = [t.clone() for t in (ks, kmn, kmx)]
+        R.update_summaries(*want, k[:, :, n - 1 : n], n - 1, bs)
+        out, idx = K.select_and_decode(q, k, v, ks, n, bs, top_k, 1, 1, None, scorer, kmn, kmx,
+                                       k_new=k[:, :, n - 1 : n], pos=n - 1)
+        for got, ref in zip((ks, kmn, kmx), want):
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+        seq_lens = torch.full((B,), n, device=DEVICE)
+        idx_r = R.select_blocks(q, want[0], seq_lens, bs, top_k, 1, 1, scorer, want[1], want[2])
+        assert_same_selection(R, idx, idx_r, q, want[0], seq_lens, bs, scorer, want[1], want[2], 1, 1)
+        ref = R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+        torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@cases
+@pytest.mark.parametrize("means, scorer", [("fp32", "mean"), ("bf16", "mean"), ("fp32", "minmax")])
+def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypatch, means, scorer):
     """engine_update / engine_decode on a stand-in for the engine's MSALayer: prefill, two decode tokens,
-    a truncation (bf16 means rebuilt), results equal the reference's (selection identical from fp32 sums,
-    within the rounding bound from bf16 means)."""
+    a truncation (bf16 means rebuilt), results equal the reference's (selection identical from fp32 sums and
+    min/max, within the rounding bound from bf16 means). With fp32 summaries a decode token's update is
+    deferred into the decode launch (once the layer's previous decode was the one-launch one)."""
     from types import SimpleNamespace
 
     from m3analyst.kernels import msa
@@ -479,35 +505,48 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 512, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=44)
     nbc = cap // bs
-    layer = SimpleNamespace(keys=k, values=v, block_size=bs, length=0, kmin=None, kmax=None,
-                            ksum=torch.zeros(B, hkv, nbc, D, device=DEVICE))
-    settings = AttentionSettings(scorer="mean", top_k=5, sink_blocks=1, local_blocks=2)
-    ref_sum = torch.zeros_like(layer.ksum)
+    zeros = lambda: torch.zeros(B, hkv, nbc, D, device=DEVICE)  # noqa: E731
+    mm = scorer == "minmax"
+    layer = SimpleNamespace(keys=k, values=v, block_size=bs, length=0, ksum=zeros(),
+                            kmin=zeros() if mm else None, kmax=zeros() if mm else None)
+    settings = AttentionSettings(scorer=scorer, top_k=5, sink_blocks=1, local_blocks=2)
+    ref = [zeros(), zeros() if mm else None, zeros() if mm else None]
 
     def append(start, T):
         msa.engine_update(layer, k[:, :, start : start + T], start)
-        R.update_summaries(ref_sum, None, None, k[:, :, start : start + T], start, bs)
+        R.update_summaries(*ref, k[:, :, start : start + T], start, bs)
         layer.length = start + T
 
+    deferred = []
     for start, T in [(0, 300), (300, 1), (301, 1), (250, 1)]:  # the last: a cache truncated to 250, then one token
         if start < layer.length:
-            layer.ksum.zero_()
-            ref_sum.zero_()
-            R.update_summaries(layer.ksum, None, None, k[:, :, :start], 0, bs)
-            R.update_summaries(ref_sum, None, None, k[:, :, :start], 0, bs)
+            for t in (layer.ksum, layer.kmin, layer.kmax, *ref):
+                if t is not None:
+                    t.zero_()
+            R.update_summaries(layer.ksum, layer.kmin, layer.kmax, k[:, :, :start], 0, bs)
+            R.update_summaries(*ref, k[:, :, :start], 0, bs)
             layer.length = start
         append(start, T)
-        torch.testing.assert_close(layer.ksum, ref_sum, rtol=1e-5, atol=1e-4)
+        deferred.append("pending" in layer.extra)
         n = layer.length
         out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
+        for got, want in zip((layer.ksum, layer.kmin, layer.kmax), ref):
+            if want is not None:
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
         seq_lens = torch.full((B,), n, device=DEVICE)
-        idx_r = R.select_blocks(q, ref_sum, seq_lens, bs, 5, 1, 2)
+        idx_r = R.select_blocks(q, ref[0], seq_lens, bs, 5, 1, 2, scorer, ref[1], ref[2])
         if means == "fp32":
-            assert_same_selection(R, idx, idx_r, q, ref_sum, seq_lens, bs, "mean", None, None, 1, 2)
+            assert_same_selection(R, idx, idx_r, q, ref[0], seq_lens, bs, scorer, ref[1], ref[2], 1, 2)
         else:
-            assert_selection_within_tolerance(R, idx, q, ref_sum, seq_lens, bs, 5, 1, 2, torch.bfloat16)
-        ref = R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
-        torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+            assert_selection_within_tolerance(R, idx, q, ref[0], seq_lens, bs, 5, 1, 2, torch.bfloat16)
+        want_out = R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+        torch.testing.assert_close(out.float(), want_out.float(), rtol=2e-2, atol=2e-2)
+    assert deferred == ([False, True, True, True] if means == "fp32" else [False] * 4)
     if means == "bf16":
         assert layer.extra["kmean_len"] == 251
-        torch.testing.assert_close(layer.extra["kmean"][:, :, :15].float(), ref_sum[:, :, :15] / bs, rtol=1e-2, atol=1e-3)  # full blocks
+        torch.testing.assert_close(layer.extra["kmean"][:, :, :15].float(), ref[0][:, :, :15] / bs, rtol=1e-2, atol=1e-3)  # full blocks
+    layer.extra["pending"] = 251  # as if token 251 were appended: flushed by engine_flush, exactly once
+    msa.engine_flush(layer)
+    R.update_summaries(*ref, k[:, :, 251:252], 251, bs)
+    msa.engine_flush(layer)
+    torch.testing.assert_close(layer.ksum, ref[0], rtol=1e-5, atol=1e-4)
