@@ -55,34 +55,45 @@ VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (s
     "msa-rr4": {"backend": "msa", "rerank": 4},  # 128 candidates: every block at 8K (exact selection, K 32)
     "msa-local4": {"backend": "msa", "local_blocks": 4},
     "msa-b32k64": {"backend": "msa", "block_size": 32, "top_k": 64},  # same tokens as the defaults, finer blocks
-    "msa-b32k64-l4": {"backend": "msa", "block_size": 32, "top_k": 64, "local_blocks": 4},  # + the same 128 local tokens
+    "msa-b32k64-l4": {"backend": "msa", "block_size": 32, "top_k": 64, "local_blocks": 4},  # 128 local tokens
     "msa-b32k64-rr3": {"backend": "msa", "block_size": 32, "top_k": 64, "rerank": 3},
     "msa-b32k80": {"backend": "msa", "block_size": 32, "top_k": 80},
+    "msa-b32k56": {"backend": "msa", "block_size": 32, "top_k": 56},  # fewer tokens than the defaults
+    "msa-b32k72": {"backend": "msa", "block_size": 32, "top_k": 72},
+    "msa-b32k64-rr4": {"backend": "msa", "block_size": 32, "top_k": 64, "rerank": 4},  # every block a candidate at 8K
+    "msa-b16k128": {"backend": "msa", "block_size": 16, "top_k": 128},  # the defaults' tokens in 16-token blocks
 }
 DEFAULT_VARIANTS = "dense,msa-default,msa-k16-minmax"
 
 
 def selection_cost(overrides: dict, seq_len: int) -> dict:
     """Tokens per KV head and decode step at seq_len: keys scored exactly (two-stage rerank: every candidate block's
-    tokens; one stage: the attended ones) and tokens attended (keys+values of the top-K blocks); dense reads all."""
+    tokens; one stage: the attended ones) and tokens attended (keys+values of the top-K blocks); dense reads all.
+    summary_rows: D-wide summary vectors read to score every block (mean key, plus min and max unless "mean")."""
     from m3analyst.settings import AttentionSettings
 
     s = AttentionSettings().model_copy(update=overrides)
     if s.backend == "dense":
-        return {"scored_tokens": seq_len, "attended_tokens": seq_len, "summary_blocks": 0}
+        return {"scored_tokens": seq_len, "attended_tokens": seq_len, "summary_blocks": 0, "summary_rows": 0}
     nb = -(-seq_len // s.block_size)
     attended = min(s.top_k, nb) * s.block_size
     scored = min(max(s.rerank, 1) * s.top_k, nb) * s.block_size if s.rerank > 1 else attended
-    return {"scored_tokens": min(scored, seq_len), "attended_tokens": min(attended, seq_len), "summary_blocks": nb}
+    return {"scored_tokens": min(scored, seq_len), "attended_tokens": min(attended, seq_len), "summary_blocks": nb,
+            "summary_rows": nb * (1 if s.scorer == "mean" else 3)}
 
 
 class RecallMeter:
     """Recall of the selected non-forced blocks against the exact top blocks by max attention logit."""
 
     def __init__(self, s):
-        self.s, self.hits, self.total = s, 0, 0
+        self.s, self.hits, self.total, self.secs = s, 0, 0, 0.0  # secs: own time (inside the engine's attention timer)
 
     def __call__(self, layer_idx, q, layer, idx, seq_len):
+        t0 = time.perf_counter()
+        self._count(q, layer, idx, seq_len)
+        self.secs += time.perf_counter() - t0
+
+    def _count(self, q, layer, idx, seq_len):
         s = self.s
         bs = s.block_size
         nb = -(-seq_len // bs)
@@ -128,7 +139,8 @@ def teacher_forced(eng, cache, n_prefix, tail_ids, variant):
             nll.append(-float(lp[tok]))
             top1.append(int(lp.argmax()))
     cache.truncate(n_prefix)
-    return nll, top1, (meter.recall if meter else None), time.perf_counter() - t0
+    attn_us = (ctx.attn_s - (meter.secs if meter else 0.0)) / max(ctx.decode_calls, 1) * 1e6  # per layer call
+    return nll, top1, (meter.recall if meter else None), time.perf_counter() - t0, attn_us
 
 
 first_logits: dict[int, torch.Tensor] = {}
@@ -162,7 +174,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     variants = args.variants.split(",")
-    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))  # --threads: prefill and decode
+    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))  # prefill + decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
     for rel in DOCS[args.first_doc : args.first_doc + args.docs]:
@@ -185,12 +197,13 @@ def main() -> None:
                         res[v] = teacher_forced(eng, cache, n_prefix, tail, v)
             eng.settings.attention.block_size = 64
             dense_top1 = res["dense"][1]
-            for v, (nll, top1, recall, secs) in res.items():
+            for v, (nll, top1, recall, secs, attn_us) in res.items():
                 row = {"doc": Path(rel).name[:40], "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),
                        "top1_agree_dense": sum(a == b for a, b in zip(top1, dense_top1)) / len(top1),
                        "top1_acc": sum(a == b for a, b in zip(top1, tail)) / len(tail), "scorer_recall": recall,
-                       "seconds": round(secs, 1), "load": os.getloadavg()[0], **selection_cost(VARIANTS[v], C),
-                       "overrides": VARIANTS[v], "commit": COMMIT}
+                       "seconds": round(secs, 1), "attn_us_per_layer": round(attn_us, 1),  # recall meter excluded
+                       "load": os.getloadavg()[0], **selection_cost(VARIANTS[v], C), "overrides": VARIANTS[v],
+                       "commit": COMMIT}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.no_gen:
