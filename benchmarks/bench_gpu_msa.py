@@ -439,8 +439,10 @@ def bench_sweep(args, device: str, report: dict):
 
 
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the v3 one-launch step (B=1; fp32 sums and bf16 means): select tile bytes x
-    candidate lanes the decode programs merge."""
+    """Launch parameters of the one-launch step (B=1): for the mean scorer (fp32 sums through the engine's
+    select_and_decode, bf16 means through decode_step) the widest candidate list the decode programs merge
+    without a group level (step_flat_lanes); for the minmax scorer (select_and_decode with the token's update
+    folded in, as the engine runs it) the select tile bytes."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -450,24 +452,36 @@ def bench_fused_sweep(args, device: str, report: dict):
         nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // (2 * sh.hkv * L * sh.d * 2))))
         layers = make_layers(nl, 1, L, sh, device, timer, [])
         seq_lens = torch.full((1,), L, dtype=torch.int32, device=device)
+        mm = []
+        for ly in layers:
+            kmin, kmax = torch.empty_like(ly.ksum), torch.empty_like(ly.ksum)
+            K.update_summaries(torch.empty_like(ly.ksum), kmin, kmax, ly.k, 0, sh.block)
+            mm.append((kmin, kmax))
 
         def t_graph(f):
-            fn = lambda: [f(ly) for ly in layers]
+            fn = lambda: [f(i, ly) for i, ly in enumerate(layers)]
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(step_tile_bytes=t, step_merge_lanes=m) for t in (16384, 32768, 65536) for m in (128, 256, 512)]
+        grid = [dict(step_flat_lanes=f) for f in (256, 512)] + \
+               [dict(step_tile_bytes_minmax=t) for t in (16384, 32768, 65536, 131072)]
         for cfg in grid:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)
-            r["ms_fp32sum"] = _try(r, "fused_fp32", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False)))
-            r["ms_bf16"] = _try(r, "fused_bf16", lambda: t_graph(lambda ly: fused_step(ly, seq_lens, L, sh)))
+            if "step_flat_lanes" in cfg:
+                r["ms_fp32sum"] = _try(r, "fp32", lambda: t_graph(lambda i, ly: K.select_and_decode(
+                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local)))
+                r["ms_bf16"] = _try(r, "bf16", lambda: t_graph(lambda i, ly: fused_step(ly, seq_lens, L, sh)))
+            else:
+                r["ms_minmax_fold"] = _try(r, "minmax", lambda: t_graph(lambda i, ly: K.select_and_decode(
+                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None, "minmax", *mm[i],
+                    k_new=ly.k_new, pos=L - 1)))
             rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
             print(json.dumps(rows[-1]), flush=True)
             _dump(args, report)
         K.TUNING.update(saved)
         _dump(args, report)
-        del layers
+        del layers, mm
         if cuda:
             torch.cuda.empty_cache()
 

@@ -892,8 +892,9 @@ _HAS_TOPK = hasattr(tl, "topk")
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
-                                            step_impl="v3", step_merge_lanes=256, step_exact=False,
-                                            step_ranked=False, step_tile_bytes=32768, step_launches=1)
+                                            step_impl="v3", step_merge_lanes=256, step_flat_lanes=512, step_exact=False,
+                                            step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
+                                            step_launches=1)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1053,18 +1054,21 @@ def _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_s
 class _Step3Plan:
     """Scratch buffers, grid and compile-time parameters of one v3 step launch (`_step3_kernel`).
 
-    Level-1 candidate lists: one per chunk when n_chunks·K_PAD <= TUNING["step_merge_lanes"] (the decode
-    programs merge them directly), else one per group of GROUP chunks (merged by the group's last program)."""
+    Level-1 candidate lists: one per chunk when n_chunks·K_PAD <= TUNING["step_flat_lanes"] (the decode
+    programs merge them directly), else one per group of GROUP chunks (merged by the group's last program), GROUP
+    sized so that the decode programs merge about TUNING["step_merge_lanes"] lanes. Minmax tiles (two fp32
+    tables) may be sized apart (TUNING["step_tile_bytes_minmax"])."""
 
     def __init__(self, q, src, k_cache, top_k, block_size, summary_bytes):
         B, hkv, nb, D = src.shape
         self.G = q.shape[1] // hkv
         self.k_pad = max(2, triton.next_power_of_2(top_k))
-        sub_n, _ = _chunk_plan(nb, D, summary_bytes, TUNING["step_tile_bytes"])
+        tile = (summary_bytes == 8 and TUNING["step_tile_bytes_minmax"]) or TUNING["step_tile_bytes"]
+        sub_n, _ = _chunk_plan(nb, D, summary_bytes, tile)
         self.sub_n = max(sub_n, self.k_pad)
         self.n_chunks = triton.cdiv(nb, self.sub_n)
         lanes = TUNING["step_merge_lanes"]
-        if self.n_chunks * self.k_pad <= lanes:
+        if self.n_chunks * self.k_pad <= max(lanes, TUNING["step_flat_lanes"]):
             self.group, self.n_groups = 1, 1
             n_lists = self.n_chunks
         else:

@@ -373,18 +373,21 @@ def test_select_blocks_from_bf16_means(kernels, monkeypatch, sub_n, group):
 def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, sub_n, impl, exact):
     """Consecutive decode tokens (one starts a fresh block), ragged batch: summaries, selection (identical
     with fp32 sums or exact rescoring, else up to the rounding tolerance of the means) and output agree with
-    update + select + decode of the reference. sub_n 16 with 4 merge lanes per list: several chunks, and
-    (v3) a group merge level."""
+    update + select + decode of the reference. sub_n 16 with 8 merge lanes: several chunks, and (v3) a group
+    merge level."""
     R, K = kernels
     monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
     monkeypatch.setitem(K.TUNING, "merge_group", 4)
     monkeypatch.setitem(K.TUNING, "step_impl", impl[:2])
     monkeypatch.setitem(K.TUNING, "step_launches", 2 if impl == "v3-2" else 1)
     monkeypatch.setitem(K.TUNING, "step_exact", exact)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 16 if sub_n else 256)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 8 if sub_n else 256)
+    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 8 if sub_n else 512)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 420, 16, 5
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=33)
     nb = math.ceil(S / bs)
+    if sub_n and impl.startswith("v3"):  # 2 chunks x 8 lanes > 8: the group level runs
+        assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).group > 1
     L0 = 414  # tokens already summarised; steps write positions 414, 415 (ends block 25) and 416 (fresh block 26)
     short = torch.tensor([0, 200], device=DEVICE)
     ksum = [torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(2)]
