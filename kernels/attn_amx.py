@@ -18,9 +18,6 @@ from m3analyst.kernels import cbuild
 
 SOURCE = Path(__file__).with_name("attn_amx.c")
 HEAD_DIM = 64
-_state: dict = {}
-
-
 def _cpu_has_amx() -> bool:
     try:
         flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
@@ -29,15 +26,17 @@ def _cpu_has_amx() -> bool:
     return {"amx_bf16", "amx_tile", "avx512_bf16"} <= set(flags.split())
 
 
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
+    lib.attn_amx_prefill.argtypes = [p, i64, p, p, i64, i, i, i64, i64, i, ctypes.c_float, p, i64]
+    lib.attn_amx_prefill.restype = ctypes.c_int
+
+
+KERNEL = cbuild.Kernel(SOURCE, _declare, usable=_cpu_has_amx)
+
+
 def library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib = cbuild.build(SOURCE) if cbuild.enabled() and _cpu_has_amx() else None
-        if lib is not None:
-            p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-            lib.attn_amx_prefill.argtypes = [p, i64, p, p, i64, i, i, i64, i64, i, ctypes.c_float, p, i64]
-            lib.attn_amx_prefill.restype = ctypes.c_int
-        _state["lib"] = lib
-    return _state["lib"]
+    return KERNEL.library()
 
 
 def _rows_of(x: torch.Tensor) -> bool:

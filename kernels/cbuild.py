@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
 
@@ -64,3 +65,27 @@ def build(source: Path, flags: list[str] = FLAGS) -> ctypes.CDLL | None:
     if out is None and "-fopenmp" in flags:
         out = _compile(cc, source, [f for f in flags if f != "-fopenmp"])
     return None if out is None else ctypes.CDLL(str(out))
+
+
+class Kernel:
+    """One C source of this folder, compiled and loaded on first use. `declare(lib)` sets the ctypes
+    signatures of its entry points; `usable()` may veto the build (e.g. a CPU without the instructions)."""
+
+    def __init__(self, source: Path, declare: Callable[[ctypes.CDLL], None], usable: Callable[[], bool] = lambda: True):
+        self.source, self.declare, self.usable = source, declare, usable
+        self.lib: ctypes.CDLL | None = None
+        self.tried = False
+
+    def build(self, flags: list[str] = FLAGS) -> ctypes.CDLL | None:
+        """A fresh build with these flags (tests build the -DM3_NO_SIMD variant this way)."""
+        lib = build(self.source, flags)
+        if lib is not None:
+            self.declare(lib)
+        return lib
+
+    def library(self) -> ctypes.CDLL | None:
+        """The default build, made once; None when unavailable (see the module docstring)."""
+        if not self.tried:
+            self.lib = self.build() if enabled() and self.usable() else None
+            self.tried = True
+        return self.lib

@@ -16,22 +16,17 @@ import torch
 from m3analyst.kernels import cbuild
 
 SOURCE = Path(__file__).with_name("int8_cpu.c")
-_state: dict = {}
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.int8_gemv_bf16.argtypes = [p, p, p, p, i64, i64, p]
+    lib.int8_gemv_bf16.restype = ctypes.c_int
 
 
-def _build(flags: list[str] = cbuild.FLAGS) -> ctypes.CDLL | None:
-    lib = cbuild.build(SOURCE, flags)
-    if lib is not None:
-        p, i64 = ctypes.c_void_p, ctypes.c_int64
-        lib.int8_gemv_bf16.argtypes = [p, p, p, p, i64, i64, p]
-        lib.int8_gemv_bf16.restype = ctypes.c_int
-    return lib
+KERNEL = cbuild.Kernel(SOURCE, _declare)
 
 
 def library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        _state["lib"] = _build() if cbuild.enabled() else None
-    return _state["lib"]
+    return KERNEL.library()
 
 
 def supports(x: torch.Tensor, weight_q: torch.Tensor, scales: torch.Tensor) -> bool:

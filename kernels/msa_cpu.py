@@ -21,7 +21,6 @@ from m3analyst.kernels import cbuild
 
 SOURCE = Path(__file__).with_name("msa_cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
-FLAGS = cbuild.FLAGS
 _I32 = ("is_bf16", "scorer", "hkv", "G", "D", "bs", "top_k", "sink", "local", "rerank")
 
 
@@ -34,24 +33,18 @@ class _Args(ctypes.Structure):
 
 
 SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4, "hybrid": 4}  # see block_scores in the C file
-_state: dict = {}
+def _declare(lib: ctypes.CDLL) -> None:
+    p = ctypes.c_void_p
+    lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
+    lib.msa_decode.restype = ctypes.c_int
 
 
-def _build(flags: list[str] = FLAGS) -> ctypes.CDLL | None:
-    """Compile (kernels/cbuild.py) and declare the entry point; None when unavailable."""
-    lib = cbuild.build(SOURCE, flags)
-    if lib is not None:
-        p = ctypes.c_void_p
-        lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
-        lib.msa_decode.restype = ctypes.c_int
-    return lib
+KERNEL = cbuild.Kernel(SOURCE, _declare)
 
 
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use; None when unavailable (see module docstring)."""
-    if "lib" not in _state:
-        _state["lib"] = _build() if cbuild.enabled() else None
-    return _state["lib"]
+    return KERNEL.library()
 
 
 def available() -> bool:

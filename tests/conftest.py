@@ -38,3 +38,25 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, **kw)
 
     return run
+
+
+@pytest.fixture(params=["simd", "plain"])
+def c_build(request, monkeypatch):
+    """Parametrizes a test over a C kernel's builds: as built for this CPU, and its plain-C loops
+    (-DM3_NO_SIMD). Returns use(kernel): call it with the module's cbuild.Kernel."""
+    def use(kernel):
+        if request.param == "plain":
+            lib = kernel.build(kernel_flags() + ["-DM3_NO_SIMD"])
+            if lib is None:
+                pytest.skip("the plain-C variant did not build")
+            monkeypatch.setattr(kernel, "lib", lib)
+            monkeypatch.setattr(kernel, "tried", True)
+        return request.param
+
+    return use
+
+
+def kernel_flags() -> list[str]:
+    from m3analyst.kernels import cbuild
+
+    return list(cbuild.FLAGS)

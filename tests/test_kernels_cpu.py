@@ -117,15 +117,10 @@ def test_fused_rerank_matches_reference(scorer, seq_len, top_k, rerank):
     torch.testing.assert_close(out, want, rtol=2e-5, atol=2e-5)
 
 
-@pytest.fixture(params=["simd", "plain"])
-def kernel_build(request, monkeypatch):
-    """The kernel as built for this CPU, and its plain-C loops (-DM3_NO_SIMD): both must match the reference."""
-    if request.param == "plain":
-        lib = msa_cpu._build(msa_cpu.FLAGS + ["-DM3_NO_SIMD"])
-        if lib is None:
-            pytest.skip("the plain-C variant did not build")
-        monkeypatch.setitem(msa_cpu._state, "lib", lib)
-    return request.param
+@pytest.fixture
+def kernel_build(c_build):
+    """This kernel as built for this CPU and as plain C (conftest.c_build)."""
+    return c_build(msa_cpu.KERNEL)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

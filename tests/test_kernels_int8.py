@@ -13,15 +13,10 @@ from m3analyst.kernels import int8_cpu
 pytestmark = pytest.mark.skipif(int8_cpu.library() is None, reason="no C compiler: the int8 CPU kernel is not built")
 
 
-@pytest.fixture(params=["simd", "plain"])
-def build(request, monkeypatch):
-    """The kernel as built for this CPU, and its plain-C loop (-DM3_NO_SIMD)."""
-    if request.param == "plain":
-        lib = int8_cpu._build(int8_cpu.cbuild.FLAGS + ["-DM3_NO_SIMD"])
-        if lib is None:
-            pytest.skip("the plain-C variant did not build")
-        monkeypatch.setitem(int8_cpu._state, "lib", lib)
-    return request.param
+@pytest.fixture
+def build(c_build):
+    """This kernel as built for this CPU and as plain C (conftest.c_build)."""
+    return c_build(int8_cpu.KERNEL)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
