@@ -1,0 +1,155 @@
+"""CPU kernels of the engine, timed alone (results: benchmarks/RESULTS.md, "Engine round 3").
+
+  --part msa    the fused MSA decode kernel (kernels/msa_cpu.c): µs per layer at 8K context over 30 layers'
+                caches of SmolLM2's shape (3 KV heads x 3 query heads, head dim 64, bf16), several settings;
+                --baseline REV also times that git revision's kernel (its 25-argument ABI) in the same run
+  --part int8   one decode step's weight-only int8 linears (SmolLM2's 30 layers + lm_head): the C loop
+                (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm
+  --part amx    causal attention of an 8K prompt, one layer (9 query / 3 KV heads): the AMX kernel
+                (kernels/attn_amx.c) vs PyTorch's bf16 scaled_dot_product_attention
+Each figure is the best of --rounds interleaved repetitions, at the thread count given (--threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu
+
+HKV, G, D, BS, LAYERS = 3, 3, 64, 64, 30
+MSA_CONFIGS = [(32, 2, "hybrid"), (32, 0, "hybrid"), (16, 0, "minmax"), (128, 0, "mean")]  # (top_k, rerank, scorer)
+
+
+def best_of(rounds: int, fns: dict) -> dict:
+    """Interleave the callables `rounds` times; the best wall time of each (s)."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def _baseline_call(rev: str):
+    """The msa_decode_b1 entry of git revision `rev` (the 25-argument ABI before LayerPlan), built here."""
+    src = subprocess.run(["git", "show", f"{rev}:kernels/msa_cpu.c"], capture_output=True, text=True, check=True).stdout
+    tmp = Path(tempfile.mkdtemp()) / "msa_cpu_baseline.c"
+    tmp.write_text(src)
+    lib = cbuild.build(tmp)
+    fn = lib.msa_decode_b1
+    p, i, i64, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
+    fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, i, p, p, p, p]
+    scratch = {}
+
+    def call(q, layer, seq_len, top_k, rerank, scorer):
+        key = (top_k, rerank)
+        if key not in scratch:
+            scratch[key] = (torch.empty(HKV * (G + 1) * layer.ksum.shape[2]), torch.empty(HKV * G * max(rerank, 1) * top_k * BS))
+        sel, logits = scratch[key]
+        out, idx = torch.empty(HKV * G, D), torch.empty(HKV, top_k, dtype=torch.int32)
+        q32 = q[0].float().contiguous()
+        fn(q32.data_ptr(), layer.keys.data_ptr(), layer.values.data_ptr(), 1, layer.ksum.data_ptr(), layer.kmin.data_ptr(),
+           layer.kmax.data_ptr(), msa_cpu.SCORERS[scorer], HKV, G, D, layer.keys.shape[2], layer.ksum.shape[2], seq_len,
+           BS, top_k, 1, 2, D ** -0.5, 0.5, rerank, idx.data_ptr(), sel.data_ptr(), logits.data_ptr(), out.data_ptr())
+        return out.to(q.dtype)
+
+    return call
+
+
+def part_msa(args) -> list[dict]:
+    from m3analyst.engine.cache import MSACache
+
+    S = args.context
+    cache = MSACache(LAYERS, S + 64, BS)
+    with torch.inference_mode():
+        for layer in cache.layers:
+            k = torch.randn(1, HKV, S, D).bfloat16()
+            layer.update(k, torch.randn(1, HKV, S, D).bfloat16())
+    q = torch.randn(1, HKV * G, D).bfloat16()
+    base = _baseline_call(args.baseline) if args.baseline else None
+    rows = []
+    for top_k, rerank, scorer in MSA_CONFIGS:
+        plans = [msa_cpu.LayerPlan(q, L.keys, L.values, L.ksum, L.kmin, L.kmax, BS, top_k, 1, 2, scorer, D ** -0.5,
+                                   rerank=rerank) for L in cache.layers]
+        fns = {"kernel": lambda: [p(q, S) for p in plans]}
+        if base:
+            fns["baseline"] = lambda: [base(q, L, S, top_k, rerank, scorer) for L in cache.layers]
+        t = best_of(args.rounds, fns)
+        rows.append(dict(part="msa", context=S, top_k=top_k, rerank=rerank, scorer=scorer,
+                         **{f"{k}_us_per_layer": round(v / LAYERS * 1e6, 1) for k, v in t.items()}))
+    return rows
+
+
+def part_int8(args) -> list[dict]:
+    from m3analyst.engine.quant import Int8Linear
+
+    shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]  # q k v o gate up down
+    mods = [[Int8Linear(torch.nn.Linear(K, N, bias=False)) for N, K in shapes] for _ in range(LAYERS)]
+    mods.append([Int8Linear(torch.nn.Linear(576, 49152, bias=False))])  # lm_head
+    xs = {K: torch.randn(1, 1, K).bfloat16() for K in (576, 1536)}
+    nbytes = sum(m.weight_q.numel() for layer in mods for m in layer)
+
+    def step(use_c: bool):
+        for layer in mods:
+            for m in layer:
+                x = xs[m.in_features]
+                if use_c:
+                    int8_cpu.gemv(x, m.weight_q, m.scales, None)
+                else:
+                    torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1), m.weight_q, m.scales)
+
+    with torch.inference_mode():
+        t = best_of(args.rounds, {"c": lambda: step(True), "torch": lambda: step(False)})
+    return [dict(part="int8", weights_mb=round(nbytes / 1e6, 1), **{f"{k}_ms": round(v * 1e3, 2) for k, v in t.items()},
+                 **{f"{k}_gb_s": round(nbytes / v / 1e9, 1) for k, v in t.items()})]
+
+
+def part_amx(args) -> list[dict]:
+    if attn_amx.library() is None:
+        return [dict(part="amx", skipped="no AMX on this CPU (or no C compiler)")]
+    S, hq = args.context, HKV * G
+    k, v = torch.randn(1, HKV, S, D).bfloat16(), torch.randn(1, HKV, S, D).bfloat16()
+    q = torch.randn(1, S, hq, D).bfloat16().transpose(1, 2)
+    with torch.inference_mode():
+        t = best_of(args.rounds, {
+            "amx": lambda: attn_amx.causal_prefill(q, k, v, D ** -0.5),
+            "torch": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D ** -0.5, enable_gqa=True)})
+        ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, scale=D ** -0.5, enable_gqa=True)
+        err = {"amx": attn_amx.causal_prefill(q, k, v, D ** -0.5),
+               "torch": F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D ** -0.5, enable_gqa=True)}
+    return [dict(part="amx", context=S, **{f"{k}_ms": round(v * 1e3, 1) for k, v in t.items()},
+                 **{f"{k}_max_abs_err_vs_fp32": round(float((o.float() - ref).abs().max()), 5) for k, o in err.items()})]
+
+
+PARTS = {"msa": part_msa, "int8": part_int8, "amx": part_amx}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", default="msa,int8,amx")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--context", type=int, default=8192)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--baseline", default=None, help="git revision whose msa_cpu.c to time beside (e.g. d68f6be)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads,
+                          load=open("/proc/loadavg").read().split()[:4] if Path("/proc/loadavg").exists() else None)))
+    for part in args.part.split(","):
+        for row in PARTS[part](args):
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
