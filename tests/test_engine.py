@@ -263,3 +263,12 @@ def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
     monkeypatch.undo()
     others = eng_mod._other_runnable_tasks(samples=2, gap_s=0.0)
     assert others is None or others >= 0
+
+
+def test_cpu_kernels_report_matches_what_was_built():
+    from m3analyst.engine.engine import cpu_kernels
+    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu
+
+    report = cpu_kernels()
+    assert report == {"msa_decode": msa_cpu.available(), "int8_linear": int8_cpu.library() is not None,
+                      "amx_prefill_attention": attn_amx.library() is not None}

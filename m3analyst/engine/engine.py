@@ -157,6 +157,14 @@ def _other_runnable_tasks(samples: int = 3, gap_s: float = 0.003) -> int | None:
     return min(counts)
 
 
+def cpu_kernels() -> dict[str, bool]:
+    """Which C kernels this machine built (m3analyst.kernels; each falls back to PyTorch when False)."""
+    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu
+
+    return {"msa_decode": msa_cpu.library() is not None, "int8_linear": int8_cpu.library() is not None,
+            "amx_prefill_attention": attn_amx.library() is not None}
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -303,6 +311,7 @@ class Engine:
             else str(self.dtype).replace("torch.", ""),
             "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
+            "cpu_kernels": cpu_kernels() if self.device.type == "cpu" else {},
         }
 
     # --- running ----------------------------------------------------------------------------
