@@ -117,7 +117,7 @@ def part_int8(args) -> list[dict]:
 
 def part_amx(args) -> list[dict]:
     if attn_amx.library() is None:
-        return [dict(part="amx", skipped="no AMX on this CPU (or no C compiler)")]
+        return [dict(part="amx", skipped="AMX kernel not built: no AMX, no C compiler or M3ANALYST_CPU_KERNEL=0")]
     S, hq = args.context, HKV * G
     k, v = torch.randn(1, HKV, S, D).bfloat16(), torch.randn(1, HKV, S, D).bfloat16()
     q = torch.randn(1, S, hq, D).bfloat16().transpose(1, 2)

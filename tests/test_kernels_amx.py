@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from m3analyst.kernels import attn_amx
 
-pytestmark = pytest.mark.skipif(attn_amx.library() is None, reason="no AMX on this CPU (or no C compiler)")
+pytestmark = pytest.mark.skipif(attn_amx.library() is None, reason="AMX kernel not built: no AMX on this CPU, no C compiler, or M3ANALYST_CPU_KERNEL=0")
 
 
 def _reference(q, k, v, scale):

@@ -12,7 +12,7 @@ from m3analyst.engine import msa_ops
 from m3analyst.kernels import msa_cpu
 from m3analyst.kernels import msa_naive as ref
 
-pytestmark = pytest.mark.skipif(not msa_cpu.available(), reason="no C compiler: the fused CPU kernel is not built")
+pytestmark = pytest.mark.skipif(not msa_cpu.available(), reason="fused CPU kernel not built: no C compiler or M3ANALYST_CPU_KERNEL=0")
 
 
 def _case(hkv, G, D, bs, cap, seq_len, dtype, seed=0):

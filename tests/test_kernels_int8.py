@@ -10,7 +10,7 @@ import torch
 from m3analyst.engine.quant import Int8Linear
 from m3analyst.kernels import int8_cpu
 
-pytestmark = pytest.mark.skipif(int8_cpu.library() is None, reason="no C compiler: the int8 CPU kernel is not built")
+pytestmark = pytest.mark.skipif(int8_cpu.library() is None, reason="int8 CPU kernel not built: no C compiler or M3ANALYST_CPU_KERNEL=0")
 
 
 @pytest.fixture
