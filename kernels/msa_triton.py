@@ -11,7 +11,8 @@ for its (batch, KV head) merges and resets the counter):
     _summary_update_kernel   one program per (batch·KV head, touched block): sum / min / max of the
                              new keys of that block, fresh or folded into the running summary.
     _select_kernel           one program per (batch·KV head, chunk of blocks): group-summed scores of
-                             the chunk's block summaries, sink/local forced, padding masked; the K-th
+                             the chunk's block summaries, sink/local forced, padding masked, moved to a
+                             plain 1-D layout through a scratch row (_plain_layout); the K-th
                              best score of the chunk (bitonic tl.topk, or a sort) is a threshold, and
                              the blocks above it (ties: lower id first) are compacted in id order by a
                              prefix sum; the last program of each group of 32 chunks merges the
@@ -33,7 +34,9 @@ for its (batch, KV head) merges and resets the counter):
                              KV head) counter; each of the K decode programs of a head merges the published
                              lists itself (no select-side merge), attends one selected block and writes its
                              slot of idx; the last merges the K partials. mean (fp32 sums / bf16 means, with
-                             optional exact rescoring) or minmax scorer; one launch or two (TUNING).
+                             optional exact rescoring) or minmax scorer; one launch or two (TUNING). With k_new
+                             the select program owning the token's block first folds it into the summaries
+                             (sum, min/max, mean): the engine's decode thus needs no update launch.
 """
 
 from __future__ import annotations
