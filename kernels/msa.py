@@ -186,7 +186,8 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
 
 def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     """The engine's MSA decode of one token (MSAOps.decode): q [B, Hq, D] over layer (an MSALayer whose
-    summaries already hold the token) -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
+    summaries hold the token, or will once its deferred update is applied or folded in here)
+    -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
 
     Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
     token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
