@@ -231,12 +231,16 @@ def _generic_decode(q, layer, seq_len: int, s, scale: float, ops: "MSAOps | None
     return ops.sparse_decode(q, layer.keys, layer.values, idx, seq_lens, layer.block_size, scale), idx
 
 
-def _with_mass_fallback(fast_decode: Callable) -> Callable:
-    """A backend decode that implements the linear scorers only: the mass scorers take the generic path."""
+def _with_mass_fallback(fast_decode: Callable, flush: Callable | None = None) -> Callable:
+    """A backend decode that implements the linear scorers only: the mass scorers take the generic path,
+    after flush(layer) applies any summary update the backend deferred (the kernels fold a token's update
+    into their decode launch)."""
     def decode_any(q, layer, seq_len: int, s, scale: float):
         s = resolve_scorer(s, q.device)
         if s.scorer in LINEAR_SCORERS:
             return fast_decode(q, layer, seq_len, s, scale)
+        if flush is not None:
+            flush(layer)
         return _generic_decode(q, layer, seq_len, s, scale)
 
     return decode_any
@@ -283,7 +287,8 @@ def msa_ops(device: torch.device | str) -> MSAOps:
 
                 _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode,
                                       getattr(kmsa, "engine_update", None) or update_layer,
-                                      _with_mass_fallback(getattr(kmsa, "engine_decode", None) or _generic_decode))
+                                      _with_mass_fallback(getattr(kmsa, "engine_decode", None) or _generic_decode,
+                                                          getattr(kmsa, "engine_flush", None)))
             except ImportError:
                 pass
     return _cache[kind]
