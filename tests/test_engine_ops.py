@@ -296,3 +296,18 @@ def test_a_replaced_select_blocks_b1_is_used_by_decode(monkeypatch):
         monkeypatch.setattr(cpu, "select_blocks_b1", first_blocks)
         _, idx = cpu.decode(torch.randn(1, 9, 16), cache.layers[0], 300, AttentionSettings(block_size=16, top_k=6), 0.25)
     assert seen == [300] and idx[0, 0].tolist() == [0, 1, 2, 3, 4, 18]
+
+
+def test_mass_scorers_flush_a_deferred_summary_update_first(monkeypatch):
+    """A backend that defers the token's summary update (the CUDA kernels) gets flush(layer) before the
+    generic path reads the summaries for a mass scorer; the linear scorers go to the backend untouched."""
+    from m3analyst.engine import msa_ops
+    from m3analyst.settings import AttentionSettings
+
+    calls = []
+    monkeypatch.setattr(msa_ops, "_generic_decode", lambda *a, **k: calls.append("generic") or "generic")
+    decode = msa_ops._with_mass_fallback(lambda *a: calls.append("fast") or "fast", flush=lambda layer: calls.append("flush"))
+    q = torch.zeros(1, 3, 8)
+    assert decode(q, object(), 100, AttentionSettings(scorer="minmax"), 1.0) == "fast"
+    assert decode(q, object(), 100, AttentionSettings(scorer="hybrid"), 1.0) == "generic"
+    assert calls == ["fast", "flush", "generic"]
