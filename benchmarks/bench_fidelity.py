@@ -172,12 +172,13 @@ def main() -> None:
     ap.add_argument("--no-gen", action="store_true", help="skip the greedy generation comparison")
     ap.add_argument("--first-doc", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--doc", action="append", default=None, help="corpus-relative document (repeatable) instead of DOCS")
     args = ap.parse_args()
     variants = args.variants.split(",")
     eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))  # prefill + decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
-    for rel in DOCS[args.first_doc : args.first_doc + args.docs]:
+    for rel in (args.doc or DOCS)[args.first_doc : args.first_doc + args.docs]:
         ids = eng._encode_suffix((corpus_dir() / rel).read_text(errors="ignore"))
         for C in contexts:
             C = min(C, eng.context_length - 1)
