@@ -129,12 +129,12 @@ def test_sparse_selection_is_really_sparse():
 
 
 def test_short_context_is_identical_to_dense():
-    ids = _ids(90, seed=3)  # default settings: dense below top_k * block_size = 1024 tokens
+    ids = _ids(90, seed=3)  # default settings: dense below top_k * block_size tokens
     got, ctx = _teacher_forced(_engine("qwen2"), ids, 60)
     dense, _ = _teacher_forced(_engine("qwen2", backend="dense"), ids, 60)
     assert torch.equal(got, dense)
     for i, step in enumerate(ctx.selections):  # every valid block counts as read (what top-K >= #blocks selects)
-        n_valid = math.ceil((60 + i + 1) / 64)
+        n_valid = math.ceil((60 + i + 1) / AttentionSettings().block_size)
         first_sparse = AttentionSettings().dense_layers  # layers below it are dense: no selection recorded
         assert set(step) == set(range(first_sparse, 3))
         assert set(step[2][0, 0].tolist()) == set(range(n_valid)) | {-1}

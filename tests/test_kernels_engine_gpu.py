@@ -71,7 +71,7 @@ def test_engine_on_cuda_with_all_blocks_equals_dense(te):
 
 def test_engine_on_cuda_default_settings_run_the_kernels(te):
     """Scorer "auto" resolves to minmax on CUDA (what the kernels implement): no fallback path."""
-    _, gpu = _engines(te, block_size=8, dense_below=8)  # top-K 32 of up to 48 blocks
+    _, gpu = _engines(te, block_size=8, top_k=32, dense_below=8)  # the default scorer; top-K 32 of up to 48 blocks
     assert gpu.attention_settings().scorer == "minmax"
     got, ctx = te._teacher_forced(gpu, te._ids(380, seed=4), 350)
     assert torch.isfinite(got).all() and ctx.selections and (ctx.selections[-1][2] >= 0).all()
