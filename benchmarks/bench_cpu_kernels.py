@@ -1,7 +1,7 @@
 """CPU kernels of the engine, timed alone (results: benchmarks/RESULTS.md, "Engine round 3").
 
   --part msa    the fused MSA decode kernel (kernels/msa_cpu.c): µs per layer at 8K context over 30 layers'
-                caches of SmolLM2's shape (3 KV heads x 3 query heads, head dim 64, bf16), several settings;
+                caches of SmolLM2's shape (3 KV heads x 3 query heads, head dim 64, bf16), several selections;
                 --baseline REV also times that git revision's kernel (its 25-argument ABI) in the same run
   --part int8   one decode step's weight-only int8 linears (SmolLM2's 30 layers + lm_head): the C loop
                 (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm
@@ -26,8 +26,9 @@ import torch.nn.functional as F
 
 from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu
 
-HKV, G, D, BS, LAYERS = 3, 3, 64, 64, 30
-MSA_CONFIGS = [(32, 2, "hybrid"), (32, 0, "hybrid"), (16, 0, "minmax"), (128, 0, "mean")]  # (top_k, rerank, scorer)
+HKV, G, D, LAYERS = 3, 3, 64, 30
+# (block size, top_k, rerank, scorer): today's default, round 3's, one stage, the issue's, every block
+MSA_CONFIGS = [(32, 72, 2, "hybrid"), (64, 32, 2, "hybrid"), (64, 32, 0, "hybrid"), (64, 16, 0, "minmax"), (64, 128, 0, "mean")]
 
 
 def best_of(rounds: int, fns: dict) -> dict:
@@ -52,16 +53,16 @@ def _baseline_call(rev: str):
     fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, i, p, p, p, p]
     scratch = {}
 
-    def call(q, layer, seq_len, top_k, rerank, scorer):
-        key = (top_k, rerank)
+    def call(q, layer, seq_len, bs, top_k, rerank, scorer):
+        key = (bs, top_k, rerank)
         if key not in scratch:
-            scratch[key] = (torch.empty(HKV * (G + 1) * layer.ksum.shape[2]), torch.empty(HKV * G * max(rerank, 1) * top_k * BS))
+            scratch[key] = (torch.empty(HKV * (G + 1) * layer.ksum.shape[2]), torch.empty(HKV * G * max(rerank, 1) * top_k * bs))
         sel, logits = scratch[key]
         out, idx = torch.empty(HKV * G, D), torch.empty(HKV, top_k, dtype=torch.int32)
         q32 = q[0].float().contiguous()
         fn(q32.data_ptr(), layer.keys.data_ptr(), layer.values.data_ptr(), 1, layer.ksum.data_ptr(), layer.kmin.data_ptr(),
            layer.kmax.data_ptr(), msa_cpu.SCORERS[scorer], HKV, G, D, layer.keys.shape[2], layer.ksum.shape[2], seq_len,
-           BS, top_k, 1, 2, D ** -0.5, 0.5, rerank, idx.data_ptr(), sel.data_ptr(), logits.data_ptr(), out.data_ptr())
+           bs, top_k, 1, 2, D ** -0.5, 0.5, rerank, idx.data_ptr(), sel.data_ptr(), logits.data_ptr(), out.data_ptr())
         return out.to(q.dtype)
 
     return call
@@ -71,22 +72,24 @@ def part_msa(args) -> list[dict]:
     from m3analyst.engine.cache import MSACache
 
     S = args.context
-    cache = MSACache(LAYERS, S + 64, BS)
+    caches = {}
     with torch.inference_mode():
-        for layer in cache.layers:
-            k = torch.randn(1, HKV, S, D).bfloat16()
-            layer.update(k, torch.randn(1, HKV, S, D).bfloat16())
+        for bs in sorted({c[0] for c in MSA_CONFIGS}):
+            caches[bs] = MSACache(LAYERS, S + 64, bs)
+            for layer in caches[bs].layers:
+                layer.update(torch.randn(1, HKV, S, D).bfloat16(), torch.randn(1, HKV, S, D).bfloat16())
     q = torch.randn(1, HKV * G, D).bfloat16()
     base = _baseline_call(args.baseline) if args.baseline else None
     rows = []
-    for top_k, rerank, scorer in MSA_CONFIGS:
-        plans = [msa_cpu.LayerPlan(q, L.keys, L.values, L.ksum, L.kmin, L.kmax, BS, top_k, 1, 2, scorer, D ** -0.5,
-                                   rerank=rerank) for L in cache.layers]
+    for bs, top_k, rerank, scorer in MSA_CONFIGS:
+        layers = caches[bs].layers
+        plans = [msa_cpu.LayerPlan(q, L.keys, L.values, L.ksum, L.kmin, L.kmax, bs, top_k, 1, 2, scorer, D ** -0.5,
+                                   rerank=rerank) for L in layers]
         fns = {"kernel": lambda: [p(q, S) for p in plans]}
         if base:
-            fns["baseline"] = lambda: [base(q, L, S, top_k, rerank, scorer) for L in cache.layers]
+            fns["baseline"] = lambda: [base(q, L, S, bs, top_k, rerank, scorer) for L in layers]
         t = best_of(args.rounds, fns)
-        rows.append(dict(part="msa", context=S, top_k=top_k, rerank=rerank, scorer=scorer,
+        rows.append(dict(part="msa", context=S, block_size=bs, top_k=top_k, rerank=rerank, scorer=scorer,
                          **{f"{k}_us_per_layer": round(v / LAYERS * 1e6, 1) for k, v in t.items()}))
     return rows
 
