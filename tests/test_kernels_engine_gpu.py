@@ -24,7 +24,7 @@ def te():
         sys.path.pop(0)
 
 
-def _engines(te, **attn):
+def _engines(te, context_length=400, **attn):
     """(CPU engine, CUDA engine) over the same fp32 weights."""
     from m3analyst.engine import attention
     from m3analyst.engine.engine import Engine
@@ -36,7 +36,8 @@ def _engines(te, **attn):
     gpu_model.load_state_dict(cpu_model.state_dict())
     gpu_model = gpu_model.to("cuda")
     settings = EngineSettings(attention=AttentionSettings(**attn), max_new_tokens=16)
-    return tuple(Engine(m, te._tokenizer(), settings, name="tiny-llama", context_length=400) for m in (cpu_model, gpu_model))
+    return tuple(Engine(m, te._tokenizer(), settings, name="tiny-llama", context_length=context_length)
+                 for m in (cpu_model, gpu_model))
 
 
 @pytest.mark.parametrize("n_ids, top_k", [(180, 4), (380, 32)])
@@ -75,3 +76,17 @@ def test_engine_on_cuda_default_settings_run_the_kernels(te):
     assert gpu.attention_settings().scorer == "minmax"
     got, ctx = te._teacher_forced(gpu, te._ids(380, seed=4), 350)
     assert torch.isfinite(got).all() and ctx.selections and (ctx.selections[-1][2] >= 0).all()
+
+
+def test_engine_on_cuda_with_the_default_selection(te):
+    """The shipped selection (72 blocks of 32 tokens, scorer auto = minmax on CUDA) runs the kernels past
+    dense_below, every slot a valid block once there are more blocks than top-K."""
+    from m3analyst.settings import AttentionSettings
+
+    d = AttentionSettings()
+    n_prefix = d.top_k * d.block_size + 200
+    _, gpu = _engines(te, context_length=n_prefix + 64)
+    got, ctx = te._teacher_forced(gpu, te._ids(n_prefix + 40, seed=5), n_prefix)
+    assert torch.isfinite(got).all() and ctx.selections
+    idx = ctx.selections[-1][2]
+    assert idx.shape[-1] == d.top_k and (idx >= 0).all()
