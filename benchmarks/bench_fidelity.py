@@ -62,6 +62,7 @@ VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (s
     "msa-b32k72": {"backend": "msa", "block_size": 32, "top_k": 72},
     "msa-b32k64-rr4": {"backend": "msa", "block_size": 32, "top_k": 64, "rerank": 4},  # every block a candidate at 8K
     "msa-b16k128": {"backend": "msa", "block_size": 16, "top_k": 128},  # the defaults' tokens in 16-token blocks
+    "msa-b32k96": {"backend": "msa", "block_size": 32, "top_k": 96},
 }
 DEFAULT_VARIANTS = "dense,msa-default,msa-k16-minmax"
 
