@@ -251,6 +251,8 @@ def test_attention_without_context_fails_loudly(monkeypatch):
 
 def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
     import os
+    import threading
+    from pathlib import Path
 
     from m3analyst.engine import engine as eng_mod
 
@@ -263,6 +265,9 @@ def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
     monkeypatch.undo()
     others = eng_mod._other_runnable_tasks(samples=2, gap_s=0.0)
     assert others is None or others >= 0
+    me = Path("/proc/self/task") / str(threading.get_native_id())
+    if me.exists():  # this thread is running while it reads its own state: it counts as this process's own
+        assert eng_mod._task_running(me)
 
 
 def test_cpu_kernels_report_matches_what_was_built():

@@ -120,9 +120,9 @@ PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the p
 
 def pick_threads(setting: int | None) -> int:
     """CPU threads for prefill (settings.threads) and for decode (settings.decode_threads): the setting, else
-    the cores that other tasks leave free (at least one). Other tasks = runnable tasks besides this one in
+    the cores that other tasks leave free (at least one). Other tasks = runnable tasks outside this process in
     /proc/loadavg, the least of a few samples a few ms apart (a snapshot, so this process's own recent work
-    does not count against it); where that file is missing, one thread once the 1-minute load reaches 1.5x
+    and its spinning OpenMP workers do not count against it); where that file is missing, one thread once the 1-minute load reaches 1.5x
     the cores. Why it matters: threads wait on each other at every parallel op, so on a shared core a step
     stalls for a whole time slice -- measured here at load 9 on 2 cores, a decode step took ~1 s with 2
     threads and ~0.1 s with 1 (RESULTS.md, "Engine round 2"). Asked at every prefill and every generation,
@@ -143,18 +143,28 @@ def pick_threads(setting: int | None) -> int:
 
 
 def _other_runnable_tasks(samples: int = 3, gap_s: float = 0.003) -> int | None:
-    """Runnable tasks on the machine besides the reading one (/proc/loadavg field 4), the least of a few
-    samples; None where the file is missing or unreadable."""
+    """Runnable tasks on the machine outside this process (/proc/loadavg field 4 minus this process's
+    running threads, e.g. OpenMP workers still spinning after the last parallel op), the least of a few
+    samples; None where /proc is missing or unreadable."""
     counts = []
     for i in range(samples):
         try:
             running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+            own = sum(1 for t in Path("/proc/self/task").iterdir() if _task_running(t))
         except (OSError, ValueError, IndexError):
             return None
-        counts.append(max(0, running - 1))
+        counts.append(max(0, running - max(own, 1)))
         if i + 1 < samples:
             time.sleep(gap_s)
     return min(counts)
+
+
+def _task_running(task: Path) -> bool:
+    try:
+        stat = (task / "stat").read_text()
+    except OSError:  # the thread ended meanwhile
+        return False
+    return stat[stat.rindex(")") + 2 :].startswith("R")
 
 
 def cpu_kernels() -> dict[str, bool]:
