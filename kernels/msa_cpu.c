@@ -214,32 +214,31 @@ static void block_scores(const float *qh, const float *ksum, const float *kmin, 
         }
         return;
     }
-    float *lg = sc + nb;
-    for (int64_t j = 0; j < nb; j++) sc[j] = 0.f;
-    for (int g = 0; g < G; g++) {
-        const float *q = qh + g * D;
-        float m = -FLT_MAX, total = 0.f;
-        for (int64_t j = 0; j < nb; j++) {
+    float *lg = sc + nb; /* [G, nb] logits; each block's summary rows are read once for the whole group */
+    for (int64_t j = 0; j < nb; j++) {
+        const float *mx = kmax + j * D, *mn = kmin + j * D, *sm = ksum + j * D;
+        int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
+        for (int g = 0; g < G; g++) {
+            const float *q = qh + g * D;
             float bound = 0.f, mean = 0.f;
-            if (scorer != 3) {
-                const float *mx = kmax + j * D, *mn = kmin + j * D;
+            if (scorer != 3)
                 for (int d = 0; d < D; d++) {
                     float a = q[d] * mx[d], b = q[d] * mn[d];
                     bound += a > b ? a : b;
                 }
-            }
             if (scorer != 2) {
-                const float *sm = ksum + j * D;
                 for (int d = 0; d < D; d++) mean += q[d] * sm[d];
-                int64_t count = seq_len - j * bs < bs ? seq_len - j * bs : bs;
                 mean /= (float)count;
             }
             float l = scorer == 2 ? bound : scorer == 3 ? mean : mean + alpha * (bound - mean);
-            lg[j] = l * scale;
-            m = lg[j] > m ? lg[j] : m;
+            lg[g * nb + j] = l * scale;
         }
-        for (int64_t j = 0; j < nb; j++) { lg[j] = expf(lg[j] - m); total += lg[j]; }
-        for (int64_t j = 0; j < nb; j++) sc[j] += lg[j] / total;
+    }
+    for (int64_t j = 0; j < nb; j++) sc[j] = 0.f;
+    for (int g = 0; g < G; g++) { /* per head softmax over the blocks, summed over the group */
+        float *lgg = lg + g * nb;
+        float inv = 1.f / exp_shift_sum(lgg, nb, max_of(lgg, nb));
+        for (int64_t j = 0; j < nb; j++) sc[j] += lgg[j] * inv;
     }
 }
 
