@@ -15,7 +15,6 @@
  * scaled_dot_product_attention(is_causal=True), tested against it.
  */
 #include <float.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +27,7 @@
 #include "cpu_common.h"
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512F__) && defined(__AVX512BF16__)
-#include <immintrin.h>
-#define M3_AMX 1
+#define M3_AMX 1 /* immintrin.h comes with cpu_common.h */
 
 #define D 64     /* head dim of this kernel */
 #define KB 32    /* keys per online-softmax step */

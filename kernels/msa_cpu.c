@@ -312,24 +312,21 @@ static inline __attribute__((always_inline)) int qk_block(const void *kh, int is
     return (int)(t1 - t0);
 }
 
-/* o[g * (D + 1) + d] += sum_i p_g[i] v_{t0+i}[d] and o[g * (D + 1) + D] += sum_i p_g[i], over n rows
- * (p_g at p + g * row). next: row offset of the block to prefetch meanwhile (0: none). */
+/* o[g * D + d] += sum_i p_g[i] v_{t0+i}[d] and tot[g] += sum_i p_g[i], over n rows (p_g at p + g * row).
+ * next: row offset of the block to prefetch meanwhile (0: none). */
 static inline __attribute__((always_inline)) void pv_block(const void *vh, int is_bf16, int64_t t0, int n,
                                                            const float *p, int64_t row, int G, int D, float *o,
-                                                           int64_t next) {
+                                                           float *tot, int64_t next) {
     int t = 0;
     float vrow[MAX_D];
-    for (int g = 0; g < G; g++) o[g * (D + 1) + D] += sum_of(p + (int64_t)g * row, n);
+    for (int g = 0; g < G; g++) tot[g] += sum_of(p + (int64_t)g * row, n);
 #ifdef M3_SIMD
     if (D % 16 == 0) {
-        float acc[MAX_G * MAX_D];
-        for (int g = 0; g < G; g++) memcpy(acc + g * D, o + g * (D + 1), sizeof(float) * D);
         for (; t < n; t += 4) {
             if (next) prefetch_rows(vh, is_bf16, t0 + t + next, 4, D);
             else if (t + 4 < n) prefetch_rows(vh, is_bf16, t0 + t + 4, 4, D);
-            pv_tile(vh, is_bf16, t0 + t, n - t < 4 ? n - t : 4, p + t, row, G, D, acc);
+            pv_tile(vh, is_bf16, t0 + t, n - t < 4 ? n - t : 4, p + t, row, G, D, o);
         }
-        for (int g = 0; g < G; g++) memcpy(o + g * (D + 1), acc + g * D, sizeof(float) * D);
         return;
     }
 #endif
@@ -337,7 +334,7 @@ static inline __attribute__((always_inline)) void pv_block(const void *vh, int i
         load_row(vh, is_bf16, t0 + t, D, vrow);
         for (int g = 0; g < G; g++) {
             float pg = p[(int64_t)g * row + t];
-            for (int d = 0; d < D; d++) o[g * (D + 1) + d] += pg * vrow[d];
+            for (int d = 0; d < D; d++) o[g * D + d] += pg * vrow[d];
         }
     }
 }
@@ -436,7 +433,7 @@ static inline __attribute__((always_inline)) int decode_impl(
 #ifdef _OPENMP
     if (parallel) n_thr = omp_get_max_threads();
 #endif
-    const int64_t slot = (int64_t)hkv * G * (D + 1); /* one thread's partial sums (+ the softmax total) */
+    const int64_t slot = (int64_t)hkv * G * (D + 1); /* one thread's partial sums [Hkv*G, D], then totals [Hkv*G] */
     /* per head: candidate ids, token offsets and counts, kept candidates; run lengths; exp sums; partials */
     char *mem = malloc(sizeof(int32_t) * ((size_t)hkv * (4 * (size_t)n_stage1 + 2)) + sizeof(float) * ((size_t)hkv * G
                        + (size_t)n_thr * slot));
@@ -508,7 +505,7 @@ static inline __attribute__((always_inline)) int decode_impl(
             }
             pv_block((const char *)v + (size_t)h * cap * D * esz, is_bf16, t0, cnt[(int64_t)h * n_stage1 + c],
                      logits_all + (int64_t)h * G * row + off[(int64_t)h * n_stage1 + c], row, G, D,
-                     mine + (int64_t)h * G * (D + 1), next);
+                     mine + (int64_t)h * G * D, mine + (int64_t)hkv * G * D + (int64_t)h * G, next);
         }
         /* ---- out = (sum of the partials) / (sum of their totals), in thread order ---- */
 #pragma omp for schedule(static)
@@ -516,9 +513,9 @@ static inline __attribute__((always_inline)) int decode_impl(
             float *o = out + (int64_t)r * D, total = 0.f;
             for (int d = 0; d < D; d++) o[d] = 0.f;
             for (int th = 0; th < nt; th++) {
-                const float *pr = part + (int64_t)th * slot + (int64_t)r * (D + 1);
-                for (int d = 0; d < D; d++) o[d] += pr[d];
-                total += pr[D];
+                const float *pr = part + (int64_t)th * slot;
+                for (int d = 0; d < D; d++) o[d] += pr[(int64_t)r * D + d];
+                total += pr[(int64_t)hkv * G * D + r];
             }
             float inv = total > 0.f ? 1.f / total : 0.f;
             for (int d = 0; d < D; d++) o[d] *= inv;

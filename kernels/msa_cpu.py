@@ -33,6 +33,14 @@ class _Args(ctypes.Structure):
 
 
 SCORERS = {"mean": 0, "minmax": 1, "minmax-mass": 2, "mean-mass": 3, "interp-mass": 4, "hybrid": 4}  # see block_scores in the C file
+SUMS_ONLY = (0, 3)  # the scorers that read the block sums alone (the others need min/max)
+
+
+def _plan_key(q, k_cache, ksum, *settings) -> tuple:
+    """What a LayerPlan depends on: where the cache lies, its capacity, the query shape/dtype, the settings."""
+    return (k_cache.data_ptr(), ksum.data_ptr(), k_cache.shape[2], q.dtype, q.shape[1], *settings)
+
+
 def _declare(lib: ctypes.CDLL) -> None:
     p = ctypes.c_void_p
     lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
@@ -69,7 +77,7 @@ class LayerPlan:
         hq = q.shape[1]
         G = hq // hkv
         mode = SCORERS[scorer]
-        if mode != 0 and mode != 3 and kmin is None:
+        if mode not in SUMS_ONLY and kmin is None:
             raise ValueError(f"scorer {scorer!r} needs min/max block summaries")
         kmin, kmax = (kmin, kmax) if kmin is not None else (ksum, ksum)
         nb_cap = ksum.shape[2]
@@ -80,8 +88,7 @@ class LayerPlan:
                           int(k_cache.dtype == torch.bfloat16), mode, hkv, G, D, block_size, top_k, sink_blocks,
                           local_blocks, int(rerank), scale, alpha)
         self.shape, self.top_k = (1, hq, D), top_k
-        self.key = (k_cache.data_ptr(), ksum.data_ptr(), cap, q.dtype, hq, block_size, top_k, sink_blocks,
-                    local_blocks, scorer, scale, alpha, rerank)
+        self.key = _plan_key(q, k_cache, ksum, block_size, top_k, sink_blocks, local_blocks, scorer, scale, alpha, rerank)
 
     def __call__(self, q, seq_len: int):
         """q [1, Hq, D] bf16 or fp32 (fp16 is computed in fp32) -> (out [1, Hq, D] in q's dtype, idx int32
@@ -102,12 +109,12 @@ def plan_for(q, layer, scale: float, top_k: int, sink_blocks: int, local_blocks:
              slot: str = "msa") -> LayerPlan | None:
     """The cached LayerPlan of an MSALayer (one per slot, e.g. "msa" and "dense"), rebuilt when the cache
     moved or the arguments changed; None when the kernel does not take this case."""
-    key = (layer.keys.data_ptr(), layer.ksum.data_ptr(), layer.keys.shape[2], q.dtype, q.shape[1], layer.block_size,
-           top_k, sink_blocks, local_blocks, scorer, scale, 0.5, rerank)
+    key = _plan_key(q, layer.keys, layer.ksum, layer.block_size, top_k, sink_blocks, local_blocks, scorer, scale, 0.5,
+                    rerank)
     plan = layer.extra.get(("msa_cpu", slot))
     if plan is not None and plan.key == key:
         return plan
-    if not supports(q, layer.keys, layer.values, scorer) or (layer.kmin is None and SCORERS[scorer] not in (0, 3)):
+    if not supports(q, layer.keys, layer.values, scorer) or (layer.kmin is None and SCORERS[scorer] not in SUMS_ONLY):
         return None
     plan = layer.extra[("msa_cpu", slot)] = LayerPlan(q, layer.keys, layer.values, layer.ksum, layer.kmin, layer.kmax,
                                                       layer.block_size, top_k, sink_blocks, local_blocks, scorer,

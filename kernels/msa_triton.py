@@ -366,6 +366,30 @@ def _select_kernel(
 
 
 @triton.jit
+def _online_tile(q, k_base, v_base, pos, tmask, offs_d, dmask, sk_s, sk_d, sv_s, sv_d, qk_scale, m_i, l_i, acc,
+                 FP32_DOT: tl.constexpr):
+    """Fold one tile of keys (cache rows `pos`, valid where tmask) into the online softmax of the group's query
+    rows q [ROWS, BLOCK_D]: scores in log2 units (qk_scale includes log2 e), exp2. Returns (m_i, l_i, acc)."""
+    kv_mask = tmask[:, None] & dmask[None, :]
+    k = tl.load(k_base + pos[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
+    v = tl.load(v_base + pos[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
+    if FP32_DOT:
+        s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
+    else:
+        s = tl.dot(q, tl.trans(k.to(q.dtype)))
+    s = tl.where(tmask[None, :], s * qk_scale, float("-inf"))  # [ROWS, BLOCK_T]
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp2(m_i - m_safe)
+    p = tl.exp2(s - m_safe[:, None])
+    if FP32_DOT:
+        pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
+    else:
+        pv = tl.dot(p.to(v.dtype), v)
+    return m_new, l_i * alpha + tl.sum(p, axis=1), acc * alpha[:, None] + pv
+
+
+@triton.jit
 def _publish_and_merge(acc, m_i, l_i, part, n_parts, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, count_ptr,
                        out_ptr, o_base, so_h, so_d, h,
                        G: tl.constexpr, G_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr):
@@ -450,30 +474,8 @@ def _decode_program(
         n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
         for t0 in range(0, n_tok, BLOCK_T):
             offs_t = t0 + tl.arange(0, BLOCK_T)
-            tmask = offs_t < n_tok
-            pos = (blk_start + offs_t).to(tl.int64)
-            kv_mask = tmask[:, None] & dmask[None, :]
-            k = tl.load(k_base + pos[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
-            v = tl.load(v_base + pos[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
-            if FP32_DOT:
-                k = k.to(tl.float32)
-                v = v.to(tl.float32)
-                s = tl.dot(q, tl.trans(k), input_precision="ieee")
-            else:
-                s = tl.dot(q, tl.trans(k.to(q.dtype)))
-            s = s * qk_scale  # [ROWS, BLOCK_T], log2 units
-            s = tl.where(tmask[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-            alpha = tl.exp2(m_i - m_safe)
-            p = tl.exp2(s - m_safe[:, None])
-            l_i = l_i * alpha + tl.sum(p, axis=1)
-            if FP32_DOT:
-                pv = tl.dot(p, v, input_precision="ieee")
-            else:
-                pv = tl.dot(p.to(v.dtype), v)
-            acc = acc * alpha[:, None] + pv
-            m_i = m_new
+            m_i, l_i, acc = _online_tile(q, k_base, v_base, (blk_start + offs_t).to(tl.int64), offs_t < n_tok, offs_d,
+                                         dmask, sk_s, sk_d, sv_s, sv_d, qk_scale, m_i, l_i, acc, FP32_DOT)
 
     # 2. publish this split's partial; the last split program of this (batch, KV head) merges them by their LSE
     last = _publish_and_merge(acc, m_i, l_i, split, n_split, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr,
@@ -784,27 +786,8 @@ def _d3_program(
     acc = tl.zeros([ROWS, BLOCK_D], dtype=tl.float32)
     for t0 in tl.static_range(0, BLOCK_SIZE, BLOCK_T):
         offs_t = t0 + tl.arange(0, BLOCK_T)
-        tmask = offs_t < n_tok
-        p_tok = (blk_start + offs_t).to(tl.int64)
-        kv_mask = tmask[:, None] & dmask[None, :]
-        k = tl.load(k_base + p_tok[:, None] * sk_s + offs_d[None, :] * sk_d, mask=kv_mask, other=0.0)
-        v = tl.load(v_base + p_tok[:, None] * sv_s + offs_d[None, :] * sv_d, mask=kv_mask, other=0.0)
-        if FP32_DOT:
-            s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
-        else:
-            s = tl.dot(q, tl.trans(k.to(q.dtype)))
-        s = tl.where(tmask[None, :], s * qk_scale, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        if FP32_DOT:
-            pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
-        else:
-            pv = tl.dot(p.to(v.dtype), v)
-        acc = acc * alpha[:, None] + pv
-        m_i = m_new
+        m_i, l_i, acc = _online_tile(q, k_base, v_base, (blk_start + offs_t).to(tl.int64), offs_t < n_tok, offs_d, dmask,
+                                     sk_s, sk_d, sv_s, sv_d, qk_scale, m_i, l_i, acc, FP32_DOT)
 
     if _publish_and_merge(acc, m_i, l_i, split, TOP_K, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, dcount_ptr,
                           out_ptr, out_ptr + b.to(tl.int64) * so_b, so_h, so_d, h, G, G_PAD, SPLIT_PAD):

@@ -122,8 +122,8 @@ def pick_threads(setting: int | None) -> int:
     """CPU threads for prefill (settings.threads) and for decode (settings.decode_threads): the setting, else
     the cores that other tasks leave free (at least one). Other tasks = runnable tasks outside this process in
     /proc/loadavg, the least of a few samples a few ms apart (a snapshot, so this process's own recent work
-    and its spinning OpenMP workers do not count against it); where that file is missing, one thread once the 1-minute load reaches 1.5x
-    the cores. Why it matters: threads wait on each other at every parallel op, so on a shared core a step
+    and its spinning OpenMP workers do not count against it); where that file is missing, one thread once
+    the 1-minute load reaches 1.5x the cores. Why it matters: threads wait on each other at every parallel op, so on a shared core a step
     stalls for a whole time slice -- measured here at load 9 on 2 cores, a decode step took ~1 s with 2
     threads and ~0.1 s with 1 (RESULTS.md, "Engine round 2"). Asked at every prefill and every generation,
     so a long-lived engine follows the machine."""

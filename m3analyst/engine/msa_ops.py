@@ -171,11 +171,11 @@ def update_layer(layer, k_new: torch.Tensor, start_pos: int) -> None:
 def dense_decode(query, key, value, layer, seq_len: int, scale: float) -> torch.Tensor:
     """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
     On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
-    plan = None if layer is None else msa_cpu_kernel.plan_for(query[:, :, 0], layer, scale,
-                                                              layer.keys.shape[2] // layer.block_size, 0, 0, "mean",
-                                                              slot="dense")  # top_k = every block the cache holds
+    q = query[:, :, 0]
+    plan = None if layer is None else msa_cpu_kernel.plan_for(q, layer, scale, layer.keys.shape[2] // layer.block_size,
+                                                              0, 0, "mean", slot="dense")  # top_k: every block held
     if plan is not None:
-        return plan(query[:, :, 0], seq_len)[0].unsqueeze(2)
+        return plan(q, seq_len)[0].unsqueeze(2)
     return F.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
 
 

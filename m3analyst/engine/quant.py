@@ -56,8 +56,7 @@ def quantize_linears_int8(model: nn.Module, act_dtype: torch.dtype = torch.bfloa
 
 def int8_copy(model: nn.Module, act_dtype: torch.dtype = torch.bfloat16) -> nn.Module:
     """A deep copy of `model` with int8 linears (the decode copy; `model` itself is left as it is)."""
-    with _one_thread():
-        return quantize_linears_int8(copy.deepcopy(model), act_dtype)
+    return quantize_linears_int8(copy.deepcopy(model), act_dtype)
 
 
 @contextmanager
