@@ -7,7 +7,10 @@
                 (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm
   --part amx    causal attention of an 8K prompt, one layer (9 query / 3 KV heads): the AMX kernel
                 (kernels/attn_amx.c) vs PyTorch's bf16 scaled_dot_product_attention
-Each figure is the best of --rounds interleaved repetitions, at the thread count given (--threads).
+  --part prefill  an 8K prompt prefilled by the engine (default model), AMX attention vs PyTorch's, alternating;
+                  and the perplexity of 600 continuation tokens after 5,000-token prefixes of 4 CUAD contracts with
+                  each (engine.score), i.e. whether the kernel changes what the model computes
+Each kernel figure is the best of --rounds interleaved repetitions, at the thread count given (--threads).
 """
 
 from __future__ import annotations
@@ -135,7 +138,45 @@ def part_amx(args) -> list[dict]:
                  **{f"{k}_max_abs_err_vs_fp32": round(float((o.float() - ref).abs().max()), 5) for k, o in err.items()})]
 
 
-PARTS = {"msa": part_msa, "int8": part_int8, "amx": part_amx}
+def part_prefill(args) -> list[dict]:
+    import math
+
+    from m3analyst.engine import load_engine
+    from m3analyst.engine.bench import corpus_ids
+    from m3analyst.resources import corpus_dir
+    from m3analyst.settings import EngineSettings
+
+    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))
+    supports = attn_amx.supports
+    use = {"amx": supports, "torch": lambda *a: False}
+    ids = corpus_ids(eng, args.context - 42)
+    eng.prefill(ids[:1024], reserve=8)  # warm-up
+    times = {k: [] for k in use}
+    for _ in range(args.rounds):
+        for k, fn in use.items():
+            attn_amx.supports = fn
+            t = time.perf_counter()
+            eng.prefill(ids, reserve=8)
+            times[k].append(round(time.perf_counter() - t, 2))
+    rows = [dict(part="prefill", tokens=len(ids), **{f"{k}_s": v for k, v in times.items()})]
+    for doc in sorted((corpus_dir() / "legal" / "contracts_txt").glob("*.txt")):
+        tok = eng._encode_suffix(doc.read_text(errors="ignore"))
+        if len(tok) < 5600:
+            continue
+        prefix, cont = eng.tokenizer.decode(tok[:5000]), eng.tokenizer.decode(tok[5000:5600])
+        ppl = {}
+        for k, fn in use.items():
+            attn_amx.supports = fn
+            ppl[k] = math.exp(-eng.score(prefix, cont))
+        rows.append(dict(part="prefill_ppl", doc=doc.name[:40], **{f"{k}_ppl": round(v, 4) for k, v in ppl.items()},
+                         ratio=round(ppl["amx"] / ppl["torch"], 4)))
+        if len(rows) == 5:
+            break
+    attn_amx.supports = supports
+    return rows
+
+
+PARTS = {"msa": part_msa, "int8": part_int8, "amx": part_amx, "prefill": part_prefill}
 
 
 def main() -> None:
