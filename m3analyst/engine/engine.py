@@ -169,10 +169,10 @@ def _task_running(task: Path) -> bool:
 
 def cpu_kernels() -> dict[str, bool]:
     """Which C kernels this machine built (m3analyst.kernels; each falls back to PyTorch when False)."""
-    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu
+    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu, norm_cpu
 
     return {"msa_decode": msa_cpu.library() is not None, "int8_linear": int8_cpu.library() is not None,
-            "amx_prefill_attention": attn_amx.library() is not None}
+            "amx_prefill_attention": attn_amx.library() is not None, "fused_norm_mlp": norm_cpu.library() is not None}
 
 
 def pick_device(setting: str) -> torch.device:
@@ -223,6 +223,7 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
             raise ModelError(f"{hf_dir}: cannot load model: {type(e).__name__}: {e}") from e
         hf_dir = ensure_model(settings.model, progress=progress, rebuild=True)
         model, tok = _load_hf(hf_dir, device, plan.decode)
+    fused = _fuse_cpu_modules(model)
     prefill_model = None
     if plan.decode_int8:
         from m3analyst.engine.quant import int8_copy
@@ -234,8 +235,19 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         prefill_model = copy.deepcopy(model).to(plan.prefill)
     name = settings.model if not is_local_path(settings.model) else Path(settings.model).name
     spec = MODELS.get(settings.model)
-    return Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
-                  prefill_model=prefill_model)
+    engine = Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
+                    prefill_model=prefill_model)
+    engine.fused_modules = fused
+    return engine
+
+
+def _fuse_cpu_modules(model) -> dict[str, int]:
+    """bf16 on CPU: RMSNorms and gated MLPs onto the fused C kernels (engine/fuse.py); counts swapped."""
+    if next(model.parameters()).device.type != "cpu" or next(model.parameters()).dtype != torch.bfloat16:
+        return {}
+    from m3analyst.engine.fuse import fuse_modules
+
+    return fuse_modules(model)
 
 
 def _load_hf(hf_dir: Path, device: torch.device, dtype: torch.dtype):
@@ -280,6 +292,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.last_result: GenerationResult | None = None
+        self.fused_modules: dict[str, int] = {}  # modules swapped onto fused CPU kernels (load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = {tokenizer.eos_token_id} | set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -322,6 +335,7 @@ class Engine:
             "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
             "cpu_kernels": cpu_kernels() if self.device.type == "cpu" else {},
+            "fused_modules": self.fused_modules,
         }
 
     # --- running ----------------------------------------------------------------------------
