@@ -63,9 +63,9 @@ static void configure_tiles(void) {
  * every vector: the softmax's row maxima and sums are plain vector ops (no horizontal reductions), the
  * keys are read as they lie in the cache (row = one key: the A operand), and O^T stays in tiles 0-3 for
  * the whole item. Lazy rescaling: probabilities are exp(s - m) with m a running maximum that is only
- * raised (and O^T, l rescaled) when a row's scores exceed it by more than LAZY (so p <= e^LAZY: exact in
+ * raised (and O^T, l rescaled) when a row's scores exceed it by more than LAZY (so p <= 2^LAZY: exact in
  * fp32, and the bf16 rounding of P is relative). */
-#define LAZY 8.f
+#define LAZY 11.f /* in base 2, like the scores */
 static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, int64_t cap, const uint32_t *vvt,
                         int64_t p0, int64_t t0, int n, float scale, uint16_t *out, int64_t o_row) {
     uint32_t qt[D / 2 * QR] __attribute__((aligned(64)));   /* B: Q^T, [dim pair][row] */
@@ -80,7 +80,8 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
     const __mmask16 live = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     const __m512i pair = _mm512_set_epi16( /* element 2r <- r, 2r+1 <- 16+r (highest first) */
         31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512 vscale = _mm512_set1_ps(scale), lowest = _mm512_set1_ps(-FLT_MAX);
+    /* scores in base 2 (scale * log2 e folded in): probabilities are 2^(s' - m) */
+    const __m512 vscale = _mm512_set1_ps(scale * 1.44269504088896341f), lowest = _mm512_set1_ps(-FLT_MAX);
     __m512 m = lowest, l = _mm512_setzero_ps();
     _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     const int64_t last = p0 + t0 + n - 1; /* the last key any of these rows sees */
@@ -107,11 +108,12 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
         const int full = k0 + KB - 1 <= p0 + t0; /* below the diagonal: every key visible to every live row */
         for (int i = 0; i < KB; i++) {
             vis[i] = full ? live : _mm512_mask_cmple_epi32_mask(live, _mm512_set1_epi32((int32_t)(k0 + i)), pos);
-            mx = _mm512_mask_max_ps(mx, vis[i], mx, _mm512_mul_ps(_mm512_load_ps(st + i * QR), vscale));
+            mx = _mm512_mask_max_ps(mx, vis[i], mx, _mm512_load_ps(st + i * QR)); /* scale > 0: applied once below */
         }
+        mx = _mm512_mask_mul_ps(mx, _mm512_cmp_ps_mask(mx, lowest, _CMP_GT_OQ), mx, vscale);
         if (_mm512_cmp_ps_mask(mx, _mm512_add_ps(m, _mm512_set1_ps(LAZY)), _CMP_GT_OQ)) {
             __m512 m_new = _mm512_max_ps(m, mx);
-            __m512 alpha = exp512(_mm512_sub_ps(m, m_new)); /* rows seen first here: l = 0 and O = 0 anyway */
+            __m512 alpha = exp2_512(_mm512_sub_ps(m, m_new)); /* rows seen first here: l = 0 and O = 0 anyway */
             _tile_stored(0, ot, 64); _tile_stored(1, ot + 16 * QR, 64);
             _tile_stored(2, ot + 32 * QR, 64); _tile_stored(3, ot + 48 * QR, 64);
             for (int d = 0; d < D; d++) _mm512_store_ps(ot + d * QR, _mm512_mul_ps(_mm512_load_ps(ot + d * QR), alpha));
@@ -122,8 +124,8 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
         }
         __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
         for (int i = 0; i < KB; i += 2) {
-            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp512(_mm512_fmsub_ps(_mm512_load_ps(st + i * QR), vscale, m)));
-            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp512(_mm512_fmsub_ps(_mm512_load_ps(st + (i + 1) * QR), vscale, m)));
+            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp2_512(_mm512_fmsub_ps(_mm512_load_ps(st + i * QR), vscale, m)));
+            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp2_512(_mm512_fmsub_ps(_mm512_load_ps(st + (i + 1) * QR), vscale, m)));
             sum = _mm512_add_ps(sum, e0);
             sum2 = _mm512_add_ps(sum2, e1);
             _mm512_store_si512((__m512i *)(pt + (i / 2) * QR),
