@@ -7,9 +7,14 @@
                 (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm
   --part amx    causal attention of an 8K prompt, one layer (9 query / 3 KV heads): the AMX kernel
                 (kernels/attn_amx.c) vs PyTorch's bf16 scaled_dot_product_attention
+                --amx-baseline REV also times that revision's attn_amx.c (with its cpu_common.h) in the same run
+  --part norm   RMSNorm (SmolLM2's 576-wide rows) and the SiLU-gate product (1,536 wide), 8K rows and one row:
+                the fused C kernels (kernels/norm_cpu.c) vs their PyTorch references
   --part prefill  an 8K prompt prefilled by the engine (default model), AMX attention vs PyTorch's, alternating;
                   and the perplexity of 600 continuation tokens after 5,000-token prefixes of 4 CUAD contracts with
                   each (engine.score), i.e. whether the kernel changes what the model computes
+  --part fuse   the same for the fused norm/MLP modules (engine/fuse.py) on vs off (their PyTorch fallback),
+                with decode tokens/s after the prefill
 Each kernel figure is the best of --rounds interleaved repetitions, at the thread count given (--threads).
 """
 
@@ -27,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu
+from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu, norm_cpu
 
 HKV, G, D, LAYERS = 3, 3, 64, 30
 # (block size, top_k, rerank, scorer): the default, 72 x 32, round 3's default, one stage, the issue's, every block
@@ -121,16 +126,41 @@ def part_int8(args) -> list[dict]:
                  **{f"{k}_gb_s": round(nbytes / v / 1e9, 1) for k, v in t.items()})]
 
 
+def _amx_baseline(rev: str):
+    """attn_amx.c of git revision `rev` (with that revision's cpu_common.h), built here and declared."""
+    tmp = Path(tempfile.mkdtemp())
+    for name in ("attn_amx.c", "cpu_common.h"):
+        src = subprocess.run(["git", "show", f"{rev}:kernels/{name}"], capture_output=True, text=True, check=True).stdout
+        (tmp / name).write_text(src)
+    lib = cbuild.build(tmp / "attn_amx.c")
+    attn_amx._declare(lib)
+    return lib
+
+
+def _with_lib(kernel: cbuild.Kernel, lib, fn):
+    """fn() with `kernel` bound to lib for the call."""
+    def call():
+        saved = kernel.lib
+        kernel.lib = lib
+        try:
+            return fn()
+        finally:
+            kernel.lib = saved
+    return call
+
+
 def part_amx(args) -> list[dict]:
     if attn_amx.library() is None:
         return [dict(part="amx", skipped="AMX kernel not built: no AMX, no C compiler or M3ANALYST_CPU_KERNEL=0")]
     S, hq = args.context, HKV * G
     k, v = torch.randn(1, HKV, S, D).bfloat16(), torch.randn(1, HKV, S, D).bfloat16()
     q = torch.randn(1, S, hq, D).bfloat16().transpose(1, 2)
+    fns = {"amx": lambda: attn_amx.causal_prefill(q, k, v, D ** -0.5),
+           "torch": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D ** -0.5, enable_gqa=True)}
+    if args.amx_baseline:
+        fns[f"amx_{args.amx_baseline}"] = _with_lib(attn_amx.KERNEL, _amx_baseline(args.amx_baseline), fns["amx"])
     with torch.inference_mode():
-        t = best_of(args.rounds, {
-            "amx": lambda: attn_amx.causal_prefill(q, k, v, D ** -0.5),
-            "torch": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D ** -0.5, enable_gqa=True)})
+        t = best_of(args.rounds, fns)
         ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, scale=D ** -0.5, enable_gqa=True)
         err = {"amx": attn_amx.causal_prefill(q, k, v, D ** -0.5),
                "torch": F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D ** -0.5, enable_gqa=True)}
@@ -138,7 +168,28 @@ def part_amx(args) -> list[dict]:
                  **{f"{k}_max_abs_err_vs_fp32": round(float((o.float() - ref).abs().max()), 5) for k, o in err.items()})]
 
 
-def part_prefill(args) -> list[dict]:
+def part_norm(args) -> list[dict]:
+    if norm_cpu.library() is None:
+        return [dict(part="norm", skipped="fused kernels not built: no C compiler or M3ANALYST_CPU_KERNEL=0")]
+    rows = []
+    for n in (args.context, 1):
+        x, w = torch.randn(1, n, 576).bfloat16(), torch.randn(576).bfloat16()
+        g, u = torch.randn(1, n, 1536).bfloat16(), torch.randn(1, n, 1536).bfloat16()
+        reps = 1 if n > 1 else 200  # one row: many calls per timing, so the figure is per call
+        fns = {"rmsnorm_c": lambda: [norm_cpu.rmsnorm(x, w, 1e-5, 0) for _ in range(reps)],
+               "rmsnorm_torch": lambda: [norm_cpu.rmsnorm_ref(x, w, 1e-5, 0) for _ in range(reps)],
+               "silu_mul_c": lambda: [norm_cpu.silu_mul(g, u) for _ in range(reps)],
+               "silu_mul_torch": lambda: [norm_cpu.silu_mul_ref(g, u) for _ in range(reps)]}
+        with torch.inference_mode():
+            t = best_of(args.rounds, fns)
+        rows.append(dict(part="norm", rows=n, **{f"{k}_us": round(v / reps * 1e6, 1) for k, v in t.items()}))
+    return rows
+
+
+def _engine_ab(args, part: str, variants: dict, decode_tokens: int = 0) -> list[dict]:
+    """An 8K prompt prefilled (then `decode_tokens` greedy steps) by the engine under each variant (a callable
+    that switches the engine to it), alternating; then the perplexity of 600 continuation tokens after
+    5,000-token prefixes of 4 CUAD contracts under each. The first variant is the one under test."""
     import math
 
     from m3analyst.engine import load_engine
@@ -147,36 +198,60 @@ def part_prefill(args) -> list[dict]:
     from m3analyst.settings import EngineSettings
 
     eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))
-    supports = attn_amx.supports
-    use = {"amx": supports, "torch": lambda *a: False}
-    ids = corpus_ids(eng, args.context - 42)
+    eng.eos_ids, eng.track_hits = set(), False
+    ids = corpus_ids(eng, args.context - 42 - decode_tokens)
     eng.prefill(ids[:1024], reserve=8)  # warm-up
-    times = {k: [] for k in use}
+    times = {k: [] for k in variants}
+    rates = {k: [] for k in variants}
     for _ in range(args.rounds):
-        for k, fn in use.items():
-            attn_amx.supports = fn
+        for k, switch in variants.items():
+            switch()
             t = time.perf_counter()
-            eng.prefill(ids, reserve=8)
+            sess = eng.prefill(ids, reserve=decode_tokens + 8)
             times[k].append(round(time.perf_counter() - t, 2))
-    rows = [dict(part="prefill", tokens=len(ids), **{f"{k}_s": v for k, v in times.items()})]
+            if decode_tokens:
+                rates[k].append(round(sess.generate("", max_new_tokens=decode_tokens, temperature=0.0).stats.decode_tok_s, 1))
+    rows = [dict(part=part, tokens=len(ids), **{f"{k}_s": v for k, v in times.items()},
+                 **({f"{k}_decode_tok_s": v for k, v in rates.items()} if decode_tokens else {}))]
+    first, second = list(variants)[:2]
     for doc in sorted((corpus_dir() / "legal" / "contracts_txt").glob("*.txt")):
         tok = eng._encode_suffix(doc.read_text(errors="ignore"))
         if len(tok) < 5600:
             continue
         prefix, cont = eng.tokenizer.decode(tok[:5000]), eng.tokenizer.decode(tok[5000:5600])
         ppl = {}
-        for k, fn in use.items():
-            attn_amx.supports = fn
+        for k, switch in variants.items():
+            switch()
             ppl[k] = math.exp(-eng.score(prefix, cont))
-        rows.append(dict(part="prefill_ppl", doc=doc.name[:40], **{f"{k}_ppl": round(v, 4) for k, v in ppl.items()},
-                         ratio=round(ppl["amx"] / ppl["torch"], 4)))
+        rows.append(dict(part=f"{part}_ppl", doc=doc.name[:40], **{f"{k}_ppl": round(v, 4) for k, v in ppl.items()},
+                         ratio=round(ppl[first] / ppl[second], 4)))
         if len(rows) == 5:
             break
-    attn_amx.supports = supports
+    next(iter(variants.values()))()
     return rows
 
 
-PARTS = {"msa": part_msa, "int8": part_int8, "amx": part_amx, "prefill": part_prefill}
+def part_prefill(args) -> list[dict]:
+    supports = attn_amx.supports
+
+    def use(fn):
+        return lambda: setattr(attn_amx, "supports", fn)
+
+    return _engine_ab(args, "prefill", {"amx": use(supports), "torch": use(lambda *a: False)})
+
+
+def part_fuse(args) -> list[dict]:
+    lib = norm_cpu.library()
+    if lib is None:
+        return [dict(part="fuse", skipped="fused kernels not built: no C compiler or M3ANALYST_CPU_KERNEL=0")]
+
+    def use(built):
+        return lambda: setattr(norm_cpu.KERNEL, "lib", built)
+
+    return _engine_ab(args, "fuse", {"fused": use(lib), "torch": use(None)}, decode_tokens=64)
+
+
+PARTS = {"msa": part_msa, "int8": part_int8, "amx": part_amx, "norm": part_norm, "prefill": part_prefill, "fuse": part_fuse}
 
 
 def main() -> None:
@@ -186,6 +261,7 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=8192)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--baseline", default=None, help="git revision whose msa_cpu.c to time beside (e.g. d68f6be)")
+    ap.add_argument("--amx-baseline", default=None, help="git revision whose attn_amx.c to time beside (e.g. b434a67)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads,

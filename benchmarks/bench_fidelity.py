@@ -28,7 +28,7 @@ import torch
 
 from m3analyst.engine import load_engine
 from m3analyst.resources import corpus_dir
-from m3analyst.settings import EngineSettings
+from m3analyst.settings import AttentionSettings, EngineSettings
 
 DOCS = [
     "legal/contracts_txt/GOOSEHEADINSURANCE,INC_04_02_2018-EX-10.6-Franchise Agreement.txt",
@@ -38,7 +38,7 @@ DOCS = [
 TAIL = 256
 VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (see m3analyst/settings.py)
     "dense": {"backend": "dense"},
-    "msa-default": {"backend": "msa"},  # the shipped defaults (top-K 32, hybrid scorer, rerank x2, no dense layers)
+    "msa-default": {"backend": "msa"},  # the shipped defaults (m3analyst/settings.py: 80 blocks of 32, hybrid scorer, rerank x2)
     "msa-k16-minmax": {"backend": "msa", "top_k": 16, "scorer": "minmax", "rerank": 0, "dense_layers": 2},  # round 1's defaults
     "msa-rr3": {"backend": "msa", "rerank": 3},
     "msa-mean": {"backend": "msa", "scorer": "mean"},
@@ -65,14 +65,13 @@ VARIANTS = {  # name -> AttentionSettings overrides of the settings' defaults (s
     "msa-b32k96": {"backend": "msa", "block_size": 32, "top_k": 96},
 }
 DEFAULT_VARIANTS = "dense,msa-default,msa-k16-minmax"
+DEFAULT_BLOCK = AttentionSettings().block_size  # variants that name no block size run the shipped one
 
 
 def selection_cost(overrides: dict, seq_len: int) -> dict:
     """Tokens per KV head and decode step at seq_len: keys scored exactly (two-stage rerank: every candidate block's
     tokens; one stage: the attended ones) and tokens attended (keys+values of the top-K blocks); dense reads all.
     summary_rows: D-wide summary vectors read to score every block (mean key, plus min and max unless "mean")."""
-    from m3analyst.settings import AttentionSettings
-
     s = AttentionSettings().model_copy(update=overrides)
     if s.backend == "dense":
         return {"scored_tokens": seq_len, "attended_tokens": seq_len, "summary_blocks": 0, "summary_rows": 0}
@@ -189,15 +188,15 @@ def main() -> None:
             n_prefix = C - TAIL
             tail = ids[n_prefix:C]
             res = {}
-            for bs in sorted({VARIANTS[v].get("block_size", 64) for v in variants}):  # one prefill per block size
+            for bs in sorted({VARIANTS[v].get("block_size", DEFAULT_BLOCK) for v in variants}):  # one prefill per block size
                 eng.settings.attention.block_size = bs
                 cache = eng._new_cache(C + 8, minmax=True)
                 with torch.inference_mode():
                     first_logits[n_prefix] = eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
                 for v in variants:
-                    if VARIANTS[v].get("block_size", 64) == bs:
+                    if VARIANTS[v].get("block_size", DEFAULT_BLOCK) == bs:
                         res[v] = teacher_forced(eng, cache, n_prefix, tail, v)
-            eng.settings.attention.block_size = 64
+            eng.settings.attention.block_size = DEFAULT_BLOCK
             dense_top1 = res["dense"][1]
             for v, (nll, top1, recall, secs, attn_us) in res.items():
                 row = {"doc": Path(rel).name[:40], "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),

@@ -1,8 +1,8 @@
 """Causal prefill attention on CPU with Intel AMX (kernels/attn_amx.c via ctypes), head dim 64, bf16.
 
 Reference: PyTorch's scaled_dot_product_attention(is_causal=True) (the engine's prefill path otherwise).
-The C kernel is a flash attention over blocks of 64 keys whose two products run on AMX tiles and whose
-softmax runs in AVX-512; probabilities are rounded to bf16 for P.V, as PyTorch's bf16 kernel does.
+The C kernel is a flash attention over blocks of 32 keys whose two products run on AMX tiles and whose
+softmax runs in AVX-512 (in base 2); probabilities are rounded to bf16 for P.V, as PyTorch's bf16 kernel does.
 Built on first use (kernels/cbuild.py); no AMX (CPU, kernel or build), another head dim, dtype or a
 sliding window: `supports` is False and the engine keeps PyTorch's kernel.
 """
