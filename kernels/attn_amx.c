@@ -66,6 +66,33 @@ static void configure_tiles(void) {
  * raised (and O^T, l rescaled) when a row's scores exceed it by more than LAZY (so p <= 2^LAZY: exact in
  * fp32, and the bf16 rounding of P is relative). */
 #define LAZY 11.f /* in base 2, like the scores */
+/* P^T = 2^(scale' S^T - m) for one block of KB keys into pt (bf16, key pairs x 16 rows); keys outside vis
+ * (NULL: all visible) get 0. Returns the row sums; *hi = each row's largest exponent (scale' s - m). */
+static inline __m512 exp_block(const float *st, const __mmask16 *vis, __m512 vscale, __m512 m, __m512i pair,
+                               uint32_t *pt, __m512 *hi) {
+    __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps(), h = _mm512_set1_ps(-FLT_MAX);
+    for (int i = 0; i < KB; i += 2) {
+        __m512 x0 = _mm512_fmsub_ps(_mm512_load_ps(st + i * QR), vscale, m);
+        __m512 x1 = _mm512_fmsub_ps(_mm512_load_ps(st + (i + 1) * QR), vscale, m);
+        __m512 e0, e1;
+        if (vis == NULL) {
+            h = _mm512_max_ps(h, _mm512_max_ps(x0, x1));
+            e0 = exp2_512(x0);
+            e1 = exp2_512(x1);
+        } else {
+            h = _mm512_mask_max_ps(h, vis[i], h, x0);
+            h = _mm512_mask_max_ps(h, vis[i + 1], h, x1);
+            e0 = _mm512_maskz_mov_ps(vis[i], exp2_512(x0));
+            e1 = _mm512_maskz_mov_ps(vis[i + 1], exp2_512(x1));
+        }
+        sum = _mm512_add_ps(sum, e0);
+        sum2 = _mm512_add_ps(sum2, e1);
+        _mm512_store_si512((__m512i *)(pt + (i / 2) * QR), _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+    }
+    *hi = h;
+    return _mm512_add_ps(sum, sum2);
+}
+
 static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, int64_t cap, const uint32_t *vvt,
                         int64_t p0, int64_t t0, int n, float scale, uint16_t *out, int64_t o_row) {
     uint32_t qt[D / 2 * QR] __attribute__((aligned(64)));   /* B: Q^T, [dim pair][row] */
@@ -102,16 +129,20 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
         _tile_loadd(6, kb + 16 * D + 32, D * 2); _tile_dpbf16ps(5, 6, 7);
         _tile_stored(4, st, 64);
         _tile_stored(5, st + 16 * QR, 64);
-        /* ---- softmax, 16 rows per vector ---- */
+        /* ---- softmax, 16 rows per vector: one pass with the running maximum; a second only when some row's
+         * scores exceed it by more than LAZY (always on a row's first block) ---- */
         __mmask16 vis[KB];
-        __m512 mx = lowest;
         const int full = k0 + KB - 1 <= p0 + t0; /* below the diagonal: every key visible to every live row */
-        for (int i = 0; i < KB; i++) {
-            vis[i] = full ? live : _mm512_mask_cmple_epi32_mask(live, _mm512_set1_epi32((int32_t)(k0 + i)), pos);
-            mx = _mm512_mask_max_ps(mx, vis[i], mx, _mm512_load_ps(st + i * QR)); /* scale > 0: applied once below */
-        }
-        mx = _mm512_mask_mul_ps(mx, _mm512_cmp_ps_mask(mx, lowest, _CMP_GT_OQ), mx, vscale);
-        if (_mm512_cmp_ps_mask(mx, _mm512_add_ps(m, _mm512_set1_ps(LAZY)), _CMP_GT_OQ)) {
+        if (!full)
+            for (int i = 0; i < KB; i++)
+                vis[i] = _mm512_mask_cmple_epi32_mask(live, _mm512_set1_epi32((int32_t)(k0 + i)), pos);
+        __m512 hi;
+        __m512 sum = exp_block(st, full ? NULL : vis, vscale, m, pair, pt, &hi);
+        if (_mm512_mask_cmp_ps_mask(live, hi, _mm512_set1_ps(LAZY), _CMP_GT_OQ)) {
+            __m512 mx = lowest;
+            for (int i = 0; i < KB; i++)
+                mx = _mm512_mask_max_ps(mx, full ? live : vis[i], mx, _mm512_load_ps(st + i * QR)); /* scale > 0 */
+            mx = _mm512_mask_mul_ps(mx, _mm512_cmp_ps_mask(mx, lowest, _CMP_GT_OQ), mx, vscale);
             __m512 m_new = _mm512_max_ps(m, mx);
             __m512 alpha = exp2_512(_mm512_sub_ps(m, m_new)); /* rows seen first here: l = 0 and O = 0 anyway */
             _tile_stored(0, ot, 64); _tile_stored(1, ot + 16 * QR, 64);
@@ -121,17 +152,9 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
             _tile_loadd(2, ot + 32 * QR, 64); _tile_loadd(3, ot + 48 * QR, 64);
             l = _mm512_mul_ps(l, alpha);
             m = m_new;
+            sum = exp_block(st, full ? NULL : vis, vscale, m, pair, pt, &hi);
         }
-        __m512 sum = _mm512_setzero_ps(), sum2 = _mm512_setzero_ps();
-        for (int i = 0; i < KB; i += 2) {
-            __m512 e0 = _mm512_maskz_mov_ps(vis[i], exp2_512(_mm512_fmsub_ps(_mm512_load_ps(st + i * QR), vscale, m)));
-            __m512 e1 = _mm512_maskz_mov_ps(vis[i + 1], exp2_512(_mm512_fmsub_ps(_mm512_load_ps(st + (i + 1) * QR), vscale, m)));
-            sum = _mm512_add_ps(sum, e0);
-            sum2 = _mm512_add_ps(sum2, e1);
-            _mm512_store_si512((__m512i *)(pt + (i / 2) * QR),
-                               _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
-        }
-        l = _mm512_add_ps(l, _mm512_add_ps(sum, sum2));
+        l = _mm512_add_ps(l, sum);
         /* ---- O^T += V^T P^T: 4 tiles of 16 dims x 16 rows over the 16 key pairs ---- */
         const uint32_t *vb = vvt + (k0 / KB) * D * (KB / 2);
         _tile_loadd(7, pt, 64);

@@ -46,6 +46,28 @@ def test_amx_prefill_matches_causal_attention(threads, hq, hkv, T, S, cap):
     assert err <= max(2 * err_torch, 4e-3), (err, err_torch)  # as close as PyTorch's own bf16 kernel
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_amx_prefill_rescales_when_later_keys_score_higher(threads):
+    """Key norms growing along the sequence: each row's running maximum is raised again and again in later
+    key blocks (the kernel's lazy rescale of O and the row sums), and its softmax is sharply peaked."""
+    g = torch.Generator().manual_seed(7)
+    S, hq, hkv = 400, 4, 2
+    growth = torch.linspace(0.2, 4.0, S)[None, None, :, None]
+    k = (torch.randn(1, hkv, S, 64, generator=g) * growth).bfloat16()
+    v = torch.randn(1, hkv, S, 64, generator=g).bfloat16()
+    q = torch.randn(1, S, hq, 64, generator=g).bfloat16().transpose(1, 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = attn_amx.causal_prefill(q, k, v, 0.5)
+    finally:
+        torch.set_num_threads(before)
+    want = _reference(q, k, v, 0.5)
+    bf16 = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.5, enable_gqa=True)
+    err, err_torch = (out.float() - want).abs().max().item(), (bf16.float() - want).abs().max().item()
+    assert err <= max(2 * err_torch, 4e-3), (err, err_torch)
+
+
 def test_other_shapes_are_declined():
     q = torch.randn(1, 4, 8, 128).bfloat16()
     k = torch.randn(1, 2, 8, 128).bfloat16()
