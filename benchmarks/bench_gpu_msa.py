@@ -438,11 +438,18 @@ def bench_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
+# --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: the decode side's
+# threshold merge, persistent select programs with 16 / 32 KB tiles, both)
+FUSED_SWEEP = (dict(), dict(step_merge_cap=32), dict(step_merge_cap=64), dict(step_select_programs=256),
+               dict(step_select_programs=256, step_tile_bytes_persistent=16384),
+               dict(step_select_programs=384, step_tile_bytes_persistent=16384),
+               dict(step_select_programs=256, step_tile_bytes_persistent=16384, step_merge_cap=64))
+
+
 def bench_fused_sweep(args, device: str, report: dict):
-    """Launch parameters of the one-launch step (B=1): for the mean scorer (fp32 sums through the engine's
-    select_and_decode, bf16 means through decode_step) the widest candidate list the decode programs merge
-    without a group level (step_flat_lanes); for the minmax scorer (select_and_decode with the token's update
-    folded in, as the engine runs it) the select tile bytes."""
+    """Launch parameters of the one-launch step (B=1), each configuration of FUSED_SWEEP on the same layers: the
+    mean scorer from fp32 sums (the engine's select_and_decode; selection checked against the reference), from
+    bf16 means (decode_step), and the minmax scorer with the token's update folded in (as the engine runs it)."""
     cuda = device == "cuda"
     sh = Shape() if not args.smoke else Shape(hq=8, hkv=2, d=64, block=16, top_k=4)
     timer = Timer(device, iters=args.iters)
@@ -457,25 +464,29 @@ def bench_fused_sweep(args, device: str, report: dict):
             kmin, kmax = torch.empty_like(ly.ksum), torch.empty_like(ly.ksum)
             K.update_summaries(torch.empty_like(ly.ksum), kmin, kmax, ly.k, 0, sh.block)
             mm.append((kmin, kmax))
+        ly0 = layers[0]
+        idx_ref = R.select_blocks(ly0.q, ly0.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+        idx_ref_mm = R.select_blocks(ly0.q, ly0.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, "minmax", *mm[0])
 
         def t_graph(f):
             fn = lambda: [f(i, ly) for i, ly in enumerate(layers)]
             fn()
             return timer(graphed(fn, cuda)) / nl
 
-        grid = [dict(step_flat_lanes=f) for f in (256, 512)] + \
-               [dict(step_tile_bytes_minmax=t) for t in (16384, 32768, 65536, 131072)]
-        for cfg in grid:
+        for cfg in FUSED_SWEEP:
             K.TUNING.update(saved, **cfg)
             r = dict(L=L, layers_in_graph=nl, **cfg)
-            if "step_flat_lanes" in cfg:
-                r["ms_fp32sum"] = _try(r, "fp32", lambda: t_graph(lambda i, ly: K.select_and_decode(
-                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local)))
-                r["ms_bf16"] = _try(r, "bf16", lambda: t_graph(lambda i, ly: fused_step(ly, seq_lens, L, sh)))
-            else:
-                r["ms_minmax_fold"] = _try(r, "minmax", lambda: t_graph(lambda i, ly: K.select_and_decode(
-                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None, "minmax", *mm[i],
-                    k_new=ly.k_new, pos=L - 1)))
+            _, idx = K.select_and_decode(ly0.q, ly0.k, ly0.v, ly0.ksum, L, sh.block, sh.top_k, sh.sink, sh.local)
+            _, idx_mm = K.select_and_decode(ly0.q, ly0.k, ly0.v, ly0.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None,
+                                            "minmax", *mm[0])
+            r["fp32_identical"] = bool(torch.equal(idx, idx_ref))
+            r["minmax_identical"] = bool(torch.equal(idx_mm, idx_ref_mm))
+            r["ms_fp32sum"] = _try(r, "fp32", lambda: t_graph(lambda i, ly: K.select_and_decode(
+                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local)))
+            r["ms_bf16"] = _try(r, "bf16", lambda: t_graph(lambda i, ly: fused_step(ly, seq_lens, L, sh)))
+            r["ms_minmax_fold"] = _try(r, "minmax", lambda: t_graph(lambda i, ly: K.select_and_decode(
+                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, None, "minmax", *mm[i],
+                k_new=ly.k_new, pos=L - 1)))
             rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
             print(json.dumps(rows[-1]), flush=True)
             _dump(args, report)
