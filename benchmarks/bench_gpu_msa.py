@@ -438,12 +438,12 @@ def bench_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
-# --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: the decode side's
-# threshold merge, persistent select programs with 16 / 32 KB tiles, both)
-FUSED_SWEEP = (dict(), dict(step_merge_cap=32), dict(step_merge_cap=64), dict(step_select_programs=256),
+# --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: persistent select
+# programs, 16 / 32 KB tiles, about 128 / 256 / 384 select programs)
+FUSED_SWEEP = (dict(), dict(step_select_programs=128), dict(step_select_programs=256),
+               dict(step_select_programs=128, step_tile_bytes_persistent=16384),
                dict(step_select_programs=256, step_tile_bytes_persistent=16384),
-               dict(step_select_programs=384, step_tile_bytes_persistent=16384),
-               dict(step_select_programs=256, step_tile_bytes_persistent=16384, step_merge_cap=64))
+               dict(step_select_programs=384, step_tile_bytes_persistent=16384))
 
 
 def bench_fused_sweep(args, device: str, report: dict):

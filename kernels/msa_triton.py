@@ -686,7 +686,7 @@ def _s3_program(
     pid_bh, chunk,
     q_ptr, sq_b, sq_h, sq_d,
     src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
-    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, ts_ptr, ti_ptr, gcount_ptr, flag_ptr,
+    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
     kn_ptr, skn_b, skn_h, skn_d, pos,
     HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
@@ -698,8 +698,8 @@ def _s3_program(
     (score, id), ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them
     into gs/gi. Each published list raises flag[pid_bh] by one (release); the decode programs merge the lists.
     TILES > 1 (persistent style, for long contexts): the program loops over its tiles with the next tile's load
-    in flight while the current one is scored; each tile's best K go to a scratch list (ts/ti, tile order = id
-    order), and one merge of those lists gives the chunk's."""
+    in flight while the current one is scored; the scores go to the program's scratch row, and one top-K over
+    all of them (plain layout, id order) gives the chunk's list."""
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
@@ -732,7 +732,7 @@ def _s3_program(
             _store_top(score, offs_n, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
     else:
         n_t = tl.minimum(TILES, (n_valid - c0 + SUB_N - 1) // SUB_N)  # tiles holding valid blocks
-        t_off = prog * (TILES * K_PAD)
+        sc_row = sc_ptr + prog * (TILES * SUB_N)
         for t in range(0, n_t):
             offs_n = c0 + t * SUB_N + tl.arange(0, SUB_N)
             na, nb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n + SUB_N,
@@ -740,15 +740,12 @@ def _s3_program(
             score = _tile_scores(ta, tb, q_base, sq_h, sq_d, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
                                  sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, G, TOP_K, K_PAD,
                                  BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
-            score = _plain_layout(score, sc_ptr + (prog * TILES + t) * SUB_N, SUB_N)
-            _store_top(score, offs_n, ts_ptr + t_off + t * K_PAD, ti_ptr + t_off + t * K_PAD, TOP_K, K_PAD, HAS_TOPK)
+            tl.store(sc_row + t * SUB_N + tl.arange(0, SUB_N), score)
             ta, tb = na, nb
         tl.debug_barrier()
-        t_lanes = tl.arange(0, TILES * K_PAD)
-        t_mask = t_lanes < n_t * K_PAD
-        s_all = tl.load(ts_ptr + t_off + t_lanes, mask=t_mask, other=float("-inf"))
-        i_all = tl.load(ti_ptr + t_off + t_lanes, mask=t_mask, other=0)
-        _store_top(s_all, i_all, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
+        t_lanes = tl.arange(0, TILES * SUB_N)
+        score = tl.load(sc_row + t_lanes, mask=t_lanes < n_t * SUB_N, other=float("-inf"))
+        _store_top(score, c0 + t_lanes, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
     tl.debug_barrier()
     if GROUP > 1:
         group = chunk // GROUP
@@ -776,66 +773,22 @@ def _s3_program(
 
 
 @triton.jit
-def _merged_pick(sc, ic, split, TOP_K: tl.constexpr, K_PAD: tl.constexpr, HAS_TOPK: tl.constexpr):
-    """Block id of the split-th (in lane = ascending id order) of the TOP_K best lanes of (sc, ic); -1 if none."""
-    picked, slot, count = _compact_top(sc, TOP_K, K_PAD, HAS_TOPK)
-    blk = tl.sum(tl.where(picked & (slot == split), ic, 0), axis=0)
-    return tl.where(split < count, blk, -1)
-
-
-@triton.jit
-def _pick_from_lists(ls_ptr, li_ptr, n_lists, split, cand_s_ptr, cand_i_ptr, TOP_K: tl.constexpr, K_PAD: tl.constexpr,
-                     L_PAD: tl.constexpr, CAP: tl.constexpr, HAS_TOPK: tl.constexpr):
-    """_merged_pick over the n_lists published candidate lists at ls/li ([n_lists, K_PAD], lane order = id order).
-    CAP > 0 (needs L_PAD >= K_PAD, CAP >= K_PAD): the TOP_K-th largest list maximum is a lower bound of the
-    TOP_K-th best score (TOP_K distinct blocks reach it), so the lanes at or above it hold the whole answer, ties
-    included; when there are at most CAP of them they are compacted (in lane order) into this program's scratch
-    cand_s/cand_i and the top-K runs over CAP lanes instead of all n_lists * K_PAD; else over all lanes."""
-    lanes = tl.arange(0, L_PAD * K_PAD)
-    lm = lanes < n_lists * K_PAD
-    sc = tl.load(ls_ptr + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
-    ic = tl.load(li_ptr + lanes, mask=lm, other=0, cache_modifier=".cg")
-    if CAP == 0:
-        blk = _merged_pick(sc, ic, split, TOP_K, K_PAD, HAS_TOPK)
-    else:
-        r = tl.arange(0, L_PAD)
-        s2 = tl.load(ls_ptr + r[:, None] * K_PAD + tl.arange(0, K_PAD)[None, :], mask=(r < n_lists)[:, None],
-                     other=float("-inf"), cache_modifier=".cg")
-        thr = _kth_largest(tl.max(s2, axis=1), TOP_K, K_PAD, HAS_TOPK)
-        cand = (sc >= thr) & (sc > float("-inf"))
-        n_c = tl.sum(cand.to(tl.int32), axis=0)
-        if n_c <= CAP:
-            dst = tl.cumsum(cand.to(tl.int32), axis=0) - 1
-            tl.store(cand_s_ptr + dst, sc, mask=cand)
-            tl.store(cand_i_ptr + dst, ic, mask=cand)
-            tl.debug_barrier()
-            cl = tl.arange(0, CAP)
-            cm = cl < n_c
-            blk = _merged_pick(tl.load(cand_s_ptr + cl, mask=cm, other=float("-inf")),
-                               tl.load(cand_i_ptr + cl, mask=cm, other=0), split, TOP_K, K_PAD, HAS_TOPK)
-        else:
-            blk = _merged_pick(sc, ic, split, TOP_K, K_PAD, HAS_TOPK)
-    return blk
-
-
-@triton.jit
 def _d3_program(
     pid_bh, split,
     q_ptr, sq_b, sq_h, sq_d,
     k_ptr, sk_b, sk_h, sk_s, sk_d,
     v_ptr, sv_b, sv_h, sv_s, sv_d,
     idx_ptr, si_b, si_h, si_k,
-    lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr, po_ptr, plse_ptr, dcount_ptr, cand_s_ptr, cand_i_ptr,
+    lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr, po_ptr, plse_ptr, dcount_ptr,
     out_ptr, so_b, so_h, so_d,
     HKV, S, D, qk_scale,
     G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, L_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr,
     FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
-    CAP: tl.constexpr,
 ):
     """Decode program of the v3 step: (batch·KV head, slot `split` of the selection). Waits until all n_lists
     candidate lists of its (batch, KV head) are published, merges them (every slot program redundantly: no
-    extra round trip; CAP > 0: over the few candidates above a threshold, _pick_from_lists), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
+    extra round trip), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
     over that one block (group heads as tile rows), publishes its normalised partial + log2-sum-exp; the last
     slot program merges the TOP_K partials and resets the flag."""
     b = pid_bh // HKV
@@ -863,9 +816,13 @@ def _d3_program(
         below = tl.sum((live & (rk < TOP_K) & (ic < blk)).to(tl.int32), axis=0)
         out_slot = tl.where(has, below, split)
     else:
-        c_off = (pid_bh.to(tl.int64) * TOP_K + split) * CAP
-        blk = _pick_from_lists(ls_ptr + l_off, li_ptr + l_off, n_lists, split, cand_s_ptr + c_off, cand_i_ptr + c_off,
-                               TOP_K, K_PAD, L_PAD, CAP, HAS_TOPK)
+        lanes = tl.arange(0, L_PAD * K_PAD)
+        lm = lanes < n_lists * K_PAD
+        sc = tl.load(ls_ptr + l_off + lanes, mask=lm, other=float("-inf"), cache_modifier=".cg")
+        ic = tl.load(li_ptr + l_off + lanes, mask=lm, other=0, cache_modifier=".cg")
+        picked, slot, count = _compact_top(sc, TOP_K, K_PAD, HAS_TOPK)
+        blk = tl.sum(tl.where(picked & (slot == split), ic, 0), axis=0)
+        blk = tl.where(split < count, blk, -1)
         out_slot = split
     tl.store(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + out_slot * si_k, blk)
 
@@ -890,13 +847,13 @@ def _d3_program(
 def _step3_kernel(
     q_ptr, sq_b, sq_h, sq_d,
     src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
-    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, ts_ptr, ti_ptr, gcount_ptr, flag_ptr,
+    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
     kn_ptr, skn_b, skn_h, skn_d, pos,
     n_chunks, n_groups, sink_blocks, local_blocks,
     k_ptr, sk_b, sk_h, sk_s, sk_d,
     v_ptr, sv_b, sv_h, sv_s, sv_d,
     idx_ptr, si_b, si_h, si_k,
-    po_ptr, plse_ptr, dcount_ptr, cand_s_ptr, cand_i_ptr,
+    po_ptr, plse_ptr, dcount_ptr,
     out_ptr, so_b, so_h, so_d,
     HKV, S, D, qk_scale,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
@@ -904,7 +861,7 @@ def _step3_kernel(
     FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
     RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr, FOLD_MINMAX: tl.constexpr,
-    TILES: tl.constexpr, CAP: tl.constexpr,
+    TILES: tl.constexpr,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
@@ -921,7 +878,7 @@ def _step3_kernel(
     if pid < n_sel:
         _s3_program(pid // n_chunks, pid % n_chunks,
                     q_ptr, sq_b, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
-                    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, ts_ptr, ti_ptr, gcount_ptr, flag_ptr,
+                    lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
                     kn_ptr, skn_b, skn_h, skn_d, pos, HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
                     G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR,
                     RANKED, JC_S, FOLD_MINMAX, TILES)
@@ -934,9 +891,9 @@ def _step3_kernel(
         _d3_program(p // TOP_K, p % TOP_K,
                     q_ptr, sq_b, sq_h, sq_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
                     idx_ptr, si_b, si_h, si_k, lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr,
-                    po_ptr, plse_ptr, dcount_ptr, cand_s_ptr, cand_i_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
+                    po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
                     G, G_PAD, ROWS, BLOCK_SIZE, BLOCK_T, BLOCK_D, TOP_K, K_PAD, L_PAD, SPLIT_PAD, FP32_DOT, HAS_TOPK,
-                    LENS_SCALAR, RANKED, JC_D, CAP)
+                    LENS_SCALAR, RANKED, JC_D)
 
 
 # ==============================================================================================
@@ -974,7 +931,7 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             step_impl="v3", step_merge_lanes=256, step_flat_lanes=512, step_exact=False,
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
                                             step_launches=1, step_select_programs=0, step_max_tiles=16,
-                                            step_tile_bytes_persistent=None, step_merge_cap=0)
+                                            step_tile_bytes_persistent=None)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1140,8 +1097,7 @@ class _Step3Plan:
     tables) may be sized apart (TUNING["step_tile_bytes_minmax"]). A chunk is `tiles` tiles of SUB_N blocks:
     1, or (persistent style) a power of two up to TUNING["step_max_tiles"] chosen so that at most about
     TUNING["step_select_programs"] select programs run (0 / None: always 1), with tiles of
-    TUNING["step_tile_bytes_persistent"] bytes (None: step_tile_bytes). TUNING["step_merge_cap"] > 0: the
-    decode programs merge through a threshold and at most that many candidates (`_pick_from_lists`)."""
+    TUNING["step_tile_bytes_persistent"] bytes (None: step_tile_bytes)."""
 
     def __init__(self, q, src, k_cache, top_k, block_size, summary_bytes):
         B, hkv, nb, D = src.shape
@@ -1173,13 +1129,6 @@ class _Step3Plan:
         self.gs = _empty((B * hkv, ng, self.k_pad), device=dev, dtype=torch.float32)
         self.gi = _empty((B * hkv, ng, self.k_pad), device=dev, dtype=torch.int32)
         self.sc = _empty((B * hkv, self.n_chunks * self.tiles * self.sub_n), device=dev, dtype=torch.float32)  # re-layout
-        tl_n = self.n_chunks * self.tiles * self.k_pad if self.tiles > 1 else 1  # per-tile lists of a persistent chunk
-        self.ts = _empty((B * hkv, tl_n), device=dev, dtype=torch.float32)
-        self.ti = _empty((B * hkv, tl_n), device=dev, dtype=torch.int32)
-        cap = int(TUNING["step_merge_cap"] or 0)
-        self.cap = cap if self.k_pad <= cap < self.l_pad * self.k_pad and self.l_pad >= self.k_pad else 0
-        self.cand_s = _empty((B * hkv * top_k, max(self.cap, 1)), device=dev, dtype=torch.float32)
-        self.cand_i = _empty((B * hkv * top_k, max(self.cap, 1)), device=dev, dtype=torch.int32)
         self.gcount = _counter(dev, B * hkv * ng, "s3_group")
         self.flag = _counter(dev, B * hkv, "s3_flag")
         self.dcount = _counter(dev, B * hkv, "s3_dcount")
@@ -1196,7 +1145,7 @@ class _Step3Plan:
             G_PAD=self.g_pad, ROWS=max(16, self.g_pad), BLOCK_T=max(16, min(64, triton.next_power_of_2(block_size))),
             SPLIT_PAD=triton.next_power_of_2(top_k), FP32_DOT=_fp32_dot(q, k_cache), RANKED=bool(TUNING["step_ranked"]),
             JC_S=max(1, min(self.group * self.k_pad, 8192 // (self.group * self.k_pad))),
-            JC_D=max(1, min(self.l_pad * self.k_pad, 8192 // (self.l_pad * self.k_pad))), TILES=self.tiles, CAP=self.cap)
+            JC_D=max(1, min(self.l_pad * self.k_pad, 8192 // (self.l_pad * self.k_pad))), TILES=self.tiles)
 
 
 def _tiles_per_program(total_tiles: int) -> int:
@@ -1242,14 +1191,14 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
     _step3_kernel[grid](
         q, *q.stride(),
         src, kmin if kmin is not None else src, kmax if kmax is not None else src, ksum, *ksum.stride(),
-        lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.sc, plan.ts, plan.ti,
-        plan.gcount, plan.flag,
+        lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.sc, plan.gcount,
+        plan.flag,
         kn, kn.stride(0), kn.stride(1), kn.stride(3), pos,
         plan.n_chunks, plan.n_groups, sink_blocks, local_blocks,
         k_cache, *k_cache.stride(),
         v_cache, *v_cache.stride(),
         plan.idx, *plan.idx.stride(),
-        plan.part_o, plan.part_lse, plan.dcount, plan.cand_s, plan.cand_i,
+        plan.part_o, plan.part_lse, plan.dcount,
         plan.out, *plan.out.stride(),
         hkv, S, D, scale * LOG2E,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
