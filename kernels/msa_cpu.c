@@ -561,3 +561,41 @@ int msa_decode(const msa_args *a, const void *q, int io_bf16, int64_t seq_len, i
         for (int64_t i = 0; i < n; i++) ((uint16_t *)out)[i] = f32_to_bf16(o32[i]);
     return rc;
 }
+
+/* One layer's cache as msa_append1 writes it (built once per layer by kernels/msa_cpu.py). */
+typedef struct {
+    void *k, *v;                            /* [Hkv, cap, D] keys / values (B = 1), bf16 or fp32 */
+    float *ksum, *kmin, *kmax;              /* [Hkv, nb_cap, D] block sums / minima / maxima; kmin = kmax = NULL when absent */
+    int64_t cap, nb_cap;
+    int32_t is_bf16, hkv, D, bs;
+} msa_cache;
+
+/* A decode step's new token: k_new / v_new (D values per KV head, head h at + h * head stride, the cache's
+ * dtype) written at position pos, and folded into its block's summaries (a block's first token starts them
+ * afresh; later ones add / take min and max) -- what MSALayer.update + update_summaries do in ~15 PyTorch
+ * ops. Returns 0, or -1 when pos is outside the cache. */
+int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, const void *v_new,
+                int64_t v_head_stride, int64_t pos) {
+    if (pos < 0 || pos >= c->cap || pos / c->bs >= c->nb_cap) return -1;
+    const int64_t D = c->D, b = pos / c->bs;
+    const int first = pos % c->bs == 0;
+    const size_t esize = c->is_bf16 ? 2 : 4;
+    for (int h = 0; h < c->hkv; h++) {
+        const char *kn = (const char *)k_new + h * k_head_stride * (int64_t)esize;
+        const char *vn = (const char *)v_new + h * v_head_stride * (int64_t)esize;
+        memcpy((char *)c->k + ((int64_t)h * c->cap + pos) * D * (int64_t)esize, kn, D * esize);
+        memcpy((char *)c->v + ((int64_t)h * c->cap + pos) * D * (int64_t)esize, vn, D * esize);
+        float *sum = c->ksum + ((int64_t)h * c->nb_cap + b) * D;
+        float *mn = c->kmin ? c->kmin + ((int64_t)h * c->nb_cap + b) * D : NULL;
+        float *mx = c->kmax ? c->kmax + ((int64_t)h * c->nb_cap + b) * D : NULL;
+        for (int64_t d = 0; d < D; d++) {
+            float x = c->is_bf16 ? bf16_to_f32(((const uint16_t *)kn)[d]) : ((const float *)kn)[d];
+            sum[d] = first ? x : sum[d] + x;
+            if (mn) {
+                mn[d] = first || x < mn[d] ? x : mn[d];
+                mx[d] = first || x > mx[d] ? x : mx[d];
+            }
+        }
+    }
+    return 0;
+}

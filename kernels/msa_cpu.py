@@ -41,10 +41,19 @@ def _plan_key(q, k_cache, ksum, *settings) -> tuple:
     return (k_cache.data_ptr(), ksum.data_ptr(), k_cache.shape[2], q.dtype, q.shape[1], *settings)
 
 
+class _Cache(ctypes.Structure):
+    """msa_cache in the C file: one layer's cache as msa_append1 writes it."""
+
+    _fields_ = ([(n, ctypes.c_void_p) for n in ("k", "v", "ksum", "kmin", "kmax")]
+                + [("cap", ctypes.c_int64), ("nb_cap", ctypes.c_int64)] + [(n, ctypes.c_int32) for n in ("is_bf16", "hkv", "D", "bs")])
+
+
 def _declare(lib: ctypes.CDLL) -> None:
-    p = ctypes.c_void_p
-    lib.msa_decode.argtypes = [p, p, ctypes.c_int, ctypes.c_int64, p, p]
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.msa_decode.argtypes = [p, p, ctypes.c_int, i64, p, p]
     lib.msa_decode.restype = ctypes.c_int
+    lib.msa_append1.argtypes = [p, p, i64, p, i64, i64]
+    lib.msa_append1.restype = ctypes.c_int
 
 
 KERNEL = cbuild.Kernel(SOURCE, _declare)
@@ -134,3 +143,39 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     """
     return LayerPlan(q, k_cache, v_cache, ksum, kmin, kmax, block_size, top_k, sink_blocks, local_blocks, scorer, scale,
                      alpha, rerank)(q, seq_len)
+
+
+def _cache_key(layer) -> tuple:
+    return (layer.keys.data_ptr(), layer.values.data_ptr(), layer.ksum.data_ptr(), layer.capacity, layer.kmin is not None)
+
+
+def _append_args(layer) -> _Cache | None:
+    """The msa_cache struct of an MSALayer (cached in layer.extra, rebuilt when the cache moved), or None when the
+    kernel does not take this cache (not CPU, batch > 1, dtype, layout)."""
+    key = _cache_key(layer)
+    hit = layer.extra.get(("msa_cpu", "append"))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    k, v = layer.keys, layer.values
+    if not (k.device.type == "cpu" and k.shape[0] == 1 and k.dtype in (torch.bfloat16, torch.float32)
+            and v.dtype == k.dtype and v.shape[-1] == k.shape[-1] and k.is_contiguous() and v.is_contiguous()
+            and layer.ksum.is_contiguous() and available()):
+        return None
+    mm = layer.kmin is not None
+    args = _Cache(k.data_ptr(), v.data_ptr(), layer.ksum.data_ptr(), layer.kmin.data_ptr() if mm else None,
+                  layer.kmax.data_ptr() if mm else None, k.shape[2], layer.ksum.shape[2], int(k.dtype == torch.bfloat16),
+                  k.shape[1], k.shape[3], layer.block_size)
+    layer.extra[("msa_cpu", "append")] = (key, args)
+    return args
+
+
+def append_token(layer, k_new: torch.Tensor, v_new: torch.Tensor, pos: int) -> bool:
+    """Write one decode step's key/value ([1, Hkv, 1, D], the cache's dtype) at `pos` of an MSALayer and fold the
+    key into its block summaries in one C call (reference: MSALayer.update's PyTorch path + update_summaries).
+    False (nothing written) when the kernel does not take this case; the caller then runs the PyTorch path."""
+    args = _append_args(layer)
+    if (args is None or k_new.dtype != layer.keys.dtype or v_new.dtype != layer.keys.dtype
+            or k_new.stride(-1) != 1 or v_new.stride(-1) != 1 or k_new.shape[0] != 1 or k_new.shape[2] != 1):
+        return False
+    return library().msa_append1(ctypes.byref(args), k_new.data_ptr(), k_new.stride(1), v_new.data_ptr(),
+                                 v_new.stride(1), pos) == 0

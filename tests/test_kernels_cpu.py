@@ -159,3 +159,44 @@ def test_fused_decode_plain_loops_match(kernel_build, dtype):
     out, idx = msa_cpu.decode_b1(q, k, v, ksum, kmin, kmax, seq_len, bs, top_k, 1, 2, "minmax", 0.3)
     assert torch.equal(idx.sort(-1).values.clamp(min=-1), expect.sort(-1).values)
     torch.testing.assert_close(out, ref.sparse_decode(q, k.float(), v.float(), expect, sl, bs, 0.3), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("minmax", [True, False])
+def test_append_token_equals_the_pytorch_cache_update(dtype, minmax):
+    """A decode step's token through msa_append1 (one C call) vs MSALayer.update's PyTorch path: the same keys,
+    values and block summaries bit for bit, across block boundaries (a block's first token restarts them)."""
+    from m3analyst.engine.cache import MSALayer
+
+    hkv, D, bs = 3, 64, 8
+    g = torch.Generator().manual_seed(5)
+    layers = [MSALayer(64, bs, minmax=minmax) for _ in range(2)]
+    prefix_k, prefix_v = (torch.randn(1, hkv, 13, D, generator=g).to(dtype) for _ in range(2))
+    for layer in layers:
+        layer.update(prefix_k, prefix_v)
+    for pos in range(13, 30):
+        # transformers' layout: [1, T, Hkv, D] projections viewed as [1, Hkv, T, D] (not contiguous for T > 1)
+        k_new = torch.randn(1, 1, hkv, D, generator=g).to(dtype).transpose(1, 2)
+        v_new = torch.randn(1, 1, hkv, D, generator=g).to(dtype).transpose(1, 2)
+        assert msa_cpu.append_token(layers[0], k_new, v_new, pos)
+        layers[0].length = pos + 1
+        layers[1].keys[:, :, pos : pos + 1] = k_new
+        layers[1].values[:, :, pos : pos + 1] = v_new
+        msa_ops.update_layer(layers[1], k_new, pos)
+        layers[1].length = pos + 1
+    a, b = layers
+    assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values) and torch.equal(a.ksum, b.ksum)
+    if minmax:
+        assert torch.equal(a.kmin, b.kmin) and torch.equal(a.kmax, b.kmax)
+    else:
+        assert a.kmin is None
+
+
+def test_append_token_declines_what_it_does_not_take():
+    from m3analyst.engine.cache import MSALayer
+
+    layer = MSALayer(32, 8)
+    layer.update(torch.randn(1, 2, 4, 16), torch.randn(1, 2, 4, 16))
+    assert not msa_cpu.append_token(layer, torch.randn(1, 2, 1, 16).bfloat16(), torch.randn(1, 2, 1, 16).bfloat16(), 4)
+    assert not msa_cpu.append_token(layer, torch.randn(1, 2, 2, 16), torch.randn(1, 2, 2, 16), 4)  # two tokens
+    assert layer.length == 4 and torch.equal(layer.keys[:, :, 4:], torch.zeros(1, 2, 28, 16))

@@ -77,9 +77,11 @@ class MSALayer(CacheLayerMixin):
         start, T = self.length, key_states.shape[2]
         if start + T > self.capacity:
             self._grow(start + T)
-        self.keys[:, :, start : start + T] = key_states
-        self.values[:, :, start : start + T] = value_states
-        msa_ops(self.device).update_layer(self, key_states, start)
+        ops = msa_ops(self.device)
+        if not (T == 1 and ops.append_token is not None and ops.append_token(self, key_states, value_states, start)):
+            self.keys[:, :, start : start + T] = key_states
+            self.values[:, :, start : start + T] = value_states
+            ops.update_layer(self, key_states, start)
         self.length = start + T
         return self.keys[:, :, : self.length], self.values[:, :, : self.length]
 

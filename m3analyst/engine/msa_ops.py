@@ -40,6 +40,8 @@ class MSAOps:
     sparse_decode: Callable
     update_layer: Callable | None = None
     decode: Callable | None = None
+    append_token: Callable | None = None  # (layer, k [1,Hkv,1,D], v, pos) -> bool: a decode step's token written
+    # into the cache and folded into the summaries in one call (False: not taken; the cache does it itself)
 
 
 def update_summaries(ksum, kmin, kmax, k_new: torch.Tensor, start_pos: int, block_size: int) -> None:
@@ -272,7 +274,7 @@ def decode(q, layer, seq_len: int, s, scale: float):
     return _generic_decode(q, layer, seq_len, s, scale, CPU_OPS)
 
 
-CPU_OPS = MSAOps("cpu", update_summaries, select_blocks, sparse_decode, update_layer, decode)
+CPU_OPS = MSAOps("cpu", update_summaries, select_blocks, sparse_decode, update_layer, decode, msa_cpu_kernel.append_token)
 _cache: dict[str, MSAOps] = {}
 
 
