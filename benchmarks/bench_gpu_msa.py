@@ -438,12 +438,10 @@ def bench_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
-# --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: persistent select
-# programs, 16 / 32 KB tiles, about 128 / 256 / 384 select programs)
-FUSED_SWEEP = (dict(), dict(step_select_programs=128), dict(step_select_programs=256),
-               dict(step_select_programs=128, step_tile_bytes_persistent=16384),
-               dict(step_select_programs=256, step_tile_bytes_persistent=16384),
-               dict(step_select_programs=384, step_tile_bytes_persistent=16384))
+# --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: how many persistent
+# select programs; 0 = one tile per program, as in round 4)
+FUSED_SWEEP = (dict(step_select_programs=0), dict(), dict(step_select_programs=512),
+               dict(step_select_programs=512, step_tile_bytes_persistent_minmax=None))
 
 
 def bench_fused_sweep(args, device: str, report: dict):

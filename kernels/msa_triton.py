@@ -930,8 +930,8 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
                                             step_impl="v3", step_merge_lanes=256, step_flat_lanes=512, step_exact=False,
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
-                                            step_launches=1, step_select_programs=0, step_max_tiles=16,
-                                            step_tile_bytes_persistent=None)
+                                            step_launches=1, step_select_programs=256, step_max_tiles=16,
+                                            step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1097,7 +1097,7 @@ class _Step3Plan:
     tables) may be sized apart (TUNING["step_tile_bytes_minmax"]). A chunk is `tiles` tiles of SUB_N blocks:
     1, or (persistent style) a power of two up to TUNING["step_max_tiles"] chosen so that at most about
     TUNING["step_select_programs"] select programs run (0 / None: always 1), with tiles of
-    TUNING["step_tile_bytes_persistent"] bytes (None: step_tile_bytes)."""
+    TUNING["step_tile_bytes_persistent"] bytes (minmax: step_tile_bytes_persistent_minmax; None: as without)."""
 
     def __init__(self, q, src, k_cache, top_k, block_size, summary_bytes):
         B, hkv, nb, D = src.shape
@@ -1107,8 +1107,9 @@ class _Step3Plan:
         sub_n, _ = _chunk_plan(nb, D, summary_bytes, tile)
         self.sub_n = max(sub_n, self.k_pad)
         n_tiles = triton.cdiv(nb, self.sub_n)
-        if _tiles_per_program(B * hkv * n_tiles) > 1 and TUNING["step_tile_bytes_persistent"]:
-            sub_n, _ = _chunk_plan(nb, D, summary_bytes, TUNING["step_tile_bytes_persistent"])
+        tile_p = (summary_bytes == 8 and TUNING["step_tile_bytes_persistent_minmax"]) or TUNING["step_tile_bytes_persistent"]
+        if _tiles_per_program(B * hkv * n_tiles) > 1 and tile_p:
+            sub_n, _ = _chunk_plan(nb, D, summary_bytes, tile_p)
             self.sub_n = max(sub_n, self.k_pad)
             n_tiles = triton.cdiv(nb, self.sub_n)
         self.tiles = _tiles_per_program(B * hkv * n_tiles)
