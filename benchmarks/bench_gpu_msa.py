@@ -441,7 +441,8 @@ def bench_sweep(args, device: str, report: dict):
 # --part fusedsweep: launch parameters of the one-launch step, each tried on its own (round 5: how many persistent
 # select programs; 0 = one tile per program, as in round 4)
 FUSED_SWEEP = (dict(step_select_programs=0), dict(), dict(step_select_programs=512),
-               dict(step_select_programs=512, step_tile_bytes_persistent_minmax=None))
+               dict(step_select_programs=512, step_tile_bytes_persistent_minmax=None), dict(step_max_tiles=32),
+               dict(step_max_tiles=32, step_tile_bytes_persistent_minmax=None))
 
 
 def bench_fused_sweep(args, device: str, report: dict):

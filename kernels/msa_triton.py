@@ -930,7 +930,7 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
                                             step_impl="v3", step_merge_lanes=256, step_flat_lanes=512, step_exact=False,
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
-                                            step_launches=1, step_select_programs=256, step_max_tiles=16,
+                                            step_launches=1, step_select_programs=256, step_max_tiles=8,
                                             step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384)
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
@@ -1107,12 +1107,13 @@ class _Step3Plan:
         sub_n, _ = _chunk_plan(nb, D, summary_bytes, tile)
         self.sub_n = max(sub_n, self.k_pad)
         n_tiles = triton.cdiv(nb, self.sub_n)
+        self.tiles = _tiles_per_program(n_tiles, B * hkv, self.k_pad)
         tile_p = (summary_bytes == 8 and TUNING["step_tile_bytes_persistent_minmax"]) or TUNING["step_tile_bytes_persistent"]
-        if _tiles_per_program(B * hkv * n_tiles) > 1 and tile_p:
-            sub_n, _ = _chunk_plan(nb, D, summary_bytes, tile_p)
-            self.sub_n = max(sub_n, self.k_pad)
-            n_tiles = triton.cdiv(nb, self.sub_n)
-        self.tiles = _tiles_per_program(B * hkv * n_tiles)
+        if self.tiles > 1 and tile_p:  # persistent programs with their own tile size, if still persistent with it
+            sub_p = max(_chunk_plan(nb, D, summary_bytes, tile_p)[0], self.k_pad)
+            tiles_p = _tiles_per_program(triton.cdiv(nb, sub_p), B * hkv, self.k_pad)
+            if tiles_p > 1:
+                self.sub_n, n_tiles, self.tiles = sub_p, triton.cdiv(nb, sub_p), tiles_p
         self.n_chunks = triton.cdiv(n_tiles, self.tiles)
         lanes = TUNING["step_merge_lanes"]
         if self.n_chunks * self.k_pad <= max(lanes, TUNING["step_flat_lanes"]):
@@ -1149,13 +1150,19 @@ class _Step3Plan:
             JC_D=max(1, min(self.l_pad * self.k_pad, 8192 // (self.l_pad * self.k_pad))), TILES=self.tiles)
 
 
-def _tiles_per_program(total_tiles: int) -> int:
-    """Tiles per select program of the v3 step: 1, or the power of two (<= TUNING["step_max_tiles"]) that keeps
-    the select programs at about TUNING["step_select_programs"] or fewer. The pairwise-rank variant: always 1."""
+def _tiles_per_program(n_tiles: int, n_heads: int, k_pad: int) -> int:
+    """Tiles per select program of the v3 step (n_tiles per (batch, KV head), n_heads = B·Hkv of them): 1, or the
+    power of two (<= TUNING["step_max_tiles"]) that keeps the select programs at about
+    TUNING["step_select_programs"] or fewer -- only where that leaves one candidate list level (the decode programs
+    merge the chunks' lists directly). H100 sweeps (round 5, B=1): 4-8 tiles a program paid at 512K-1M (mean
+    scorer) and at 128K (minmax, where it also removed the group level); 16 or more tiles, or a group level left,
+    cost 1-5 us (fp32 sums and minmax at 1M). The pairwise-rank variant: always 1."""
     target = TUNING["step_select_programs"]
-    if not target or total_tiles <= target or TUNING["step_ranked"]:
+    if not target or n_tiles * n_heads <= target or TUNING["step_ranked"]:
         return 1
-    return min(int(TUNING["step_max_tiles"]), triton.next_power_of_2(triton.cdiv(total_tiles, int(target))))
+    tiles = min(int(TUNING["step_max_tiles"]), triton.next_power_of_2(triton.cdiv(n_tiles * n_heads, int(target))))
+    flat = triton.cdiv(n_tiles, tiles) * k_pad <= max(TUNING["step_merge_lanes"], TUNING["step_flat_lanes"])
+    return tiles if flat else 1
 
 
 def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_lens, seq_len, k_new, pos, block_size,

@@ -556,18 +556,18 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
 
 
 @cases
-@pytest.mark.parametrize("programs,lanes,pattern", [(16, 512, "spread"), (16, 512, "tied"), (8, 4, "spread"),
-                                                   (4, 512, "tied")],
-                         ids=["two-tiles", "two-tiles-tied", "four-tiles-group-level", "eight-tiles-tied"])
-def test_persistent_select(kernels, monkeypatch, programs, lanes, pattern):
+@pytest.mark.parametrize("programs,pattern", [(16, "spread"), (16, "tied"), (8, "spread"), (4, "tied")],
+                         ids=["two-tiles", "two-tiles-tied", "four-tiles", "eight-tiles-tied"])
+def test_persistent_select(kernels, monkeypatch, programs, pattern):
     """The v3 step with select programs that loop over several tiles (the next tile's load in flight, one top-K
     over all their scores): selection identical to the reference (fp32 sums, minmax with the token folded in;
     bf16 means within their rounding bound), summaries folded like update_summaries, output = attention over the
     selection. Ragged batch (a row far shorter than the chunks cover: programs with no valid tile); "tied" makes
-    16 equal best blocks across two chunks (ties: lowest ids first)."""
+    16 equal best blocks across two chunks (ties: lowest ids first). Where the chunks' lists would still need a
+    group merge level, the rule keeps one tile per program."""
     R, K = kernels
     for key, val in dict(select_block_n=16, step_select_programs=programs, step_max_tiles=16,
-                         step_tile_bytes_persistent=None, step_merge_lanes=lanes, step_flat_lanes=lanes).items():
+                         step_tile_bytes_persistent=None, step_merge_lanes=512, step_flat_lanes=512).items():
         monkeypatch.setitem(K.TUNING, key, val)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 1000, 8, 4
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=47)
@@ -578,7 +578,12 @@ def test_persistent_select(kernels, monkeypatch, programs, lanes, pattern):
     nb, n = math.ceil(S / bs), 999
     seq_lens = torch.tensor([n, 150], device=DEVICE, dtype=torch.int32)
     plan = K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4)
-    assert plan.tiles == 32 // programs and (plan.group > 1) == (lanes < 16)
+    assert plan.tiles == 32 // programs and plan.group == 1
+    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 2)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 2)  # the chunks' lists (>= 4 lanes) would need a group level
+    assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).tiles == 1
+    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 512)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 512)
     for scorer, means in (("mean", None), ("minmax", None), ("mean", torch.bfloat16)):
         ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))
         R.update_summaries(ks, kmn, kmx, k[:, :, : n - 1], 0, bs, seq_lens=seq_lens)
