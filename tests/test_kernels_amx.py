@@ -12,10 +12,24 @@ from m3analyst.kernels import attn_amx
 pytestmark = pytest.mark.skipif(attn_amx.library() is None, reason="AMX kernel not built: no AMX on this CPU, no C compiler, or M3ANALYST_CPU_KERNEL=0")
 
 
-def _reference(q, k, v, scale):
-    T, S = q.shape[2], k.shape[2]
-    mask = torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None]
-    return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=scale, enable_gqa=True)
+def _causal_mask(T: int, S: int) -> torch.Tensor:
+    return torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None]
+
+
+def _check_against_torch(q, k, v, scale, threads):
+    """The kernel's output on `threads` threads is as close to an fp32 reference as PyTorch's own bf16 kernel."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = attn_amx.causal_prefill(q, k, v, scale)
+    finally:
+        torch.set_num_threads(before)
+    mask = _causal_mask(q.shape[2], k.shape[2])
+    want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=scale, enable_gqa=True)
+    bf16 = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+    err, err_torch = (out.float() - want).abs().max().item(), (bf16.float() - want).abs().max().item()
+    assert out.shape == q.shape
+    assert err <= max(2 * err_torch, 4e-3), (err, err_torch)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -32,18 +46,7 @@ def test_amx_prefill_matches_causal_attention(threads, hq, hkv, T, S, cap):
     q = torch.randn(1, T, hq, 64, generator=g).bfloat16().transpose(1, 2)  # transformers' layout
     kk, vv = k[:, :, :S], v[:, :, :S]
     assert attn_amx.supports(q, kk, vv)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        out = attn_amx.causal_prefill(q, kk, vv, 0.125)
-    finally:
-        torch.set_num_threads(before)
-    want = _reference(q, kk, vv, 0.125)
-    bf16 = F.scaled_dot_product_attention(q, kk, vv, attn_mask=torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None],
-                                          scale=0.125, enable_gqa=True)
-    err, err_torch = (out.float() - want).abs().max().item(), (bf16.float() - want).abs().max().item()
-    assert out.shape == (1, hq, T, 64)
-    assert err <= max(2 * err_torch, 4e-3), (err, err_torch)  # as close as PyTorch's own bf16 kernel
+    _check_against_torch(q, kk, vv, 0.125, threads)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -56,16 +59,7 @@ def test_amx_prefill_rescales_when_later_keys_score_higher(threads):
     k = (torch.randn(1, hkv, S, 64, generator=g) * growth).bfloat16()
     v = torch.randn(1, hkv, S, 64, generator=g).bfloat16()
     q = torch.randn(1, S, hq, 64, generator=g).bfloat16().transpose(1, 2)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        out = attn_amx.causal_prefill(q, k, v, 0.5)
-    finally:
-        torch.set_num_threads(before)
-    want = _reference(q, k, v, 0.5)
-    bf16 = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.5, enable_gqa=True)
-    err, err_torch = (out.float() - want).abs().max().item(), (bf16.float() - want).abs().max().item()
-    assert err <= max(2 * err_torch, 4e-3), (err, err_torch)
+    _check_against_torch(q, k, v, 0.5, threads)
 
 
 def test_other_shapes_are_declined():
