@@ -14,7 +14,7 @@
                   and the perplexity of 600 continuation tokens after 5,000-token prefixes of 4 CUAD contracts with
                   each (engine.score), i.e. whether the kernel changes what the model computes
   --part fuse   the same for the fused norm/MLP modules (engine/fuse.py) on vs off (their PyTorch fallback),
-                with decode tokens/s after the prefill
+                with decode tokens/s after the prefill (--model: another registry model, e.g. gemma-3-270m)
 Each kernel figure is the best of --rounds interleaved repetitions, at the thread count given (--threads).
 """
 
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu, norm_cpu
+from m3analyst.settings import EngineSettings
 
 HKV, G, D, LAYERS = 3, 3, 64, 30
 # (block size, top_k, rerank, scorer): the default, 72 x 32, round 3's default, one stage, the issue's, every block
@@ -195,9 +196,8 @@ def _engine_ab(args, part: str, variants: dict, decode_tokens: int = 0) -> list[
     from m3analyst.engine import load_engine
     from m3analyst.engine.bench import corpus_ids
     from m3analyst.resources import corpus_dir
-    from m3analyst.settings import EngineSettings
 
-    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))
+    eng = load_engine(EngineSettings(model=args.model, threads=args.threads, decode_threads=args.threads))
     eng.eos_ids, eng.track_hits = set(), False
     ids = corpus_ids(eng, args.context - 42 - decode_tokens)
     eng.prefill(ids[:1024], reserve=8)  # warm-up
@@ -260,6 +260,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--context", type=int, default=8192)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--model", default=EngineSettings().model, help="engine model for --part prefill / fuse")
     ap.add_argument("--baseline", default=None, help="git revision whose msa_cpu.c to time beside (e.g. d68f6be)")
     ap.add_argument("--amx-baseline", default=None, help="git revision whose attn_amx.c to time beside (e.g. b434a67)")
     args = ap.parse_args()
