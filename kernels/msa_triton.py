@@ -601,9 +601,10 @@ def _ranks_mem(s_ptr, i_ptr, n, LANES: tl.constexpr, JC: tl.constexpr):
 
 @triton.jit
 def _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, sink_blocks, local_blocks, D,
-               BLOCK_D: tl.constexpr, MINMAX: tl.constexpr):
-    """The summary tile(s) [SUB_N, BLOCK_D] of the blocks offs_n that a score needs, in their stored dtype: (kmin,
-    kmax) with MINMAX, else (src, src). Forced blocks and blocks past n_valid read no bytes (0)."""
+               BLOCK_D: tl.constexpr, MINMAX: tl.constexpr, F32: tl.constexpr):
+    """The summary tile(s) [SUB_N, BLOCK_D] of the blocks offs_n that a score needs: (kmin, kmax) with MINMAX, else
+    (src, src); in fp32 with F32, else in their stored dtype (a prefetched tile: half the registers for bf16 means).
+    Forced blocks and blocks past n_valid read no bytes (0)."""
     offs_d = tl.arange(0, BLOCK_D)
     valid = offs_n < n_valid
     forced = valid & ((offs_n < sink_blocks) | (offs_n >= n_valid - local_blocks))
@@ -615,6 +616,9 @@ def _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, si
     else:
         ta = tl.load(src_ptr + s_off, mask=m2, other=0.0)
         tb = ta
+    if F32:
+        ta = ta.to(tl.float32)
+        tb = tb.to(tl.float32)
     return ta, tb
 
 
@@ -710,7 +714,7 @@ def _s3_program(
     c0 = chunk * (TILES * SUB_N)
     offs_n = c0 + tl.arange(0, SUB_N)
     ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, sink_blocks, local_blocks, D,
-                        BLOCK_D, MINMAX)
+                        BLOCK_D, MINMAX, TILES == 1)
     if FOLD:  # after the first tile's load is issued (the fold's store would otherwise hold that load back)
         f_row, f_sum, f_min, f_max, f_blk = _fold_rows(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, min_ptr, max_ptr,
                                                        s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D, TILES * SUB_N,
@@ -736,7 +740,7 @@ def _s3_program(
         for t in range(0, n_t):
             offs_n = c0 + t * SUB_N + tl.arange(0, SUB_N)
             na, nb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n + SUB_N,
-                                tl.where(t + 1 < n_t, n_valid, 0), sink_blocks, local_blocks, D, BLOCK_D, MINMAX)
+                                tl.where(t + 1 < n_t, n_valid, 0), sink_blocks, local_blocks, D, BLOCK_D, MINMAX, False)
             score = _tile_scores(ta, tb, q_base, sq_h, sq_d, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
                                  sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, G, TOP_K, K_PAD,
                                  BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
@@ -1152,17 +1156,18 @@ class _Step3Plan:
 
 def _tiles_per_program(n_tiles: int, n_heads: int, k_pad: int) -> int:
     """Tiles per select program of the v3 step (n_tiles per (batch, KV head), n_heads = B·Hkv of them): 1, or the
-    power of two (<= TUNING["step_max_tiles"]) that keeps the select programs at about
-    TUNING["step_select_programs"] or fewer -- only where that leaves one candidate list level (the decode programs
-    merge the chunks' lists directly). H100 sweeps (round 5, B=1): 4-8 tiles a program paid at 512K-1M (mean
-    scorer) and at 128K (minmax, where it also removed the group level); 16 or more tiles, or a group level left,
-    cost 1-5 us (fp32 sums and minmax at 1M). The pairwise-rank variant: always 1."""
+    power of two that keeps the select programs at TUNING["step_select_programs"] or fewer -- only where the one-tile
+    plan needs a group merge level and the persistent one does not, with at most TUNING["step_max_tiles"] tiles a
+    program. From the H100 runs of round 5: 2-8 tiles a program that removed the group level paid at B=1 (mean
+    scorer 512K-1M, minmax 128K-512K: 0.5-5 us); 16 or more tiles, a group level left (minmax, 1M), or programs
+    that were fewer without removing a level (B=8: 128K-1M, +3-12 us) cost time. Pairwise-rank variant: always 1."""
     target = TUNING["step_select_programs"]
-    if not target or n_tiles * n_heads <= target or TUNING["step_ranked"]:
+    lanes = max(TUNING["step_merge_lanes"], TUNING["step_flat_lanes"])
+    if not target or n_tiles * k_pad <= lanes or TUNING["step_ranked"]:  # one list level already
         return 1
-    tiles = min(int(TUNING["step_max_tiles"]), triton.next_power_of_2(triton.cdiv(n_tiles * n_heads, int(target))))
-    flat = triton.cdiv(n_tiles, tiles) * k_pad <= max(TUNING["step_merge_lanes"], TUNING["step_flat_lanes"])
-    return tiles if flat else 1
+    tiles = triton.next_power_of_2(triton.cdiv(n_tiles * n_heads, int(target)))
+    flat = triton.cdiv(n_tiles, tiles) * k_pad <= lanes
+    return tiles if flat and 1 < tiles <= TUNING["step_max_tiles"] else 1
 
 
 def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_lens, seq_len, k_new, pos, block_size,

@@ -563,11 +563,12 @@ def test_persistent_select(kernels, monkeypatch, programs, pattern):
     over all their scores): selection identical to the reference (fp32 sums, minmax with the token folded in;
     bf16 means within their rounding bound), summaries folded like update_summaries, output = attention over the
     selection. Ragged batch (a row far shorter than the chunks cover: programs with no valid tile); "tied" makes
-    16 equal best blocks across two chunks (ties: lowest ids first). Where the chunks' lists would still need a
-    group merge level, the rule keeps one tile per program."""
+    16 equal best blocks across two chunks (ties: lowest ids first). 16 merge lanes: the one-tile plan (8 lists x 4
+    lanes) needs a group level, the persistent one does not; where it would need one anyway, or where the one-tile
+    plan has none, the rule keeps one tile per program."""
     R, K = kernels
     for key, val in dict(select_block_n=16, step_select_programs=programs, step_max_tiles=16,
-                         step_tile_bytes_persistent=None, step_merge_lanes=512, step_flat_lanes=512).items():
+                         step_tile_bytes_persistent=None, step_merge_lanes=16, step_flat_lanes=16).items():
         monkeypatch.setitem(K.TUNING, key, val)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 1000, 8, 4
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=47)
@@ -582,8 +583,11 @@ def test_persistent_select(kernels, monkeypatch, programs, pattern):
     monkeypatch.setitem(K.TUNING, "step_flat_lanes", 2)
     monkeypatch.setitem(K.TUNING, "step_merge_lanes", 2)  # the chunks' lists (>= 4 lanes) would need a group level
     assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).tiles == 1
-    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 512)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 512)
+    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 32)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 32)  # the one-tile plan's 8 lists x 4 lanes: one level already
+    assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).tiles == 1
+    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 16)
+    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 16)
     for scorer, means in (("mean", None), ("minmax", None), ("mean", torch.bfloat16)):
         ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))
         R.update_summaries(ks, kmn, kmx, k[:, :, : n - 1], 0, bs, seq_lens=seq_lens)
