@@ -183,13 +183,26 @@ def _quest_scores(kmin, kmax, q_base, sq_h, sq_d, offs_d, dmask, G: tl.constexpr
     g and dims d of max(kmin_d q_gd, kmax_d q_gd) = kmax_d q_gd (q_gd >= 0) or kmin_d q_gd (q_gd < 0), summed
     as kmax . sum_g max(q_g, 0) + kmin . sum_g min(q_g, 0): two products per element and one reduction
     instead of G of each (the same terms, summed in another order)."""
-    q_pos = tl.zeros([BLOCK_D], dtype=tl.float32)
-    q_neg = tl.zeros([BLOCK_D], dtype=tl.float32)
+    q_pos, q_neg = _group_query(q_base, sq_h, sq_d, offs_d, dmask, G, BLOCK_D, True)
+    return tl.sum(kmax * q_pos[None, :] + kmin * q_neg[None, :], axis=1)
+
+
+@triton.jit
+def _group_query(q_base, sq_h, sq_d, offs_d, dmask, G: tl.constexpr, BLOCK_D: tl.constexpr, MINMAX: tl.constexpr):
+    """The group's query terms [BLOCK_D] fp32 a scorer needs: MINMAX (sum_g max(q_g, 0), sum_g min(q_g, 0)), else
+    (sum_g q_g, the same)."""
+    qa = tl.zeros([BLOCK_D], dtype=tl.float32)
+    qb = tl.zeros([BLOCK_D], dtype=tl.float32)
     for g in tl.static_range(G):
         qg = tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
-        q_pos += tl.maximum(qg, 0.0)
-        q_neg += tl.minimum(qg, 0.0)
-    return tl.sum(kmax * q_pos[None, :] + kmin * q_neg[None, :], axis=1)
+        if MINMAX:
+            qa += tl.maximum(qg, 0.0)
+            qb += tl.minimum(qg, 0.0)
+        else:
+            qa += qg
+    if not MINMAX:
+        qb = qa
+    return qa, qb
 
 
 @triton.jit
@@ -633,12 +646,14 @@ def _fold_rows(kn_ptr, skn_b, skn_h, skn_d, exact_ptr, src_ptr, min_ptr, max_ptr
 
 
 @triton.jit
-def _tile_scores(ta, tb, q_base, sq_h, sq_d, exact_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
+def _tile_scores(ta, tb, qa, qb, exact_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
                  sink_blocks, local_blocks, D, fold_row, fold_sum, fold_min, fold_max, fold_blk,
-                 G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+                 TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
                  BLOCK_D: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
                  EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, RANKED: tl.constexpr):
-    """Final scores [SUB_N] of the blocks offs_n from their loaded tile(s) (ta, tb) = _tile_load's: forced blocks
+    """Final scores [SUB_N] of the blocks offs_n from their loaded tile(s) (ta, tb) = _tile_load's and the group's
+    query terms (qa, qb) = _group_query's (loaded before the tile and the fold: a load issued after the fold's
+    store waits for it; at B=8 that cost 2-11 us in round 5's first runs): forced blocks
     +inf, blocks past seq_len -inf (never read). MINMAX: Quest bound from fp32 kmin/kmax. Else the mean scorer,
     from fp32 sums (divided by the block's tokens) or, with HAS_MEAN, low-precision means. EXACT (with HAS_MEAN):
     the means only bound the scores (|error| <= tol); every block that can still be in the tile's exact top-K (its
@@ -656,11 +671,9 @@ def _tile_scores(ta, tb, q_base, sq_h, sq_d, exact_ptr, s_row, ss_n, ss_d, offs_
         if FOLD:
             kmin = tl.where(offs_n[:, None] == fold_blk, fold_min[None, :], kmin)
             kmax = tl.where(offs_n[:, None] == fold_blk, fold_max[None, :], kmax)
-        score = _quest_scores(kmin, kmax, q_base, sq_h, sq_d, offs_d, dmask, G, BLOCK_D)
+        score = tl.sum(kmax * qa[None, :] + kmin * qb[None, :], axis=1)
     else:
-        qsum = tl.zeros([BLOCK_D], dtype=tl.float32)
-        for g in tl.static_range(G):
-            qsum += tl.load(q_base + g * sq_h + offs_d * sq_d, mask=dmask, other=0.0).to(tl.float32)
+        qsum = qa
         ks = ta.to(tl.float32)
         if FOLD:
             ks = tl.where(offs_n[:, None] == fold_blk, fold_row[None, :], ks)
@@ -713,6 +726,8 @@ def _s3_program(
     prog = pid_bh.to(tl.int64) * n_chunks + chunk
     c0 = chunk * (TILES * SUB_N)
     offs_n = c0 + tl.arange(0, SUB_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
     ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, sink_blocks, local_blocks, D,
                         BLOCK_D, MINMAX, TILES == 1)
     if FOLD:  # after the first tile's load is issued (the fold's store would otherwise hold that load back)
@@ -724,8 +739,8 @@ def _s3_program(
         f_sum, f_min, f_max, f_blk = f_row, f_row, f_row, -1
     c_off = prog * K_PAD
     if TILES == 1:
-        score = _tile_scores(ta, tb, q_base, sq_h, sq_d, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
-                             sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, G, TOP_K, K_PAD,
+        score = _tile_scores(ta, tb, qa, qb, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
+                             sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, TOP_K, K_PAD,
                              BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
         score = _plain_layout(score, sc_ptr + prog * SUB_N, SUB_N)
         if RANKED:  # the chunk's K_PAD best, each at its rank (ranks are distinct: every slot written)
@@ -741,8 +756,8 @@ def _s3_program(
             offs_n = c0 + t * SUB_N + tl.arange(0, SUB_N)
             na, nb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n + SUB_N,
                                 tl.where(t + 1 < n_t, n_valid, 0), sink_blocks, local_blocks, D, BLOCK_D, MINMAX, False)
-            score = _tile_scores(ta, tb, q_base, sq_h, sq_d, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
-                                 sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, G, TOP_K, K_PAD,
+            score = _tile_scores(ta, tb, qa, qb, sum_ptr, s_row, ss_n, ss_d, offs_n, seq_len, n_valid,
+                                 sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, TOP_K, K_PAD,
                                  BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
             tl.store(sc_row + t * SUB_N + tl.arange(0, SUB_N), score)
             ta, tb = na, nb
