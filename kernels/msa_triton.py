@@ -36,7 +36,9 @@ for its (batch, KV head) merges and resets the counter):
                              slot of idx; the last merges the K partials. mean (fp32 sums / bf16 means, with
                              optional exact rescoring) or minmax scorer; one launch or two (TUNING). With k_new
                              the select program owning the token's block first folds it into the summaries
-                             (sum, min/max, mean): the engine's decode thus needs no update launch.
+                             (sum, min/max, mean): the engine's decode thus needs no update launch. Where one
+                             tile per select program would need a group merge level (long contexts, B=1), each
+                             program loops over 2-8 tiles with the next one's load in flight (_tiles_per_program).
 """
 
 from __future__ import annotations
@@ -944,6 +946,8 @@ _HAS_TOPK = hasattr(tl, "topk")
 # step cost 3-6 us (the decode programs run with the launch's warp count too). v3 step (round 3): tl.topk
 # selection (the pairwise-rank variant, step_ranked, was 20-40% slower), 32 KB select tiles; exact rescoring
 # of bf16 means (step_exact) costs more than reading the fp32 sums outright, so it is off by default.
+# Round 5: persistent select programs (step_select_programs, step_max_tiles, step_tile_bytes_persistent[_minmax];
+# rule in _tiles_per_program); a decode-side threshold merge was measured and dropped (0.3-0.7 us slower).
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
