@@ -4,7 +4,7 @@
                 caches of SmolLM2's shape (3 KV heads x 3 query heads, head dim 64, bf16), several selections;
                 --baseline REV also times that git revision's kernel (its 25-argument ABI) in the same run
   --part int8   one decode step's weight-only int8 linears (SmolLM2's 30 layers + lm_head): the C loop
-                (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm
+                (kernels/int8_cpu.c) vs PyTorch's _weight_int8pack_mm, and the same through Int8Linear modules
   --part amx    causal attention of an 8K prompt, one layer (9 query / 3 KV heads): the AMX kernel
                 (kernels/attn_amx.c) vs PyTorch's bf16 scaled_dot_product_attention
                 --amx-baseline REV also times that revision's attn_amx.c (with its cpu_common.h) in the same run
@@ -121,8 +121,13 @@ def part_int8(args) -> list[dict]:
                 else:
                     torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1), m.weight_q, m.scales)
 
+    def modules():  # what the engine runs: Int8Linear.forward (its bound C call) per linear
+        for layer in mods:
+            for m in layer:
+                m(xs[m.in_features])
+
     with torch.inference_mode():
-        t = best_of(args.rounds, {"c": lambda: step(True), "torch": lambda: step(False)})
+        t = best_of(args.rounds, {"c": lambda: step(True), "torch": lambda: step(False), "modules": modules})
     return [dict(part="int8", weights_mb=round(nbytes / 1e6, 1), **{f"{k}_ms": round(v * 1e3, 2) for k, v in t.items()},
                  **{f"{k}_gb_s": round(nbytes / v / 1e9, 1) for k, v in t.items()})]
 

@@ -27,11 +27,17 @@ class Int8Linear(nn.Module):
         self.register_buffer("scales", scale.to(act_dtype))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(act_dtype), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self._bound: tuple | None = None  # (weight address, int8_cpu.bind(...)): the C call's fixed arguments
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        if int8_cpu.supports(x, self.weight_q, self.scales):  # one row (a decode step): the streaming C loop
-            return int8_cpu.gemv(x, self.weight_q, self.scales, self.bias).view(*shape[:-1], self.out_features)
+        if x.dtype == torch.bfloat16 and x.numel() == self.in_features and x.device.type == "cpu":
+            # one row (a decode step): the streaming C loop, its arguments bound once (re-bound if the weights move)
+            bound = self._bound
+            if bound is None or bound[0] != self.weight_q.data_ptr():
+                bound = self._bound = (self.weight_q.data_ptr(), int8_cpu.bind(self.weight_q, self.scales, self.bias))
+            if bound[1] is not None:
+                return int8_cpu.gemv_bound(x, bound[1])
         y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(self.scales.dtype), self.weight_q, self.scales)
         if self.bias is not None:
             y = y + self.bias
