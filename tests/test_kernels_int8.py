@@ -50,3 +50,15 @@ def test_several_rows_keep_the_torch_op():
     x = torch.randn(3, 64).bfloat16()
     assert not int8_cpu.supports(x, lin.weight_q, lin.scales)
     assert lin(x).shape == (3, 32)
+
+
+def test_bound_call_follows_weights_that_move(build):
+    """Int8Linear binds the C call's weight addresses once; new weight storage (e.g. a copy loaded in place of the
+    buffer) is noticed and re-bound, so the result follows the new weights."""
+    torch.manual_seed(3)
+    lin = Int8Linear(torch.nn.Linear(64, 48, bias=True))
+    x = torch.randn(1, 1, 64).bfloat16()
+    first = lin(x)
+    lin.weight_q = -lin.weight_q.clone()  # new storage, negated weights
+    second = lin(x)
+    torch.testing.assert_close(second.float() - lin.bias.float(), -(first.float() - lin.bias.float()), rtol=2 ** -7, atol=2e-3)
