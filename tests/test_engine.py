@@ -278,3 +278,42 @@ def test_cpu_kernels_report_matches_what_was_built():
     assert report == {"msa_decode": msa_cpu.available(), "int8_linear": int8_cpu.library() is not None,
                       "amx_prefill_attention": attn_amx.library() is not None,
                       "fused_norm_mlp": norm_cpu.library() is not None}
+
+
+def test_decode_thread_guard_follows_a_competing_process(monkeypatch):
+    """A step 4x slower than the run's fastest re-asks the thread rule (a competitor arrived: 2 -> 1 thread); on
+    fewer threads than cores it asks again every RECHECK_STEPS steps and takes the cores back once free."""
+    from types import SimpleNamespace
+
+    from m3analyst.engine import engine as engine_mod
+
+    free = {"cores": 2}
+    asked = []
+    monkeypatch.setattr(engine_mod, "pick_threads", lambda setting: asked.append(setting) or free["cores"])
+    eng = SimpleNamespace(settings=EngineSettings(), _decode_threads=2)
+    guard = engine_mod.DecodeThreadGuard(eng, cores=2)
+    for _ in range(5):
+        guard.step_done(0.025)
+    assert eng._decode_threads == 2 and not asked  # steady: the rule is not asked
+    free["cores"] = 1  # a competitor starts
+    guard.step_done(0.4)
+    assert eng._decode_threads == 1 and len(asked) == 1
+    for _ in range(guard.RECHECK_STEPS - guard.steps % guard.RECHECK_STEPS - 1):
+        guard.step_done(0.03)
+    assert eng._decode_threads == 1
+    free["cores"] = 2  # the competitor is gone: the next periodic check restores both threads
+    guard.step_done(0.03)
+    assert eng._decode_threads == 2 and len(asked) == 2
+
+
+def test_decode_thread_guard_is_off_with_fixed_threads(monkeypatch):
+    from types import SimpleNamespace
+
+    from m3analyst.engine import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "pick_threads", lambda setting: pytest.fail("the rule must not be asked"))
+    eng = SimpleNamespace(settings=EngineSettings(decode_threads=2), _decode_threads=2)
+    guard = engine_mod.DecodeThreadGuard(eng, cores=2)
+    for t in (0.02, 0.02, 1.0, 1.0):
+        guard.step_done(t)
+    assert eng._decode_threads == 2

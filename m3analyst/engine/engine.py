@@ -142,6 +142,39 @@ def pick_threads(setting: int | None) -> int:
     return 1 if busy and cores > 1 else cores
 
 
+class DecodeThreadGuard:
+    """Decode threads that follow the machine during a generation, not only at its start.
+
+    With 2 OpenMP threads on 2 cores, a process that starts competing mid-generation makes every op wait for a
+    descheduled thread: measured here, a decode step went from ~25 ms to ~400 ms (RESULTS.md, "Engine round 4").
+    After each step, `step_done(seconds)` compares the step with the fastest one of this run; a step `STALL` times
+    slower (and over `STALL_MIN_S`) re-asks `pick_threads`, so the engine drops to the cores left free; while it
+    runs on fewer threads than cores it asks again every `RECHECK_STEPS` steps, to take the cores back once free.
+    Off when the settings fix decode_threads."""
+
+    STALL, STALL_MIN_S, RECHECK_STEPS = 4.0, 0.05, 32
+
+    def __init__(self, engine: "Engine", cores: int | None = None):
+        import os
+
+        self.engine, self.cores = engine, cores or os.cpu_count() or 1
+        self.auto = not engine.settings.decode_threads
+        self.fastest, self.steps = math.inf, 0
+
+    def step_done(self, seconds: float) -> None:
+        self.steps += 1
+        if not self.auto:
+            return
+        current = self.engine._decode_threads
+        stalled = seconds > self.STALL * self.fastest and seconds > self.STALL_MIN_S
+        self.fastest = min(self.fastest, seconds)
+        if stalled or (current < self.cores and self.steps % self.RECHECK_STEPS == 0):
+            threads = pick_threads(None)
+            if threads != current:
+                self.engine._decode_threads = threads
+                self.fastest = math.inf  # the step time at the new thread count is learnt afresh
+
+
 def _other_runnable_tasks(samples: int = 3, gap_s: float = 0.003) -> int | None:
     """Runnable tasks on the machine outside this process (/proc/loadavg field 4 minus this process's
     running threads, e.g. OpenMP workers still spinning after the last parallel op), the least of a few
@@ -517,6 +550,7 @@ class _Run:
                 prefill_s = time.perf_counter() - t0
                 n_prompt = cache.length
                 ctx.attn_s = 0.0
+                guard = DecodeThreadGuard(eng)
                 t0 = time.perf_counter()
                 while len(out_ids) < p.max_new_tokens:
                     tok = self._sample(logits, gen)
@@ -544,7 +578,9 @@ class _Run:
                         finish = "context"
                         break
                     ctx.begin_step()
+                    t_step = time.perf_counter()
                     logits = eng._forward([tok], cache, ctx)[-1]
+                    guard.step_done(time.perf_counter() - t_step)
                 t_decode += time.perf_counter() - t0
             final = eng.tokenizer.decode(out_ids, skip_special_tokens=True)
             if finish == "stop":
