@@ -51,12 +51,20 @@ def best_of(rounds: int, fns: dict) -> dict:
     return best
 
 
+def _build_revision(rev: str, source: str):
+    """kernels/<source> of git revision `rev`, with that revision's kernels/cpu_common.h where it had one, built
+    here (cbuild) in a temporary folder."""
+    tmp = Path(tempfile.mkdtemp())
+    for name in (source, "cpu_common.h"):
+        shown = subprocess.run(["git", "show", f"{rev}:kernels/{name}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            (tmp / name).write_text(shown.stdout)
+    return cbuild.build(tmp / source)
+
+
 def _baseline_call(rev: str):
     """The msa_decode_b1 entry of git revision `rev` (the 25-argument ABI before LayerPlan), built here."""
-    src = subprocess.run(["git", "show", f"{rev}:kernels/msa_cpu.c"], capture_output=True, text=True, check=True).stdout
-    tmp = Path(tempfile.mkdtemp()) / "msa_cpu_baseline.c"
-    tmp.write_text(src)
-    lib = cbuild.build(tmp)
+    lib = _build_revision(rev, "msa_cpu.c")
     fn = lib.msa_decode_b1
     p, i, i64, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
     fn.argtypes = [p, p, p, i, p, p, p, i, i, i, i, i64, i64, i64, i, i, i, i, f, f, i, p, p, p, p]
@@ -133,12 +141,8 @@ def part_int8(args) -> list[dict]:
 
 
 def _amx_baseline(rev: str):
-    """attn_amx.c of git revision `rev` (with that revision's cpu_common.h), built here and declared."""
-    tmp = Path(tempfile.mkdtemp())
-    for name in ("attn_amx.c", "cpu_common.h"):
-        src = subprocess.run(["git", "show", f"{rev}:kernels/{name}"], capture_output=True, text=True, check=True).stdout
-        (tmp / name).write_text(src)
-    lib = cbuild.build(tmp / "attn_amx.c")
+    """attn_amx.c of git revision `rev`, built here and declared."""
+    lib = _build_revision(rev, "attn_amx.c")
     attn_amx._declare(lib)
     return lib
 

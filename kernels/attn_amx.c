@@ -104,7 +104,7 @@ static void attend_rows(const uint16_t *q, int64_t q_row, const uint16_t *kc, in
         for (int r = 0; r < QR; r++) qt[d2 * QR + r] = r < n ? ((const uint32_t *)(q + (t0 + r) * q_row))[d2] : 0u;
     const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(p0 + t0)),
                                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __mmask16 live = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    const __mmask16 live = tail_mask(n);
     const __m512i pair = _mm512_set_epi16( /* element 2r <- r, 2r+1 <- 16+r (highest first) */
         31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     /* scores in base 2 (scale * log2 e folded in): probabilities are 2^(s' - m) */

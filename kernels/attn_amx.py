@@ -18,12 +18,10 @@ from m3analyst.kernels import cbuild
 
 SOURCE = Path(__file__).with_name("attn_amx.c")
 HEAD_DIM = 64
+
+
 def _cpu_has_amx() -> bool:
-    try:
-        flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
-    except OSError:
-        return False
-    return {"amx_bf16", "amx_tile", "avx512_bf16"} <= set(flags.split())
+    return {"amx_bf16", "amx_tile", "avx512_bf16"} <= cbuild.cpu_flags()
 
 
 def _declare(lib: ctypes.CDLL) -> None:

@@ -11,6 +11,7 @@ they share its thread pool and follow torch.set_num_threads.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -27,12 +28,18 @@ def enabled() -> bool:
     return os.environ.get("M3ANALYST_CPU_KERNEL", "1") != "0"
 
 
-def _cpu_id() -> str:
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo), empty where unreadable."""
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
     except OSError:
-        flags = ""
-    return platform.machine() + flags
+        return frozenset()
+    return frozenset(line.partition(":")[2].split())
+
+
+def _cpu_id() -> str:
+    return platform.machine() + " ".join(sorted(cpu_flags()))
 
 
 def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:

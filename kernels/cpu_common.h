@@ -20,6 +20,11 @@ static inline uint16_t f32_to_bf16(float x) {
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+/* The lanes of a 16-wide step that hold data when `left` values remain (all 16 from 16 on). */
+static inline __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
 /* exp(x) for x <= 0 in use: x = n ln2 + r with |r| <= ln2/2; e^r by its degree-6 Taylor polynomial
  * (relative error < 2e-7), times 2^n by vscalefps. Inputs below -87 give ~e^-87 instead of 0. */
 static inline __m512 exp512(__m512 x) {

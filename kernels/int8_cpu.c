@@ -20,7 +20,7 @@
 static inline void dot4(const int8_t *w, int64_t K, const float *xf, float *out) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t k = 0; k < K; k += 16) {
-        __mmask16 m = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1u);
+        __mmask16 m = tail_mask(K - k);
         __m512 x = _mm512_maskz_loadu_ps(m, xf + k);
         if ((k & 63) == 0) /* the rows of the quad after next: their lines arrive while these are summed */
             for (int r = 8; r < 12; r++) _mm_prefetch((const char *)(w + r * K + k), _MM_HINT_T0);

@@ -16,6 +16,8 @@ import torch
 from m3analyst.kernels import cbuild
 
 SOURCE = Path(__file__).with_name("int8_cpu.c")
+
+
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.int8_gemv_bf16.argtypes = [p, p, p, p, i64, i64, p]
@@ -60,4 +62,5 @@ def gemv_bound(x: torch.Tensor, bound: tuple) -> torch.Tensor:
 
 def gemv(x: torch.Tensor, weight_q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x (K bf16 values) -> y [N] bf16 = (x @ weight_q.T) * scales (+ bias). Call when supports(...)."""
-    return gemv_bound(x.reshape(-1), bind(weight_q, scales, None if bias is None else bias.contiguous()))
+    b = None if bias is None else bias.contiguous()  # held here: the bound call keeps only its address
+    return gemv_bound(x.reshape(-1), bind(weight_q, scales, b))

@@ -66,9 +66,6 @@ static void keep_best(float *best_s, int32_t *best_i, int *n, int cap, float sco
 #include <immintrin.h>
 #define M3_SIMD 1
 
-
-static inline __mmask16 tail_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
-
 /* Lane i of the result = the sum of the 16 lanes of a[i]: three rounds of pairwise half-swaps and adds,
  * then one permutation back to key order. */
 static inline __m512 sum_each16(const __m512 *a) {

@@ -157,14 +157,14 @@ def _append_args(layer) -> _Cache | None:
     if hit is not None and hit[0] == key:
         return hit[1]
     k, v = layer.keys, layer.values
-    if not (k.device.type == "cpu" and k.shape[0] == 1 and k.dtype in (torch.bfloat16, torch.float32)
+    args = None  # also remembered: a cache the kernel does not take is not re-examined at every token
+    if (k.device.type == "cpu" and k.shape[0] == 1 and k.dtype in (torch.bfloat16, torch.float32)
             and v.dtype == k.dtype and v.shape[-1] == k.shape[-1] and k.is_contiguous() and v.is_contiguous()
             and layer.ksum.is_contiguous() and available()):
-        return None
-    mm = layer.kmin is not None
-    args = _Cache(k.data_ptr(), v.data_ptr(), layer.ksum.data_ptr(), layer.kmin.data_ptr() if mm else None,
-                  layer.kmax.data_ptr() if mm else None, k.shape[2], layer.ksum.shape[2], int(k.dtype == torch.bfloat16),
-                  k.shape[1], k.shape[3], layer.block_size)
+        mm = layer.kmin is not None
+        args = _Cache(k.data_ptr(), v.data_ptr(), layer.ksum.data_ptr(), layer.kmin.data_ptr() if mm else None,
+                      layer.kmax.data_ptr() if mm else None, k.shape[2], layer.ksum.shape[2],
+                      int(k.dtype == torch.bfloat16), k.shape[1], k.shape[3], layer.block_size)
     layer.extra[("msa_cpu", "append")] = (key, args)
     return args
 

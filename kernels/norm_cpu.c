@@ -42,10 +42,6 @@ static inline __m256i to_bf16(__m512 x) {
 static inline __m512 round_bf16(__m512 x) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(to_bf16(x)), 16));
 }
-
-static inline __mmask16 tail_mask(int64_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-}
 #endif
 
 static float row_scale(const uint16_t *x, int64_t dim, float eps) {

@@ -78,11 +78,9 @@ class GenParams:
 # device / dtype choice (registries, not if-chains)
 # ----------------------------------------------------------------------------------------------
 def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from m3analyst.kernels.cbuild import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 @dataclass(frozen=True)
@@ -268,15 +266,14 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         prefill_model = copy.deepcopy(model).to(plan.prefill)
     name = settings.model if not is_local_path(settings.model) else Path(settings.model).name
     spec = MODELS.get(settings.model)
-    engine = Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
-                    prefill_model=prefill_model)
-    engine.fused_modules = fused
-    return engine
+    return Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
+                  prefill_model=prefill_model, fused_modules=fused)
 
 
 def _fuse_cpu_modules(model) -> dict[str, int]:
     """bf16 on CPU: RMSNorms and gated MLPs onto the fused C kernels (engine/fuse.py); counts swapped."""
-    if next(model.parameters()).device.type != "cpu" or next(model.parameters()).dtype != torch.bfloat16:
+    p = next(model.parameters())
+    if p.device.type != "cpu" or p.dtype != torch.bfloat16:
         return {}
     from m3analyst.engine.fuse import fuse_modules
 
@@ -313,7 +310,7 @@ _CACHE_KEYWORD: dict[type, str] = {}
 # ----------------------------------------------------------------------------------------------
 class Engine:
     def __init__(self, model, tokenizer, settings: EngineSettings, name: str, path: Path | None = None,
-                 context_length: int | None = None, prefill_model=None):
+                 context_length: int | None = None, prefill_model=None, fused_modules: dict[str, int] | None = None):
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.prefill_model = prefill_model  # optional second copy of the weights for many-token forwards
         self._prefill_threads = pick_threads(settings.threads)
@@ -325,7 +322,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.last_result: GenerationResult | None = None
-        self.fused_modules: dict[str, int] = {}  # modules swapped onto fused CPU kernels (load_engine)
+        self.fused_modules = fused_modules or {}  # modules swapped onto fused CPU kernels (load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = {tokenizer.eos_token_id} | set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
