@@ -2,6 +2,7 @@
 beside plain transformers (DynamicCache, dense SDPA, fp32) on the same prompt as the baseline.
 
 Run: python benchmarks/bench_engine.py [--contexts 2048,8192] [--steps 32] [--threads N] [--decode-threads N] [--no-hf]
+     [--scorer S] [--top-k K] [--block-size B] [--rerank R]
 Rows "msa" use the engine's defaults (MSA decode, block-sparse prefill past 4,096 tokens); rows "dense" run
 dense prefill and dense decode on the same engine.
 Prints one JSON line per row; the 1-minute load average is recorded with each (cores shared here).
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--scorer", default=None, help="a scorer name (default: the settings' default, auto)")
     ap.add_argument("--top-k", type=int, default=None, help="blocks kept per KV head (default: the settings')")
     ap.add_argument("--rerank", type=int, default=None, help="candidates x top-k scored exactly (0/1: off)")
+    ap.add_argument("--block-size", type=int, default=None, help="tokens per KV block (default: the settings')")
     ap.add_argument("--dtype", default="auto", help="auto (int8 decode + bf16 prefill on AMX/AVX512-BF16), int8, float32, bfloat16")
     ap.add_argument("--backends", default="msa,dense", help="comma list of msa, dense")
     ap.add_argument("--no-hf", action="store_true", help="skip the plain transformers baseline")
@@ -61,6 +63,8 @@ def main() -> None:
         settings.attention.top_k = args.top_k
     if args.rerank is not None:
         settings.attention.rerank = args.rerank
+    if args.block_size is not None:
+        settings.attention.block_size = args.block_size
     eng = load_engine(settings)
     info = eng.info()
     a = settings.attention
