@@ -142,3 +142,18 @@ def test_finance_facts_from_inline_xbrl(corpus, name, revenue, net_income, asset
     if name.startswith("aapl"):  # segment table (Note: segment information), Americas net sales FY2024
         americas = latest(facts, "segment_revenue:aapl:AmericasSegmentMember")
         assert americas.value == pytest.approx(167_045e6) and americas.title == "Revenue: Americas"
+
+
+def test_paragraphs_split_flowed_clause_headings_and_keep_headings_with_their_text():
+    from m3analyst.domains.text import paragraphs
+
+    page = ("14.3 Severability. If any provision of this Agreement is held invalid, the rest remains in effect. "
+            "14.4 Assignment.\n14.4.1 Permitted Assignments. Neither Party may assign this Agreement without the "
+            "prior written consent of the other Party. Sales rose in 2019. 3.5 million units were sold that year.")
+    doc = Document.from_pages(["Preamble of the agreement between the parties named below.", page])
+    paras = paragraphs(doc, min_chars=30)
+    texts = [p.text for p in paras]
+    assert texts[1].startswith("14.3 Severability.") and "Assignment" not in texts[1]
+    assert texts[2].startswith("14.4 Assignment.\n14.4.1 Permitted Assignments. Neither Party may assign")
+    assert texts[2].endswith("3.5 million units were sold that year.")  # a number after a sentence is no heading
+    assert all(doc.text[p.start : p.end] == p.text and p.page == 2 for p in paras[1:])

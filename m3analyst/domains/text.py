@@ -10,7 +10,10 @@ from m3analyst.ingest.model import Document
 _PARA_SPLIT = re.compile(
     r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|[A-Z]\.\s+[A-Z]|ARTICLE\b|Section\s+\d|SECTION\s+\d"
     r"|[A-Z][A-Z .]{6,}$))"
+    # a numbered clause heading run into the previous sentence (text flowed from a PDF): ". 14.4 Assignment. "
+    r"|(?<=[.;:])\s+(?=[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[A-Z][A-Za-z’'-]*(?:\s+(?:[A-Z][A-Za-z’'-]*|of|and|or|the|to|for|in|on|by|with)){0,6}\.\s)"
 )
+_HEADING_ONLY = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[^.]{1,60}\.")
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|vs|Inc|Co|Corp|Ltd|No|Fig|et al|approx|U\.S|Mr|Ms|Dr|Sec|St)\.$")
 
@@ -36,16 +39,22 @@ def paragraphs(doc: Document, min_chars: int = 40, max_chars: int = 2500) -> lis
     """
     out: list[Span] = []
     for page in doc.pages:
-        pos = page.start
+        pos, heading_start = page.start, None
         for piece in _PARA_SPLIT.split(doc.text[page.start : page.end]):
             start = doc.text.find(piece, pos, page.end) if piece else -1
             if start < 0:
                 continue
             pos = start + len(piece)
             text = piece.strip()
+            start += len(piece) - len(piece.lstrip())
+            if _HEADING_ONLY.fullmatch(text):  # "14.4 Assignment." stays with the clause text after it
+                heading_start = start if heading_start is None else heading_start
+                continue
+            if heading_start is not None:
+                start, heading_start = heading_start, None
+                text = doc.text[start:pos].strip()
             if len(text) < min_chars:
                 continue
-            start += len(piece) - len(piece.lstrip())
             out.extend(_cut(Span(start, start + len(text), page.number, text), max_chars))
     return out
 
