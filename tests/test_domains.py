@@ -157,3 +157,14 @@ def test_paragraphs_split_flowed_clause_headings_and_keep_headings_with_their_te
     assert texts[2].startswith("14.4 Assignment.\n14.4.1 Permitted Assignments. Neither Party may assign")
     assert texts[2].endswith("3.5 million units were sold that year.")  # a number after a sentence is no heading
     assert all(doc.text[p.start : p.end] == p.text and p.page == 2 for p in paras[1:])
+
+
+def test_bio_title_fact_is_cited_where_found_and_funding_prefers_funding_statements():
+    pages = ["Brief hand hygiene interventions: a cross-over trial\nThis can be supported by strategies enhancing "
+             "self-efficacy in students.", "Competing interests\nThe authors declare that they have no competing interests."]
+    doc = Document.from_pages(pages, metadata=Metadata(title="Brief hand hygiene  interventions: a cross-over trial"))
+    facts = {f.name: f for f in extract_facts(doc, load_domain("bio"))}
+    assert facts["title"].value == "Brief hand hygiene interventions: a cross-over trial" and facts["title"].page == 1
+    assert facts["funding"].page == 2 and "competing interests" in facts["funding"].value
+    other = Document.from_pages(pages, metadata=Metadata(title="Microsoft Word - draft7.docx"))
+    assert "title" not in {f.name for f in extract_facts(other, load_domain("bio"))}  # not in the text: no claim

@@ -1,4 +1,4 @@
-"""Bio extractor: study design, sample size, population, intervention, outcomes, results, harms,
+"""Bio extractor: title, study design, sample size, population, intervention, outcomes, results, harms,
 limitations and funding of a research paper, each with its sentence and page.
 
 Sentences are scanned in document order, with the sections a fact prefers (spec `prefer_sections`,
@@ -91,13 +91,25 @@ def sample_size_of(sents: list[Span]) -> Fact | None:
     return None
 
 
+def title_of(doc: Document) -> Fact | None:
+    """The paper's title as ingest read it, cited on the page where its text occurs (None when it does not:
+    a PDF's metadata title may name something else)."""
+    title = squash(doc.metadata.title or "")
+    hit = doc.locate(title) if len(title) >= 10 else []
+    if not hit:
+        return None
+    return Fact("title", title, None, 1.0, None, hit[0].page, squash(doc.text[hit[0].start : hit[0].end]), "Title")
+
+
 @register_extractor("bio")
 def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
     sents = [s for p in paragraphs(doc, min_chars=20) for s in sentences_of(p)]
     out: list[Fact] = []
     for fs in spec.facts:
         ordered = _ordered(doc, sents, list(getattr(fs, "prefer_sections", None) or ["abstract", "methods"]))
-        if fs.value == "design":
+        if fs.value == "title":
+            f = title_of(doc)
+        elif fs.value == "design":
             f = design_of(doc, ordered)
         elif fs.value == "sample_size":
             f = sample_size_of(ordered)
