@@ -166,19 +166,50 @@ def msa_step(layer: Layer, seq_lens, L: int, sh: Shape, bf16_summaries=False):
     return K.sparse_decode(layer.q, layer.k, layer.v, idx, seq_lens, sh.block, sh.d**-0.5)
 
 
+def _features(mod) -> frozenset:
+    return getattr(mod, "FEATURES", frozenset())
+
+
 def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=False, launches=1,
-               mod=None):
+               mod=None, pdl=True, prefetch=True):
     """decode_step (fold the token into the summaries + select + decode); impl "v3" (merge in the decode
     programs, exact rescoring of bf16 means when exact; launches 1, 2, or 0 = the select launch alone) or
-    "v2" (round 2's one-launch kernel). mod: the kernels module (default this tree's msa_triton)."""
+    "v2" (round 2's one-launch kernel). mod: the kernels module (default this tree's msa_triton). Round 6 and
+    later (mod.FEATURES): pdl = programmatic dependent launch on Hopper, prefetch = the summary tiles read before
+    the wait for the previous kernel (safe here: every launch of a graph is another layer's)."""
     mod = mod or K
-    saved = {k: mod.TUNING[k] for k in ("step_impl", "step_exact", "step_launches")}
+    keys = ("step_impl", "step_exact", "step_launches") + (("step_pdl",) if "step_pdl" in mod.TUNING else ())
+    saved = {k: mod.TUNING[k] for k in keys}
     mod.TUNING.update(step_impl=impl, step_exact=exact, step_launches=launches)
+    if "step_pdl" in mod.TUNING:
+        mod.TUNING["step_pdl"] = pdl
+    kw = dict(prefetch=prefetch) if "prefetch" in _features(mod) else {}
     try:
         return mod.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
-                               sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused)[0]
+                               sh.sink, sh.local, sh.d**-0.5, kmean=layer.kmean if means else None, fused=fused, **kw)[0]
     finally:
         mod.TUNING.update(saved)
+
+
+def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=True, prefetch=True, mod=None):
+    """select_and_decode (the engine's launch) with fp32 sums; fold: the token's summary update in the launch; kv: its
+    key/value cache write too (v_new; round 6); pdl / prefetch as in fused_step (round 6)."""
+    mod = mod or K
+    kw = {}
+    if fold:
+        kw.update(k_new=ly.k_new, pos=L - 1)
+    if kv:
+        kw["v_new"] = ly.v[:, :, L - 1 : L]
+    if "prefetch" in _features(mod):
+        kw["prefetch"] = prefetch
+    saved = mod.TUNING.get("step_pdl")
+    if saved is not None:
+        mod.TUNING["step_pdl"] = pdl
+    try:
+        return mod.select_and_decode(ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, **kw)[0]
+    finally:
+        if saved is not None:
+            mod.TUNING["step_pdl"] = saved
 
 
 def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool, impl: str = "v3", exact: bool = True):
@@ -337,11 +368,21 @@ def bench_kernels(args, device: str, report: dict):
             row["step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2"))
             row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
             row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
+            # round 6: the same launches without programmatic dependent launch, and with it but no early tile load
+            row["step_v3_bf16_nopdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=False))
+            row["step_v3_fp32sum_nopdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=False))
+            row["step_v3_fp32sum_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                 prefetch=False))
             row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
-            row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: K.select_and_decode(  # the engine's op
-                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local))
-            row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: K.select_and_decode(  # + the token's update
-                ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, k_new=ly.k_new, pos=L - 1))
+            row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
+            row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update
+            row["select_and_decode_fp32sum_fold_nopdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=False))
+            # + the token's key/value cache write (the engine's launch in round 6); the reference: the same launch
+            # after two copy kernels writing them, as the engine did before
+            row["select_and_decode_fp32sum_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True))
+            row["select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
+                ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
+                engine_op(ly, L, sh, fold=True)))
             row["v3_select_launch_alone_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=0))
             for buf in K._counters.values():  # the probe above left its flags raised
                 buf.zero_()
@@ -349,8 +390,11 @@ def bench_kernels(args, device: str, report: dict):
                 row["base_step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2", mod=BASE))
                 row["base_step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, mod=BASE))
                 row["base_step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, mod=BASE))
-                row["base_select_and_decode_fp32sum_ms"] = t_graph(lambda ly: BASE.select_and_decode(
-                    ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local))
+                row["base_select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, mod=BASE))
+                row["base_select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, mod=BASE))
+                row["base_select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
+                    ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
+                    engine_op(ly, L, sh, fold=True, mod=BASE)))
             row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
             row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
             row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
@@ -662,18 +706,19 @@ def attn_dense(module, query, key, value, attention_mask, scaling=None, dropout=
 def attn_msa_fused(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
     i, kc, vc = _write_new(module, key, value)
     sh = STATE.sh
+    # prefetch: the launch follows the two copies above, which do not write the summaries
     out, _ = K.decode_step(query.squeeze(2), key, kc, vc, STATE.ksum[i], STATE.seq_lens, STATE.pos, sh.block, sh.top_k,
-                           sh.sink, sh.local, scaling or sh.d**-0.5, kmean=STATE.kmean[i])
+                           sh.sink, sh.local, scaling or sh.d**-0.5, kmean=STATE.kmean[i], prefetch=True)
     return out.unsqueeze(1), None
 
 
-def attn_msa_fused_2launch(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
-    saved = K.TUNING["step_launches"]
-    K.TUNING["step_launches"] = 2
+def attn_msa_fused_nopdl(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    saved = K.TUNING["step_pdl"]
+    K.TUNING["step_pdl"] = False
     try:
         return attn_msa_fused(module, query, key, value, attention_mask, scaling, dropout, **kw)
     finally:
-        K.TUNING["step_launches"] = saved
+        K.TUNING["step_pdl"] = saved
 
 
 def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
@@ -681,7 +726,7 @@ def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0
     return query.transpose(1, 2), None
 
 
-ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_msa_fused_2launch": attn_msa_fused_2launch,
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_msa_fused_nopdl": attn_msa_fused_nopdl,
               "m3_no_attention": attn_none}
 
 
@@ -745,13 +790,19 @@ def _time_step(row: dict, key: str, step, timer: Timer, cuda: bool) -> float | N
         return t
 
 
-ENGINE_RUNS = (  # (tag, mode, scorer, means, kernels module: "new" | "base", fold the token's update into the decode)
-    ("engine_msa_mean", "msa", "mean", "fp32", "new", True), ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True),
-    ("engine_msa_mean_nofold", "msa", "mean", "fp32", "new", False),
-    ("engine_msa_minmax_nofold", "msa", "minmax", "fp32", "new", False),
-    ("base_engine_msa_mean", "msa", "mean", "fp32", "base", False),
-    ("base_engine_msa_minmax", "msa", "minmax", "fp32", "base", False),
-    ("engine_dense", "dense", "mean", "fp32", "new", True),
+# (tag, mode, scorer, means, kernels module: "new" | "base", fold the token's summary update into the decode launch,
+#  its key/value cache write too (round 6), programmatic dependent launch (round 6)). The "base" rows run the
+# previous round's kernels through this tree's hooks with that round's default (the summary fold, no cache write
+# in the launch, no PDL: the base module has neither).
+ENGINE_RUNS = (
+    ("engine_msa_mean", "msa", "mean", "fp32", "new", True, True, True),
+    ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True, True, True),
+    ("engine_msa_mean_nokv", "msa", "mean", "fp32", "new", True, False, True),
+    ("engine_msa_mean_nopdl", "msa", "mean", "fp32", "new", True, True, False),
+    ("engine_msa_minmax_nopdl", "msa", "minmax", "fp32", "new", True, True, False),
+    ("base_engine_msa_mean", "msa", "mean", "fp32", "base", True, False, False),
+    ("base_engine_msa_minmax", "msa", "minmax", "fp32", "base", True, False, False),
+    ("engine_dense", "dense", "mean", "fp32", "new", True, True, True),
 )
 
 
@@ -790,14 +841,18 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             extra = getattr(ly, "extra", None)
             if extra and "kmean_len" in extra:
                 extra["kmean_len"] = L - 1
+            if extra and extra.get("next_pos") == L:  # as if the layer's previous decode were the token before
+                extra["next_pos"] = L - 1
 
     from m3analyst.kernels import msa as kmsa
 
-    for tag, mode, scorer, means, kernels, fold in ENGINE_RUNS:
+    for tag, mode, scorer, means, kernels, fold, kv, pdl in ENGINE_RUNS:
         if kernels == "base" and BASE is None:
             continue
         kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
         kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
+        kmsa.ENGINE_KV_FOLD = kv
+        K.TUNING["step_pdl"] = pdl
         for ly in cache.layers:  # no deferred token carried over from the previous variant
             kmsa.engine_flush(ly)
         settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
@@ -822,12 +877,14 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             ctx.observer = None
             row[f"{tag}_select_rows_identical"] = round(sum(checks) / max(len(checks), 1), 4)
             row[f"{tag}_msa_layers_seen"] = len(checks)
+            row[f"{tag}_kv_in_launch"] = sum(bool(ly.extra.get("kv_in_launch")) for ly in cache.layers)  # write folded
         step()
         t = _time_step(row, tag, step, timer, cuda)
         if t and t_none:
             row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
             row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
-    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = "fp32", True
+    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = "fp32", True, True
+    K.TUNING["step_pdl"] = True
     kmsa.register_backend("triton", lambda: K)
     del cache
     if cuda:
@@ -867,7 +924,7 @@ def bench_model(args, device: str, report: dict):
             step()
             _time_step(row, name, step, timer, cuda)
         t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
-        for name in ("m3_dense_sdpa", "m3_msa_fused", "m3_msa_fused_2launch"):
+        for name in ("m3_dense_sdpa", "m3_msa_fused", "m3_msa_fused_nopdl"):
             t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
             if t and t_none:
                 row[f"{name}_attention_share"] = round((t - t_none) / t, 4)

@@ -39,5 +39,5 @@ for sub in ("k", "s", "m", "p"):
         print("probe", rep["probe"])
     for key in ("kernel_rows", "fused_sweep_rows", "model_rows"):
         for r in rep.get(key, []):
-            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_fp32sum", "ms_bf16", "ms_minmax_fold", "err_vs_ref", "_hook", "_ops", "error", "per_layer", "seen")) or k in ("B", "L", "layers", "ms", "step_tile_bytes", "step_merge_lanes", "step_flat_lanes", "step_tile_bytes_minmax", "step_select_programs", "step_tile_bytes_persistent", "step_tile_bytes_persistent_minmax")})
+            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_fp32sum", "ms_bf16", "ms_minmax_fold", "err_vs_ref", "_hook", "_ops", "error", "per_layer", "seen", "in_launch")) or k in ("B", "L", "layers", "ms", "step_tile_bytes", "step_merge_lanes", "step_flat_lanes", "step_tile_bytes_minmax", "step_select_programs", "step_tile_bytes_persistent", "step_tile_bytes_persistent_minmax")})
 PY

@@ -7,10 +7,11 @@
 
 Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops contract".
 
-The engine's CUDA path calls `engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len,
-settings, scale)` (bottom of this module): the summary update and one select + decode launch over its
-MSALayer; a decode token's 1-token update is deferred into that launch (`engine_flush` applies it for
-any other reader of the summaries).
+The engine's CUDA path calls `engine_append(layer, k, v, pos)` (a decode token's cache write),
+`engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len, settings, scale)` (bottom of
+this module): the summary update and one select + decode launch over its MSALayer; a decode token's
+1-token summary update, and its key/value write into the cache, are deferred into that launch
+(`engine_flush` applies them for any other reader of the cache or the summaries).
 
 Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
 tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
@@ -135,18 +136,64 @@ def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.
 ENGINE_FOLD = os.environ.get("M3ANALYST_MSA_FOLD", "1") != "0"
 
 
+# Fold a decode token's key/value write into the same launch (engine_append; needs ENGINE_FOLD and a kernels
+# module with the v_new argument). M3ANALYST_MSA_KV_FOLD=0 turns it off.
+ENGINE_KV_FOLD = os.environ.get("M3ANALYST_MSA_KV_FOLD", "1") != "0"
+
+
+def _write_pending_kv(layer) -> None:
+    """Write a token's key/value that engine_append deferred (layer.extra["pending_kv"] = (pos, k, v)) into the
+    cache now, as MSALayer.update would have; a no-op when none is pending."""
+    extra = getattr(layer, "extra", None)
+    kv = extra.pop("pending_kv", None) if extra else None
+    if kv is not None:
+        pos, k, v = kv
+        layer.keys[:, :, pos : pos + 1] = k
+        layer.values[:, :, pos : pos + 1] = v
+
+
 def _apply_pending(layer, pos: int) -> None:
     """The deferred update of the token at `pos` (its key is in layer.keys), as engine_update would have done it."""
+    _write_pending_kv(layer)
     update_summaries(layer.ksum, layer.kmin, layer.kmax, layer.keys[:, :, pos : pos + 1], pos, layer.block_size)
+    _extra(layer)["clean"] = False
 
 
 def engine_flush(layer) -> None:
-    """Apply a deferred 1-token summary update now. Only needed by a reader of layer.ksum/kmin/kmax other than
-    engine_update / engine_decode (which apply or fold it themselves); a no-op when nothing is pending."""
+    """Apply a deferred cache write and 1-token summary update now. Only needed by a reader of the layer's
+    keys/values or ksum/kmin/kmax other than engine_update / engine_decode (which apply or fold them
+    themselves); a no-op when nothing is pending."""
+    _write_pending_kv(layer)
     extra = getattr(layer, "extra", None)
     pos = extra.pop("pending", None) if extra else None
     if pos is not None:
         _apply_pending(layer, pos)
+
+
+def _kernel_features() -> frozenset:
+    return getattr(_load("triton"), "FEATURES", frozenset())
+
+
+def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:
+    """MSAOps.append_token on CUDA: a decode token's cache write (k/v [B, Hkv, 1, D] at pos) plus its summary
+    update, deferred into the layer's next decode launch -- taken (True) only where that launch is certain to be
+    the next reader: ENGINE_KV_FOLD and ENGINE_FOLD on, fp32 summaries, the Triton backend with the v_new
+    argument, and a layer whose previous decode took the one-launch path for the token just before this one
+    (pos == the length it decoded at, so a prompt, a truncation or any other path in between means no). False:
+    the cache writes the token and calls engine_update itself."""
+    extra = _extra(layer)
+    if not (ENGINE_KV_FOLD and ENGINE_FOLD and ENGINE_MEAN_SUMMARY == "fp32" and key_states.shape[2] == 1
+            and extra.get("fused") and extra.get("next_pos") == pos and backend_for(key_states) == "triton"
+            and key_states.dtype == layer.keys.dtype and value_states.dtype == layer.values.dtype
+            and "v_new" in _kernel_features()):
+        return False
+    _write_pending_kv(layer)
+    pending = extra.pop("pending", None)
+    if pending is not None and pending < pos:
+        _apply_pending(layer, pending)
+    extra["pending"] = pos
+    extra["pending_kv"] = (pos, key_states, value_states)
+    return True
 
 
 def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
@@ -159,9 +206,11 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     Deferred (ENGINE_FOLD, Triton, fp32 summaries): a 1-token update of a layer whose last decode was the
     one-launch one is only recorded (layer.extra["pending"] = start_pos; the key is already in layer.keys);
     engine_decode folds it into its launch. A pending token before start_pos is applied here first; one at
-    or after start_pos was cut off by a truncation (this update rewrites from there) and is dropped."""
+    or after start_pos was cut off by a truncation (this update rewrites from there) and is dropped. A cache write
+    deferred by engine_append is done first."""
     T = key_states.shape[2]
     extra = _extra(layer)
+    _write_pending_kv(layer)
     pending = extra.pop("pending", None)
     if pending is not None and pending < start_pos:
         _apply_pending(layer, pending)
@@ -170,6 +219,7 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     if T == 1 and ENGINE_FOLD and extra.get("fused") and ENGINE_MEAN_SUMMARY == "fp32" and backend_for(key_states) == "triton":
         extra["pending"] = start_pos
         return
+    extra["clean"] = False  # a summary kernel runs now: the next decode launch must not read them early
     if backend_for(key_states) != "triton" or ENGINE_MEAN_SUMMARY != "bf16":
         update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
         return
@@ -192,8 +242,13 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
     token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
     (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means of
-    engine_update ("bf16", when current). Anything else: the backend's select_blocks + sparse_decode (linear
-    scorers only; msa_ops sends the estimated-mass scorers elsewhere), after any deferred update."""
+    engine_update ("bf16", when current); a cache write deferred by engine_append is done by the same launch.
+    On Hopper the launch may start while the previous kernel ends; it reads the summaries that early
+    (prefetch) only if no summary kernel ran on this layer since its last one-launch decode (extra["clean"]):
+    the previous kernel then never writes them (that decode is followed at least by the kernels computing
+    this step's q).
+    Anything else: the backend's select_blocks + sparse_decode (linear scorers only; msa_ops sends the
+    estimated-mass scorers elsewhere), after any deferred write and update."""
     s = settings
     kmin, kmax = layer.kmin, layer.kmax
     extra = _extra(layer)
@@ -202,6 +257,11 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     if pending is not None and (not fast or pending != seq_len - 1):
         _apply_pending(layer, pending)
         pending = None
+    kv = extra.pop("pending_kv", None)
+    if kv is not None and kv[0] != pending:  # not this launch's token (cannot happen through engine_append)
+        extra["pending_kv"] = kv
+        _write_pending_kv(layer)
+        kv = None
     extra["fused"] = fast
     if fast:
         kmean = None
@@ -209,10 +269,22 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
             km = extra.get("kmean")
             if km is not None and km.shape == layer.ksum.shape and extra.get("kmean_len") == seq_len:
                 kmean = km
-        fold = {} if pending is None else dict(k_new=layer.keys[:, :, pending : pending + 1], pos=pending)
-        return _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
-                                                 s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
-                                                 kmean=kmean, **fold)
+        if pending is None:
+            fold = {}
+        elif kv is not None:  # the token's key/value are not in the cache yet: this launch writes them
+            fold = dict(k_new=kv[1], v_new=kv[2], pos=pending)
+        else:
+            fold = dict(k_new=layer.keys[:, :, pending : pending + 1], pos=pending)
+        if "prefetch" in _kernel_features():
+            fold["prefetch"] = bool(extra.get("clean"))
+        out = _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
+                                                s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
+                                                kmean=kmean, **fold)
+        extra["clean"] = kmean is None  # bf16 means: engine_update writes them before every decode
+        extra["next_pos"] = seq_len
+        extra["kv_in_launch"] = kv is not None
+        return out
+    extra["next_pos"] = None
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
     idx = select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                         kmin, kmax)

@@ -52,6 +52,14 @@ import triton.language as tl
 
 from . import msa_naive as ref
 
+try:  # Hopper programmatic dependent launch (grid dependency control); absent in old Triton builds
+    from triton.language.extra.cuda import gdc_launch_dependents as _gdc_launch_dependents  # noqa: F401
+    from triton.language.extra.cuda import gdc_wait as _gdc_wait  # noqa: F401
+
+    _HAS_GDC = True
+except ImportError:  # pragma: no cover - depends on the Triton build
+    _HAS_GDC = False
+
 LOG2E = 1.4426950408889634
 # Allocation hook for the launchers' scratch and outputs: tests swap in a NaN-filling version so that
 # any read of memory a kernel did not write shows up as NaN / garbage.
@@ -588,6 +596,17 @@ def _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR: tl.constexpr):
 
 
 @triton.jit
+def _pdl_wait(PDL: tl.constexpr):
+    """With PDL (the launch carries Hopper's programmatic-dependent-launch attribute, so this grid may start
+    while the previous kernel on the stream still runs): wait until that kernel has finished and its writes
+    are visible, then let the next PDL launch start its own prologue. Nothing a program does before this
+    may read what the previous kernel writes, or write anything."""
+    if PDL:
+        _gdc_wait()
+        _gdc_launch_dependents()
+
+
+@triton.jit
 def _ranks(s, ids):
     """Rank of every lane of s [N] (0 = best): the lanes with a higher score, or an equal score and a lower id.
     Pairwise [N, N] compare in registers: one layout change and one reduction, no sorting network."""
@@ -701,41 +720,77 @@ def _tile_scores(ta, tb, qa, qb, exact_ptr, s_row, ss_n, ss_d, offs_n, seq_len, 
 
 
 @triton.jit
+def _write_token_kv(kn_ptr, skn_b, skn_h, skn_d, vn_ptr, svn_b, svn_h, svn_d, k_ptr, sk_b, sk_h, sk_s, sk_d,
+                    v_ptr, sv_b, sv_h, sv_s, sv_d, b, h, pos, own, offs_d, D):
+    """The new token's key / value rows (kn / vn [B, Hkv, 1, D]) stored into the caches at position pos, by the one
+    program that owns the token (own): the cache write of the step, folded into its launch."""
+    m = (offs_d < D) & ((own.to(tl.int32) + tl.zeros_like(offs_d)) != 0)
+    b64, h64 = b.to(tl.int64), h.to(tl.int64)
+    kn = tl.load(kn_ptr + b64 * skn_b + h64 * skn_h + offs_d * skn_d, mask=m, other=0.0)
+    vn = tl.load(vn_ptr + b64 * svn_b + h64 * svn_h + offs_d * svn_d, mask=m, other=0.0)
+    p64 = tl.zeros_like(offs_d).to(tl.int64) + pos
+    tl.store(k_ptr + b64 * sk_b + h64 * sk_h + p64 * sk_s + offs_d * sk_d, kn.to(k_ptr.dtype.element_ty), mask=m)
+    tl.store(v_ptr + b64 * sv_b + h64 * sv_h + p64 * sv_s + offs_d * sv_d, vn.to(v_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
 def _s3_program(
     pid_bh, chunk,
     q_ptr, sq_b, sq_h, sq_d,
     src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
     lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
     kn_ptr, skn_b, skn_h, skn_d, pos,
-    HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
+    vn_ptr, svn_b, svn_h, svn_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
+    HKV, D, NB, n_chunks, n_groups, sink_blocks, local_blocks,
     G: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr, SUB_N: tl.constexpr,
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
     EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
-    FOLD_MINMAX: tl.constexpr, TILES: tl.constexpr,
+    FOLD_MINMAX: tl.constexpr, TILES: tl.constexpr, PDL: tl.constexpr, PREFETCH: tl.constexpr, KV_WRITE: tl.constexpr,
 ):
     """Select program of the v3 step: (batch·KV head, chunk = TILES tiles of SUB_N blocks) -> the chunk's best K
     (score, id), ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them
     into gs/gi. Each published list raises flag[pid_bh] by one (release); the decode programs merge the lists.
     TILES > 1 (persistent style, for long contexts): the program loops over its tiles with the next tile's load
     in flight while the current one is scored; the scores go to the program's scratch row, and one top-K over
-    all of them (plain layout, id order) gives the chunk's list."""
+    all of them (plain layout, id order) gives the chunk's list.
+    PDL: the launch may start before the previous kernel ends (_pdl_wait); with PREFETCH the first tile's load is
+    issued before that wait (the caller vouches that the previous kernel does not write the summaries; the
+    blocks are bounded by NB when the lengths are a tensor, which the previous kernel may write). KV_WRITE (with
+    FOLD): the program owning the token's block also writes its key and value (vn_ptr) into the caches at pos
+    (before it publishes, so the decode programs see them)."""
     b = pid_bh // HKV
     h = pid_bh % HKV
-    seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
-    n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
-    q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
     s_row = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h
     prog = pid_bh.to(tl.int64) * n_chunks + chunk
     c0 = chunk * (TILES * SUB_N)
     offs_n = c0 + tl.arange(0, SUB_N)
     offs_d = tl.arange(0, BLOCK_D)
-    qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
-    ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, sink_blocks, local_blocks, D,
-                        BLOCK_D, MINMAX, TILES == 1)
+    q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
+    if PDL and PREFETCH:  # the first tile's load in flight across the wait for the previous kernel
+        if LENS_SCALAR:
+            n_pre = (seq_len_arg + BLOCK_SIZE - 1) // BLOCK_SIZE
+        else:
+            n_pre = NB
+        ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_pre, sink_blocks, local_blocks, D,
+                            BLOCK_D, MINMAX, TILES == 1)
+        _pdl_wait(PDL)
+        seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
+        n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
+        qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
+    else:
+        _pdl_wait(PDL)
+        seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
+        n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
+        qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
+        ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_valid, sink_blocks, local_blocks, D,
+                            BLOCK_D, MINMAX, TILES == 1)
     if FOLD:  # after the first tile's load is issued (the fold's store would otherwise hold that load back)
         f_row, f_sum, f_min, f_max, f_blk = _fold_rows(kn_ptr, skn_b, skn_h, skn_d, sum_ptr, src_ptr, min_ptr, max_ptr,
                                                        s_row, ss_n, ss_d, b, h, pos, seq_len, c0, D, TILES * SUB_N,
                                                        BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD_MINMAX)
+        if KV_WRITE:
+            _write_token_kv(kn_ptr, skn_b, skn_h, skn_d, vn_ptr, svn_b, svn_h, svn_d, k_ptr, sk_b, sk_h, sk_s, sk_d,
+                            v_ptr, sv_b, sv_h, sv_s, sv_d, b, h, pos, f_blk >= 0, offs_d, D)
     else:
         f_row = tl.zeros([BLOCK_D], dtype=tl.float32)
         f_sum, f_min, f_max, f_blk = f_row, f_row, f_row, -1
@@ -806,12 +861,14 @@ def _d3_program(
     G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, L_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr,
     FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
+    PDL: tl.constexpr,
 ):
     """Decode program of the v3 step: (batch·KV head, slot `split` of the selection). Waits until all n_lists
     candidate lists of its (batch, KV head) are published, merges them (every slot program redundantly: no
     extra round trip), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
     over that one block (group heads as tile rows), publishes its normalised partial + log2-sum-exp; the last
-    slot program merges the TOP_K partials and resets the flag."""
+    slot program merges the TOP_K partials and resets the flag. PDL: first waits for the previous kernel."""
+    _pdl_wait(PDL)
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = tl.minimum(_seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR), S)
@@ -870,7 +927,8 @@ def _step3_kernel(
     src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
     lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
     kn_ptr, skn_b, skn_h, skn_d, pos,
-    n_chunks, n_groups, sink_blocks, local_blocks,
+    vn_ptr, svn_b, svn_h, svn_d,
+    NB, n_chunks, n_groups, sink_blocks, local_blocks,
     k_ptr, sk_b, sk_h, sk_s, sk_d,
     v_ptr, sv_b, sv_h, sv_s, sv_d,
     idx_ptr, si_b, si_h, si_k,
@@ -882,7 +940,7 @@ def _step3_kernel(
     FOLD: tl.constexpr, EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr,
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
     RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr, FOLD_MINMAX: tl.constexpr,
-    TILES: tl.constexpr,
+    TILES: tl.constexpr, PDL: tl.constexpr, PREFETCH: tl.constexpr, KV_WRITE: tl.constexpr,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
@@ -900,9 +958,11 @@ def _step3_kernel(
         _s3_program(pid // n_chunks, pid % n_chunks,
                     q_ptr, sq_b, sq_h, sq_d, src_ptr, min_ptr, max_ptr, sum_ptr, ss_b, ss_h, ss_n, ss_d,
                     lens_ptr, seq_len_arg, cs_ptr, ci_ptr, gs_ptr, gi_ptr, sc_ptr, gcount_ptr, flag_ptr,
-                    kn_ptr, skn_b, skn_h, skn_d, pos, HKV, D, n_chunks, n_groups, sink_blocks, local_blocks,
+                    kn_ptr, skn_b, skn_h, skn_d, pos,
+                    vn_ptr, svn_b, svn_h, svn_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
+                    HKV, D, NB, n_chunks, n_groups, sink_blocks, local_blocks,
                     G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR,
-                    RANKED, JC_S, FOLD_MINMAX, TILES)
+                    RANKED, JC_S, FOLD_MINMAX, TILES, PDL, PREFETCH, KV_WRITE)
     else:
         p = pid - n_sel
         if GROUP > 1:
@@ -914,7 +974,7 @@ def _step3_kernel(
                     idx_ptr, si_b, si_h, si_k, lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr,
                     po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
                     G, G_PAD, ROWS, BLOCK_SIZE, BLOCK_T, BLOCK_D, TOP_K, K_PAD, L_PAD, SPLIT_PAD, FP32_DOT, HAS_TOPK,
-                    LENS_SCALAR, RANKED, JC_D)
+                    LENS_SCALAR, RANKED, JC_D, PDL)
 
 
 # ==============================================================================================
@@ -948,13 +1008,18 @@ _HAS_TOPK = hasattr(tl, "topk")
 # of bf16 means (step_exact) costs more than reading the fp32 sums outright, so it is off by default.
 # Round 5: persistent select programs (step_select_programs, step_max_tiles, step_tile_bytes_persistent[_minmax];
 # rule in _tiles_per_program); a decode-side threshold merge was measured and dropped (0.3-0.7 us slower).
+# Round 6: step_pdl -- the v3 step launches with programmatic dependent launch on Hopper (_pdl_on).
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
                                             step_impl="v3", step_merge_lanes=256, step_flat_lanes=512, step_exact=False,
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
                                             step_launches=1, step_select_programs=256, step_max_tiles=8,
-                                            step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384)
+                                            step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384,
+                                            step_pdl=True)
+# What select_and_decode accepts beyond round 5's arguments (the engine hooks ask before passing them; an earlier
+# kernels module, e.g. a benchmark's baseline, has none).
+FEATURES = frozenset({"v_new", "prefetch"})
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1189,13 +1254,23 @@ def _tiles_per_program(n_tiles: int, n_heads: int, k_pad: int) -> int:
     return tiles if flat and 1 < tiles <= TUNING["step_max_tiles"] else 1
 
 
+def _pdl_on(q: torch.Tensor) -> bool:
+    """Whether the step launches with programmatic dependent launch: TUNING["step_pdl"], a Hopper-or-later GPU,
+    a Triton with grid dependency control, not the interpreter."""
+    if not (TUNING["step_pdl"] and _HAS_GDC and q.is_cuda) or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    return torch.cuda.get_device_capability(q.device)[0] >= 9
+
+
 def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_lens, seq_len, k_new, pos, block_size,
-                  top_k, sink_blocks, local_blocks, scale, exact):
+                  top_k, sink_blocks, local_blocks, scale, exact, v_new=None, prefetch=False):
     """One launch of `_step3_kernel`. Summaries: scorer "minmax" reads kmin/kmax (fp32); "mean" reads kmean
     (low precision; with exact=True rescoring near-threshold blocks from ksum) or, without kmean, ksum.
     Lengths: seq_lens [B] tensor, or seq_len (one int for every row; no tensor needed). k_new [B, Hkv, 1, D]:
     fold the token at pos into ksum (and kmean, and kmin/kmax when given) first, as update_summaries would;
-    None: summaries already current."""
+    None: summaries already current. v_new (with k_new): also write k_new / v_new into the caches at pos.
+    On Hopper (_pdl_on) the launch may start while the previous kernel ends; prefetch: the summary tiles may be
+    read before that kernel has ended (only if it does not write them)."""
     B, hkv, S, D = k_cache.shape
     minmax = scorer == "minmax"
     use_mean = kmean is not None and not minmax
@@ -1206,27 +1281,33 @@ def _launch_step3(q, k_cache, v_cache, *, ksum, kmean, kmin, kmax, scorer, seq_l
     summary_bytes = 8 if minmax else src.element_size()
     plan = _Step3Plan(q, src, k_cache, top_k, block_size, summary_bytes)
     kn = k_new if k_new is not None else q.view(B, hkv, -1, D)  # placeholder pointer when not folding
+    if v_new is not None and (k_new is None or v_new.shape != k_new.shape):
+        raise ValueError("v_new needs k_new of the same shape")
+    vn = v_new if v_new is not None else kn
     lens = seq_lens if seq_lens is not None else plan.flag
     n_sel = B * hkv * plan.n_chunks
     # step_launches: 1 = one launch; 2 = select launch + decode launch; 0 = the select launch alone (a
     # benchmark probe: it leaves the flags raised, so zero _counters afterwards)
     phases = {1: [(0, plan.grid)], 2: [(1, (n_sel,)), (2, (plan.grid[0] - n_sel,))], 0: [(1, (n_sel,))]}[TUNING["step_launches"]]
+    pdl = _pdl_on(q)
     for phase, grid in phases:
         _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
                             local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, k_new is not None,
-                            exact, kmin is not None and k_new is not None)
+                            exact, kmin is not None and k_new is not None, vn, v_new is not None, pdl, prefetch)
     return plan.out, plan.idx
 
 
 def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_lens, seq_len, kn, pos, sink_blocks,
-                        local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, fold, exact, fold_minmax):
+                        local_blocks, k_cache, v_cache, hkv, S, D, scale, minmax, use_mean, fold, exact, fold_minmax,
+                        vn, kv_write, pdl, prefetch):
     _step3_kernel[grid](
         q, *q.stride(),
         src, kmin if kmin is not None else src, kmax if kmax is not None else src, ksum, *ksum.stride(),
         lens, 0 if seq_lens is not None else int(seq_len), plan.cs, plan.ci, plan.gs, plan.gi, plan.sc, plan.gcount,
         plan.flag,
         kn, kn.stride(0), kn.stride(1), kn.stride(3), pos,
-        plan.n_chunks, plan.n_groups, sink_blocks, local_blocks,
+        vn, vn.stride(0), vn.stride(1), vn.stride(3),
+        src.shape[2], plan.n_chunks, plan.n_groups, sink_blocks, local_blocks,
         k_cache, *k_cache.stride(),
         v_cache, *v_cache.stride(),
         plan.idx, *plan.idx.stride(),
@@ -1235,7 +1316,8 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
         hkv, S, D, scale * LOG2E,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
         LENS_SCALAR=seq_lens is None, PHASE=phase, FOLD_MINMAX=fold_minmax, **plan.constexprs,
-        num_warps=TUNING["step_warps"], num_stages=1,
+        PDL=pdl, PREFETCH=bool(prefetch), KV_WRITE=kv_write,
+        num_warps=TUNING["step_warps"], num_stages=1, **({"launch_pdl": True} if pdl else {}),
     )
 
 
@@ -1347,6 +1429,7 @@ def decode_step(
     *,
     kmean: torch.Tensor | None = None,
     fused: bool = True,
+    prefetch: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole MSA decode step of one new token (mean scorer): fold k_new [B, Hkv, 1, D] (position pos,
     already written into the caches) into ksum (fp32) and kmean (optional, low-precision means), select,
@@ -1356,7 +1439,9 @@ def decode_step(
     kmean=kmean); select_blocks(..., kmean=kmean); sparse_decode(...). fused=True does it in ONE launch
     (TUNING["step_impl"] "v3": `_step3_kernel`, select programs publish per-chunk candidates, decode programs
     merge them and attend one selected block each; with kmean and TUNING["step_exact"] the selection equals
-    that of the fp32 sums; "v2": `_step_kernel`, the selection merged on the select side); fused=False in three."""
+    that of the fp32 sums; "v2": `_step_kernel`, the selection merged on the select side); fused=False in three.
+    prefetch (v3 on Hopper, where the launch may overlap the end of the previous kernel on the stream): the
+    summaries may be read before that kernel ends -- pass True only when it does not write ksum / kmean."""
     B, hkv, S, D = k_cache.shape
     if k_new.shape != (B, hkv, 1, D):
         raise ValueError(f"k_new must be [B, Hkv, 1, D] = [{B}, {hkv}, 1, {D}]; got {tuple(k_new.shape)}")
@@ -1371,7 +1456,8 @@ def decode_step(
     if fused and TUNING["step_impl"] == "v3":
         return _launch_step3(q, k_cache, v_cache, ksum=ksum, kmean=kmean, kmin=None, kmax=None, scorer="mean",
                              seq_lens=seq_lens, seq_len=None, k_new=k_new, pos=pos, block_size=block_size, top_k=top_k,
-                             sink_blocks=sink_blocks, local_blocks=local_blocks, scale=scale, exact=TUNING["step_exact"])
+                             sink_blocks=sink_blocks, local_blocks=local_blocks, scale=scale, exact=TUNING["step_exact"],
+                             prefetch=prefetch)
     if fused:
         return _launch_step(q, k_new, k_cache, v_cache, ksum, kmean, seq_lens, pos, block_size, top_k,
                             sink_blocks, local_blocks, scale)
@@ -1399,6 +1485,8 @@ def select_and_decode(
     exact: bool | None = None,
     k_new: torch.Tensor | None = None,
     pos: int | None = None,
+    v_new: torch.Tensor | None = None,
+    prefetch: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """select_blocks + sparse_decode in ONE launch (the engine's decode). seq_len: one int for all rows (no
     tensor, nothing to copy to the GPU) or seq_lens [B]. scorer "mean" reads kmean when given (picks equal the
@@ -1407,6 +1495,10 @@ def select_and_decode(
     Summaries: already holding every token, or, with k_new [B, Hkv, 1, D] (the key at position pos, already
     in k_cache), everything but that token, which the launch folds into ksum, kmin/kmax (when given) and kmean
     first -- the same values as update_summaries(ksum, kmin, kmax, k_new, pos, block_size, kmean=kmean).
+    v_new [B, Hkv, 1, D] (with k_new): the token's key and value are not in the caches yet; the launch writes them
+    at pos (k_cache[:, :, pos] = k_new, v_cache[:, :, pos] = v_new) before any program reads them: the step's
+    cache write costs no launch of its own. prefetch: see decode_step (the summaries may be read while the
+    previous kernel on the stream ends; only if that kernel does not write them).
     Returns (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k] ascending, -1 padded)."""
     ref.check_cache(k_cache, v_cache)
     ref.check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
@@ -1423,9 +1515,13 @@ def select_and_decode(
             raise ValueError(f"k_new must be [B, Hkv, 1, D] = [{B}, {hkv}, 1, {D}] with its position pos")
         if pos // block_size >= ksum.shape[2]:
             raise ValueError(f"position {pos} needs more than the {ksum.shape[2]} blocks ksum holds")
+    if v_new is not None:
+        _check_device(q, v_new)
+        if k_new is None or v_new.shape != k_new.shape or not 0 <= pos < S:
+            raise ValueError("v_new needs k_new of its shape and a position inside the cache")
     return _launch_step3(q, k_cache, v_cache, ksum=ksum, kmean=kmean, kmin=kmin, kmax=kmax, scorer=scorer,
                          seq_lens=lens, seq_len=None if lens is not None else int(seq_len), k_new=k_new,
                          pos=0 if pos is None else int(pos),
                          block_size=block_size, top_k=top_k, sink_blocks=sink_blocks, local_blocks=local_blocks,
                          scale=D**-0.5 if scale is None else scale,
-                         exact=TUNING["step_exact"] if exact is None else exact)
+                         exact=TUNING["step_exact"] if exact is None else exact, v_new=v_new, prefetch=prefetch)

@@ -52,6 +52,8 @@ def test_engine_on_cuda_uses_the_kernels_and_matches_cpu(te, n_ids, top_k):
     got_cpu, ctx_cpu = te._teacher_forced(cpu, ids, n_ids - 30)
     got_gpu, ctx_gpu = te._teacher_forced(gpu, ids, n_ids - 30)
     assert ctx_gpu.selections and set(ctx_gpu.selections[-1]) == {1, 2}  # the sparse (kernel) path ran
+    # the sparse layers' last token was written into the cache by their decode launch (engine_append), the dense one's not
+    assert [bool(ly.extra.get("kv_in_launch")) for ly in ctx_gpu.cache.layers] == [False, True, True]
     # the same blocks: the CPU fast path lists them by score then the forced ones, the kernels ascending
     rows = [(a[l].cpu().long().sort(-1).values, b[l].cpu().long().sort(-1).values)
             for a, b in zip(ctx_cpu.selections, ctx_gpu.selections) for l in a]

@@ -469,18 +469,26 @@ def test_select_and_decode_matches_reference(kernels, scorer):
 @pytest.mark.parametrize("scorer", ["mean", "minmax"])
 def test_select_and_decode_folds_the_new_token(kernels, scorer):
     """select_and_decode with k_new: the token's summary update (fp32 sum, min, max) done in the same launch
-    equals update_summaries + select + decode; tokens that continue a block and one that starts a block."""
+    equals update_summaries + select + decode; tokens that continue a block and one that starts a block. With v_new
+    (the last two tokens) the launch also writes the token's key and value into the caches, whose rows held
+    garbage: written rows equal k_new / v_new and the output attends over them (the local block holds them)."""
     R, K = kernels
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 200, 16, 4
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=45)
     nb = S // bs + 1
-    for n in (150, 161, 176):  # the new token at n-1: mid-block, the first of a block, the last of a block
-        ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))
+    for n, write_kv in ((150, False), (161, True), (176, True)):  # the new token at n-1: mid-block, the first of a
+        ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))  # block, the last of a block
         R.update_summaries(ks, kmn, kmx, k[:, :, : n - 1], 0, bs)
         want = [t.clone() for t in (ks, kmn, kmx)]
         R.update_summaries(*want, k[:, :, n - 1 : n], n - 1, bs)
-        out, idx = K.select_and_decode(q, k, v, ks, n, bs, top_k, 1, 1, None, scorer, kmn, kmx,
-                                       k_new=k[:, :, n - 1 : n], pos=n - 1)
+        kc, vc, kv = k, v, {}
+        if write_kv:
+            kc, vc = k.clone(), v.clone()
+            kc[:, :, n - 1], vc[:, :, n - 1] = 1e4, float("nan")
+            kv = dict(v_new=v[:, :, n - 1 : n].clone())
+        out, idx = K.select_and_decode(q, kc, vc, ks, n, bs, top_k, 1, 1, None, scorer, kmn, kmx,
+                                       k_new=k[:, :, n - 1 : n].clone(), pos=n - 1, **kv)
+        assert torch.equal(kc, k) and torch.equal(vc, v)
         for got, ref in zip((ks, kmn, kmx), want):
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
         seq_lens = torch.full((B,), n, device=DEVICE)
@@ -553,6 +561,130 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
     R.update_summaries(*ref, k[:, :, 251:252], 251, bs)
     msa.engine_flush(layer)
     torch.testing.assert_close(layer.ksum, ref[0], rtol=1e-5, atol=1e-4)
+
+
+@cases
+def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, monkeypatch):
+    """engine_append (MSAOps.append_token on CUDA) on a stand-in MSALayer: a decode token's key/value write and summary
+    update are deferred into the next engine_decode launch only once the layer's previous decode was the one-launch
+    one for the token before; the cache then holds the token, the summaries equal the reference's and the output and
+    selection equal the reference's. A token that does not continue the last decode (a truncation), and engine_flush,
+    write it at once."""
+    from types import SimpleNamespace
+
+    from m3analyst.kernels import msa
+    from m3analyst.settings import AttentionSettings
+
+    R, K = kernels
+    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    B, hkv, G, D, cap, bs = 1, 2, 4, 64, 256, 16
+    q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=48)
+    nbc = cap // bs
+    zeros = lambda: torch.zeros(B, hkv, nbc, D, device=DEVICE)  # noqa: E731
+    layer = SimpleNamespace(keys=torch.zeros_like(k), values=torch.zeros_like(v), block_size=bs, length=0,
+                            ksum=zeros(), kmin=zeros(), kmax=zeros())
+    settings = AttentionSettings(scorer="minmax", top_k=4, sink_blocks=1, local_blocks=1)
+    ref = [zeros(), zeros(), zeros()]
+
+    def update(start, T):  # MSALayer.update's protocol
+        kt, vt = k[:, :, start : start + T].clone(), v[:, :, start : start + T].clone()
+        if not (T == 1 and msa.engine_append(layer, kt, vt, start)):
+            layer.keys[:, :, start : start + T], layer.values[:, :, start : start + T] = kt, vt
+            msa.engine_update(layer, layer.keys[:, :, start : start + T], start)
+        R.update_summaries(*ref, k[:, :, start : start + T], start, bs)
+        layer.length = start + T
+        return "pending_kv" in layer.extra
+
+    deferred = []
+    for start, T in [(0, 190), (190, 1), (191, 1), (192, 1), (150, 1)]:  # the last: truncated to 150, then a token
+        if start < layer.length:
+            for t in (layer.ksum, layer.kmin, layer.kmax, *ref):
+                t.zero_()
+            R.update_summaries(layer.ksum, layer.kmin, layer.kmax, k[:, :, :start], 0, bs)
+            R.update_summaries(*ref, k[:, :, :start], 0, bs)
+        deferred.append(update(start, T))
+        n = start + T
+        out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
+        assert "pending_kv" not in layer.extra and layer.extra["kv_in_launch"] == deferred[-1]
+        torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)
+        torch.testing.assert_close(layer.values[:, :, :n], v[:, :, :n], rtol=0, atol=0)
+        for got, want in zip((layer.ksum, layer.kmin, layer.kmax), ref):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+        seq_lens = torch.full((B,), n, device=DEVICE)
+        idx_r = R.select_blocks(q, ref[0], seq_lens, bs, 4, 1, 1, "minmax", ref[1], ref[2])
+        assert_same_selection(R, idx, idx_r, q, ref[0], seq_lens, bs, "minmax", ref[1], ref[2], 1, 1)
+        torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(),
+                                   rtol=2e-2, atol=2e-2)
+    assert deferred == [False, True, True, True, False]  # the first token after the prompt follows its decode
+    assert update(151, 1)  # deferred, then read by someone else: engine_flush writes it
+    msa.engine_flush(layer)
+    assert "pending_kv" not in layer.extra and "pending" not in layer.extra
+    torch.testing.assert_close(layer.keys[:, :, :152], k[:, :, :152], rtol=0, atol=0)
+    torch.testing.assert_close(layer.ksum, ref[0], rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(msa, "ENGINE_KV_FOLD", False)
+    layer.extra["next_pos"] = 152
+    assert not update(152, 1)  # switched off: the cache writes the token itself
+
+
+@pytest.mark.skipif(not ON_GPU, reason="programmatic dependent launch needs the GPU (the interpreter runs none)")
+def test_back_to_back_launches_with_pdl_and_prefetch(kernels):
+    """Hopper PDL: consecutive v3 launches over distinct layers, each reading its summaries before the previous
+    launch ends (prefetch), eagerly and in a CUDA graph: every layer's selection and output equal the reference's.
+    Then the same layer token after token with prefetch off (each launch's fold is the next one's input)."""
+    R, K = kernels
+    B, hkv, G, D, S, bs, top_k, n = 1, 8, 4, 128, 4096, 64, 16, 4000
+    def summaries(k, tokens):  # capacity for the whole cache, filled up to `tokens`
+        ts = [torch.zeros(B, hkv, S // bs, D, device=DEVICE) for _ in range(3)]
+        R.update_summaries(*ts, k[:, :, :tokens], 0, bs)
+        return ts
+
+    layers = []
+    for i in range(4):
+        q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=60 + i)
+        layers.append((q, k, v, *summaries(k, n - 1)))
+    seq_lens = torch.full((B,), n, device=DEVICE)
+    for scorer in ("mean", "minmax"):
+        wants = []
+        for q, k, v, ks, kmn, kmx in layers:
+            w = [t.clone() for t in (ks, kmn, kmx)]
+            R.update_summaries(*w, k[:, :, n - 1 : n], n - 1, bs)
+            wants.append((w, R.select_blocks(q, w[0], seq_lens, bs, top_k, 1, 1, scorer, w[1], w[2])))
+
+        def run(state):
+            return [K.select_and_decode(q, k, v, ks, n, bs, top_k, 1, 1, None, scorer, kmn, kmx, k_new=k[:, :, n - 1 : n],
+                                        pos=n - 1, prefetch=True) for (q, k, v, _, _, _), (ks, kmn, kmx) in zip(layers, state)]
+
+        fresh = lambda: [[t.clone() for t in ly[3:]] for ly in layers]  # noqa: E731
+        state = fresh()
+        res = run(state)
+        state2 = fresh()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            res2 = run(state2)
+        for t_now, t0 in zip(sum(state2, []), sum(fresh(), [])):
+            t_now.copy_(t0)
+        g.replay()
+        torch.cuda.synchronize()
+        for (out, idx), (q, k, v, *_), (w, idx_r), st in zip(res + res2, layers + layers, wants + wants, state + state2):
+            for got, ref in zip(st, w):
+                torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+            assert_same_selection(R, idx, idx_r, q, w[0], seq_lens, bs, scorer, w[1], w[2], 1, 1)
+            torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(),
+                                       rtol=2e-2, atol=2e-2)
+    q, k, v = layers[0][:3]  # one layer, consecutive tokens (crossing a block boundary at 4032)
+    ks, kmn, kmx = summaries(k, n - 1)
+    ref = [t.clone() for t in (ks, kmn, kmx)]
+    outs = []
+    for p in range(n - 1, n + 40):
+        outs.append(K.select_and_decode(q, k, v, ks, p + 1, bs, top_k, 1, 1, None, "mean", kmn, kmx,
+                                        k_new=k[:, :, p : p + 1], pos=p))
+    for p, (out, idx) in zip(range(n - 1, n + 40), outs):
+        R.update_summaries(*ref, k[:, :, p : p + 1], p, bs)
+        lens = torch.full((B,), p + 1, device=DEVICE)
+        idx_r = R.select_blocks(q, ref[0], lens, bs, top_k, 1, 1, "mean")
+        assert_same_selection(R, idx, idx_r, q, ref[0], lens, bs, "mean", None, None, 1, 1)
+        torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, lens, bs, D**-0.5).float(),
+                                   rtol=2e-2, atol=2e-2)
 
 
 @cases

@@ -290,7 +290,8 @@ def msa_ops(device: torch.device | str) -> MSAOps:
                 _cache[kind] = MSAOps("kernels", kmsa.update_summaries, kmsa.select_blocks, kmsa.sparse_decode,
                                       getattr(kmsa, "engine_update", None) or update_layer,
                                       _with_mass_fallback(getattr(kmsa, "engine_decode", None) or _generic_decode,
-                                                          getattr(kmsa, "engine_flush", None)))
+                                                          getattr(kmsa, "engine_flush", None)),
+                                      getattr(kmsa, "engine_append", None))
             except ImportError:
                 pass
     return _cache[kind]
