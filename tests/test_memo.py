@@ -140,6 +140,29 @@ def test_ask_from_facts(corpus, no_model):
     assert c.source == "passage" and c.citations and doc.has_page(c.citations[0])
 
 
+def test_ask_from_clauses(no_model):
+    from m3analyst.domains import extract_facts, load_domain
+    from m3analyst.memo.ask import answer_from_clauses
+
+    pages = ["MASTER SUPPLY AGREEMENT\nThis Agreement is made between Acme Corp. and Beta LLC on March 3, 2020.",
+             "14.4 Assignment. Neither Party may assign this Agreement without the prior written consent of the other "
+             "Party. 14.5 Governing Law. This Agreement will be construed and interpreted in accordance with the laws of "
+             "the State of Delaware, without regard to any choice of law provision."]
+    doc = Document.from_pages(pages)
+    law = answer_question(doc, "Which jurisdiction's law governs this agreement?", no_model, domain="legal")
+    assert law.source == "facts" and law.fact == "governing_law" and law.citations == [2]
+    assert law.text.startswith("Governing law: Delaware") and "laws of the State of Delaware" in law.text
+    assign = answer_question(doc, "Can the parties assign this agreement? Answer yes or no.", no_model, domain="legal")
+    assert assign.fact == "anti_assignment" and assign.text.startswith("Yes:") and assign.citations == [2]
+    absent = "Can a party terminate this agreement for convenience? Answer yes or no."
+    no = answer_question(doc, absent, no_model, domain="legal")
+    assert no.source == "facts" and no.text.startswith("No: no termination for convenience clause") and no.citations == []
+    spec = load_domain("legal")  # with a model, an absent clause is left to the engine's reading
+    assert answer_from_clauses(doc, spec, extract_facts(doc, spec), absent, say_absent=False) is None
+    fin = load_domain("finance")  # amounts are not clauses: a finance question never takes this path
+    assert answer_from_clauses(doc, fin, extract_facts(doc, fin), "Did revenue grow? Answer yes or no.", True) is None
+
+
 # ---- CLI -----------------------------------------------------------------------------------------
 def test_cli_finance_json_and_errors(cli, corpus, tmp_path):
     out = tmp_path / "memo.json"

@@ -23,7 +23,7 @@ DATE = re.compile(
     re.IGNORECASE,
 )
 _LAW = re.compile(
-    r"laws?\s+of\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
+    r"laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
     r"([A-Z][A-Za-z.]+(?:\s+[A-Z][A-Za-z.]+){0,3})"
 )
 _DURATION = re.compile(

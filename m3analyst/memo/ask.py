@@ -1,7 +1,8 @@
 """`ask`: answer one question about a document, with page citations.
 
 Numeric questions are answered from the extracted facts when a fact (or a statement line item)
-matches the question and its period; otherwise the engine answers after the whole document (ONE
+matches the question and its period, questions that name a clause fact (domain spec `ask` phrases) from
+that clause, quoted with its page; otherwise the engine answers after the whole document (ONE
 prompt, document first) and its sentences pass the verifier; without a model the best-matching
 passage is quoted.
 """
@@ -13,8 +14,8 @@ import re
 from m3analyst.domains import detect_domain, extract_facts, load_domain
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.finance import Row, period_key, split_row, statements
-from m3analyst.domains.spec import DomainSpec
-from m3analyst.domains.text import paragraphs, squash
+from m3analyst.domains.spec import DomainSpec, FactSpec
+from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document
 from m3analyst.memo.model import Answer
@@ -49,6 +50,9 @@ def answer_question(doc: Document, question: str, settings: Settings | None = No
         ans = answer_from_facts(doc, spec, facts, question)
         if ans is not None:
             return ans
+    ans = answer_from_clauses(doc, spec, facts, question, say_absent=settings.engine.model == "none" and engine is None)
+    if ans is not None:
+        return ans
     if engine is None and settings.engine.model != "none":
         from m3analyst.engine import load_engine
 
@@ -176,6 +180,71 @@ def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
     scale = 1.0 if r.decimals else st.scale
     return [Fact(name, v * scale, "USD" if not r.decimals else "USD/share", scale, p, st.page, r.text, label)
             for p, v in zip(st.periods, r.values) if v is not None]
+
+
+# ---- from clause facts ---------------------------------------------------------------------------
+_YESNO_Q = re.compile(r"\b(?:answer|reply)\s+(?:with\s+)?yes\s+or\s+no\b|^\s*(?:does|do|is|are|can|could|may|will|shall|has|have|must)\b",
+                      re.I)
+_VALUE_KINDS = ("text", "law", "date", "duration", "parties")
+
+
+def _clause_named(spec: DomainSpec, q: str) -> FactSpec | None:
+    """The clause-like fact (a text/law/date/duration/parties value, no unit) the question names: its longest
+    `ask` phrase found in the question (earliest on ties). Amounts (facts with a unit) are answer_from_facts'."""
+    hits = []
+    for fs in spec.facts:
+        if fs.value not in _VALUE_KINDS or fs.unit:
+            continue
+        for alias in fs.ask:
+            m = re.search(rf"(?<!\w){re.escape(alias.lower())}(?!\w)", q)
+            if m:
+                hits.append((-len(alias), m.start(), fs.name, fs))
+    return min(hits, key=lambda h: h[:3])[3] if hits else None
+
+
+def _clause_quote(doc: Document, f: Fact, fs: FactSpec) -> Span:
+    """The sentence of the fact's clause that states it (holds its value or matches one of its patterns), trimmed."""
+    start, end = f.extra.get("start"), f.extra.get("end")
+    if start is None or end is None:
+        hit = doc.locate(f.source_text or str(f.value))
+        if not hit:
+            return Span(0, 0, f.page or 1, "")
+        start, end = hit[0].start, hit[0].end
+    clause = Span(start, end, doc.page_at(start), doc.text[start:end])
+    sents = sentences_of(clause) or [clause]
+    value = str(f.value) if f.value is not None and str(f.value) != f.source_text else ""
+    rxs = [re.compile(p, re.I | re.S) for p in fs.patterns]
+    best = next((s for s in sents if value and value.lower() in squash(s.text).lower()), None) \
+        or next((s for s in sents if any(rx.search(squash(s.text)) for rx in rxs)), sents[0])
+    return trim(best, 80)
+
+
+def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
+                        say_absent: bool = False) -> Answer | None:
+    """A look-up in the extracted clause facts for a question that names one ("Which law governs this
+    agreement?", "Can a party terminate for convenience? Answer yes or no."): the clause is quoted with its page.
+    A yes/no question whose clause was not found is answered "No" only when `say_absent` (model-free runs);
+    otherwise None, and the engine reads the document."""
+    fs = _clause_named(spec, question.lower())
+    if fs is None:
+        return None
+    f = next((x for x in facts if x.name == fs.name and x.page is not None), None)
+    yesno = bool(_YESNO_Q.search(question))
+    if f is None:
+        if not (yesno and say_absent):
+            return None
+        return Answer(f"No: no {fs.title.lower()} clause was found in the document (a clause search, not a reading by "
+                      "a model).", None, [], "facts", None, fs.name)
+    quote = _clause_quote(doc, f, fs)
+    if not quote.text.strip():
+        return None
+    cited = f"\u201c{squash(quote.text)}\u201d [p.{quote.page}]"
+    value = str(f.value) if f.value is not None and str(f.value) != f.source_text else ""
+    if yesno:
+        text = f"Yes: {fs.title}: {cited}"
+    else:
+        text = f"{fs.title}: {value} \u2014 {cited}" if value else f"{fs.title}: {cited}"
+    return Answer(text, None, [quote.page], "facts", None, fs.name)
 
 
 # ---- with the engine / model-free ----------------------------------------------------------------
