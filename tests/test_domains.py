@@ -168,3 +168,17 @@ def test_bio_title_fact_is_cited_where_found_and_funding_prefers_funding_stateme
     assert facts["funding"].page == 2 and "competing interests" in facts["funding"].value
     other = Document.from_pages(pages, metadata=Metadata(title="Microsoft Word - draft7.docx"))
     assert "title" not in {f.name for f in extract_facts(other, load_domain("bio"))}  # not in the text: no claim
+
+
+def test_legal_clause_facts_state_their_sentence_and_more_cuad_categories():
+    page = ("12.1 Remedies. The parties agree that the Supplier shall pay liquidated damages of $500 per day of delay. "
+            "Each party keeps its other remedies. 12.2 Offers. The Company shall have a right of first refusal on any sale "
+            "of the Products to a third party. 12.3 Beneficiaries. There are no third-party beneficiaries of this "
+            "Agreement, and nothing herein confers any right on any other person.")
+    doc = Document.from_pages(["SUPPLY AGREEMENT between Acme Corp. and Beta LLC dated May 1, 2021.", page])
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    ld = facts["liquidated_damages"]
+    assert ld.value == "The parties agree that the Supplier shall pay liquidated damages of $500 per day of delay."
+    assert ld.page == 2 and ld.source_text.startswith("12.1 Remedies.")  # the value is the sentence, the source the clause
+    assert facts["rofr_rofo_rofn"].value.startswith("The Company shall have a right of first refusal")
+    assert "third_party_beneficiary" not in facts  # "no third-party beneficiaries" is not a beneficiary clause

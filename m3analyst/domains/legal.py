@@ -2,7 +2,8 @@
 
 Candidate clauses are paragraphs (numbered clauses split paragraphs); a fact's clause is the
 paragraph matching the most of its spec patterns (domains/legal.yaml), earliest first on ties.
-Values read out of the clause depend on the spec's `value`: parties, date, law, duration or text.
+Values read out of the clause depend on the spec's `value`: parties, date, law, duration or text (the
+clause's sentence that states it); the fact's source text is the whole clause.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, squash
+from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
 
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
@@ -71,18 +72,25 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
 
 
-def _read_value(fs: FactSpec, text: str) -> str:
-    t = squash(text)
-    if fs.value == "law":
-        m = _LAW.search(t)
-        return m.group(2).strip() if m else t
-    if fs.value == "date":
-        m = DATE.search(t)
-        return m.group(0) if m else t
-    if fs.value == "duration":
-        m = _DURATION.search(t)
-        return m.group(0) if m else t
-    return t
+def _read_value(fs: FactSpec, span: Span) -> str:
+    """What the fact states: the law / date / duration its spec asks for, else (and for text facts) the
+    clause's sentence that matches the most of the fact's patterns (earliest on ties), not the whole paragraph."""
+    t = squash(span.text)
+    reader = {"law": lambda: (m := _LAW.search(t)) and m.group(2).strip(),
+              "date": lambda: (m := DATE.search(t)) and m.group(0),
+              "duration": lambda: (m := _DURATION.search(t)) and m.group(0)}.get(fs.value)
+    value = reader() if reader else None
+    return value or squash(_stating_sentence(span, fs).text)
+
+
+def _stating_sentence(span: Span, fs: FactSpec) -> Span:
+    rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
+    best, best_score = span, 0
+    for s in sentences_of(span):
+        score = _score(s, rxs)
+        if score > best_score:
+            best, best_score = s, score
+    return best
 
 
 def _fact(fs: FactSpec, span: Span, value: str, doc: Document) -> Fact:
@@ -115,7 +123,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
         else:
             span = best_clause(paras, fs)
             if span is not None:
-                out.append(_fact(fs, span, _read_value(fs, span.text), doc))
+                out.append(_fact(fs, span, _read_value(fs, span), doc))
     return out
 
 

@@ -212,7 +212,7 @@ def _clause_quote(doc: Document, f: Fact, fs: FactSpec) -> Span:
         start, end = hit[0].start, hit[0].end
     clause = Span(start, end, doc.page_at(start), doc.text[start:end])
     sents = sentences_of(clause) or [clause]
-    value = str(f.value) if f.value is not None and str(f.value) != f.source_text else ""
+    value = str(f.value) if f.value is not None else ""
     rxs = [re.compile(p, re.I | re.S) for p in fs.patterns]
     best = next((s for s in sents if value and value.lower() in squash(s.text).lower()), None) \
         or next((s for s in sents if any(rx.search(squash(s.text)) for rx in rxs)), sents[0])
@@ -239,7 +239,7 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
     if not quote.text.strip():
         return None
     cited = f"\u201c{squash(quote.text)}\u201d [p.{quote.page}]"
-    value = str(f.value) if f.value is not None and str(f.value) != f.source_text else ""
+    value = str(f.value) if fs.value != "text" and f.value is not None and str(f.value) != f.source_text else ""
     if yesno:
         text = f"Yes: {fs.title}: {cited}"
     else:
