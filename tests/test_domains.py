@@ -182,3 +182,17 @@ def test_legal_clause_facts_state_their_sentence_and_more_cuad_categories():
     assert ld.page == 2 and ld.source_text.startswith("12.1 Remedies.")  # the value is the sentence, the source the clause
     assert facts["rofr_rofo_rofn"].value.startswith("The Company shall have a right of first refusal")
     assert "third_party_beneficiary" not in facts  # "no third-party beneficiaries" is not a beneficiary clause
+
+
+def test_legal_document_name_from_the_heading_or_the_opening_sentence():
+    from m3analyst.domains.legal import document_name
+
+    doc = Document.from_pages(["Exhibit 10.1\nConfidential treatment requested\nMASTER\xa0SERVICES AGREEMENT\nThis Master "
+                               "Services Agreement is made between Acme Corp. and Beta LLC."])
+    name = document_name(doc)
+    assert name.text == "MASTER\xa0SERVICES AGREEMENT" and doc.text[name.start : name.end] == name.text
+    flowed = Document.from_pages(["Exhibit 4.44\nTHIS LICENSE AND RESELLER AGREEMENT dated as of October 30, 2018 is made"])
+    assert document_name(flowed).text == "LICENSE AND RESELLER AGREEMENT"
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    assert facts["document_name"].value == "MASTER SERVICES AGREEMENT" and facts["document_name"].page == 1
+    assert document_name(Document.from_pages(["Minutes of the board meeting held on May 2, 2020."])) is None

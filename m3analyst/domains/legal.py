@@ -72,6 +72,27 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
 
 
+_KIND = r"(?:Agreement|Contract|Licen[cs]e|Lease|Amendment|Addendum|Plan|Memorandum|Arrangement|Terms and Conditions|Statement of Work|Deed)"
+_NAME_LINE = re.compile(rf"^[A-Z0-9][\w&,.’'()/\-\s]{{0,100}}?\b{_KIND}\b(?:[A-Za-z,\s]{{0,40}})$", re.IGNORECASE)
+_NAME_IN_TEXT = re.compile(rf"\b(?:This|THIS)\s+((?:[A-Z][\w&’'\-]*\s+){{0,8}}(?i:{_KIND}))\b")
+
+
+def document_name(doc: Document, head_chars: int = 3000) -> Span | None:
+    """The contract's name: the first heading-like line of its opening that names a kind of agreement
+    ("CONSULTING AGREEMENT", "Joint Venture Agreement"; all capitals or title case), else the "This ...
+    Agreement" of its first sentences."""
+    head_end = min(len(doc.text), head_chars)
+    for m in re.finditer(r"[^\n]+", doc.text[:head_end]):
+        line = m.group(0).strip()
+        words = [w for w in re.findall(r"[A-Za-z]+", line) if len(w) > 3]
+        titled = words and (line.isupper() or all(w[0].isupper() for w in words))
+        if 5 <= len(line) <= 120 and titled and not line.lower().startswith("exhibit") and _NAME_LINE.match(line):
+            start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
+            return Span(start, start + len(line), doc.page_at(start), line)
+    m = _NAME_IN_TEXT.search(doc.text, 0, head_end)
+    return Span(m.start(1), m.end(1), doc.page_at(m.start(1)), m.group(1)) if m else None
+
+
 def _read_value(fs: FactSpec, span: Span) -> str:
     """What the fact states: the law / date / duration its spec asks for, else (and for text facts) the
     clause's sentence that matches the most of the fact's patterns (earliest on ties), not the whole paragraph."""
@@ -113,6 +134,10 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
                 if hit:
                     span = Span(hit[0].start, hit[0].end, hit[0].page, doc.text[hit[0].start : hit[0].end])
                     out.append(_fact(fs, span, "; ".join(doc.metadata.parties), doc))
+        elif fs.value == "document_name":
+            span = document_name(doc)
+            if span is not None:
+                out.append(_fact(fs, span, squash(span.text), doc))
         elif fs.name == "agreement_date":
             m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
             if m:
@@ -131,4 +156,4 @@ def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
     return squash(doc.text[max(0, start - width) : min(len(doc.text), end + width)])
 
 
-__all__ = ["DATE", "best_clause", "extract_legal", "parties"]
+__all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties"]
