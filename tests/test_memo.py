@@ -163,6 +163,26 @@ def test_ask_from_clauses(no_model):
     assert answer_from_clauses(doc, fin, extract_facts(doc, fin), "Did revenue grow? Answer yes or no.", True) is None
 
 
+def test_effect_labels_read_from_the_reporting_sentence():
+    from m3analyst.memo.effect import answer_effect, label_of
+
+    assert label_of("Pain scores were significantly lower in the ketamine group than in the control group (P = 0.01).",
+                    "ketamine", "control") == "significantly decreased"
+    assert label_of("The control group had significantly higher pain scores than the ketamine group (P < 0.01).",
+                    "ketamine", "control") == "significantly decreased"  # the comparator's side, turned round
+    assert label_of("Length of stay did not differ between the groups (P = 0.41).") == "no significant difference"
+    assert label_of("Mortality was 12% in both arms.") is None  # neither significance nor its absence: no label
+    doc = Document.from_pages(["Methods. Sixty patients were randomised to ketamine or placebo.",
+                               "Results. Nausea was significantly reduced with ketamine compared with placebo (p < 0.05). "
+                               "Sedation scores were similar between the groups."])
+    q = "Compared with placebo, did ketamine significantly increase, significantly decrease, or make no significant difference to nausea?"
+    a = answer_effect(doc, q)
+    assert a.source == "rules" and a.text.startswith("significantly decreased") and a.citations == [2]
+    b = answer_effect(doc, "Compared with placebo, what was the effect of ketamine on sedation scores?")
+    assert b.text.startswith("no significant difference") and "Sedation scores were similar" in b.text
+    assert answer_effect(doc, "How many patients were randomised?") is None
+
+
 # ---- CLI -----------------------------------------------------------------------------------------
 def test_cli_finance_json_and_errors(cli, corpus, tmp_path):
     out = tmp_path / "memo.json"

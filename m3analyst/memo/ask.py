@@ -2,7 +2,9 @@
 
 Numeric questions are answered from the extracted facts when a fact (or a statement line item)
 matches the question and its period, questions that name a clause fact (domain spec `ask` phrases) from
-that clause, quoted with its page; otherwise the engine answers after the whole document (ONE
+that clause, quoted with its page; trial effect questions ("did I significantly increase, decrease or make no
+significant difference to O?") without a verified model answer from the reporting sentence, by rules
+(memo/effect.py); otherwise the engine answers after the whole document (ONE
 prompt, document first) and its sentences pass the verifier; without a model the best-matching
 passage is quoted.
 """
@@ -18,6 +20,7 @@ from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document
+from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.verify import NUMBER, STOP, verify_text
@@ -59,7 +62,7 @@ def answer_question(doc: Document, question: str, settings: Settings | None = No
         engine = load_engine(settings.engine)
     if engine is not None:
         return answer_with_engine(doc, spec, facts, question, settings, engine)
-    return answer_from_passage(doc, question)
+    return answer_effect(doc, question) or answer_from_passage(doc, question)
 
 
 # ---- from facts ----------------------------------------------------------------------------------
@@ -263,8 +266,9 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
         value = _to_float(nums[0]) if nums else None
         return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
                       [c.to_dict() for c in checks])
-    fallback = answer_from_passage(doc, question)
-    fallback.text = "The model's answer could not be verified against the document; the closest passage: " + fallback.text
+    fallback = answer_effect(doc, question) or answer_from_passage(doc, question)
+    fallback.text = ("The model's answer could not be verified against the document; "
+                     + ("by the reporting sentence: " if fallback.source == "rules" else "the closest passage: ") + fallback.text)
     fallback.checks = [c.to_dict() for c in checks]
     return fallback
 

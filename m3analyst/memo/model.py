@@ -100,7 +100,7 @@ class Answer:
     text: str
     value: float | None
     citations: list[int]
-    source: str  # "facts" | "engine" | "passage" (model-free: the best-matching passage, quoted)
+    source: str  # "facts" | "engine" | "rules" (memo/effect.py) | "passage" (model-free: the best-matching passage, quoted)
     unit: str | None = None
     fact: str | None = None
     checks: list[dict] = field(default_factory=list)
