@@ -373,6 +373,11 @@ def bench_kernels(args, device: str, report: dict):
             row["step_v3_fp32sum_nopdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=False))
             row["step_v3_fp32sum_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
                                                                                  prefetch=False))
+            K.TUNING["step_pdl_trigger"] = False  # the next layer's launch starts only as this one's programs exit
+            row["step_v3_fp32sum_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
+            row["step_v3_bf16_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
+            row["select_and_decode_fp32sum_fold_notrigger_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))
+            K.TUNING["step_pdl_trigger"] = True
             row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
             row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
             row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update

@@ -596,14 +596,16 @@ def _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR: tl.constexpr):
 
 
 @triton.jit
-def _pdl_wait(PDL: tl.constexpr):
+def _pdl_wait(PDL: tl.constexpr, TRIGGER: tl.constexpr = True):
     """With PDL (the launch carries Hopper's programmatic-dependent-launch attribute, so this grid may start
     while the previous kernel on the stream still runs): wait until that kernel has finished and its writes
     are visible, then let the next PDL launch start its own prologue. Nothing a program does before this
-    may read what the previous kernel writes, or write anything."""
+    may read what the previous kernel writes, or write anything. TRIGGER off: the next launch starts only as
+    this grid's programs exit."""
     if PDL:
         _gdc_wait()
-        _gdc_launch_dependents()
+        if TRIGGER:
+            _gdc_launch_dependents()
 
 
 @triton.jit
@@ -766,19 +768,19 @@ def _s3_program(
     offs_n = c0 + tl.arange(0, SUB_N)
     offs_d = tl.arange(0, BLOCK_D)
     q_base = q_ptr + b.to(tl.int64) * sq_b + (h * G).to(tl.int64) * sq_h
-    if PDL and PREFETCH:  # the first tile's load in flight across the wait for the previous kernel
+    if PDL != 0 and PREFETCH:  # the first tile's load in flight across the wait for the previous kernel
         if LENS_SCALAR:
             n_pre = (seq_len_arg + BLOCK_SIZE - 1) // BLOCK_SIZE
         else:
             n_pre = NB
         ta, tb = _tile_load(src_ptr, min_ptr, max_ptr, s_row, ss_n, ss_d, offs_n, n_pre, sink_blocks, local_blocks, D,
                             BLOCK_D, MINMAX, TILES == 1)
-        _pdl_wait(PDL)
+        _pdl_wait(PDL != 0, PDL == 1)
         seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
         n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
         qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
     else:
-        _pdl_wait(PDL)
+        _pdl_wait(PDL != 0, PDL == 1)
         seq_len = _seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR)
         n_valid = (seq_len + BLOCK_SIZE - 1) // BLOCK_SIZE
         qa, qb = _group_query(q_base, sq_h, sq_d, offs_d, offs_d < D, G, BLOCK_D, MINMAX)
@@ -868,7 +870,7 @@ def _d3_program(
     extra round trip), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
     over that one block (group heads as tile rows), publishes its normalised partial + log2-sum-exp; the last
     slot program merges the TOP_K partials and resets the flag. PDL: first waits for the previous kernel."""
-    _pdl_wait(PDL)
+    _pdl_wait(PDL != 0, PDL == 1)
     b = pid_bh // HKV
     h = pid_bh % HKV
     seq_len = tl.minimum(_seq_len_of(lens_ptr, b, seq_len_arg, LENS_SCALAR), S)
@@ -1008,7 +1010,8 @@ _HAS_TOPK = hasattr(tl, "topk")
 # of bf16 means (step_exact) costs more than reading the fp32 sums outright, so it is off by default.
 # Round 5: persistent select programs (step_select_programs, step_max_tiles, step_tile_bytes_persistent[_minmax];
 # rule in _tiles_per_program); a decode-side threshold merge was measured and dropped (0.3-0.7 us slower).
-# Round 6: step_pdl -- the v3 step launches with programmatic dependent launch on Hopper (_pdl_on).
+# Round 6: step_pdl -- the v3 step launches with programmatic dependent launch on Hopper (_pdl_on); its programs
+# let the next such launch start right after their own wait (step_pdl_trigger; off: only as they exit).
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
@@ -1016,7 +1019,7 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
                                             step_launches=1, step_select_programs=256, step_max_tiles=8,
                                             step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384,
-                                            step_pdl=True)
+                                            step_pdl=True, step_pdl_trigger=True)
 # What select_and_decode accepts beyond round 5's arguments (the engine hooks ask before passing them; an earlier
 # kernels module, e.g. a benchmark's baseline, has none).
 FEATURES = frozenset({"v_new", "prefetch"})
@@ -1316,7 +1319,7 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
         hkv, S, D, scale * LOG2E,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
         LENS_SCALAR=seq_lens is None, PHASE=phase, FOLD_MINMAX=fold_minmax, **plan.constexprs,
-        PDL=pdl, PREFETCH=bool(prefetch), KV_WRITE=kv_write,
+        PDL=(1 if TUNING["step_pdl_trigger"] else 2) if pdl else 0, PREFETCH=bool(prefetch), KV_WRITE=kv_write,
         num_warps=TUNING["step_warps"], num_stages=1, **({"launch_pdl": True} if pdl else {}),
     )
 
