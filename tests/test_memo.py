@@ -163,6 +163,30 @@ def test_ask_from_clauses(no_model):
     assert answer_from_clauses(doc, fin, extract_facts(doc, fin), "Did revenue grow? Answer yes or no.", True) is None
 
 
+def test_ask_with_an_unverified_model_answer_falls_back_to_the_clause_search(no_model):
+    from types import SimpleNamespace
+
+    from m3analyst.domains import extract_facts, load_domain
+    from m3analyst.memo.ask import answer_with_engine
+
+    class StubEngine:  # a model whose answer no page supports
+        context_length = 8192
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+        def generate(self, messages, max_new_tokens=64):
+            return SimpleNamespace(text="Yes, the parties agreed on a 45-day cure period [p.1].")
+
+    doc = Document.from_pages(["SERVICES AGREEMENT between Acme Corp. and Beta LLC dated May 1, 2021.",
+                               "The Supplier shall deliver the Services described in Schedule A at the agreed fees."])
+    spec = load_domain("legal")
+    q = "Can a party terminate this agreement for convenience? Answer yes or no."
+    a = answer_with_engine(doc, spec, extract_facts(doc, spec), q, no_model, StubEngine())
+    assert a.source == "facts" and a.citations == []
+    assert a.text.startswith("The model's answer could not be verified against the document; No: no termination")
+
+
 def test_effect_labels_read_from_the_reporting_sentence():
     from m3analyst.memo.effect import answer_effect, label_of
 

@@ -226,8 +226,8 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
                         say_absent: bool = False) -> Answer | None:
     """A look-up in the extracted clause facts for a question that names one ("Which law governs this
     agreement?", "Can a party terminate for convenience? Answer yes or no."): the clause is quoted with its page.
-    A yes/no question whose clause was not found is answered "No" only when `say_absent` (model-free runs);
-    otherwise None, and the engine reads the document."""
+    A yes/no question whose clause was not found is answered "No" only when `say_absent` (model-free runs, or
+    after the engine's answer failed verification); otherwise None, and the engine reads the document first."""
     fs = _clause_named(spec, question.lower())
     if fs is None:
         return None
@@ -266,9 +266,10 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
         value = _to_float(nums[0]) if nums else None
         return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
                       [c.to_dict() for c in checks])
-    fallback = answer_effect(doc, question) or answer_from_passage(doc, question)
-    fallback.text = ("The model's answer could not be verified against the document; "
-                     + ("by the reporting sentence: " if fallback.source == "rules" else "the closest passage: ") + fallback.text)
+    fallback = (answer_effect(doc, question) or answer_from_clauses(doc, spec, facts, question, say_absent=True)
+                or answer_from_passage(doc, question))
+    lead = {"rules": "by the reporting sentence: ", "facts": ""}.get(fallback.source, "the closest passage: ")
+    fallback.text = "The model's answer could not be verified against the document; " + lead + fallback.text
     fallback.checks = [c.to_dict() for c in checks]
     return fallback
 
