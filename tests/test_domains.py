@@ -196,3 +196,12 @@ def test_legal_document_name_from_the_heading_or_the_opening_sentence():
     facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
     assert facts["document_name"].value == "MASTER SERVICES AGREEMENT" and facts["document_name"].page == 1
     assert document_name(Document.from_pages(["Minutes of the board meeting held on May 2, 2020."])) is None
+
+
+def test_legal_clauses_skip_headings_and_the_table_of_contents():
+    toc = "TABLE OF CONTENTS\n14.3 Severability 62\n14.4 Assignment 63\n14.5 Governing Law 64\n14.6 Notices 65"
+    body = ("14.5 Governing Law.\nThis Agreement will be construed and interpreted in accordance with the laws of the "
+            "State of Delaware, without regard to any choice of law provision.")
+    doc = Document.from_pages(["LICENSE AGREEMENT between Acme Corp. and Beta LLC.", toc, body])
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    assert facts["governing_law"].page == 3 and facts["governing_law"].value == "Delaware"

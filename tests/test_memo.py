@@ -152,6 +152,8 @@ def test_ask_from_clauses(no_model):
     law = answer_question(doc, "Which jurisdiction's law governs this agreement?", no_model, domain="legal")
     assert law.source == "facts" and law.fact == "governing_law" and law.citations == [2]
     assert law.text.startswith("Governing law: Delaware") and "laws of the State of Delaware" in law.text
+    named = answer_question(doc, "What is the name of this agreement?", no_model, domain="legal")
+    assert named.fact == "document_name" and named.text == "Document: \u201cMASTER SUPPLY AGREEMENT\u201d [p.1]"
     assign = answer_question(doc, "Can the parties assign this agreement? Answer yes or no.", no_model, domain="legal")
     assert assign.fact == "anti_assignment" and assign.text.startswith("Yes:") and assign.citations == [2]
     absent = "Can a party terminate this agreement for convenience? Answer yes or no."

@@ -41,13 +41,22 @@ def _score(span: Span, rx_list: list[re.Pattern]) -> int:
     return sum(1 for rx in rx_list if rx.search(text))
 
 
+def _is_clause(span: Span, min_words: int = 8) -> bool:
+    """Clause text, not a heading alone or a table of contents (most lines ending in a page number)."""
+    lines = [ln for ln in span.text.splitlines() if ln.strip()]
+    toc = len(lines) >= 3 and sum(bool(re.search(r"(?:\.{3,}|\s)\d{1,3}\s*$", ln)) for ln in lines) >= 0.5 * len(lines)
+    return span.words >= min_words and not toc
+
+
 def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span | None:
-    """The paragraph matching the most distinct patterns of `fs` (earliest on ties)."""
+    """The clause paragraph matching the most distinct patterns of `fs` (earliest on ties)."""
     rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
     if not rxs:
         return None
     best, best_score = None, 0
     for p in paras[exclude_first:]:
+        if not _is_clause(p):
+            continue
         s = _score(p, rxs)
         if s > best_score:
             best, best_score = p, s

@@ -188,11 +188,11 @@ def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
 # ---- from clause facts ---------------------------------------------------------------------------
 _YESNO_Q = re.compile(r"\b(?:answer|reply)\s+(?:with\s+)?yes\s+or\s+no\b|^\s*(?:does|do|is|are|can|could|may|will|shall|has|have|must)\b",
                       re.I)
-_VALUE_KINDS = ("text", "law", "date", "duration", "parties")
+_VALUE_KINDS = ("text", "law", "date", "duration", "parties", "document_name")
 
 
 def _clause_named(spec: DomainSpec, q: str) -> FactSpec | None:
-    """The clause-like fact (a text/law/date/duration/parties value, no unit) the question names: its longest
+    """The clause-like fact (a text/law/date/duration/parties/name value, no unit) the question names: its longest
     `ask` phrase found in the question (earliest on ties). Amounts (facts with a unit) are answer_from_facts'."""
     hits = []
     for fs in spec.facts:
@@ -242,7 +242,9 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
     if not quote.text.strip():
         return None
     cited = f"\u201c{squash(quote.text)}\u201d [p.{quote.page}]"
-    value = str(f.value) if fs.value != "text" and f.value is not None and str(f.value) != f.source_text else ""
+    value = squash(str(f.value)) if fs.value != "text" and f.value is not None else ""
+    if value.lower() == squash(quote.text).lower() or len(value) > 80:
+        value = ""  # the quote is the value, or the value is a sentence (no short value was read out)
     if yesno:
         text = f"Yes: {fs.title}: {cited}"
     else:
