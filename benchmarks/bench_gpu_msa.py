@@ -170,19 +170,29 @@ def _features(mod) -> frozenset:
     return getattr(mod, "FEATURES", frozenset())
 
 
+def _set_pdl(mod, pdl) -> dict:
+    """Set mod.TUNING's programmatic-dependent-launch keys (round 6 and later) for pdl = None (leave the defaults),
+    False, True (the next launch may start once every program has passed its wait) or "notrigger" (only as the
+    programs exit); returns the previous values."""
+    keys = [k for k in ("step_pdl", "step_pdl_trigger") if k in mod.TUNING]
+    saved = {k: mod.TUNING[k] for k in keys}
+    if pdl is not None and keys:
+        mod.TUNING["step_pdl"] = bool(pdl)
+        mod.TUNING["step_pdl_trigger"] = pdl != "notrigger"
+    return saved
+
+
 def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True, impl="v3", exact=False, launches=1,
-               mod=None, pdl=True, prefetch=True):
+               mod=None, pdl=None, prefetch=True):
     """decode_step (fold the token into the summaries + select + decode); impl "v3" (merge in the decode
     programs, exact rescoring of bf16 means when exact; launches 1, 2, or 0 = the select launch alone) or
     "v2" (round 2's one-launch kernel). mod: the kernels module (default this tree's msa_triton). Round 6 and
     later (mod.FEATURES): pdl = programmatic dependent launch on Hopper, prefetch = the summary tiles read before
     the wait for the previous kernel (safe here: every launch of a graph is another layer's)."""
     mod = mod or K
-    keys = ("step_impl", "step_exact", "step_launches") + (("step_pdl",) if "step_pdl" in mod.TUNING else ())
-    saved = {k: mod.TUNING[k] for k in keys}
+    saved = {k: mod.TUNING[k] for k in ("step_impl", "step_exact", "step_launches")}
+    saved.update(_set_pdl(mod, pdl))
     mod.TUNING.update(step_impl=impl, step_exact=exact, step_launches=launches)
-    if "step_pdl" in mod.TUNING:
-        mod.TUNING["step_pdl"] = pdl
     kw = dict(prefetch=prefetch) if "prefetch" in _features(mod) else {}
     try:
         return mod.decode_step(layer.q, layer.k_new, layer.k, layer.v, layer.ksum, seq_lens, L - 1, sh.block, sh.top_k,
@@ -191,7 +201,7 @@ def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True
         mod.TUNING.update(saved)
 
 
-def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=True, prefetch=True, mod=None):
+def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=None, prefetch=True, mod=None):
     """select_and_decode (the engine's launch) with fp32 sums; fold: the token's summary update in the launch; kv: its
     key/value cache write too (v_new; round 6); pdl / prefetch as in fused_step (round 6)."""
     mod = mod or K
@@ -202,14 +212,11 @@ def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=True, pref
         kw["v_new"] = ly.v[:, :, L - 1 : L]
     if "prefetch" in _features(mod):
         kw["prefetch"] = prefetch
-    saved = mod.TUNING.get("step_pdl")
-    if saved is not None:
-        mod.TUNING["step_pdl"] = pdl
+    saved = _set_pdl(mod, pdl)
     try:
         return mod.select_and_decode(ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, **kw)[0]
     finally:
-        if saved is not None:
-            mod.TUNING["step_pdl"] = saved
+        mod.TUNING.update(saved)
 
 
 def check_step(layer: Layer, seq_lens, L: int, sh: Shape, means: bool, impl: str = "v3", exact: bool = True):
@@ -368,20 +375,20 @@ def bench_kernels(args, device: str, report: dict):
             row["step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2"))
             row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
             row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            # round 6: the same launches without programmatic dependent launch, and with it but no early tile load
-            row["step_v3_bf16_nopdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=False))
-            row["step_v3_fp32sum_nopdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=False))
-            row["step_v3_fp32sum_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
-                                                                                 prefetch=False))
-            K.TUNING["step_pdl_trigger"] = False  # the next layer's launch starts only as this one's programs exit
-            row["step_v3_fp32sum_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            row["step_v3_bf16_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
-            row["select_and_decode_fp32sum_fold_notrigger_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))
-            K.TUNING["step_pdl_trigger"] = True
+            # round 6: the same launches with programmatic dependent launch (off by default): back to back in the graph,
+            # layer i+1's programs start (and with prefetch load their first summary tile) while layer i's finish
+            # ("pdl"); or only as layer i's programs exit ("notrigger"); or without the early tile load ("noprefetch")
+            row["step_v3_bf16_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=True))
+            row["step_v3_fp32sum_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=True))
+            row["step_v3_fp32sum_pdl_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                     pdl=True, prefetch=False))
+            row["step_v3_fp32sum_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                    pdl="notrigger"))
+            row["step_v3_bf16_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl="notrigger"))
             row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
             row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
             row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update
-            row["select_and_decode_fp32sum_fold_nopdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=False))
+            row["select_and_decode_fp32sum_fold_pdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=True))
             # + the token's key/value cache write (the engine's launch in round 6); the reference: the same launch
             # after two copy kernels writing them, as the engine did before
             row["select_and_decode_fp32sum_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True))
@@ -717,13 +724,12 @@ def attn_msa_fused(module, query, key, value, attention_mask, scaling=None, drop
     return out.unsqueeze(1), None
 
 
-def attn_msa_fused_nopdl(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
-    saved = K.TUNING["step_pdl"]
-    K.TUNING["step_pdl"] = False
+def attn_msa_fused_pdl(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    saved = _set_pdl(K, True)
     try:
         return attn_msa_fused(module, query, key, value, attention_mask, scaling, dropout, **kw)
     finally:
-        K.TUNING["step_pdl"] = saved
+        K.TUNING.update(saved)
 
 
 def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
@@ -731,7 +737,7 @@ def attn_none(module, query, key, value, attention_mask, scaling=None, dropout=0
     return query.transpose(1, 2), None
 
 
-ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_msa_fused_nopdl": attn_msa_fused_nopdl,
+ATTN_IMPLS = {"m3_dense_sdpa": attn_dense, "m3_msa_fused": attn_msa_fused, "m3_msa_fused_pdl": attn_msa_fused_pdl,
               "m3_no_attention": attn_none}
 
 
@@ -800,11 +806,13 @@ def _time_step(row: dict, key: str, step, timer: Timer, cuda: bool) -> float | N
 # previous round's kernels through this tree's hooks with that round's default (the summary fold, no cache write
 # in the launch, no PDL: the base module has neither).
 ENGINE_RUNS = (
-    ("engine_msa_mean", "msa", "mean", "fp32", "new", True, True, True),
-    ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True, True, True),
-    ("engine_msa_mean_nokv", "msa", "mean", "fp32", "new", True, False, True),
-    ("engine_msa_mean_nopdl", "msa", "mean", "fp32", "new", True, True, False),
-    ("engine_msa_minmax_nopdl", "msa", "minmax", "fp32", "new", True, True, False),
+    ("engine_msa_mean", "msa", "mean", "fp32", "new", True, True, False),
+    ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True, True, False),
+    ("engine_msa_mean_nokv", "msa", "mean", "fp32", "new", True, False, False),
+    ("engine_msa_minmax_nokv", "msa", "minmax", "fp32", "new", True, False, False),
+    ("engine_msa_mean_pdl", "msa", "mean", "fp32", "new", True, True, True),
+    ("engine_msa_minmax_pdl", "msa", "minmax", "fp32", "new", True, True, True),
+    ("engine_msa_mean_pdl_notrigger", "msa", "mean", "fp32", "new", True, True, "notrigger"),
     ("base_engine_msa_mean", "msa", "mean", "fp32", "base", True, False, False),
     ("base_engine_msa_minmax", "msa", "minmax", "fp32", "base", True, False, False),
     ("engine_dense", "dense", "mean", "fp32", "new", True, True, True),
@@ -857,7 +865,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
         kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
         kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
         kmsa.ENGINE_KV_FOLD = kv
-        K.TUNING["step_pdl"] = pdl
+        _set_pdl(K, pdl)
         for ly in cache.layers:  # no deferred token carried over from the previous variant
             kmsa.engine_flush(ly)
         settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
@@ -889,7 +897,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
             row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
     kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = "fp32", True, True
-    K.TUNING["step_pdl"] = True
+    _set_pdl(K, False)
     kmsa.register_backend("triton", lambda: K)
     del cache
     if cuda:
@@ -929,7 +937,7 @@ def bench_model(args, device: str, report: dict):
             step()
             _time_step(row, name, step, timer, cuda)
         t_none = row.get("m3_no_attention_graph_ms") or row.get("m3_no_attention_eager_ms")
-        for name in ("m3_dense_sdpa", "m3_msa_fused", "m3_msa_fused_nopdl"):
+        for name in ("m3_dense_sdpa", "m3_msa_fused", "m3_msa_fused_pdl"):
             t = row.get(f"{name}_graph_ms") or row.get(f"{name}_eager_ms")
             if t and t_none:
                 row[f"{name}_attention_share"] = round((t - t_none) / t, 4)

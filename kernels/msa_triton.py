@@ -1011,7 +1011,9 @@ _HAS_TOPK = hasattr(tl, "topk")
 # Round 5: persistent select programs (step_select_programs, step_max_tiles, step_tile_bytes_persistent[_minmax];
 # rule in _tiles_per_program); a decode-side threshold merge was measured and dropped (0.3-0.7 us slower).
 # Round 6: step_pdl -- the v3 step launches with programmatic dependent launch on Hopper (_pdl_on); its programs
-# let the next such launch start right after their own wait (step_pdl_trigger; off: only as they exit).
+# let the next such launch start right after their own wait (step_pdl_trigger; off: only as they exit). Off by
+# default: inside the whole 8B-shaped decode step (H100) it cost 0.4-1.3 us/layer (engine path), though back-to-back
+# step launches alone gained 1.4-2.3 us (RESULTS.md, round 6).
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
@@ -1019,7 +1021,7 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             step_ranked=False, step_tile_bytes=32768, step_tile_bytes_minmax=None,
                                             step_launches=1, step_select_programs=256, step_max_tiles=8,
                                             step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384,
-                                            step_pdl=True, step_pdl_trigger=True)
+                                            step_pdl=False, step_pdl_trigger=True)
 # What select_and_decode accepts beyond round 5's arguments (the engine hooks ask before passing them; an earlier
 # kernels module, e.g. a benchmark's baseline, has none).
 FEATURES = frozenset({"v_new", "prefetch"})

@@ -627,11 +627,16 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
 
 
 @pytest.mark.skipif(not ON_GPU, reason="programmatic dependent launch needs the GPU (the interpreter runs none)")
-def test_back_to_back_launches_with_pdl_and_prefetch(kernels):
-    """Hopper PDL: consecutive v3 launches over distinct layers, each reading its summaries before the previous
-    launch ends (prefetch), eagerly and in a CUDA graph: every layer's selection and output equal the reference's.
-    Then the same layer token after token with prefetch off (each launch's fold is the next one's input)."""
+@pytest.mark.parametrize("trigger", [True, False], ids=["trigger", "notrigger"])
+def test_back_to_back_launches_with_pdl_and_prefetch(kernels, monkeypatch, trigger):
+    """Hopper PDL (TUNING step_pdl, off by default): consecutive v3 launches over distinct layers, each reading its
+    summaries before the previous launch ends (prefetch), eagerly and in a CUDA graph: every layer's selection and
+    output equal the reference's. Then the same layer token after token with prefetch off (each launch's fold is the
+    next one's input)."""
     R, K = kernels
+    monkeypatch.setitem(K.TUNING, "step_pdl", True)
+    monkeypatch.setitem(K.TUNING, "step_pdl_trigger", trigger)
+    assert K._pdl_on(torch.zeros(1, device=DEVICE)) == (torch.cuda.get_device_capability()[0] >= 9)
     B, hkv, G, D, S, bs, top_k, n = 1, 8, 4, 128, 4096, 64, 16, 4000
     def summaries(k, tokens):  # capacity for the whole cache, filled up to `tokens`
         ts = [torch.zeros(B, hkv, S // bs, D, device=DEVICE) for _ in range(3)]
