@@ -14,6 +14,7 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.ingest.metadata import contract_name
 from m3analyst.ingest.model import Document
 
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
@@ -81,25 +82,10 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
 
 
-_KIND = r"(?:Agreement|Contract|Licen[cs]e|Lease|Amendment|Addendum|Plan|Memorandum|Arrangement|Terms and Conditions|Statement of Work|Deed)"
-_NAME_LINE = re.compile(rf"^[A-Z0-9][\w&,.’'()/\-\s]{{0,100}}?\b{_KIND}\b(?:[A-Za-z,\s]{{0,40}})$", re.IGNORECASE)
-_NAME_IN_TEXT = re.compile(rf"\b(?:This|THIS)\s+((?:[A-Z][\w&’'\-]*\s+){{0,8}}(?i:{_KIND}))\b")
-
-
-def document_name(doc: Document, head_chars: int = 3000) -> Span | None:
-    """The contract's name: the first heading-like line of its opening that names a kind of agreement
-    ("CONSULTING AGREEMENT", "Joint Venture Agreement"; all capitals or title case), else the "This ...
-    Agreement" of its first sentences."""
-    head_end = min(len(doc.text), head_chars)
-    for m in re.finditer(r"[^\n]+", doc.text[:head_end]):
-        line = m.group(0).strip()
-        words = [w for w in re.findall(r"[A-Za-z]+", line) if len(w) > 3]
-        titled = words and (line.isupper() or all(w[0].isupper() for w in words))
-        if 5 <= len(line) <= 120 and titled and not line.lower().startswith("exhibit") and _NAME_LINE.match(line):
-            start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
-            return Span(start, start + len(line), doc.page_at(start), line)
-    m = _NAME_IN_TEXT.search(doc.text, 0, head_end)
-    return Span(m.start(1), m.end(1), doc.page_at(m.start(1)), m.group(1)) if m else None
+def document_name(doc: Document) -> Span | None:
+    """The contract's name where its text names it (ingest's `contract_name`: heading line or "This ... Agreement")."""
+    where = contract_name(doc.text)
+    return Span(where[0], where[1], doc.page_at(where[0]), doc.text[where[0] : where[1]]) if where else None
 
 
 def _read_value(fs: FactSpec, span: Span) -> str:

@@ -138,6 +138,25 @@ def _most_named_company(text: str) -> str | None:
 
 
 _AGREEMENT_TITLE = _rx(r"^\s*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)
+_KIND = r"(?:Agreement|Contract|Licen[cs]e|Lease|Amendment|Addendum|Plan|Memorandum|Arrangement|Terms and Conditions|Statement of Work|Deed)"
+_NAME_LINE = re.compile(rf"^[A-Z0-9][\w&,.’'()/\-\s]{{0,100}}?\b{_KIND}\b(?:[A-Za-z,\s]{{0,40}})$", re.IGNORECASE)
+_NAME_IN_TEXT = re.compile(rf"\b(?:This|THIS)\s+((?:[A-Z][\w&’'\-]*\s+){{0,8}}(?i:{_KIND}))\b")
+
+
+def contract_name(text: str, head_chars: int = 3000) -> tuple[int, int] | None:
+    """Where the contract's name is in `text` ([start, end) offsets): the first heading-like line of its
+    opening that names a kind of agreement ("CONSULTING AGREEMENT", "Joint Venture Agreement"; all capitals
+    or title case, not an "Exhibit" line), else the "This ... Agreement" of its first sentences."""
+    head_end = min(len(text), head_chars)
+    for m in re.finditer(r"[^\n]+", text[:head_end]):
+        line = m.group(0).strip()
+        words = [w for w in re.findall(r"[A-Za-z]+", line) if len(w) > 3]
+        titled = words and (line.isupper() or all(w[0].isupper() for w in words))
+        if 5 <= len(line) <= 120 and titled and not line.lower().startswith("exhibit") and _NAME_LINE.match(line):
+            start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
+            return start, start + len(line)
+    m = _NAME_IN_TEXT.search(text, 0, head_end)
+    return (m.start(1), m.end(1)) if m else None
 _BETWEEN = _rx(r"\b(?:by\s+and\s+(?:between|among)|between|among)\s*:?\s*(?:,?\s*on\s+the\s+one\s+hand\s*,?\s*)?")
 _PARTY_END = re.compile(
     rf"\s*(?:,|\(|“|\"|;|\s+and\s+|\s+a\s+[A-Z]|\s+an\s+[A-Z]|\s+dated\b|\s+effective\b|\s+date\b|\s+table\s+of\b|\s+{_MONTHS}\s+\d|$)",
@@ -186,9 +205,10 @@ def find_parties(head: str) -> list[str]:
 @register_metadata("contract")
 def _contract_metadata(doc: Document) -> None:
     head = doc.text[:HEAD_CHARS]
+    name = contract_name(head)
     m = _AGREEMENT_TITLE.search(head) or _rx(r"^[^\n]*\bagreement\b[^\n]{0,60}$").search(head)
-    if m:
-        doc.metadata.title = " ".join(m.group(0).split())[:160]
+    if name or m:
+        doc.metadata.title = " ".join((head[name[0] : name[1]] if name else m.group(0)).split())[:160]
     doc.metadata.parties = find_parties(head)
     for key, pat in (
         ("effective", rf"effective\s+(?:as\s+of\s+)?(?:the\s+)?(?:date\s+)?[:]?\s*({DATE})"),
