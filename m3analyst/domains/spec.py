@@ -34,6 +34,8 @@ class FactSpec(BaseModel):
     prefer: list[str] = Field(default_factory=list, description="regexes that win over `patterns`")
     value: str = Field("text", description="what is read out: text, number, date, law, duration, parties, ...")
     ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
+    grants: bool = Field(False, description="a clause that gives a right (a 'Can a party ...?' question is answered "
+                         "yes when it is found); clauses that restrict answer only 'Does the agreement ...?' questions")
 
     @property
     def title(self) -> str:

@@ -188,6 +188,7 @@ def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
 # ---- from clause facts ---------------------------------------------------------------------------
 _YESNO_Q = re.compile(r"\b(?:answer|reply)\s+(?:with\s+)?yes\s+or\s+no\b|^\s*(?:does|do|is|are|can|could|may|will|shall|has|have|must)\b",
                       re.I)
+_PRESENCE_Q = re.compile(r"^\s*(?:does|do|is there|are there|has|have)\b.{0,40}\b(?:agreement|contract|document|clause|provision)", re.I)
 _VALUE_KINDS = ("text", "law", "date", "duration", "parties", "document_name")
 
 
@@ -226,13 +227,17 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
                         say_absent: bool = False) -> Answer | None:
     """A look-up in the extracted clause facts for a question that names one ("Which law governs this
     agreement?", "Can a party terminate for convenience? Answer yes or no."): the clause is quoted with its page.
-    A yes/no question whose clause was not found is answered "No" only when `say_absent` (model-free runs, or
-    after the engine's answer failed verification); otherwise None, and the engine reads the document first."""
+    Yes/no: "Does the agreement ...?" / "Is there ...?" questions by the clause's presence, "Can a party ...?" ones
+    only for clauses that grant a right (spec `grants`). A clause not found is answered "No" only when `say_absent`
+    (model-free runs, or after the engine's answer failed verification); otherwise None, and the engine reads the
+    document first."""
     fs = _clause_named(spec, question.lower())
     if fs is None:
         return None
     f = next((x for x in facts if x.name == fs.name and x.page is not None), None)
     yesno = bool(_YESNO_Q.search(question))
+    if yesno and not (_PRESENCE_Q.search(question) or fs.grants):
+        return None  # "Can a party assign without consent?": a restriction's presence is not the answer's polarity
     if f is None:
         if not (yesno and say_absent):
             return None
