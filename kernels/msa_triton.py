@@ -36,7 +36,9 @@ for its (batch, KV head) merges and resets the counter):
                              slot of idx; the last merges the K partials. mean (fp32 sums / bf16 means, with
                              optional exact rescoring) or minmax scorer; one launch or two (TUNING). With k_new
                              the select program owning the token's block first folds it into the summaries
-                             (sum, min/max, mean): the engine's decode thus needs no update launch. Where one
+                             (sum, min/max, mean), and with v_new writes the token's key and value into the
+                             caches: the engine's decode thus needs no update or copy launch. Optional Hopper
+                             programmatic dependent launch (TUNING step_pdl, off by default). Where one
                              tile per select program would need a group merge level (long contexts, B=1), each
                              program loops over 2-8 tiles with the next one's load in flight (_tiles_per_program).
 """
@@ -1012,8 +1014,9 @@ _HAS_TOPK = hasattr(tl, "topk")
 # rule in _tiles_per_program); a decode-side threshold merge was measured and dropped (0.3-0.7 us slower).
 # Round 6: step_pdl -- the v3 step launches with programmatic dependent launch on Hopper (_pdl_on); its programs
 # let the next such launch start right after their own wait (step_pdl_trigger; off: only as they exit). Off by
-# default: inside the whole 8B-shaped decode step (H100) it cost 0.4-1.3 us/layer (engine path), though back-to-back
-# step launches alone gained 1.4-2.3 us (RESULTS.md, round 6).
+# default: inside the whole 8B-shaped decode step (H100) it cost 0.6-1.3 us/layer on the engine path, though step
+# launches back to back alone gained 1.4-2.5 us (<= 128K, and bf16 means) and lost 1.1-2.7 (fp32 sums, >= 512K)
+# (RESULTS.md, round 6).
 TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_tile_bytes=32768, select_max_chunks=1024, merge_group=32,
                                             select_warps=4, select_warps_big=4, use_topk=None,
                                             decode_warps=4, decode_stages=2, decode_blocks_per_split=1, step_warps=4,
