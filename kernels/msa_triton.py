@@ -1324,7 +1324,7 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
         hkv, S, D, scale * LOG2E,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
         LENS_SCALAR=seq_lens is None, PHASE=phase, FOLD_MINMAX=fold_minmax, **plan.constexprs,
-        PDL=(1 if TUNING["step_pdl_trigger"] else 2) if pdl else 0, PREFETCH=bool(prefetch), KV_WRITE=kv_write,
+        PDL=(1 if TUNING["step_pdl_trigger"] else 2) if pdl else 0, PREFETCH=bool(prefetch and pdl), KV_WRITE=kv_write,  # no PDL: one compiled variant
         num_warps=TUNING["step_warps"], num_stages=1, **({"launch_pdl": True} if pdl else {}),
     )
 
