@@ -142,6 +142,8 @@ def test_finance_facts_from_inline_xbrl(corpus, name, revenue, net_income, asset
     if name.startswith("aapl"):  # segment table (Note: segment information), Americas net sales FY2024
         americas = latest(facts, "segment_revenue:aapl:AmericasSegmentMember")
         assert americas.value == pytest.approx(167_045e6) and americas.title == "Revenue: Americas"
+        debt = latest(facts, "total_debt")  # commercial paper + current and non-current "Term debt" (balance sheet)
+        assert debt.value == pytest.approx(9_967e6 + 10_912e6 + 85_750e6)
 
 
 def test_paragraphs_split_flowed_clause_headings_and_keep_headings_with_their_text():
