@@ -371,3 +371,13 @@ def test_out_to_unwritable_path_is_one_line(cli, tmp_path):
     blocker.write_text("x")
     r = cli("ingest", path, "--out", blocker / "sub" / "out.txt")  # parent is a file
     assert r.exit_code == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_contract_parties_from_party_a_b_lines():
+    from m3analyst.ingest.metadata import find_parties
+
+    head = ("Exhibit 10.10\n\nRoad Transportation Agreement\n\nParty A (Shipper): ZTO Express Co., Ltd.\nAddress: Building 1, "
+            "Huazhi Road, Shanghai\n\nParty B (Carrier): Tonglu Tongze Logistics Ltd.\nAddress: 12 Floor, HSBC Tower\n\n"
+            "Due to the need for logistics business, Party A and Party B enter into this Agreement.")
+    assert find_parties(head) == ["ZTO Express Co., Ltd", "Tonglu Tongze Logistics Ltd"]
+    assert find_parties("This Agreement is made between Acme Corp. and Beta LLC.") == ["Acme Corp", "Beta LLC"]

@@ -176,9 +176,17 @@ def _party_at(s: str) -> str | None:
     return name if len(name) >= 3 and not name.lower().startswith(("the parties", "each of")) else None
 
 
+_PARTY_LABEL = re.compile(r"\bParty\s+[A-D](?:\s*\([^)]{1,40}\))?\s*:\s*([A-Z][^:;]{2,100}?)"
+                          r"(?=\s+(?:Address|Legal Representative|Registered|Domicile|Contact|Tel)\b|\s*;|$)")
+
+
 def find_parties(head: str) -> list[str]:
-    """Two parties named after 'by and between' / 'between' in the opening text."""
+    """The parties named after 'by and between' / 'between' in the opening text, or in its
+    "Party A (Shipper): NAME Address: ..." lines."""
     flat = " ".join(head.split())
+    labelled = [m.group(1).strip(" ,.") for m in _PARTY_LABEL.finditer(flat)]
+    if len(labelled) >= 2:
+        return list(dict.fromkeys(labelled))[:6]
     for m in _BETWEEN.finditer(flat):
         rest = flat[m.end() : m.end() + 600]
         if rest.startswith("(a)"):  # "by and among (a) Skype ..., (b) Skype Technologies ..., and (e) Tel-Online ..."
