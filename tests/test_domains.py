@@ -207,3 +207,15 @@ def test_legal_clauses_skip_headings_and_the_table_of_contents():
     doc = Document.from_pages(["LICENSE AGREEMENT between Acme Corp. and Beta LLC.", toc, body])
     facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
     assert facts["governing_law"].page == 3 and facts["governing_law"].value == "Delaware"
+
+
+@pytest.mark.parametrize("name,da", [("MICROSOFT_2023_10K.pdf", 13_861e6), ("AMAZON_2017_10K.pdf", 11_478e6)],
+                         ids=["msft-and-other", "amzn-long-label"])
+def test_finance_depreciation_and_amortization_line_variants(corpus, name, da):
+    from m3analyst.ingest import load_document
+
+    facts = extract_facts(load_document(corpus / "finance" / name), "finance")
+    got = latest(facts, "depreciation_amortization")
+    assert got is not None and got.value == pytest.approx(da)
+    ebitda = latest(facts, "ebitda")  # derived from it
+    assert ebitda.value == pytest.approx(latest(facts, "operating_income").value + da)
