@@ -219,3 +219,11 @@ def test_finance_depreciation_and_amortization_line_variants(corpus, name, da):
     assert got is not None and got.value == pytest.approx(da)
     ebitda = latest(facts, "ebitda")  # derived from it
     assert ebitda.value == pytest.approx(latest(facts, "operating_income").value + da)
+
+
+def test_finance_trade_payables_are_accounts_payable(corpus):
+    from m3analyst.ingest import load_document
+
+    facts = extract_facts(load_document(corpus / "finance" / "AMCOR_2023_10K.pdf"), "finance")
+    ap = latest(facts, "accounts_payable")
+    assert ap.value == pytest.approx(2_690e6) and ap.period == "2023"
