@@ -121,7 +121,7 @@ TRIALS = [
 def test_bio_memo_states_design_n_and_primary_outcome(corpus, no_model, path, design, n, outcome):
     memo = write_memo(_load(corpus / "bio" / path), "bio", no_model)
     facts = {f.name: f for f in memo.facts}
-    assert facts["design"].value.startswith(design)
+    assert design in facts["design"].value  # the label, or the paper's own phrase holding it
     assert facts["sample_size"].value == n
     if outcome:
         assert outcome in facts["primary_outcome"].value

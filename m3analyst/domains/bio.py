@@ -24,17 +24,21 @@ DESIGNS: list[tuple[str, str]] = [
     ("study protocol", r"^(?:.{0,80}\b)?(?:study|trial) protocol\b(?! was)|protocol for a (randomi|trial|study)"),
     ("randomised crossover trial", r"randomi[sz]ed.{0,40}cross-?over|cross-?over.{0,40}randomi[sz]ed"),
     ("cluster randomised trial", r"cluster[- ]randomi[sz]ed"),
-    ("randomised controlled trial", r"randomi[sz]ed,?.{0,60}(controlled|clinical)?\s*trial|randomi[sz]ed controlled|\bRCT\b|randomly (assigned|allocated)|were randomi[sz]ed"),
+    ("randomised controlled trial", r"randomi[sz]ed,?.{0,60}(controlled|clinical)?\s*trial|randomi[sz]ed controlled|\bRCT\b"
+                                    r"|randomly (assigned|allocated|divided|distributed)|were randomi[sz]ed|randomi[sz]ed (in)?to\b"),
     ("pilot study", r"pilot (study|trial|intervention)|feasibility (study|trial)"),
-    ("prospective cohort study", r"prospective(ly)? (cohort|longitudinal)|longitudinal (cohort )?study|prospective(ly)? (\w+ )?(study|studied|observational)"),
+    ("prospective cohort study", r"prospective(ly)? (cohort|longitudinal)|longitudinal (cohort )?study|prospective(ly)? (observational|studied)"),
     ("cohort study", r"cohort study|cohort of"),
     ("case-control study", r"case-?control"),
     ("cross-sectional study", r"cross-?sectional"),
     ("crossover study", r"cross-?over"),
+    ("prospective study", r"prospective(ly)? ([\w-]+ ){0,2}study"),
 ]
 _DESIGN_MODS = [("double-blind", r"double-?blind"), ("placebo-controlled", r"placebo-?controlled|placebo"), ("multicentre", r"multi-?cent(er|re)")]
 
-_N_WORD = r"(?:patients|participants|subjects|women|men|adults|children|individuals|students|volunteers|infants|persons|people|cases|adolescents|pregnant women|employees|smokers)"
+_N_WORD = (r"(?:patients|participants|subjects|women|men|adults|children|individuals|students|volunteers|infants|persons|people"
+           r"|cases|adolescents|pregnant women|employees|smokers|relatives|parents|mothers|caregivers|carers|nurses|physicians"
+           r"|pupils|residents|survivors|respondents|families|households|couples|neonates|newborns|girls|boys|athletes|workers)")
 SAMPLE_SIZE = [
     re.compile(rf"\b(?:randomi[sz]ed|randomly (?:assigned|allocated)|enrolled|recruited|included)\s+(\d{{1,3}}(?:,\d{{3}})+|\d+)\s+(?:\w+\s+){{0,3}}{_N_WORD}", re.I),
     re.compile(rf"\b(?:total of|overall,?|in all,?)\s+(\d{{1,3}}(?:,\d{{3}})+|\d+)\s+(?:\w+\s+){{0,3}}{_N_WORD}", re.I),
@@ -45,47 +49,199 @@ SAMPLE_SIZE = [
 ]
 
 
-def _ordered(doc: Document, sents: list[Span], prefer: list[str]) -> list[Span]:
-    """Sentences in the preferred sections first (in the given order), then all in document order."""
-    if not prefer:
-        return sents
+def _section_ranges(doc: Document, kinds: list[str]) -> list[tuple[int, int]]:
+    """[start, end) ranges of sections of these kinds (a kind also covers its sub-kinds: abstract_methods)
+    and of 'ABSTRACT.METHODS:'-style headed blocks."""
     ranges: list[tuple[int, int]] = []
-    for kind in prefer:
-        ranges += [(s.start, s.end) for s in doc.sections if s.kind == kind]
+    for kind in kinds:
+        ranges += [(s.start, s.end) for s in doc.sections if s.kind == kind or s.kind.startswith(kind + "_")]
         for m in re.finditer(rf"(?im)^\s*(?:ABSTRACT\.)?{re.escape(kind)}[A-Z .]*:?\s*$|^\s*ABSTRACT\.{re.escape(kind)}\w*:", doc.text):
             end = doc.text.find("\n\n", m.end() + 1)
             nxt = re.search(r"(?m)^\s*(?:ABSTRACT|BODY)\.[A-Z]", doc.text[m.end():])
             ranges.append((m.start(), m.end() + nxt.start() if nxt else (end if end > 0 else len(doc.text))))
-    first = [s for r in ranges for s in sents if r[0] <= s.start < r[1]]
-    seen = {id(s) for s in first}
+    return ranges
+
+
+def _in_sections(doc: Document, sents: list[Span], kinds: list[str]) -> list[Span]:
+    ranges = _section_ranges(doc, kinds)
+    return [s for s in sents if any(a <= s.start < b for a, b in ranges)]
+
+
+def _ordered(doc: Document, sents: list[Span], prefer: list[str]) -> list[Span]:
+    """Sentences in the preferred sections first (in the given order), then all in document order."""
+    if not prefer:
+        return sents
+    first = [s for kind in prefer for s in _in_sections(doc, sents, [kind])]
+    seen: set[int] = set()
+    first = [s for s in first if not (id(s) in seen or seen.add(id(s)))]
     return first + [s for s in sents if id(s) not in seen]
 
 
-def design_of(doc: Document, sents: list[Span]) -> Fact | None:
-    """Most specific design named in the title, else in the abstract, else anywhere (rule order = DESIGNS)."""
-    head = sents[:40]  # title + abstract when the paper has them (preferred sections come first)
-    body = [s for s in sents if "et al" not in s.text]  # not the reference list
-    for pool in (sents[:3], head, body):
-        text = " ".join(squash(s.text) for s in pool)
-        for label, pat in DESIGNS:
-            rx = re.compile(pat, re.I)
-            if not rx.search(text):
-                continue
-            hit = next((s for s in pool if rx.search(squash(s.text))), None)
-            hit = hit or next(s for s in pool if any(w in s.text.lower() for w in label.split()[:1]))
-            mods = [m for m, p in _DESIGN_MODS if re.search(p, " ".join(s.text for s in head), re.I)]
-            value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
-            return Fact("design", value, None, 1.0, None, hit.page, squash(hit.text), "Design")
+# ---- design: the paper's own statement of its design wins over mentions of other studies ------------
+
+# Words that describe a study design; a run of them before a head noun is the paper's design phrase.
+_DESIGN_WORD = (r"(?:prospective|retrospective|(?:non-?|quasi-?|cluster-?)?randomi[sz]ed|(?:double|single|triple)-?blind(?:ed)?"
+                r"|blind(?:ed)?|masked|open(?:-label)?|(?:placebo-?)?controlled|uncontrolled|clinical|parallel(?:-group)?"
+                r"|pragmatic|exploratory|multi-?cent(?:er|re)|single-?cent(?:er|re)|multi-?site|pilot|feasibility|cross-?over"
+                r"|cohort|case-?control|cross-?sectional|observational|interventional|longitudinal|comparative"
+                r"|single-?(?:group|arm)|(?:two|three|four|2|3|4)-?arm|quasi-?experimental|online|factorial|non-?inferiority"
+                r"|equivalence|population-based|community-based|nested|systematic|descriptive|experimental"
+                r"|phase (?:I{1,3}V?|IV|[1-4])(?:/(?:I{1,3}|[1-4]))?)")
+_DESIGN_HEAD = r"(?:(?:study|trial) design|study|trial|design|review|meta-?analysis|survey|experiment)"
+_ONE_PHRASE = (rf"(?:{_DESIGN_WORD}(?:,?\s+(?:and\s+)?|\s+and\s+))*{_DESIGN_WORD}\s+{_DESIGN_HEAD}"
+               rf"|meta-?analysis(?:\s+of\s+(?:[\w-]+\s+){{0,3}}?(?:studies|trials))?")
+# one phrase, or two joined by 'and' ("feasibility study and pilot cluster-randomised controlled trial")
+DESIGN_PHRASE = re.compile(rf"\b(?:{_ONE_PHRASE})(?:\s+and\s+(?:a\s+)?(?:{_ONE_PHRASE}))?", re.I)
+# A sentence where the paper speaks of itself; one about other / future work is not.
+_SELF = re.compile(r"\b(?:this|the present|the current|our)\b(?:\s+[\w-]+){0,6}\s+(?:study|trial|design|review|analysis)"
+                   r"|\bwe (?:conducted|did|performed|carried out|undertook|designed|report)|^(?:in|using|it is|this is|this was) an?\b"
+                   r"|\b(?:design|setting|methods?)\s*:|\b(?:was|were) (?:conducted|carried out|performed|done|used)\b"
+                   r"|\b(?:were|was) (?:randomi[sz]ed|randomly)|\brandomly (?:assigned|allocated|divided)", re.I)
+_NOT_SELF = re.compile(r"\b(?:required|needed|warranted|future|should|previous(?:ly)?|prior|et al|is planned)\b", re.I)
+
+
+def _self_statements(doc: Document, sents: list[Span], limit: int = 8) -> list[Span]:
+    """The title, then up to `limit` sentences (preferred sections first) in which the paper states what it is."""
+    out = [Span(0, 0, 1, doc.metadata.title)] if doc.metadata.title and len(doc.metadata.title) >= 10 else []
+    for s in sents:
+        t = squash(s.text)
+        if _SELF.search(t) and not _NOT_SELF.search(t):
+            out.append(s)
+            if len(out) > limit:
+                break
+    return out
+
+
+def design_phrase(spans: list[Span]) -> tuple[str, Span] | None:
+    """The paper's own design phrase with the most words ('prospective double-blinded randomized study');
+    the earliest wins a tie. None when no sentence names a design in those words."""
+    best: tuple[int, str, Span] | None = None
+    for s in spans:
+        for m in DESIGN_PHRASE.finditer(squash(s.text)):
+            n = len(m.group(0).split())
+            if best is None or n > best[0]:
+                best = (n, m.group(0), s)
+    return (best[1], best[2]) if best else None
+
+
+def _label(pool: list[Span]) -> tuple[str, Span] | None:
+    for label, pat in DESIGNS:
+        rx = re.compile(pat, re.I)
+        hit = next((s for s in pool if rx.search(squash(s.text))), None)
+        if hit is not None:
+            return label, hit
     return None
 
 
-def sample_size_of(sents: list[Span]) -> Fact | None:
-    for rx in SAMPLE_SIZE:
-        for s in sents:
-            m = rx.search(squash(s.text))
-            if m:
-                n = int(m.group(1).replace(",", ""))
-                if 5 <= n <= 10_000_000 and not 1900 <= n <= 2030:
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z]+", " ", text.lower().replace("randomiz", "randomis")).strip()
+
+
+def design_of(doc: Document, sents: list[Span]) -> Fact | None:
+    """Design label (rule order = DESIGNS) read from the paper's statements about itself (title, abstract
+    'Methods:' sentences, 'In this ... trial'), with the paper's own design phrase in brackets; only when
+    those say nothing, the label from the first 40 sentences, else anywhere outside the references."""
+    own = _self_statements(doc, sents)
+    phrase = design_phrase(own)
+    found = _label(own)
+    if found is None and phrase is None:
+        body = [s for s in sents if "et al" not in s.text]
+        found = _label(sents[:40]) or _label(body)
+    if found is None and phrase is None:
+        return None
+    label, hit = found if found else (None, None)
+    if phrase is not None:
+        words, where = phrase
+        if label is None or set(_norm(label).split()) <= set(_norm(words).split()):  # the paper's words say it all
+            value = words
+        elif set(_norm(words).split()) <= set(_norm(label).split()):
+            value = label
+        else:
+            value = f"{label} ({words})"
+        hit = where  # cite the sentence whose words are quoted
+    else:
+        head = " ".join(s.text for s in sents[:40])
+        mods = [m for m, p in _DESIGN_MODS if re.search(p, head, re.I)]
+        value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
+    if not hit.text:  # the title: cite where its text is
+        loc = doc.locate(squash(doc.metadata.title))
+        hit = Span(loc[0].start, loc[0].end, loc[0].page, doc.text[loc[0].start : loc[0].end]) if loc else None
+        if hit is None:
+            return None
+    return Fact("design", value, None, 1.0, None, hit.page, squash(hit.text), "Design", extra={"label": label})
+
+
+# ---- sample size: the number randomised / allocated / enrolled, from the abstract first ----------------
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+          "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_WORD_NUM = (rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+and)?\s+)?"
+             rf"(?:(?:{'|'.join(_TENS[2:])})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS[10:])})\b")
+NUM = rf"(\d{{1,3}}(?:,\d{{3}})+|\d+|{_WORD_NUM})"
+
+
+def parse_count(text: str) -> int | None:
+    """'4,613' -> 4613, 'Sixty' -> 60, 'Twenty-two' -> 22, 'one hundred and twenty' -> 120 (None if neither)."""
+    t = text.lower().replace(",", "").strip()
+    if t.isdigit():
+        return int(t)
+    total, words = 0, re.split(r"[\s-]+", t)
+    for w in words:
+        if w in _UNITS:
+            total += _UNITS.index(w)
+        elif w in _TENS:
+            total += _TENS.index(w) * 10
+        elif w == "hundred":
+            total *= 100
+        elif w != "and":
+            return None
+    return total or None
+
+
+_ALLOC = r"(?:randomi[sz]ed|randomly (?:assigned|allocated|divided|distributed)|allocated|assigned)"
+_ENROL = r"(?:enrolled|recruited|included|participated|took part)"
+# (tier, pattern): lower tiers are the number who entered the trial; higher ones are weaker hints.
+SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
+    (0, re.compile(rf"\b{_ALLOC}\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
+    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}\s+(?:[\w()-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
+    (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
+    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}\s+(?:[\w()-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
+    (1, re.compile(rf"\b(?:participants|patients|subjects|sample)\s*:\s*{NUM}\b", re.I)),
+    (2, re.compile(rf"\b(?:total of|overall,?|in all,?)\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
+    *[(3, rx) for rx in SAMPLE_SIZE],
+]
+# A count of a subset ('of these, 53 were analysed'), not of those who entered.
+_SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)\s*,?\s*$", re.I)
+_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,4}?(?:were\s+)?(?:analy[sz]ed|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
+
+
+def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.Match] | None:
+    """The first plausible count `rx` finds in the sentence; counts of subsets are skipped unless `subsets`."""
+    text = squash(s.text)
+    for m in rx.finditer(text):
+        n = parse_count(m.group(1))
+        if n is None or not 5 <= n <= 10_000_000 or 1900 <= n <= 2030:
+            continue
+        after = _SUBSET_AFTER.search(text[m.end(1) :]) and "randomi" not in m.group(0).lower()
+        if not subsets and (_SUBSET_BEFORE.search(text[: m.start(1)]) or after):
+            continue
+        return n, m
+    return None
+
+
+def sample_size_of(doc: Document, sents: list[Span]) -> Fact | None:
+    """N randomised or enrolled: the abstract's allocation/enrolment counts first, then the methods' and
+    results', then the older anywhere-rules (tier order within each pool)."""
+    pools = [(_in_sections(doc, sents, ["abstract"]), 2), (_in_sections(doc, sents, ["methods", "results"]), 2), (sents, 3)]
+    for pool, max_tier in pools:
+        for tier, rx in SAMPLE_SIZE_TIERS:
+            if tier > max_tier:
+                continue
+            for s in pool:
+                got = _count_in(s, rx, subsets=tier >= 3)  # the old anywhere-rules keep analysed counts
+                if got:
+                    n, m = got
                     return Fact("sample_size", float(n), "participants", 1.0, None, s.page, squash(s.text), "Sample size (N)",
                                 extra={"match": m.group(0)})
     return None
@@ -112,7 +268,7 @@ def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
         elif fs.value == "design":
             f = design_of(doc, ordered)
         elif fs.value == "sample_size":
-            f = sample_size_of(ordered)
+            f = sample_size_of(doc, ordered)
         else:
             hit = first_match(ordered, fs)
             if hit is not None and hit.words < 8:  # "Our study has limitations." -> and what they are
