@@ -100,12 +100,17 @@ def _read_value(fs: FactSpec, span: Span) -> str:
 
 
 def _stating_sentence(span: Span, fs: FactSpec) -> Span:
+    """The sentence matching the most patterns; a heading ("13.5 Governing Law.") only when no sentence of the
+    clause's body (6 words or more) matches."""
     rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
-    best, best_score = span, 0
+    best, best_key = span, (0, False)
     for s in sentences_of(span):
         score = _score(s, rxs)
-        if score > best_score:
-            best, best_score = s, score
+        key = (score > 0 and s.words >= 6, score)
+        if score and key > best_key:
+            best, best_key = s, key
+    if best is not span and best.words < 6:  # a heading alone matched: its clause's first sentence says it
+        best = next((s for s in sentences_of(span) if s.start > best.start and s.words >= 6), best)
     return best
 
 

@@ -11,7 +11,7 @@ _PARA_SPLIT = re.compile(
     r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|[A-Z]\.\s+[A-Z]|ARTICLE\b|Section\s+\d|SECTION\s+\d"
     r"|[A-Z][A-Z .]{6,}$))"
     # a numbered clause heading run into the previous sentence (text flowed from a PDF): ". 14.4 Assignment. "
-    r"|(?<=[.;:])\s+(?=[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[A-Z][A-Za-z’'-]*(?:\s+(?:[A-Z][A-Za-z’'-]*|of|and|or|the|to|for|in|on|by|with)){0,6}\.\s)"
+    r"|(?<=[.;:])\s+(?=[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[A-Z][A-Za-z’'-]*(?:[;,]?\s+(?:[A-Z][A-Za-z’'-]*|of|and|or|the|to|for|in|on|by|with)){0,6}\.\s)"
 )
 _HEADING_ONLY = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[^.]{1,60}\.")
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
