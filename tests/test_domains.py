@@ -207,6 +207,11 @@ def test_legal_clauses_skip_headings_and_the_table_of_contents():
     doc = Document.from_pages(["LICENSE AGREEMENT between Acme Corp. and Beta LLC.", toc, body])
     facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
     assert facts["governing_law"].page == 3 and facts["governing_law"].value == "Delaware"
+    redacted = Document.from_pages(["LICENSE AGREEMENT between Acme Corp. and Beta LLC.",
+                                    "13.5 Governing Law. This Agreement shall be governed by and construed in accordance "
+                                    "with the internal laws of the [***], without regard to conflict of law principles."])
+    law = {f.name: f for f in extract_facts(redacted, load_domain("legal"))}["governing_law"]
+    assert law.value.startswith("This Agreement shall be governed by")  # no law named: its sentence, not the heading
 
 
 @pytest.mark.parametrize("name,da", [("MICROSOFT_2023_10K.pdf", 13_861e6), ("AMAZON_2017_10K.pdf", 11_478e6)],
