@@ -8,11 +8,13 @@ matched against ingest section kinds or 'ABSTRACT.METHODS:'-style headings) firs
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
 from m3analyst.domains.registry import register_extractor
-from m3analyst.domains.spec import DomainSpec
+from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
 
@@ -247,6 +249,109 @@ def sample_size_of(doc: Document, sents: list[Span]) -> Fact | None:
     return None
 
 
+# ---- arms: intervention and comparator(s) read out of the allocation sentence ------------------------
+
+@dataclass(frozen=True)
+class Arms:
+    """The arms one allocation sentence names: the intervention first, then the comparators in order."""
+
+    intervention: str
+    comparators: tuple[str, ...]
+    form: str  # the ARM_FORMS entry that read them
+
+
+_ALLOC_VERB = r"(?:randomi[sz]ed|randomly (?:assigned|allocated|divided|distributed)|assigned|allocated|divided|distributed)"
+_RECEIVE = r"(?:received|receive|receiving|were given|given|treated with|underwent)"
+_USED = r"(?:was|were) (?:used|given|administered|applied|performed|delivered)"
+# (form, regex, split a bare 'X and Y'?): tried in order on each candidate sentence; groups a/b or `list`.
+ARM_FORMS: list[tuple[str, re.Pattern, bool]] = [
+    ("groups receiving", re.compile(rf"\b(?:groups?|arms?)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})\s+(?:either\s+)?(?P<list>.+)", re.I), False),
+    ("received either", re.compile(rf"\b{_RECEIVE}\s+either\s+(?P<list>.+)", re.I), False),
+    ("allocated to", re.compile(rf"\b{_ALLOC_VERB}\b(?:\s+(?:a total of\s+)?[\d,]+\s+(?:[\w-]+\s+){{0,3}}?{_N_WORD})?\s+(?:in)?to\s+(?:receive\s+|either\s+|one of\s+)*(?P<list>.+)", re.I), True),
+    ("X used in, Y used in", re.compile(rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|for|to|on)\s+[^;]+?,?\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
+    ("received X compared with Y", re.compile(rf"\b(?:received|receiving)\s+(?P<a>[^;]+?)\s+(?:compared (?:with|to)|versus|vs\.?)\s+[^;]*?\b(?:who {_RECEIVE}|receiving)\s+(?P<b>.+)", re.I), False),
+    ("enumerated arms", re.compile(r"\b(?:arms?|groups?|conditions?)\b[^;]{0,60}?\((?:i|1|a)\)\s*(?P<list>.+)", re.I), False),
+]
+# where an arm's text ends: the rest of the sentence is about something else
+_ARM_END = re.compile(r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|which|who|where|while|whereas|using|and (?:then|all|were))\b"
+                      r"|\s+in an? (?:[\w-]+ ){0,4}(?:trial|study|design|fashion|manner|ratio)\b|\s+using\b|\s+for \d+ (?:days?|weeks?|months?|years?)\b|\s+to (?:attach|prevent|treat|reduce|compare)\b"
+                      r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
+# parentheticals that are counts or labels, not arm content: (n = 324), (1:1), (Group D0.15), (glue group), (47 eyes)
+_ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
+_ARM_LEAD = re.compile(r"^(?:(?:to|receive|either|treatment with|treated with|the|a|an|or|and|with)\s+)+", re.I)
+CONTROL_ARM = re.compile(r"\b(?:placebo|control|usual care|standard (?:care|treatment|therapy)|sham|no[- ](?:intervention|treatment)"
+                         r"|wait(?:ing)?[- ]?list|information[- ]only|measurement[- ]only|saline|vehicle|routine care|conventional)\b", re.I)
+_GENERIC_ARM = re.compile(r"^(?:the )?(?:intervention|treatment|experimental|active|study|trial)(?: (?:group|arm|condition)s?)?$", re.I)
+
+
+def _split_arms(text: str, and_split: bool) -> list[str]:
+    """'X or Y', 'X versus Y', 'X, Y, and Z', '(i) X and (ii) Y' and (when `and_split`) 'X and Y' -> arm texts."""
+    text = _ARM_NOISE.sub("", text)
+    if re.match(r"(?:i|1|a)\)", text) or re.search(r"\((?:ii|2|b)\)", text):
+        parts = re.split(r",?\s*(?:and|or)?\s*\((?:ii|iii|iv|2|3|4|b|c|d)\)\s*", text)
+    else:
+        m = _ARM_END.search(text)
+        text = text[: m.start()] if m else text
+        if re.search(r"\s(?:or|versus|vs\.?)\s", text):
+            parts = re.split(r",?\s+(?:or|versus|vs\.?)\s+", text)
+            listed = re.split(r",\s*", parts[0])
+            if len(listed) > 1 and all(len(p.split()) <= 6 for p in listed):  # 'X, Y, or Z'
+                parts = listed + parts[1:]
+        elif "," in text:
+            parts = re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+(?=[^,]*$)", text)
+        else:
+            parts = re.split(r"\s+and\s+", text) if and_split else [text]
+            if len(parts) > 1 and any(len(p.split()) > 6 for p in parts):  # 'and' joins clauses, not arms
+                parts = [text]
+    arms = []
+    for part in parts:
+        m = _ARM_END.search(part)
+        part = _ARM_LEAD.sub("", (part[: m.start()] if m else part).strip(" ,.;"))
+        if part:
+            arms.append(part)
+    return arms
+
+
+_NOT_ARM = re.compile(r"(?:it|them|this|these|those|one|each|both)|(?:\d+|two|three|four|five)\s+(?:equal\s+)?(?:groups|arms)\b.*", re.I)
+
+
+def _plausible(arms: list[str]) -> bool:
+    """Two or more arms of 1-20 words, none a pronoun, a group count ('3 groups namely ...') or cut inside
+    brackets, and an intervention that says more than 'intervention group'."""
+    return (len(arms) >= 2 and all(1 <= len(a.split()) <= 20 and a.count("(") == a.count(")") for a in arms)
+            and not _GENERIC_ARM.match(arms[0]) and not any(_NOT_ARM.fullmatch(a) for a in arms))
+
+
+def parse_arms(sentence: str) -> Arms | None:
+    """The arms of an allocation sentence ('randomised to receive X or Y', 'three groups receiving X, Y and Z',
+    'X was used in ..., and Y in ...', 'received X compared with ... who received Y', '(i) X and (ii) Y').
+    The intervention is the first arm that is not a control (placebo, usual care, ...); None when no form reads
+    two plausible arms: the caller then quotes the sentence instead of guessing."""
+    text = re.sub(r"^(?:[A-Z][A-Z .&/]*\.)?[A-Z][A-Za-z &/]{0,40}::?\s+", "", squash(sentence))  # 'ABSTRACT.METHODS:: '
+    text = _ARM_NOISE.sub("", text)
+    for form, rx, and_split in ARM_FORMS:
+        m = rx.search(text)
+        if m is None or (form == "allocated to" and not re.search(r"random", text, re.I)):
+            continue
+        raw = m.group("list") if "list" in rx.groupindex else None
+        arms = _split_arms(raw, and_split) if raw is not None else [a for g in ("a", "b") for a in _split_arms(m.group(g), False)[:1]]
+        if not _plausible(arms):
+            continue
+        active = [a for a in arms if not CONTROL_ARM.search(a)] or arms
+        first = active[0]
+        return Arms(first, tuple(a for a in arms if a is not first), form)
+    return None
+
+
+def arms_of(doc: Document, sents: list[Span]) -> tuple[Arms, Span] | None:
+    """The first sentence (preferred sections first) whose arms parse_arms can read, with its arms."""
+    for s in sents:
+        arms = parse_arms(s.text)
+        if arms is not None:
+            return arms, s
+    return None
+
+
 def title_of(doc: Document) -> Fact | None:
     """The paper's title as ingest read it, cited on the page where its text occurs (None when it does not:
     a PDF's metadata title may name something else)."""
@@ -257,27 +362,49 @@ def title_of(doc: Document) -> Fact | None:
     return Fact("title", title, None, 1.0, None, hit[0].page, squash(doc.text[hit[0].start : hit[0].end]), "Title")
 
 
+def _arm_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[Span]) -> Fact | None:
+    """Spec `arm: intervention` or `arm: comparator`: the arm text read from the allocation sentence of the
+    abstract / methods (the fact's source = that sentence). When no sentence parses, the intervention fact
+    quotes the first sentence matching the spec's patterns; the comparator is then left out, never guessed."""
+    which = getattr(fs, "arm", "intervention")
+    found = arms_of(doc, ordered)
+    if found is not None:
+        arms, s = found
+        value = arms.intervention if which == "intervention" else "; ".join(arms.comparators)
+        return Fact(fs.name, value, fs.unit, 1.0, None, s.page, squash(s.text), fs.title, extra={"form": arms.form})
+    if which != "intervention":
+        return None
+    hit = first_match(ordered, fs)
+    return Fact(fs.name, squash(hit.text), fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title) if hit else None
+
+
+def _sentence_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[Span]) -> Fact | None:
+    hit = first_match(ordered, fs)
+    if hit is not None and hit.words < 8:  # "Our study has limitations." -> and what they are
+        nxt = next((s for s in sents if s.start > hit.end and s.start - hit.end <= 3), None)
+        if nxt is not None and nxt.page == hit.page:
+            hit = Span(hit.start, nxt.end, hit.page, doc.text[hit.start : nxt.end])
+    return Fact(fs.name, squash(hit.text), fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title) if hit else None
+
+
+# spec `value:` -> reader(doc, fact spec, sentences in document order, sentences in preferred order)
+VALUE_READERS: dict[str, Callable[[Document, FactSpec, list[Span], list[Span]], Fact | None]] = {
+    "title": lambda doc, fs, sents, ordered: title_of(doc),
+    "design": lambda doc, fs, sents, ordered: design_of(doc, ordered),
+    "sample_size": lambda doc, fs, sents, ordered: sample_size_of(doc, ordered),
+    "arm": _arm_fact,
+    "text": _sentence_fact,
+}
+
+
 @register_extractor("bio")
 def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
     sents = [s for p in paragraphs(doc, min_chars=20) for s in sentences_of(p)]
     out: list[Fact] = []
     for fs in spec.facts:
         ordered = _ordered(doc, sents, list(getattr(fs, "prefer_sections", None) or ["abstract", "methods"]))
-        if fs.value == "title":
-            f = title_of(doc)
-        elif fs.value == "design":
-            f = design_of(doc, ordered)
-        elif fs.value == "sample_size":
-            f = sample_size_of(doc, ordered)
-        else:
-            hit = first_match(ordered, fs)
-            if hit is not None and hit.words < 8:  # "Our study has limitations." -> and what they are
-                nxt = next((s for s in sents if s.start > hit.end and s.start - hit.end <= 3), None)
-                if nxt is not None and nxt.page == hit.page:
-                    hit = Span(hit.start, nxt.end, hit.page, doc.text[hit.start : nxt.end])
-            f = Fact(fs.name, squash(hit.text), fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title) if hit else None
+        f = VALUE_READERS.get(fs.value, _sentence_fact)(doc, fs, sents, ordered)
         if f is not None:
             f.label = fs.title
             out.append(f)
     return out
-
