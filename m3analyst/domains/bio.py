@@ -23,7 +23,7 @@ DESIGNS: list[tuple[str, str]] = [
     ("systematic review and meta-analysis", r"systematic review.{0,40}meta-?analys|meta-?analys.{0,40}systematic review"),
     ("meta-analysis", r"meta-?analys[ie]s"),
     ("systematic review", r"systematic review"),
-    ("study protocol", r"^(?:.{0,80}\b)?(?:study|trial) protocol\b(?! was)|protocol for a (randomi|trial|study)"),
+    ("study protocol", r"^(?:.{0,80}\b)?(?:study|trial) protocol\b(?! was)|protocol (for|of) an? (randomi|trial|study|\w+ trial)"),
     ("randomised crossover trial", r"randomi[sz]ed.{0,40}cross-?over|cross-?over.{0,40}randomi[sz]ed"),
     ("cluster randomised trial", r"cluster[- ]randomi[sz]ed"),
     ("randomised controlled trial", r"randomi[sz]ed,?.{0,60}(controlled|clinical)?\s*trial|randomi[sz]ed controlled|\bRCT\b"
@@ -127,11 +127,14 @@ def design_phrase(spans: list[Span]) -> tuple[str, Span] | None:
 
 
 def _label(pool: list[Span]) -> tuple[str, Span] | None:
+    """The first DESIGNS label whose rule matches the pool's text (joined: 'randomised ... cross-over' may span
+    two sentences), with the first sentence naming it."""
+    text = " ".join(squash(s.text) for s in pool)
     for label, pat in DESIGNS:
         rx = re.compile(pat, re.I)
-        hit = next((s for s in pool if rx.search(squash(s.text))), None)
-        if hit is not None:
-            return label, hit
+        if rx.search(text):
+            hit = next((s for s in pool if rx.search(squash(s.text))), None)
+            return label, hit or next((s for s in pool if label.split()[0] in s.text.lower()), pool[0])
     return None
 
 
@@ -140,36 +143,35 @@ def _norm(text: str) -> str:
 
 
 def design_of(doc: Document, sents: list[Span]) -> Fact | None:
-    """Design label (rule order = DESIGNS) read from the paper's statements about itself (title, abstract
-    'Methods:' sentences, 'In this ... trial'), with the paper's own design phrase in brackets; only when
-    those say nothing, the label from the first 40 sentences, else anywhere outside the references."""
+    """The design as the paper states it about itself (title, abstract 'Methods:' sentences, 'In this ...
+    trial'): its own design phrase, led by the rule label (rule order = DESIGNS) when the phrase's sentence
+    (or else the phrase, or else the other self-statements unless the phrase is the title's) adds one it
+    lacks. Only when no self-statement names a design: the label from the first 40 sentences, else anywhere
+    outside the references, with the double-blind / placebo / multicentre modifiers of the head."""
     own = _self_statements(doc, sents)
     phrase = design_phrase(own)
-    found = _label(own)
-    if found is None and phrase is None:
-        body = [s for s in sents if "et al" not in s.text]
-        found = _label(sents[:40]) or _label(body)
-    if found is None and phrase is None:
-        return None
-    label, hit = found if found else (None, None)
-    if phrase is not None:
-        words, where = phrase
+    if phrase is None:
+        found = _label(own) or _label(sents[:40]) or _label([s for s in sents if "et al" not in s.text])
+        if found is None:
+            return None
+        label, hit = found
+        mods = [m for m, p in _DESIGN_MODS if re.search(p, " ".join(s.text for s in sents[:40]), re.I)]
+        value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
+    else:
+        words, hit = phrase
+        found = _label([hit]) or _label([Span(hit.start, hit.end, hit.page, words)])
+        if found is None and hit.end > 0:  # not the title: the paper's other statements about itself
+            found = _label(own)
+        label = found[0] if found else None
         if label is None or set(_norm(label).split()) <= set(_norm(words).split()):  # the paper's words say it all
             value = words
-        elif set(_norm(words).split()) <= set(_norm(label).split()):
-            value = label
         else:
             value = f"{label} ({words})"
-        hit = where  # cite the sentence whose words are quoted
-    else:
-        head = " ".join(s.text for s in sents[:40])
-        mods = [m for m, p in _DESIGN_MODS if re.search(p, head, re.I)]
-        value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
-    if not hit.text:  # the title: cite where its text is
+    if hit.end == 0:  # the title: cite where its text is
         loc = doc.locate(squash(doc.metadata.title))
-        hit = Span(loc[0].start, loc[0].end, loc[0].page, doc.text[loc[0].start : loc[0].end]) if loc else None
-        if hit is None:
+        if not loc:
             return None
+        hit = Span(loc[0].start, loc[0].end, loc[0].page, doc.text[loc[0].start : loc[0].end])
     return Fact("design", value, None, 1.0, None, hit.page, squash(hit.text), "Design", extra={"label": label})
 
 
@@ -201,15 +203,18 @@ def parse_count(text: str) -> int | None:
     return total or None
 
 
-_ALLOC = r"(?:randomi[sz]ed|randomly (?:assigned|allocated|divided|distributed)|allocated|assigned)"
+_ALLOC = r"(?:randomi[sz]ed?|randomly (?:assign(?:ed)?|allocated?|divided|distributed)|allocated|assigned)"
 _ENROL = r"(?:enrolled|recruited|included|participated|took part)"
+_NOT_UNIT = r"(?!(?:studies|trials|articles|publications|reports|papers|centres|centers|sites|schools)\b)"  # '31 studies with 4179 patients'
 # (tier, pattern): lower tiers are the number who entered the trial; higher ones are weaker hints.
 SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
     (0, re.compile(rf"\b{_ALLOC}\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
-    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}\s+(?:[\w()-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
-    (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
-    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}\s+(?:[\w()-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
+    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+(?:[\w(),-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
+    (0, re.compile(rf"\b{_N_WORD}\s*\(\s*N\s*=\s*{NUM}\s*\)\s*(?:were|was)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
+    (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:{_NOT_UNIT}[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
+    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+(?:[\w(),-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
     (1, re.compile(rf"\b(?:participants|patients|subjects|sample)\s*:\s*{NUM}\b", re.I)),
+    (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|(?:a )?sample (?:size )?of|data (?:from|on)|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     (2, re.compile(rf"\b(?:total of|overall,?|in all,?)\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     *[(3, rx) for rx in SAMPLE_SIZE],
 ]
@@ -226,6 +231,10 @@ def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.M
         if n is None or not 5 <= n <= 10_000_000 or 1900 <= n <= 2030:
             continue
         after = _SUBSET_AFTER.search(text[m.end(1) :]) and "randomi" not in m.group(0).lower()
+        if re.search(r"\d\s*%\s*,?\s*\(?\s*$", text[: m.start(0)]):  # '51.2% (n = 7,230) female': a share of N
+            continue
+        if re.search(r"\b(?:studies|trials|articles)\s*$", text[: m.start(0)]):  # 'Two studies included 50 patients'
+            continue
         if not subsets and (_SUBSET_BEFORE.search(text[: m.start(1)]) or after):
             continue
         return n, m
@@ -278,7 +287,9 @@ _ARM_END = re.compile(r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|wh
                       r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
 # parentheticals that are counts or labels, not arm content: (n = 324), (1:1), (Group D0.15), (glue group), (47 eyes)
 _ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
-_ARM_LEAD = re.compile(r"^(?:(?:to|receive|either|treatment with|treated with|the|a|an|or|and|with)\s+)+", re.I)
+_ARM_LEAD = re.compile(r"^(?:(?:to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
+# a sentence about a trial still to be done or done by others: its arms are not this paper's
+_OTHER_TRIAL = re.compile(r"\b(?:is|are|be) (?:required|needed|warranted)\b|\b(?:should|would|previous(?:ly)?|et al|future)\b", re.I)
 CONTROL_ARM = re.compile(r"\b(?:placebo|control|usual care|standard (?:care|treatment|therapy)|sham|no[- ](?:intervention|treatment)"
                          r"|wait(?:ing)?[- ]?list|information[- ]only|measurement[- ]only|saline|vehicle|routine care|conventional)\b", re.I)
 _GENERIC_ARM = re.compile(r"^(?:the )?(?:intervention|treatment|experimental|active|study|trial)(?: (?:group|arm|condition)s?)?$", re.I)
@@ -297,8 +308,9 @@ def _split_arms(text: str, and_split: bool) -> list[str]:
             listed = re.split(r",\s*", parts[0])
             if len(listed) > 1 and all(len(p.split()) <= 6 for p in listed):  # 'X, Y, or Z'
                 parts = listed + parts[1:]
-        elif "," in text:
+        elif "," in text and re.search(r"(?:,\s*|\s)and\s+[^,]+$", text):  # 'X, Y(,) and Z'
             parts = re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+(?=[^,]*$)", text)
+            parts = parts if all(len(p.split()) <= 8 for p in parts) else [text]
         else:
             parts = re.split(r"\s+and\s+", text) if and_split else [text]
             if len(parts) > 1 and any(len(p.split()) > 6 for p in parts):  # 'and' joins clauses, not arms
@@ -346,6 +358,8 @@ def parse_arms(sentence: str) -> Arms | None:
 def arms_of(doc: Document, sents: list[Span]) -> tuple[Arms, Span] | None:
     """The first sentence (preferred sections first) whose arms parse_arms can read, with its arms."""
     for s in sents:
+        if _OTHER_TRIAL.search(s.text):
+            continue
         arms = parse_arms(s.text)
         if arms is not None:
             return arms, s
