@@ -99,7 +99,7 @@ _SELF = re.compile(r"\b(?:this|the present|the current|our)\b(?:\s+[\w-]+){0,6}\
                    r"|\bwe (?:conducted|did|performed|carried out|undertook|designed|report)|^(?:in|using|it is|this is|this was) an?\b"
                    r"|\b(?:design|setting|methods?)\s*:|\b(?:was|were) (?:conducted|carried out|performed|done|used)\b"
                    r"|\b(?:were|was) (?:randomi[sz]ed|randomly)|\brandomly (?:assigned|allocated|divided)", re.I)
-_NOT_SELF = re.compile(r"\b(?:required|needed|warranted|future|should|previous(?:ly)?|prior|et al|is planned)\b", re.I)
+_NOT_SELF = re.compile(r"\b(?:required|needed|warranted|future|should|would|previous(?:ly)?|prior|et al|is planned)\b", re.I)
 
 
 def _self_statements(doc: Document, sents: list[Span], limit: int = 8) -> list[Span]:
@@ -182,12 +182,12 @@ _UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _WORD_NUM = (rf"(?:(?:{'|'.join(_UNITS[1:10])})\s+hundred(?:\s+and)?\s+)?"
              rf"(?:(?:{'|'.join(_TENS[2:])})(?:[- ](?:{'|'.join(_UNITS[1:10])}))?|{'|'.join(_UNITS[10:])})\b")
-NUM = rf"(\d{{1,3}}(?:,\d{{3}})+|\d+|{_WORD_NUM})"
+NUM = rf"(\d{{1,3}}(?:[,\u2009\u202f ]\d{{3}})+\b|\d+|{_WORD_NUM})"  # '4,613', '12 092', 'Sixty'
 
 
 def parse_count(text: str) -> int | None:
     """'4,613' -> 4613, 'Sixty' -> 60, 'Twenty-two' -> 22, 'one hundred and twenty' -> 120 (None if neither)."""
-    t = text.lower().replace(",", "").strip()
+    t = re.sub(r"(?<=\d)[,\u2009\u202f ](?=\d{3})", "", text.lower()).strip()
     if t.isdigit():
         return int(t)
     total, words = 0, re.split(r"[\s-]+", t)
@@ -205,14 +205,15 @@ def parse_count(text: str) -> int | None:
 
 _ALLOC = r"(?:randomi[sz]ed?|randomly (?:assign(?:ed)?|allocated?|divided|distributed)|allocated|assigned)"
 _ENROL = r"(?:enrolled|recruited|included|participated|took part)"
+_FILLER = r"(?:(?!(?:were|was|had)\b)[\w(),-]+\s+)"  # words between 'N patients' and 'were randomised': no other verb
 _NOT_UNIT = r"(?!(?:studies|trials|articles|publications|reports|papers|centres|centers|sites|schools)\b)"  # '31 studies with 4179 patients'
 # (tier, pattern): lower tiers are the number who entered the trial; higher ones are weaker hints.
 SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
     (0, re.compile(rf"\b{_ALLOC}\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
-    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+(?:[\w(),-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
+    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
     (0, re.compile(rf"\b{_N_WORD}\s*\(\s*N\s*=\s*{NUM}\s*\)\s*(?:were|was)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
     (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:{_NOT_UNIT}[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
-    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+(?:[\w(),-]+\s+){{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
+    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
     (1, re.compile(rf"\b(?:participants|patients|subjects|sample)\s*:\s*{NUM}\b", re.I)),
     (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|(?:a )?sample (?:size )?of|data (?:from|on)|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     (2, re.compile(rf"\b(?:total of|overall,?|in all,?)\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
@@ -275,7 +276,7 @@ _USED = r"(?:was|were) (?:used|given|administered|applied|performed|delivered)"
 # (form, regex, split a bare 'X and Y'?): tried in order on each candidate sentence; groups a/b or `list`.
 ARM_FORMS: list[tuple[str, re.Pattern, bool]] = [
     ("groups receiving", re.compile(rf"\b(?:groups?|arms?)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})\s+(?:either\s+)?(?P<list>.+)", re.I), False),
-    ("received either", re.compile(rf"\b{_RECEIVE}\s+either\s+(?P<list>.+)", re.I), False),
+    ("received either", re.compile(r"\b(?:received|receive|were given|were treated with|underwent)\s+either\s+(?P<list>.+)", re.I), False),
     ("allocated to", re.compile(rf"\b{_ALLOC_VERB}\b(?:\s+(?:a total of\s+)?[\d,]+\s+(?:[\w-]+\s+){{0,3}}?{_N_WORD})?\s+(?:in)?to\s+(?:receive\s+|either\s+|one of\s+)*(?P<list>.+)", re.I), True),
     ("X used in, Y used in", re.compile(rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|for|to|on)\s+[^;]+?,?\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
     ("received X compared with Y", re.compile(rf"\b(?:received|receiving)\s+(?P<a>[^;]+?)\s+(?:compared (?:with|to)|versus|vs\.?)\s+[^;]*?\b(?:who {_RECEIVE}|receiving)\s+(?P<b>.+)", re.I), False),
@@ -287,7 +288,7 @@ _ARM_END = re.compile(r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|wh
                       r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
 # parentheticals that are counts or labels, not arm content: (n = 324), (1:1), (Group D0.15), (glue group), (47 eyes)
 _ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
-_ARM_LEAD = re.compile(r"^(?:(?:to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
+_ARM_LEAD = re.compile(r"^(?:(?:\d+(?:\s+(?:were|was))?(?:\s+(?:randomly\s+)?(?:allocated|assigned))?(?=\s+to\b)|additionally|also|to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
 # a sentence about a trial still to be done or done by others: its arms are not this paper's
 _OTHER_TRIAL = re.compile(r"\b(?:is|are|be) (?:required|needed|warranted)\b|\b(?:should|would|previous(?:ly)?|et al|future)\b", re.I)
 CONTROL_ARM = re.compile(r"\b(?:placebo|control|usual care|standard (?:care|treatment|therapy)|sham|no[- ](?:intervention|treatment)"
@@ -299,6 +300,8 @@ def _split_arms(text: str, and_split: bool) -> list[str]:
     """'X or Y', 'X versus Y', 'X, Y, and Z', '(i) X and (ii) Y' and (when `and_split`) 'X and Y' -> arm texts."""
     text = _ARM_NOISE.sub("", text)
     if re.match(r"(?:i|1|a)\)", text) or re.search(r"\((?:ii|2|b)\)", text):
+        first = re.search(r"\((?:i|1|a)\)\s*", text)
+        text = text[first.end() :] if first else text  # not the header before '(1)'
         parts = re.split(r",?\s*(?:and|or)?\s*\((?:ii|iii|iv|2|3|4|b|c|d)\)\s*", text)
     else:
         m = _ARM_END.search(text)
@@ -306,7 +309,7 @@ def _split_arms(text: str, and_split: bool) -> list[str]:
         if re.search(r"\s(?:or|versus|vs\.?)\s", text):
             parts = re.split(r",?\s+(?:or|versus|vs\.?)\s+", text)
             listed = re.split(r",\s*", parts[0])
-            if len(listed) > 1 and all(len(p.split()) <= 6 for p in listed):  # 'X, Y, or Z'
+            if len(listed) > 1 and all(len(p.split()) <= 10 for p in listed):  # 'X, Y, or Z'
                 parts = listed + parts[1:]
         elif "," in text and re.search(r"(?:,\s*|\s)and\s+[^,]+$", text):  # 'X, Y(,) and Z'
             parts = re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+(?=[^,]*$)", text)
