@@ -221,7 +221,7 @@ SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
 ]
 # A count of a subset ('of these, 53 were analysed'), not of those who entered.
 _SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)\s*,?\s*$", re.I)
-_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,4}?(?:were\s+)?(?:analy[sz]ed|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
+_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,6}?(?:were\s+)?(?:analy[sz]ed|analys[ie]s|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
 
 
 def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.Match] | None:
@@ -316,7 +316,7 @@ def _split_arms(text: str, and_split: bool) -> list[str]:
             parts = parts if all(len(p.split()) <= 8 for p in parts) else [text]
         else:
             parts = re.split(r"\s+and\s+", text) if and_split else [text]
-            if len(parts) > 1 and any(len(p.split()) > 6 for p in parts):  # 'and' joins clauses, not arms
+            if len(parts) > 1 and any(len(p.split()) > 5 or re.match(r"\w+ed\b", p) for p in parts):  # 'and' joins clauses
                 parts = [text]
     arms = []
     for part in parts:
