@@ -113,6 +113,20 @@ def test_sample_size_reads_number_words_and_skips_study_counts():
     assert _facts([meta])["sample_size"].value == 4179
 
 
+# ---- primary outcome -----------------------------------------------------------------------------------
+
+def test_primary_outcome_states_what_the_outcome_is():
+    methods = ("Methods\n\nAt follow-up, calls elicited responses to the primary outcome measure (days of exercise per week). "
+               "The primary end point was taken as relapse within 12 months of surgery.")
+    f = _facts([methods])["primary_outcome"]
+    assert f.value == "relapse within 12 months of surgery"  # the statement wins over the earlier mention
+    assert f.source_text.startswith("The primary end point was") and f.page == 1
+    mention = _facts(["Methods\n\nCalls elicited responses to the primary outcome measure (days of exercise per week)."])
+    assert mention["primary_outcome"].value == "days of exercise per week"
+    cond = _facts(["Methods\n\nSince the primary outcome is binary, chi-square tests were used."])
+    assert cond["primary_outcome"].value.startswith("Since the primary outcome is binary")  # no outcome named: the sentence
+
+
 # ---- a real paper, read in place ----------------------------------------------------------------------
 
 def test_real_trial_facts(corpus):

@@ -404,12 +404,34 @@ def _sentence_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list
     return Fact(fs.name, squash(hit.text), fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title) if hit else None
 
 
+_OUTCOME_IS = re.compile(r"\b(?:primary|main) (?:efficacy )?(?:outcome|end[- ]?point)s?(?: measures?)?"
+                         r"(?:\s*\((?P<paren>[^()]{3,120})\)|\s+(?:was|were|is|are|included)\s+(?:taken as\s+|defined as\s+)?(?P<v>[^;]+))", re.I)
+
+
+def outcome_value(sentence: str) -> str | None:
+    """'The primary outcome was X.' -> 'X'; 'the primary outcome measure (X)' -> 'X'; else None."""
+    text = squash(sentence)
+    m = _OUTCOME_IS.search(text)
+    if m is None or re.search(r"\b(?:if|when|whether|unless|since|as|because)\s+(?:the\s+|a\s+|our\s+)?$", text[: m.start()], re.I):  # "Since the primary outcome is binary"
+        return None
+    v = m.group("paren") or re.sub(r"(?<=[A-Za-z)])\.?\d{0,2}\s*$", "", m.group("v")).strip(" .,")  # drop a glued reference number
+    return v if len(v.split()) >= 1 and not re.match(r"(?:to|that|which|not|also)\b", v, re.I) else None
+
+
+def _outcome_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[Span]) -> Fact | None:
+    f = _sentence_fact(doc, fs, sents, ordered)
+    if f is not None:
+        f.value = outcome_value(f.source_text) or f.value
+    return f
+
+
 # spec `value:` -> reader(doc, fact spec, sentences in document order, sentences in preferred order)
 VALUE_READERS: dict[str, Callable[[Document, FactSpec, list[Span], list[Span]], Fact | None]] = {
     "title": lambda doc, fs, sents, ordered: title_of(doc),
     "design": lambda doc, fs, sents, ordered: design_of(doc, ordered),
     "sample_size": lambda doc, fs, sents, ordered: sample_size_of(doc, ordered),
     "arm": _arm_fact,
+    "outcome": _outcome_fact,
     "text": _sentence_fact,
 }
 
