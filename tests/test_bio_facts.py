@@ -96,11 +96,12 @@ def test_design_from_the_title_when_it_states_one():
 # ---- sample size ---------------------------------------------------------------------------------------
 
 def test_sample_size_prefers_the_number_randomised_over_analysed_subsets():
-    abstract = ("Abstract\n\nResults: Of those randomised, 206 participants were included in the final analysis. "
+    abstract = ("Abstract\n\nMethods: A total of 250 students were required to detect a 10% difference with 80% power. "
+                "Results: Of those randomised, 206 participants were included in the final analysis. "
                 "Methods: In a community trial, 225 students were enrolled at two universities.")
     results = "Results\n\nHence, 198 students were randomized into two groups."
     f = _facts([abstract, results])["sample_size"]
-    # the abstract's count of who entered wins over its analysed subset and over the body's counts
+    # who entered: not the power calculation's number, the analysed subset or the body's later counts
     assert f.value == 225 and f.page == 1 and "225 students were enrolled" in f.source_text
 
 

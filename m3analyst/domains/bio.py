@@ -165,6 +165,8 @@ def design_of(doc: Document, sents: list[Span]) -> Fact | None:
         label = found[0] if found else None
         if label is None or set(_norm(label).split()) <= set(_norm(words).split()):  # the paper's words say it all
             value = words
+        elif set(_norm(words).split()) <= set(_norm(label).split()):  # they add nothing to the label
+            value = label
         else:
             value = f"{label} ({words})"
     if hit.end == 0:  # the title: cite where its text is
@@ -215,18 +217,22 @@ SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
     (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:{_NOT_UNIT}[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
     (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
     (1, re.compile(rf"\b(?:participants|patients|subjects|sample)\s*:\s*{NUM}\b", re.I)),
-    (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|(?:a )?sample (?:size )?of|data (?:from|on)|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
+    (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|data (?:from|on)|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     (2, re.compile(rf"\b(?:total of|overall,?|in all,?)\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     *[(3, rx) for rx in SAMPLE_SIZE],
 ]
 # A count of a subset ('of these, 53 were analysed'), not of those who entered.
-_SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)\s*,?\s*$", re.I)
-_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,6}?(?:were\s+)?(?:analy[sz]ed|analys[ie]s|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
+_SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)(?:\s+[^.;,]{0,40}?,)?\s*$", re.I)
+# a planned or required number (power calculation), not the number who took part
+_PLANNED = re.compile(r"\b(?:power|planned|target|to detect|required|would)\b", re.I)
+_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,6}?(?:were\s+)?(?:analy[sz]ed|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
 
 
 def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.Match] | None:
     """The first plausible count `rx` finds in the sentence; counts of subsets are skipped unless `subsets`."""
     text = squash(s.text)
+    if _PLANNED.search(text):
+        return None
     for m in rx.finditer(text):
         n = parse_count(m.group(1))
         if n is None or not 5 <= n <= 10_000_000 or 1900 <= n <= 2030:
@@ -234,7 +240,7 @@ def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.M
         after = _SUBSET_AFTER.search(text[m.end(1) :]) and "randomi" not in m.group(0).lower()
         if re.search(r"\d\s*%\s*,?\s*\(?\s*$", text[: m.start(0)]):  # '51.2% (n = 7,230) female': a share of N
             continue
-        if re.search(r"\b(?:studies|trials|articles)\s*$", text[: m.start(0)]):  # 'Two studies included 50 patients'
+        if re.match(_ENROL, m.group(0), re.I) and re.search(r"\b(?:studies|trials|articles)\s*$", text[: m.start(0)]):  # 'Two studies included 50 patients'
             continue
         if not subsets and (_SUBSET_BEFORE.search(text[: m.start(1)]) or after):
             continue
