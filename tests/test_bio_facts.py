@@ -96,7 +96,7 @@ def test_design_from_the_title_when_it_states_one():
 # ---- sample size ---------------------------------------------------------------------------------------
 
 def test_sample_size_prefers_the_number_randomised_over_analysed_subsets():
-    abstract = ("Abstract\n\nMethods: A total of 250 students were required to detect a 10% difference with 80% power. "
+    abstract = ("Abstract\n\nMethods: 250 students were to be enrolled to detect a 10% difference with 80% power. "
                 "Results: Of those randomised, 206 participants were included in the final analysis. "
                 "Methods: In a community trial, 225 students were enrolled at two universities.")
     results = "Results\n\nHence, 198 students were randomized into two groups."
