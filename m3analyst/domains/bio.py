@@ -159,6 +159,7 @@ def design_of(doc: Document, sents: list[Span]) -> Fact | None:
         value = label + (f" ({', '.join(mods)})" if mods and "random" in label else "")
     else:
         words, hit = phrase
+        words = words.lower() if hit.end == 0 and words.istitle() else words  # 'Randomized Controlled Trial' in a title
         found = _label([hit]) or _label([Span(hit.start, hit.end, hit.page, words)])
         if found is None and hit.end > 0:  # not the title: the paper's other statements about itself
             found = _label(own)
@@ -281,10 +282,10 @@ _RECEIVE = r"(?:received|receive|receiving|were given|given|treated with|underwe
 _USED = r"(?:was|were) (?:used|given|administered|applied|performed|delivered)"
 # (form, regex, split a bare 'X and Y'?): tried in order on each candidate sentence; groups a/b or `list`.
 ARM_FORMS: list[tuple[str, re.Pattern, bool]] = [
-    ("groups receiving", re.compile(rf"\b(?:groups?|arms?)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})\s+(?:either\s+)?(?P<list>.+)", re.I), False),
+    ("groups receiving", re.compile(rf"\b(?:groups|arms)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})\s+(?:either\s+)?(?P<list>.+)", re.I), False),
     ("received either", re.compile(r"\b(?:received|receive|were given|were treated with|underwent)\s+either\s+(?P<list>.+)", re.I), False),
     ("allocated to", re.compile(rf"\b{_ALLOC_VERB}\b(?:\s+(?:a total of\s+)?[\d,]+\s+(?:[\w-]+\s+){{0,3}}?{_N_WORD})?\s+(?:in)?to\s+(?:receive\s+|either\s+|one of\s+)*(?P<list>.+)", re.I), True),
-    ("X used in, Y used in", re.compile(rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|for|to|on)\s+[^;]+?,?\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
+    ("X used in, Y used in", re.compile(rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|on)\s+(?:\d|the\s+[\w-]+\s+group|group)[^;]*?,?\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
     ("received X compared with Y", re.compile(rf"\b(?:received|receiving)\s+(?P<a>[^;]+?)\s+(?:compared (?:with|to)|versus|vs\.?)\s+[^;]*?\b(?:who {_RECEIVE}|receiving)\s+(?P<b>.+)", re.I), False),
     ("enumerated arms", re.compile(r"\b(?:arms?|groups?|conditions?)\b[^;]{0,60}?\((?:i|1|a)\)\s*(?P<list>.+)", re.I), False),
 ]
@@ -294,12 +295,18 @@ _ARM_END = re.compile(r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|wh
                       r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
 # parentheticals that are counts or labels, not arm content: (n = 324), (1:1), (Group D0.15), (glue group), (47 eyes)
 _ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
-_ARM_LEAD = re.compile(r"^(?:(?:\d+(?:\s+(?:were|was))?(?:\s+(?:randomly\s+)?(?:allocated|assigned))?(?=\s+to\b)|additionally|also|to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
+_ARM_LEAD = re.compile(r"^(?:(?:\d+(?:\s+[\w-]+){0,2}?(?:\s+(?:were|was))?(?:\s+(?:randomly\s+)?(?:randomi[sz]ed|allocated|assigned))?(?=\s+to\b)|additionally|also|to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
 # a sentence about a trial still to be done or done by others: its arms are not this paper's
 _OTHER_TRIAL = re.compile(r"\b(?:is|are|be) (?:required|needed|warranted)\b|\b(?:should|would|previous(?:ly)?|et al|future)\b", re.I)
 CONTROL_ARM = re.compile(r"\b(?:placebo|control|usual care|standard (?:care|treatment|therapy)|sham|no[- ](?:intervention|treatment)"
                          r"|wait(?:ing)?[- ]?list|information[- ]only|measurement[- ]only|saline|vehicle|routine care|conventional)\b", re.I)
 _GENERIC_ARM = re.compile(r"^(?:the )?(?:intervention|treatment|experimental|active|study|trial)(?: (?:group|arm|condition)s?)?$", re.I)
+
+
+def _listable(piece: str) -> bool:
+    """A comma piece that can be an arm of a list: at most 10 words, one of them a plain word ('once-daily, 28-mg,
+    extended-release memantine' is one arm)."""
+    return len(piece.split()) <= 10 and bool(re.search(r"(?<![\w-])[A-Za-z]{3,}(?![\w-])", piece))
 
 
 def _split_arms(text: str, and_split: bool) -> list[str]:
@@ -315,11 +322,11 @@ def _split_arms(text: str, and_split: bool) -> list[str]:
         if re.search(r"\s(?:or|versus|vs\.?)\s", text):
             parts = re.split(r",?\s+(?:or|versus|vs\.?)\s+", text)
             listed = re.split(r",\s*", parts[0])
-            if len(listed) > 1 and all(len(p.split()) <= 10 for p in listed):  # 'X, Y, or Z'
+            if len(listed) > 1 and all(_listable(p) for p in listed):  # 'X, Y, or Z'
                 parts = listed + parts[1:]
         elif "," in text and re.search(r"(?:,\s*|\s)and\s+[^,]+$", text):  # 'X, Y(,) and Z'
             parts = re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+(?=[^,]*$)", text)
-            parts = parts if all(len(p.split()) <= 8 for p in parts) else [text]
+            parts = parts if all(_listable(p) for p in parts) else [text]
         else:
             parts = re.split(r"\s+and\s+", text) if and_split else [text]
             if len(parts) > 1 and any(len(p.split()) > 5 or re.match(r"\w+ed\b", p) for p in parts):  # 'and' joins clauses
