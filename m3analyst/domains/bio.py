@@ -209,24 +209,44 @@ def parse_count(text: str) -> int | None:
 _ALLOC = r"(?:randomi[sz]ed?|randomly (?:assign(?:ed)?|allocated?|divided|distributed)|allocated|assigned)"
 _ENROL = r"(?:enrolled|recruited|included|participated|took part)"
 _FILLER = r"(?:(?!(?:were|was|had)\b)[\w(),-]+\s+)"  # words between 'N patients' and 'were randomised': no other verb
-_NOT_UNIT = r"(?!(?:studies|trials|articles|publications|reports|papers|centres|centers|sites|schools)\b)"  # '31 studies with 4179 patients'
+_NOT_UNIT = r"(?!(?:studies|trials|articles|publications|reports|papers|centres|centers|sites|schools)\b)"  # '31 studies'
 # (tier, pattern): lower tiers are the number who entered the trial; higher ones are weaker hints.
 SAMPLE_SIZE_TIERS: list[tuple[int, re.Pattern]] = [
     (0, re.compile(rf"\b{_ALLOC}\s+(?:a total of\s+)?{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
-    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
+    (0, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+"
+                   rf"(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
     (0, re.compile(rf"\b{_N_WORD}\s*\(\s*N\s*=\s*{NUM}\s*\)\s*(?:were|was)\s+(?:\w+\s+){{0,2}}?{_ALLOC}", re.I)),
-    (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+(?:{_NOT_UNIT}[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
-    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
+    (1, re.compile(rf"\b(?:{_ENROL}|conducted (?:on|in|among|with))\s+(?:a total of\s+)?{NUM}\s+"
+                   rf"(?:{_NOT_UNIT}[\w-]+\s+){{0,5}}{_N_WORD}", re.I)),
+    (1, re.compile(rf"\b{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD},?\s+{_FILLER}{{0,12}}?(?:were|was|had been)\s+"
+                   rf"(?:\w+\s+){{0,2}}?{_ENROL}", re.I)),
     (1, re.compile(rf"\b(?:participants|patients|subjects|sample)\s*:\s*{NUM}\b", re.I)),
-    (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|data (?:from|on)|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
+    (1, re.compile(rf"\b(?:corresponded to|compris(?:ed|ing)|totall?ing|data (?:from|on)"
+                   rf"|(?:studies|trials) (?:with|involving|including|of))\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     (2, re.compile(rf"\b(?:total of|overall,?|in all,?)\s+{NUM}\s+(?:[\w-]+\s+){{0,3}}{_N_WORD}", re.I)),
     *[(3, rx) for rx in SAMPLE_SIZE],
 ]
-# A count of a subset ('of these, 53 were analysed'), not of those who entered.
-_SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)(?:\s+[^.;,]{0,40}?,)?\s*$", re.I)
 # a planned or required number (power calculation), not the number who took part
 _PLANNED = re.compile(r"\b(?:power|planned|target|to detect|required|would)\b", re.I)
-_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,6}?(?:were\s+)?(?:analy[sz]ed|completed|lost|excluded|withdr[ae]w|dropped|died|followed)", re.I)
+# a count of a subset ('Of those randomised, 206 ...', '53 were analysed'), not of those who entered
+_SUBSET_BEFORE = re.compile(r"\b(?:of (?:the|these|those|whom|them)|among (?:the|these|them)|of all)(?:\s+[^.;,]{0,40}?,)?\s*$", re.I)
+_SUBSET_AFTER = re.compile(r"^\W*(?:\w+\W+){0,6}?(?:were\s+)?(?:analy[sz]ed|completed|lost|excluded|withdr[ae]w|dropped|died|followed)",
+                           re.I)
+
+
+def _share_of_n(text: str, m: re.Match) -> bool:
+    """'51.2% (n = 7,230) female': the count is a share of N."""
+    return bool(re.search(r"\d\s*%\s*,?\s*\(?\s*$", text[: m.start(0)]))
+
+
+def _counted_by_studies(text: str, m: re.Match) -> bool:
+    """'Two studies included 50 patients': patients of some included studies, not of the paper."""
+    return bool(re.match(_ENROL, m.group(0), re.I) and re.search(r"\b(?:studies|trials|articles)\s*$", text[: m.start(0)]))
+
+
+def _subset(text: str, m: re.Match) -> bool:
+    after = _SUBSET_AFTER.search(text[m.end(1) :]) and "randomi" not in m.group(0).lower()
+    return bool(_SUBSET_BEFORE.search(text[: m.start(1)]) or after)
 
 
 def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.Match] | None:
@@ -234,18 +254,13 @@ def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.M
     text = squash(s.text)
     if _PLANNED.search(text):
         return None
+    skips = [_share_of_n, _counted_by_studies] + ([] if subsets else [_subset])
     for m in rx.finditer(text):
         n = parse_count(m.group(1))
         if n is None or not 5 <= n <= 10_000_000 or 1900 <= n <= 2030:
             continue
-        after = _SUBSET_AFTER.search(text[m.end(1) :]) and "randomi" not in m.group(0).lower()
-        if re.search(r"\d\s*%\s*,?\s*\(?\s*$", text[: m.start(0)]):  # '51.2% (n = 7,230) female': a share of N
-            continue
-        if re.match(_ENROL, m.group(0), re.I) and re.search(r"\b(?:studies|trials|articles)\s*$", text[: m.start(0)]):  # 'Two studies included 50 patients'
-            continue
-        if not subsets and (_SUBSET_BEFORE.search(text[: m.start(1)]) or after):
-            continue
-        return n, m
+        if not any(skip(text, m) for skip in skips):
+            return n, m
     return None
 
 
@@ -282,20 +297,35 @@ _RECEIVE = r"(?:received|receive|receiving|were given|given|treated with|underwe
 _USED = r"(?:was|were) (?:used|given|administered|applied|performed|delivered)"
 # (form, regex, split a bare 'X and Y'?): tried in order on each candidate sentence; groups a/b or `list`.
 ARM_FORMS: list[tuple[str, re.Pattern, bool]] = [
-    ("groups receiving", re.compile(rf"\b(?:groups|arms)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})\s+(?:either\s+)?(?P<list>.+)", re.I), False),
-    ("received either", re.compile(r"\b(?:received|receive|were given|were treated with|underwent)\s+either\s+(?P<list>.+)", re.I), False),
-    ("allocated to", re.compile(rf"\b{_ALLOC_VERB}\b(?:\s+(?:a total of\s+)?[\d,]+\s+(?:[\w-]+\s+){{0,3}}?{_N_WORD})?\s+(?:in)?to\s+(?:receive\s+|either\s+|one of\s+)*(?P<list>.+)", re.I), True),
-    ("X used in, Y used in", re.compile(rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|on)\s+(?:\d|the\s+[\w-]+\s+group|group)[^;]*?,?\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
-    ("received X compared with Y", re.compile(rf"\b(?:received|receiving)\s+(?P<a>[^;]+?)\s+(?:compared (?:with|to)|versus|vs\.?)\s+[^;]*?\b(?:who {_RECEIVE}|receiving)\s+(?P<b>.+)", re.I), False),
+    ("groups receiving", re.compile(
+        rf"\b(?:groups|arms)\b[^.;]{{0,40}}?\b(?:receiving|who {_RECEIVE}|that received|to receive|{_RECEIVE})"
+        r"\s+(?:either\s+)?(?P<list>.+)", re.I), False),
+    ("received either", re.compile(
+        r"\b(?:received|receive|were given|were treated with|underwent)\s+either\s+(?P<list>.+)", re.I), False),
+    ("allocated to", re.compile(
+        rf"\b{_ALLOC_VERB}\b(?:\s+(?:a total of\s+)?[\d,]+\s+(?:[\w-]+\s+){{0,3}}?{_N_WORD})?"
+        r"\s+(?:in)?to\s+(?:receive\s+|either\s+|one of\s+)*(?P<list>.+)", re.I), True),
+    ("X used in, Y used in", re.compile(
+        rf"^(?P<a>[^,;]+?)\s+{_USED}\s+(?:in|on)\s+(?:\d|the\s+[\w-]+\s+group|group)[^;]*?,?"
+        rf"\s+(?:and|while|whereas)\s+(?P<b>[^,;]+?)\s+{_USED}\b", re.I), False),
+    ("received X compared with Y", re.compile(
+        r"\b(?:received|receiving)\s+(?P<a>[^;]+?)\s+(?:compared (?:with|to)|versus|vs\.?)\s+"
+        rf"[^;]*?\b(?:who {_RECEIVE}|receiving)\s+(?P<b>.+)", re.I), False),
     ("enumerated arms", re.compile(r"\b(?:arms?|groups?|conditions?)\b[^;]{0,60}?\((?:i|1|a)\)\s*(?P<list>.+)", re.I), False),
 ]
 # where an arm's text ends: the rest of the sentence is about something else
-_ARM_END = re.compile(r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|which|who|where|while|whereas|using|and (?:then|all|were))\b"
-                      r"|\s+in an? (?:[\w-]+ ){0,4}(?:trial|study|design|fashion|manner|ratio)\b|\s+using\b|\s+for \d+ (?:days?|weeks?|months?|years?)\b|\s+to (?:attach|prevent|treat|reduce|compare)\b"
-                      r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
+_ARM_END = re.compile(
+    r"\s*(?:[;:]|\.(?:\s|$)|,?\s+respectively\b|,\s+(?:with|which|who|where|while|whereas|using|and (?:then|all|were))\b"
+    r"|\s+in an? (?:[\w-]+ ){0,4}(?:trial|study|design|fashion|manner|ratio)\b|\s+using\b"
+    r"|\s+for \d+ (?:days?|weeks?|months?|years?)\b|\s+to (?:attach|prevent|treat|reduce|compare)\b"
+    r"|\s+(?:with|using) (?:a |the )?(?:random|computer|block|sealed)\b)", re.I)
 # parentheticals that are counts or labels, not arm content: (n = 324), (1:1), (Group D0.15), (glue group), (47 eyes)
-_ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
-_ARM_LEAD = re.compile(r"^(?:(?:\d+(?:\s+[\w-]+){0,2}?(?:\s+(?:were|was))?(?:\s+(?:randomly\s+)?(?:randomi[sz]ed|allocated|assigned))?(?=\s+to\b)|additionally|also|to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
+_ARM_NOISE = re.compile(r"\s*\((?:[nN]\s*=|\d+\s*:\s*\d+|ratio|group\b|[^()]{0,20}\bgroups?\)|\d+(?:\.\d+)?\s*%"
+                        r"|\d+\s+(?:eyes|patients|participants))[^()]*\)", re.I)
+# words before an arm's name: 'to receive', 'either', 'treatment with', '116 were allocated to', 'the'
+_ARM_LEAD = re.compile(
+    r"^(?:(?:\d+(?:\s+[\w-]+){0,2}?(?:\s+(?:were|was))?(?:\s+(?:randomly\s+)?(?:randomi[sz]ed|allocated|assigned))?(?=\s+to\b)"
+    r"|additionally|also|to|receive|either|treatment with|treated with|(?:self-)?administer(?:ed)?|the|a|an|or|and|with)\s+)+", re.I)
 # a sentence about a trial still to be done or done by others: its arms are not this paper's
 _OTHER_TRIAL = re.compile(r"\b(?:is|are|be) (?:required|needed|warranted)\b|\b(?:should|would|previous(?:ly)?|et al|future)\b", re.I)
 CONTROL_ARM = re.compile(r"\b(?:placebo|control|usual care|standard (?:care|treatment|therapy)|sham|no[- ](?:intervention|treatment)"
@@ -418,14 +448,16 @@ def _sentence_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list
 
 
 _OUTCOME_IS = re.compile(r"\b(?:primary|main) (?:efficacy )?(?:outcome|end[- ]?point)s?(?: measures?)?"
-                         r"(?:\s*\((?P<paren>[^()]{3,120})\)|\s+(?:was|were|is|are|included)\s+(?:taken as\s+|defined as\s+)?(?P<v>[^;]+))", re.I)
+                         r"(?:\s*\((?P<paren>[^()]{3,120})\)"
+                         r"|\s+(?:was|were|is|are|included)\s+(?:taken as\s+|defined as\s+)?(?P<v>[^;]+))", re.I)
+_OUTCOME_IF = re.compile(r"\b(?:if|when|whether|unless|since|as|because)\s+(?:the\s+|a\s+|our\s+)?$", re.I)  # 'Since the ... is binary'
 
 
 def outcome_value(sentence: str) -> str | None:
     """'The primary outcome was X.' -> 'X'; 'the primary outcome measure (X)' -> 'X'; else None."""
     text = squash(sentence)
     m = _OUTCOME_IS.search(text)
-    if m is None or re.search(r"\b(?:if|when|whether|unless|since|as|because)\s+(?:the\s+|a\s+|our\s+)?$", text[: m.start()], re.I):  # "Since the primary outcome is binary"
+    if m is None or _OUTCOME_IF.search(text[: m.start()]):
         return None
     v = m.group("paren") or re.sub(r"(?<=[A-Za-z)])\.?\d{0,2}\s*$", "", m.group("v")).strip(" .,")  # drop a glued reference number
     return v if len(v.split()) >= 1 and not re.match(r"(?:to|that|which|not|also)\b", v, re.I) else None
