@@ -2,7 +2,10 @@
 limitations and funding of a research paper, each with its sentence and page.
 
 Sentences are scanned in document order, with the sections a fact prefers (spec `prefer_sections`,
-matched against ingest section kinds or 'ABSTRACT.METHODS:'-style headings) first.
+matched against ingest section kinds and their sub-kinds, or 'ABSTRACT.METHODS:'-style headings) first.
+What a fact's value is comes from its spec `value:` (VALUE_READERS): `design` (the paper's own design
+statement), `sample_size` (N randomised / enrolled), `arm` (intervention or comparator arm parsed from the
+allocation sentence), `outcome` (what the primary outcome is), `title`, or `text` (the sentence).
 """
 
 from __future__ import annotations
