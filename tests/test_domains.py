@@ -232,3 +232,19 @@ def test_finance_trade_payables_are_accounts_payable(corpus):
     facts = extract_facts(load_document(corpus / "finance" / "AMCOR_2023_10K.pdf"), "finance")
     ap = latest(facts, "accounts_payable")
     assert ap.value == pytest.approx(2_690e6) and ap.period == "2023"
+
+
+def test_legal_effective_date_from_the_preamble_before_any_clause():
+    from m3analyst.ingest.metadata import META_EXTRACTORS
+
+    head = ("SUPPLY AGREEMENT\n\nThis Supply Agreement is entered into and effective as of May 1, 2021 (the \"Effective "
+            "Date\") by and between Acme Corp. and Beta LLC.")
+    defs = ("1.9 \"Calendar Quarter\" shall mean each successive period of three calendar months, except that the first "
+            "Calendar Quarter of the Term shall commence on the Effective Date and end on June 30, 2021.")
+    doc = Document.from_pages([head, defs])
+    META_EXTRACTORS["contract"](doc)  # what ingest does for a contract: reads the opening's dates
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    assert facts["effective_date"].value == "May 1, 2021" and facts["effective_date"].page == 1
+    no_date = Document.from_pages(["SUPPLY AGREEMENT between Acme Corp. and Beta LLC.", defs])
+    META_EXTRACTORS["contract"](no_date)  # no date in the opening: the clause search (here the definition)
+    assert {f.name: f for f in extract_facts(no_date, load_domain("legal"))}["effective_date"].page == 2

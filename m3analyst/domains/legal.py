@@ -138,6 +138,9 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             span = document_name(doc)
             if span is not None:
                 out.append(_fact(fs, span, squash(span.text), doc))
+        elif fs.name == "effective_date" and (hit := _effective_in_preamble(doc)) is not None:
+            out.append(Fact(fs.name, hit.text, None, 1.0, None, hit.page, _context(doc, hit.start, hit.end), fs.title,
+                            extra={"cuad": getattr(fs, "cuad", None), "start": hit.start, "end": hit.end}))
         elif fs.name == "agreement_date":
             m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
             if m:
@@ -150,6 +153,15 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             if span is not None:
                 out.append(_fact(fs, span, _read_value(fs, span), doc))
     return out
+
+
+def _effective_in_preamble(doc: Document) -> Span | None:
+    """The effective date the contract's opening states ("effective as of May 1, 2021"; ingest reads it into
+    metadata.dates["effective"]), located in the text; None when the opening states none."""
+    date = doc.metadata.dates.get("effective") if doc.metadata.dates else None
+    hits = doc.locate(date) if date else []
+    hit = next((h for h in hits if h.start < 6000), None)
+    return Span(hit.start, hit.end, hit.page, doc.text[hit.start : hit.end]) if hit else None
 
 
 def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
