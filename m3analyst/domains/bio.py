@@ -18,7 +18,7 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
 
 # Design rules, most specific first: (label, pattern). The first that matches the title/abstract wins.
@@ -486,7 +486,7 @@ VALUE_READERS: dict[str, Callable[[Document, FactSpec, list[Span], list[Span]], 
 
 @register_extractor("bio")
 def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
-    sents = [s for p in paragraphs(doc, min_chars=20) for s in sentences_of(p)]
+    sents = sentences(doc)
     out: list[Fact] = []
     for fs in spec.facts:
         ordered = _ordered(doc, sents, list(getattr(fs, "prefer_sections", None) or ["abstract", "methods"]))

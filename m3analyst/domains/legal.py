@@ -88,15 +88,15 @@ def document_name(doc: Document) -> Span | None:
     return Span(where[0], where[1], doc.page_at(where[0]), doc.text[where[0] : where[1]]) if where else None
 
 
-def _read_value(fs: FactSpec, span: Span) -> str:
+def _read_value(fs: FactSpec, span: Span, stating: Span) -> str:
     """What the fact states: the law / date / duration its spec asks for, else (and for text facts) the
-    clause's sentence that matches the most of the fact's patterns (earliest on ties), not the whole paragraph."""
+    clause's sentence that states it (`_stating_sentence`), not the whole paragraph."""
     t = squash(span.text)
     reader = {"law": lambda: (m := _LAW.search(t)) and m.group(2).strip(),
               "date": lambda: (m := DATE.search(t)) and m.group(0),
               "duration": lambda: (m := _DURATION.search(t)) and m.group(0)}.get(fs.value)
     value = reader() if reader else None
-    return value or squash(_stating_sentence(span, fs).text)
+    return value or squash(stating.text)
 
 
 def _stating_sentence(span: Span, fs: FactSpec) -> Span:
@@ -114,10 +114,13 @@ def _stating_sentence(span: Span, fs: FactSpec) -> Span:
     return best
 
 
-def _fact(fs: FactSpec, span: Span, value: str, doc: Document) -> Fact:
-    text = squash(span.text)
-    return Fact(fs.name, value, fs.unit, 1.0, None, span.page, text, fs.title,
-                extra={"cuad": getattr(fs, "cuad", None), "start": span.start, "end": span.end})
+def _fact(fs: FactSpec, span: Span, value: str, doc: Document, stating: Span | None = None) -> Fact:
+    """A clause fact: its source is the whole clause ([start, end)); `quote` = [start, end) of the sentence
+    that states it (what `ask` quotes), when there is one."""
+    extra = {"cuad": getattr(fs, "cuad", None), "start": span.start, "end": span.end}
+    if stating is not None:
+        extra["quote"] = (stating.start, stating.end)
+    return Fact(fs.name, value, fs.unit, 1.0, None, span.page, squash(span.text), fs.title, extra=extra)
 
 
 @register_extractor("legal")
@@ -151,7 +154,8 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
         else:
             span = best_clause(paras, fs)
             if span is not None:
-                out.append(_fact(fs, span, _read_value(fs, span), doc))
+                stating = _stating_sentence(span, fs)
+                out.append(_fact(fs, span, _read_value(fs, span, stating), doc, stating))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -125,8 +126,6 @@ def pick_threads(setting: int | None) -> int:
     stalls for a whole time slice -- measured here at load 9 on 2 cores, a decode step took ~1 s with 2
     threads and ~0.1 s with 1 (RESULTS.md, "Engine round 2"). Asked at every prefill and every generation,
     so a long-lived engine follows the machine."""
-    import os
-
     if setting:
         return setting
     cores = os.cpu_count() or 1
@@ -153,8 +152,6 @@ class DecodeThreadGuard:
     STALL, STALL_MIN_S, RECHECK_STEPS = 4.0, 0.05, 32
 
     def __init__(self, engine: "Engine", cores: int | None = None):
-        import os
-
         self.engine, self.cores = engine, cores or os.cpu_count() or 1
         self.auto = not engine.settings.decode_threads
         self.fastest, self.steps = math.inf, 0

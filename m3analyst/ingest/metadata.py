@@ -214,7 +214,7 @@ def find_parties(head: str) -> list[str]:
 def _contract_metadata(doc: Document) -> None:
     head = doc.text[:HEAD_CHARS]
     name = contract_name(head)
-    m = _AGREEMENT_TITLE.search(head) or _rx(r"^[^\n]*\bagreement\b[^\n]{0,60}$").search(head)
+    m = None if name else _AGREEMENT_TITLE.search(head) or _rx(r"^[^\n]*\bagreement\b[^\n]{0,60}$").search(head)
     if name or m:
         doc.metadata.title = " ".join((head[name[0] : name[1]] if name else m.group(0)).split())[:160]
     doc.metadata.parties = find_parties(head)

@@ -73,11 +73,16 @@ def _names(spec: DomainSpec) -> list[tuple[str, str, str]]:
     return sorted(out, key=lambda x: -len(x[0]))
 
 
+def _alias_at(alias: str, q: str) -> re.Match | None:
+    """Where a fact's `ask` phrase occurs in the (lower-cased) question as whole words."""
+    return re.search(rf"(?<!\w){re.escape(alias.lower())}(?!\w)", q)
+
+
 def _named_fact(spec: DomainSpec, q: str) -> tuple[str, str] | None:
     """The fact the question names: the alias found earliest in the question (longest on ties)."""
     hits = []
     for alias, n, label in _names(spec):
-        m = re.search(rf"(?<!\w){re.escape(alias)}(?!\w)", q)
+        m = _alias_at(alias, q)
         if m:
             hits.append((m.start(), -len(alias), n, label))
     return (min(hits)[2], min(hits)[3]) if hits else None
@@ -200,15 +205,16 @@ def _clause_named(spec: DomainSpec, q: str) -> FactSpec | None:
         if fs.value not in _VALUE_KINDS or fs.unit:
             continue
         for alias in fs.ask:
-            m = re.search(rf"(?<!\w){re.escape(alias.lower())}(?!\w)", q)
+            m = _alias_at(alias, q)
             if m:
                 hits.append((-len(alias), m.start(), fs.name, fs))
     return min(hits, key=lambda h: h[:3])[3] if hits else None
 
 
-def _clause_quote(doc: Document, f: Fact, fs: FactSpec) -> Span:
-    """The sentence of the fact's clause that states it (holds its value or matches one of its patterns), trimmed."""
-    start, end = f.extra.get("start"), f.extra.get("end")
+def _clause_quote(doc: Document, f: Fact) -> Span:
+    """What to quote for a clause fact, trimmed: the sentence the extractor found stating it (extra["quote"]),
+    else the sentence of its span that holds its value (a date, the parties), else the span's first sentence."""
+    start, end = f.extra.get("quote") or (f.extra.get("start"), f.extra.get("end"))
     if start is None or end is None:
         hit = doc.locate(f.source_text or str(f.value))
         if not hit:
@@ -216,11 +222,8 @@ def _clause_quote(doc: Document, f: Fact, fs: FactSpec) -> Span:
         start, end = hit[0].start, hit[0].end
     clause = Span(start, end, doc.page_at(start), doc.text[start:end])
     sents = sentences_of(clause) or [clause]
-    value = str(f.value) if f.value is not None else ""
-    rxs = [re.compile(p, re.I | re.S) for p in fs.patterns]
-    best = next((s for s in sents if value and value.lower() in squash(s.text).lower()), None) \
-        or next((s for s in sents if any(rx.search(squash(s.text)) for rx in rxs)), sents[0])
-    return trim(best, 80)
+    value = str(f.value).lower() if f.value is not None else ""
+    return trim(next((s for s in sents if value and value in squash(s.text).lower()), sents[0]), 80)
 
 
 def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
@@ -243,7 +246,7 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
             return None
         return Answer(f"No: no {fs.title.lower()} clause was found in the document (a clause search, not a reading by "
                       "a model).", None, [], "facts", None, fs.name)
-    quote = _clause_quote(doc, f, fs)
+    quote = _clause_quote(doc, f)
     if not quote.text.strip():
         return None
     cited = f"\u201c{squash(quote.text)}\u201d [p.{quote.page}]"
