@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +36,8 @@ class FactSpec(BaseModel):
     ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
     grants: bool = Field(False, description="a clause that gives a right (a 'Can a party ...?' question is answered "
                          "yes when it is found); clauses that restrict answer only 'Does the agreement ...?' questions")
+    better: Literal["higher", "lower"] = Field("higher", description="which direction of change is an improvement "
+                                               "(trend questions: 'has X improved?'); debt and costs: lower")
 
     @property
     def title(self) -> str:
@@ -48,6 +50,7 @@ class DerivedSpec(BaseModel):
     unit: str | None = None
     expr: str = Field(..., description="arithmetic over other fact names, e.g. 'operating_cash_flow - capex'")
     ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
+    better: Literal["higher", "lower"] = Field("higher", description="which direction of change is an improvement")
 
 
 class OutlineItem(BaseModel):

@@ -23,12 +23,14 @@ from m3analyst.ingest.model import Document
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
+from m3analyst.memo.trend import named_fact
+from m3analyst.memo.trend import answer_trend
 from m3analyst.memo.verify import NUMBER, STOP, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
 from m3analyst.settings import Settings
 
 _YEAR = re.compile(r"(?:FY\s?|fiscal (?:year )?)?((?:19|20)\d{2})", re.I)
-_CHANGE = re.compile(r"\b(change|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
+_CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
 _FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventory)|\bdpo\b|\bdso\b|return on|\broa\b|\broe\b|"
                       r"ebitda|working capital|coverage|quick|effective tax", re.I)
@@ -50,7 +52,7 @@ def answer_question(doc: Document, question: str, settings: Settings | None = No
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
     if spec.name == "finance":
-        ans = answer_from_facts(doc, spec, facts, question)
+        ans = answer_trend(spec, facts, question) or answer_from_facts(doc, spec, facts, question)
         if ans is not None:
             return ans
     ans = answer_from_clauses(doc, spec, facts, question, say_absent=settings.engine.model == "none" and engine is None)
@@ -66,26 +68,9 @@ def answer_question(doc: Document, question: str, settings: Settings | None = No
 
 
 # ---- from facts ----------------------------------------------------------------------------------
-def _names(spec: DomainSpec) -> list[tuple[str, str, str]]:
-    """(alias, fact name, label) for every fact and derived fact, longest alias first."""
-    out = [(a.lower(), f.name, f.title) for f in spec.facts for a in getattr(f, "ask", [])]
-    out += [(a.lower(), d.name, d.label or d.name) for d in spec.derived for a in d.ask]
-    return sorted(out, key=lambda x: -len(x[0]))
-
-
 def _alias_at(alias: str, q: str) -> re.Match | None:
     """Where a fact's `ask` phrase occurs in the (lower-cased) question as whole words."""
     return re.search(rf"(?<!\w){re.escape(alias.lower())}(?!\w)", q)
-
-
-def _named_fact(spec: DomainSpec, q: str) -> tuple[str, str] | None:
-    """The fact the question names: the alias found earliest in the question (longest on ties)."""
-    hits = []
-    for alias, n, label in _names(spec):
-        m = _alias_at(alias, q)
-        if m:
-            hits.append((m.start(), -len(alias), n, label))
-    return (min(hits)[2], min(hits)[3]) if hits else None
 
 
 def _target_scale(question: str, default: float) -> float:
@@ -99,14 +84,26 @@ def _years(question: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
 
 
-def _pick(cands: list[Fact], year: str | None) -> Fact | None:
+_SPAN_Q = re.compile(r"\b(three|six|nine|twelve) months\b|\b(quarter|q[1-4])\b", re.I)
+
+
+def _pick(cands: list[Fact], year: str | None, question: str = "") -> Fact | None:
+    """The latest fact of `year` (when given); a question naming a span ("six months ended ...", "the second
+    quarter") keeps the periods of that span first."""
     if year:
         cands = [f for f in cands if f.period and year in f.period]
+    m = _SPAN_Q.search(question)
+    if m:
+        span = (m.group(1) or "three").lower()
+        cands = [f for f in cands if (f.period or "").lower().startswith(span + " months")] or cands
     return max(cands, key=lambda f: period_key(f.period), default=None)
 
 
 _NUMERIC = re.compile(r"\b(what (is|was|were|are)|how much|how many|amount|value|usd|percent|%|year-over-year)\b", re.I)
 _NARRATIVE = re.compile(r"^\s*(why|how (did|does|do|has|have)|describe|explain|what (drove|caused|are the (main|major|key)))\b", re.I)
+_DEFINES = re.compile(r"\b(is|are) defined as\b|\bdefine\b", re.I)
+_PERCENT_Q = re.compile(r"percent|%", re.I)
+_CURRENCY_Q = re.compile(r"\busd\b|\$|dollars?\b|\b(millions|billions|thousands)\b", re.I)
 
 
 def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
@@ -115,19 +112,20 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
         return None
     q = question.lower()
     years = _years(question)
-    name = _named_fact(spec, q)
-    if _FORMULA.search(question) and (name is None or name[0] not in {d.name for d in spec.derived}):
-        return None  # a metric we do not compute (quick ratio, ...): not a fact look-up
-    series = [f for f in facts if name and f.name == name[0] and isinstance(f.value, float)]
-    if not series:
-        row_facts = _row_lookup(doc, spec, question)
-        if not row_facts:
-            return None
-        series, name = row_facts, (row_facts[0].name, row_facts[0].title)
+    named = named_fact(spec, question)
     derived = {d.name for d in spec.derived}
-    if name[0] not in derived and _CHANGE.search(q) and (len(years) >= 2 or len(series) >= 2):
-        return _change_answer(series, years, name[1], question)
-    f = _pick(series, years[0] if years else None)  # the period the question asks about comes first
+    if _FORMULA.search(question) and (named is None or named.name not in derived):
+        return None  # a metric we do not compute: not a fact look-up
+    series = [f for f in facts if named and f.name == named.name and isinstance(f.value, float)]
+    label = named.label if named else ""
+    rows = _row_lookup(doc, spec, question) if not series or named is None else _finer_row(doc, spec, question, named)
+    if rows:  # a statement line the question names more precisely than the fact's phrase ("net service sales")
+        series, label = rows, rows[0].title
+    if not series:
+        return None
+    if _CHANGE.search(q) and not _DEFINES.search(question) and (len(years) >= 2 or len(series) >= 2):
+        return _change_answer(series, years, label, question)
+    f = _pick(series, years[0] if years else None, question)  # the period the question asks about comes first
     if f is None:
         return None
     if f.unit in ("%", "USD/share", "ratio", "days"):
@@ -142,23 +140,48 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
         shown = f"{shown} (rounded: {value})"
     pages = f.extra.get("pages") or [f.page]
     how = f" = {f.source_text}" if f.derived else ""
-    text = f"{name[1]} for {f.period} was {shown}{how} {' '.join(f'[p.{p}]' for p in pages)}."
+    text = f"{label} for {f.period} was {shown}{how} {' '.join(f'[p.{p}]' for p in pages)}."
     return Answer(text, round(value, 6), pages, "facts", f.unit, f.name, [{"source_text": f.source_text}])
 
 
+def _finer_row(doc: Document, spec: DomainSpec, question: str, named) -> list[Fact]:
+    """Statement-line facts whose label holds every word of the phrase that named the fact and more, all of
+    them in the question ("net service sales" over the revenue fact's "sales"); [] otherwise."""
+    rows = _row_lookup(doc, spec, question)
+    if not rows:
+        return []
+    alias_words = set(re.findall(r"[a-z]+", named.alias))
+    label_words = set(re.findall(r"[a-z]+", rows[0].title.lower()))
+    return rows if alias_words < label_words else []
+
+
 def _change_answer(series: list[Fact], years: list[str], label: str, question: str) -> Answer | None:
+    """Change between two periods: in % (percentage points for rates), or in currency when the question asks
+    for an amount ("By how much did total debt change ... (USD millions)?")."""
     if len(years) >= 2:
-        a, b = _pick(series, min(years)), _pick(series, max(years))
+        a, b = _pick(series, min(years), question), _pick(series, max(years), question)
     else:
         ordered = sorted(series, key=lambda f: period_key(f.period))
         a, b = ordered[-2], ordered[-1]
-    if a is None or b is None or not a.value or a is b:
+    if a is None or b is None or a is b:
+        return None
+    pages = sorted({p for f in (a, b) for p in (f.extra.get("pages") or [f.page]) if p})
+    cites = " ".join(f"[p.{p}]" for p in pages)
+    between = f"from {a.display()} ({a.period}) to {b.display()} ({b.period})"
+    if a.unit == "%":
+        pts = b.value - a.value
+        return Answer(f"{label} changed by {pts:+.1f} percentage points {between} {cites}.", round(pts, 4), pages,
+                      "facts", "%", a.name + "_change", [])
+    if not a.value:
         return None
     pct = 100.0 * (b.value - a.value) / abs(a.value)
-    pages = sorted({a.page, b.page} - {None})
-    text = (f"{label} changed by {pct:.1f}% from {a.display()} ({a.period}) to {b.display()} ({b.period}) "
-            f"{' '.join(f'[p.{p}]' for p in pages)}.")
-    return Answer(text, round(pct, 4), pages, "facts", "%", a.name + "_change", [])
+    if a.unit == "USD" and _CURRENCY_Q.search(question) and not _PERCENT_Q.search(question):
+        scale = _target_scale(question, a.scale or 1.0)
+        diff = (b.value - a.value) / scale
+        return Answer(f"{label} changed by {format_value(b.value - a.value, a.unit, scale)} ({pct:+.1f}%) {between} "
+                      f"{cites}.", round(diff, 6), pages, "facts", a.unit, a.name + "_change", [])
+    return Answer(f"{label} changed by {pct:.1f}% {between} {cites}.", round(pct, 4), pages, "facts", "%",
+                  a.name + "_change", [])
 
 
 def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:

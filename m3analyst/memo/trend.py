@@ -1,0 +1,207 @@
+"""Trend questions about one finance fact, answered by arithmetic over its extracted series.
+
+"Has AMCOR's quick ratio improved or declined between FY2023 and FY2022?", "Was there any drop in cash and
+cash equivalents between FY2023 and Q2 of FY2024?", "Does Corning have positive working capital based on
+FY2022 data?", "Are Best Buy's gross margins historically consistent (not fluctuating more than roughly 2%
+each year)?": the fact the question names (reported or derived, domain spec `ask` phrases) is compared across
+its periods and the answer states the figures with their pages. Direction words are read against the fact's
+`better` direction ("improved" for debt means it fell). Nothing here is generated: a question this module
+cannot read (no named fact, fewer periods than it needs, "how much" questions, which are numeric look-ups)
+gets None and `ask` goes on to its other answerers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from m3analyst.domains.facts import Fact, format_value
+from m3analyst.domains.finance import current_and_prior, period_key
+from m3analyst.domains.spec import DomainSpec
+from m3analyst.memo.model import Answer
+
+_UP = re.compile(r"\b(increas\w*|grow\w*|grew|rise|rose|risen|rising|higher|expand\w*|gain\w*)\b", re.I)
+_DOWN = re.compile(r"\b(drop\w*|declin\w*|decreas\w*|fall|fell|fallen|falling|lower|shr[iau]nk\w*|reduc\w*|"
+                   r"contract(ed|ion)|deteriorat\w*|worsen\w*)\b", re.I)
+_BETTER = re.compile(r"\bimprov\w*\b", re.I)
+_CHANGED = re.compile(r"\bchange[ds]?\b", re.I)
+_SIGN = re.compile(r"\b(positive|negative)\b", re.I)
+_STABLE = re.compile(r"\b(consistent\w*|stable|steady|fluctuat\w*|volatil\w*)\b", re.I)
+_THRESHOLD = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent(?:age points?)?)", re.I)
+_HOW_MUCH = re.compile(r"\b(how much|by how much|how many|what (is|was|were|are)|calculate|compute)\b", re.I)
+_POLAR = re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did)\b", re.I)
+_YEAR = re.compile(r"(?:FY\s?|fiscal (?:year )?)?((?:19|20)\d{2})", re.I)
+DEFAULT_STABLE = 2.0  # % (points for % facts): the change a "consistent" series may show between periods
+
+
+@dataclass(frozen=True)
+class Named:
+    """The fact a question names: its name, label, the phrase found and which direction is better."""
+
+    name: str
+    label: str
+    better: str
+    alias: str
+
+
+def named_fact(spec: DomainSpec, question: str) -> Named | None:
+    """The fact or derived fact whose `ask` phrase occurs earliest in the question (longest on ties); a
+    phrase met as such ("repurchases of common stock") before one whose words all occur, in any order and
+    inflection, in the question ("How much common stock did Microsoft repurchase?")."""
+    q = question.lower()
+    stems = {_stem(w): i.start() for i in re.finditer(r"[a-z]+", q) for w in [i.group(0)]}
+    hits = []
+    for f in [*spec.facts, *spec.derived]:
+        named = None
+        for alias in f.ask:
+            named = Named(f.name, f.label or f.name, getattr(f, "better", "higher"), alias.lower())
+            m = re.search(rf"(?<!\w){re.escape(alias.lower())}s?(?!\w)", q)  # "gross margins" names "gross margin"
+            if m:
+                hits.append((0, m.start(), -len(alias), named))
+                continue
+            words = [_stem(w) for w in re.findall(r"[a-z]+", alias.lower()) if w not in _GLUE]
+            if len(words) >= 2 and all(w in stems for w in words):
+                hits.append((1, min(stems[w] for w in words), -len(alias), named))
+    return min(hits, key=lambda h: h[:3])[3] if hits else None
+
+
+_GLUE = {"of", "the", "and", "to", "in", "on", "for", "a"}
+
+
+def _stem(word: str) -> str:
+    """Crude inflection stripping for matching question words to fact phrases: repurchasing / repurchased /
+    repurchases / repurchase -> repurchas."""
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
+    """Yes / no (or improved / declined) from the named fact's series; None when the question is not one."""
+    if _HOW_MUCH.search(question):
+        return None
+    named = named_fact(spec, question)
+    if named is None:
+        return None
+    series = [f for f in facts if f.name == named.name and isinstance(f.value, float) and f.period]
+    if not series:
+        return None
+    if _STABLE.search(question):
+        return _stability(named, series, question)
+    if _SIGN.search(question) and _POLAR.search(question):
+        return _sign(named, series, question)
+    improve, up, down = bool(_BETTER.search(question)), bool(_UP.search(question)), bool(_DOWN.search(question))
+    polar = bool(_POLAR.search(question))
+    if not (improve or up or down or _CHANGED.search(question)) or not (polar or ((improve or up) and down)):
+        return None  # "Why did sales decline?" asks for reasons, not for the direction
+    pair = _pair(series, question)
+    if pair is None:
+        return None
+    return _direction(named, *pair, improve=improve, up=up, down=down, polar=polar)
+
+
+# ---- the three kinds -------------------------------------------------------------------------------
+def _direction(named: Named, a: Fact, b: Fact, *, improve: bool, up: bool, down: bool, polar: bool) -> Answer:
+    """"Has X improved?" -> Yes / No; "improved or declined?" / "increased or decreased?" -> the direction;
+    "Was there any drop / increase / change?" -> Yes / No."""
+    went = "up" if b.value > a.value else "down" if b.value < a.value else "flat"
+    moved = {"up": "rose", "down": "fell", "flat": "was unchanged"}[went]
+    facts_text = f"{named.label} {moved} from {_shown(a)} ({a.period}) to {_shown(b)} ({b.period}){_delta(a, b)}"
+    choice = not polar or (up and down) or (improve and (up or down))
+    if improve:
+        good = "up" if named.better == "higher" else "down"
+        verdict = "improved" if went == good else "unchanged" if went == "flat" else "worsened"
+        lead = verdict.capitalize() if choice else ("Yes" if verdict == "improved" else "No")
+    elif choice:
+        lead = {"up": "Increased", "down": "Decreased", "flat": "Unchanged"}[went]
+    elif up or down:
+        lead = "Yes" if went == ("up" if up else "down") else "No"
+    else:  # "any change?"
+        lead = "No" if went == "flat" else "Yes"
+    return _answer(f"{lead}: {facts_text}", [a, b], named, b.value - a.value)
+
+
+def _sign(named: Named, series: list[Fact], question: str) -> Answer:
+    f = _at_year(series, question) or max(series, key=lambda x: period_key(x.period))
+    asked_positive = _SIGN.search(question).group(1).lower() == "positive"
+    holds = f.value > 0 if asked_positive else f.value < 0
+    how = f" = {f.source_text}" if f.derived and f.source_text else ""
+    text = f"{'Yes' if holds else 'No'}: {named.label} for {f.period} was {_shown(f)}{how}"
+    return _answer(text, [f], named, f.value)
+
+
+def _stability(named: Named, series: list[Fact], question: str) -> Answer | None:
+    """Consistent when no change between consecutive periods exceeds the question's threshold (default 2 %;
+    percentage points for % facts, relative change otherwise)."""
+    span = _span_of(max(series, key=lambda x: period_key(x.period)))
+    ordered = sorted((f for f in series if _span_of(f) == span), key=lambda x: period_key(x.period))
+    if len(ordered) < 2:
+        return None
+    m = _THRESHOLD.search(question)
+    limit = float(m.group(1)) if m else DEFAULT_STABLE
+    steps = [_step(x, y) for x, y in zip(ordered, ordered[1:])]
+    worst = max(steps, key=abs)
+    unit = " points" if ordered[0].unit == "%" else "%"
+    values = ", ".join(f"{_shown(f)} ({f.period})" for f in ordered)
+    lead = "Yes" if abs(worst) <= limit else "No"
+    text = (f"{lead}: {named.label} was {values}; the largest change between consecutive periods was "
+            f"{worst:+.1f}{unit} (threshold {limit:g}{unit})")
+    return _answer(text, ordered, named, worst)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def _pair(series: list[Fact], question: str) -> tuple[Fact, Fact] | None:
+    """(earlier, later) facts the question compares: the two years it names when both are periods of the
+    series, else the year it names (or the latest period) and the comparable period before it."""
+    years = list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
+    picked = [f for f in (_latest_in(series, y) for y in years) if f is not None]
+    picked = sorted({id(f): f for f in picked}.values(), key=lambda f: period_key(f.period))
+    if len(picked) >= 2 and len(years) >= 2 and _span_of(picked[0]) == _span_of(picked[-1]):
+        return picked[0], picked[-1]
+    anchor = picked[-1] if len(picked) == 1 and len(years) == 1 else None
+    pool = series if anchor is None else [f for f in series if period_key(f.period) <= period_key(anchor.period)]
+    cur, prev = current_and_prior(pool)
+    return (prev, cur) if cur is not None and prev is not None else None
+
+
+def _latest_in(series: list[Fact], year: str) -> Fact | None:
+    return max((f for f in series if year in f.period), key=lambda f: period_key(f.period), default=None)
+
+
+def _at_year(series: list[Fact], question: str) -> Fact | None:
+    years = [m.group(1) for m in _YEAR.finditer(question)]
+    return _latest_in(series, years[-1]) if years else None
+
+
+def _span_of(f: Fact) -> str:
+    m = re.match(r"(\w+ months) to ", f.period or "")
+    return m.group(1) if m else ""
+
+
+def _step(a: Fact, b: Fact) -> float:
+    if a.unit == "%":
+        return b.value - a.value
+    return 100.0 * (b.value - a.value) / abs(a.value) if a.value else 0.0
+
+
+def _delta(a: Fact, b: Fact) -> str:
+    if a.unit == "%":
+        return f", {b.value - a.value:+.1f} percentage points"
+    if not a.value:
+        return ""
+    return f", {100.0 * (b.value - a.value) / abs(a.value):+.1f}%"
+
+
+def _shown(f: Fact) -> str:
+    if f.unit in ("ratio",):
+        return f"{f.value:.2f}"
+    if f.unit in ("%", "USD/share", "days"):
+        return f.display()
+    return format_value(f.value, f.unit, f.scale or 1.0)
+
+
+def _answer(text: str, used: list[Fact], named: Named, value: float) -> Answer:
+    pages = sorted({p for f in used for p in (f.extra.get("pages") or [f.page]) if p})
+    return Answer(f"{text} {' '.join(f'[p.{p}]' for p in pages)}.", round(value, 6), pages, "facts",
+                  used[-1].unit, named.name, [{"source_text": f.source_text, "period": f.period} for f in used])
