@@ -663,6 +663,99 @@ def bench_probe(args, device: str, report: dict):
     _dump(args, report)
 
 
+def _timeline_summary(tm: torch.Tensor, n_dec: int, heads: int) -> dict:
+    """One launch's program stamps (tm [programs, 16] int64: (clock64, globaltimer) pairs, msa_triton._stamp) ->
+    phase times in us. Select programs (the first programs - n_dec): 0 entry, 1 scores, 2 list stored, 3 published;
+    decode programs (the last n_dec, TOP_K per head in head order): 0 entry, 1 lists visible, 2 merged, 3 attended,
+    4 published (+ merged by the last), slot 5 = 1 in the program that merged. Durations inside a program from its
+    SM clock (converted by the ns-per-cycle the run shows over programs longer than 2 us), offsets across programs
+    from globaltimer relative to the first program's entry."""
+    tm = tm.to(torch.float64)
+    c, g = tm[:, 0::2], tm[:, 1::2]
+    n_sel = tm.shape[0] - n_dec
+    t0 = g[:, 0].min()
+    g = (g - t0) / 1e3  # us
+    long = torch.cat([(g[:n_sel, 3] - g[:n_sel, 0]), (g[n_sel:, 4] - g[n_sel:, 0])]) > 2.0
+    cyc = torch.cat([(c[:n_sel, 3] - c[:n_sel, 0]), (c[n_sel:, 4] - c[n_sel:, 0])])
+    dt = torch.cat([(g[:n_sel, 3] - g[:n_sel, 0]), (g[n_sel:, 4] - g[n_sel:, 0])])
+    us_per_clk = (dt[long].sum() / cyc[long].sum()).item() if long.any() else 1 / 1755.0
+    d = lambda a, b, rows: (c[rows, b] - c[rows, a]) * us_per_clk  # noqa: E731
+    sel, dec = slice(0, n_sel), slice(n_sel, None)
+    last = tm[n_sel:, 10] > 0
+    q = lambda x, p: float(torch.quantile(x.float(), p)) if x.numel() else float("nan")  # noqa: E731
+    pub_end = g[sel, 3].view(heads, -1)  # select programs in head order (pid_bh major)
+    vis = g[dec, 1].view(heads, -1)
+    starts = torch.sort(g[:, 0]).values
+    steps = torch.diff(torch.unique(g[:, :5].flatten()))
+    return dict(
+        us_per_clk=round(us_per_clk, 6), gt_step_us=round(float(steps[steps > 0].min()), 4) if steps.numel() else None,
+        span=q(torch.cat([g[sel, 3], g[dec, 4]]), 1.0), sel_start_med=q(g[sel, 0], 0.5), sel_start_max=q(g[sel, 0], 1.0),
+        dec_start_med=q(g[dec, 0], 0.5), dec_start_max=q(g[dec, 0], 1.0), all_started=float(starts[-1]),
+        sel_scores_med=q(d(0, 1, sel), 0.5), sel_scores_max=q(d(0, 1, sel), 1.0),
+        sel_top_med=q(d(1, 2, sel), 0.5), sel_top_max=q(d(1, 2, sel), 1.0),
+        sel_publish_med=q(d(2, 3, sel), 0.5), sel_publish_max=q(d(2, 3, sel), 1.0),
+        sel_last_published_med_head=q(pub_end.max(1).values, 0.5), sel_last_published=q(pub_end, 1.0),
+        dec_visible_med=q(g[dec, 1], 0.5), dec_visible_max=q(g[dec, 1], 1.0),
+        flag_latency_med_head=q(vis.min(1).values - pub_end.max(1).values, 0.5),
+        dec_spin_med=q(d(0, 1, dec), 0.5), dec_merge_med=q(d(1, 2, dec), 0.5), dec_merge_max=q(d(1, 2, dec), 1.0),
+        dec_attend_med=q(d(2, 3, dec), 0.5), dec_attend_max=q(d(2, 3, dec), 1.0),
+        dec_publish_med=q(d(3, 4, dec)[~last], 0.5), dec_last_publish_merge_med=q(d(3, 4, dec)[last], 0.5),
+        dec_end_med_head=q(g[dec, 4].view(heads, -1).max(1).values, 0.5), dec_end_max=q(g[dec, 4], 1.0),
+    )
+
+
+def bench_timeline(args, device: str, report: dict):
+    """Per-phase timeline of the v3 step (the engine's launch: select_and_decode with the token's fold and key/value
+    write; fp32 sums and bf16 means) from in-kernel stamps (msa_triton.TIMELINE): eager launches with the L2 flushed,
+    medians over --iters launches of each phase (see _timeline_summary), beside the launch's CUDA-event time and its
+    graph time with and without the stamps (their overhead)."""
+    sh = Shape()
+    timer = Timer(device, iters=args.iters)
+    rows = report.setdefault("timeline_rows", [])
+    for L in args.contexts:
+        for B in args.batches:
+            ly = make_layers(1, B, L, sh, device, timer, [])[0]
+            for tag, means in (("engine_fp32", False), ("engine_bf16", True)):
+                kw = dict(k_new=ly.k_new, pos=L - 1, v_new=ly.v[:, :, L - 1 : L], kmean=ly.kmean if means else None)
+
+                def op():
+                    return K.select_and_decode(ly.q, ly.k, ly.v, ly.ksum, L, sh.block, sh.top_k, sh.sink, sh.local, **kw)
+
+                row = dict(B=B, L=L, variant=tag)
+                op()
+                row["graph_us_off"] = round(timer(graphed(op, device == "cuda")) * 1e3, 2)
+                K.TIMELINE = torch.zeros(1 << 20, dtype=torch.int64, device=device)
+                try:
+                    op()
+                    row["graph_us_stamped"] = round(timer(graphed(op, device == "cuda")) * 1e3, 2)
+                    sums, ev = [], []
+                    n_dec = B * sh.hkv * sh.top_k
+                    for _ in range(args.iters):
+                        K.TIMELINE.zero_()
+                        timer.flush_buf.zero_()
+                        s_, e_ = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        s_.record()
+                        op()
+                        e_.record()
+                        torch.cuda.synchronize()
+                        ev.append(s_.elapsed_time(e_) * 1e3)
+                        tm = K.TIMELINE.view(-1, 16)
+                        n = int((tm[:, 1] != 0).sum())
+                        sums.append(_timeline_summary(tm[:n].cpu(), n_dec, B * sh.hkv))
+                    row["eager_event_us_stamped"] = round(sorted(ev)[len(ev) // 2], 2)
+                    row["programs"] = n
+                    for key in sums[0]:
+                        vals = sorted(x[key] for x in sums if x[key] is not None)
+                        row[key] = round(vals[len(vals) // 2], 3) if vals else None
+                finally:
+                    K.TIMELINE = None
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                _dump(args, report)
+            del ly
+            torch.cuda.empty_cache()
+
+
 ONCE_OPS = {  # --part once: what each variant calls (B=1, first context), for a profiler such as Nsight Compute
     "three": lambda ly, lens, L, sh: msa_step(ly, lens, L, sh),
     "v3_fp32": lambda ly, lens, L, sh: fused_step(ly, lens, L, sh, means=False),
@@ -807,6 +900,8 @@ def _time_step(row: dict, key: str, step, timer: Timer, cuda: bool) -> float | N
 # in the launch, no PDL: the base module has neither).
 ENGINE_RUNS = (
     ("engine_msa_mean", "msa", "mean", "fp32", "new", True, True, False),
+    ("engine_msa_mean_bf16", "msa", "mean", "bf16", "new", True, True, False),  # round 7: token folded into the means
+    ("engine_msa_mean_bf16_r6", "msa", "mean", "bf16", "new", False, True, False),  # round 6's bf16 path: update + copies
     ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True, True, False),
     ("engine_msa_mean_nokv", "msa", "mean", "fp32", "new", True, False, False),
     ("engine_msa_minmax_nokv", "msa", "minmax", "fp32", "new", True, False, False),
@@ -817,6 +912,28 @@ ENGINE_RUNS = (
     ("base_engine_msa_minmax", "msa", "minmax", "fp32", "base", True, False, False),
     ("engine_dense", "dense", "mean", "fp32", "new", True, True, True),
 )
+
+
+ENGINE_TAGS: list[str] = []  # --engine-runs: the ENGINE_RUNS tags to run (empty: all)
+
+
+def bf16_selection_checks(q, layer, kmean, idx, ref_fp32, lens, bs: int, top_k: int) -> dict:
+    """A selection scored from bf16 means vs (a) the reference scoring the SAME means (exact up to fp32
+    reassociation ties: 1e-5 of sum_d |sum_g q_gd| |mean_d|) and (b) the fp32-sum reference (swaps within
+    msa_naive.mean_score_tolerance). Counts over the layer's (batch, KV head) rows."""
+    sink, local = STATE.sh.sink, STATE.sh.local
+    scores_m = R.means_scores(q, kmean)
+    idx_m = R.select_from_scores(scores_m, lens, bs, top_k, sink, local)
+    B, hkv, nb, D = kmean.shape
+    qa = q.float().view(B, hkv, -1, D).sum(2).abs()
+    tie = 1e-5 * torch.einsum("bhd,bhnd->bhn", qa, kmean.float().abs())
+    a = R.compare_selections(idx, idx_m, scores_m, tie, lens, bs, sink, local)
+    scores_f = R.block_scores(q, layer.ksum, lens, bs)
+    tol = R.mean_score_tolerance(q, layer.ksum, lens, bs, torch.bfloat16)
+    b = R.compare_selections(idx, ref_fp32, scores_f, tol, lens, bs, sink, local)
+    return dict(rows=a["rows"], vs_means_rows_differ=a["rows_differ"], vs_means_swaps=a["swaps"],
+                vs_means_all_ties=a["ties_within_tol"], vs_fp32_rows_differ=b["rows_differ"], vs_fp32_swaps=b["swaps"],
+                vs_fp32_within_rounding=b["ties_within_tol"])
 
 
 def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Timer, t_none: float | None, row: dict):
@@ -860,7 +977,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
     from m3analyst.kernels import msa as kmsa
 
     for tag, mode, scorer, means, kernels, fold, kv, pdl in ENGINE_RUNS:
-        if kernels == "base" and BASE is None:
+        if (kernels == "base" and BASE is None) or (ENGINE_TAGS and tag not in ENGINE_TAGS):
             continue
         kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
         kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
@@ -871,12 +988,16 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
         settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
                                      local_blocks=STATE.sh.local, dense_layers=0)
         ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
-        checks = []
+        checks, mchecks = [], []
 
-        def observer(layer_idx, q, layer, idx, seq_len, scorer=scorer):
+        def observer(layer_idx, q, layer, idx, seq_len, scorer=scorer, means=means):
             lens = torch.full((q.shape[0],), seq_len, device=q.device)
             ref = R.select_blocks(q, layer.ksum, lens, bs, top_k, STATE.sh.sink, STATE.sh.local, scorer, layer.kmin, layer.kmax)
-            checks.append((idx.to(ref.dtype).sort(-1).values == ref).all(-1).float().mean().item())
+            idx_s = idx.to(ref.dtype).sort(-1).values
+            checks.append((idx_s == ref).all(-1).float().mean().item())
+            km = layer.extra.get("kmean") if means == "bf16" else None
+            if km is not None and layer.extra.get("fused_kmean"):  # the launch scored these means
+                mchecks.append(bf16_selection_checks(q, layer, km, idx_s, ref, lens, bs, top_k))
 
         def step():
             reset()
@@ -889,6 +1010,9 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             step()
             ctx.observer = None
             row[f"{tag}_select_rows_identical"] = round(sum(checks) / max(len(checks), 1), 4)
+            if mchecks:
+                row[f"{tag}_bf16_checks"] = {k: (all(c[k] for c in mchecks) if isinstance(mchecks[0][k], bool)
+                                                 else sum(c[k] for c in mchecks)) for k in mchecks[0]}
             row[f"{tag}_msa_layers_seen"] = len(checks)
             row[f"{tag}_kv_in_launch"] = sum(bool(ly.extra.get("kv_in_launch")) for ly in cache.layers)  # write folded
         step()
@@ -929,6 +1053,8 @@ def bench_model(args, device: str, report: dict):
         pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
         row = dict(layers=n_layers, L=L, B=1)
         for name in ATTN_IMPLS:
+            if args.plugin_impls is not None and name not in args.plugin_impls and name != "m3_no_attention":
+                continue
             set_impl(model, name)
 
             def step():
@@ -965,7 +1091,7 @@ def _dump(args, report):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["kernels", "model", "sweep", "fusedsweep", "once", "probe", "all"], default="all")
+    ap.add_argument("--part", choices=["kernels", "model", "sweep", "fusedsweep", "once", "probe", "timeline", "all"], default="all")
     ap.add_argument("--sweep-contexts", type=int, nargs="+", default=[131072, 1048576])
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (plumbing check)")
@@ -984,6 +1110,8 @@ def main(argv=None):
     ap.add_argument("--model-full-contexts", type=int, nargs="*", default=[131072])
     ap.add_argument("--model-layers-few", type=int, default=8)
     ap.add_argument("--model-few-contexts", type=int, nargs="*", default=[131072, 1048576])
+    ap.add_argument("--engine-runs", nargs="*", default=[], help="model part: ENGINE_RUNS tags to run (default all)")
+    ap.add_argument("--plugin-impls", nargs="*", default=None, help="model part: ATTN_IMPLS to time (default all)")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     if args.smoke:
@@ -998,6 +1126,7 @@ def main(argv=None):
         key, val = kv.split("=")
         K.TUNING[key] = None if val == "None" else int(val)
 
+    ENGINE_TAGS[:] = args.engine_runs
     load_baseline(args.baseline)
     report = dict(
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -1021,6 +1150,8 @@ def main(argv=None):
         run_once(args, device, report)
     if args.part == "probe":
         bench_probe(args, device, report)
+    if args.part == "timeline":
+        bench_timeline(args, device, report)
     if args.part in ("kernels", "all"):
         bench_kernels(args, device, report)
     if args.part in ("model", "all"):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Device-machine driver for benchmarks/bench_gpu_msa.py (run from the repo root; $OUT collects the results).
 # Installs the carried wheels (.whl: transformers 5.24 & co, pydantic) and the package into /tmp/site, then
-# runs the steps named in $STEPS (tests enginetests kernels sweep probe profile model), each under its own time limit.
+# runs the steps named in $STEPS (tests enginetests kernels sweep probe timeline profile model ncu), each under its own
+# time limit.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
@@ -24,20 +25,24 @@ for step in ${STEPS:-tests kernels}; do
         python3 -P benchmarks/bench_gpu_msa.py --part once --contexts ${PROF_L:-131072} --once-ops ${PROF_OPS:-v3_fp32 v3_bf16} > "$OUT/prof.log" 2>&1
       $NCU --import "$OUT/prof.ncu-rep" --print-details all > "$OUT/prof.txt" 2>&1; tail -3 "$OUT/prof.log";;
     probe) timeout 90 $B "$OUT/p" --part probe 2>&1 | tail -c 5000 > "$OUT/probe.log";;
+    timeline) timeout ${T_TIMELINE:-150} $B "$OUT/t" --part timeline ${TARGS:---contexts 131072 1048576 --batches 1 --iters 20} 2>&1 | tail -c 20000 > "$OUT/timeline.log";;
+    ncu) command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1 || echo "no ncu";;
     model) timeout ${T_MODEL:-400} $B "$OUT/m" --part model ${MARGS:-} 2>&1 | tail -c 20000 > "$OUT/model.log";;
   esac
 done
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
-for sub in ("k", "s", "m", "p"):
+for sub in ("k", "s", "m", "p", "t"):
     p = os.path.join(out, sub, "bench_gpu_msa.json")
     if not os.path.exists(p):
         continue
     rep = json.load(open(p))
     if "probe" in rep:
         print("probe", rep["probe"])
+    for r in rep.get("timeline_rows", []):
+        print("timeline_rows", r)
     for key in ("kernel_rows", "fused_sweep_rows", "model_rows"):
         for r in rep.get(key, []):
-            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_fp32sum", "ms_bf16", "ms_minmax_fold", "err_vs_ref", "_hook", "_ops", "error", "per_layer", "seen", "in_launch")) or k in ("B", "L", "layers", "ms", "step_tile_bytes", "step_merge_lanes", "step_flat_lanes", "step_tile_bytes_minmax", "step_select_programs", "step_tile_bytes_persistent", "step_tile_bytes_persistent_minmax")})
+            print(key, {k: v for k, v in r.items() if k.endswith(("_ms", "identical", "share", "ms_fp32sum", "ms_bf16", "ms_minmax_fold", "err_vs_ref", "_hook", "_ops", "error", "per_layer", "seen", "in_launch", "bf16_checks")) or k in ("B", "L", "layers", "ms", "step_tile_bytes", "step_merge_lanes", "step_flat_lanes", "step_tile_bytes_minmax", "step_select_programs", "step_tile_bytes_persistent", "step_tile_bytes_persistent_minmax")})
 PY

@@ -10,8 +10,9 @@ Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops co
 The engine's CUDA path calls `engine_append(layer, k, v, pos)` (a decode token's cache write),
 `engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len, settings, scale)` (bottom of
 this module): the summary update and one select + decode launch over its MSALayer; a decode token's
-1-token summary update, and its key/value write into the cache, are deferred into that launch
-(`engine_flush` applies them for any other reader of the cache or the summaries).
+1-token summary update (fp32 sums, min/max, and the bf16 means when the mean scorer reads them), and its
+key/value write into the cache, are deferred into that launch (`engine_flush` applies them for any other
+reader of the cache or the summaries).
 
 Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
 tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
@@ -152,11 +153,28 @@ def _write_pending_kv(layer) -> None:
         layer.values[:, :, pos : pos + 1] = v
 
 
+def _current_means(layer, length: int):
+    """layer.extra["kmean"] if it holds the bf16 means of exactly the first `length` tokens (ksum's shape and
+    device), else None."""
+    extra = _extra(layer)
+    km = extra.get("kmean")
+    if km is not None and km.shape == layer.ksum.shape and km.device == layer.ksum.device \
+            and extra.get("kmean_len") == length:
+        return km
+    return None
+
+
 def _apply_pending(layer, pos: int) -> None:
-    """The deferred update of the token at `pos` (its key is in layer.keys), as engine_update would have done it."""
+    """The deferred update of the token at `pos` (its key is in layer.keys), as engine_update would have done it
+    (the bf16 means too, when they are current up to pos; else they stay stale and are rebuilt when next needed)."""
     _write_pending_kv(layer)
-    update_summaries(layer.ksum, layer.kmin, layer.kmax, layer.keys[:, :, pos : pos + 1], pos, layer.block_size)
-    _extra(layer)["clean"] = False
+    extra = _extra(layer)
+    km = _current_means(layer, pos) if ENGINE_MEAN_SUMMARY == "bf16" and backend_for(layer.ksum) == "triton" else None
+    kw = {} if km is None else dict(kmean=km)
+    update_summaries(layer.ksum, layer.kmin, layer.kmax, layer.keys[:, :, pos : pos + 1], pos, layer.block_size, **kw)
+    if km is not None:
+        extra["kmean_len"] = pos + 1
+    extra["clean"] = False
 
 
 def engine_flush(layer) -> None:
@@ -174,16 +192,30 @@ def _kernel_features() -> frozenset:
     return getattr(_load("triton"), "FEATURES", frozenset())
 
 
+def _can_defer(layer, key_states: torch.Tensor, start_pos: int) -> bool:
+    """Whether a 1-token summary update at start_pos may wait for the layer's next decode launch: ENGINE_FOLD on,
+    the Triton backend, a layer whose previous decode took the one-launch path, and the summaries that launch will
+    read kept current by it: fp32 summaries, or bf16 means (ENGINE_MEAN_SUMMARY "bf16") that the previous launch
+    scored (a mean-scorer decode, extra["fused_kmean"]) and that hold exactly the tokens before start_pos (the
+    launch then folds the token into the fp32 sum, min/max and the bf16 mean alike)."""
+    extra = _extra(layer)
+    if not (key_states.shape[2] == 1 and ENGINE_FOLD and extra.get("fused") and backend_for(key_states) == "triton"):
+        return False
+    if ENGINE_MEAN_SUMMARY == "fp32":
+        return True
+    return bool(ENGINE_MEAN_SUMMARY == "bf16" and extra.get("fused_kmean") and _current_means(layer, start_pos) is not None
+                and "kmean_fold" in _kernel_features())
+
+
 def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:
     """MSAOps.append_token on CUDA: a decode token's cache write (k/v [B, Hkv, 1, D] at pos) plus its summary
     update, deferred into the layer's next decode launch -- taken (True) only where that launch is certain to be
-    the next reader: ENGINE_KV_FOLD and ENGINE_FOLD on, fp32 summaries, the Triton backend with the v_new
-    argument, and a layer whose previous decode took the one-launch path for the token just before this one
-    (pos == the length it decoded at, so a prompt, a truncation or any other path in between means no). False:
-    the cache writes the token and calls engine_update itself."""
+    the next reader: ENGINE_KV_FOLD on, the summary update deferrable (_can_defer: ENGINE_FOLD, fp32 summaries or
+    current bf16 means), the Triton backend with the v_new argument, and a layer whose previous decode took the
+    one-launch path for the token just before this one (pos == the length it decoded at, so a prompt, a truncation
+    or any other path in between means no). False: the cache writes the token and calls engine_update itself."""
     extra = _extra(layer)
-    if not (ENGINE_KV_FOLD and ENGINE_FOLD and ENGINE_MEAN_SUMMARY == "fp32" and key_states.shape[2] == 1
-            and extra.get("fused") and extra.get("next_pos") == pos and backend_for(key_states) == "triton"
+    if not (ENGINE_KV_FOLD and extra.get("next_pos") == pos and _can_defer(layer, key_states, pos)
             and key_states.dtype == layer.keys.dtype and value_states.dtype == layer.values.dtype
             and "v_new" in _kernel_features()):
         return False
@@ -203,8 +235,8 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
     tokens that do not continue the ones last folded here (a truncated cache, another update path).
 
-    Deferred (ENGINE_FOLD, Triton, fp32 summaries): a 1-token update of a layer whose last decode was the
-    one-launch one is only recorded (layer.extra["pending"] = start_pos; the key is already in layer.keys);
+    Deferred (ENGINE_FOLD, Triton, fp32 summaries or current bf16 means: _can_defer): a 1-token update of a layer
+    whose last decode was the one-launch one is only recorded (layer.extra["pending"] = start_pos; the key is already in layer.keys);
     engine_decode folds it into its launch. A pending token before start_pos is applied here first; one at
     or after start_pos was cut off by a truncation (this update rewrites from there) and is dropped. A cache write
     deferred by engine_append is done first."""
@@ -216,20 +248,17 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
         _apply_pending(layer, pending)
     if T > 1:
         extra["fused"] = False  # a prompt: the path of the next decode is not known yet
-    if T == 1 and ENGINE_FOLD and extra.get("fused") and ENGINE_MEAN_SUMMARY == "fp32" and backend_for(key_states) == "triton":
+    if _can_defer(layer, key_states, start_pos):
         extra["pending"] = start_pos
         return
     extra["clean"] = False  # a summary kernel runs now: the next decode launch must not read them early
     if backend_for(key_states) != "triton" or ENGINE_MEAN_SUMMARY != "bf16":
         update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
         return
-    extra = _extra(layer)
-    km = extra.get("kmean")
-    current = km is not None and km.shape == layer.ksum.shape and km.device == layer.ksum.device \
-        and extra.get("kmean_len") == start_pos
+    km = _current_means(layer, start_pos)
     update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size,
-                     kmean=km if current else None)
-    if not current:
+                     **({} if km is None else dict(kmean=km)))
+    if km is None:
         extra["kmean"] = _means_from_sums(layer.ksum, start_pos + T, layer.block_size)
     extra["kmean_len"] = start_pos + T
 
@@ -241,8 +270,9 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
 
     Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
     token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
-    (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means of
-    engine_update ("bf16", when current); a cache write deferred by engine_append is done by the same launch.
+    (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means ("bf16", when
+    current; a deferred token is folded into them by the launch as into the sums); a cache write deferred by
+    engine_append is done by the same launch.
     On Hopper the launch may start while the previous kernel ends; it reads the summaries that early
     (prefetch) only if no summary kernel ran on this layer since its last one-launch decode (extra["clean"]):
     the previous kernel then never writes them (that decode is followed at least by the kernels computing
@@ -265,10 +295,8 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     extra["fused"] = fast
     if fast:
         kmean = None
-        if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":
-            km = extra.get("kmean")
-            if km is not None and km.shape == layer.ksum.shape and extra.get("kmean_len") == seq_len:
-                kmean = km
+        if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":  # current, or current but for the folded token
+            kmean = _current_means(layer, seq_len if pending is None else pending)
         if pending is None:
             fold = {}
         elif kv is not None:  # the token's key/value are not in the cache yet: this launch writes them
@@ -280,11 +308,15 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
         out = _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
                                                 s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
                                                 kmean=kmean, **fold)
-        extra["clean"] = kmean is None  # bf16 means: engine_update writes them before every decode
+        extra["clean"] = True  # no summary kernel since this launch (engine_update / _apply_pending clear it)
+        extra["fused_kmean"] = kmean is not None
+        if kmean is not None:
+            extra["kmean_len"] = seq_len  # the launch folded any pending token into the means too
         extra["next_pos"] = seq_len
         extra["kv_in_launch"] = kv is not None
         return out
     extra["next_pos"] = None
+    extra["fused_kmean"] = False
     seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
     idx = select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
                         kmin, kmax)

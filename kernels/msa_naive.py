@@ -195,8 +195,24 @@ def select_blocks(
     parity with the kernels and ignored: the reference scores from the fp32 sums.
     """
     check_select_args(top_k, sink_blocks, local_blocks, scorer, kmin, kmax)
-    B, hkv, nb, D = ksum.shape
-    scores = block_scores(q, ksum, seq_lens, block_size, scorer, kmin, kmax)
+    return select_from_scores(block_scores(q, ksum, seq_lens, block_size, scorer, kmin, kmax), seq_lens, block_size,
+                              top_k, sink_blocks, local_blocks)
+
+
+def means_scores(q: torch.Tensor, kmean: torch.Tensor) -> torch.Tensor:
+    """Group block scores [B, Hkv, NB_cap] fp32 of the mean scorer computed from given block means kmean
+    [B, Hkv, NB_cap, D] (any dtype, e.g. the kernels' bf16 means) instead of ksum / counts: what the kernels'
+    fast select scores, for checking it against the same rounded inputs."""
+    B, hkv, nb, D = kmean.shape
+    G = check_group(q, hkv)
+    return torch.einsum("bhgd,bhnd->bhn", q.float().view(B, hkv, G, D), kmean.float())
+
+
+def select_from_scores(scores: torch.Tensor, seq_lens: torch.Tensor, block_size: int, top_k: int, sink_blocks: int = 1,
+                       local_blocks: int = 1) -> torch.Tensor:
+    """select_blocks' rule over given group scores [B, Hkv, NB_cap]: forced / masked blocks, top-K, ties to the
+    lower id, ascending, -1 padded -> idx int32 [B, Hkv, top_k]."""
+    B, hkv, nb = scores.shape
     forced, valid = forced_and_valid(seq_lens, nb, block_size, sink_blocks, local_blocks)
     scores = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
     k = min(top_k, nb)
@@ -208,6 +224,28 @@ def select_blocks(
     if k < top_k:
         idx = torch.cat([idx, idx.new_full((B, hkv, top_k - k), -1)], dim=-1)
     return idx.to(torch.int32)
+
+
+def compare_selections(idx_k: torch.Tensor, idx_r: torch.Tensor, scores: torch.Tensor, tol: torch.Tensor,
+                       seq_lens: torch.Tensor, block_size: int, sink_blocks: int, local_blocks: int) -> dict:
+    """How a selection idx_k differs from a reference selection idx_r (both [B, Hkv, top_k], ascending, -1 padded)
+    under the group scores [B, Hkv, NB_cap] that the reference ranked (before forcing / masking) with a per-block
+    tolerance tol [B, Hkv, NB_cap] on them. Returns rows (B·Hkv), rows_differ, swaps (kernel-only picks) and
+    ties_within_tol: every row differs only by swaps the tolerance explains (the worst kernel-only pick's score +
+    its tol >= the best reference-only pick's score - its tol) and both rows hold as many picks."""
+    nb = scores.shape[-1]
+    forced, valid = forced_and_valid(seq_lens, nb, block_size, sink_blocks, local_blocks)
+    sc = scores.masked_fill(forced[:, None], math.inf).masked_fill(~valid[:, None], -math.inf)
+    def picked(idx):  # [B, Hkv, NB_cap] bool; -1 slots pick nothing
+        return torch.zeros(sc.shape, dtype=torch.int32, device=sc.device).scatter_add_(
+            -1, idx.long().clamp(min=0), (idx >= 0).to(torch.int32)) > 0
+
+    sel_k, sel_r = picked(idx_k), picked(idx_r)
+    lo_k = torch.where(sel_k & ~sel_r, sc + tol, math.inf).amin(-1)
+    hi_r = torch.where(sel_r & ~sel_k, sc - tol, -math.inf).amax(-1)
+    same_n = ((idx_k >= 0).sum(-1) == (idx_r >= 0).sum(-1)).all()
+    return dict(rows=idx_k.shape[0] * idx_k.shape[1], rows_differ=int((idx_k != idx_r).any(-1).sum().item()),
+                swaps=int((sel_k & ~sel_r).sum().item()), ties_within_tol=bool(same_n.item() and (lo_k >= hi_r).all().item()))
 
 
 def mean_score_tolerance(q: torch.Tensor, ksum: torch.Tensor, seq_lens: torch.Tensor, block_size: int,

@@ -611,6 +611,19 @@ def _pdl_wait(PDL: tl.constexpr, TRIGGER: tl.constexpr = True):
 
 
 @triton.jit
+def _stamp(tm_ptr, slot: tl.constexpr, dep, TIMING: tl.constexpr):
+    """TIMING (a profiling build, CUDA only): store (SM clock64, globaltimer ns) into tm_ptr[2 slot], tm_ptr[2 slot + 1],
+    read once `dep` (a scalar) is computed -- the asm takes it as an input, so the stamp waits for it."""
+    if TIMING:
+        d = tl.zeros([1], dtype=tl.int32) + dep.to(tl.int32)
+        c = tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l,r", [d], dtype=tl.int64, is_pure=False, pack=1)
+        g = tl.inline_asm_elementwise("mov.u64 $0, %globaltimer;", "=l,r", [d], dtype=tl.int64, is_pure=False, pack=1)
+        one = tl.arange(0, 1)
+        tl.store(tm_ptr + 2 * slot + one, c)
+        tl.store(tm_ptr + 2 * slot + 1 + one, g)
+
+
+@triton.jit
 def _ranks(s, ids):
     """Rank of every lane of s [N] (0 = best): the lanes with a higher score, or an equal score and a lower id.
     Pairwise [N, N] compare in registers: one layout change and one reduction, no sorting network."""
@@ -750,6 +763,7 @@ def _s3_program(
     BLOCK_D: tl.constexpr, GROUP: tl.constexpr, MINMAX: tl.constexpr, HAS_MEAN: tl.constexpr, FOLD: tl.constexpr,
     EXACT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
     FOLD_MINMAX: tl.constexpr, TILES: tl.constexpr, PDL: tl.constexpr, PREFETCH: tl.constexpr, KV_WRITE: tl.constexpr,
+    tm_ptr, TIMING: tl.constexpr,
 ):
     """Select program of the v3 step: (batch·KV head, chunk = TILES tiles of SUB_N blocks) -> the chunk's best K
     (score, id), ascending ids, published in cs/ci; with GROUP > 1 the last of GROUP chunks to finish merges them
@@ -761,7 +775,9 @@ def _s3_program(
     issued before that wait (the caller vouches that the previous kernel does not write the summaries; the
     blocks are bounded by NB when the lengths are a tensor, which the previous kernel may write). KV_WRITE (with
     FOLD): the program owning the token's block also writes its key and value (vn_ptr) into the caches at pos
-    (before it publishes, so the decode programs see them)."""
+    (before it publishes, so the decode programs see them). TIMING: stamps (_stamp) at entry (0), scores in the plain
+    layout (1), list stored (2), list published (3)."""
+    _stamp(tm_ptr, 0, pid_bh, TIMING)
     b = pid_bh // HKV
     h = pid_bh % HKV
     s_row = b.to(tl.int64) * ss_b + h.to(tl.int64) * ss_h
@@ -804,6 +820,7 @@ def _s3_program(
                              sink_blocks, local_blocks, D, f_row, f_sum, f_min, f_max, f_blk, TOP_K, K_PAD,
                              BLOCK_SIZE, BLOCK_D, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, RANKED)
         score = _plain_layout(score, sc_ptr + prog * SUB_N, SUB_N)
+        _stamp(tm_ptr, 1, chunk, TIMING)
         if RANKED:  # the chunk's K_PAD best, each at its rank (ranks are distinct: every slot written)
             rank = _ranks(score, offs_n)
             tl.store(cs_ptr + c_off + rank, score, mask=rank < K_PAD)
@@ -825,8 +842,10 @@ def _s3_program(
         tl.debug_barrier()
         t_lanes = tl.arange(0, TILES * SUB_N)
         score = tl.load(sc_row + t_lanes, mask=t_lanes < n_t * SUB_N, other=float("-inf"))
+        _stamp(tm_ptr, 1, chunk, TIMING)
         _store_top(score, c0 + t_lanes, cs_ptr + c_off, ci_ptr + c_off, TOP_K, K_PAD, HAS_TOPK)
     tl.debug_barrier()
+    _stamp(tm_ptr, 2, chunk, TIMING)
     if GROUP > 1:
         group = chunk // GROUP
         members = tl.minimum(n_chunks - group * GROUP, GROUP)
@@ -847,9 +866,13 @@ def _s3_program(
                 ic = tl.load(ci_ptr + g_off + lanes, mask=lm, other=0, cache_modifier=".cg")
                 _store_top(sc, ic, gs_ptr + gg, gi_ptr + gg, TOP_K, K_PAD, HAS_TOPK)
             tl.debug_barrier()
-            tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+            old = tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+            _stamp(tm_ptr, 3, old, TIMING)
+        else:
+            _stamp(tm_ptr, 3, done, TIMING)
     else:
-        tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+        old = tl.atomic_add(flag_ptr + pid_bh, 1, sem="release")
+        _stamp(tm_ptr, 3, old, TIMING)
 
 
 @triton.jit
@@ -865,13 +888,16 @@ def _d3_program(
     G: tl.constexpr, G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_SIZE: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, TOP_K: tl.constexpr, K_PAD: tl.constexpr, L_PAD: tl.constexpr, SPLIT_PAD: tl.constexpr,
     FP32_DOT: tl.constexpr, HAS_TOPK: tl.constexpr, LENS_SCALAR: tl.constexpr, RANKED: tl.constexpr, JC: tl.constexpr,
-    PDL: tl.constexpr,
+    PDL: tl.constexpr, tm_ptr, TIMING: tl.constexpr,
 ):
     """Decode program of the v3 step: (batch·KV head, slot `split` of the selection). Waits until all n_lists
     candidate lists of its (batch, KV head) are published, merges them (every slot program redundantly: no
     extra round trip), writes idx[slot] = the slot-th selected block in ascending order (-1 if none), attends
     over that one block (group heads as tile rows), publishes its normalised partial + log2-sum-exp; the last
-    slot program merges the TOP_K partials and resets the flag. PDL: first waits for the previous kernel."""
+    slot program merges the TOP_K partials and resets the flag. PDL: first waits for the previous kernel.
+    TIMING: stamps at entry (0), lists visible (1), merged + idx written (2), block attended (3), partial published and
+    (the last program) merged (4); slot 5 holds 1 in the program that merged."""
+    _stamp(tm_ptr, 0, pid_bh, TIMING)
     _pdl_wait(PDL != 0, PDL == 1)
     b = pid_bh // HKV
     h = pid_bh % HKV
@@ -886,7 +912,8 @@ def _d3_program(
         q = q.to(tl.float32)
     while tl.load(flag_ptr + pid_bh, volatile=True) < n_lists:
         pass
-    tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire")
+    seen = tl.atomic_add(flag_ptr + pid_bh, 0, sem="acquire")
+    _stamp(tm_ptr, 1, seen, TIMING)
 
     l_off = pid_bh.to(tl.int64) * n_lists * K_PAD
     if RANKED:  # this program attends the candidate of global rank `split`; idx keeps ascending block order
@@ -907,6 +934,7 @@ def _d3_program(
         blk = tl.where(split < count, blk, -1)
         out_slot = split
     tl.store(idx_ptr + b.to(tl.int64) * si_b + h.to(tl.int64) * si_h + out_slot * si_k, blk)
+    _stamp(tm_ptr, 2, blk, TIMING)
 
     blk_start = blk * BLOCK_SIZE
     n_tok = tl.where(blk >= 0, tl.minimum(tl.maximum(seq_len - blk_start, 0), BLOCK_SIZE), 0)
@@ -919,10 +947,16 @@ def _d3_program(
         offs_t = t0 + tl.arange(0, BLOCK_T)
         m_i, l_i, acc = _online_tile(q, k_base, v_base, (blk_start + offs_t).to(tl.int64), offs_t < n_tok, offs_d, dmask,
                                      sk_s, sk_d, sv_s, sv_d, qk_scale, m_i, l_i, acc, FP32_DOT)
+    if TIMING:
+        _stamp(tm_ptr, 3, tl.sum(l_i, axis=0), TIMING)
 
-    if _publish_and_merge(acc, m_i, l_i, split, TOP_K, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, dcount_ptr,
-                          out_ptr, out_ptr + b.to(tl.int64) * so_b, so_h, so_d, h, G, G_PAD, SPLIT_PAD):
+    last = _publish_and_merge(acc, m_i, l_i, split, TOP_K, pid_bh, rows, offs_d, dmask, D, po_ptr, plse_ptr, dcount_ptr,
+                              out_ptr, out_ptr + b.to(tl.int64) * so_b, so_h, so_d, h, G, G_PAD, SPLIT_PAD)
+    if last:
         tl.atomic_xchg(flag_ptr + pid_bh, 0, sem="relaxed")
+    if TIMING:
+        _stamp(tm_ptr, 4, last, TIMING)
+        tl.store(tm_ptr + 10 + tl.arange(0, 1), last.to(tl.int64) + tl.zeros([1], dtype=tl.int64))
 
 
 @triton.jit
@@ -945,13 +979,16 @@ def _step3_kernel(
     G_PAD: tl.constexpr, ROWS: tl.constexpr, BLOCK_T: tl.constexpr, SPLIT_PAD: tl.constexpr, FP32_DOT: tl.constexpr,
     RANKED: tl.constexpr, JC_S: tl.constexpr, JC_D: tl.constexpr, PHASE: tl.constexpr, FOLD_MINMAX: tl.constexpr,
     TILES: tl.constexpr, PDL: tl.constexpr, PREFETCH: tl.constexpr, KV_WRITE: tl.constexpr,
+    tm_ptr, TIMING: tl.constexpr = False,
 ):
     """A whole MSA decode step in ONE launch, v3 (1-D grid): programs [0, B·Hkv·n_chunks) select (and fold
     the new token when FOLD); the B·Hkv·TOP_K programs after them each merge their (batch, KV head)'s
     published candidate lists and attend over one selected block. Programs start in index order, so every
     select program is resident or done before a decode program spins. PHASE 1 / 2: the select / decode
-    programs alone (two launches; the decode programs then find their flags already raised)."""
+    programs alone (two launches; the decode programs then find their flags already raised). TIMING (profiling
+    builds only, `TIMELINE`): every program stores its phase stamps in tm_ptr[pid, 0:16] (int64)."""
     pid = tl.program_id(0)
+    tm_row = tm_ptr + pid.to(tl.int64) * 16
     if PHASE == 0:  # both phases in this launch
         n_sel = tl.num_programs(0) // (n_chunks + TOP_K) * n_chunks
     elif PHASE == 1:  # select programs only (a decode launch follows)
@@ -966,7 +1003,7 @@ def _step3_kernel(
                     vn_ptr, svn_b, svn_h, svn_d, k_ptr, sk_b, sk_h, sk_s, sk_d, v_ptr, sv_b, sv_h, sv_s, sv_d,
                     HKV, D, NB, n_chunks, n_groups, sink_blocks, local_blocks,
                     G, TOP_K, K_PAD, BLOCK_SIZE, SUB_N, BLOCK_D, GROUP, MINMAX, HAS_MEAN, FOLD, EXACT, HAS_TOPK, LENS_SCALAR,
-                    RANKED, JC_S, FOLD_MINMAX, TILES, PDL, PREFETCH, KV_WRITE)
+                    RANKED, JC_S, FOLD_MINMAX, TILES, PDL, PREFETCH, KV_WRITE, tm_row, TIMING)
     else:
         p = pid - n_sel
         if GROUP > 1:
@@ -978,7 +1015,7 @@ def _step3_kernel(
                     idx_ptr, si_b, si_h, si_k, lens_ptr, seq_len_arg, ls_ptr, li_ptr, n_lists, flag_ptr,
                     po_ptr, plse_ptr, dcount_ptr, out_ptr, so_b, so_h, so_d, HKV, S, D, qk_scale,
                     G, G_PAD, ROWS, BLOCK_SIZE, BLOCK_T, BLOCK_D, TOP_K, K_PAD, L_PAD, SPLIT_PAD, FP32_DOT, HAS_TOPK,
-                    LENS_SCALAR, RANKED, JC_D, PDL)
+                    LENS_SCALAR, RANKED, JC_D, PDL, tm_row, TIMING)
 
 
 # ==============================================================================================
@@ -1026,8 +1063,12 @@ TUNING: dict[str, int | bool | str | None] = dict(select_block_n=None, select_ti
                                             step_tile_bytes_persistent=None, step_tile_bytes_persistent_minmax=16384,
                                             step_pdl=False, step_pdl_trigger=True)
 # What select_and_decode accepts beyond round 5's arguments (the engine hooks ask before passing them; an earlier
-# kernels module, e.g. a benchmark's baseline, has none).
-FEATURES = frozenset({"v_new", "prefetch"})
+# kernels module, e.g. a benchmark's baseline, has none). "kmean_fold" (round 7): the engine relies on k_new being
+# folded into the bf16 means (and the fp32 sums, min/max) in the launch, with or without v_new (tested).
+FEATURES = frozenset({"v_new", "prefetch", "kmean_fold"})
+# Profiling only (benchmarks/bench_gpu_msa.py --part timeline): an int64 CUDA tensor of at least grid x 16 elements;
+# while set, v3 step launches are compiled with TIMING and every program writes its phase stamps there (_stamp).
+TIMELINE: torch.Tensor | None = None
 _counters: dict[tuple[torch.device, str], torch.Tensor] = {}
 _retired: list[torch.Tensor] = []
 
@@ -1322,6 +1363,7 @@ def _launch_step3_phase(phase, grid, plan, q, src, kmin, kmax, ksum, lens, seq_l
         plan.part_o, plan.part_lse, plan.dcount,
         plan.out, *plan.out.stride(),
         hkv, S, D, scale * LOG2E,
+        tm_ptr=TIMELINE if TIMELINE is not None else plan.flag, TIMING=TIMELINE is not None,
         MINMAX=minmax, HAS_MEAN=use_mean, FOLD=fold, EXACT=bool(exact and use_mean),
         LENS_SCALAR=seq_lens is None, PHASE=phase, FOLD_MINMAX=fold_minmax, **plan.constexprs,
         PDL=(1 if TUNING["step_pdl_trigger"] else 2) if pdl else 0, PREFETCH=bool(prefetch and pdl), KV_WRITE=kv_write,  # no PDL: one compiled variant

@@ -92,3 +92,27 @@ def test_engine_on_cuda_with_the_default_selection(te):
     assert torch.isfinite(got).all() and ctx.selections
     idx = ctx.selections[-1][2]
     assert idx.shape[-1] == d.top_k and (idx >= 0).all()
+
+
+def test_engine_on_cuda_with_bf16_means_folds_the_token_into_the_launch(te, monkeypatch):
+    """Mean scorer with bf16 means (M3ANALYST_MSA_MEANS=bf16, round 7): the sparse layers' decode token -- its
+    key/value write and its summary update, bf16 means included -- goes into their one launch; the means stay equal
+    to the fp32 sums' means (one bf16 step), and the logits match the CPU engine (same selection up to rounding)."""
+    from m3analyst.kernels import msa as kmsa
+    from m3analyst.kernels import msa_naive as R
+
+    monkeypatch.setattr(kmsa, "ENGINE_MEAN_SUMMARY", "bf16")
+    ids, block_size = te._ids(300, seed=6), 8
+    cpu, gpu = _engines(te, block_size=block_size, top_k=8, dense_layers=1, dense_below=8, sink_blocks=1,
+                        local_blocks=2, scorer="mean", rerank=0)
+    got_cpu, _ = te._teacher_forced(cpu, ids, 260)
+    got_gpu, ctx = te._teacher_forced(gpu, ids, 260)
+    layers = ctx.cache.layers
+    assert [bool(ly.extra.get("kv_in_launch")) for ly in layers] == [False, True, True]
+    for ly in layers[1:]:
+        assert ly.extra["fused_kmean"] and ly.extra["kmean_len"] == ly.length
+        n = ly.length
+        nb = -(-n // block_size)
+        counts = R.block_counts(torch.full((1,), n, device="cuda"), nb, block_size).clamp(min=1).float()[:, None, :, None]
+        torch.testing.assert_close(ly.extra["kmean"][:, :, :nb].float(), ly.ksum[:, :, :nb] / counts, rtol=2**-7, atol=1e-6)
+    torch.testing.assert_close(got_gpu.cpu(), got_cpu, rtol=2e-2, atol=2e-2)

@@ -503,8 +503,8 @@ def test_select_and_decode_folds_the_new_token(kernels, scorer):
 def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypatch, means, scorer):
     """engine_update / engine_decode on a stand-in for the engine's MSALayer: prefill, two decode tokens,
     a truncation (bf16 means rebuilt), results equal the reference's (selection identical from fp32 sums and
-    min/max, within the rounding bound from bf16 means). With fp32 summaries a decode token's update is
-    deferred into the decode launch (once the layer's previous decode was the one-launch one)."""
+    min/max, within the rounding bound from bf16 means). A decode token's update is deferred into the decode
+    launch once the layer's previous decode was the one-launch one (bf16 means: and the means are current)."""
     from types import SimpleNamespace
 
     from m3analyst.kernels import msa
@@ -552,7 +552,8 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
             assert_selection_within_tolerance(R, idx, q, ref[0], seq_lens, bs, 5, 1, 2, torch.bfloat16)
         want_out = R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
         torch.testing.assert_close(out.float(), want_out.float(), rtol=2e-2, atol=2e-2)
-    assert deferred == ([False, True, True, True] if means == "fp32" else [False] * 4)
+    # bf16 means (round 7): deferred like the fp32 sums while the means are current; the truncation rebuilds them
+    assert deferred == ([False, True, True, True] if means == "fp32" else [False, True, True, False])
     if means == "bf16":
         assert layer.extra["kmean_len"] == 251
         torch.testing.assert_close(layer.extra["kmean"][:, :, :15].float(), ref[0][:, :, :15] / bs, rtol=1e-2, atol=1e-3)  # full blocks
@@ -624,6 +625,115 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
     monkeypatch.setattr(msa, "ENGINE_KV_FOLD", False)
     layer.extra["next_pos"] = 152
     assert not update(152, 1)  # switched off: the cache writes the token itself
+
+
+def assert_same_picks_up_to_ties(R, idx_k, q, kmean, seq_lens, bs, top_k, sink, local):
+    """idx_k equals the reference selection scored from the same means kmean, except for swaps between blocks whose
+    scores tie within fp32 reassociation (1e-5 of sum_d |sum_g q_gd| |mean_d|)."""
+    scores = R.means_scores(q, kmean)
+    idx_m = R.select_from_scores(scores, seq_lens, bs, top_k, sink, local)
+    B, hkv, nb, D = kmean.shape
+    qa = q.float().view(B, hkv, -1, D).sum(2).abs()
+    tol = 1e-5 * torch.einsum("bhd,bhnd->bhn", qa, kmean.float().abs())
+    cmp = R.compare_selections(idx_k, idx_m, scores, tol, seq_lens, bs, sink, local)
+    assert cmp["ties_within_tol"], cmp
+    return cmp
+
+
+@cases
+def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels, monkeypatch):
+    """ENGINE_MEAN_SUMMARY "bf16" (round 7): a decode token's key/value write (engine_append) and its summary update
+    -- fp32 sum, min/max and the bf16 mean -- go into the decode launch as with fp32 sums. Over tokens across block
+    boundaries, with truncations (inside a block, at a block boundary), a prompt chunk and a stretch with the
+    key/value fold off in between: the cache holds the tokens, the sums / min / max equal the reference's, the means
+    equal bitwise those of a twin layer driven with the fold off (engine_update's own kernel) and the reference's
+    means up to one bf16 step; the selection equals the reference's from the same means up to fp32 ties and the
+    fp32-sum reference's within the means' rounding bound; the output equals the reference attention."""
+    from types import SimpleNamespace
+
+    from m3analyst.kernels import msa
+    from m3analyst.settings import AttentionSettings
+
+    R, K = kernels
+    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", "bf16")
+    B, hkv, G, D, cap, bs, top_k = 1, 2, 4, 64, 128, 16, 4
+    _, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=52)
+    g = _gen(53)
+    nbc = cap // bs
+    zeros = lambda: torch.zeros(B, hkv, nbc, D, device=DEVICE)  # noqa: E731
+    settings = AttentionSettings(scorer="mean", top_k=top_k, sink_blocks=1, local_blocks=1)
+
+    def new_layer():
+        return SimpleNamespace(keys=torch.zeros_like(k), values=torch.zeros_like(v), block_size=bs, length=0,
+                               ksum=zeros(), kmin=zeros(), kmax=zeros())
+
+    layer, twin, ref = new_layer(), new_layer(), [zeros(), zeros(), zeros()]
+
+    def update(ly, start, T, fold):  # MSALayer.update's protocol
+        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        kt, vt = k[:, :, start : start + T].clone(), v[:, :, start : start + T].clone()
+        took = T == 1 and msa.engine_append(ly, kt, vt, start)
+        if not took:
+            ly.keys[:, :, start : start + T], ly.values[:, :, start : start + T] = kt, vt
+            msa.engine_update(ly, ly.keys[:, :, start : start + T], start)
+        ly.length = start + T
+        return took, "pending" in ly.extra
+
+    def truncate(ly, length, fold):  # MSALayer.truncate's protocol
+        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        ly.length = length
+        start = length // bs * bs
+        if length > start:
+            msa.engine_update(ly, ly.keys[:, :, start:length], start)
+
+    kv_fold, log = True, []
+    for op, a, b in [("add", 0, 42), *[("add", p, 1) for p in range(42, 52)], ("trunc", 45, 0),
+                     *[("add", p, 1) for p in range(45, 50)], ("kv", 0, 0), *[("add", p, 1) for p in range(50, 54)],
+                     ("kv", 1, 0), ("trunc", 48, 0), *[("add", p, 1) for p in range(48, 51)], ("add", 51, 14),
+                     *[("add", p, 1) for p in range(65, 70)]]:
+        if op == "kv":
+            kv_fold = bool(a)
+            monkeypatch.setattr(msa, "ENGINE_KV_FOLD", kv_fold)
+            continue
+        if op == "trunc":
+            truncate(layer, a, True)
+            truncate(twin, a, False)
+            ref[0].zero_(), ref[1].zero_(), ref[2].zero_()
+            R.update_summaries(*ref, k[:, :, :a], 0, bs)
+            continue
+        log.append(update(layer, a, b, True))
+        update(twin, a, b, False)
+        R.update_summaries(*ref, k[:, :, a : a + b], a, bs)
+        n = a + b
+        q = torch.randn(B, hkv * G, D, generator=g).to(torch.bfloat16).to(DEVICE)
+        monkeypatch.setattr(msa, "ENGINE_FOLD", True)
+        out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
+        monkeypatch.setattr(msa, "ENGINE_FOLD", False)
+        msa.engine_decode(q, twin, n, settings, D**-0.5)
+        assert layer.extra["fused_kmean"] and layer.extra["kmean_len"] == n and "pending" not in layer.extra
+        torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)
+        torch.testing.assert_close(layer.values[:, :, :n], v[:, :, :n], rtol=0, atol=0)
+        nbv = -(-n // bs)  # blocks past the length (left over from before a truncation) are never read
+        for got, want in zip((layer.ksum, layer.kmin, layer.kmax), ref):
+            torch.testing.assert_close(got[:, :, :nbv], want[:, :, :nbv], rtol=1e-5, atol=1e-4)
+        km, km_twin = layer.extra["kmean"][:, :, :nbv], twin.extra["kmean"][:, :, :nbv]
+        assert torch.equal(km, km_twin), (n, (km.float() - km_twin.float()).abs().max())
+        seq_lens = torch.full((B,), n, device=DEVICE)
+        counts = R.block_counts(seq_lens, nbv, bs).clamp(min=1).float()[:, None, :, None]
+        # one bf16 step (2^-7): rounding to nearest on the GPU, the interpreter's fp32 -> bf16 cast truncates
+        torch.testing.assert_close(km.float(), ref[0][:, :, :nbv] / counts, rtol=2**-7, atol=1e-6, msg=lambda m: f"n={n}: {m}")
+        assert_same_picks_up_to_ties(R, idx, q, layer.extra["kmean"], seq_lens, bs, top_k, 1, 1)
+        assert_selection_within_tolerance(R, idx, q, ref[0], seq_lens, bs, top_k, 1, 1, torch.bfloat16)
+        torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(),
+                                   rtol=2e-2, atol=2e-2)
+    took = [t for t, _ in log]
+    deferred = [d for _, d in log]
+    # the token after a prompt follows the decode at its own position: taken at once; after a truncation the previous
+    # decode was elsewhere (next_pos): written by the cache, and at a block boundary the stale means are rebuilt
+    # (not deferred); with the key/value fold off only the summary update is deferred
+    assert took == [False] + [True] * 10 + [False] + [True] * 4 + [False] * 4 + [False] + [True] * 2 + [False] + [True] * 5, took
+    assert deferred == [False] + [True] * 10 + [False] + [True] * 4 + [True] * 4 + [False] + [True] * 2 + [False] + [True] * 5, deferred
 
 
 @pytest.mark.skipif(not ON_GPU, reason="programmatic dependent launch needs the GPU (the interpreter runs none)")
