@@ -230,3 +230,29 @@ def test_cli_ask(cli, corpus):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["value"] == 1.25 and d["source"] == "facts" and d["citations"] == [4]
+
+
+def test_heading_avoid_and_prefer_patterns_steer_the_quoted_passages():
+    from m3analyst.domains.spec import OutlineItem
+    from m3analyst.domains.text import paragraphs
+    from m3analyst.memo.passages import BM25, candidates
+
+    doc = Document.from_pages([
+        "This report contains forward-looking statements. We expect that future results may differ and we "
+        "undertake no obligation to update any forward-looking statement for future events or results.",
+        "Demand for our products remained firm in every region during the year. We expect net sales to grow "
+        "in the coming year as new capacity comes online in the second half.",
+        "The outlook for next year depends on conditions that management cannot control; results are uncertain "
+        "for this reason and for the other reasons given in this report.",
+    ])
+    paras = list(paragraphs(doc))
+    bm25 = BM25([p.text for p in paras])
+    base = dict(heading="Outlook", queries=["we expect anticipate future outlook next year"])
+
+    def ranked(item):
+        return {c.span.page: c.lexical for c in candidates(doc, item, [], None, paras, bm25)}
+
+    plain = ranked(OutlineItem(**base))
+    steered = ranked(OutlineItem(**base, avoid=["forward-looking statements"], prefer=[r"\bwe expect net sales\b"]))
+    assert 1 in plain and 1 not in steered  # the safe-harbour notice is never quoted
+    assert steered[2] == pytest.approx(2 * plain[2]) and steered[3] == pytest.approx(plain[3])

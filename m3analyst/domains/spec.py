@@ -64,6 +64,10 @@ class OutlineItem(BaseModel):
     sections: list[str] = Field(default_factory=list, description="section kinds searched first")
     facts: list[str] = Field(default_factory=list, description="facts whose source clauses are candidate passages")
     max_words: int = Field(120, description="length target of the generated narrative")
+    prefer: list[str] = Field(default_factory=list, description="case-insensitive regexes: paragraphs matching one "
+                              "rank as if twice as relevant (Outlook: 'we expect', 'guidance')")
+    avoid: list[str] = Field(default_factory=list, description="case-insensitive regexes: paragraphs matching one are "
+                             "never quoted under this heading (boilerplate: safe-harbour notices, 'read in conjunction')")
     max_quotes: int | None = None
 
 

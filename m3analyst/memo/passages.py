@@ -11,6 +11,7 @@ session), plus how often MSA read the candidate's KV blocks while the model answ
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections import Counter
@@ -116,13 +117,16 @@ def candidates(doc: Document, item: OutlineItem, facts: list[Fact], ranges: list
     """Top-k lexical candidates for a heading among paragraphs inside `ranges` (None = whole document)."""
     query = " ".join(item.queries + [item.question or "", item.contains, item.heading])
     lex = bm25.scores(query)
+    avoid, prefer = _matcher(tuple(item.avoid)), _matcher(tuple(item.prefer))
     boost_ranges = [(s.start, s.end) for s in doc.sections if s.kind in item.sections]
     out: list[Candidate] = []
     for span, s in zip(paras, lex):
-        if not in_ranges(span, ranges) or not _prose(span):
+        if not in_ranges(span, ranges) or not _prose(span) or avoid(span.text):
             continue
         if boost_ranges and any(a <= span.start < b for a, b in boost_ranges):
             s *= 1.5
+        if prefer(span.text):
+            s *= 2.0
         out.append(Candidate(trim(span), s))
     for f in facts:  # clauses / sentences an extractor already tied to this heading
         if f.name in item.facts and "start" in f.extra:
@@ -136,7 +140,16 @@ def candidates(doc: Document, item: OutlineItem, facts: list[Fact], ranges: list
                 if in_ranges(span, ranges):
                     out.append(Candidate(trim(span), (max(lex) if lex else 1.0) + 1.0, from_fact=f.name))
     out = _dedupe(sorted(out, key=lambda c: -c.lexical))
-    return [c for c in out if c.lexical > 0][:k]
+    return [c for c in out if c.lexical > 0 and not avoid(c.span.text)][:k]
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(patterns: tuple[str, ...]):
+    """A predicate: does a paragraph match one of a heading's `avoid` / `prefer` regexes (case-insensitive)?"""
+    if not patterns:
+        return lambda text: False
+    rx = re.compile("|".join(f"(?:{p})" for p in patterns), re.I | re.S)
+    return lambda text: rx.search(" ".join(text.split())) is not None  # PDF text: line breaks inside phrases
 
 
 def _dedupe(cands: list[Candidate]) -> list[Candidate]:
