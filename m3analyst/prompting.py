@@ -28,6 +28,7 @@ from m3analyst.settings import Settings
 
 TASK_SENTINEL = "\u2063TASK\u2063"  # invisible separator marking where the per-heading task goes
 CHARS_PER_TOKEN = 4.0  # estimate used when no tokenizer is at hand (model-free mode)
+MAX_CHARS_PER_TOKEN = 12.0  # no real text packs more characters into one token (BPE: ~4 for English prose)
 DEFAULT_CONTEXT = 8192
 
 Counter = Callable[[str], int]
@@ -48,6 +49,7 @@ class Unit:
     page_start: int
     page_end: int
     tokens: int = 0
+    estimated: bool = False  # too long to ever fit: tokens = chars / CHARS_PER_TOKEN, never tokenized
 
 
 @dataclass
@@ -68,12 +70,13 @@ class BudgetReport:
     budget: int  # tokens allowed for the whole prompt
     prompt_tokens: int  # tokens of the prompt without a task
     overhead_tokens: int  # system + template + facts table + task reserve (what the document cannot use)
-    document_tokens_total: int  # tokens of the whole document
+    document_tokens_total: int  # tokens of the whole document (parts that could never fit: estimated, see below)
     document_tokens_kept: int
     estimated: bool  # token counts are estimates (no tokenizer)
     included: list[dict] = field(default_factory=list)  # {title, kind, pages, tokens, partial}
     omitted: list[dict] = field(default_factory=list)
     pages_included: list[int] = field(default_factory=list)
+    total_estimated: bool = False  # document_tokens_total holds chars / CHARS_PER_TOKEN for parts never tokenized
 
     @property
     def complete(self) -> bool:
@@ -273,18 +276,21 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
     overhead = count(system) + count(user("", [])) + task_reserve + 16  # chat-template tokens
 
     units = units_of(doc)
-    for u in units:
-        u.tokens = count(doc.text[u.start : u.end]) + 4 * (u.page_end - u.page_start + 1)  # + page markers
-    total = sum(u.tokens for u in units)
     room = budget - overhead
+    # Exact counts only where the answer matters: a text longer than room * MAX_CHARS_PER_TOKEN characters cannot
+    # fit whatever the tokenizer says, so it is never tokenized (a 500-page 10-K: ~1 s of tokenizing saved).
+    limit = None if len(doc.text) <= room * MAX_CHARS_PER_TOKEN else room
+    for u in units:
+        _measure(u, doc.text[u.start : u.end], count, limit, 4 * (u.page_end - u.page_start + 1))
+    total = sum(u.tokens for u in units)
     kept: list[Unit] = []
     partial: dict[str, list[Unit]] = {}
     omitted: list[Unit] = []
-    if total <= room:
+    if total <= room and limit is None:
         kept = list(units)
     else:
         for u in sorted(units, key=lambda u: _unit_rank(doc, spec, u)):
-            if u.tokens <= room:
+            if not u.estimated and u.tokens <= room:  # room only shrinks: an estimated unit never fits
                 kept.append(u)
                 room -= u.tokens
                 continue
@@ -292,7 +298,9 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
             # next sections in priority order still get pages (10-K: MD&A, then statements, then risk factors).
             got, cap = [], partial_share * room
             for pg in sorted(_pages_of(doc, u), key=lambda x: (_page_rank(doc, spec, x.page_start), x.start)):
-                pg.tokens = count(doc.text[pg.start : pg.end]) + 4
+                _measure(pg, doc.text[pg.start : pg.end], count, room, 4)
+                if pg.estimated:
+                    continue
                 used = sum(g.tokens for g in got)
                 if pg.tokens <= room and (used + pg.tokens <= cap or not got):
                     got.append(pg)
@@ -320,11 +328,21 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
     report = BudgetReport(
         context_length=ctx, reserve=reserve, budget=budget, overhead_tokens=overhead,
         prompt_tokens=count(system) + count(user_text.replace(TASK_SENTINEL, "")) + 16,
-        document_tokens_total=total, document_tokens_kept=sum(u.tokens for u in kept), estimated=counter is None,
+        document_tokens_total=sum(u.tokens for u in units), document_tokens_kept=sum(u.tokens for u in kept),
+        estimated=counter is None, total_estimated=counter is not None and any(u.estimated for u in units),
         included=included, omitted=[_unit_dict(u, partial.get(u.title)) for u in sorted(omitted, key=lambda u: u.start)],
         pages_included=sorted({s.page for s in segs}),
     )
     return BuiltPrompt(system, user_text, document, segs, report)
+
+
+def _measure(u: Unit, text: str, count: Counter, room: int | None, markers: int) -> None:
+    """Set u.tokens: exact, unless `room` is given and the text is longer than room * MAX_CHARS_PER_TOKEN
+    characters (it cannot fit, whatever the tokenizer says), then estimated without tokenizing."""
+    if room is not None and len(text) > room * MAX_CHARS_PER_TOKEN:
+        u.tokens, u.estimated = estimate_tokens(text) + markers, True
+    else:
+        u.tokens, u.estimated = count(text) + markers, False
 
 
 def _describe(u: Unit, got: list[Unit] | None) -> str:

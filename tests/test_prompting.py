@@ -79,3 +79,34 @@ def test_task_template():
     t = task_text(load_domain("bio"), "Harms", "Adverse events.", "What harms were reported?", 80)
     assert "Harms" in t and "What harms were reported?" in t and "[p.12]" in t and "80 words" in t
     assert TASK_SENTINEL not in t
+
+
+def test_text_that_cannot_fit_is_never_tokenized(monkeypatch):
+    """A section longer than room * MAX_CHARS_PER_TOKEN characters is estimated, not counted; the prompt is
+    the one exact counting of everything gives."""
+    import m3analyst.prompting as prompting
+
+    small = _filing()
+    big = Document.from_pages(["Item 1. Business. " + "We make adhesives for cars and phones. " * 600]
+                              + [small.page_text(n) for n in (2, 3, 4)])
+    big.metadata.kind = "10-K"
+    for title, kind, a, b in [("Item 1. Business.", "item_1", 1, 1), ("Item 1A. Risk Factors.", "item_1a", 2, 2),
+                              ("Item 7. MD&A.", "item_7", 3, 4)]:
+        big.sections.append(Section(title, kind, 1, big.pages[a - 1].start, big.pages[b - 1].end, a, b))
+    spec, seen = load_domain("finance"), []
+
+    def counting(text: str) -> int:
+        seen.append(len(text))
+        return estimate_tokens(text)
+
+    s = Settings()
+    s.memo.budget = _overhead(big, spec, FACTS) + estimate_tokens(big.text[big.pages[1].start :]) + 80
+    built = build_prompt(big, spec, FACTS, s, counter=counting)
+    room = s.memo.budget - built.report.overhead_tokens
+    assert len(big.page_text(1)) > room * prompting.MAX_CHARS_PER_TOKEN
+    assert len(big.page_text(1)) not in seen and len(big.text) not in seen  # Item 1 (its page too) never counted
+    assert built.report.total_estimated and built.report.pages_included == [2, 3, 4]
+    monkeypatch.setattr(prompting, "MAX_CHARS_PER_TOKEN", 1e9)  # count everything: the same prompt
+    exact = build_prompt(big, spec, FACTS, s, counter=counting)
+    assert exact.user_template == built.user_template and not exact.report.total_estimated
+    assert len(big.page_text(1)) in seen

@@ -115,7 +115,7 @@ def render_html(memo: Memo) -> str:
         f"{g['verified_chars']:,} verified; {g['dropped_sentences']} dropped; {g['unsupported_claims']} unsupported; "
         f"grounding score {g['grounding_score']:.2f}.</li>"
         f"<li>Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens; document {b['document_tokens_kept']:,} of "
-        f"{b['document_tokens_total']:,} tokens kept.</li>"
+        f"{'~' if b.get('total_estimated') else ''}{b['document_tokens_total']:,} tokens kept.</li>"
         + (f"<li>Left out for length: {escape(omitted)}.</li>" if omitted else "") + "</ul>"
     )
     body = "\n".join(_section(memo, s) for s in memo.sections)

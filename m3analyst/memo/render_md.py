@@ -101,7 +101,7 @@ def appendix(memo: Memo) -> list[str]:
              f"grounding score {g['grounding_score']:.2f}.",
              f"- Facts: {g['facts']} extracted, {g['facts_with_page']} with their page.",
              f"- Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens{' (estimated)' if b['estimated'] else ''}; "
-             f"document {b['document_tokens_kept']:,} of {b['document_tokens_total']:,} tokens kept."]
+             f"document {b['document_tokens_kept']:,} of {'~' if b.get('total_estimated') else ''}{b['document_tokens_total']:,} tokens kept."]
     if b["omitted"]:
         left = "; ".join(_omitted(o) for o in b["omitted"][:12])
         more = f" and {len(b['omitted']) - 12} more" if len(b["omitted"]) > 12 else ""
