@@ -201,11 +201,12 @@ def fused_step(layer: Layer, seq_lens, L: int, sh: Shape, means=True, fused=True
         mod.TUNING.update(saved)
 
 
-def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=None, prefetch=True, mod=None):
-    """select_and_decode (the engine's launch) with fp32 sums; fold: the token's summary update in the launch; kv: its
-    key/value cache write too (v_new; round 6); pdl / prefetch as in fused_step (round 6)."""
+def engine_op(ly: Layer, L: int, sh: Shape, fold=False, kv=False, pdl=None, prefetch=True, mod=None, means=False):
+    """select_and_decode (the engine's launch) with fp32 sums (means: the bf16 means, round 7); fold: the token's
+    summary update in the launch; kv: its key/value cache write too (v_new; round 6); pdl / prefetch as in fused_step
+    (round 6)."""
     mod = mod or K
-    kw = {}
+    kw = dict(kmean=ly.kmean) if means else {}
     if fold:
         kw.update(k_new=ly.k_new, pos=L - 1)
     if kv:
@@ -378,17 +379,21 @@ def bench_kernels(args, device: str, report: dict):
             # round 6: the same launches with programmatic dependent launch (off by default): back to back in the graph,
             # layer i+1's programs start (and with prefetch load their first summary tile) while layer i's finish
             # ("pdl"); or only as layer i's programs exit ("notrigger"); or without the early tile load ("noprefetch")
-            row["step_v3_bf16_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=True))
-            row["step_v3_fp32sum_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=True))
-            row["step_v3_fp32sum_pdl_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
-                                                                                     pdl=True, prefetch=False))
-            row["step_v3_fp32sum_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
-                                                                                    pdl="notrigger"))
-            row["step_v3_bf16_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl="notrigger"))
+            if args.pdl_rows:
+                row["step_v3_bf16_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=True))
+                row["step_v3_fp32sum_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=True))
+                row["step_v3_fp32sum_pdl_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                         pdl=True, prefetch=False))
+                row["step_v3_fp32sum_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                        pdl="notrigger"))
+                row["step_v3_bf16_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl="notrigger"))
             row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
             row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
             row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update
-            row["select_and_decode_fp32sum_fold_pdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=True))
+            if args.pdl_rows:
+                row["select_and_decode_fp32sum_fold_pdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=True))
+            # round 7: the engine's launch with bf16 means (token folded into sum, mean; key/value written)
+            row["select_and_decode_bf16_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True, means=True))
             # + the token's key/value cache write (the engine's launch in round 6); the reference: the same launch
             # after two copy kernels writing them, as the engine did before
             row["select_and_decode_fp32sum_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True))
@@ -903,6 +908,7 @@ ENGINE_RUNS = (
     ("engine_msa_mean_bf16", "msa", "mean", "bf16", "new", True, True, False),  # round 7: token folded into the means
     ("engine_msa_mean_bf16_r6", "msa", "mean", "bf16", "new", False, True, False),  # round 6's bf16 path: update + copies
     ("engine_msa_minmax", "msa", "minmax", "fp32", "new", True, True, False),
+    ("engine_msa_minmax_bf16mode", "msa", "minmax", "bf16", "new", True, True, False),  # round 7's default means mode
     ("engine_msa_mean_nokv", "msa", "mean", "fp32", "new", True, False, False),
     ("engine_msa_minmax_nokv", "msa", "minmax", "fp32", "new", True, False, False),
     ("engine_msa_mean_pdl", "msa", "mean", "fp32", "new", True, True, True),
@@ -976,6 +982,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
 
     from m3analyst.kernels import msa as kmsa
 
+    default_means = kmsa.ENGINE_MEAN_SUMMARY
     for tag, mode, scorer, means, kernels, fold, kv, pdl in ENGINE_RUNS:
         if (kernels == "base" and BASE is None) or (ENGINE_TAGS and tag not in ENGINE_TAGS):
             continue
@@ -1020,7 +1027,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
         if t and t_none:
             row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
             row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
-    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = "fp32", True, True
+    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = default_means, True, True
     _set_pdl(K, False)
     kmsa.register_backend("triton", lambda: K)
     del cache
@@ -1101,6 +1108,7 @@ def main(argv=None):
     ap.add_argument("--cache-gib", type=float, default=36.0, help="GPU memory for the per-layer caches of one config")
     ap.add_argument("--max-layers", type=int, default=8)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--no-pdl-rows", dest="pdl_rows", action="store_false", help="kernels part: skip the PDL variants")
     ap.add_argument("--no-minmax-check", dest="minmax_check", action="store_false")
     ap.add_argument("--no-engine", dest="engine", action="store_false", help="model part: skip the engine's own path")
     ap.add_argument("--baseline", default=None, help="package dir of an earlier msa_triton to time beside this one")

@@ -110,9 +110,12 @@ def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size
 # ----------------------------------------------------------------------------------------------
 MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select
 # What engine_decode scores the mean scorer from: "fp32" = the exact fp32 sums (picks identical to the
-# reference; twice the bytes), "bf16" = the bf16 means that engine_update keeps (half the bytes; picks equal up
-# to msa_naive.mean_score_tolerance). engine_update keeps the means only for "bf16".
-ENGINE_MEAN_SUMMARY = os.environ.get("M3ANALYST_MSA_MEANS", "fp32")
+# reference; twice the bytes), "bf16" = the bf16 means kept beside them (half the bytes; picks identical to the
+# reference scoring the same means, equal to the fp32 sums' up to msa_naive.mean_score_tolerance). The means are
+# kept only for "bf16". Default "bf16" since round 7 (RESULTS.md, GPU kernels round 7: inside the 8B-shaped decode
+# step on the H100 the engine's attention took 10.4 vs 11.9 us/layer at 128K and 30.0 vs 36.4 at 1M, every swap
+# against the fp32 picks within the rounding bound). M3ANALYST_MSA_MEANS=fp32 restores the exact picks.
+ENGINE_MEAN_SUMMARY = os.environ.get("M3ANALYST_MSA_MEANS", "bf16")
 
 
 def _extra(layer) -> dict:
@@ -195,16 +198,17 @@ def _kernel_features() -> frozenset:
 def _can_defer(layer, key_states: torch.Tensor, start_pos: int) -> bool:
     """Whether a 1-token summary update at start_pos may wait for the layer's next decode launch: ENGINE_FOLD on,
     the Triton backend, a layer whose previous decode took the one-launch path, and the summaries that launch will
-    read kept current by it: fp32 summaries, or bf16 means (ENGINE_MEAN_SUMMARY "bf16") that the previous launch
-    scored (a mean-scorer decode, extra["fused_kmean"]) and that hold exactly the tokens before start_pos (the
-    launch then folds the token into the fp32 sum, min/max and the bf16 mean alike)."""
+    read kept current by it. With bf16 means (ENGINE_MEAN_SUMMARY "bf16"): if the previous launch scored them (a
+    mean-scorer decode, extra["fused_kmean"]) only while they hold exactly the tokens before start_pos (the launch
+    then folds the token into the fp32 sum, min/max and the bf16 mean alike; else engine_update rebuilds them); a
+    layer whose decodes do not read them (minmax) defers as with fp32 sums and lets them go stale (rebuilt when a
+    mean decode needs them again)."""
     extra = _extra(layer)
     if not (key_states.shape[2] == 1 and ENGINE_FOLD and extra.get("fused") and backend_for(key_states) == "triton"):
         return False
-    if ENGINE_MEAN_SUMMARY == "fp32":
+    if ENGINE_MEAN_SUMMARY != "bf16" or not extra.get("fused_kmean"):
         return True
-    return bool(ENGINE_MEAN_SUMMARY == "bf16" and extra.get("fused_kmean") and _current_means(layer, start_pos) is not None
-                and "kmean_fold" in _kernel_features())
+    return _current_means(layer, start_pos) is not None and "kmean_fold" in _kernel_features()
 
 
 def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:

@@ -565,7 +565,8 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
 
 
 @cases
-def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, monkeypatch):
+@pytest.mark.parametrize("means", ["fp32", "bf16"])  # minmax scores no means: deferred alike (round 7)
+def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, monkeypatch, means):
     """engine_append (MSAOps.append_token on CUDA) on a stand-in MSALayer: a decode token's key/value write and summary
     update are deferred into the next engine_decode launch only once the layer's previous decode was the one-launch
     one for the token before; the cache then holds the token, the summaries equal the reference's and the output and
@@ -578,6 +579,7 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
 
     R, K = kernels
     monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 256, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=48)
     nbc = cap // bs
