@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from m3analyst.domains.dates import add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
@@ -156,7 +157,73 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             if span is not None:
                 stating = _stating_sentence(span, fs)
                 out.append(_fact(fs, span, _read_value(fs, span, stating), doc, stating))
+    _resolve_dates(out, doc)
     return out
+
+
+# An effective date defined as the contract's own date: "“Effective Date” means the date first written above",
+# "shall become effective on the date hereof", "effective as of the date of this Agreement", "effective upon
+# execution" (the preamble's date is the date the contract was made).
+_EFFECTIVE_ABOVE = re.compile(r"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{0,40}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|on|"
+                              r"as\s+of)\s+(?:the\s+)?(?:date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|"
+                              r"date\s+hereof|date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b"
+                              r"|\beffective\s+(?:on|upon)\s+(?:the\s+date\s+(?:on\s+which|when)\s+(?:it|this\s+agreement)\s+is\s+"
+                              r"(?:signed|executed)|(?:its\s+)?(?:execution|signing|signature))\b", re.I)
+# a fixed term that runs from the effective date / the contract's date: "for a period of five (5) years from the
+# date hereof", "shall commence on the Effective Date and continue for three (3) years" (not "... commence on the
+# Effective Date and terminate five (5) years following the launch": that term runs from something else)
+_REF = (r"(?:the\s+)?(effective\s+date|date\s+(?:first\s+)?(?:written|set\s+forth)\s+above|date\s+hereof|"
+        r"date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b")
+_NUM_WORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|eighteen|twenty|thirty|sixty|ninety)"
+_SPAN = rf"((?:{_NUM_WORD}\s+(?:\(\d+\)\s+)?|\(\d+\)\s+|\d+\s+)(?:calendar\s+)?(?:years?|months?|days?))"
+_TERM_FROM = [
+    re.compile(rf"\b{_SPAN}\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|(?:commencing|beginning|starting)\s+"
+               rf"(?:on|as\s+of|with))\s+{_REF}", re.I),
+    re.compile(rf"\bcommenc\w*\s+(?:on|as\s+of)\s+{_REF}.{{0,120}}?\b(?:continu\w*|remain\w*|be\s+in\s+effect|in\s+(?:full\s+)?"
+               rf"(?:force|effect))\b.{{0,40}}?\b{_SPAN}(?!\s+(?:from|after|following))", re.I | re.S),
+]
+_OPEN_ENDED = re.compile(r"\b(?:until|unless)\s+(?:terminated|the\s+(?:later|earlier))|\bperpetu|\bindefinite|\blater\s+of\b|"
+                         r"\bearlier\s+of\b", re.I)
+
+
+def _resolve_dates(facts: list[Fact], doc: Document) -> None:
+    """Dates the contract states by reference, read through: an effective date defined as "the date first
+    written above" takes the agreement date; a fixed initial term that runs from the effective date (or the
+    contract's date) gets its end date computed ("December 23, 2006 (three (3) years from the Effective Date,
+    December 23, 2003)"), marked derived. Nothing is set when a date or the term's length cannot be read."""
+    by = {f.name: f for f in facts}
+    eff, agreed, term = by.get("effective_date"), by.get("agreement_date"), by.get("expiration_date")
+    if eff is not None and agreed is not None and parse_date(str(eff.value)) is None and _EFFECTIVE_ABOVE.search(_quote(eff, doc)):
+        eff.extra = {**agreed.extra, "defined_by": {"page": eff.page, "text": eff.source_text}, "cuad": eff.extra.get("cuad")}
+        eff.value, eff.page, eff.source_text = agreed.value, agreed.page, agreed.source_text  # cite where the date is
+    if term is None or "quote" not in term.extra:
+        return
+    sentence = _quote(term, doc)
+    found = None
+    for rx in _TERM_FROM:
+        m = rx.search(sentence)
+        if m:
+            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
+            found = (length.strip(), ref, parse_duration(length))
+            break
+    if found is None or found[2] is None or _OPEN_ENDED.search(sentence):
+        return
+    length, ref, duration = found
+    start_fact = eff if ref.lower().startswith("effective") else agreed
+    start = parse_date(str(start_fact.value)) if start_fact is not None else None
+    if start is None:
+        return
+    end = add(start, *duration)
+    term.value = f"{written(end)} ({length} from the {ref}, {written(start)})"
+    term.derived = True
+    term.extra["computed_from"] = [start_fact.name, "expiration_date"]
+    term.extra["pages"] = sorted({term.page, start_fact.page} - {None})
+
+
+def _quote(f: Fact, doc: Document) -> str:
+    """The sentence a clause fact was read from (extra["quote"]), else its whole clause."""
+    a, b = f.extra.get("quote") or (None, None)
+    return squash(doc.text[a:b]) if a is not None else f.source_text
 
 
 def _effective_in_preamble(doc: Document) -> Span | None:

@@ -1,0 +1,70 @@
+"""Dates and durations as contracts write them (domains/dates.py) and the legal extractor's use of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from m3analyst.domains import extract_facts, load_domain
+from m3analyst.domains.dates import add, parse_date, parse_duration, written
+from m3analyst.ingest.model import Document
+
+
+@pytest.mark.parametrize("text,date", [
+    ("dated December 23, 2003 by and between", dt.date(2003, 12, 23)),
+    ("made this 23rd day of December, 2003", dt.date(2003, 12, 23)),
+    ("signed 12/23/03", dt.date(2003, 12, 23)),
+    ("as of Sept. 5, 2019", dt.date(2019, 9, 5)),
+    ("on June 31, 2020", None),  # not a calendar date
+    ("within thirty days", None),
+])
+def test_parse_date(text, date):
+    assert parse_date(text) == date
+
+
+@pytest.mark.parametrize("text,duration", [
+    ("for three (3) years", (3, "year")), ("a period of 36 months", (36, "month")), ("ninety days", (90, "day")),
+    ("twelve (12) months from", (12, "month")), ("one year", (1, "year")), ("the year", None),
+])
+def test_parse_duration(text, duration):
+    assert parse_duration(text) == duration
+
+
+def test_add_clamps_to_the_end_of_the_month():
+    assert add(dt.date(2020, 1, 31), 1, "month") == dt.date(2020, 2, 29)
+    assert add(dt.date(2020, 2, 29), 1, "year") == dt.date(2021, 2, 28)
+    assert add(dt.date(2003, 12, 23), 90, "day") == dt.date(2004, 3, 22)
+    assert written(dt.date(2006, 12, 23)) == "December 23, 2006"
+
+
+def _contract(term_sentence: str, effective_sentence: str) -> Document:
+    return Document.from_pages([
+        "SUPPLY AGREEMENT\n\nThis Supply Agreement is made on March 31, 2000 by and between Alpha Corp., a Delaware "
+        "corporation, and Beta LLC, a Texas limited liability company.\n\n"
+        f"1.1 Definitions. {effective_sentence} The parties agree to the terms below in every respect.",
+        f"5. TERM AND TERMINATION.\n\n5.1 Term. {term_sentence} Either party may terminate this Agreement upon "
+        "thirty (30) days written notice for material breach.",
+    ])
+
+
+def test_term_end_is_computed_from_the_effective_date_the_contract_defines():
+    doc = _contract("The initial term of this Agreement shall be sixty (60) months from the Effective Date, unless "
+                    "extended by the parties in writing.",
+                    "“Effective Date” means the date first written above, on which this Agreement takes effect.")
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    eff, term = facts["effective_date"], facts["expiration_date"]
+    assert eff.value == "March 31, 2000" and eff.page == 1 and eff.extra["defined_by"]["page"] == 1
+    assert term.value == "March 31, 2005 (sixty (60) months from the Effective Date, March 31, 2000)"
+    assert term.derived and term.page == 2 and term.extra["pages"] == [1, 2]
+
+
+@pytest.mark.parametrize("term_sentence", [
+    # the term runs from something else, or has no fixed end: nothing is computed
+    "This Agreement shall commence on the Effective Date and terminate five (5) years following the first sale.",
+    "This Agreement shall remain in effect from the Effective Date until terminated by either party on notice.",
+])
+def test_no_end_date_when_the_term_does_not_run_from_a_known_date(term_sentence):
+    doc = _contract(term_sentence, "“Effective Date” means the date first written above, on which this Agreement takes effect.")
+    term = {f.name: f for f in extract_facts(doc, load_domain("legal"))}.get("expiration_date")
+    assert term is None or (not term.derived and "March 31" not in str(term.value))
