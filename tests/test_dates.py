@@ -68,3 +68,16 @@ def test_no_end_date_when_the_term_does_not_run_from_a_known_date(term_sentence)
     doc = _contract(term_sentence, "“Effective Date” means the date first written above, on which this Agreement takes effect.")
     term = {f.name: f for f in extract_facts(doc, load_domain("legal"))}.get("expiration_date")
     assert term is None or (not term.derived and "March 31" not in str(term.value))
+
+
+def test_ask_states_the_computed_end_date_with_the_quote():
+    from m3analyst.memo.ask import answer_question
+    from m3analyst.settings import Settings
+
+    s = Settings()
+    s.engine.model = "none"
+    doc = _contract("The initial term of this Agreement shall be sixty (60) months from the Effective Date, unless "
+                    "extended by the parties in writing.",
+                    "“Effective Date” means the date first written above, on which this Agreement takes effect.")
+    a = answer_question(doc, "When does the initial term of this agreement expire?", s, domain="legal")
+    assert a.source == "facts" and a.text.startswith("Expiration / term: March 31, 2005 (sixty (60) months") and a.citations == [2]

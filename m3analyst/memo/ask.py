@@ -274,7 +274,7 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
         return None
     cited = f"\u201c{squash(quote.text)}\u201d [p.{quote.page}]"
     value = squash(str(f.value)) if fs.value != "text" and f.value is not None else ""
-    if value.lower() == squash(quote.text).lower() or len(value) > 80:
+    if value.lower() == squash(quote.text).lower() or (len(value) > 80 and not f.derived):
         value = ""  # the quote is the value, or the value is a sentence (no short value was read out)
     if yesno:
         text = f"Yes: {fs.title}: {cited}"
