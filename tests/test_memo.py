@@ -211,6 +211,22 @@ def test_effect_labels_read_from_the_reporting_sentence():
     assert answer_effect(doc, "How many patients were randomised?") is None
 
 
+def test_effect_questions_use_the_papers_abbreviations_and_skip_baseline_comparisons():
+    from m3analyst.memo.effect import abbreviations_for, answer_effect
+
+    doc = Document.from_pages([
+        "Methods. Patients were randomised to slow or fast drainage; we measured plasma renin activity (PRA) and "
+        "the Model for End-Stage Liver Disease score.",
+        "Results. At inclusion there was a significant difference in weight between groups (P = 0.03), higher in "
+        "the fast group. PRA did not differ between groups after drainage (P = 0.4). MELD rose in neither group.",
+    ])
+    assert abbreviations_for(doc, "Plasma renin activity") == ["PRA"]  # defined after its long form
+    assert "MELD" in abbreviations_for(doc, "Model End Stage Liver Disease score")  # its initials, in order
+    assert abbreviations_for(doc, "body weight") == []
+    a = answer_effect(doc, "Compared with fast drainage, what was the effect of slow drainage on plasma renin activity?")
+    assert a.text.startswith("no significant difference") and "PRA did not differ" in a.text
+
+
 # ---- CLI -----------------------------------------------------------------------------------------
 def test_cli_finance_json_and_errors(cli, corpus, tmp_path):
     out = tmp_path / "memo.json"

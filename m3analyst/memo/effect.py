@@ -36,6 +36,42 @@ _QUESTION_WORDS = {"significantly", "increase", "decrease", "significant", "diff
                    "what", "was", "the", "effect"}
 
 
+# Differences at baseline are about the groups' make-up, not the effect of the intervention.
+_BASELINE = re.compile(r"\b(?:at|of the|in)\s+baseline\b|\bbaseline\s+(?:characteristics|values?|data|demographics)\b|"
+                       r"\bat\s+(?:inclusion|enrol?lment|entry|randomi[sz]ation|study\s+start)\b|\bdemographic", re.I)
+# "model for end-stage liver disease (MELD)": a long form, then its abbreviation in parentheses
+_DEFINED_ABBR = re.compile(r"((?:[A-Za-z][\w\-']*\s+){1,8}?)\(([A-Z][A-Za-z0-9\-]{1,9})\)")
+
+
+def abbreviations_for(doc: Document, phrase: str) -> list[str]:
+    """Abbreviations the phrase carries ("... activity (PRA)") or the document defines for it: an abbreviation
+    defined right after a long form most of whose content words are in the phrase (letters matched to the
+    long form's initials decide where the long form starts)."""
+    out = re.findall(r"\(([A-Z][A-Za-z0-9\-]{1,9})\)", phrase)
+    words = {w for w in tokens(phrase) if len(w) > 3}
+    if not words:
+        return out
+    for m in _DEFINED_ABBR.finditer(doc.text):
+        abbr, before = m.group(2), m.group(1).split()
+        long_form = before[-len(abbr):] if len(before) >= len(abbr) else before
+        content = {w for w in tokens(" ".join(long_form)) if len(w) > 3}
+        if content and len(content & words) >= max(1, 0.6 * len(content)) and abbr not in out:
+            out.append(abbr)
+    initials = "".join(w[0] for w in re.findall(r"[A-Za-z][\w']*", phrase) if w.lower() not in _GLUE).upper()
+    for abbr in sorted(set(re.findall(r"\b[A-Z]{3,6}\b", doc.text))):  # undefined ones: MELD for "Model End Stage
+        if abbr not in out and abbr[0] == initials[:1] and len(abbr) >= 0.6 * len(initials) and _subsequence(abbr, initials):
+            out.append(abbr)  # Liver Disease" (its initials, in order)
+    return out
+
+
+_GLUE = {"of", "the", "and", "in", "on", "for", "to", "a", "an", "with", "at", "by"}
+
+
+def _subsequence(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(ch in it for ch in short)
+
+
 def asks_effect(question: str) -> bool:
     return bool(_ASKS_EFFECT.search(question))
 
@@ -71,8 +107,12 @@ def answer_effect(doc: Document, question: str) -> Answer | None:
     sents = [s for s in sentences(doc) if 6 <= s.words <= 120 and _SIGNAL.search(s.text)]
     if not sents:
         return None
-    query = " ".join(w for w in tokens(f"{outcome} {outcome} {intervention} {comparator}") if w not in _QUESTION_WORDS)
+    short = " ".join(abbreviations_for(doc, outcome))  # "Plasma renin activity" -> PRA, as the paper writes it
+    query = " ".join(w for w in tokens(f"{outcome} {outcome} {short} {short} {intervention} {comparator}")
+                     if w not in _QUESTION_WORDS)
     scores = BM25([s.text for s in sents]).scores(query)
+    if not re.search(r"baseline", f"{intervention} {comparator}", re.I):  # "compared with baseline": keep them
+        scores = [sc * (0.3 if _BASELINE.search(s.text) else 1.0) for sc, s in zip(scores, sents)]
     ranked = sorted(range(len(sents)), key=lambda k: -scores[k])[:3]
     for k in ranked:
         if scores[k] <= 0:
@@ -85,4 +125,4 @@ def answer_effect(doc: Document, question: str) -> Answer | None:
     return None
 
 
-__all__ = ["LABELS", "answer_effect", "asks_effect", "label_of"]
+__all__ = ["LABELS", "abbreviations_for", "answer_effect", "asks_effect", "label_of"]
