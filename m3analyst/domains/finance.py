@@ -424,7 +424,7 @@ def derived_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:
 
 def _prior_facts(by_period: dict[str, dict[str, Fact]], period: str) -> dict[str, Fact]:
     """Facts of the comparable prior period (same span, the latest before `period`)."""
-    earlier = [p for p in by_period if _span(p) == _span(period) and period_key(p) < period_key(period)]
+    earlier = [p for p in by_period if period_span(p) == period_span(period) and period_key(p) < period_key(period)]
     return by_period[max(earlier, key=period_key)] if earlier else {}
 
 
@@ -447,7 +447,7 @@ def yoy_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:
     return out
 
 
-def _span(period: str | None) -> str:
+def period_span(period: str | None) -> str:
     """'three months to July 29, 2023' -> 'three months'; plain years/dates -> ''."""
     m = re.match(r"(\w+ months) to ", period or "")
     return m.group(1) if m else ""
@@ -458,7 +458,7 @@ def current_and_prior(series: list[Fact]) -> tuple[Fact | None, Fact | None]:
     if not series:
         return None, None
     cur = max(series, key=lambda f: period_key(f.period))
-    same = [f for f in series if _span(f.period) == _span(cur.period) and period_key(f.period) < period_key(cur.period)]
+    same = [f for f in series if period_span(f.period) == period_span(cur.period) and period_key(f.period) < period_key(cur.period)]
     return cur, max(same, key=lambda f: period_key(f.period), default=None)
 
 

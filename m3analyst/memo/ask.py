@@ -23,13 +23,11 @@ from m3analyst.ingest.model import Document
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.trend import named_fact
-from m3analyst.memo.trend import answer_trend
+from m3analyst.memo.trend import answer_trend, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
 from m3analyst.settings import Settings
 
-_YEAR = re.compile(r"(?:FY\s?|fiscal (?:year )?)?((?:19|20)\d{2})", re.I)
 _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
 _FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventory)|\bdpo\b|\bdso\b|return on|\broa\b|\broe\b|"
@@ -80,10 +78,6 @@ def _target_scale(question: str, default: float) -> float:
     return default
 
 
-def _years(question: str) -> list[str]:
-    return list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
-
-
 _SPAN_Q = re.compile(r"\b(three|six|nine|twelve) months\b|\b(quarter|q[1-4])\b", re.I)
 
 
@@ -111,7 +105,7 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
     if _NARRATIVE.search(question) or not _NUMERIC.search(question):
         return None
     q = question.lower()
-    years = _years(question)
+    years = years_in(question)
     named = named_fact(spec, question)
     derived = {d.name for d in spec.derived}
     if _FORMULA.search(question) and (named is None or named.name not in derived):

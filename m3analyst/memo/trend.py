@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import current_and_prior, period_key
+from m3analyst.domains.finance import current_and_prior, period_key, period_span
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.model import Answer
 
@@ -134,8 +134,8 @@ def _sign(named: Named, series: list[Fact], question: str) -> Answer:
 def _stability(named: Named, series: list[Fact], question: str) -> Answer | None:
     """Consistent when no change between consecutive periods exceeds the question's threshold (default 2 %;
     percentage points for % facts, relative change otherwise)."""
-    span = _span_of(max(series, key=lambda x: period_key(x.period)))
-    ordered = sorted((f for f in series if _span_of(f) == span), key=lambda x: period_key(x.period))
+    span = period_span(max(series, key=lambda x: period_key(x.period)).period)
+    ordered = sorted((f for f in series if period_span(f.period) == span), key=lambda x: period_key(x.period))
     if len(ordered) < 2:
         return None
     m = _THRESHOLD.search(question)
@@ -154,10 +154,10 @@ def _stability(named: Named, series: list[Fact], question: str) -> Answer | None
 def _pair(series: list[Fact], question: str) -> tuple[Fact, Fact] | None:
     """(earlier, later) facts the question compares: the two years it names when both are periods of the
     series, else the year it names (or the latest period) and the comparable period before it."""
-    years = list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
+    years = years_in(question)
     picked = [f for f in (_latest_in(series, y) for y in years) if f is not None]
     picked = sorted({id(f): f for f in picked}.values(), key=lambda f: period_key(f.period))
-    if len(picked) >= 2 and len(years) >= 2 and _span_of(picked[0]) == _span_of(picked[-1]):
+    if len(picked) >= 2 and len(years) >= 2 and period_span(picked[0].period) == period_span(picked[-1].period):
         return picked[0], picked[-1]
     anchor = picked[-1] if len(picked) == 1 and len(years) == 1 else None
     pool = series if anchor is None else [f for f in series if period_key(f.period) <= period_key(anchor.period)]
@@ -165,18 +165,18 @@ def _pair(series: list[Fact], question: str) -> tuple[Fact, Fact] | None:
     return (prev, cur) if cur is not None and prev is not None else None
 
 
+def years_in(question: str) -> list[str]:
+    """The years a question names, in order, once each ("FY2023", "fiscal 2022", "2021")."""
+    return list(dict.fromkeys(m.group(1) for m in _YEAR.finditer(question)))
+
+
 def _latest_in(series: list[Fact], year: str) -> Fact | None:
     return max((f for f in series if year in f.period), key=lambda f: period_key(f.period), default=None)
 
 
 def _at_year(series: list[Fact], question: str) -> Fact | None:
-    years = [m.group(1) for m in _YEAR.finditer(question)]
+    years = years_in(question)
     return _latest_in(series, years[-1]) if years else None
-
-
-def _span_of(f: Fact) -> str:
-    m = re.match(r"(\w+ months) to ", f.period or "")
-    return m.group(1) if m else ""
 
 
 def _step(a: Fact, b: Fact) -> float:
