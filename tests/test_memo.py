@@ -8,6 +8,7 @@ import json
 import pytest
 
 from m3analyst.domains import load_domain
+from m3analyst.domains.facts import Fact
 from m3analyst.ingest.model import Document
 from m3analyst.memo import answer_question, verify_sentence, verify_text, write_memo
 from m3analyst.settings import Settings
@@ -272,3 +273,20 @@ def test_heading_avoid_and_prefer_patterns_steer_the_quoted_passages():
     steered = ranked(OutlineItem(**base, avoid=["forward-looking statements"], prefer=[r"\bwe expect net sales\b"]))
     assert 1 in plain and 1 not in steered  # the safe-harbour notice is never quoted
     assert steered[2] == pytest.approx(2 * plain[2]) and steered[3] == pytest.approx(plain[3])
+
+
+def test_verifier_finds_the_page_a_citationless_sentence_verifies_against():
+    from m3analyst.memo.verify import verify_text
+
+    doc = _doc()
+    facts = [Fact("revenue", 32765e6, "USD", 1e6, "2018", 1, "Net sales $32,765 million", "Revenue")]
+    claims = verify_text(doc, "Net sales were $32,765 million in 2018. The moon is made of cheese and rock.", facts, pages=[1, 2])
+    assert claims[0].ok and claims[0].cited_by_verifier and claims[0].citations == [1] and claims[0].text.endswith("[p.1]")
+    assert not claims[1].ok and claims[1].citations == []  # no page supports it: still dropped
+    # without the pages the model read, nothing is added
+    assert not verify_text(doc, "Net sales were $32,765 million in 2018.", facts)[0].ok
+    # a sentence that cites a page is checked against that page only
+    wrong = verify_text(doc, "Net sales were $32,765 million in 2018 [p.2].", facts, pages=[1, 2])[0]
+    assert not wrong.ok and not wrong.cited_by_verifier
+    vague = verify_text(doc, "The Company faces competition in all of its markets and some currency risk.", facts, pages=[1, 2])[0]
+    assert not vague.ok and not vague.citations  # words alone are not tied to a page by the verifier

@@ -284,7 +284,7 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
     s.memo.reserve = max(s.memo.reserve, 128)
     built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
     res = engine.generate(built.messages(ask_text(spec, question)), max_new_tokens=min(settings.engine.max_new_tokens, 128))
-    checks = verify_text(doc, res.text, facts)
+    checks = verify_text(doc, res.text, facts, pages=built.report.pages_included)
     asked = _content_words(question)
     good = [c for c in checks if c.ok and (_content_words(c.text) & asked)]  # supported AND on the question
     if good:

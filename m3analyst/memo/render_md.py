@@ -98,6 +98,7 @@ def appendix(memo: Memo) -> list[str]:
              f"- Grounding: {g['quoted_chars']:,} characters quoted verbatim; {g['generated_chars']:,} generated, "
              f"{g['verified_chars']:,} of them verified; {g['dropped_sentences']} sentence(s) dropped; "
              f"{g['unsupported_claims']} unsupported claim(s); {g['bad_citations_removed']} citation(s) to non-existent pages removed; "
+             f"{g.get('citations_added', 0)} citation(s) added by the verifier; "
              f"grounding score {g['grounding_score']:.2f}.",
              f"- Facts: {g['facts']} extracted, {g['facts_with_page']} with their page.",
              f"- Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens{' (estimated)' if b['estimated'] else ''}; "

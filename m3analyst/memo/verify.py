@@ -7,6 +7,10 @@ A sentence is *verified* when it cites at least one existing page and
 - at least half of its content words occur on the cited pages, and it has a number, a quote or 5+ content words
   (so "The most important risks are [p.12]." is not a claim).
 Citations to pages that do not exist are errors: they are removed from the text (never emitted) and counted.
+A sentence that cites no page but states a number or a quote may be given one by `verify_text(..., pages=...)`: the
+page (of those the model read) holding the facts its numbers match or most of its words, kept only if the sentence
+then verifies against that page (`ClaimCheck.cited_by_verifier`, counted in the memo's grounding). Small models often
+drop citations; a sentence of words alone ("The company's position is complex.") is never given one.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class ClaimCheck:
     bad_citations: list[int] = field(default_factory=list)
     numbers: int = 0
     overlap: float = 0.0
+    cited_by_verifier: bool = False  # the sentence cited nothing; the verifier found the page it verifies against
 
     @property
     def ok(self) -> bool:
@@ -179,5 +184,35 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def verify_text(doc: Document, text: str, facts: list[Fact] | None = None) -> list[ClaimCheck]:
-    return [verify_sentence(doc, s, facts) for s in split_sentences(text)]
+def verify_text(doc: Document, text: str, facts: list[Fact] | None = None,
+                pages: list[int] | None = None) -> list[ClaimCheck]:
+    """Check every sentence; with `pages` (those the model read), a sentence citing none gets `find_citation`'s."""
+    checks = []
+    for s in split_sentences(text):
+        check = verify_sentence(doc, s, facts)
+        if pages and not check.citations and not check.bad_citations:
+            check = find_citation(doc, s, facts, pages) or check
+        checks.append(check)
+    return checks
+
+
+def find_citation(doc: Document, sentence: str, facts: list[Fact] | None, pages: list[int],
+                  tries: int = 3) -> ClaimCheck | None:
+    """The check of `sentence` + [p.N] for the first page N that makes it verify with at least one number or quote
+    checked, trying the pages of facts its numbers match, then up to `tries` of `pages` by shared content words;
+    None when none does."""
+    words = _words(CITE.sub(" ", sentence))
+    nums = []
+    for m in NUMBER.finditer(sentence):
+        try:
+            nums.append(_parse_number(m.group(0)))
+        except ValueError:
+            continue
+    by_fact = [f.page for f in facts or [] for v, pct in nums if f.page in pages and _fact_supported(v, pct, [f], {f.page})]
+    by_words = sorted(pages, key=lambda p: -len(words & _words(doc.page_text(p))))[:tries] if words else []
+    for p in dict.fromkeys(by_fact + by_words):
+        check = verify_sentence(doc, f"{sentence.rstrip()} [p.{p}]", facts)
+        if check.ok and (check.numbers or QUOTE.search(sentence)):  # words alone are too weak a tie to a page
+            check.cited_by_verifier = True
+            return check
+    return None

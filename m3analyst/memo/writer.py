@@ -130,7 +130,7 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
                 c.engine_logprob = _passage_logprob(sess, engine, probe, base, quote_text(c.span), bos)
             ranked = cands if outside else rank_by_engine(cands)
         with clock("verify"):
-            claims = verify_text(doc, res.text, facts)
+            claims = verify_text(doc, res.text, facts, pages=built.report.pages_included)
         sec = _section(item, ranked, settings, "lexical (outside the prompt)" if outside else "engine")
         sec.claims = claims
         sec.raw_generation = res.text
@@ -197,6 +197,7 @@ def grounding(memo: Memo, doc: Document) -> dict:
         "generated_sentences": len(claims), "verified_sentences": len(claims) - unsupported,
         "dropped_sentences": unsupported if memo.drop_unsupported else 0, "unsupported_claims": unsupported,
         "bad_citations_removed": bad, "invalid_citations_emitted": invalid,
+        "citations_added": sum(1 for c in claims if c.cited_by_verifier),
         "facts": len(memo.facts), "facts_with_page": sum(1 for f in memo.facts if f.page),
         "grounding_score": round((quoted + verified) / (quoted + generated), 4) if quoted + generated else 1.0,
     }
