@@ -113,3 +113,10 @@ def test_filing_span_and_finer_line_item(filings, no_model):
     amzn = filings("AMAZON_2017_10K.pdf")
     svc = answer_question(amzn, "What were Amazon's net service sales in FY2017 (USD millions)?", no_model)
     assert svc.value == 59293 and svc.citations == [38]
+
+
+def test_a_single_period_is_stated_without_a_trend():
+    facts = _series("inventory_turnover", "ratio", {"2021": 3.46})
+    ans = answer_trend(FIN, facts, "Has the inventory turnover improved?")
+    assert ans.text.startswith("Inventory turnover can be stated for 2021 only: 3.46") and "no trend" in ans.text
+    assert not ans.text.startswith(("Yes", "No"))

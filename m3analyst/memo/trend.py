@@ -97,7 +97,7 @@ def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer |
         return None  # "Why did sales decline?" asks for reasons, not for the direction
     pair = _pair(series, question)
     if pair is None:
-        return None
+        return _one_period(named, series) if len({f.period for f in series}) == 1 else None
     return _direction(named, *pair, improve=improve, up=up, down=down, polar=polar)
 
 
@@ -120,6 +120,16 @@ def _direction(named: Named, a: Fact, b: Fact, *, improve: bool, up: bool, down:
     else:  # "any change?"
         lead = "No" if went == "flat" else "Yes"
     return _answer(f"{lead}: {facts_text}", [a, b], named, b.value - a.value)
+
+
+def _one_period(named: Named, series: list[Fact]) -> Answer:
+    """Only one period of the fact could be read or computed (a ratio over average balances needs the balance
+    sheet before the earliest one shown): the figure, and that the trend cannot be stated from this document."""
+    f = series[0]
+    how = f" = {f.source_text}" if f.derived and f.source_text else ""
+    text = (f"{named.label} can be stated for {f.period} only: {_shown(f)}{how}; no earlier period's figure can be "
+            f"read or computed from this document, so no trend is stated")
+    return _answer(text, [f], named, f.value)
 
 
 def _sign(named: Named, series: list[Fact], question: str) -> Answer:
