@@ -248,3 +248,15 @@ def test_legal_effective_date_from_the_preamble_before_any_clause():
     no_date = Document.from_pages(["SUPPLY AGREEMENT between Acme Corp. and Beta LLC.", defs])
     META_EXTRACTORS["contract"](no_date)  # no date in the opening: the clause search (here the definition)
     assert {f.name: f for f in extract_facts(no_date, load_domain("legal"))}["effective_date"].page == 2
+
+
+def test_fact_avoid_patterns_skip_sentences_that_match_them():
+    from m3analyst.domains.patterns import first_match
+    from m3analyst.domains.spec import FactSpec
+    from m3analyst.domains.text import Span
+
+    units = [Span(0, 60, 1, "Attrition analyses: no significant difference between completers (p = 0.40)."),
+             Span(61, 120, 2, "Pain fell significantly more with ketamine (p = 0.01).")]
+    fs = FactSpec(name="key_result", patterns=[r"\bp ?= ?0?\.\d+"])
+    assert first_match(units, fs).page == 1
+    assert first_match(units, FactSpec(name="key_result", patterns=fs.patterns, avoid=[r"\battrition\b"])).page == 2

@@ -20,13 +20,15 @@ def compile_any(patterns: list[str]) -> re.Pattern | None:
 
 
 def first_match(units: list[Span], fs: FactSpec) -> Span | None:
-    """First unit matching the fact's `prefer` patterns, else its `patterns`."""
+    """First unit matching the fact's `prefer` patterns, else its `patterns`; never one matching its `avoid`."""
+    avoid = compile_any(fs.avoid)
     for pats in (fs.prefer, fs.patterns):
         rx = compile_any(pats)
         if rx is None:
             continue
         for u in units:
-            if rx.search(squash(u.text)):
+            text = squash(u.text)
+            if rx.search(text) and not (avoid and avoid.search(text)):
                 return u
     return None
 

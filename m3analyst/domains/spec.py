@@ -36,6 +36,8 @@ class FactSpec(BaseModel):
     ask: list[str] = Field(default_factory=list, description="phrases that name this fact in a question")
     grants: bool = Field(False, description="a clause that gives a right (a 'Can a party ...?' question is answered "
                          "yes when it is found); clauses that restrict answer only 'Does the agreement ...?' questions")
+    avoid: list[str] = Field(default_factory=list, description="regexes: a sentence / clause matching one is never "
+                             "this fact's source (a key result is not a baseline comparison)")
     better: Literal["higher", "lower"] = Field("higher", description="which direction of change is an improvement "
                                                "(trend questions: 'has X improved?'); debt and costs: lower")
 
