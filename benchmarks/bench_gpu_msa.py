@@ -693,7 +693,7 @@ def _timeline_summary(tm: torch.Tensor, n_dec: int, heads: int) -> dict:
     starts = torch.sort(g[:, 0]).values
     steps = torch.diff(torch.unique(g[:, :5].flatten()))
     return dict(
-        us_per_clk=round(us_per_clk, 6), gt_step_us=round(float(steps[steps > 0].min()), 4) if steps.numel() else None,
+        us_per_clk=round(us_per_clk, 8), gt_step_us=round(float(steps[steps > 0].min()), 4) if steps.numel() else None,
         span=q(torch.cat([g[sel, 3], g[dec, 4]]), 1.0), sel_start_med=q(g[sel, 0], 0.5), sel_start_max=q(g[sel, 0], 1.0),
         dec_start_med=q(g[dec, 0], 0.5), dec_start_max=q(g[dec, 0], 1.0), all_started=float(starts[-1]),
         sel_scores_med=q(d(0, 1, sel), 0.5), sel_scores_max=q(d(0, 1, sel), 1.0),
