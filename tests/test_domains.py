@@ -260,3 +260,21 @@ def test_fact_avoid_patterns_skip_sentences_that_match_them():
     fs = FactSpec(name="key_result", patterns=[r"\bp ?= ?0?\.\d+"])
     assert first_match(units, fs).page == 1
     assert first_match(units, FactSpec(name="key_result", patterns=fs.patterns, avoid=[r"\battrition\b"])).page == 2
+
+
+def test_contract_parties_from_entered_into_by_and_from_defined_names():
+    from m3analyst.domains.legal import parties
+
+    consulting = Document.from_pages([
+        'CONSULTING AGREEMENT\n\nThis Consulting Agreement, made this 27th day of March, 2017, is entered into by '
+        'Immunotolerance, Inc., a Delaware corporation (the "Company"), and Alan Crane, an individual (the "Consultant").\n\n'
+        "WHEREAS, the Company wishes to engage the Consultant."])
+    assert parties(consulting)[0] == ["Immunotolerance, Inc", "Alan Crane"]  # 'entered into by A ... and B ...'
+    letter = Document.from_pages([
+        "AGENCY AGREEMENT\n\nMay 14, 2014\n\nLadies and Gentlemen:\n\nBlue Hills Bancorp, Inc. (the \"Holding Company\"), a "
+        "Maryland corporation, and Hyde Park Bancorp, MHC, a mutual holding company (the \"MHC\"), confirm their agreement "
+        "with Keefe, Bruyette & Woods, Inc. (the \"Agent\") as follows. The Securities and Exchange Commission (the "
+        "\"Commission\") has declared the registration statement (the \"Registration Statement\") effective."])
+    names, span = parties(letter)
+    assert names == ["Blue Hills Bancorp, Inc", "Hyde Park Bancorp, MHC", "Keefe, Bruyette & Woods, Inc"]
+    assert span.page == 1 and "Blue Hills" in span.text

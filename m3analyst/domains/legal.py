@@ -35,7 +35,7 @@ _DURATION = re.compile(
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
     re.IGNORECASE,
 )
-_BETWEEN = re.compile(r"\b(?:by\s+and\s+)?(?:between|among)\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
 
 
 def _score(span: Span, rx_list: list[re.Pattern]) -> int:
@@ -66,11 +66,12 @@ def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span
 
 
 def parties(doc: Document) -> tuple[list[str], Span | None]:
-    """Names from the preamble 'between A ("A") and B ("B")', with the span they came from."""
+    """Names from the preamble 'between A ("A") and B ("B")' (or 'entered into by A ... and B ...'), with the
+    span they came from; else the names the opening defines ('Blue Hills Bancorp, Inc. (the "Holding Company")')."""
     head_end = min(len(doc.text), 4000)
     m = _BETWEEN.search(doc.text, 0, head_end)
     if not m:
-        return [], None
+        return _defined_parties(doc, head_end)
     chunk = squash(m.group(1))
     chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
     names = []
@@ -81,6 +82,35 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
             names.append(name)
     start = m.start(1)
     return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
+
+
+# 'Blue Hills Bancorp, Inc. (the "Holding Company")', 'Alan Crane, an individual ("Consultant")': a name, an
+# optional ", a Delaware corporation" description, then the role the contract defines for it.
+_DEFINED = re.compile(r"([A-Z][\w.&'’\-]*(?:,?\s+(?:[A-Z][\w.&'’\-]*|of|and|&|de|du|la)){0,7})"
+                      r"(?:,?\s+(?:a|an)\s+[^()“\"]{2,120}?)?\s*\(\s*(?:the\s+|each\s+a\s+|hereinafter\s+(?:referred\s+to\s+as\s+)?)?"
+                      r"[\"“]([^\"”]{2,40})[\"”]\s*\)")
+_NOT_A_PARTY = re.compile(r"agreement|contract|date|term\b|effective|services?|products?|territory|law|act\b|shares?|"
+                          r"plan\b|schedule|exhibit|closing|program|property|premises|software|marks?\b|\bday\b|means\b|"
+                          r"republic|united states|commission|government|\bstate of\b|\bprc\b", re.I)
+# a company (its legal form ends the name) or a person ("..., an individual")
+_PARTY_NAME = re.compile(r"^[A-Z][^()]*?\b(?:Inc|Corp|Corporation|LLC|L\.?L\.?C|Ltd|Limited|Company|Co|L\.?P|LP|plc|PLC|MHC|"
+                         r"GmbH|AG|S\.A|N\.V|B\.V|Pty|Holdings|Partners|Group|Bank|Trust|Fund)\b\.?\s*(?:,|\()"
+                         r"|^[A-Z][a-z]+(?:\s+[A-Z]\.?)?\s+[A-Z][a-z]+,?\s+an\s+individual\b")
+
+
+def _defined_parties(doc: Document, head_end: int) -> tuple[list[str], Span | None]:
+    """Names the opening defines as parties (two or more), with the span from the first to the last."""
+    found = []
+    for m in _DEFINED.finditer(doc.text, 0, head_end):
+        name, role = squash(m.group(1)).strip(" ,."), m.group(2)
+        if _NOT_A_PARTY.search(role) or _NOT_A_PARTY.search(name) or not _PARTY_NAME.search(m.group(0)):
+            continue
+        if name not in (n for n, _ in found):
+            found.append((name, m))
+    if len(found) < 2:
+        return [], None
+    a, b = found[0][1].start(1), found[-1][1].end()
+    return [n for n, _ in found][:6], Span(a, b, doc.page_at(a), doc.text[a:b])
 
 
 def document_name(doc: Document) -> Span | None:
