@@ -41,6 +41,9 @@ for its (batch, KV head) merges and resets the counter):
                              programmatic dependent launch (TUNING step_pdl, off by default). Where one
                              tile per select program would need a group merge level (long contexts, B=1), each
                              program loops over 2-8 tiles with the next one's load in flight (_tiles_per_program).
+                             Profiling only: with `TIMELINE` set (an int64 CUDA tensor) the launch is compiled with
+                             TIMING and every program stores clock / globaltimer stamps at its phase boundaries
+                             (`_stamp`; benchmarks/bench_gpu_msa.py --part timeline).
 """
 
 from __future__ import annotations
