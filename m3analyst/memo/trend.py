@@ -49,10 +49,11 @@ def named_fact(spec: DomainSpec, question: str) -> Named | None:
     phrase met as such ("repurchases of common stock") before one whose words all occur, in any order and
     inflection, in the question ("How much common stock did Microsoft repurchase?")."""
     q = question.lower()
-    stems = {_stem(w): i.start() for i in re.finditer(r"[a-z]+", q) for w in [i.group(0)]}
+    stems: dict[str, int] = {}
+    for m in re.finditer(r"[a-z]+", q):
+        stems.setdefault(_stem(m.group(0)), m.start())
     hits = []
     for f in [*spec.facts, *spec.derived]:
-        named = None
         for alias in f.ask:
             named = Named(f.name, f.label or f.name, getattr(f, "better", "higher"), alias.lower())
             m = re.search(rf"(?<!\w){re.escape(alias.lower())}s?(?!\w)", q)  # "gross margins" names "gross margin"
@@ -101,7 +102,7 @@ def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer |
     return _direction(named, *pair, improve=improve, up=up, down=down, polar=polar)
 
 
-# ---- the three kinds -------------------------------------------------------------------------------
+# ---- the kinds of answer ----------------------------------------------------------------------------
 def _direction(named: Named, a: Fact, b: Fact, *, improve: bool, up: bool, down: bool, polar: bool) -> Answer:
     """"Has X improved?" -> Yes / No; "improved or declined?" / "increased or decreased?" -> the direction;
     "Was there any drop / increase / change?" -> Yes / No."""
