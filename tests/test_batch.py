@@ -182,7 +182,7 @@ def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus
         assert float(rows[rid]["total_s"]) > 0
     # index.html links every memo, and every link resolves
     links = set(re.findall(r'href="([^"]+)"', (out / "index.html").read_text()))
-    assert links == {rows[i][c] for i in ("bby-q2", "adams", "trial") for c in ("memo", "memo_html", "memo_json")}
+    assert links - {"facts.csv"} == {rows[i][c] for i in ("bby-q2", "adams", "trial") for c in ("memo", "memo_html", "memo_json")}
     assert all((out / link).is_file() for link in links)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["ok"] == 3 and summary["counts"]["failed"] == 3 and summary["processed"] == 6
@@ -194,6 +194,14 @@ def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus
     assert [rows2[i]["status"] for i in ("bby-q2", "adams", "trial", "corrupt", "locked", "junk")] == ["skipped"] * 3 + ["failed"] * 3
     assert json.loads((out / "summary.json").read_text())["processed"] == 0
     assert _mtimes(out / "records") == records and _mtimes(out / "memos") == memos  # nothing rewritten
+    # facts.csv: every finished memo's facts, kept from the records when the documents are skipped
+    with (out / "facts.csv").open() as f:
+        facts = list(csv.DictReader(f))
+    assert {r["id"] for r in facts} <= {"bby-q2", "adams", "trial"}
+    bby = {(r["fact"], r["period"]): r for r in facts if r["id"] == "bby-q2"}
+    assert bby[("current_liabilities", "July 29, 2023")]["shown"] == "$8,433M" and bby[("current_liabilities", "July 29, 2023")]["page"] == "3"
+    assert float(bby[("current_liabilities", "July 29, 2023")]["value"]) == 8433e6
+    assert any(r["id"] == "adams" and r["fact"] == "parties" for r in facts)
 
     # other memo formats are other work (part of the key): everything runs again
     report = run_batch(BatchOptions(str(man), out, _model_free(), workers=0, formats=("md",)))

@@ -1,4 +1,5 @@
-"""Batch summary: summary.csv, summary.json, index.html (links every memo) and the terminal table."""
+"""Batch summary: summary.csv, facts.csv (every memo's facts, one row each), summary.json, index.html (links every
+memo) and the terminal table."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ th{background:#f4f4f4}
 .err{font-family:monospace;font-size:.8rem;color:#b42318}
 </style></head><body>
 <h1>Batch: {{ title }}</h1>
-<p>{{ counts_text }} &middot; written {{ written }}</p>
+<p>{{ counts_text }} &middot; written {{ written }} &middot; every memo's facts: <a href="facts.csv">facts.csv</a></p>
 <table>
 <tr><th>id</th><th>domain</th><th>status</th><th>memo</th><th>grounding</th><th>pages</th><th>seconds</th>{% for c in extra_cols %}<th>{{ c }}</th>{% endfor %}<th>source / error</th></tr>
 {% for r in rows %}
@@ -68,6 +69,20 @@ def summary_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def facts_csv(rows: list[dict[str, Any]]) -> str:
+    """Every finished document's facts, one row each: id, domain, then FACT_COLUMNS (values as extracted, e.g. USD
+    not millions; `shown` as the memo prints it), so filings can be compared in a spreadsheet."""
+    from m3analyst.batch.work import FACT_COLUMNS
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "domain", *FACT_COLUMNS])
+    for r in rows:
+        for f in r.get("facts") or []:
+            w.writerow([r["id"], r.get("domain") or "", *(_cell(f.get(c)) for c in FACT_COLUMNS)])
+    return buf.getvalue()
+
+
 def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
@@ -89,7 +104,7 @@ def summary_json(report: BatchReport, opts: BatchOptions) -> str:
             "docs_per_min": None if report.docs_per_min is None else round(report.docs_per_min, 3),
             "counts": report.counts,
             "ignored": [str(p) for p in report.ignored],
-            "rows": report.rows,
+            "rows": [{k: v for k, v in r.items() if k != "facts"} for r in report.rows],
         },
         indent=1,
         ensure_ascii=False,
@@ -117,9 +132,10 @@ def _index_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_summary(report: BatchReport, opts: BatchOptions) -> dict[str, str]:
-    """Write summary.csv, summary.json and index.html into OUT (each atomically)."""
+    """Write summary.csv, facts.csv, summary.json and index.html into OUT (each atomically)."""
     files = {
         "summary.csv": summary_csv(report.rows),
+        "facts.csv": facts_csv(report.rows),
         "summary.json": summary_json(report, opts),
         "index.html": index_html(report, opts),
     }

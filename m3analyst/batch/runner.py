@@ -246,6 +246,7 @@ def _blank_row(it: BatchItem, domain: str) -> dict[str, Any]:
         "key": None,
         "sha256": None,
         "extra": dict(it.extra),
+        "facts": [],
     }
 
 
@@ -266,6 +267,7 @@ def _record(row: dict[str, Any], o: Outcome, memos: dict[str, str]) -> dict[str,
         "memo_mode": o.memo_mode,
         "memos": memos,
         "worker": o.worker,
+        "facts": o.facts,
     }
 
 
@@ -289,6 +291,7 @@ def _fill_from_record(row: dict[str, Any], rec: dict[str, Any], status: str) -> 
         memo_json=memos.get("json"),
         memo_mode=rec.get("memo_mode"),
         worker=rec.get("worker"),
+        facts=rec.get("facts") or [],
     )
     if status == "skipped":
         row["note"] = "done in an earlier run" if rec.get("id") == row["id"] else f"done earlier as {rec.get('id')}"

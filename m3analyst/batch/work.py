@@ -55,6 +55,7 @@ class Outcome:
     memo_mode: str | None = None  # "extractive" (model-free) or the engine's name
     artifacts: dict[str, str] = field(default_factory=dict)  # format -> rendered text
     worker: str = ""
+    facts: list[dict[str, Any]] = field(default_factory=list)  # the memo's facts (`fact_rows`), for OUT/facts.csv
 
 
 def failed(task: Task, error: str, error_type: str, retryable: bool, worker: str = "") -> Outcome:
@@ -150,6 +151,7 @@ class Worker:
             memo_mode="extractive" if self.engine is None else getattr(self.engine, "name", "engine"),
             artifacts=artifacts,
             worker=self.name,
+            facts=fact_rows(memo.facts),
         )
 
     def _ingest(self, task: Task):
@@ -167,6 +169,15 @@ class Worker:
                 raise InputError(task.path, e.problem, e.hint) from None
         doc.metadata.source = task.path
         return doc
+
+
+FACT_COLUMNS = ("fact", "label", "period", "value", "unit", "shown", "page", "derived")
+
+
+def fact_rows(facts) -> list[dict[str, Any]]:
+    """The memo's facts as flat rows (value as extracted: USD, not millions; `shown` as the memo prints it)."""
+    return [{"fact": f.name, "label": f.title, "period": f.period, "value": f.value, "unit": f.unit,
+             "shown": f.display(), "page": f.page, "derived": f.derived} for f in facts]
 
 
 def _silent(description: str, done: int, total: int) -> None:
