@@ -278,3 +278,14 @@ def test_contract_parties_from_entered_into_by_and_from_defined_names():
     names, span = parties(letter)
     assert names == ["Blue Hills Bancorp, Inc", "Hyde Park Bancorp, MHC", "Keefe, Bruyette & Woods, Inc"]
     assert span.page == 1 and "Blue Hills" in span.text
+
+
+def test_legal_clause_avoid_patterns_keep_boilerplate_out_of_a_fact():
+    from m3analyst.domains import extract_facts, load_domain
+
+    doc = Document.from_pages([
+        "SERVICES AGREEMENT\n\nThis Services Agreement is made between Alpha Corp., a Delaware corporation, and Beta LLC, "
+        "a Texas limited liability company.\n\n12.3 Amendments. No amendment or modification of this Agreement shall be "
+        "effective unless in writing and signed by both parties hereto in every case."])
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    assert "effective_date" not in facts  # the amendments clause says when a change is effective, not the contract

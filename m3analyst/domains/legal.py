@@ -12,6 +12,7 @@ import re
 
 from m3analyst.domains.dates import add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
@@ -51,13 +52,15 @@ def _is_clause(span: Span, min_words: int = 8) -> bool:
 
 
 def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span | None:
-    """The clause paragraph matching the most distinct patterns of `fs` (earliest on ties)."""
+    """The clause paragraph matching the most distinct patterns of `fs` (earliest on ties); none matching its
+    `avoid` patterns."""
     rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
     if not rxs:
         return None
+    avoid = compile_any(fs.avoid)
     best, best_score = None, 0
     for p in paras[exclude_first:]:
-        if not _is_clause(p):
+        if not _is_clause(p) or (avoid is not None and avoid.search(squash(p.text))):
             continue
         s = _score(p, rxs)
         if s > best_score:
