@@ -80,7 +80,7 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     names = []
     for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z])|,\s+and\s+", chunk):
         name = re.split(r",\s+(?:a|an)\s+|,\s+(?:having|with|whose|located|organized|incorporated)\b|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)", part)[0]
-        name = name.strip(" ,.:")
+        name = re.sub(r"^[a-z][a-z\s]{2,40},\s+(?=[A-Z])", "", name.strip(" ,.:"))  # "professional golfer, TOM WATSON"
         if 2 < len(name) < 120 and re.search(r"[A-Z]", name):
             names.append(name)
     start = m.start(1)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import DomainSpec, OutlineItem
 from m3analyst.domains.text import paragraphs
 from m3analyst.ingest.model import Document
@@ -71,7 +72,7 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     by_heading = {s.heading: s for s in sections}
     ordered = [by_heading.get(o.heading) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
     memo = Memo(
-        domain=spec.name, title=_title(doc, spec), document=_doc_info(doc),
+        domain=spec.name, title=_title(doc, spec, facts), document=_doc_info(doc),
         mode="engine" if engine is not None else "extractive", facts=facts, sections=ordered,
         budget=built.report.to_dict(), engine=engine_info, grounding={}, timings=clock.t,
         settings=settings.model_dump(), chart_series=list(spec.chart), drop_unsupported=settings.memo.drop_unsupported,
@@ -203,9 +204,11 @@ def grounding(memo: Memo, doc: Document) -> dict:
     }
 
 
-def _title(doc: Document, spec: DomainSpec) -> str:
+def _title(doc: Document, spec: DomainSpec, facts: list[Fact] | None = None) -> str:
+    """'<spec title>: <company, or the parties the extractor read (else the loader's), or the title>'."""
     m = doc.metadata
-    name = m.company or (", ".join(m.parties[:2]) if m.parties else None) or m.title
+    parties = next((f.value for f in facts or [] if f.name == "parties" and isinstance(f.value, str) and f.value), None)
+    name = m.company or parties or (", ".join(m.parties[:2]) if m.parties else None) or m.title
     src = (m.source or "document").split("/")[-1]
     return f"{spec.title}: {name or src}"
 
