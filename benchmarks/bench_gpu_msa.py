@@ -930,10 +930,7 @@ def bf16_selection_checks(q, layer, kmean, idx, ref_fp32, lens, bs: int, top_k: 
     sink, local = STATE.sh.sink, STATE.sh.local
     scores_m = R.means_scores(q, kmean)
     idx_m = R.select_from_scores(scores_m, lens, bs, top_k, sink, local)
-    B, hkv, nb, D = kmean.shape
-    qa = q.float().view(B, hkv, -1, D).sum(2).abs()
-    tie = 1e-5 * torch.einsum("bhd,bhnd->bhn", qa, kmean.float().abs())
-    a = R.compare_selections(idx, idx_m, scores_m, tie, lens, bs, sink, local)
+    a = R.compare_selections(idx, idx_m, scores_m, R.means_tie_tolerance(q, kmean), lens, bs, sink, local)
     scores_f = R.block_scores(q, layer.ksum, lens, bs)
     tol = R.mean_score_tolerance(q, layer.ksum, lens, bs, torch.bfloat16)
     b = R.compare_selections(idx, ref_fp32, scores_f, tol, lens, bs, sink, local)

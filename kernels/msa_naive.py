@@ -208,6 +208,14 @@ def means_scores(q: torch.Tensor, kmean: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bhgd,bhnd->bhn", q.float().view(B, hkv, G, D), kmean.float())
 
 
+def means_tie_tolerance(q: torch.Tensor, kmean: torch.Tensor, rel: float = 1e-5) -> torch.Tensor:
+    """[B, Hkv, NB_cap] fp32: how far two means_scores may differ and still be a tie of fp32 reassociation
+    (rel * sum_d |sum_g q_gd| * |mean_d|): a kernel and this reference may order such blocks either way."""
+    B, hkv, nb, D = kmean.shape
+    qa = q.float().view(B, hkv, -1, D).sum(2).abs()
+    return rel * torch.einsum("bhd,bhnd->bhn", qa, kmean.float().abs())
+
+
 def select_from_scores(scores: torch.Tensor, seq_lens: torch.Tensor, block_size: int, top_k: int, sink_blocks: int = 1,
                        local_blocks: int = 1) -> torch.Tensor:
     """select_blocks' rule over given group scores [B, Hkv, NB_cap]: forced / masked blocks, top-K, ties to the

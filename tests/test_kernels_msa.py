@@ -634,10 +634,7 @@ def assert_same_picks_up_to_ties(R, idx_k, q, kmean, seq_lens, bs, top_k, sink, 
     scores tie within fp32 reassociation (1e-5 of sum_d |sum_g q_gd| |mean_d|)."""
     scores = R.means_scores(q, kmean)
     idx_m = R.select_from_scores(scores, seq_lens, bs, top_k, sink, local)
-    B, hkv, nb, D = kmean.shape
-    qa = q.float().view(B, hkv, -1, D).sum(2).abs()
-    tol = 1e-5 * torch.einsum("bhd,bhnd->bhn", qa, kmean.float().abs())
-    cmp = R.compare_selections(idx_k, idx_m, scores, tol, seq_lens, bs, sink, local)
+    cmp = R.compare_selections(idx_k, idx_m, scores, R.means_tie_tolerance(q, kmean), seq_lens, bs, sink, local)
     assert cmp["ties_within_tol"], cmp
     return cmp
 
