@@ -62,6 +62,7 @@ def test_sign_questions_read_the_asked_year():
 
 @pytest.mark.parametrize("question", [
     "Why did total debt decline?",  # reasons, not a direction
+    "Did total debt fall because of the bond repayment?",  # a cause the figures cannot confirm
     "How much did total debt change between 2022 and 2023?",  # a numeric look-up (ask.answer_from_facts)
     "Has the company's headcount increased?",  # no fact of the spec named
 ])
