@@ -29,7 +29,7 @@ _SIGN = re.compile(r"\b(positive|negative)\b", re.I)
 _STABLE = re.compile(r"\b(consistent\w*|stable|steady|fluctuat\w*|volatil\w*)\b", re.I)
 _THRESHOLD = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent(?:age points?)?)", re.I)
 _HOW_MUCH = re.compile(r"\b(how much|by how much|how many|what (is|was|were|are)|calculate|compute)\b", re.I)
-_CAUSE = re.compile(r"\b(because|due to|driven by|owing to|as a result of|thanks to|why|reasons?|causes?d?)\b", re.I)
+_CAUSE = re.compile(r"\b(because|due to|driven by|owing to|as a result of|thanks to|caused by)\b", re.I)  # not "explain why"
 _POLAR = re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did)\b", re.I)
 _YEAR = re.compile(r"(?:FY\s?|fiscal (?:year )?)?((?:19|20)\d{2})", re.I)
 DEFAULT_STABLE = 2.0  # % (points for % facts): the change a "consistent" series may show between periods
@@ -82,7 +82,7 @@ def _stem(word: str) -> str:
 def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
     """Yes / no (or improved / declined) from the named fact's series; None when the question is not one."""
     if _HOW_MUCH.search(question) or _CAUSE.search(question):
-        return None  # an amount (a look-up), or a reason ("Did revenue grow because of prices?"): not a trend
+        return None  # an amount (a look-up), or a cause ("Did revenue grow because of prices?"): not a trend
     named = named_fact(spec, question)
     if named is None:
         return None
