@@ -121,3 +121,12 @@ def test_a_single_period_is_stated_without_a_trend():
     ans = answer_trend(FIN, facts, "Has the inventory turnover improved?")
     assert ans.text.startswith("Inventory turnover can be stated for 2021 only: 3.46") and "no trend" in ans.text
     assert not ans.text.startswith(("Yes", "No"))
+
+
+def test_the_span_the_question_names_picks_the_columns():
+    facts = _series("revenue", "USD", {"three months to July 30, 2022": 10.3e9, "six months to July 30, 2022": 21.0e9,
+                                       "three months to July 29, 2023": 9.6e9, "six months to July 29, 2023": 19.0e9})
+    six = answer_trend(FIN, facts, "Did revenue decline in the six months ended July 29, 2023?")
+    assert "(six months to July 30, 2022) to $19,000M (six months to July 29, 2023)" in six.text
+    quarter = answer_trend(FIN, facts, "Did revenue decline in the second quarter of 2023?")
+    assert "(three months to July 30, 2022) to $9,600M (three months to July 29, 2023)" in quarter.text

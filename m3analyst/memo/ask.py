@@ -23,7 +23,7 @@ from m3analyst.ingest.model import Document
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.trend import answer_trend, named_fact, years_in
+from m3analyst.memo.trend import answer_trend, in_asked_span, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
 from m3analyst.settings import Settings
@@ -78,19 +78,12 @@ def _target_scale(question: str, default: float) -> float:
     return default
 
 
-_SPAN_Q = re.compile(r"\b(three|six|nine|twelve) months\b|\b(quarter|q[1-4])\b", re.I)
-
-
 def _pick(cands: list[Fact], year: str | None, question: str = "") -> Fact | None:
     """The latest fact of `year` (when given); a question naming a span ("six months ended ...", "the second
     quarter") keeps the periods of that span first."""
     if year:
         cands = [f for f in cands if f.period and year in f.period]
-    m = _SPAN_Q.search(question)
-    if m:
-        span = (m.group(1) or "three").lower()
-        cands = [f for f in cands if (f.period or "").lower().startswith(span + " months")] or cands
-    return max(cands, key=lambda f: period_key(f.period), default=None)
+    return max(in_asked_span(cands, question), key=lambda f: period_key(f.period), default=None)
 
 
 _NUMERIC = re.compile(r"\b(what (is|was|were|are)|how much|how many|amount|value|usd|percent|%|year-over-year)\b", re.I)

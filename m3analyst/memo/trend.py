@@ -97,7 +97,7 @@ def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer |
     polar = bool(_POLAR.search(question))
     if not (improve or up or down or _CHANGED.search(question)) or not (polar or ((improve or up) and down)):
         return None  # "Why did sales decline?" asks for reasons, not for the direction
-    pair = _pair(series, question)
+    pair = _pair(in_asked_span(series, question), question)
     if pair is None:
         return _one_period(named, series) if len({f.period for f in series}) == 1 else None
     return _direction(named, *pair, improve=improve, up=up, down=down, polar=polar)
@@ -175,6 +175,19 @@ def _pair(series: list[Fact], question: str) -> tuple[Fact, Fact] | None:
     pool = series if anchor is None else [f for f in series if period_key(f.period) <= period_key(anchor.period)]
     cur, prev = current_and_prior(pool)
     return (prev, cur) if cur is not None and prev is not None else None
+
+
+_SPAN_Q = re.compile(r"\b(three|six|nine|twelve) months\b|\b(quarter|q[1-4])\b", re.I)
+
+
+def in_asked_span(series: list[Fact], question: str) -> list[Fact]:
+    """The facts of the span a question names ("six months ended ...", "the second quarter" = three months);
+    all of them when it names none or none has that span."""
+    m = _SPAN_Q.search(question)
+    if not m:
+        return series
+    span = (m.group(1) or "three").lower() + " months"
+    return [f for f in series if period_span(f.period) == span] or series
 
 
 def years_in(question: str) -> list[str]:
