@@ -95,6 +95,7 @@ def test_filing_trend_and_derived_metric_answers(filings, no_model):
     msft = filings("MICROSOFT_2023_10K.pdf")
     debt = answer_question(msft, "Has Microsoft increased its debt on balance sheet between FY2023 and the FY2022 period?", no_model)
     assert _lead(debt) == "No" and "$49,781M (2022) to $47,237M (2023)" in debt.text and debt.citations == [60]
+    assert debt.value == -2544 and debt.unit == "USD"  # the change, in the millions the filing prints
     by = answer_question(msft, "By how much did Microsoft's total debt change from June 30, 2022 to June 30, 2023 (USD millions)?",
                          no_model)
     assert by.value == -2544 and by.source == "facts"

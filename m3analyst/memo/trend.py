@@ -121,7 +121,7 @@ def _direction(named: Named, a: Fact, b: Fact, *, improve: bool, up: bool, down:
         lead = "Yes" if went == ("up" if up else "down") else "No"
     else:  # "any change?"
         lead = "No" if went == "flat" else "Yes"
-    return _answer(f"{lead}: {facts_text}", [a, b], named, b.value - a.value)
+    return _answer(f"{lead}: {facts_text}", [a, b], named, _printed(b, b.value - a.value), b.unit)
 
 
 def _one_period(named: Named, series: list[Fact]) -> Answer:
@@ -131,7 +131,7 @@ def _one_period(named: Named, series: list[Fact]) -> Answer:
     how = f" = {f.source_text}" if f.derived and f.source_text else ""
     text = (f"{named.label} can be stated for {f.period} only: {_shown(f)}{how}; no earlier period's figure can be "
             f"read or computed from this document, so no trend is stated")
-    return _answer(text, [f], named, f.value)
+    return _answer(text, [f], named, _printed(f, f.value), f.unit)
 
 
 def _sign(named: Named, series: list[Fact], question: str) -> Answer:
@@ -140,7 +140,7 @@ def _sign(named: Named, series: list[Fact], question: str) -> Answer:
     holds = f.value > 0 if asked_positive else f.value < 0
     how = f" = {f.source_text}" if f.derived and f.source_text else ""
     text = f"{'Yes' if holds else 'No'}: {named.label} for {f.period} was {_shown(f)}{how}"
-    return _answer(text, [f], named, f.value)
+    return _answer(text, [f], named, _printed(f, f.value), f.unit)
 
 
 def _stability(named: Named, series: list[Fact], question: str) -> Answer | None:
@@ -159,7 +159,7 @@ def _stability(named: Named, series: list[Fact], question: str) -> Answer | None
     lead = "Yes" if abs(worst) <= limit else "No"
     text = (f"{lead}: {named.label} was {values}; the largest change between consecutive periods was "
             f"{worst:+.1f}{unit} (threshold {limit:g}{unit})")
-    return _answer(text, ordered, named, worst)
+    return _answer(text, ordered, named, worst, "%")  # percentage points for % facts, relative change otherwise
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -226,7 +226,12 @@ def _shown(f: Fact) -> str:
     return format_value(f.value, f.unit, f.scale or 1.0)
 
 
-def _answer(text: str, used: list[Fact], named: Named, value: float) -> Answer:
+def _printed(f: Fact, value: float) -> float:
+    """An amount in the scale the document prints the fact in (USD millions for a 10-K): what `ask` returns."""
+    return value / (f.scale or 1.0) if f.unit == "USD" else value
+
+
+def _answer(text: str, used: list[Fact], named: Named, value: float, unit: str | None) -> Answer:
     pages = sorted({p for f in used for p in (f.extra.get("pages") or [f.page]) if p})
     return Answer(f"{text} {' '.join(f'[p.{p}]' for p in pages)}.", round(value, 6), pages, "facts",
-                  used[-1].unit, named.name, [{"source_text": f.source_text, "period": f.period} for f in used])
+                  unit, named.name, [{"source_text": f.source_text, "period": f.period} for f in used])
