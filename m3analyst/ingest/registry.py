@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from m3analyst.errors import InputError
+from m3analyst.ingest import cache
 from m3analyst.ingest.model import Document
 
 # format name -> loader(path, data) -> Document
@@ -49,7 +50,8 @@ def _ensure_loaders() -> None:
 
 
 def load_document(path: str | Path) -> Document:
-    """Load any supported document. Raises `InputError` naming the file and the problem."""
+    """Load any supported document (a PDF parsed before comes from the cache, ingest/cache.py). Raises
+    `InputError` naming the file and the problem."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
@@ -65,9 +67,13 @@ def load_document(path: str | Path) -> Document:
         fmt = sniff(data)
     except ValueError as e:
         raise InputError(path, str(e)) from None
-    _ensure_loaders()
-    doc = _LOADERS[fmt](path, data)
+    sha = hashlib.sha256(data).hexdigest()
+    doc = cache.get(sha, fmt)  # a PDF parsed before (same bytes, same ingest code): no second parse
+    if doc is None:
+        _ensure_loaders()
+        doc = _LOADERS[fmt](path, data)
+        cache.put(doc, sha, fmt)
     doc.metadata.source = str(path)
-    doc.metadata.sha256 = hashlib.sha256(data).hexdigest()
+    doc.metadata.sha256 = sha
     doc.metadata.format = fmt
     return doc
