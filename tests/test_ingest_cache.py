@@ -8,13 +8,21 @@ import pytest
 
 from m3analyst.ingest import cache, load_document
 
+SRC = "finance/BESTBUY_2024Q2_10Q.pdf"
 
-def test_a_pdf_is_parsed_once_and_loads_the_same(corpus, tmp_path, monkeypatch):
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """The cache on, under a temporary $M3ANALYST_HOME; returns its documents folder."""
     monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(cache.ENV, "1")
-    src = corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf"
+    return tmp_path / "home" / "documents"
+
+
+def test_a_pdf_is_parsed_once_and_loads_the_same(corpus, home, tmp_path, monkeypatch):
+    src = corpus / SRC
     first = load_document(src)
-    stored = list((tmp_path / "home" / "documents").glob("*.json"))
+    stored = list(home.glob("*.json"))
     assert [p.name for p in stored] == [f"{first.metadata.sha256}-{cache.fingerprint()}.json"]
 
     from m3analyst.ingest import registry
@@ -35,21 +43,17 @@ def test_a_pdf_is_parsed_once_and_loads_the_same(corpus, tmp_path, monkeypatch):
         load_document(copy)
 
 
-def test_a_damaged_entry_is_parsed_afresh_and_replaced(corpus, tmp_path, monkeypatch):
-    monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(cache.ENV, "1")
-    src = corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf"
+def test_a_damaged_entry_is_parsed_afresh_and_replaced(corpus, home):
+    src = corpus / SRC
     doc = load_document(src)
-    entry = next((tmp_path / "home" / "documents").glob("*.json"))
+    entry = next(home.glob("*.json"))
     entry.write_text("{not json")
     assert load_document(src).to_json() == doc.to_json()
     assert entry.read_text().startswith('{"format"')
 
 
-def test_html_and_text_are_not_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(cache.ENV, "1")
+def test_html_and_text_are_not_cached(home, tmp_path):
     note = tmp_path / "note.txt"
     note.write_text("A short memo about nothing in particular, long enough to be a document.")
     load_document(note)
-    assert not (tmp_path / "home" / "documents").exists() or not list((tmp_path / "home" / "documents").glob("*"))
+    assert not home.exists() or not list(home.glob("*"))
