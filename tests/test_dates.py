@@ -81,3 +81,19 @@ def test_ask_states_the_computed_end_date_with_the_quote():
                     "“Effective Date” means the date first written above, on which this Agreement takes effect.")
     a = answer_question(doc, "When does the initial term of this agreement expire?", s, domain="legal")
     assert a.source == "facts" and a.text.startswith("Expiration / term: March 31, 2005 (sixty (60) months") and a.citations == [2]
+
+
+def test_unless_terminated_earlier_still_has_a_fixed_end():
+    doc = _contract("This Agreement shall commence on the Effective Date and continue for three (3) years, unless "
+                    "terminated earlier under Section 5.2.",
+                    "“Effective Date” means the date first written above, on which this Agreement takes effect.")
+    facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}
+    assert facts["expiration_date"].value.startswith("March 31, 2003 (three (3) years from the Effective Date")
+
+
+def test_effective_upon_the_date_written_above():
+    from m3analyst.domains.legal import _EFFECTIVE_ABOVE
+
+    assert _EFFECTIVE_ABOVE.search("This Agreement shall become effective upon the date first written above.")
+    assert _EFFECTIVE_ABOVE.search("This Agreement shall be effective upon its execution by both parties.")
+    assert not _EFFECTIVE_ABOVE.search("No amendment shall be effective unless signed by both parties.")

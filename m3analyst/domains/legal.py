@@ -198,7 +198,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
 # "shall become effective on the date hereof", "effective as of the date of this Agreement", "effective upon
 # execution" (the preamble's date is the date the contract was made).
 _EFFECTIVE_ABOVE = re.compile(r"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{0,40}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|on|"
-                              r"as\s+of)\s+(?:the\s+)?(?:date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|"
+                              r"upon|as\s+of)\s+(?:the\s+)?(?:date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|"
                               r"date\s+hereof|date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b"
                               r"|\beffective\s+(?:on|upon)\s+(?:the\s+date\s+(?:on\s+which|when)\s+(?:it|this\s+agreement)\s+is\s+"
                               r"(?:signed|executed)|(?:its\s+)?(?:execution|signing|signature))\b", re.I)
@@ -215,7 +215,8 @@ _TERM_FROM = [
     re.compile(rf"\bcommenc\w*\s+(?:on|as\s+of)\s+{_REF}.{{0,120}}?\b(?:continu\w*|remain\w*|be\s+in\s+effect|in\s+(?:full\s+)?"
                rf"(?:force|effect))\b.{{0,40}}?\b{_SPAN}(?!\s+(?:from|after|following))", re.I | re.S),
 ]
-_OPEN_ENDED = re.compile(r"\b(?:until|unless)\s+(?:terminated|the\s+(?:later|earlier))|\bperpetu|\bindefinite|\blater\s+of\b|"
+# no fixed end: "until terminated", "in perpetuity", "the later of ..." ("unless terminated earlier" still has one)
+_OPEN_ENDED = re.compile(r"\buntil\s+(?:terminated|the\s+(?:later|earlier))|\bperpetu|\bindefinite|\blater\s+of\b|"
                          r"\bearlier\s+of\b", re.I)
 
 
