@@ -84,7 +84,7 @@ def test_ask_states_the_computed_end_date_with_the_quote():
 
 
 def test_unless_terminated_earlier_still_has_a_fixed_end():
-    doc = _contract("This Agreement shall commence on the Effective Date and continue for three (3) years, unless "
+    doc = _contract("The initial term of this Agreement shall commence on the Effective Date and continue for three (3) years, unless "
                     "terminated earlier under Section 5.2.",
                     "“Effective Date” means the date first written above, on which this Agreement takes effect.")
     facts = {f.name: f for f in extract_facts(doc, load_domain("legal"))}

@@ -190,7 +190,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             if span is not None:
                 stating = _stating_sentence(span, fs)
                 out.append(_fact(fs, span, _read_value(fs, span, stating), doc, stating))
-    _resolve_dates(out, doc)
+    _resolve_dates(out, doc, spec.fact("effective_date"))
     return out
 
 
@@ -220,16 +220,25 @@ _OPEN_ENDED = re.compile(r"\buntil\s+(?:terminated|the\s+(?:later|earlier))|\bpe
                          r"\bearlier\s+of\b", re.I)
 
 
-def _resolve_dates(facts: list[Fact], doc: Document) -> None:
+def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | None = None) -> None:
     """Dates the contract states by reference, read through: an effective date defined as "the date first
-    written above" takes the agreement date; a fixed initial term that runs from the effective date (or the
+    written above" (in the clause found for it, or any clause of the contract) takes the agreement date; a fixed initial term that runs from the effective date (or the
     contract's date) gets its end date computed ("December 23, 2006 (three (3) years from the Effective Date,
     December 23, 2003)"), marked derived. Nothing is set when a date or the term's length cannot be read."""
     by = {f.name: f for f in facts}
     eff, agreed, term = by.get("effective_date"), by.get("agreement_date"), by.get("expiration_date")
-    if eff is not None and agreed is not None and parse_date(str(eff.value)) is None and _EFFECTIVE_ABOVE.search(_quote(eff, doc)):
-        eff.extra = {**agreed.extra, "defined_by": {"page": eff.page, "text": eff.source_text}, "cuad": eff.extra.get("cuad")}
-        eff.value, eff.page, eff.source_text = agreed.value, agreed.page, agreed.source_text  # cite where the date is
+    if agreed is not None and (eff is None or parse_date(str(eff.value)) is None):
+        definition = _EFFECTIVE_ABOVE.search(_quote(eff, doc)) if eff is not None else None
+        where = None if definition else _EFFECTIVE_ABOVE.search(doc.text)  # the clause that defines it elsewhere
+        if definition or where:
+            if eff is None and fs_effective is not None:
+                eff = Fact(fs_effective.name, None, None, 1.0, None, None, "", fs_effective.title,
+                           extra={"cuad": getattr(fs_effective, "cuad", None)})
+                facts.append(eff)
+            if eff is not None:
+                said = (eff.page, eff.source_text) if definition else (doc.page_at(where.start()), _context(doc, where.start(), where.end()))
+                eff.extra = {**agreed.extra, "defined_by": {"page": said[0], "text": said[1]}, "cuad": eff.extra.get("cuad")}
+                eff.value, eff.page, eff.source_text = agreed.value, agreed.page, agreed.source_text  # cite the date
     if term is None or "quote" not in term.extra:
         return
     sentence = _quote(term, doc)
