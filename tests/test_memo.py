@@ -290,3 +290,49 @@ def test_verifier_finds_the_page_a_citationless_sentence_verifies_against():
     assert not wrong.ok and not wrong.cited_by_verifier
     vague = verify_text(doc, "The Company faces competition in all of its markets and some currency risk.", facts, pages=[1, 2])[0]
     assert not vague.ok and not vague.citations  # words alone are not tied to a page by the verifier
+
+
+def test_several_questions_share_one_prefill_of_the_document(no_model):
+    from types import SimpleNamespace
+
+    from m3analyst.memo import answer_questions
+    from m3analyst.prompting import TASK_SENTINEL
+
+    calls = {"prefill": 0, "suffixes": []}
+
+    class Session:
+        def generate(self, suffix, max_new_tokens=64):
+            calls["suffixes"].append(suffix)
+            return SimpleNamespace(text="Net sales were $32,765 million in 2018 [p.1].")
+
+    class StubEngine:  # renders a chat, prefills its document part once, answers each question after it
+        context_length = 8192
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+        def render_chat(self, messages):
+            return "\n".join(m["content"] for m in messages)
+
+        def prefill(self, prefix, reserve=0):
+            assert TASK_SENTINEL not in prefix and "Net sales were $32,765 million" in prefix
+            calls["prefill"] += 1
+            return Session()
+
+        def generate(self, messages, max_new_tokens=64):
+            raise AssertionError("several questions must not each read the document")
+
+    doc = _doc()
+    qs = ["How did net sales develop in 2018?", "What were net sales in 2018 according to the results?"]
+    answers = answer_questions(doc, qs, no_model, engine=StubEngine(), domain="finance")
+    assert calls["prefill"] == 1 and len(calls["suffixes"]) == 2
+    assert all(q.split()[-1].rstrip("?") in s for q, s in zip(qs, calls["suffixes"]))  # each question after the document
+    assert [a.source for a in answers] == ["engine", "engine"] and answers[0].citations == [1]
+
+
+def test_cli_ask_several_questions(cli, corpus):
+    r = cli("ask", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "What was diluted EPS for the three months ended July 29, 2023?",
+            "Was there any drop in cash and cash equivalents between FY 2023 and Q2 of FY2024?", "--model", "none", "--json")
+    assert r.exit_code == 0, r.stderr
+    first, second = json.loads(r.stdout)
+    assert first["value"] == 1.25 and second["text"].startswith("Yes: Cash and equivalents fell")

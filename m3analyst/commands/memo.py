@@ -92,22 +92,25 @@ def _memo_command(domain: str):
 @handle_errors
 def ask(
     file: Path = typer.Argument(..., help="The document."),
-    question: str = typer.Argument(..., help="The question, in quotes."),
+    questions: list[str] = typer.Argument(..., help="The question(s), each in quotes: the model reads FILE once."),
     model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
     domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source)."),
-    out: Path | None = typer.Option(None, "--out", help="Write the answer to this file instead of stdout."),
+    json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
+                                  "a list of them for several questions."),
+    out: Path | None = typer.Option(None, "--out", help="Write the answer(s) to this file instead of stdout."),
 ) -> None:
-    """Answer QUESTION about FILE with page citations (numbers from the extracted facts when possible)."""
+    """Answer QUESTION(s) about FILE with page citations (numbers from the extracted facts when possible)."""
     from m3analyst.ingest import load_document
-    from m3analyst.memo import answer_question
+    from m3analyst.memo import answer_questions
 
     settings = _settings(model, None, None, None)
     with progress() as p:
         p.add_task("reading the document and answering", total=None)
         doc = load_document(file)
-        ans = answer_question(doc, question, settings, engine=None, domain=domain)
+        answers = answer_questions(doc, questions, settings, engine=None, domain=domain)
     if json_out:
-        emit_json(ans.to_dict(), out)
+        emit_json(answers[0].to_dict() if len(answers) == 1 else [a.to_dict() for a in answers], out)
+    elif len(answers) == 1:
+        emit(f"{answers[0].text}\n(source: {answers[0].source})", out)
     else:
-        emit(f"{ans.text}\n(source: {ans.source})", out)
+        emit("\n\n".join(f"Q: {q}\nA: {a.text}\n(source: {a.source})" for q, a in zip(questions, answers)), out)

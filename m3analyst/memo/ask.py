@@ -5,8 +5,8 @@ matches the question and its period, questions that name a clause fact (domain s
 that clause, quoted with its page; trial effect questions ("did I significantly increase, decrease or make no
 significant difference to O?") without a verified model answer from the reporting sentence, by rules
 (memo/effect.py); otherwise the engine answers after the whole document (ONE
-prompt, document first) and its sentences pass the verifier; without a model the best-matching
-passage is quoted.
+prompt, document first; several questions share one prefill of it) and its sentences pass the verifier; without
+a model the best-matching passage is quoted.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.trend import answer_trend, in_asked_span, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, verify_text
-from m3analyst.prompting import DEFAULT_CONTEXT, ask_text, build_prompt
+from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
 
 _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
@@ -41,28 +41,44 @@ _UNIT = [(re.compile(r"\bbillions?\b", re.I), 1e9), (re.compile(r"\bmillions?\b"
 
 def answer_question(doc: Document, question: str, settings: Settings | None = None, engine=None,
                     domain: str | None = None) -> Answer:
+    return answer_questions(doc, [question], settings, engine, domain)[0]
+
+
+def answer_questions(doc: Document, questions: list[str], settings: Settings | None = None, engine=None,
+                     domain: str | None = None) -> list[Answer]:
+    """Answers to several questions about one document, in order. Facts are extracted once; a question the facts,
+    a trend or a clause answer is answered from them; the others go to the model, which reads the document ONCE
+    for all of them (one prefill, each question generated after it), or, model-free, to the reporting sentence
+    (effect questions) or the closest passage."""
     settings = settings or Settings()
-    if not question.strip():
+    if not questions or any(not q.strip() for q in questions):
         raise UsageError("the question is empty")
     try:
         spec = load_domain(domain or detect_domain(doc))
     except UsageError:
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
+    model_free = settings.engine.model == "none" and engine is None
+    out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free) for q in questions]
+    todo = [i for i, a in enumerate(out) if a is None]
+    if todo and not model_free:
+        if engine is None:
+            from m3analyst.engine import load_engine
+
+            engine = load_engine(settings.engine)
+        asker = _EngineAsker(doc, spec, facts, settings, engine, shared=len(todo) > 1)
+        for i in todo:
+            out[i] = asker.answer(questions[i])
+    return [a or answer_effect(doc, q) or answer_from_passage(doc, q) for a, q in zip(out, questions)]
+
+
+def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
+                            say_absent: bool) -> Answer | None:
     if spec.name == "finance":
         ans = answer_trend(spec, facts, question) or answer_from_facts(doc, spec, facts, question)
         if ans is not None:
             return ans
-    ans = answer_from_clauses(doc, spec, facts, question, say_absent=settings.engine.model == "none" and engine is None)
-    if ans is not None:
-        return ans
-    if engine is None and settings.engine.model != "none":
-        from m3analyst.engine import load_engine
-
-        engine = load_engine(settings.engine)
-    if engine is not None:
-        return answer_with_engine(doc, spec, facts, question, settings, engine)
-    return answer_effect(doc, question) or answer_from_passage(doc, question)
+    return answer_from_clauses(doc, spec, facts, question, say_absent=say_absent)
 
 
 # ---- from facts ----------------------------------------------------------------------------------
@@ -273,25 +289,49 @@ def answer_from_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], ques
 # ---- with the engine / model-free ----------------------------------------------------------------
 def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], question: str, settings: Settings,
                        engine) -> Answer:
-    s = settings.model_copy(deep=True)
-    s.memo.reserve = max(s.memo.reserve, 128)
-    built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
-    res = engine.generate(built.messages(ask_text(spec, question)), max_new_tokens=min(settings.engine.max_new_tokens, 128))
-    checks = verify_text(doc, res.text, facts, pages=built.report.pages_included)
-    asked = _content_words(question)
-    good = [c for c in checks if c.ok and (_content_words(c.text) & asked)]  # supported AND on the question
-    if good:
-        text = " ".join(c.text for c in good)
-        nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
-        value = _to_float(nums[0]) if nums else None
-        return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
-                      [c.to_dict() for c in checks])
-    fallback = (answer_effect(doc, question) or answer_from_clauses(doc, spec, facts, question, say_absent=True)
-                or answer_from_passage(doc, question))
-    lead = {"rules": "by the reporting sentence: ", "facts": ""}.get(fallback.source, "the closest passage: ")
-    fallback.text = "The model's answer could not be verified against the document; " + lead + fallback.text
-    fallback.checks = [c.to_dict() for c in checks]
-    return fallback
+    return _EngineAsker(doc, spec, facts, settings, engine).answer(question)
+
+
+class _EngineAsker:
+    """The model answering questions after the whole document (ONE prompt, document first, the question last).
+    shared=True prefills the document part once and generates each question after it (several questions); a
+    single question is one plain generation. Every answer's sentences pass the verifier or fall back."""
+
+    def __init__(self, doc: Document, spec: DomainSpec, facts: list[Fact], settings: Settings, engine,
+                 shared: bool = False):
+        self.doc, self.spec, self.facts, self.engine = doc, spec, facts, engine
+        s = settings.model_copy(deep=True)
+        s.memo.reserve = max(s.memo.reserve, 128)
+        self.built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
+        self.max_new = min(settings.engine.max_new_tokens, 128)
+        self.session = self.tail = None
+        if shared:
+            prefix, self.tail = engine.render_chat(self.built.messages()).split(TASK_SENTINEL, 1)
+            self.session = engine.prefill(prefix, reserve=self.max_new + 512)
+
+    def generate(self, question: str) -> str:
+        task = ask_text(self.spec, question)
+        if self.session is not None:
+            return self.session.generate(task + self.tail, max_new_tokens=self.max_new).text
+        return self.engine.generate(self.built.messages(task), max_new_tokens=self.max_new).text
+
+    def answer(self, question: str) -> Answer:
+        doc, facts = self.doc, self.facts
+        checks = verify_text(doc, self.generate(question), facts, pages=self.built.report.pages_included)
+        asked = _content_words(question)
+        good = [c for c in checks if c.ok and (_content_words(c.text) & asked)]  # supported AND on the question
+        if good:
+            text = " ".join(c.text for c in good)
+            nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
+            value = _to_float(nums[0]) if nums else None
+            return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
+                          [c.to_dict() for c in checks])
+        fallback = (answer_effect(doc, question) or answer_from_clauses(doc, self.spec, facts, question, say_absent=True)
+                    or answer_from_passage(doc, question))
+        lead = {"rules": "by the reporting sentence: ", "facts": ""}.get(fallback.source, "the closest passage: ")
+        fallback.text = "The model's answer could not be verified against the document; " + lead + fallback.text
+        fallback.checks = [c.to_dict() for c in checks]
+        return fallback
 
 
 def answer_from_passage(doc: Document, question: str) -> Answer:
