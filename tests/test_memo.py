@@ -336,3 +336,15 @@ def test_cli_ask_several_questions(cli, corpus):
     assert r.exit_code == 0, r.stderr
     first, second = json.loads(r.stdout)
     assert first["value"] == 1.25 and second["text"].startswith("Yes: Cash and equivalents fell")
+
+
+def test_cli_ask_questions_file_and_no_question(cli, corpus, tmp_path):
+    qs = tmp_path / "qs.txt"
+    qs.write_text("# from the analyst\nWhat was diluted EPS for the three months ended July 29, 2023?\n\n")
+    r = cli("ask", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "--questions", qs, "--model", "none", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["value"] == 1.25  # one question (from the file): one answer object
+    none = cli("ask", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "--model", "none")
+    assert none.exit_code == 2 and "no question given" in none.stderr and "Traceback" not in none.stderr
+    missing = cli("ask", corpus / "finance" / "BESTBUY_2024Q2_10Q.pdf", "--questions", tmp_path / "nope.txt")
+    assert missing.exit_code == 2 and "nope.txt" in missing.stderr and "questions file" in missing.stderr

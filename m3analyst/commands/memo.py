@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress
+from m3analyst.errors import InputError, UsageError
 
 MODEL_HELP = "Model: registry name, HF directory or .gguf path; 'none' = no model (extractive memo)."
 
@@ -92,7 +93,9 @@ def _memo_command(domain: str):
 @handle_errors
 def ask(
     file: Path = typer.Argument(..., help="The document."),
-    questions: list[str] = typer.Argument(..., help="The question(s), each in quotes: the model reads FILE once."),
+    questions: list[str] = typer.Argument(None, help="The question(s), each in quotes: the model reads FILE once."),
+    from_file: Path | None = typer.Option(None, "--questions", help="Also ask the questions of this text file (one "
+                                          "per line; blank lines and lines starting with # are skipped)."),
     model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
     domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
@@ -103,9 +106,12 @@ def ask(
     from m3analyst.ingest import load_document
     from m3analyst.memo import answer_questions
 
+    questions = list(questions or []) + _questions_in(from_file)
+    if not questions:
+        raise UsageError('no question given: ask FILE "question" [...], or --questions questions.txt')
     settings = _settings(model, None, None, None)
     with progress() as p:
-        p.add_task("reading the document and answering", total=None)
+        p.add_task(f"reading the document and answering {len(questions)} question(s)", total=None)
         doc = load_document(file)
         answers = answer_questions(doc, questions, settings, engine=None, domain=domain)
     if json_out:
@@ -114,3 +120,14 @@ def ask(
         emit(f"{answers[0].text}\n(source: {answers[0].source})", out)
     else:
         emit("\n\n".join(f"Q: {q}\nA: {a.text}\n(source: {a.source})" for q, a in zip(questions, answers)), out)
+
+
+def _questions_in(path: Path | None) -> list[str]:
+    """Questions of a --questions file: one per line, blank and '#' lines skipped."""
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read the questions file ({getattr(e, 'strerror', None) or e})") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
