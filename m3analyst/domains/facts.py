@@ -35,6 +35,11 @@ class Fact:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def pages(self) -> list[int]:
+        """The pages that back the fact: a derived fact's inputs' pages (extra["pages"]), else its own page."""
+        return self.extra.get("pages") or ([self.page] if self.page else [])
+
     def display(self) -> str:
         """Human form: 32,765 (USD millions) -> '$32,765M', EPS '$8.89', margins '22.0%'."""
         return format_value(self.value, self.unit, self.scale)

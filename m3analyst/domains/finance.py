@@ -231,8 +231,23 @@ def _match_rows(rows: list[Row], fs: FactSpec) -> list[Row]:
     return []
 
 
+_STATEMENTS: list[tuple[Document, DomainSpec, list[Statement]]] = []  # the last few documents' statements
+
+
 def statements(doc: Document, spec: DomainSpec) -> list[Statement]:
-    """Every candidate statement (tables + parsed pages), best first within each kind."""
+    """Every candidate statement (tables + parsed pages), best first within each kind. Remembered for the last few
+    (document, spec) objects: the extractor and `ask`'s line look-ups read the same statements (documents are
+    not changed after ingest)."""
+    for d, sp, found in _STATEMENTS:
+        if d is doc and sp is spec:
+            return found
+    found = _parse_statements(doc, spec)
+    _STATEMENTS.insert(0, (doc, spec, found))
+    del _STATEMENTS[4:]
+    return found
+
+
+def _parse_statements(doc: Document, spec: DomainSpec) -> list[Statement]:
     out = [s for s in (statement_from_table(t) for t in doc.tables if t.kind in STATEMENT_KINDS) if s]
     for p in doc.pages:
         st = parse_page(doc, p.number)

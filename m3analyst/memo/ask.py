@@ -23,8 +23,8 @@ from m3analyst.ingest.model import Document
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.trend import answer_trend, in_asked_span, named_fact, years_in
-from m3analyst.memo.verify import NUMBER, STOP, verify_text
+from m3analyst.memo.trend import alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
+from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
 
@@ -82,11 +82,6 @@ def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], 
 
 
 # ---- from facts ----------------------------------------------------------------------------------
-def _alias_at(alias: str, q: str) -> re.Match | None:
-    """Where a fact's `ask` phrase occurs in the (lower-cased) question as whole words."""
-    return re.search(rf"(?<!\w){re.escape(alias.lower())}(?!\w)", q)
-
-
 def _target_scale(question: str, default: float) -> float:
     for rx, s in _UNIT:
         if rx.search(question):
@@ -141,9 +136,8 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
     if m:
         value = round(value, _DIGITS.get(m.group(1).lower(), 2) if not m.group(1).isdigit() else int(m.group(1)))
         shown = f"{shown} (rounded: {value})"
-    pages = f.extra.get("pages") or [f.page]
-    how = f" = {f.source_text}" if f.derived else ""
-    text = f"{label} for {f.period} was {shown}{how} {' '.join(f'[p.{p}]' for p in pages)}."
+    pages = f.pages
+    text = f"{label} for {f.period} was {shown}{derivation(f)} {page_marks(pages)}."
     return Answer(text, round(value, 6), pages, "facts", f.unit, f.name, [{"source_text": f.source_text}])
 
 
@@ -168,16 +162,16 @@ def _change_answer(series: list[Fact], years: list[str], label: str, question: s
         a, b = ordered[-2], ordered[-1]
     if a is None or b is None or a is b:
         return None
-    pages = sorted({p for f in (a, b) for p in (f.extra.get("pages") or [f.page]) if p})
-    cites = " ".join(f"[p.{p}]" for p in pages)
+    pages = sorted({p for f in (a, b) for p in f.pages})
+    cites = page_marks(pages)
     between = f"from {a.display()} ({a.period}) to {b.display()} ({b.period})"
     if a.unit == "%":
-        pts = b.value - a.value
+        pts = change(a, b)
         return Answer(f"{label} changed by {pts:+.1f} percentage points {between} {cites}.", round(pts, 4), pages,
                       "facts", "%", a.name + "_change", [])
     if not a.value:
         return None
-    pct = 100.0 * (b.value - a.value) / abs(a.value)
+    pct = change(a, b)
     if a.unit == "USD" and _CURRENCY_Q.search(question) and not _PERCENT_Q.search(question):
         scale = _target_scale(question, a.scale or 1.0)
         diff = (b.value - a.value) / scale
@@ -231,7 +225,7 @@ def _clause_named(spec: DomainSpec, q: str) -> FactSpec | None:
         if fs.value not in _VALUE_KINDS or fs.unit:
             continue
         for alias in fs.ask:
-            m = _alias_at(alias, q)
+            m = alias_at(alias, q)
             if m:
                 hits.append((-len(alias), m.start(), fs.name, fs))
     return min(hits, key=lambda h: h[:3])[3] if hits else None

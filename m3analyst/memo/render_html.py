@@ -7,7 +7,6 @@ import base64
 import io
 from html import escape
 
-from m3analyst.domains.facts import Fact
 from m3analyst.memo.model import Memo, MemoSection
 from m3analyst.memo.render_md import _omitted, facts_rows
 
@@ -27,10 +26,6 @@ def _cite(pages) -> str:
     return " ".join(f'<span class="cite">[p.{p}]</span>' for p in pages if p)
 
 
-def _fact_pages(f: Fact) -> list[int]:
-    return f.extra.get("pages") or ([f.page] if f.page else [])
-
-
 def _facts_table(memo: Memo) -> str:
     rows = facts_rows(memo)
     if not rows:
@@ -43,9 +38,9 @@ def _facts_table(memo: Memo) -> str:
             tag = ' <span class="derived">(derived)</span>' if f.derived else ""
             cell = lambda x: "" if x is None else escape(f"{x.display()} ({x.period})" if x.period else x.display())  # noqa: E731
             body.append(f"<tr><td>{escape(f.title)}{tag}</td><td class=num>{cell(f)}</td><td class=num>{cell(p)}</td>"
-                        f"<td>{_cite(_fact_pages(f))}</td></tr>")
+                        f"<td>{_cite(f.pages)}</td></tr>")
         return f"<table>{head}{''.join(body)}</table>"
-    body = [f"<tr><td>{escape(r['fact'].title)}</td><td>{escape(str(r['fact'].display()))}</td><td>{_cite(_fact_pages(r['fact']))}</td></tr>"
+    body = [f"<tr><td>{escape(r['fact'].title)}</td><td>{escape(str(r['fact'].display()))}</td><td>{_cite(r['fact'].pages)}</td></tr>"
             for r in rows]
     return f"<table><tr><th>Fact</th><th>Value</th><th>Page</th></tr>{''.join(body)}</table>"
 

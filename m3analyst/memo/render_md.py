@@ -35,8 +35,7 @@ def _cell(f: Fact | None) -> str:
 
 
 def _pages(f: Fact) -> str:
-    pages = f.extra.get("pages") or ([f.page] if f.page else [])
-    return ", ".join(f"[p.{p}]" for p in pages)
+    return ", ".join(f"[p.{p}]" for p in f.pages)
 
 
 def facts_table(memo: Memo) -> list[str]:

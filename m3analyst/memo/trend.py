@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.facts import Fact, format_value
+from m3analyst.domains.facts import Fact
 from m3analyst.domains.finance import current_and_prior, period_key, period_span
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.model import Answer
+from m3analyst.memo.verify import page_marks
 
 _UP = re.compile(r"\b(increas\w*|grow\w*|grew|rise|rose|risen|rising|higher|expand\w*|gain\w*)\b", re.I)
 _DOWN = re.compile(r"\b(drop\w*|declin\w*|decreas\w*|fall|fell|fallen|falling|lower|shr[iau]nk\w*|reduc\w*|"
@@ -57,7 +58,7 @@ def named_fact(spec: DomainSpec, question: str) -> Named | None:
     for f in [*spec.facts, *spec.derived]:
         for alias in f.ask:
             named = Named(f.name, f.label or f.name, getattr(f, "better", "higher"), alias.lower())
-            m = re.search(rf"(?<!\w){re.escape(alias.lower())}s?(?!\w)", q)  # "gross margins" names "gross margin"
+            m = alias_at(alias, q, plural=True)  # "gross margins" names "gross margin"
             if m:
                 hits.append((0, m.start(), -len(alias), named))
                 continue
@@ -65,6 +66,11 @@ def named_fact(spec: DomainSpec, question: str) -> Named | None:
             if len(words) >= 2 and all(w in stems for w in words):
                 hits.append((1, min(stems[w] for w in words), -len(alias), named))
     return min(hits, key=lambda h: h[:3])[3] if hits else None
+
+
+def alias_at(alias: str, q: str, plural: bool = False) -> re.Match | None:
+    """Where a fact's `ask` phrase occurs in the (lower-cased) question as whole words (plural: or with an 's')."""
+    return re.search(rf"(?<!\w){re.escape(alias.lower())}{'s?' if plural else ''}(?!\w)", q)
 
 
 _GLUE = {"of", "the", "and", "to", "in", "on", "for", "a"}
@@ -89,12 +95,12 @@ def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer |
     series = [f for f in facts if f.name == named.name and isinstance(f.value, float) and f.period]
     if not series:
         return None
+    polar = bool(_POLAR.search(question))
     if _STABLE.search(question):
         return _stability(named, series, question)
-    if _SIGN.search(question) and _POLAR.search(question):
+    if _SIGN.search(question) and polar:
         return _sign(named, series, question)
     improve, up, down = bool(_BETTER.search(question)), bool(_UP.search(question)), bool(_DOWN.search(question))
-    polar = bool(_POLAR.search(question))
     if not (improve or up or down or _CHANGED.search(question)) or not (polar or ((improve or up) and down)):
         return None  # "Why did sales decline?" asks for reasons, not for the direction
     pair = _pair(in_asked_span(series, question), question)
@@ -128,8 +134,7 @@ def _one_period(named: Named, series: list[Fact]) -> Answer:
     """Only one period of the fact could be read or computed (a ratio over average balances needs the balance
     sheet before the earliest one shown): the figure, and that the trend cannot be stated from this document."""
     f = series[0]
-    how = f" = {f.source_text}" if f.derived and f.source_text else ""
-    text = (f"{named.label} can be stated for {f.period} only: {_shown(f)}{how}; no earlier period's figure can be "
+    text = (f"{named.label} can be stated for {f.period} only: {_shown(f)}{derivation(f)}; no earlier period's figure can be "
             f"read or computed from this document, so no trend is stated")
     return _answer(text, [f], named, _printed(f, f.value), f.unit)
 
@@ -138,8 +143,7 @@ def _sign(named: Named, series: list[Fact], question: str) -> Answer:
     f = _at_year(series, question) or max(series, key=lambda x: period_key(x.period))
     asked_positive = _SIGN.search(question).group(1).lower() == "positive"
     holds = f.value > 0 if asked_positive else f.value < 0
-    how = f" = {f.source_text}" if f.derived and f.source_text else ""
-    text = f"{'Yes' if holds else 'No'}: {named.label} for {f.period} was {_shown(f)}{how}"
+    text = f"{'Yes' if holds else 'No'}: {named.label} for {f.period} was {_shown(f)}{derivation(f)}"
     return _answer(text, [f], named, _printed(f, f.value), f.unit)
 
 
@@ -152,7 +156,7 @@ def _stability(named: Named, series: list[Fact], question: str) -> Answer | None
         return None
     m = _THRESHOLD.search(question)
     limit = float(m.group(1)) if m else DEFAULT_STABLE
-    steps = [_step(x, y) for x, y in zip(ordered, ordered[1:])]
+    steps = [change(x, y) for x, y in zip(ordered, ordered[1:])]
     worst = max(steps, key=abs)
     unit = " points" if ordered[0].unit == "%" else "%"
     values = ", ".join(f"{_shown(f)} ({f.period})" for f in ordered)
@@ -204,7 +208,8 @@ def _at_year(series: list[Fact], question: str) -> Fact | None:
     return _latest_in(series, years[-1]) if years else None
 
 
-def _step(a: Fact, b: Fact) -> float:
+def change(a: Fact, b: Fact) -> float:
+    """From a to b: percentage points for rates (% facts), else the relative change in % (0 when a is 0)."""
     if a.unit == "%":
         return b.value - a.value
     return 100.0 * (b.value - a.value) / abs(a.value) if a.value else 0.0
@@ -212,18 +217,17 @@ def _step(a: Fact, b: Fact) -> float:
 
 def _delta(a: Fact, b: Fact) -> str:
     if a.unit == "%":
-        return f", {b.value - a.value:+.1f} percentage points"
-    if not a.value:
-        return ""
-    return f", {100.0 * (b.value - a.value) / abs(a.value):+.1f}%"
+        return f", {change(a, b):+.1f} percentage points"
+    return f", {change(a, b):+.1f}%" if a.value else ""
+
+
+def derivation(f: Fact) -> str:
+    """' = <expression>' for a derived fact (how it was computed), '' for a reported one."""
+    return f" = {f.source_text}" if f.derived and f.source_text else ""
 
 
 def _shown(f: Fact) -> str:
-    if f.unit in ("ratio",):
-        return f"{f.value:.2f}"
-    if f.unit in ("%", "USD/share", "days"):
-        return f.display()
-    return format_value(f.value, f.unit, f.scale or 1.0)
+    return f"{f.value:.2f}" if f.unit == "ratio" else f.display()
 
 
 def _printed(f: Fact, value: float) -> float:
@@ -232,6 +236,6 @@ def _printed(f: Fact, value: float) -> float:
 
 
 def _answer(text: str, used: list[Fact], named: Named, value: float, unit: str | None) -> Answer:
-    pages = sorted({p for f in used for p in (f.extra.get("pages") or [f.page]) if p})
-    return Answer(f"{text} {' '.join(f'[p.{p}]' for p in pages)}.", round(value, 6), pages, "facts",
+    pages = sorted({p for f in used for p in f.pages})
+    return Answer(f"{text} {page_marks(pages)}.", round(value, 6), pages, "facts",
                   unit, named.name, [{"source_text": f.source_text, "period": f.period} for f in used])

@@ -54,6 +54,11 @@ class ClaimCheck:
         return asdict(self)
 
 
+def page_marks(pages: list[int]) -> str:
+    """'[p.3] [p.7]': how an answer cites its pages."""
+    return " ".join(f"[p.{p}]" for p in pages)
+
+
 def citations_in(text: str) -> list[int]:
     pages: list[int] = []
     for m in CITE.finditer(text):
@@ -117,7 +122,7 @@ def _number_supported(value: float, scale_word: float | None, page_nums: frozens
 
 def _fact_supported(value: float, pct: bool, facts: list[Fact], pages: set[int]) -> bool:
     for f in facts:
-        if not isinstance(f.value, float) or (f.page not in pages and not set(f.extra.get("pages", [])) & pages):
+        if not isinstance(f.value, float) or not set(f.pages) & pages:
             continue
         shown = abs(f.value) if f.unit in ("%", "USD/share") or pct else abs(f.value) / (f.scale or 1.0)
         if abs(shown - abs(value)) <= max(0.051, 0.0005 * shown):
