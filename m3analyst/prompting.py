@@ -328,7 +328,7 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
     report = BudgetReport(
         context_length=ctx, reserve=reserve, budget=budget, overhead_tokens=overhead,
         prompt_tokens=count(system) + count(user_text.replace(TASK_SENTINEL, "")) + 16,
-        document_tokens_total=sum(u.tokens for u in units), document_tokens_kept=sum(u.tokens for u in kept),
+        document_tokens_total=total, document_tokens_kept=sum(u.tokens for u in kept),
         estimated=counter is None, total_estimated=counter is not None and any(u.estimated for u in units),
         included=included, omitted=[_unit_dict(u, partial.get(u.title)) for u in sorted(omitted, key=lambda u: u.start)],
         pages_included=sorted({s.page for s in segs}),

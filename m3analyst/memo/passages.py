@@ -129,18 +129,22 @@ def candidates(doc: Document, item: OutlineItem, facts: list[Fact], ranges: list
             s *= 2.0
         out.append(Candidate(trim(span), s))
     for f in facts:  # clauses / sentences an extractor already tied to this heading
-        if f.name in item.facts and "start" in f.extra:
-            span = Span(f.extra["start"], f.extra["end"], f.page, doc.text[f.extra["start"] : f.extra["end"]])
-            if in_ranges(span, ranges):
-                out.append(Candidate(trim(span), (max(lex) if lex else 1.0) + 1.0, from_fact=f.name))
-        elif f.name in item.facts and f.page and isinstance(f.value, str):
-            hit = doc.locate(f.source_text[:200], f.page) if f.source_text else []
-            if hit:
-                span = Span(hit[0].start, hit[0].end, f.page, doc.text[hit[0].start : hit[0].end])
-                if in_ranges(span, ranges):
-                    out.append(Candidate(trim(span), (max(lex) if lex else 1.0) + 1.0, from_fact=f.name))
+        span = _fact_span(doc, f) if f.name in item.facts else None
+        if span is not None and in_ranges(span, ranges) and not avoid((quoted := trim(span)).text):
+            out.append(Candidate(quoted, (max(lex) if lex else 1.0) + 1.0, from_fact=f.name))
     out = _dedupe(sorted(out, key=lambda c: -c.lexical))
-    return [c for c in out if c.lexical > 0 and not avoid(c.span.text)][:k]
+    return [c for c in out if c.lexical > 0][:k]
+
+
+def _fact_span(doc: Document, f: Fact) -> Span | None:
+    """The clause / sentence a fact was read from: its [start, end), else its source text located on its page."""
+    if "start" in f.extra:
+        return Span(f.extra["start"], f.extra["end"], f.page, doc.text[f.extra["start"] : f.extra["end"]])
+    if f.page and isinstance(f.value, str) and f.source_text:
+        hit = doc.locate(f.source_text[:200], f.page)
+        if hit:
+            return Span(hit[0].start, hit[0].end, f.page, doc.text[hit[0].start : hit[0].end])
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,7 +153,7 @@ def _matcher(patterns: tuple[str, ...]):
     if not patterns:
         return lambda text: False
     rx = re.compile("|".join(f"(?:{p})" for p in patterns), re.I | re.S)
-    return lambda text: rx.search(" ".join(text.split())) is not None  # PDF text: line breaks inside phrases
+    return lambda text: rx.search(squash(text)) is not None  # PDF text: line breaks inside phrases
 
 
 def _dedupe(cands: list[Candidate]) -> list[Candidate]:
