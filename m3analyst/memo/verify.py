@@ -213,7 +213,7 @@ def find_citation(doc: Document, sentence: str, facts: list[Fact] | None, pages:
             nums.append(_parse_number(m.group(0)))
         except ValueError:
             continue
-    by_fact = [p for f in facts or [] for v, pct in nums for p in f.pages if p in pages and _fact_supported(v, pct, [f], {p})]
+    by_fact = [f.page for f in facts or [] for v, pct in nums if f.page in pages and _fact_supported(v, pct, [f], {f.page})]
     by_words = sorted(pages, key=lambda p: -len(words & _words(doc.page_text(p))))[:tries] if words else []
     for p in dict.fromkeys(by_fact + by_words):
         check = verify_sentence(doc, f"{sentence.rstrip()} [p.{p}]", facts)
