@@ -1,8 +1,9 @@
 """Calendar dates and durations as contracts write them, and date arithmetic over them.
 
-"December 23, 2003", "23rd day of December, 2003", "12/23/2003" -> datetime.date; "three (3) years",
-"36 months", "ninety days" -> (3, "year") ... ; `add(date, n, unit)` moves a date by whole years / months /
-days (the 29th-31st clamp to the month's last day). Used by the legal extractor to state when a fixed term ends.
+DATE finds "December 23, 2003", "23rd day of December, 2003", "12/23/2003" (parse_date -> datetime.date);
+DURATION_TEXT "three (3) years", "36 months", "ninety days" (parse_duration -> (3, "year") ...); `add(date, n,
+unit)` moves a date by whole years / months / days (the 29th-31st clamp to the month's last day). The legal
+extractor reads dates with them and states when a fixed term ends.
 """
 
 from __future__ import annotations
@@ -13,43 +14,49 @@ import re
 
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m} | {
     m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+# a calendar date as contracts write it: "December 23, 2003", "23rd day of December, 2003", "12/23/2003"
+DATE = re.compile(
+    rf"\b(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+(?P<y1>\d{{4}})"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
+    r"|\b(?P<m3>\d{1,2})/(?P<d3>\d{1,2})/(?P<y3>\d{2,4})\b",
+    re.IGNORECASE,
+)
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "forty-five": 45, "sixty": 60,
                                                        "ninety": 90, "hundred": 100}
-_MDY = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})\b")
-_DMY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?([A-Za-z]{3,9})\.?,?\s+(\d{4})\b", re.I)
-_NUMERIC = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
-_DURATION = re.compile(r"\b(?:([a-z]+(?:-[a-z]+)?)\s+)?(?:\((\d+)\)\s+|(\d+)\s+)?(?:calendar\s+)?(year|month|day)s?\b", re.I)
+_NUMBER_WORD = "|".join(sorted((w for w in _NUMBER_WORDS if w != "zero"), key=len, reverse=True))
+# a length of time: "three (3) years", "(5) years", "36 months", "ninety calendar days"
+DURATION_TEXT = (rf"(?:(?:{_NUMBER_WORD})\s+(?:\(\d+\)\s+)?|\(\d+\)\s+|\d+\s+)(?:calendar\s+)?(?:years?|months?|days?)")
+_DURATION = re.compile(rf"\b(?:(?P<word>{_NUMBER_WORD})\s+)?(?:\((?P<d1>\d+)\)\s+|(?P<d2>\d+)\s+)?(?:calendar\s+)?"
+                       r"(?P<unit>year|month|day)s?\b", re.I)
 
 
 def parse_date(text: str) -> _dt.date | None:
-    """The first calendar date written in `text` (month-name forms first, then m/d/yyyy), or None."""
-    found = []
-    for m in _MDY.finditer(text):
-        if m.group(1).lower() in _MONTHS:
-            found.append((m.start(), _make(int(m.group(3)), _MONTHS[m.group(1).lower()], int(m.group(2)))))
-            break
-    for m in _DMY.finditer(text):
-        if m.group(2).lower() in _MONTHS:
-            found.append((m.start(), _make(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))))
-            break
-    m = _NUMERIC.search(text)
-    if m:
-        year = int(m.group(3))
-        found.append((m.start(), _make(year + 2000 if year < 100 else year, int(m.group(1)), int(m.group(2)))))
-    found = [f for f in found if f[1] is not None]
-    return min(found)[1] if found else None
+    """The first calendar date written in `text` (a DATE that names a real day), or None."""
+    for m in DATE.finditer(text):
+        g = m.groupdict()
+        if g["y1"]:
+            y, mo, d = int(g["y1"]), _MONTHS.get(g["m1"].rstrip(".").lower()), int(g["d1"])
+        elif g["y2"]:
+            y, mo, d = int(g["y2"]), _MONTHS.get(g["m2"].rstrip(".").lower()), int(g["d2"])
+        else:
+            y, mo, d = int(g["y3"]), int(g["m3"]), int(g["d3"])
+            y += 2000 if y < 100 else 0
+        date = _make(y, mo, d) if mo else None
+        if date is not None:
+            return date
+    return None
 
 
 def parse_duration(text: str) -> tuple[int, str] | None:
     """The first duration in `text` as (count, "year" | "month" | "day"): "three (3) years" -> (3, "year")."""
     for m in _DURATION.finditer(text):
-        digits = m.group(2) or m.group(3)
-        word = (m.group(1) or "").lower()
-        n = int(digits) if digits else _NUMBER_WORDS.get(word)
+        digits = m.group("d1") or m.group("d2")
+        n = int(digits) if digits else _NUMBER_WORDS.get((m.group("word") or "").lower())
         if n:
-            return n, m.group(4).lower()
+            return n, m.group("unit").lower()
     return None
 
 

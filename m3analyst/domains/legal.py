@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.dates import add, parse_date, parse_duration, written
+from m3analyst.domains.dates import DATE, DURATION_TEXT, add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.registry import register_extractor
@@ -19,13 +19,6 @@ from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.metadata import contract_name
 from m3analyst.ingest.model import Document
 
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
-DATE = re.compile(
-    rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\s*,?\s+\d{{4}}"
-    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?{_MONTH},?\s+\d{{4}}"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
-    re.IGNORECASE,
-)
 _LAW = re.compile(
     r"laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
     r"([A-Z][A-Za-z.]+(?:\s+[A-Z][A-Za-z.]+){0,3})"
@@ -207,8 +200,7 @@ _EFFECTIVE_ABOVE = re.compile(r"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]
 # Effective Date and terminate five (5) years following the launch": that term runs from something else)
 _REF = (r"(?:the\s+)?(effective\s+date|date\s+(?:first\s+)?(?:written|set\s+forth)\s+above|date\s+hereof|"
         r"date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b")
-_NUM_WORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|eighteen|twenty|thirty|sixty|ninety)"
-_SPAN = rf"((?:{_NUM_WORD}\s+(?:\(\d+\)\s+)?|\(\d+\)\s+|\d+\s+)(?:calendar\s+)?(?:years?|months?|days?))"
+_SPAN = rf"({DURATION_TEXT})"
 _TERM_FROM = [
     re.compile(rf"\b{_SPAN}\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|(?:commencing|beginning|starting)\s+"
                rf"(?:on|as\s+of|with))\s+{_REF}", re.I),
