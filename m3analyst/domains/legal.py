@@ -169,15 +169,11 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             if span is not None:
                 out.append(_fact(fs, span, squash(span.text), doc))
         elif fs.name == "effective_date" and (hit := _effective_in_preamble(doc)) is not None:
-            out.append(Fact(fs.name, hit.text, None, 1.0, None, hit.page, _context(doc, hit.start, hit.end), fs.title,
-                            extra={"cuad": getattr(fs, "cuad", None), "start": hit.start, "end": hit.end}))
+            out.append(_date_fact(fs, doc, hit.start, hit.end))
         elif fs.name == "agreement_date":
             m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
             if m:
-                span = Span(m.start(), m.end(), doc.page_at(m.start()), m.group(0))
-                around = _context(doc, m.start(), m.end())
-                out.append(Fact(fs.name, m.group(0), None, 1.0, None, span.page, around, fs.title,
-                                extra={"cuad": getattr(fs, "cuad", None), "start": m.start(), "end": m.end()}))
+                out.append(_date_fact(fs, doc, m.start(), m.end()))
         else:
             span = best_clause(paras, fs)
             if span is not None:
@@ -190,16 +186,17 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
 # An effective date defined as the contract's own date: "“Effective Date” means the date first written above",
 # "shall become effective on the date hereof", "effective as of the date of this Agreement", "effective upon
 # execution" (the preamble's date is the date the contract was made).
-_EFFECTIVE_ABOVE = re.compile(r"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{0,40}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|on|"
-                              r"upon|as\s+of)\s+(?:the\s+)?(?:date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|"
-                              r"date\s+hereof|date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b"
+# the contract's own date, named by reference
+_OWN_DATE = (r"date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|date\s+hereof|"
+             r"date\s+of\s+(?:this|the)\s+(?:agreement|contract)")
+_EFFECTIVE_ABOVE = re.compile(rf"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{{0,40}}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|"
+                              rf"on|upon|as\s+of)\s+(?:the\s+)?(?:{_OWN_DATE})\b"
                               r"|\beffective\s+(?:on|upon)\s+(?:the\s+date\s+(?:on\s+which|when)\s+(?:it|this\s+agreement)\s+is\s+"
                               r"(?:signed|executed)|(?:its\s+)?(?:execution|signing|signature))\b", re.I)
 # a fixed term that runs from the effective date / the contract's date: "for a period of five (5) years from the
 # date hereof", "shall commence on the Effective Date and continue for three (3) years" (not "... commence on the
 # Effective Date and terminate five (5) years following the launch": that term runs from something else)
-_REF = (r"(?:the\s+)?(effective\s+date|date\s+(?:first\s+)?(?:written|set\s+forth)\s+above|date\s+hereof|"
-        r"date\s+of\s+(?:this|the)\s+(?:agreement|contract))\b")
+_REF = rf"(?:the\s+)?(effective\s+date|{_OWN_DATE})\b"
 _SPAN = rf"({DURATION_TEXT})"
 _TERM_FROM = [
     re.compile(rf"\b{_SPAN}\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|(?:commencing|beginning|starting)\s+"
@@ -253,6 +250,12 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     term.derived = True
     term.extra["computed_from"] = [start_fact.name, "expiration_date"]
     term.extra["pages"] = sorted({term.page, start_fact.page} - {None})
+
+
+def _date_fact(fs: FactSpec, doc: Document, start: int, end: int) -> Fact:
+    """A date read at doc.text[start:end], with the text around it as its source."""
+    return Fact(fs.name, doc.text[start:end], None, 1.0, None, doc.page_at(start), _context(doc, start, end), fs.title,
+                extra={"cuad": getattr(fs, "cuad", None), "start": start, "end": end})
 
 
 def _quote(f: Fact, doc: Document) -> str:
