@@ -40,14 +40,15 @@ _QUESTION_WORDS = {"significantly", "increase", "decrease", "significant", "diff
 _BASELINE = re.compile(r"\b(?:at|of the|in)\s+baseline\b|\bbaseline\s+(?:characteristics|values?|data|demographics)\b|"
                        r"\bat\s+(?:inclusion|enrol?lment|entry|randomi[sz]ation|study\s+start)\b|\bdemographic", re.I)
 # "model for end-stage liver disease (MELD)": a long form, then its abbreviation in parentheses
-_DEFINED_ABBR = re.compile(r"((?:[A-Za-z][\w\-']*\s+){1,8}?)\(([A-Z][A-Za-z0-9\-]{1,9})\)")
+_ABBR = r"\(([A-Z][A-Za-z0-9\-]{1,9})\)"  # "(PRA)"
+_DEFINED_ABBR = re.compile(rf"((?:[A-Za-z][\w\-']*\s+){{1,8}}?){_ABBR}")
 
 
 def abbreviations_for(doc: Document, phrase: str) -> list[str]:
     """Abbreviations the phrase carries ("... activity (PRA)") or the document defines for it: an abbreviation
     defined right after a long form most of whose content words are in the phrase (letters matched to the
     long form's initials decide where the long form starts)."""
-    out = re.findall(r"\(([A-Z][A-Za-z0-9\-]{1,9})\)", phrase)
+    out = re.findall(_ABBR, phrase)
     words = {w for w in tokens(phrase) if len(w) > 3}
     if not words:
         return out
