@@ -57,7 +57,7 @@ def named_fact(spec: DomainSpec, question: str) -> Named | None:
     hits = []
     for f in [*spec.facts, *spec.derived]:
         for alias in f.ask:
-            named = Named(f.name, f.label or f.name, getattr(f, "better", "higher"), alias.lower())
+            named = Named(f.name, f.label or f.name, f.better, alias.lower())
             m = alias_at(alias, q, plural=True)  # "gross margins" names "gross margin"
             if m:
                 hits.append((0, m.start(), -len(alias), named))
