@@ -19,9 +19,8 @@ def resource_dir(name: str) -> Path:
     candidate = REPO_ROOT / name
     if (REPO_ROOT / "pyproject.toml").exists() and candidate.is_dir():
         return candidate
-    import importlib.resources as ir
-
-    return Path(str(ir.files(f"m3analyst.resources.{name}")))
+    # A wheel installs them as data folders m3analyst/resources/<name>/ (setup.py), beside this module.
+    return Path(__file__).resolve().parent / "resources" / name
 
 
 def home_dir() -> Path:
