@@ -100,9 +100,46 @@ class OutlineReport:
 
 @dataclass
 class Provenance:
+    """Where something sits in the Document: a 1-based physical page and a character span of Document.text."""
+
     page: int
     start: int
     end: int
+
+
+@dataclass
+class Citation(Provenance):
+    """The one citation type: a page, the character span in Document.text (start == end == -1 when only the
+    page is known, e.g. a derived figure's input row) and the quoted text as shown to the reader.
+
+    Facts, quotes, claim checks, answers and findings all cite through it; `mark` is how a memo prints it.
+    """
+
+    quote: str = ""
+
+    @property
+    def mark(self) -> str:
+        return f"[p.{self.page}]"
+
+    @property
+    def has_span(self) -> bool:
+        return 0 <= self.start < self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"page": self.page, "start": self.start, "end": self.end, "quote": self.quote}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Citation":
+        return cls(int(d["page"]), int(d.get("start", -1)), int(d.get("end", -1)), str(d.get("quote", "")))
+
+    @classmethod
+    def page_only(cls, page: int, quote: str = "") -> "Citation":
+        return cls(page, -1, -1, quote)
+
+    @classmethod
+    def of_span(cls, doc: "Document", start: int, end: int) -> "Citation":
+        """The citation of Document.text[start:end] (its page found from the offset)."""
+        return cls(doc.page_at(start), start, end, " ".join(doc.text[start:end].split()))
 
 
 @dataclass
