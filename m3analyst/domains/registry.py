@@ -10,12 +10,17 @@ import re
 from typing import Callable
 
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.findings import Finding
 from m3analyst.domains.spec import DomainSpec, list_domains, load_domain
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document
 
 Extractor = Callable[[Document, DomainSpec], list[Fact]]
 _EXTRACTORS: dict[str, Extractor] = {}
+# Findings: `fn(doc, spec, facts) -> list[Finding]`, registered under the name a spec's `findings` field gives
+# (default: the spec's extractor name). Each Finding's `section` names the outline heading it goes under.
+FindingsFn = Callable[[Document, DomainSpec, list[Fact]], list[Finding]]
+_FINDINGS: dict[str, FindingsFn] = {}
 
 
 def register_extractor(name: str):
@@ -24,6 +29,21 @@ def register_extractor(name: str):
         return fn
 
     return deco
+
+
+def register_findings(name: str):
+    def deco(fn: FindingsFn) -> FindingsFn:
+        _FINDINGS[name] = fn
+        return fn
+
+    return deco
+
+
+def make_findings(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[Finding]:
+    """The domain's findings for `doc` (none when the domain registers no findings function)."""
+    _ensure_builtins()
+    fn = _FINDINGS.get(spec.findings or spec.extractor)
+    return fn(doc, spec, facts) if fn else []
 
 
 def _ensure_builtins() -> None:

@@ -86,6 +86,7 @@ class DomainSpec(BaseModel):
     document_kinds: list[str] = Field(default_factory=list)
     detect: DetectSpec = Field(default_factory=DetectSpec)
     extractor: str = "patterns"
+    findings: str | None = Field(None, description="registered findings function (default: the extractor's name)")
     prompt: str = "memo.j2"
     section_priority: list[str] = Field(default_factory=list)
     section_priority_by_kind: dict[str, list[str]] = Field(default_factory=dict, description="overrides per document kind")
