@@ -31,7 +31,8 @@ def test_import_kernels_from_root_is_not_the_repository():
 
 def test_the_project_kernels_import_as_m3analyst_kernels():
     where = _run_from_root("import m3analyst.kernels.msa as m; print(m.__file__)")
-    assert Path(where).name == "msa.py" and Path(where).parent.name == "kernels"
+    assert Path(where).name == "__init__.py" and Path(where).parent.name == "msa"  # the op folder kernels/msa/
+    assert Path(where).parent.parent.name == "kernels"
 
 
 def test_python_dash_m_m3analyst_runs_from_root():
