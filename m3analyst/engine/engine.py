@@ -97,9 +97,13 @@ def _cpu_plan() -> DtypePlan:
     """CPU: PyTorch's bf16 GEMM (AMX/AVX512-BF16) makes prefill ~4x faster than fp32, but its one-row
     (decode) kernels are no faster than fp32; decode reads every weight once per token, so weight-only
     int8 linears (bf16 activations) decode fastest where the CPU has bf16 (measured: RESULTS.md, "Engine
-    round 2"). Without bf16: fp32 throughout."""
+    round 2"). Without bf16 (AVX2-only x86, most Arm): fp32 prefill, and decode linears as int8 with fp32
+    activations where the C kernel is built (kernels/int8_cpu.c, AVX2+FMA or plain C loops): a quarter of fp32's
+    weight bytes per token."""
     if not _cpu_has_bf16():
-        return DtypePlan(torch.float32)
+        from m3analyst.kernels import int8_cpu
+
+        return DtypePlan(torch.float32, decode_int8=int8_cpu.library() is not None)
     from m3analyst.engine.quant import int8_supported
 
     return DtypePlan(torch.bfloat16, torch.bfloat16, decode_int8=True) if int8_supported() else DtypePlan(torch.float32, torch.bfloat16)
