@@ -90,6 +90,17 @@ class Kernel:
             self.declare(lib)
         return lib
 
+    def simd(self) -> str | None:
+        """The SIMD loops the default build compiled ("avx512", "avx2+fma", "plain C"), None when not built."""
+        lib = self.library()
+        if lib is None:
+            return None
+        fn = getattr(lib, "m3_simd", None)
+        if fn is None:
+            return "built"
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+
     def library(self) -> ctypes.CDLL | None:
         """The default build, made once; None when unavailable (see the module docstring)."""
         if not self.tried:

@@ -122,3 +122,14 @@ int int8_gemv_f32(const float *x, const int8_t *w, const float *scale, const flo
     gemv(x, w, scale, bias, N, K, y, 1);
     return 0;
 }
+
+/* Which loops this build compiled, for `engine info`. */
+const char *m3_simd(void) {
+#if defined(M3_DOT4) && defined(__AVX512F__)
+    return "avx512";
+#elif defined(M3_DOT4)
+    return "avx2+fma";
+#else
+    return "plain C";
+#endif
+}

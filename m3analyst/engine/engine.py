@@ -207,6 +207,26 @@ def cpu_kernels() -> dict[str, bool]:
             "amx_prefill_attention": attn_amx.library() is not None, "fused_norm_mlp": norm_cpu.library() is not None}
 
 
+def cpu_op_paths(decode_int8: bool, prefill_dtype: torch.dtype, fused: bool) -> dict[str, str]:
+    """The path each op of a CPU run takes on this machine, in words (`engine info`)."""
+    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu, norm_cpu
+
+    def c_kernel(kernel, fallback: str) -> str:
+        simd = kernel.KERNEL.simd()
+        return f"C kernel ({simd})" if simd else fallback
+
+    dtype = str(prefill_dtype).replace("torch.", "")
+    return {
+        "prefill_linears": f"PyTorch {dtype} GEMM",
+        "prefill_attention": ("AMX C kernel" if prefill_dtype == torch.bfloat16 and attn_amx.library() is not None
+                              else f"PyTorch SDPA ({dtype}, flash-style on CPU)"),
+        "decode_linears": c_kernel(int8_cpu, "PyTorch int8 op") + ", int8 weights" if decode_int8
+        else f"PyTorch {dtype} GEMV",
+        "msa_decode": c_kernel(msa_cpu, "PyTorch (no C compiler)"),
+        "norms_and_gates": c_kernel(norm_cpu, "PyTorch modules") if fused else "PyTorch modules",
+    }
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -353,7 +373,11 @@ class Engine:
         return "\n\n".join(lines) + "\n\n"
 
     def info(self) -> dict:
+        from m3analyst.kernels.cbuild import cpu_flags
+
         c = self.config
+        prefill = self.prefill_model if self.prefill_model is not None else self.model
+        decode_int8 = any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
         return {
             "name": self.name, "path": str(self.path), "architecture": type(self.model).__name__,
             "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
@@ -361,11 +385,14 @@ class Engine:
             "head_dim": getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads,
             "context_length": self.context_length, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
-            "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
-            else str(self.dtype).replace("torch.", ""),
+            "decode_weights": "int8" if decode_int8 else str(self.dtype).replace("torch.", ""),
             "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
             "cpu_kernels": cpu_kernels() if self.device.type == "cpu" else {},
+            "cpu_flags": " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "asimd", "sve"))))
+            if self.device.type == "cpu" else "",
+            "op_paths": cpu_op_paths(decode_int8, prefill.dtype, bool(self.fused_modules))
+            if self.device.type == "cpu" else {},
             "fused_modules": self.fused_modules,
         }
 
