@@ -3,7 +3,7 @@ package `kernels` (which transformers imports) must win `import kernels` from th
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +21,9 @@ def _run_from_root(code: str) -> str:
 
 
 def test_import_kernels_from_root_is_not_the_repository():
-    if importlib.util.find_spec("kernels") is None or not (ROOT / "kernels").is_dir():
+    try:
+        importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:
         pytest.skip("the Hugging Face `kernels` package is not installed here, so nothing can be shadowed")
     where = _run_from_root("import sys, kernels; print(kernels.__file__ or list(kernels.__path__)[0])")
     assert not Path(where).resolve().is_relative_to(ROOT), f"`import kernels` from the root resolved to {where}"
