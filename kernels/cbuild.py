@@ -23,6 +23,10 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent  # kernels/: shared headers (cpu_common.h); op folders compile against it
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
+# M3ANALYST_ISA=avx2 emulates an AVX2-only x86 CPU on one with AVX-512/AMX: kernels are built for x86-64-v3
+# (AVX2+FMA) and the engine sees no avx512*/amx* flags, so it plans dtypes and paths as such a CPU would.
+ISA_ENV = "M3ANALYST_ISA"
+_ISA_MARCH = {"avx2": "-march=x86-64-v3"}
 
 
 def enabled() -> bool:
@@ -31,14 +35,32 @@ def enabled() -> bool:
     return current().engine.kernels.cpu
 
 
+def isa() -> str:
+    """"native", or the instruction set emulated through M3ANALYST_ISA ("avx2")."""
+    value = os.environ.get(ISA_ENV, "native").strip().lower() or "native"
+    return value if value in _ISA_MARCH else "native"
+
+
+def default_flags() -> list[str]:
+    march = _ISA_MARCH.get(isa())
+    return [march if f == "-march=native" and march else f for f in FLAGS]
+
+
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (/proc/cpuinfo), empty where unreadable."""
+def _proc_flags() -> frozenset[str]:
     try:
         line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
     except OSError:
         return frozenset()
     return frozenset(line.partition(":")[2].split())
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where unreadable), less avx512*/amx* under M3ANALYST_ISA=avx2."""
+    flags = _proc_flags()
+    if isa() == "avx2":
+        flags = frozenset(f for f in flags if not f.startswith(("avx512", "amx")))
+    return flags
 
 
 def _cpu_id() -> str:
@@ -66,9 +88,10 @@ def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:
         return None
 
 
-def build(source: Path, flags: list[str] = FLAGS) -> ctypes.CDLL | None:
+def build(source: Path, flags: list[str] | None = None) -> ctypes.CDLL | None:
     """The compiled `source` loaded, or None (no compiler, failed build). flags + ["-DM3_NO_SIMD"] builds
     the plain-C loops even where AVX-512 exists (tests compare both)."""
+    flags = default_flags() if flags is None else flags
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None or not source.is_file():
         return None
@@ -87,12 +110,23 @@ class Kernel:
         self.lib: ctypes.CDLL | None = None
         self.tried = False
 
-    def build(self, flags: list[str] = FLAGS) -> ctypes.CDLL | None:
+    def build(self, flags: list[str] | None = None) -> ctypes.CDLL | None:
         """A fresh build with these flags (tests build the -DM3_NO_SIMD variant this way)."""
         lib = build(self.source, flags)
         if lib is not None:
             self.declare(lib)
         return lib
+
+    def simd(self) -> str | None:
+        """The SIMD loops the default build compiled ("avx512", "avx2+fma", "plain C"), None when not built."""
+        lib = self.library()
+        if lib is None:
+            return None
+        fn = getattr(lib, "m3_simd", None)
+        if fn is None:
+            return "built"
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
 
     def library(self) -> ctypes.CDLL | None:
         """The default build, made once; None when unavailable (see the module docstring)."""

@@ -117,3 +117,12 @@ void silu_mul_bf16(const uint16_t *g, const uint16_t *u, int64_t n, uint16_t *y)
             y[i] = f32_to_bf16(bf16_to_f32(f32_to_bf16(silu_f32(bf16_to_f32(g[i])))) * bf16_to_f32(u[i]));
     }
 }
+
+/* Which loops this build compiled, for `engine info`. */
+const char *m3_simd(void) {
+#ifdef M3_SIMD
+    return "avx512";
+#else
+    return "plain C";
+#endif
+}

@@ -61,4 +61,4 @@ def c_build(request, monkeypatch):
 def kernel_flags() -> list[str]:
     from m3analyst.kernels import cbuild
 
-    return list(cbuild.FLAGS)
+    return cbuild.default_flags()

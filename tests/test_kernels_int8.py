@@ -62,3 +62,21 @@ def test_bound_call_follows_weights_that_move(build):
     lin.weight_q = -lin.weight_q.clone()  # new storage, negated weights
     second = lin(x)
     torch.testing.assert_close(second.float() - lin.bias.float(), -(first.float() - lin.bias.float()), rtol=2 ** -7, atol=2e-3)
+
+
+@pytest.mark.parametrize("N, K, bias", [(576, 576, True), (1536, 576, False), (5, 13, True)])
+def test_fp32_row_matches_fp32_product(build, N, K, bias):
+    """CPUs without bf16 (AVX2-only x86, most Arm) decode through the fp32 entry point: int8 weights, fp32 x/scales."""
+    torch.manual_seed(N * K)
+    lin = Int8Linear(torch.nn.Linear(K, N, bias=bias), act_dtype=torch.float32)
+    x = torch.randn(1, 1, K)
+    assert int8_cpu.supports(x, lin.weight_q, lin.scales)
+    y = lin(x)
+    assert y.shape == (1, 1, N) and y.dtype == torch.float32
+    exact = (x.reshape(1, K).double() @ lin.weight_q.double().T) * lin.scales.double()
+    if bias:
+        exact = exact + lin.bias.double()
+    torch.testing.assert_close(y.reshape(1, N).double(), exact, rtol=1e-5, atol=1e-4)
+    ref = torch.ops.aten._weight_int8pack_mm(x.reshape(1, K), lin.weight_q, lin.scales) if K % 32 == 0 else None
+    if ref is not None:
+        torch.testing.assert_close(y.reshape(1, N), ref + (lin.bias if bias else 0), rtol=1e-5, atol=1e-4)

@@ -596,3 +596,12 @@ int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, co
     }
     return 0;
 }
+
+/* Which loops this build compiled, for `engine info`. */
+const char *m3_simd(void) {
+#ifdef M3_SIMD
+    return "avx512";
+#else
+    return "plain C";
+#endif
+}

@@ -19,7 +19,7 @@ import torch
 from m3analyst.engine import attention
 from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun, EngineStats, GenerationResult, GenParams
-from m3analyst.engine.host import cpu_kernels, pick_threads
+from m3analyst.engine.host import cpu_kernels, cpu_op_paths, pick_threads
 from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer
 from m3analyst.engine.session import PrefillSession
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
@@ -88,7 +88,12 @@ class Engine:
         return "\n\n".join(lines) + "\n\n"
 
     def info(self) -> dict:
+        from m3analyst.kernels.cbuild import cpu_flags
+
         c = self.config
+        prefill = self.prefill_model if self.prefill_model is not None else self.model
+        decode_int8 = any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
+        on_cpu = self.device.type == "cpu"
         return {
             "name": self.name, "path": str(self.path), "architecture": type(self.model).__name__,
             "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
@@ -96,11 +101,13 @@ class Engine:
             "head_dim": getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads,
             "context_length": self.context_length, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
-            "decode_weights": "int8" if any(type(m).__name__ == "Int8Linear" for m in self.model.modules())
-            else str(self.dtype).replace("torch.", ""),
+            "decode_weights": "int8" if decode_int8 else str(self.dtype).replace("torch.", ""),
             "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
-            "cpu_kernels": cpu_kernels() if self.device.type == "cpu" else {},
+            "cpu_kernels": cpu_kernels() if on_cpu else {},
+            "cpu_flags": " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "asimd", "sve"))))
+            if on_cpu else "",
+            "op_paths": cpu_op_paths(decode_int8, prefill.dtype, bool(self.fused_modules)) if on_cpu else {},
             "fused_modules": self.fused_modules,
         }
 

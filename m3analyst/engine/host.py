@@ -35,9 +35,13 @@ def _cpu_plan() -> DtypePlan:
     """CPU: PyTorch's bf16 GEMM (AMX/AVX512-BF16) makes prefill ~4x faster than fp32, but its one-row
     (decode) kernels are no faster than fp32; decode reads every weight once per token, so weight-only
     int8 linears (bf16 activations) decode fastest where the CPU has bf16 (measured: RESULTS.md, "Engine
-    round 2"). Without bf16: fp32 throughout."""
+    round 2"). Without bf16 (AVX2-only x86, most Arm): fp32 prefill, and decode linears as int8 with fp32
+    activations where the C kernel is built (kernels/int8_cpu.c, AVX2+FMA or plain C loops): a quarter of fp32's
+    weight bytes per token."""
     if not _cpu_has_bf16():
-        return DtypePlan(torch.float32)
+        from m3analyst.kernels import int8_cpu
+
+        return DtypePlan(torch.float32, decode_int8=int8_cpu.library() is not None)
     from m3analyst.engine.quant import int8_supported
 
     return DtypePlan(torch.bfloat16, torch.bfloat16, decode_int8=True) if int8_supported() else DtypePlan(torch.float32, torch.bfloat16)
@@ -130,6 +134,27 @@ def _task_running(task: Path) -> bool:
     except OSError:  # the thread ended meanwhile
         return False
     return stat[stat.rindex(")") + 2 :].startswith("R")
+
+
+def cpu_op_paths(decode_int8: bool, prefill_dtype: torch.dtype, fused: bool) -> dict[str, str]:
+    """The path each op of a CPU run takes on this machine, in words (`engine info`)."""
+    from m3analyst.kernels import attn_amx, int8_cpu, norm_cpu
+    from m3analyst.kernels.msa import cpu as msa_cpu
+
+    def c_kernel(module, fallback: str) -> str:
+        simd = module.KERNEL.simd()
+        return f"C kernel ({simd})" if simd else fallback
+
+    dtype = str(prefill_dtype).replace("torch.", "")
+    return {
+        "prefill_linears": f"PyTorch {dtype} GEMM",
+        "prefill_attention": ("AMX C kernel" if prefill_dtype == torch.bfloat16 and attn_amx.library() is not None
+                              else f"PyTorch SDPA ({dtype})"),
+        "decode_linears": c_kernel(int8_cpu, "PyTorch int8 op") + ", int8 weights" if decode_int8
+        else f"PyTorch {dtype} GEMV",
+        "msa_decode": c_kernel(msa_cpu, "PyTorch (no C compiler)"),
+        "norms_and_gates": c_kernel(norm_cpu, "PyTorch modules") if fused else "PyTorch modules",
+    }
 
 
 def cpu_kernels() -> dict[str, bool]:

@@ -1,7 +1,8 @@
 """Weight-only int8 linears for CPU decode (one token per step is bound by reading the weights).
 
 `quantize_linears_int8(model)` replaces every nn.Linear by `Int8Linear`: per-output-channel symmetric
-int8 weights + a scale, multiplied by PyTorch's `_weight_int8pack_mm` CPU kernel (activations bf16).
+int8 weights + a scale, multiplied by PyTorch's `_weight_int8pack_mm` CPU kernel (activations bf16, or fp32 on
+CPUs without bf16), one row at a time by the C loop of kernels/int8_cpu.c.
 A quarter of fp32's bytes per token. Used for the decode copy of the weights only; prefill keeps bf16.
 """
 
@@ -31,7 +32,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        if x.dtype == torch.bfloat16 and x.numel() == self.in_features and x.device.type == "cpu":
+        if x.dtype == self.scales.dtype and x.numel() == self.in_features and x.device.type == "cpu":
             # one row (a decode step): the streaming C loop, its arguments bound once (re-bound if the weights move)
             bound = self._bound
             if bound is None or bound[0] != self.weight_q.data_ptr():
