@@ -23,9 +23,9 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent  # kernels/: shared headers (cpu_common.h); op folders compile against it
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
-# M3ANALYST_ISA=avx2 emulates an AVX2-only x86 CPU on one with AVX-512/AMX: kernels are built for x86-64-v3
-# (AVX2+FMA) and the engine sees no avx512*/amx* flags, so it plans dtypes and paths as such a CPU would.
-ISA_ENV = "M3ANALYST_ISA"
+# Setting engine.kernels.isa = "avx2" (or M3ANALYST_ISA=avx2) emulates an AVX2-only x86 CPU on one with
+# AVX-512/AMX: kernels are built for x86-64-v3 (AVX2+FMA) and the engine sees no avx512*/amx* flags, so it plans
+# dtypes and paths as such a CPU would.
 _ISA_MARCH = {"avx2": "-march=x86-64-v3"}
 
 
@@ -36,9 +36,10 @@ def enabled() -> bool:
 
 
 def isa() -> str:
-    """"native", or the instruction set emulated through M3ANALYST_ISA ("avx2")."""
-    value = os.environ.get(ISA_ENV, "native").strip().lower() or "native"
-    return value if value in _ISA_MARCH else "native"
+    """"native", or the instruction set emulated (settings engine.kernels.isa: "avx2")."""
+    from m3analyst.settings import current
+
+    return current().engine.kernels.isa
 
 
 def default_flags() -> list[str]:

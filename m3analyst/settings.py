@@ -111,6 +111,10 @@ class KernelSettings(Section):
 
     cpu: bool = Field(True, description="build and use the C CPU kernels (off: the PyTorch paths); was "
                       "M3ANALYST_CPU_KERNEL")
+    isa: Literal["native", "avx2"] = Field(
+        "native", description="CPU instruction set the C kernels are built for and the engine plans by: native, or "
+        "avx2 to emulate an AVX2-only x86 CPU on one with AVX-512/AMX (x86-64-v3 builds, avx512*/amx* flags hidden); "
+        "also M3ANALYST_ISA")
     msa_backend: Literal["auto", "torch", "triton"] = Field(
         "auto", description="MSA op backend: auto (triton for CUDA tensors where Triton imports, else torch, the "
         "plain-PyTorch reference); was M3ANALYST_MSA_BACKEND")
@@ -186,6 +190,7 @@ LEGACY_ENV = {
     "M3ANALYST_MSA_FOLD": ("engine", "kernels", "msa_fold"),
     "M3ANALYST_MSA_KV_FOLD": ("engine", "kernels", "msa_kv_fold"),
     "M3ANALYST_DOC_CACHE": ("ingest", "doc_cache"),
+    "M3ANALYST_ISA": ("engine", "kernels", "isa"),
 }
 
 

@@ -11,17 +11,19 @@ import torch
 from m3analyst.kernels import cbuild, int8_cpu
 
 
-def test_isa_switch_masks_flags_and_targets_x86_64_v3(monkeypatch):
-    monkeypatch.setenv(cbuild.ISA_ENV, "avx2")
+@pytest.mark.parametrize("var", ["M3ANALYST_ISA", "M3ANALYST_ENGINE__KERNELS__ISA"])
+def test_isa_switch_masks_flags_and_targets_x86_64_v3(monkeypatch, var):
+    monkeypatch.setenv(var, "avx2")
+    assert cbuild.isa() == "avx2"
     assert not any(f.startswith(("avx512", "amx")) for f in cbuild.cpu_flags())
     assert "-march=x86-64-v3" in cbuild.default_flags() and "-march=native" not in cbuild.default_flags()
-    monkeypatch.setenv(cbuild.ISA_ENV, "nonsense")  # unknown values mean the native CPU
+    monkeypatch.delenv(var)
     assert cbuild.isa() == "native" and "-march=native" in cbuild.default_flags()
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 only: the switch emulates an x86 ISA")
 def test_avx2_build_of_the_int8_kernel_reports_its_loops(monkeypatch):
-    monkeypatch.setenv(cbuild.ISA_ENV, "avx2")
+    monkeypatch.setenv("M3ANALYST_ISA", "avx2")
     lib = int8_cpu.KERNEL.build()
     if lib is None:
         pytest.skip("no C compiler")
