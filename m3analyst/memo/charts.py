@@ -28,8 +28,9 @@ def _missing(v) -> bool:
 
 
 def grouped_bars(series: Mapping[str, Mapping[str, float | None]], groups: Sequence[str], ylabel: str,
-                 fmt: Callable[[float], str], size: tuple[float, float] = (8, 3.6)) -> bytes | None:
-    """Bars per group (x) for each series, labelled with `fmt(value)`; None when nothing is drawable."""
+                 fmt: Callable[[float], str], size: tuple[float, float] = (8, 3.6), on_bars=None) -> bytes | None:
+    """Bars per group (x) for each series, labelled with `fmt(value)`; None when nothing is drawable.
+    `on_bars((name, xs, ys, labels))` sees each series' bars as drawn."""
     if not groups or not any(not _missing(s.get(g)) for s in series.values() for g in groups):
         return None
     plt = _plt()
@@ -38,8 +39,11 @@ def grouped_bars(series: Mapping[str, Mapping[str, float | None]], groups: Seque
     for i, (name, values) in enumerate(series.items()):
         xs = [j + i * width for j, g in enumerate(groups) if not _missing(values.get(g))]
         ys = [values[g] for g in groups if not _missing(values.get(g))]
+        labels = [fmt(y) for y in ys]
         bars = ax.bar(xs, ys, width, label=name)
-        ax.bar_label(bars, labels=[fmt(y) for y in ys], fontsize=7, padding=2)
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+        if on_bars is not None:
+            on_bars((name, [round(x, 6) for x in xs], ys, labels))
         for j, g in enumerate(groups):
             if _missing(values.get(g)):
                 ax.annotate("n/a", (j + i * width, 0), ha="center", va="bottom", fontsize=7, color="#8a93a6")

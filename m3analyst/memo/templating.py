@@ -3,7 +3,6 @@ user may override by putting a file of the same name in a folder passed as `--te
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
@@ -11,7 +10,6 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from m3analyst.errors import InputError
 
 
-@lru_cache(maxsize=8)
 def environment(template_dir: str | None = None) -> Environment:
     from m3analyst.resources import resource_dir
 

@@ -49,7 +49,7 @@ def _proven(word: str, pieces: tuple[str, str], vocab: Vocabulary, ligature: boo
     if joined < 2:
         return False
     a, b = (p.lower().rstrip("-") for p in pieces)
-    if a in _SHORT_WORDS or b in _SHORT_WORDS:
+    if (a in _SHORT_WORDS and not ligature) or b in _SHORT_WORDS:
         return False
     together = vocab.pairs.get((a, b), 0)
     if not ligature and vocab.count(a) > together and vocab.count(b) > together:
