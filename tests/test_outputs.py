@@ -228,3 +228,37 @@ def test_roa_prints_as_a_percentage(memo_and_doc):
     memo, _ = memo_and_doc
     roa = next(f for f in memo.facts if f.name == "roa")
     assert roa.unit == "%" and roa.display().endswith("%") and 1 < roa.value < 100
+
+
+def test_edgar_html_citations_link_to_marked_elements_of_a_local_copy(tmp_path):
+    """An EDGAR iXBRL filing's citations open a local copy of the filing at the cited element, highlighted."""
+    from m3analyst.ingest import load_document
+    from m3analyst.memo import write_memo
+    from m3analyst.memo.highlight import norm_token
+    from m3analyst.memo.render_html import render_html
+    from m3analyst.resources import corpus_dir
+    from m3analyst.settings import Settings
+
+    path = corpus_dir() / "finance/aapl-10-k-2024-11-01.html"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    settings = Settings()
+    settings.engine.model = "none"
+    doc = load_document(path)
+    memo = write_memo(doc, "finance", settings, engine=None)
+    out = tmp_path / "aapl.html"
+    html = render_html(memo, doc, out_file=out)
+    links = re.findall(r'<a class="cite" href="aapl_pages/filing\.xhtml#([\w-]+)"[^>]*title="([^"]*)"', html)
+    assert len(links) >= 30
+    from lxml import etree
+
+    root = etree.parse(str(tmp_path / "aapl_pages" / "filing.xhtml"))
+    marked = norm_token(" ".join("".join(e.itertext()) for e in root.xpath('//*[contains(@class, "m3hl")]')))
+    for anchor, title in links:
+        el = root.xpath(f'//*[@id="{anchor}"]')
+        assert el and "m3hl" in el[0].get("class"), anchor
+        want = norm_token(title.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"'))
+        assert norm_token("".join(el[0].itertext()))[:20] in want or want[:20] in norm_token("".join(el[0].itertext()))
+        assert want[:150] in marked, (anchor, title[:60])  # the cited words are all highlighted
+    quotes = [q for s in memo.sections for q in s.quotes]
+    assert quotes and all(f"“{q.text[:20]}" in html.replace("&#39;", "'").replace("&amp;", "&") for q in quotes[:3])

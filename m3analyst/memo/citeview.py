@@ -26,6 +26,7 @@ class CiteView:
     boxes: list[list[float]] = field(default_factory=list)  # highlighted lines, page fractions x0, top, x1, bottom
     strong: list[list[float]] = field(default_factory=list)  # the cited values within a fact row
     href: str = ""  # a link elsewhere than the page overlay (an EDGAR filing's local copy)
+    concept: str = ""  # an inline-XBRL fact's concept (found by it in the filing's copy)
 
     @property
     def label(self) -> str:
@@ -72,15 +73,15 @@ class Citations:
 
         return self._add(("q", page, text), make)
 
-    def fact(self, page: int, source_text: str, values: Sequence[tuple[float, float | None]]) -> CiteView:
+    def fact(self, page: int, source_text: str, values: Sequence[tuple[float, float | None]], concept: str = "") -> CiteView:
         def make() -> CiteView:
             words = self._words(page)
             if not words:
-                return CiteView("", page, source_text, "fact")
+                return CiteView("", page, source_text, "fact", concept=concept)
             row, strong = fact_boxes(words, source_text, values)
             return CiteView("", page, source_text, "fact", line_boxes(words, row), line_boxes(words, strong))
 
-        return self._add(("f", page, source_text, tuple(values)), make)
+        return self._add(("f", page, source_text, tuple(values), concept), make)
 
     def page(self, page: int) -> CiteView:
         return self._add(("p", page), lambda: CiteView("", page))
@@ -120,13 +121,13 @@ class PageImages:
         except (IndexError, ValueError, OSError):
             return None
         if self.folder is None:
-            return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+            return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / f"p{page}.png"
+        target = self.folder / f"p{page}.jpg"
         if not target.exists() or target.stat().st_size != path.stat().st_size:
             target.write_bytes(path.read_bytes())
         self.written.append(target)
-        return f"{self.link_prefix}p{page}.png"
+        return f"{self.link_prefix}p{page}.jpg"
 
     def size(self, page: int) -> tuple[int, int]:
         """The page's width and height in points (its aspect on screen); letter size when unknown."""

@@ -20,9 +20,10 @@ def _fact_cites(cites: Citations, f, prior) -> list[CiteView]:
     values = [(f.value, f.scale)] if isinstance(f.value, float) else []
     if prior is not None and prior.page == f.page and prior.source_text == f.source_text and isinstance(prior.value, float):
         values.append((prior.value, prior.scale))
-    out = [cites.fact(f.page, f.source_text or "", values)]
+    out = [cites.fact(f.page, f.source_text or "", values, (f.extra or {}).get("concept") or "")]
     if prior is not None and prior.page and not prior.derived and (prior.page, prior.source_text) != (f.page, f.source_text):
-        out.append(cites.fact(prior.page, prior.source_text or "", [(prior.value, prior.scale)]))
+        out.append(cites.fact(prior.page, prior.source_text or "", [(prior.value, prior.scale)],
+                              (prior.extra or {}).get("concept") or ""))
     return out
 
 
@@ -85,25 +86,32 @@ def memo_context(memo: Memo, cites: Citations, images: PageImages) -> dict[str, 
     }
 
 
-def citations_for(memo: Memo, doc=None):
-    """The memo's citation builder and its source: the PDF's pages, an EDGAR filing's local copy, or nothing."""
-    from m3analyst.memo.pages import PageSource
+def citations_for(memo: Memo, doc=None, images: PageImages | None = None):
+    """The memo's citation builder over its source: the PDF's pages, or (written beside the memo) an EDGAR filing's
+    marked local copy; page-only citations when the source is gone."""
+    from m3analyst.memo.filing_copy import FilingCopy
     from m3analyst.memo.textfix import Vocabulary
 
-    source = PageSource.for_memo(memo.document)
+    source = images.source if images is not None else None
+    filing = FilingCopy.for_memo(memo.document, images.folder, images.link_prefix) if images is not None else None
     vocab = Vocabulary(doc.text) if doc is not None else (source.vocabulary() if source else Vocabulary())
-    return Citations(source, vocab), source
+    return Citations(source, vocab, filing)
 
 
 def render_html(memo: Memo, doc=None, out_file: Path | None = None, template_dir: str | Path | None = None) -> str:
-    """The memo as one HTML page. With `out_file`, cited pages go to `<stem>_pages/` beside it; else they are
-    inlined (a self-contained page)."""
+    """The memo as one HTML page. With `out_file`, cited pages (or an HTML filing's marked copy) go to
+    `<stem>_pages/` beside it; else page images are inlined (a self-contained page)."""
+    from m3analyst.memo.pages import PageSource
     from m3analyst.memo.templating import render
 
-    cites, source = citations_for(memo, doc)
+    source = PageSource.for_memo(memo.document)
     images = PageImages.beside(source, out_file) if out_file is not None else PageImages(source)
+    cites = citations_for(memo, doc, images)
     try:
-        return render("memo.html.j2", template_dir, **memo_context(memo, cites, images))
+        html = render("memo.html.j2", template_dir, **memo_context(memo, cites, images))
+        if cites.filing is not None:
+            cites.filing.write()
+        return html
     finally:
         if source is not None:
             source.close()
