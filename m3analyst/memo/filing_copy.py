@@ -13,7 +13,7 @@ from pathlib import Path
 from m3analyst.memo.highlight import norm_token
 
 BLOCKS = {"p", "div", "td", "li", "tr", "table", "h1", "h2", "h3", "h4", "span"}
-STYLE = (".m3hl{background:#ffe066 !important;outline:2px solid #e8590c} .m3hl *{background:transparent !important} "
+STYLE = (".m3hl{background:#fff3bf !important} .m3hl *{background:transparent !important} .m3hl:target{background:#ffe066 !important;outline:3px solid #e8590c} "
          ":target{scroll-margin-top:35vh}")
 
 
