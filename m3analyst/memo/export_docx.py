@@ -5,6 +5,7 @@ page and quoted words (the reader's key to checking them)."""
 from __future__ import annotations
 
 import io
+import re
 
 from m3analyst.memo.export_xlsx import require
 from m3analyst.memo.model import Memo
@@ -56,7 +57,11 @@ def _section(doc, memo: Memo, s, vocab, sources: list) -> None:
         return
     for f in getattr(s, "findings", None) or []:
         label = f"{f.label}: " if f.label else ""
-        _cited(doc, label + f.claim, f.pages, "List Bullet", sources, " … ".join(c.quote for c in f.evidence if c.quote))
+        inline = [int(p) for p in re.findall(r"\[p\.(\d+)\]", f.claim)]
+        quote = " … ".join(c.quote for c in f.evidence if c.quote) or repair(f.claim, vocab)
+        for p in inline:
+            sources.append((p, quote))
+        _cited(doc, label + repair(f.claim, vocab), [p for p in f.pages if p not in inline], "List Bullet", sources, quote)
     for c in s.shown_claims(memo.drop_unsupported):
         _cited(doc, c.text + ("" if c.ok else " [unsupported]"), c.citations, None, sources)
     for q in s.quotes:

@@ -5,6 +5,7 @@ charts of the key series and the margins (matplotlib PNGs, inline)."""
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,44 @@ def section_view(memo: Memo, s: MemoSection, cites: Citations) -> dict[str, Any]
     claims = [{"text": c.text, "ok": c.ok, "cites": [cites.page(p) for p in c.citations]}
               for c in s.shown_claims(memo.drop_unsupported)]
     quotes = [{"cite": cites.quote(q.page, q.text), "chosen_by": q.chosen_by} for q in s.quotes]
-    findings = [{"claim": f.claim, "label": f.label, "topic": f.topic, "cites": [cites.citation(c) for c in f.evidence]}
-                for f in getattr(s, "findings", None) or []]
+    findings = [finding_view(memo, f, cites) for f in getattr(s, "findings", None) or []]
     return {**view, "claims": claims, "quotes": quotes, "findings": findings}
+
+
+_MARK = re.compile(r"\s*\[p\.(\d+)\]")
+
+
+def _mark_cite(memo: Memo, finding, page: int, cites: Citations) -> CiteView:
+    """What a finding's [p.N] points at: its evidence quote on that page, else the statement row of a figure's fact
+    printed there (values marked), else the bare page."""
+    for c in finding.evidence:
+        if c.page == page and c.quote:
+            return cites.citation(c)
+    wanted = {(g.fact, g.period) for g in finding.figures if g.fact and not g.derived}
+    rows = [f for f in memo.facts if (f.name, f.period) in wanted and f.page == page and not f.derived and f.source_text]
+    if rows:
+        row = [f for f in rows if f.source_text == rows[0].source_text]
+        return cites.fact(page, rows[0].source_text, [(f.value, f.scale) for f in row if isinstance(f.value, float)],
+                          (rows[0].extra or {}).get("concept") or "")
+    return cites.page(page)
+
+
+def finding_view(memo: Memo, finding, cites: Citations) -> dict[str, Any]:
+    """A finding as text runs and citation links: each [p.N] in its claim becomes a link; evidence on other pages
+    follows the claim."""
+    from m3analyst.memo.textfix import repair
+
+    parts: list[dict[str, Any]] = []
+    pos, marked = 0, set()
+    claim = repair(finding.claim, cites.vocab)
+    for m in _MARK.finditer(claim):
+        parts.append({"text": claim[pos : m.start()]})
+        parts.append({"cite": _mark_cite(memo, finding, int(m.group(1)), cites)})
+        marked.add(int(m.group(1)))
+        pos = m.end()
+    parts.append({"text": claim[pos:]})
+    extra = [cites.citation(c) for c in finding.evidence if c.page not in marked]
+    return {"parts": parts, "label": finding.label, "topic": finding.topic, "cites": extra}
 
 
 def appendix_view(memo: Memo) -> dict[str, Any]:
