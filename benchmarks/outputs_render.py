@@ -3,7 +3,8 @@ and highlights (cold: empty page cache; warm: cached) against the same render wi
 
     python benchmarks/outputs_render.py ../shared/corpus/finance/3M_2018_10K.pdf [more files]
 
-Model-free memos (--model none). Prints seconds per file; state the machine's load (/proc/loadavg) with any figure.
+Model-free memos (--model none). Prints wall and CPU seconds per file (CPU time of this process: what the render
+costs, less sensitive to other sessions' load than wall time); state the machine's load (/proc/loadavg) with any figure.
 """
 
 from __future__ import annotations
@@ -33,21 +34,23 @@ def main(files: list[str]) -> None:
         render_html.charts(memo)  # matplotlib's import and first figure, paid by every HTML memo before this issue too
         pages.PageSource.for_memo = classmethod(lambda cls, d: None)
         filing_copy.FilingCopy.for_memo = classmethod(lambda cls, *a: None)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         render_html.render_html(memo, doc, out / "plain.html")
-        plain = time.perf_counter() - t
+        plain, plain_cpu = time.perf_counter() - t, time.process_time() - c
         pages.PageSource.for_memo, filing_copy.FilingCopy.for_memo = real_pages, real_filing
         source = pages.PageSource.for_memo(memo.document)
         if source is not None:
             shutil.rmtree(source.dir, ignore_errors=True)  # cold: no page rendered yet
-        times = []
+        times, cpu = [], []
         for _ in range(2):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             html = render_html.render_html(memo, doc, out / "memo.html")
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         links = html.count('class="cite"')
-        print(f"{Path(name).name}: {links} citation links; render without citations {plain:.2f}s, with them cold "
-              f"{times[0]:.2f}s (+{times[0] - plain:.2f}), warm {times[1]:.2f}s (+{times[1] - plain:.2f})")
+        print(f"{Path(name).name}: {links} citation links; render without citations {plain:.2f}s wall / {plain_cpu:.2f}s CPU; "
+              f"with them cold {times[0]:.2f}s / {cpu[0]:.2f}s CPU (+{cpu[0] - plain_cpu:.2f}s CPU), "
+              f"warm {times[1]:.2f}s / {cpu[1]:.2f}s CPU (+{cpu[1] - plain_cpu:.2f}s CPU)")
     shutil.rmtree(out, ignore_errors=True)
     print(f"load {open('/proc/loadavg').read().split()[:3]}")
 
