@@ -271,3 +271,12 @@ def test_edgar_html_citations_link_to_marked_elements_of_a_local_copy(tmp_path):
         assert want[:150] in marked, (anchor, title[:60])  # the cited words are all highlighted
     quotes = [q for s in memo.sections for q in s.quotes]
     assert quotes and all(f"“{q.text[:20]}" in html.replace("&#39;", "'").replace("&amp;", "&") for q in quotes[:3])
+
+
+def test_ratios_and_percentages_print_consistently(memo_and_doc):
+    memo, _ = memo_and_doc
+    for f in memo.facts:
+        if f.unit == "%":
+            assert re.fullmatch(r"-?\d[\d,]*\.\d%", f.display()), f
+        elif f.unit == "ratio":
+            assert re.fullmatch(r"-?\d[\d,]*\.\d\d", f.display()), f

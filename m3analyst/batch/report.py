@@ -89,7 +89,7 @@ def index_html(report: BatchReport, opts: BatchOptions, xlsx: bool = False) -> s
     rows = [_index_row(r) for r in report.rows]
     counts_text = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
     return render(
-        "dashboard.html.j2", getattr(opts, "template_dir", None), title=opts.input, rows=rows, counts_text=counts_text,
+        "dashboard.html.j2", opts.template_dir, title=opts.input, rows=rows, counts_text=counts_text,
         extra_cols=extra_columns(report.rows), written=time.strftime("%Y-%m-%d %H:%M"), xlsx=xlsx,
         **dashboard_context(report.rows),
     )  # fmt: skip
