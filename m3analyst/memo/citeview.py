@@ -73,15 +73,16 @@ class Citations:
 
         return self._add(("q", page, text), make)
 
-    def fact(self, page: int, source_text: str, values: Sequence[tuple[float, float | None]], concept: str = "") -> CiteView:
+    def fact(self, page: int, source_text: str, values: Sequence[tuple[float, float | None]], concept: str = "",
+             text_value: str = "") -> CiteView:
         def make() -> CiteView:
             words = self._words(page)
             if not words:
                 return CiteView("", page, source_text, "fact", concept=concept)
-            row, strong = fact_boxes(words, source_text, values)
+            row, strong = fact_boxes(words, source_text, values, text_value)
             return CiteView("", page, source_text, "fact", line_boxes(words, row), line_boxes(words, strong))
 
-        return self._add(("f", page, source_text, tuple(values), concept), make)
+        return self._add(("f", page, source_text, tuple(values), concept, text_value), make)
 
     def page(self, page: int) -> CiteView:
         return self._add(("p", page), lambda: CiteView("", page))

@@ -77,11 +77,16 @@ def value_tokens(value: float, scale: float | None) -> set[str]:
     return {norm_token(f) for f in forms}
 
 
-def fact_boxes(words: Sequence[Word], source_text: str, values: Sequence[tuple[float, float | None]]) -> tuple[list[int], list[int]]:
-    """The fact's row on the page (its source text) and, within it, the words printing each of `values`."""
+def fact_boxes(words: Sequence[Word], source_text: str, values: Sequence[tuple[float, float | None]],
+               text_value: str = "") -> tuple[list[int], list[int]]:
+    """The fact's row on the page (its source text) and, within it, the words printing each of `values` (numbers) or
+    the words of `text_value` (a clause's short answer: a law, a date, a party)."""
     row = align(words, source_text) if source_text else []
     wanted = set().union(*(value_tokens(v, s) for v, s in values)) if values else set()
     strong = [i for i in row if norm_token(words[i].text) in wanted and any(c.isdigit() for c in words[i].text)]
+    if text_value and row:
+        sub = [words[i] for i in row]
+        strong += [row[j] for j in align(sub, text_value)]
     return row, strong
 
 

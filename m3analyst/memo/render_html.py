@@ -21,7 +21,8 @@ def _fact_cites(cites: Citations, f, prior) -> list[CiteView]:
     values = [(f.value, f.scale)] if isinstance(f.value, float) else []
     if prior is not None and prior.page == f.page and prior.source_text == f.source_text and isinstance(prior.value, float):
         values.append((prior.value, prior.scale))
-    out = [cites.fact(f.page, f.source_text or "", values, (f.extra or {}).get("concept") or "")]
+    short = f.value if isinstance(f.value, str) and len(f.value) <= 60 and f.value != f.source_text else ""
+    out = [cites.fact(f.page, f.source_text or "", values, (f.extra or {}).get("concept") or "", short)]
     if prior is not None and prior.page and not prior.derived and (prior.page, prior.source_text) != (f.page, f.source_text):
         out.append(cites.fact(prior.page, prior.source_text or "", [(prior.value, prior.scale)],
                               (prior.extra or {}).get("concept") or ""))
