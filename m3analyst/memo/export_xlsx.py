@@ -102,14 +102,20 @@ def _facts_sheet(wb, memo: Memo) -> None:
     _style(ws, [22, 30, 12, 18, 9, 10, 14, 6, 10, 8, 16, 60])
 
 
-def _findings_sheet(wb, memo: Memo) -> None:
+def _findings_sheet(wb, memo: Memo, vocab) -> None:
+    import re
+
+    from m3analyst.memo.textfix import repair
+
     ws = wb.create_sheet("Findings")
-    ws.append(["section", "topic", "label", "claim", "pages", "evidence", "source"])
+    ws.append(["section", "topic", "label", "claim", "pages", "figures", "evidence", "source"])
     for s in memo.sections:
         for f in getattr(s, "findings", None) or []:
-            ws.append([s.heading, f.topic, f.label, f.claim, ", ".join(map(str, f.pages)),
-                       " | ".join(f"[p.{c.page}] {c.quote}" for c in f.evidence), f.source])
-    _style(ws, [24, 12, 14, 70, 10, 70, 8])
+            pages = sorted(set(f.pages) | {int(p) for p in re.findall(r"\[p\.(\d+)\]", f.claim)})
+            figures = "; ".join(f"{g.fact or '?'} {g.period or ''} = {g.text}".replace("  ", " ") for g in f.figures)
+            ws.append([s.heading, f.topic, f.label, repair(f.claim, vocab), ", ".join(map(str, pages)), figures,
+                       " | ".join(f"[p.{c.page}] {repair(c.quote, vocab)}" for c in f.evidence), f.source])
+    _style(ws, [24, 12, 14, 70, 10, 50, 70, 8])
 
 
 def _quotes_sheet(wb, memo: Memo, vocab) -> None:
@@ -134,8 +140,9 @@ def memo_xlsx(memo: Memo, vocab=None) -> bytes:
         if key in tables:
             _statement_sheet(wb, title, tables[key])
     _facts_sheet(wb, memo)
-    _findings_sheet(wb, memo)
-    _quotes_sheet(wb, memo, vocab or Vocabulary())
+    vocab = vocab or Vocabulary()
+    _findings_sheet(wb, memo, vocab)
+    _quotes_sheet(wb, memo, vocab)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
