@@ -62,6 +62,8 @@ def section_view(memo: Memo, s: MemoSection, cites: Citations) -> dict[str, Any]
               for c in s.shown_claims(memo.drop_unsupported)]
     quotes = [{"cite": cites.quote(q.page, q.text), "chosen_by": q.chosen_by} for q in s.quotes]
     findings = [finding_view(memo, f, cites) for f in getattr(s, "findings", None) or []]
+    if findings:  # a findings section's quotes are its findings' evidence, shown under each finding
+        quotes = []
     return {**view, "claims": claims, "quotes": quotes, "findings": findings}
 
 
@@ -97,8 +99,9 @@ def finding_view(memo: Memo, finding, cites: Citations) -> dict[str, Any]:
         marked.add(int(m.group(1)))
         pos = m.end()
     parts.append({"text": claim[pos:]})
-    extra = [cites.citation(c) for c in finding.evidence if c.page not in marked]
-    return {"parts": parts, "label": finding.label, "topic": finding.topic, "cites": extra}
+    extra = [cites.citation(c) for c in finding.evidence if c.page not in marked and not c.quote]
+    evidence = [cites.citation(c) for c in finding.evidence if c.quote and c.quote not in finding.claim]
+    return {"parts": parts, "label": finding.label, "topic": finding.topic, "cites": extra, "evidence": evidence}
 
 
 def appendix_view(memo: Memo) -> dict[str, Any]:
