@@ -123,6 +123,7 @@ def memo_context(memo: Memo, cites: Citations, images: PageImages) -> dict[str, 
         "mode": f"engine: {memo.engine['name']}" if memo.engine else "extractive: no model, passages chosen lexically",
         "sections": sections, "appendix": appendix_view(memo), "cites": cites.all(), "pages": pages,
         "has_images": any(p["src"] for p in pages),
+        "html_source": bool(re.search(r"\.x?html?$", d.get("source") or "", re.I)),
     }
 
 
