@@ -1,4 +1,4 @@
-"""Package layout: the top-level folders kernels/, domains/, prompts/ and evals/ install inside
+"""Package layout: the top-level folders kernels/, domains/, prompts/, evals/ and templates/ install inside
 the package (m3analyst.kernels, m3analyst.resources.*). kernels/ must never become a top-level
 module named `kernels`: a Hugging Face package owns that name and transformers probes for it."""
 from setuptools import find_packages, setup
@@ -8,6 +8,7 @@ MAPPED = {
     "m3analyst.resources.domains": "domains",
     "m3analyst.resources.prompts": "prompts",
     "m3analyst.resources.evals": "evals",
+    "m3analyst.resources.templates": "templates",
 }
 
 
@@ -32,5 +33,6 @@ setup(
         "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml"],
         "m3analyst.resources.prompts": ["*.j2", "*.md"],
         "m3analyst.resources.evals": ["*.jsonl", "*.md"],
+        "m3analyst.resources.templates": ["*.j2"],
     },
 )

@@ -1,5 +1,5 @@
-"""Batch summary: summary.csv, facts.csv (every memo's facts, one row each), summary.json, index.html (links every
-memo) and the terminal table."""
+"""Batch summary: summary.csv, facts.csv (every memo's facts, one row each), summary.json, index.html (a dashboard
+comparing the documents, and linking every memo), comparison.xlsx and the terminal table."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment
-
 from m3analyst.io import write_atomic
 
 if TYPE_CHECKING:
@@ -21,35 +19,6 @@ CSV_COLUMNS = (
     "id", "path", "domain", "status", "error", "ingest_s", "memo_s", "total_s", "cpu_s", "pages", "kind",
     "grounding_score", "memo", "memo_html", "memo_json", "memo_mode", "note", "key",
 )  # fmt: skip
-
-_INDEX = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>m3analyst batch: {{ title }}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;width:100%}
-th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
-th{background:#f4f4f4}
-.ok{color:#1a7f37}.skipped{color:#555}.failed{color:#b42318}.pending{color:#9a6700}
-.err{font-family:monospace;font-size:.8rem;color:#b42318}
-</style></head><body>
-<h1>Batch: {{ title }}</h1>
-<p>{{ counts_text }} &middot; written {{ written }} &middot; every memo's facts: <a href="facts.csv">facts.csv</a></p>
-<table>
-<tr><th>id</th><th>domain</th><th>status</th><th>memo</th><th>grounding</th><th>pages</th><th>seconds</th>{% for c in extra_cols %}<th>{{ c }}</th>{% endfor %}<th>source / error</th></tr>
-{% for r in rows %}
-<tr>
-<td>{{ r.id }}</td><td>{{ r.domain or "" }}</td><td class="{{ r.status }}">{{ r.status }}</td>
-<td>{% for label, href in r.links %}<a href="{{ href }}">{{ label }}</a> {% endfor %}</td>
-<td>{{ r.grounding }}</td><td>{{ r.pages or "" }}</td><td>{{ r.seconds }}</td>
-{% for c in extra_cols %}<td>{{ r.extra.get(c, "") }}</td>{% endfor %}
-<td>{{ r.path }}{% if r.error %}<div class="err">{{ r.error }}</div>{% endif %}{% if r.note %}<div>{{ r.note }}</div>{% endif %}</td>
-</tr>
-{% endfor %}
-</table></body></html>
-"""
-)
-
 
 def extra_columns(rows: list[dict[str, Any]]) -> list[str]:
     """Manifest columns carried into the summary, in first-seen order."""
@@ -112,12 +81,17 @@ def summary_json(report: BatchReport, opts: BatchOptions) -> str:
     )
 
 
-def index_html(report: BatchReport, opts: BatchOptions) -> str:
+def index_html(report: BatchReport, opts: BatchOptions, xlsx: bool = False) -> str:
+    """The dashboard (templates/dashboard.html.j2): comparison tables (batch/dashboard.py) and the documents."""
+    from m3analyst.batch.dashboard import dashboard_context
+    from m3analyst.memo.templating import render
+
     rows = [_index_row(r) for r in report.rows]
     counts_text = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
-    return _INDEX.render(
-        title=opts.input, rows=rows, counts_text=counts_text, extra_cols=extra_columns(report.rows),
-        written=time.strftime("%Y-%m-%d %H:%M"),
+    return render(
+        "dashboard.html.j2", opts.template_dir, title=opts.input, rows=rows, counts_text=counts_text,
+        extra_cols=extra_columns(report.rows), written=time.strftime("%Y-%m-%d %H:%M"), xlsx=xlsx,
+        **dashboard_context(report.rows),
     )  # fmt: skip
 
 
@@ -132,13 +106,19 @@ def _index_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_summary(report: BatchReport, opts: BatchOptions) -> dict[str, str]:
-    """Write summary.csv, facts.csv, summary.json and index.html into OUT (each atomically)."""
-    files = {
+    """Write summary.csv, facts.csv, summary.json, index.html (the dashboard) and comparison.xlsx (its tables, with
+    the [office] extra) into OUT (each atomically)."""
+    from m3analyst.batch.dashboard import comparison_xlsx
+
+    xlsx = comparison_xlsx(report.rows)
+    files: dict[str, str | bytes] = {
         "summary.csv": summary_csv(report.rows),
         "facts.csv": facts_csv(report.rows),
         "summary.json": summary_json(report, opts),
-        "index.html": index_html(report, opts),
+        "index.html": index_html(report, opts, xlsx=xlsx is not None),
     }
+    if xlsx is not None:
+        files["comparison.xlsx"] = xlsx
     return {name: str(write_atomic(report.out / name, text)) for name, text in files.items()}
 
 

@@ -39,6 +39,7 @@ class BatchOptions:
     ray: str | None = None  # None: no Ray; "local": start a local Ray; else a cluster address
     formats: tuple[str, ...] = ("md",)
     retry_failed: bool = False  # also redo documents whose earlier failure was an input error
+    template_dir: Path | None = None  # --template: Jinja2 templates overriding the dashboard's (templates/)
 
 
 @dataclass

@@ -61,6 +61,7 @@ def batch(
     html: bool = typer.Option(False, "--html", help="Also write each memo as HTML."),
     json_out: bool = typer.Option(False, "--json", help="Also write each memo as JSON."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo documents whose earlier failure was recorded as permanent."),
+    template: Path | None = typer.Option(None, "--template", help="Folder of Jinja2 templates overriding the packaged ones (dashboard.html.j2 for index.html)."),
     *,
     settings: Settings,
 ) -> None:
@@ -74,7 +75,7 @@ def batch(
     formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))
     ray_target = ray_address or ("local" if ray else None)
     n_workers = workers if workers is not None else (0 if ray_target else 1)
-    opts = BatchOptions(input, out, settings, domain, n_workers, ray_target, formats, retry_failed)
+    opts = BatchOptions(input, out, settings, domain, n_workers, ray_target, formats, retry_failed, template)
 
     with progress(transient=True) as bar:
         report = run_batch(opts, _ProgressEvents(bar))

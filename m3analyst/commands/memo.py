@@ -12,6 +12,19 @@ from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
 
+FORMAT_HELP = ("Output format(s): md (default), html, json, xlsx, docx, pdf; comma-separated or repeated. xlsx/docx/pdf "
+               "need --out and the [office] extra; with several, --out is the stem.")
+TEMPLATE_HELP = "Folder of Jinja2 templates overriding the packaged ones (memo.html.j2, memo.css.j2)."
+
+
+def _emit(data: str | bytes, path: Path | None) -> None:
+    from m3analyst.io import write_atomic
+
+    if isinstance(data, bytes) or path is not None:
+        write_atomic(path, data)
+        err_console.print(f"wrote {path}", highlight=False)
+    else:
+        emit(data, None)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,15 +43,19 @@ def _memo_command(domain: str):
         out: Path | None = typer.Option(None, "--out", help="Write the memo to this file instead of stdout."),
         json_out: bool = typer.Option(False, "--json", help="JSON: sections, facts with pages, citations, budget, engine stats, grounding."),
         html_out: bool = typer.Option(False, "--html", help="A styled HTML page (finance: with a chart of the key series)."),
+        formats: list[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+        template: Path | None = typer.Option(None, "--template", help=TEMPLATE_HELP),
         *,
         settings: Settings,
     ) -> None:
-        from m3analyst.errors import UsageError
         from m3analyst.ingest import load_document
         from m3analyst.memo import write_memo
+        from m3analyst.memo.outputs import write_outputs
 
-        if json_out and html_out:
-            raise UsageError("choose one of --json and --html")
+        from m3analyst.memo.outputs import parse_formats, targets
+
+        wanted = parse_formats([*(formats or []), *(["json"] if json_out else []), *(["html"] if html_out else [])])
+        targets(wanted, out)  # a bad combination fails before the document is read
         with progress() as p:
             task = p.add_task("reading the document", total=None)
             t0 = time.perf_counter()
@@ -50,12 +67,7 @@ def _memo_command(domain: str):
 
             memo = write_memo(doc, domain, settings, engine=None, progress=report)
         memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
-        if json_out:
-            emit_json(memo.to_dict(), out)
-        elif html_out:
-            emit(memo.to_html(), out)
-        else:
-            emit(memo.to_markdown(), out)
+        write_outputs(memo, wanted, out, _emit, doc=doc, template_dir=template)
         g = memo.grounding
         err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} "
                           f"generated sentence(s) verified, {g['dropped_sentences']} dropped, "

@@ -41,7 +41,7 @@ class Fact:
         return self.extra.get("pages") or ([self.page] if self.page else [])
 
     def display(self) -> str:
-        """Human form: 32,765 (USD millions) -> '$32,765M', EPS '$8.89', margins '22.0%'."""
+        """Human form: 32,765 (USD millions) -> '$32,765M', EPS '$8.89', margins and returns '22.0%', ratios '1.89'."""
         return format_value(self.value, self.unit, self.scale)
 
 
@@ -62,4 +62,6 @@ def format_value(value: float | str | None, unit: str | None, scale: float = 1.0
         return f"{sign}${abs(shown):,.{decimals}f}{suffix}"
     if unit == "days":
         return f"{value:,.1f} days"
+    if unit == "ratio":  # current / quick ratio, turnover: always two decimals (1.89, 1.29, 3.97)
+        return f"{value:,.2f}"
     return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"

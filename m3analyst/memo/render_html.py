@@ -1,120 +1,158 @@
-"""HTML rendering: one self-contained styled page; finance memos embed a chart of the key series
-(matplotlib, Agg backend, PNG as base64)."""
+"""HTML rendering from the Jinja2 template templates/memo.html.j2 (overridable with `--template DIR`): one styled page
+whose every citation is a link opening the cited page's image with the quote or fact highlighted; finance memos carry
+charts of the key series and the margins (matplotlib PNGs, inline)."""
 
 from __future__ import annotations
 
 import base64
-import io
-from html import escape
+import re
+from pathlib import Path
+from typing import Any
 
+from m3analyst.memo.citeview import Citations, CiteView, PageImages
 from m3analyst.memo.model import Memo, MemoSection
 from m3analyst.memo.render_md import _omitted, facts_rows
 
-CSS = """
-body{font:15px/1.5 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
-h1{font-size:1.6rem;margin-bottom:.2rem} h2{border-bottom:1px solid #d8dde6;padding-bottom:.2rem;margin-top:2rem}
-.meta{color:#5b6476;font-style:italic} table{border-collapse:collapse;width:100%;font-size:.92rem}
-th,td{border-bottom:1px solid #e4e8ef;padding:.3rem .5rem;text-align:left;vertical-align:top} td.num{text-align:right;white-space:nowrap}
-blockquote{margin:.8rem 0;padding:.5rem .9rem;border-left:4px solid #3c6fd1;background:#f4f7fc}
-.cite{color:#3c6fd1;font-weight:600;white-space:nowrap} .derived{color:#7a8294;font-size:.85em}
-.unsupported{background:#fff1f0;text-decoration:line-through} .appendix{font-size:.9rem;color:#3a4254}
-.chart{text-align:center;margin:1rem 0}
-"""
+
+def _fact_cites(cites: Citations, f, prior) -> list[CiteView]:
+    """A fact row's citations: its statement row with the shown values marked, or a derived fact's input pages."""
+    if f.derived or not f.page:
+        return [cites.page(p) for p in f.pages]
+    values = [(f.value, f.scale)] if isinstance(f.value, float) else []
+    if prior is not None and prior.page == f.page and prior.source_text == f.source_text and isinstance(prior.value, float):
+        values.append((prior.value, prior.scale))
+    short = f.value if isinstance(f.value, str) and len(f.value) <= 60 and f.value != f.source_text else ""
+    out = [cites.fact(f.page, f.source_text or "", values, (f.extra or {}).get("concept") or "", short)]
+    if prior is not None and prior.page and not prior.derived and (prior.page, prior.source_text) != (f.page, f.source_text):
+        out.append(cites.fact(prior.page, prior.source_text or "", [(prior.value, prior.scale)],
+                              (prior.extra or {}).get("concept") or ""))
+    return out
 
 
-def _cite(pages) -> str:
-    return " ".join(f'<span class="cite">[p.{p}]</span>' for p in pages if p)
+def facts_view(memo: Memo, cites: Citations) -> dict[str, Any]:
+    rows = []
+    for r in facts_rows(memo):
+        f, p = r["fact"], r["prior"]
+        shown = (lambda x: "" if x is None else (f"{x.display()} ({x.period})" if x.period else x.display()))  # noqa: E731
+        value = f.display() if not isinstance(f.value, str) else f.value
+        rows.append({"title": f.title, "derived": f.derived, "latest": shown(f), "prior": shown(p),
+                     "value": value, "cites": _fact_cites(cites, f, p)})
+    return {"finance": memo.domain == "finance", "rows": rows}
 
 
-def _facts_table(memo: Memo) -> str:
-    rows = facts_rows(memo)
-    if not rows:
-        return "<p><em>No facts could be extracted.</em></p>"
-    if memo.domain == "finance":
-        head = "<tr><th>Fact</th><th>Latest</th><th>Prior</th><th>Page</th></tr>"
-        body = []
-        for r in rows:
-            f, p = r["fact"], r["prior"]
-            tag = ' <span class="derived">(derived)</span>' if f.derived else ""
-            cell = lambda x: "" if x is None else escape(f"{x.display()} ({x.period})" if x.period else x.display())  # noqa: E731
-            body.append(f"<tr><td>{escape(f.title)}{tag}</td><td class=num>{cell(f)}</td><td class=num>{cell(p)}</td>"
-                        f"<td>{_cite(f.pages)}</td></tr>")
-        return f"<table>{head}{''.join(body)}</table>"
-    body = [f"<tr><td>{escape(r['fact'].title)}</td><td>{escape(str(r['fact'].display()))}</td><td>{_cite(r['fact'].pages)}</td></tr>"
-            for r in rows]
-    return f"<table><tr><th>Fact</th><th>Value</th><th>Page</th></tr>{''.join(body)}</table>"
+def charts(memo: Memo) -> list[dict[str, str]]:
+    """The finance memo's charts as inline PNGs: key series by period, margins by period."""
+    if memo.domain != "finance":
+        return []
+    from m3analyst.memo.charts import key_series_png, margins_png
+
+    out = []
+    for alt, png in (("Key series by period", key_series_png(memo.facts, memo.chart_series)),
+                     ("Margins by period", margins_png(memo.facts))):
+        if png:
+            out.append({"alt": alt, "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
+    return out
 
 
-def chart_png(memo: Memo) -> bytes | None:
-    """Bar chart of the spec's chart series across annual periods (None when fewer than 2 periods)."""
-    from m3analyst.domains.finance import period_key
-
-    series: dict[str, dict[str, float]] = {}
-    for f in memo.facts:
-        if f.name in memo.chart_series and isinstance(f.value, float) and f.period and not f.derived:
-            series.setdefault(f.title, {})[f.period] = f.value / (f.scale or 1.0)
-    periods = sorted({p for s in series.values() for p in s}, key=period_key)
-    if len(periods) < 2 or not series:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scale = next((f.scale for f in memo.facts if f.name in memo.chart_series and f.scale), 1.0)
-    unit = {1e6: "USD millions", 1e3: "USD thousands", 1e9: "USD billions"}.get(scale, "USD")
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
-    width = 0.8 / len(series)
-    for i, (name, values) in enumerate(series.items()):
-        xs = [j + i * width for j in range(len(periods))]
-        ax.bar(xs, [values.get(p, 0.0) for p in periods], width, label=name)
-    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(periods))], periods, fontsize=8)
-    ax.set_ylabel(unit)
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _section(memo: Memo, s: MemoSection) -> str:
-    parts = [f"<h2>{escape(s.heading)}</h2>"]
+def section_view(memo: Memo, s: MemoSection, cites: Citations) -> dict[str, Any]:
+    view: dict[str, Any] = {"heading": s.heading, "kind": s.kind}
     if s.kind == "facts":
-        parts.append(_facts_table(memo))
-        if memo.domain == "finance":
-            png = chart_png(memo)
-            if png:
-                b64 = base64.b64encode(png).decode("ascii")
-                parts.append(f'<div class="chart"><img alt="key series by period" src="data:image/png;base64,{b64}"></div>')
-        return "\n".join(parts)
-    shown = s.shown_claims(memo.drop_unsupported)
-    if shown:
-        sents = [f'<span class="{"" if c.ok else "unsupported"}">{escape(c.text)}</span>' for c in shown]
-        parts.append(f"<p>{' '.join(sents)}</p>")
-    for q in s.quotes:
-        parts.append(f"<blockquote>\u201c{escape(q.text)}\u201d {_cite([q.page])}</blockquote>")
-    if not shown and not s.quotes:
-        parts.append("<p><em>Nothing in the document matched this heading.</em></p>")
-    return "\n".join(parts)
+        return {**view, "facts": facts_view(memo, cites), "charts": charts(memo)}
+    claims = [{"text": c.text, "ok": c.ok, "cites": [cites.page(p) for p in c.citations]}
+              for c in s.shown_claims(memo.drop_unsupported)]
+    quotes = [{"cite": cites.quote(q.page, q.text), "chosen_by": q.chosen_by} for q in s.quotes]
+    findings = [finding_view(memo, f, cites) for f in getattr(s, "findings", None) or []]
+    if findings:  # a findings section's quotes are its findings' evidence, shown under each finding
+        quotes = []
+    return {**view, "claims": claims, "quotes": quotes, "findings": findings}
 
 
-def render_html(memo: Memo) -> str:
-    d, g, b = memo.document, memo.grounding, memo.budget
-    mode = (f"engine: {memo.engine['name']}" if memo.engine else "extractive: no model, passages chosen lexically")
-    src = (d.get("source") or "").split("/")[-1]
+_MARK = re.compile(r"\s*\[p\.(\d+)\]")
+
+
+def _mark_cite(memo: Memo, finding, page: int, cites: Citations) -> CiteView:
+    """What a finding's [p.N] points at: its evidence quote on that page, else the statement row of a figure's fact
+    printed there (values marked), else the bare page."""
+    for c in finding.evidence:
+        if c.page == page and c.quote:
+            return cites.citation(c)
+    wanted = {(g.fact, g.period) for g in finding.figures if g.fact and not g.derived}
+    rows = [f for f in memo.facts if (f.name, f.period) in wanted and f.page == page and not f.derived and f.source_text]
+    if rows:
+        row = [f for f in rows if f.source_text == rows[0].source_text]
+        return cites.fact(page, rows[0].source_text, [(f.value, f.scale) for f in row if isinstance(f.value, float)],
+                          (rows[0].extra or {}).get("concept") or "")
+    return cites.page(page)
+
+
+def finding_view(memo: Memo, finding, cites: Citations) -> dict[str, Any]:
+    """A finding as text runs and citation links: each [p.N] in its claim becomes a link; evidence on other pages
+    follows the claim."""
+    from m3analyst.memo.textfix import repair
+
+    parts: list[dict[str, Any]] = []
+    pos, marked = 0, set()
+    claim = repair(finding.claim, cites.vocab)
+    for m in _MARK.finditer(claim):
+        parts.append({"text": claim[pos : m.start()]})
+        parts.append({"cite": _mark_cite(memo, finding, int(m.group(1)), cites)})
+        marked.add(int(m.group(1)))
+        pos = m.end()
+    parts.append({"text": claim[pos:]})
+    extra = [cites.citation(c) for c in finding.evidence if c.page not in marked and not c.quote]
+    evidence = [cites.citation(c) for c in finding.evidence if c.quote and c.quote not in finding.claim]
+    return {"parts": parts, "label": finding.label, "topic": finding.topic, "cites": extra, "evidence": evidence}
+
+
+def appendix_view(memo: Memo) -> dict[str, Any]:
+    g, b = memo.grounding, memo.budget
     omitted = "; ".join(_omitted(o) for o in b["omitted"][:12])
-    appendix = (
-        f"<ul class=appendix><li>Grounding: {g['quoted_chars']:,} characters quoted; {g['generated_chars']:,} generated, "
-        f"{g['verified_chars']:,} verified; {g['dropped_sentences']} dropped; {g['unsupported_claims']} unsupported; "
-        f"grounding score {g['grounding_score']:.2f}.</li>"
-        f"<li>Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens; document {b['document_tokens_kept']:,} of "
-        f"{'~' if b.get('total_estimated') else ''}{b['document_tokens_total']:,} tokens kept.</li>"
-        + (f"<li>Left out for length: {escape(omitted)}.</li>" if omitted else "") + "</ul>"
-    )
-    body = "\n".join(_section(memo, s) for s in memo.sections)
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(memo.title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{escape(memo.title)}</h1>"
-            f"<p class=meta>{escape(str(d.get('kind')))} · {d.get('pages')} pages · {escape(src)} · {escape(mode)}</p>"
-            f"{body}<h2>Appendix</h2>{appendix}</body></html>\n")
+    return {"g": g, "b": b, "omitted": omitted, "timings": memo.timings}
+
+
+def memo_context(memo: Memo, cites: Citations, images: PageImages) -> dict[str, Any]:
+    d = memo.document
+    sections = [section_view(memo, s, cites) for s in memo.sections]
+    pages = []
+    for p in cites.pages:
+        w, h = images.size(p)
+        pages.append({"number": p, "src": images.src(p), "width": w, "height": h})
+    return {
+        "memo": memo, "title": memo.title, "kind": d.get("kind"), "n_pages": d.get("pages"),
+        "source": (d.get("source") or "").split("/")[-1],
+        "mode": f"engine: {memo.engine['name']}" if memo.engine else "extractive: no model, passages chosen lexically",
+        "sections": sections, "appendix": appendix_view(memo), "cites": cites.all(), "pages": pages,
+        "has_images": any(p["src"] for p in pages),
+        "html_source": bool(re.search(r"\.x?html?$", d.get("source") or "", re.I)),
+    }
+
+
+def citations_for(memo: Memo, doc=None, images: PageImages | None = None):
+    """The memo's citation builder over its source: the PDF's pages, or (written beside the memo) an EDGAR filing's
+    marked local copy; page-only citations when the source is gone."""
+    from m3analyst.memo.filing_copy import FilingCopy
+    from m3analyst.memo.textfix import Vocabulary
+
+    source = images.source if images is not None else None
+    filing = FilingCopy.for_memo(memo.document, images.folder, images.link_prefix) if images is not None else None
+    vocab = Vocabulary(doc.text) if doc is not None else (source.vocabulary() if source else Vocabulary())
+    return Citations(source, vocab, filing)
+
+
+def render_html(memo: Memo, doc=None, out_file: Path | None = None, template_dir: str | Path | None = None) -> str:
+    """The memo as one HTML page. With `out_file`, cited pages (or an HTML filing's marked copy) go to
+    `<stem>_pages/` beside it; else page images are inlined (a self-contained page)."""
+    from m3analyst.memo.pages import PageSource
+    from m3analyst.memo.templating import render
+
+    source = PageSource.for_memo(memo.document)
+    images = PageImages.beside(source, out_file) if out_file is not None else PageImages(source)
+    cites = citations_for(memo, doc, images)
+    try:
+        html = render("memo.html.j2", template_dir, **memo_context(memo, cites, images))
+        if cites.filing is not None:
+            cites.filing.write()
+        return html
+    finally:
+        if source is not None:
+            source.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.memo.model import Memo, MemoSection
+from m3analyst.domains.findings import Finding
+from m3analyst.memo.model import FALLBACK_NOTE, Memo, MemoSection
 
 
 def _esc(text: str) -> str:
@@ -66,7 +67,13 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
     shown = s.shown_claims(memo.drop_unsupported)
     if shown:
         lines += [" ".join(c.text + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
+    if s.findings:
+        for f in s.findings:
+            lines += finding_lines(f)
+        return lines + [""]
     if s.quotes:
+        if s.kind != "facts":
+            lines += [f"_{FALLBACK_NOTE}_", ""]
         how = s.quotes[0].chosen_by
         label = {"engine": "chosen by the model reading the whole prompt", "lexical (no model)": "chosen lexically, no model",
                  "lexical (outside the prompt)": "chosen lexically from text the prompt could not hold"}
@@ -79,10 +86,21 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
     return lines
 
 
+def finding_lines(f: Finding) -> list[str]:
+    """'- claim [p.N]' (a short label first where the finding has one), then its quoted evidence, indented."""
+    label = f"**{f.label}**: " if f.label else ""
+    out = [f"- {label}{f.claim}" + (" *(rephrased by the model, checked)*" if f.source == "model" else "")]
+    what = f.extra.get("evidence_label")
+    for c in f.evidence:
+        if c.quote and c.quote not in f.claim:  # a quoted statement is its own evidence
+            out.append(f"  > {what + ': ' if what else ''}“{c.quote}” {c.mark}")
+    return out
+
+
 def render_markdown(memo: Memo) -> str:
     d = memo.document
     mode = (f"engine: {memo.engine['name']} ({memo.settings['engine']['attention']['backend']})" if memo.engine
-            else "extractive: no model, passages chosen lexically")
+            else "extractive: no model; findings by rule, passages chosen lexically")
     src = (d.get("source") or "").split("/")[-1]
     lines = [f"# {memo.title}", "", f"*{d.get('kind')} · {d.get('pages')} pages · {src} · {mode}*", ""]
     for s in memo.sections:
@@ -100,6 +118,8 @@ def appendix(memo: Memo) -> list[str]:
              f"{g.get('citations_added', 0)} citation(s) added by the verifier; "
              f"grounding score {g['grounding_score']:.2f}.",
              f"- Facts: {g['facts']} extracted, {g['facts_with_page']} with their page.",
+             f"- Findings: {g.get('findings', 0)} ({g.get('findings_by_model', 0)} rephrased by the model and checked); "
+             f"{g.get('finding_figures', 0)} figures, {g.get('unsupported_figures', 0)} not tied to a fact.",
              f"- Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens{' (estimated)' if b['estimated'] else ''}; "
              f"document {b['document_tokens_kept']:,} of {'~' if b.get('total_estimated') else ''}{b['document_tokens_total']:,} tokens kept."]
     if b["omitted"]:
