@@ -40,7 +40,8 @@ P_VALUE = re.compile(r"\b[Pp]s?\s*(?:value\s*)?(?P<op>[<>=≤≥]|&lt;|&gt;|<=|>
 
 # Where one sentence's statements part: only outside brackets (a CI's ';' stays with its estimate).
 _CLAUSE_BREAK = re.compile(r";|,?\s+(?:but|whereas|while|although|though|however|yet|except)\b|,\s+and\s+(?=(?:the|a|an|in|there|no|this|it|they)\b)"
-                           r"|\s+and\s+(?=an? (?:\w+ ){0,2}(?:increase|decrease|reduction|improvement|rise|decline|change)\b)", re.I)
+                           r"|\s+and\s+(?=an? (?:\w+ ){0,2}(?:increase|decrease|reduction|improvement|rise|decline|change)\b)"
+                           r"|\s+and\s+(?=(?:\w+\s+)?(?:borderline|marginally|non-?significantly|significantly|no|not)\b)", re.I)
 
 
 def p_significance(text: str) -> list[tuple[int, bool]]:
@@ -87,11 +88,15 @@ def clauses(sentence: str) -> list[tuple[int, str]]:
 _NEGATED = re.compile(r"\b(?:no|not|non|without|neither|nor|lack of|absence of)\b[^.;,]{0,25}$", re.I)
 
 
+_HEDGED = re.compile(r"\b(?:borderline|marginally|nearly|almost|approaching|close to)\s+(?:statistically\s+)?$", re.I)
+
+
 def significance(text: str, anchor: int = 0) -> bool | None:
     """True: the text states a significant difference; False: it states none (or p >= 0.05); None: it does not
     say. When it says both, the statement nearest `anchor` (the outcome's mention) wins."""
     cues = [(m.start(), False) for m in NO_DIFF.finditer(text)]
-    cues += [(m.start(), not _NEGATED.search(text[max(0, m.start() - 30): m.start()]))
+    cues += [(m.start(), not (_NEGATED.search(text[max(0, m.start() - 30): m.start()])
+                              or _HEDGED.search(text[max(0, m.start() - 20): m.start()])))
              for m in SIG_WORD.finditer(text) if not NO_DIFF.search(text[max(0, m.start() - 30): m.end() + 5])]
     cues += p_significance(text)
     if not cues:
@@ -123,9 +128,10 @@ def _content(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z0-9-]{2,}", text.lower()) if w not in _STOP}
 
 
-def sides(intervention: str, comparator: str) -> Sides:
-    i, c = _content(intervention), _content(comparator)
-    return Sides(sorted(i - c), sorted(c - i))
+def sides(intervention: str, comparator: str, outcome: str = "") -> Sides:
+    """The arms' distinctive words (not shared with the other arm, nor part of the outcome's name)."""
+    i, c, o = _content(intervention), _content(comparator), _content(outcome)
+    return Sides(sorted(i - c - o), sorted(c - i - o))
 
 
 def _mentions(text: str, words: list[str], generic: str) -> list[int]:
@@ -153,16 +159,26 @@ ADVERSE = re.compile(r"\b(?:pain|stiffness|mortality|death|deaths|risk|symptoms?
                      r"|hypoglyc\w*|sleepiness|craving|distress|burden|morbidity|toxicity|itch\w*|discomfort|resistance)\b", re.I)
 
 
+# 'more reduced', 'greater increase': the comparative modifies the direction word after it, which decides
+_MODIFIER = re.compile(rf"(?:more|less|greater|further|significantly more)\s+(?=(?:\w+\s+)?(?:{UP_WORDS}|{DOWN_WORDS})\b)", re.I)
+
+
+def _own_word(text: str, pos: int, own: set[str]) -> bool:
+    """Is the word at `pos` part of the outcome's own name ('gained' for 'weight gain')?"""
+    word = re.match(r"[\w-]+", text[pos:]).group(0).lower()
+    return any(word.startswith(o[:4]) and o[:4] == word[:4] and (len(o) < 5 or word[:5] == o[:5] or len(word) < 5) for o in own)
+
+
 def direction(text: str, anchor: int = 0, outcome: str = "") -> tuple[str, int] | None:
     """('up' | 'down', position) by the direction word nearest the outcome's mention (`anchor`), not counting
     words of the outcome's own name ('weight gain', 'decline'); an 'improvement' is a decrease for an adverse
     outcome (pain, mortality, symptoms ...). None when no word says."""
-    own = {w[:5] for w in _content(outcome)}
+    own = {w[:5] for w in _content(outcome) if len(w) >= 4}
     cues = [(m.start(), "up") for m in UP.finditer(text)] + [(m.start(), "down") for m in DOWN.finditer(text)]
     bad = bool(ADVERSE.search(outcome or text))
     cues += [(m.start(), "down" if bad else "up") for m in BETTER.finditer(text)]
     cues += [(m.start(), "up" if bad else "down") for m in WORSE.finditer(text)]
-    cues = [c for c in cues if re.match(r"[\w-]+", text[c[0]:]).group(0).lower()[:5] not in own]
+    cues = [c for c in cues if not _own_word(text, c[0], own) and not _MODIFIER.match(text, c[0])]
     if not cues:
         return None
     pos, way = min(cues, key=lambda c: (abs(c[0] - anchor), c[0]))
@@ -194,7 +210,7 @@ def outcome_overlap(text: str, outcome: str, extra: list[str] = ()) -> float:
     if not words:
         return 0.0
     got = sum(bool(re.search(rf"\b{re.escape(w[:6])}", text, re.I)) for w in words)
-    bonus = any(re.search(rf"\b{re.escape(a)}\b", text) for a in extra)
+    bonus = any(re.search(rf"\b{re.escape(a)}s?\b", text) for a in extra)
     return min(1.0, got / len(words) + (0.5 if bonus else 0.0))
 
 
@@ -213,6 +229,16 @@ LABELS = ("significantly increased", "significantly decreased", "no significant 
 
 _BETWEEN = re.compile(r"\bbetween (?:the )?(?:two |three |both |all )?(?:groups|arms|treatments|conditions)\b|\bdifference between\b"
                       r"|\b(?:between|inter)-group\b|\bgroups? differ", re.I)
+_VERSUS = r"(?:\bcompared (?:with|to)|\bversus|\bvs\.?|\bthan|\bagainst|\brelative to)\s+(?:the\s+)?(?:\w+\s+){0,2}"
+
+
+def versus_comparator(clause: str, comparator: str, arms: Sides) -> bool:
+    """Does the clause compare against the question's comparator ('... compared with placebo')? A comparator that
+    is a control of some kind is matched by generic control words too; a named one only by its own words."""
+    names = [re.escape(w[:6]) for w in arms.comparator]
+    if re.search(rf"\b(?:{_GENERIC_C})\b", comparator, re.I):
+        names.append(_GENERIC_C)
+    return bool(names) and bool(re.search(rf"{_VERSUS}(?:{'|'.join(names)})", clause, re.I))
 _WITHIN = re.compile(r"\bfrom baseline\b|\b(?:compared (?:with|to)|versus|vs\.?|than) (?:the )?(?:baseline|pre-?test|pre-?treatment)\b"
                      r"|\bfrom pre-?test\b|\bwithin[- ]group", re.I)
 _ARM_VALUE = re.compile(r"(?P<v>[-−+]?\d+(?:\.\d+)?)[^;]{0,60}?\b(?:in|for|with) the (?P<arm>[\w\s.-]{1,30}?) (?:group|arm)\b", re.I)
@@ -222,24 +248,37 @@ def arm_values(text: str, arms: Sides) -> str | None:
     """'-1.65 in the intervention group and +0.05 in the control group': 'up' / 'down' of the intervention's figure
     against the comparator's (None unless both arms' figures are named)."""
     got: dict[str, float] = {}
-    for m in _ARM_VALUE.finditer(text):
-        arm = m.group("arm")
+    found = [(m.group("arm"), float(m.group("v").replace("−", "-"))) for m in _ARM_VALUE.finditer(text)]
+    for arm, v in found:
         side = ("c" if _mentions(arm, arms.comparator, _GENERIC_C) else "i" if _mentions(arm, arms.intervention, _GENERIC_I) else None)
         if side and side not in got:
-            got[side] = float(m.group("v").replace("−", "-"))
+            got[side] = v
+    if len(found) == 2 and len(got) == 1:  # two arms' figures, one arm named: the other is the other side
+        other = "i" if "c" in got else "c"
+        got[other] = next(v for arm, v in found if got.get("c" if other == "i" else "i") != v)
     if len(got) < 2 or got["i"] == got["c"]:
         return None
     return "up" if got["i"] > got["c"] else "down"
 
 
-def _clause_rank(clause: str, outcome: str, abbreviations: list[str], between: bool) -> float:
+def _clause_rank(clause: str, outcome: str, abbreviations: list[str], between: bool, arms: Sides, comparator: str,
+                 best: float) -> float:
     """How well a clause answers the question: it names the outcome; for a comparison of two arms (not against
-    baseline) a statement about the difference between the groups outranks one arm's change from baseline."""
+    baseline) a statement about the difference between the groups (or against the comparator) outranks one arm's
+    change from baseline; a clause about the intervention's arm outranks one about the comparator's alone."""
     score = outcome_overlap(clause, outcome, abbreviations) if outcome else 0.0
-    if between and _BETWEEN.search(clause):
-        score += 0.6
-    if between and _WITHIN.search(clause):
+    same_outcome = score == 0 or score >= best - 0.25  # 'the difference between groups' refers back to it
+    if (between and same_outcome and (_BETWEEN.search(clause) or versus_comparator(clause, comparator, arms))
+            and significance(clause) is not None):
+        score += 1.5
+    elif between and _WITHIN.search(clause):
         score -= 0.4
+    if _mentions(clause, arms.intervention, _GENERIC_I):
+        score += 0.2
+    when = re.search(r"\b(\d+)\s*(days?|weeks?|months?|years?)\b", outcome or "")
+    if when:  # the outcome's time point: '... at 6 months'
+        said = re.findall(r"\b(\d+)\s*(days?|weeks?|months?|years?)\b", clause)
+        score += 0.5 if (when.group(1), when.group(2)) in said else (-0.5 if said else 0.0)
     return score
 
 
@@ -251,8 +290,9 @@ def read_effect(sentence: str, intervention: str = "", comparator: str = "", out
     figures), turned round when the comparator is the clause's subject. None when it does not say."""
     parts = clauses(sentence)
     between = not re.search(r"\bbaseline\b|\bpre-?(?:test|treatment|intervention)\b", comparator, re.I)
-    arms = sides(intervention, comparator)
-    ranked = sorted(parts, key=lambda p: -_clause_rank(p[1], outcome, list(abbreviations), between))
+    arms = sides(intervention, comparator, outcome)
+    best = max((outcome_overlap(p[1], outcome, list(abbreviations)) for p in parts), default=0.0) if outcome else 0.0
+    ranked = sorted(parts, key=lambda p: -_clause_rank(p[1], outcome, list(abbreviations), between, arms, comparator, best))
     for _, clause in ranked[:3]:
         anchor = anchor_of(clause, outcome)
         sig = significance(clause, anchor)
