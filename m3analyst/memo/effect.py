@@ -83,8 +83,13 @@ def question_parts(question: str) -> tuple[str, str, str] | None:
 
 
 # a sentence about other studies or the trial's background, not this trial's result
-_OTHERS = re.compile(r"et al|previous(?:ly)?|prior (?:studies|trials|work)|(?:have|has) (?:been )?(?:shown|reported|demonstrated)"
-                     r"|(?:we|to) (?:hypothesi[sz]ed?|aimed?|expect(?:ed)?)|sample size|power", re.I)
+_OTHERS = re.compile(r"\bet al\b|\bprevious(?:ly)?\b|\bprior (?:studies|trials|work)\b|\b(?:have|has) (?:been )?(?:shown|reported|demonstrated)\b"
+                     r"|\b(?:we|to) (?:hypothesi[sz]ed?|aimed?|expect(?:ed)?)\b|\bsample size\b|\bpower\b|\bproposed\b|\bnull hypothesis"
+                     r"|\bcolleagues\b|\b(?:in|by) (?:19|20)\d\d\b|\[\d+(?:\s*[,–-]\s*\d+)*\]", re.I)
+# how the statistics were done, a figure's caption, a list of abbreviations: never the result
+_NOT_RESULT = re.compile(r"considered (?:statistically )?significant|significance (?:level|was set)|level of significance|\bwas set at\b"
+                         r"|^\W*(?:Fig(?:ure)?\.?\s*\d)|\bFig(?:ure)?\.?\s*\d+[A-Z][a-z]|\bAbbreviations?\b|\bData are (?:presented|expressed|shown) as\b",
+                         re.I)
 
 
 def effect_candidates(doc: Document, intervention: str, comparator: str, outcome: str) -> list[tuple[float, Span]]:
@@ -106,12 +111,16 @@ def effect_candidates(doc: Document, intervention: str, comparator: str, outcome
         text = squash(s.text)
         if sc <= 0:
             continue
-        if not _SIGNAL.search(text) and k + 1 < len(sents) and sents[k + 1].page == s.page:
-            nxt = sents[k + 1]
+        nxt = sents[k + 1] if k + 1 < len(sents) else None
+        if (nxt is not None and not _SIGNAL.search(text) and nxt.page == s.page and _SIGNAL.search(nxt.text)
+                and not re.match(r"\s*(?:BODY|ABSTRACT)\.", nxt.text) and s.words + nxt.words <= 80):
             s = Span(s.start, nxt.end, s.page, doc.text[s.start:nxt.end])
             text = squash(s.text)
         sc *= (1.5 if _SIGNAL.search(text) else 0.6) * (0.3 if _BASELINE.search(text) and not keep_baseline else 1.0)
-        sc *= 0.4 if _OTHERS.search(text) else 1.0
+        sc *= (0.4 if _OTHERS.search(text) else 1.0) * (0.1 if _NOT_RESULT.search(text) else 1.0)
+        if text.count(",") >= 6 and not re.search(r"\b(?:was|were|showed|had|did)\b", text):
+            sc *= 0.3  # a legend: 'CI confidence interval, ER extended-release, ...'
+
         sc *= 1.0 + 0.5 * outcome_overlap(text, outcome, short)
         out.append((sc, s))
     out.sort(key=lambda t: -t[0])
