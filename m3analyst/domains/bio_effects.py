@@ -28,7 +28,8 @@ WORSE = re.compile(r"\b(?:wors(?:e|ened|ening)|deteriorat(?:ed|ion|es)|inferior|
 NO_DIFF = re.compile(
     r"\bno (?:statistically |clinically )?(?:significant |significative |meaningful |relevant |major |notable |apparent )?"
     r"(?:differences?|changes?|effects?|associations?|improvements?|reductions?|increases?|decreases?|benefits?|impact|influence|correlation)"
-    r"|\bnot (?:statistically |reach(?:ed)? )?(?:significant(?:ly)?|significance|different|changed|altered|affected|improved|reduced|increased|decreased)\b"
+    r"|\bnot (?:statistically |reach(?:ed)? |significantly |independently )?(?:significant(?:ly)?|significance|different|changed|altered|affected|improved"
+    r"|reduced|increased|decreased|associated|related|correlated|predictive|linked)\b|\bno (?:significant |clear |independent )?(?:relationship|relation|role)\b"
     r"|\bnon-?\s?significant(?:ly)?\b|\bn\.\s?s\.|\(\s*ns\s*\)|\binsignificant(?:ly)?\b"
     r"|\b(?:did|does|do|could|was|were) not (?:significantly |statistically )?(?:differ|change|improve|reduce|increase|decrease|affect|alter"
     r"|modify|influence|reach|show|lead|result|vary|be detected)\b|\bfailed to\b|\bwithout (?:any |a )?(?:significant )?(?:difference|change|effect)"

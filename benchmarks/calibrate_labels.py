@@ -1,0 +1,136 @@
+"""Calibrate memo/labels.py's yes/no/maybe combination on the PubMedQA dev set (500 expert-labelled items).
+
+    python benchmarks/calibrate_labels.py dump --model none --out /tmp/pqa_rules.jsonl      # rule features
+    python benchmarks/calibrate_labels.py dump --out /tmp/pqa_model.jsonl                   # + the default model's label log-probs
+    python benchmarks/calibrate_labels.py fit /tmp/pqa_model.jsonl                          # weights (YAML) + accuracies
+
+`dump` answers every question through `m3analyst.memo.ask.answer_question` (the path `ask` and `eval` use) and
+records the rule features, the model's label log-probs and the time per question (resumable: items already in the
+file are skipped). `fit` fits a multinomial logistic regression (L2, gradient descent) on the FIT half (items at even
+positions of the file, in the data set's order) and reports accuracy and the confusion matrix on the HELD-OUT half
+(odd positions), for rules alone, the model alone and combined, with the majority baseline beside each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("yes", "no", "maybe")
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "bio" / "pubmedqa" / "pqal_dev.json"
+
+
+def dump(args) -> None:
+    from m3analyst.ingest.model import Document
+    from m3analyst.memo.ask import answer_question
+    from m3analyst.settings import Settings
+
+    data = json.loads(Path(args.data).read_text())
+    out = Path(args.out)
+    done = {json.loads(x)["pmid"] for x in out.read_text().splitlines()} if out.exists() else set()
+    settings = Settings()
+    settings.engine.model = args.model
+    engine = None
+    if args.model != "none":
+        from m3analyst.engine import load_engine
+
+        engine = load_engine(settings.engine)
+    with out.open("a") as fh:
+        for n, (pmid, row) in enumerate(data.items()):
+            if pmid in done or (args.limit and n >= args.limit):
+                continue
+            doc = Document.from_pages(["\n\n".join(row["CONTEXTS"])])
+            t = time.perf_counter()
+            a = answer_question(doc, row["QUESTION"], settings, engine, domain="bio")
+            rec = {"pmid": pmid, "n": n, "gold": row["final_decision"], "label": a.label, "features": a.scores["features"],
+                   "model_lp": a.scores.get("model_lp"), "s": round(time.perf_counter() - t, 3)}
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+
+
+def _matrix(rows: list[dict], keys: list[str], model: bool) -> np.ndarray:
+    out = []
+    for r in rows:
+        x = [r["features"][k] for k in keys]
+        if model:
+            lp = r["model_lp"]
+            mean = sum(lp.values()) / 3
+            x += [lp[k] - mean for k in LABELS]
+        out.append(x)
+    return np.array(out, dtype=float)
+
+
+def fit_lr(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by gradient descent: weights [features, labels], bias [labels]."""
+    w, b = np.zeros((x.shape[1], 3)), np.zeros(3)
+    onehot = np.eye(3)[y]
+    for _ in range(steps):
+        z = x @ w + b
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = p - onehot
+        w -= lr * (x.T @ g / len(y) + l2 * w)
+        b -= lr * g.mean(0)
+    return w, b
+
+
+def _report(name: str, pred: np.ndarray, y: np.ndarray) -> dict:
+    conf = np.zeros((3, 3), dtype=int)
+    for g, p in zip(y, pred):
+        conf[g, p] += 1
+    acc = float((pred == y).mean())
+    print(f"  {name:9s} accuracy {acc:.3f} ({int((pred == y).sum())}/{len(y)})  confusion gold rows x pred cols "
+          f"(yes,no,maybe): {conf.tolist()}")
+    return {"accuracy": acc, "confusion": conf.tolist()}
+
+
+def fit(args) -> None:
+    rows = [json.loads(x) for x in Path(args.file).read_text().splitlines()]
+    rows.sort(key=lambda r: r["n"])
+    keys = sorted(rows[0]["features"])
+    has_model = all(r.get("model_lp") for r in rows)
+    fit_rows, held = rows[0::2], rows[1::2]
+    y_fit = np.array([LABELS.index(r["gold"]) for r in fit_rows])
+    y_held = np.array([LABELS.index(r["gold"]) for r in held])
+    weights = {}
+    for part, split in (("fit half", (fit_rows, y_fit)), ("held-out half", (held, y_held))):
+        print(f"{part} (n={len(split[1])}): majority 'yes' {float((split[1] == 0).mean()):.3f}")
+    for source in ["rules"] + (["model", "combined"] if has_model else []):
+        if source == "model":
+            xf, xh = _matrix(fit_rows, [], True), _matrix(held, [], True)
+        else:
+            xf, xh = _matrix(fit_rows, keys, source == "combined"), _matrix(held, keys, source == "combined")
+        w, b = fit_lr(xf, y_fit, l2=args.l2)
+        print(source)
+        _report("fit", (xf @ w + b).argmax(1), y_fit)
+        _report("held-out", (xh @ w + b).argmax(1), y_held)
+        names = (keys if source != "model" else []) + ([f"lp_{k}" for k in LABELS] if source != "rules" else [])
+        weights[source] = {"bias": {lab: round(float(b[j]), 4) for j, lab in enumerate(LABELS)}} | {
+            lab: {n: round(float(w[i, j]), 4) for i, n in enumerate(names)} for j, lab in enumerate(LABELS)}
+    times = [r["s"] for r in rows]
+    print(f"time per question: median {np.median(times):.2f} s, mean {np.mean(times):.2f} s (n={len(times)})")
+    print(json.dumps({k: v for k, v in weights.items() if k != "model"}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("--model", default="smollm2-135m-instruct")
+    d.add_argument("--out", required=True)
+    d.add_argument("--data", default=str(DATA))
+    d.add_argument("--limit", type=int, default=0)
+    f = sub.add_parser("fit")
+    f.add_argument("file")
+    f.add_argument("--l2", type=float, default=0.01)
+    args = ap.parse_args(argv)
+    {"dump": dump, "fit": fit}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
