@@ -29,7 +29,7 @@ NO_DIFF = re.compile(
     r"\bno (?:statistically |clinically )?(?:significant |significative |meaningful |relevant |major |notable |apparent )?"
     r"(?:differences?|changes?|effects?|associations?|improvements?|reductions?|increases?|decreases?|benefits?|impact|influence|correlation)"
     r"|\bnot (?:statistically |reach(?:ed)? |significantly |independently )?(?:significant(?:ly)?|significance|different|changed|altered|affected|improved"
-    r"|reduced|increased|decreased|associated|related|correlated|predictive|linked)\b|\bno (?:significant |clear |independent )?(?:relationship|relation|role)\b"
+    r"|reduced|increased|decreased|associated|related|correlated|predictive|linked)\b|\bno (?:significant |clear |independent )?(?:relationship|relation)\b"
     r"|\bnon-?\s?significant(?:ly)?\b|\bn\.\s?s\.|\(\s*ns\s*\)|\binsignificant(?:ly)?\b"
     r"|\b(?:did|does|do|could|was|were) not (?:significantly |statistically )?(?:differ|change|improve|reduce|increase|decrease|affect|alter"
     r"|modify|influence|reach|show|lead|result|vary|be detected)\b|\bfailed to\b|\bwithout (?:any |a )?(?:significant )?(?:difference|change|effect)"
@@ -45,9 +45,15 @@ _CLAUSE_BREAK = re.compile(r";|,?\s+(?:but|whereas|while|although|though|however
                            r"|\s+and\s+(?=(?:\w+\s+)?(?:borderline|marginally|non-?significantly|significantly|no|not)\b)", re.I)
 
 
+def decimals(text: str) -> str:
+    """'1·52' (a typeset decimal point) -> '1.52'; same length, so offsets stay."""
+    return re.sub(r"(?<=\d)[·\u00b7\u2219](?=\d)", ".", text)
+
+
 def p_significance(text: str) -> list[tuple[int, bool]]:
     """(position, significant?) of each p-value the text states: p < 0.05 / p = 0.03 are significant;
     p > 0.05 / p = 0.13 / p >= 0.05 are not."""
+    text = decimals(text)
     out = []
     for m in P_VALUE.finditer(text):
         op, raw = m.group("op").replace("&lt;", "<").replace("&gt;", ">"), m.group("v")
@@ -319,6 +325,94 @@ def read_effect(sentence: str, intervention: str = "", comparator: str = "", out
     return None
 
 
-__all__ = ["ADVERSE", "DOWN", "LABELS", "NO_DIFF", "Reading", "SIG_WORD", "Sides", "UP", "anchor_of", "arm_values", "clauses", "direction",
+# ---- effect estimates: OR / RR / HR / mean difference / percent, with CI and p ------------------------
+
+_MEASURES = [  # (kind, pattern naming it); ratios have no effect at 1, differences at 0
+    ("OR", r"(?:adjusted |a)?odds ratios?|\b[Aa]?ORs?\b"), ("RR", r"relative risks?|risk ratios?|rate ratios?|\bI?RRs?\b"),
+    ("HR", r"hazard ratios?|\b[Aa]?HRs?\b"),
+    ("MD", r"(?:standardi[sz]ed |weighted |least[- ]squares |adjusted )?mean differences?|\b(?:S|W)?MDs?\b|between-group differences?"
+           r"|differences? in means?"),
+]
+RATIO_KINDS = {"OR", "RR", "HR"}
+_NUMBER = r"[-−–]?\d+(?:\.\d+)?"
+_CI = (rf"(?:95\s*%\s*(?:CI|confidence intervals?|C\.I\.)|CI\s*95\s*%|confidence intervals?)\s*[:=,]?\s*[\[(]?\s*(?P<lo>{_NUMBER})"
+       rf"\s*(?:%|\s*[a-zA-Z/]+)?\s*(?:to|-|–|—|,|;|and)\s*(?P<hi>{_NUMBER})")
+_ESTIMATE = re.compile(
+    rf"(?P<name>{'|'.join(f'(?P<{k}>{v})' for k, v in _MEASURES)})\s*(?:\[[A-Za-z]+\]\s*)?(?:\([A-Za-z]+\)\s*)?(?:of|was|were|is|=|:|,)?\s*"
+    rf"(?:\[?95\s*%\s*CI\]?\s*)?(?P<est>{_NUMBER})\s*(?:%|\s*(?:kg|mg|mmol|points?|units?|days?|[a-zA-Z/²]+))?\s*[\[(;,]?\s*(?:{_CI})?", re.I)
+
+
+@dataclass
+class Estimate:
+    """One effect estimate a sentence reports."""
+
+    kind: str  # OR | RR | HR | MD
+    value: float
+    low: float | None
+    high: float | None
+    p: str | None  # the p-value as printed ('p = 0.02', 'P < 0.001')
+    text: str  # the matched text
+    start: int  # offset in the sentence
+    end: int = 0
+
+    @property
+    def null(self) -> float:
+        return 1.0 if self.kind in RATIO_KINDS else 0.0
+
+    def significant(self) -> bool | None:
+        """By the CI (excludes the null value) when given, else by the p-value; None when neither says."""
+        sig = p_significance(self.p or "")
+        if self.low is not None and self.high is not None and not (sig and self.null in (self.low, self.high)):
+            lo, hi = sorted((self.low, self.high))  # a bound printed at the null (rounded): the p-value decides
+            return not (lo <= self.null <= hi)
+        return sig[0][1] if sig else None
+
+    def label(self) -> str:
+        sig = self.significant()
+        if sig is False:
+            return LABELS[2]
+        if sig is None:
+            return "direction only (significance not stated)"
+        return LABELS[0] if self.value > self.null else LABELS[1]
+
+    def shown(self) -> str:
+        ci = f" (95% CI {_fmt(self.low)} to {_fmt(self.high)})" if self.low is not None else ""
+        return f"{self.kind} {_fmt(self.value)}{ci}" + (f", {self.p}" if self.p else "")
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else (f"{v:g}" if v >= 0 else f"\u2212{-v:g}")
+
+
+def _num(text: str) -> float:
+    return float(text.replace("−", "-").replace("–", "-"))
+
+
+def estimates(sentence: str) -> list[Estimate]:
+    """Effect estimates stated in the sentence: 'OR = 2.86; 95% CI: 1.03–7.96; p = 0.04', 'hazard ratio 0.71
+    (0.55 to 0.92)', 'mean difference −2.6 kg (95% CI −3.3 to −1.8)'. A ratio must be positive; a CI must hold
+    its estimate."""
+    out = []
+    sentence = decimals(sentence)
+    for m in _ESTIMATE.finditer(sentence):
+        kind = next(k for k, _ in _MEASURES if m.group(k))
+        value = _num(m.group("est"))
+        lo = _num(m.group("lo")) if m.group("lo") else None
+        hi = _num(m.group("hi")) if m.group("hi") else None
+        if lo is None:  # '2.6 (1.0, 4.2)': a bare bracketed pair right after the estimate
+            pair = re.match(rf"\s*[\[(]\s*(?P<lo>{_NUMBER})\s*(?:to|,|-|–|;)\s*(?P<hi>{_NUMBER})\s*[\])]", sentence[m.end("est"):])
+            if pair:
+                lo, hi = _num(pair.group("lo")), _num(pair.group("hi"))
+        if kind in RATIO_KINDS and value <= 0:
+            continue
+        if lo is not None and not (min(lo, hi) <= value <= max(lo, hi)):
+            lo = hi = None
+        pm = P_VALUE.search(sentence, m.end(), min(len(sentence), m.end() + 60))
+        out.append(Estimate(kind, value, lo, hi, re.sub(r"\s+", " ", pm.group(0)) if pm else None, m.group(0).strip(), m.start(),
+                            m.end()))
+    return out
+
+
+__all__ = ["Estimate", "estimates", "ADVERSE", "DOWN", "LABELS", "NO_DIFF", "Reading", "SIG_WORD", "Sides", "UP", "anchor_of", "arm_values", "clauses", "direction",
            "outcome_overlap", "p_significance", "paired_direction", "read_effect", "significance", "sides",
            "subject_is_comparator"]
