@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from m3analyst.evaluation.label_scores import majority_note
 from m3analyst.evaluation.scorers import METRICS
 
 
@@ -51,7 +52,7 @@ def results_table(report: dict[str, Any], comparison: dict[str, Any] | None = No
 def footer_line(report: dict[str, Any]) -> str:
     tm = report["timings"]
     line = (f"wall {tm['wall_s']} s, {tm['mean_item_s']} s/item, {report['n_errors']} item errors · "
-            f"commit {(report['git'].get('commit') or '?')[:10]}")
+            f"commit {(report['git'].get('commit') or '?')[:10]}") + majority_note(report)
     e = report.get("engine_totals")
     if e:
         line += (f" · memo engine: {e['prompt_tokens']:.0f} prompt tokens, prefill {e['prefill_s']:.1f} s, "

@@ -289,9 +289,10 @@ def answer_effect_label(doc: Document, question: str, reader: ModelReader | None
     else:
         return None
     quotes = " ".join(f"\u201c{c.quote}\u201d [p.{c.page}]" for c in cites)
+    rules_p = {lab: float(lab == label) for lab in EFFECT_LABELS} if got else None
     return LabelAnswer(f"{label} \u2014 {reason} {quotes}".strip(), None, sorted({c.page for c in cites}), source,
                        label=label, reason=reason, evidence=cites, confidence=round(conf, 3),
-                       scores={"model": model_p})
+                       scores={"rules": rules_p, "model": model_p, "combined": {lab: float(lab == label) for lab in EFFECT_LABELS}})
 
 
 def answer_labels(doc: Document, spec: DomainSpec, facts: list, questions: list[str], out: list, settings,
