@@ -336,10 +336,10 @@ _MEASURES = [  # (kind, pattern naming it); ratios have no effect at 1, differen
 RATIO_KINDS = {"OR", "RR", "HR"}
 _NUMBER = r"[-−–]?\d+(?:\.\d+)?"
 _CI = (rf"(?:95\s*%\s*(?:CI|confidence intervals?|C\.I\.)|CI\s*95\s*%|confidence intervals?)\s*[:=,]?\s*[\[(]?\s*(?P<lo>{_NUMBER})"
-       rf"\s*(?:%|\s*[a-zA-Z/]+)?\s*(?:to|-|–|—|,|;|and)\s*(?P<hi>{_NUMBER})")
+       rf"\s*(?:%|\s*(?!to\b|and\b)[a-zA-Z/]+)?\s*(?:to|-|–|—|,|;|and)\s*(?P<hi>{_NUMBER})")
 _ESTIMATE = re.compile(
     rf"(?P<name>{'|'.join(f'(?P<{k}>{v})' for k, v in _MEASURES)})\s*(?:\[[A-Za-z]+\]\s*)?(?:\([A-Za-z]+\)\s*)?(?:of|was|were|is|=|:|,)?\s*"
-    rf"(?:\[?95\s*%\s*CI\]?\s*)?(?P<est>{_NUMBER})\s*(?:%|\s*(?:kg|mg|mmol|points?|units?|days?|[a-zA-Z/²]+))?\s*[\[(;,]?\s*(?:{_CI})?", re.I)
+    rf"(?:\[?95\s*%\s*CI\]?\s*)?(?P<est>{_NUMBER})\s*(?:%|\s*(?!to\b|and\b|in\b|for\b|at\b)(?:kg|mg|mmol|points?|units?|days?|[a-zA-Z/²]+))?\s*[\[(;,]?\s*(?:{_CI})?", re.I)
 
 
 @dataclass

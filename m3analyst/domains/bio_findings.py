@@ -29,7 +29,7 @@ _POP_HEAD = (r"(?:with|aged|who|undergoing|receiving|scheduled|admitted|diagnose
              r"|presenting|recruited|enrolled|in)")
 # '300 patients aged 18-65 years who were ASA I-II', 'adults with type 2 diabetes', 'smokers recruited from ...'
 _FUNCTION = (r"(?:to|of|for|the|in|on|and|or|by|with|at|from|among|directed|that|these|those|all|our|this|between|analy[sz]\w*"
-             r"|compared|retained|included|excluded|lost|remaining|other|fewer|more|less|most|many|some)\b")
+             r"|compared|retained|included|excluded|lost|remaining|other|fewer|more|less|most|many|some|we|they|\w+ed)\b")
 _POPULATION = re.compile(rf"(?P<pop>(?:\b(?:a total of\s+)?[\d,]+\s+)?(?:\b(?!{_FUNCTION})[\w-]+\s+){{0,3}}?\b{_N_WORD}\s+{_POP_HEAD}\b(?!\s+(?:those|these|them|the other)\b)[^.;:]{{3,160}})",
                          re.I)
 _POP_END = re.compile(r",?\s+(?:(?:and|who)\s+)?(?:were|was|are|had been|have been|participated|completed|took part|will be|reported|provided"
