@@ -89,32 +89,45 @@ def _report(name: str, pred: np.ndarray, y: np.ndarray) -> dict:
     return {"accuracy": acc, "confusion": conf.tolist()}
 
 
+def _rule_vote(rows: list[dict]) -> np.ndarray:
+    from m3analyst.memo.labels import rule_vote
+
+    return np.array([LABELS.index(max((p := rule_vote(r["features"])), key=p.get)) for r in rows])
+
+
 def fit(args) -> None:
     rows = [json.loads(x) for x in Path(args.file).read_text().splitlines()]
+    if args.model_lp:  # the model's label log-probs from a model dump, joined by pmid onto these rule features
+        lp = {r["pmid"]: r["model_lp"] for r in map(json.loads, Path(args.model_lp).read_text().splitlines())}
+        rows = [r | {"model_lp": lp[r["pmid"]]} for r in rows if r["pmid"] in lp]
     rows.sort(key=lambda r: r["n"])
     keys = sorted(rows[0]["features"])
     has_model = all(r.get("model_lp") for r in rows)
     fit_rows, held = rows[0::2], rows[1::2]
     y_fit = np.array([LABELS.index(r["gold"]) for r in fit_rows])
     y_held = np.array([LABELS.index(r["gold"]) for r in held])
+    y_all = np.array([LABELS.index(r["gold"]) for r in rows])
+    for part, y in (("all", y_all), ("fit half", y_fit), ("held-out half", y_held)):
+        print(f"{part} (n={len(y)}): majority 'yes' {float((y == 0).mean()):.3f}")
+    print("rules (uncalibrated vote: significance share >= 0.5 -> yes)")
+    for part, rs, y in (("all", rows, y_all), ("fit", fit_rows, y_fit), ("held-out", held, y_held)):
+        _report(part, _rule_vote(rs), y)
     weights = {}
-    for part, split in (("fit half", (fit_rows, y_fit)), ("held-out half", (held, y_held))):
-        print(f"{part} (n={len(split[1])}): majority 'yes' {float((split[1] == 0).mean()):.3f}")
-    for source in ["rules"] + (["model", "combined"] if has_model else []):
-        if source == "model":
-            xf, xh = _matrix(fit_rows, [], True), _matrix(held, [], True)
-        else:
-            xf, xh = _matrix(fit_rows, keys, source == "combined"), _matrix(held, keys, source == "combined")
+    sets = {"rules, logistic over all features": (keys, False), "model": ([], True), "combined": (["sig_share"], True)}
+    for source, (feats, model) in sets.items():
+        if model and not has_model:
+            continue
+        xf, xh = _matrix(fit_rows, feats, model), _matrix(held, feats, model)
         w, b = fit_lr(xf, y_fit, l2=args.l2)
         print(source)
         _report("fit", (xf @ w + b).argmax(1), y_fit)
         _report("held-out", (xh @ w + b).argmax(1), y_held)
-        names = (keys if source != "model" else []) + ([f"lp_{k}" for k in LABELS] if source != "rules" else [])
+        names = feats + ([f"lp_{k}" for k in LABELS] if model else [])
         weights[source] = {"bias": {lab: round(float(b[j]), 4) for j, lab in enumerate(LABELS)}} | {
             lab: {n: round(float(w[i, j]), 4) for i, n in enumerate(names)} for j, lab in enumerate(LABELS)}
     times = [r["s"] for r in rows]
     print(f"time per question: median {np.median(times):.2f} s, mean {np.mean(times):.2f} s (n={len(times)})")
-    print(json.dumps({k: v for k, v in weights.items() if k != "model"}))
+    print(json.dumps(weights.get("combined", {})))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser("fit")
     f.add_argument("file")
     f.add_argument("--l2", type=float, default=0.01)
+    f.add_argument("--model-lp", help="a model dump whose label log-probs join the rule features (by pmid)")
     args = ap.parse_args(argv)
     {"dump": dump, "fit": fit}[args.cmd](args)
 

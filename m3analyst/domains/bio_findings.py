@@ -177,11 +177,14 @@ BIAS_RULES: list[tuple[str, list[tuple[str, str, str]]]] = [
     ]),
     ("Allocation concealment", [
         ("low risk", r"(?:sealed|opaque|sequentially numbered)\b.{0,30}envelopes?|central(?:ised|ized)? (?:randomi|allocation)|allocation (?:was )?conceal"
-                     r"|concealed allocation|interactive (?:voice|web)|pharmacy[- ]controlled|web-based randomi|independent (?:statistician|person)", "concealment is described"),
+                     r"|concealed allocation|interactive (?:voice|web)|pharmacy[- ]controlled|web-based randomi|independent (?:statistician|person)"
+                     r"|(?:completely |fully )?automated\b.{0,60}(?:randomi|allocat|assign)|(?:randomi|allocat)\w*\b.{0,80}\bautomated|no experimenter involvement",
+         "concealment is described"),
     ]),
     ("Blinding", [
         ("high risk", r"\bopen[- ]label\b|\bunblinded\b|\bnot (?:be )?blinded\b|\bno blinding\b|\bwere aware of (?:the )?(?:group|allocation)", "participants or assessors knew the allocation"),
-        ("low risk", r"\b(?:double|triple)[- ]?(?:blind(?:ed)?|mask(?:ed)?)\b|\bplacebo[- ]controlled\b", "double-blind or placebo-controlled"),
+        ("low risk", r"\b(?:double|triple)[- ]?(?:blind(?:ed)?|mask(?:ed)?)\b|\bplacebo[- ]controlled\b"
+                     r"|\b(?:participants|patients)\b[^.;]{0,80}\b(?:were|was) (?:masked|blinded)\b", "participants (and assessors) were blinded"),
         ("unclear", r"\bsingle[- ]?blind(?:ed)?\b|\b(?:assessors?|raters?|investigators?|outcome assessment) (?:were |was )?(?:blind|masked)|\bblinded\b", "partly blinded"),
     ]),
     ("Intention-to-treat analysis", [
@@ -193,13 +196,14 @@ BIAS_RULES: list[tuple[str, list[tuple[str, str, str]]]] = [
          "losses to follow-up are reported"),
     ]),
 ]
-_PERCENT_LOST = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*(?:\w+\s+){0,4}?(?:were\s+)?(?:lost|dropped|withdr|discontinu|did not complete)", re.I)
+_PERCENT_LOST = re.compile(r"(\d+(?:\.\d+)?)\s*%\)?\s*(?:\w+\s+){0,4}?(?:were\s+)?(?:lost|dropped|withdr|discontinu|did not complete)", re.I)
 
 
 def _bias_flag(doc: Document, sents: list[Span], domain: str, rules: list[tuple[str, str, str]]) -> Finding:
     for label, pattern, meaning in rules:
         rx = re.compile(pattern, re.I)
-        hit = next((s for s in sents if rx.search(squash(s.text)) and not re.search(r"\bet al\b|\bprevious", s.text)), None)
+        hits = [s for s in sents if rx.search(squash(s.text)) and not re.search(r"\bet al\b|\bprevious", s.text) and s.words <= 80]
+        hit = next((s for s in hits if _PERCENT_LOST.search(squash(s.text))), hits[0] if hits else None)
         if hit is None:
             continue
         text = squash(hit.text)
