@@ -67,7 +67,7 @@ def population_of(doc: Document, sents: list[Span]) -> tuple[str, Span | None] |
     the title's 'in X' phrase (cited to page 1). Sentences about other studies are skipped."""
     from m3analyst.domains.bio import _in_sections
 
-    usable = [s for s in sents if not re.search(r"\bet al\b|\bprevious|\bfuture\b", s.text)]
+    usable = [s for s in sents if not re.search(r"\bet al\b|\bprevious|\bfuture\b|\baim(?:ed|s)?\b|\bobjective|\bpurpose|\bhypothes", s.text, re.I)]
     preferred = _in_sections(doc, usable, ["abstract", "methods"])
     for pool in (preferred, sorted(usable, key=lambda s: s.start)[:40]):
         for strong in (True, False):
