@@ -109,7 +109,7 @@ def fit(args) -> None:
     y_all = np.array([LABELS.index(r["gold"]) for r in rows])
     for part, y in (("all", y_all), ("fit half", y_fit), ("held-out half", y_held)):
         print(f"{part} (n={len(y)}): majority 'yes' {float((y == 0).mean()):.3f}")
-    print("rules (uncalibrated vote: significance share >= 0.5 -> yes)")
+    print("rules (uncalibrated vote, memo/labels.py rule_vote)")
     for part, rs, y in (("all", rows, y_all), ("fit", fit_rows, y_fit), ("held-out", held, y_held)):
         _report(part, _rule_vote(rs), y)
     weights = {}

@@ -144,14 +144,34 @@ def rule_features(doc: Document, question: str) -> dict[str, float]:
          "q_hedge": float(bool(_Q_HEDGE.search(question))), "q_neg": float(bool(_Q_NEG.search(question))),
          "q_dir": float(bool(_Q_DIR_WORDS.search(question))), "agree": min(agree, 3) / 3, "disagree": min(disagree, 3) / 3}
     f |= {k: math.log1p(100 * len(rx.findall(res)) / words) / 3 for k, rx in _CUES.items()}
+    f["stated"] = _stated(question, rel[0]) if rel else 0.0
     return f
 
 
+_QWORDS = re.compile(r"[a-z][a-z-]{3,}")
+_Q_STOP = {"does", "did", "were", "was", "have", "with", "that", "this", "there", "their", "from", "than", "they", "what", "which",
+           "study", "patients", "analysis"}
+
+
+def _stated(question: str, sentence: str) -> float:
+    """+1 when the sentence holds at least 90% of the question's content words (by their first 5 letters) and no
+    statistic (a plain statement of what is asked), -1 when it is such a statement negated, 0 otherwise."""
+    words = {w[:5] for w in _QWORDS.findall(question.lower()) if w not in _Q_STOP}
+    have = {w[:5] for w in _QWORDS.findall(sentence.lower())}
+    if len(words) < 2 or len(words & have) < 0.9 * len(words) or P_OR_SIG.search(sentence) or NO_DIFF.search(sentence):
+        return 0.0
+    return -1.0 if _NEG.search(sentence) and not _NEG.search(question) else 1.0
+
+
 def rule_vote(f: dict[str, float]) -> dict[str, float]:
-    """The rules' label without calibration: yes when most of the document's significance statements (words and
-    p-values) report a significant result, no when most report none or a p-value at or above 0.05. The rules do
+    """The rules' label without calibration: where one sentence states what the question asks (most of its content
+    words) without any statistic, yes if it says so affirmatively, no if negated ('Analysis was by intention to
+    treat.'); otherwise yes when the significance statements (words and p-values) of the document and of the
+    sentences nearest the question report a significant result more than its absence, no when less. The rules do
     not say maybe (hedged wording did not separate maybe from yes/no on the dev set: RESULTS.md)."""
-    return _softmax({"yes": 6.0 * (f["sig_share"] - 0.5) + 0.01, "no": 0.0, "maybe": -3.0})
+    if f.get("stated") and not (f["rel_sig"] or f["rel_ns"]):  # a plain statement of what is asked, no statistic near it
+        return _softmax({"yes": 2.0 * f["stated"], "no": -2.0 * f["stated"], "maybe": -3.0})
+    return _softmax({"yes": 6.0 * (f["sig_share"] - 0.5 + 0.5 * (f["rel_sig"] - f["rel_ns"])) + 0.01, "no": 0.0, "maybe": -3.0})
 
 
 def _softmax(z: dict[str, float]) -> dict[str, float]:
@@ -243,6 +263,8 @@ def _yesno_evidence(doc: Document, question: str) -> list[Span]:
 
 def _reason(label: str, f: dict[str, float], source: str) -> str:
     parts = []
+    if f.get("stated") and not (f["rel_sig"] or f["rel_ns"]):
+        parts.append("a sentence states what is asked" + (", negated" if f["stated"] < 0 else ""))
     if f["rel_sig"]:
         parts.append("the sentences on the question report significant findings")
     if f["rel_ns"]:
