@@ -282,9 +282,9 @@ def _clause_rank(clause: str, outcome: str, abbreviations: list[str], between: b
         score -= 0.4
     if _mentions(clause, arms.intervention, _GENERIC_I):
         score += 0.2
-    when = re.search(r"\b(\d+)\s*(days?|weeks?|months?|years?)\b", outcome or "")
+    when = re.search(r"\b(\d+)\s*(min(?:utes?)?|hours?|days?|weeks?|months?|years?)\b", outcome or "")
     if when:  # the outcome's time point: '... at 6 months'
-        said = re.findall(r"\b(\d+)\s*(days?|weeks?|months?|years?)\b", clause)
+        said = re.findall(r"\b(\d+)\s*(min(?:utes?)?|hours?|days?|weeks?|months?|years?)\b", clause)
         score += 0.5 if (when.group(1), when.group(2)) in said else (-0.5 if said else 0.0)
     return score
 
