@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from m3analyst.domains.bio_effects import DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, direction, p_significance, significance
+from m3analyst.domains.bio_effects import (DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, clauses, direction, estimates, outcome_overlap,
+                                           p_significance, significance)
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
@@ -63,7 +64,8 @@ def label_set(spec: DomainSpec, question: str) -> tuple[str, ...] | None:
     if asks_effect(question):
         return EFFECT_LABELS
     conf = (spec.model_extra or {}).get("labels") or {}
-    if "yesno" in conf and question.strip().endswith("?") and not _WH.search(question.split(":")[-1]):
+    asked = "?" in question or re.search(r"\banswer (?:with )?yes or no\b", question, re.I)
+    if "yesno" in conf and asked and not _WH.search(question.split(":")[-1]):
         return YESNO
     return None
 
@@ -126,7 +128,7 @@ def rule_features(doc: Document, question: str) -> dict[str, float]:
 
     n_sig, n_ns = share(text)
     r_sig, r_ns = share(res)
-    rel_sig = [significance(s) for s in rel]
+    rel_sig = [_clause_significance(s, question) for s in rel]
     agree = disagree = 0
     q_dir = direction(question, 0)
     for s in rel if q_dir else []:
@@ -145,7 +147,25 @@ def rule_features(doc: Document, question: str) -> dict[str, float]:
          "q_dir": float(bool(_Q_DIR_WORDS.search(question))), "agree": min(agree, 3) / 3, "disagree": min(disagree, 3) / 3}
     f |= {k: math.log1p(100 * len(rx.findall(res)) / words) / 3 for k, rx in _CUES.items()}
     f["stated"] = _stated(question, rel[0]) if rel else 0.0
+    f["top_sig"] = {True: 1.0, False: -1.0, None: 0.0}[rel_sig[0]] if rel else 0.0
     return f
+
+
+_GENERIC_Q = re.compile(r"\banswer (?:with )?yes or no\b|\b(?:significant(?:ly)?|associat\w*|effect\w*|difference\w*|related|relationship"
+                        r"|yes|no|maybe)\b", re.I)
+
+
+def _clause_significance(sentence: str, question: str) -> bool | None:
+    """Significance stated by the sentence's clause nearest the question (most of its words): its words or p-values,
+    else its effect estimate's CI; the whole sentence when the clause says nothing ('a significant increase in
+    retrospective studies and not in prospective studies (RR 1.27; 95% CI 0.77-2.10)')."""
+    topic = _GENERIC_Q.sub(" ", question)  # what the question is about, not how it asks
+    best = max(clauses(sentence), key=lambda c: outcome_overlap(c[1], topic))[1]
+    sig = significance(best)
+    if sig is None:
+        est = estimates(best)
+        sig = est[0].significant() if est else None
+    return significance(sentence) if sig is None else sig
 
 
 _QWORDS = re.compile(r"[a-z][a-z-]{3,}")
@@ -167,11 +187,13 @@ def rule_vote(f: dict[str, float]) -> dict[str, float]:
     """The rules' label without calibration: where one sentence states what the question asks (most of its content
     words) without any statistic, yes if it says so affirmatively, no if negated ('Analysis was by intention to
     treat.'); otherwise yes when the significance statements (words and p-values) of the document and of the
-    sentences nearest the question report a significant result more than its absence, no when less. The rules do
+    sentences nearest the question report a significant result more than its
+    absence, no when less. The rules do
     not say maybe (hedged wording did not separate maybe from yes/no on the dev set: RESULTS.md)."""
     if f.get("stated") and not (f["rel_sig"] or f["rel_ns"]):  # a plain statement of what is asked, no statistic near it
         return _softmax({"yes": 2.0 * f["stated"], "no": -2.0 * f["stated"], "maybe": -3.0})
-    return _softmax({"yes": 6.0 * (f["sig_share"] - 0.5 + 0.5 * (f["rel_sig"] - f["rel_ns"])) + 0.01, "no": 0.0, "maybe": -3.0})
+    lean = f["sig_share"] - 0.5 + 0.5 * (f["rel_sig"] - f["rel_ns"])
+    return _softmax({"yes": 6.0 * lean + 0.01, "no": 0.0, "maybe": -3.0})
 
 
 def _softmax(z: dict[str, float]) -> dict[str, float]:
