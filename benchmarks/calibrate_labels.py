@@ -66,7 +66,15 @@ def _matrix(rows: list[dict], keys: list[str], model: bool) -> np.ndarray:
 
 
 def fit_lr(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression by gradient descent: weights [features, labels], bias [labels]."""
+    """Multinomial logistic regression by gradient descent on standardised features: weights [features, labels] and
+    bias [labels] for the raw features."""
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    w, b = _fit_std((x - mu) / sd, y, l2, steps, lr)
+    w = w / sd[:, None]
+    return w, b - mu @ w
+
+
+def _fit_std(x: np.ndarray, y: np.ndarray, l2: float, steps: int, lr: float) -> tuple[np.ndarray, np.ndarray]:
     w, b = np.zeros((x.shape[1], 3)), np.zeros(3)
     onehot = np.eye(3)[y]
     for _ in range(steps):
