@@ -330,8 +330,9 @@ def answer_effect_label(doc: Document, question: str, reader: ModelReader | None
     elif model_p:
         label = max(model_p, key=model_p.get)
         reason, cites, conf, source = f"{label}: no sentence states it clearly; the model's reading.", [], model_p[label], "model"
-    else:
-        return None
+    else:  # nothing reports a significant effect on this outcome: that is what the paper shows, said with low confidence
+        label, cites, conf, source = EFFECT_LABELS[2], [], 0.34, "rules"
+        reason = f"{label}: no sentence of the paper reports a significant difference in this outcome."
     quotes = " ".join(f"\u201c{c.quote}\u201d [p.{c.page}]" for c in cites)
     rules_p = {lab: float(lab == label) for lab in EFFECT_LABELS} if got else None
     return LabelAnswer(f"{label} \u2014 {reason} {quotes}".strip(), None, sorted({c.page for c in cites}), source,
