@@ -334,7 +334,7 @@ def answer_effect_label(doc: Document, question: str, reader: ModelReader | None
         label, cites, conf, source = EFFECT_LABELS[2], [], 0.34, "rules"
         reason = f"{label}: no sentence of the paper reports a significant difference in this outcome."
     quotes = " ".join(f"\u201c{c.quote}\u201d [p.{c.page}]" for c in cites)
-    rules_p = {lab: float(lab == label) for lab in EFFECT_LABELS} if got else None
+    rules_p = {lab: float(lab == label) for lab in EFFECT_LABELS} if source == "rules" else None
     return LabelAnswer(f"{label} \u2014 {reason} {quotes}".strip(), None, sorted({c.page for c in cites}), source,
                        label=label, reason=reason, evidence=cites, confidence=round(conf, 3),
                        scores={"rules": rules_p, "model": model_p, "combined": {lab: float(lab == label) for lab in EFFECT_LABELS}})
