@@ -30,7 +30,7 @@ from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.effect import LABELS as EFFECT_LABELS
 from m3analyst.memo.effect import asks_effect, read_candidates
 from m3analyst.memo.model import Answer
-from m3analyst.memo.passages import BM25, tokens
+from m3analyst.memo.passages import BM25
 
 YESNO = ("yes", "no", "maybe")
 _WH = re.compile(r"^\s*(?:what|which|how|why|when|where|who|whom|whose|list|describe|explain|summari[sz]e|name)\b", re.I)
@@ -266,11 +266,11 @@ class ModelReader:
         firsts = {lab: [tok(w, add_special_tokens=False)["input_ids"][0] for w in ws] for lab, ws in words.items()}
         if len({f[0] for f in firsts.values()}) == len(labels):
             nxt, _ = self._logprobs(task)
-            return {lab: float(torch_logsumexp([float(nxt[t]) for t in ids])) for lab, ids in firsts.items()}
+            return {lab: float(_logsumexp([float(nxt[t]) for t in ids])) for lab, ids in firsts.items()}
         return {lab: self._logprobs(task, ws[0])[1] for lab, ws in words.items()}
 
 
-def torch_logsumexp(values: list[float]) -> float:
+def _logsumexp(values: list[float]) -> float:
     m = max(values)
     return m + math.log(sum(math.exp(v - m) for v in values))
 
