@@ -59,3 +59,12 @@ def test_estimates_with_ci_and_direction():
     assert (md.kind, md.value, md.label()) == ("MD", -2.6, DEC)
     assert estimates("The OR was 0.8")[0].significant() is None  # no CI, no p: direction only
     assert not estimates("the ratio of OR to HR was discussed")
+
+
+def test_percent_changes_are_estimates_too():
+    from m3analyst.domains.bio_effects import percent_changes
+
+    got = percent_changes("There was a significant 3.6% reduction in bicarbonate versus placebo (P = 0.02); "
+                          "BUN rose by 7.1% (P = 0.20).")
+    assert [(e.kind, e.value, e.label()) for e in got] == [("PCT", -3.6, DEC), ("PCT", 7.1, NSD)]
+    assert not percent_changes("51.2% (n = 7,230) were female")

@@ -346,7 +346,7 @@ _ESTIMATE = re.compile(
 class Estimate:
     """One effect estimate a sentence reports."""
 
-    kind: str  # OR | RR | HR | MD
+    kind: str  # OR | RR | HR | MD | PCT (a percent change)
     value: float
     low: float | None
     high: float | None
@@ -377,7 +377,8 @@ class Estimate:
 
     def shown(self) -> str:
         ci = f" (95% CI {_fmt(self.low)} to {_fmt(self.high)})" if self.low is not None else ""
-        return f"{self.kind} {_fmt(self.value)}{ci}" + (f", {self.p}" if self.p else "")
+        head = f"{'+' if self.value > 0 else ''}{_fmt(self.value)}% change" if self.kind == "PCT" else f"{self.kind} {_fmt(self.value)}"
+        return head + ci + (f", {self.p}" if self.p else "")
 
 
 def _fmt(v: float | None) -> str:
@@ -386,6 +387,24 @@ def _fmt(v: float | None) -> str:
 
 def _num(text: str) -> float:
     return float(text.replace("−", "-").replace("–", "-"))
+
+
+_PCT = re.compile(rf"(?P<v>\d+(?:\.\d+)?)\s*%\s*(?:relative\s+|absolute\s+)?(?P<w>{DOWN_WORDS}|{UP_WORDS}|improvement)\b"
+                  rf"|\b(?P<w2>{DOWN_WORDS}|{UP_WORDS}|improved)\s+(?:[\w-]+\s+){{0,5}}?by\s+(?:an?\s+(?:average|mean)\s+of\s+)?(?P<v2>\d+(?:\.\d+)?)\s*%",
+                  re.I)
+
+
+def percent_changes(sentence: str) -> list[Estimate]:
+    """'a 3.6% reduction in bicarbonate (P = 0.02)', 'decreased BUN by 7.1%': a percent change, signed by its
+    direction word, significant by the p-value after it (kind 'PCT', no effect at 0)."""
+    out = []
+    sentence = decimals(sentence)
+    for m in _PCT.finditer(sentence):
+        value, word = float(m.group("v") or m.group("v2")), (m.group("w") or m.group("w2")).lower()
+        sign = -1.0 if DOWN.fullmatch(word) else 1.0
+        pm = P_VALUE.search(sentence, m.end(), min(len(sentence), m.end() + 80))
+        out.append(Estimate("PCT", sign * value, None, None, re.sub(r"\s+", " ", pm.group(0)) if pm else None, m.group(0), m.start(), m.end()))
+    return out
 
 
 def estimates(sentence: str) -> list[Estimate]:
@@ -413,6 +432,6 @@ def estimates(sentence: str) -> list[Estimate]:
     return out
 
 
-__all__ = ["Estimate", "estimates", "ADVERSE", "DOWN", "LABELS", "NO_DIFF", "Reading", "SIG_WORD", "Sides", "UP", "anchor_of", "arm_values", "clauses", "direction",
+__all__ = ["Estimate", "estimates", "percent_changes", "ADVERSE", "DOWN", "LABELS", "NO_DIFF", "Reading", "SIG_WORD", "Sides", "UP", "anchor_of", "arm_values", "clauses", "direction",
            "outcome_overlap", "p_significance", "paired_direction", "read_effect", "significance", "sides",
            "subject_is_comparator"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.bio_effects import LABELS, estimates, read_effect, significance
+from m3analyst.domains.bio_effects import LABELS, estimates, percent_changes, read_effect, significance
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.registry import register_findings
@@ -133,13 +133,13 @@ def estimate_findings(doc: Document, sents: list[Span], limit: int = 8) -> list[
         if _BASELINE.search(text):
             continue
         prev_end = 0
-        for e in estimates(text):
+        for e in estimates(text) + percent_changes(text):
             key, prev, prev_end = (e.kind, e.value, e.low, e.high), prev_end, e.end
             if key in seen or (e.low is None and e.p is None):  # a table cell without its CI or p: not a result to state
                 continue
             seen.add(key)
             what = _outcome_before(text, e.start, prev)
-            fig = [Figure(f"{e.kind} {e.value:g}", e.value, e.kind)]
+            fig = [Figure(f"{e.value:g}%" if e.kind == "PCT" else f"{e.kind} {e.value:g}", e.value, "%" if e.kind == "PCT" else e.kind)]
             if e.low is not None:
                 fig += [Figure(f"{e.low:g}", e.low, "CI low"), Figure(f"{e.high:g}", e.high, "CI high")]
             out.append(Finding(f"{what}: {e.shown()} \u2014 {e.label()}.", "effect", RESULTS, fig, [_cite(doc, s)],
@@ -154,7 +154,7 @@ def statement_findings(doc: Document, sents: list[Span], intervention: str, comp
     out = []
     for s in sents:
         text = squash(s.text)
-        if estimates(text) or _BASELINE.search(text) or significance(text) is None:
+        if estimates(text) or percent_changes(text) or _BASELINE.search(text) or significance(text) is None:
             continue
         r = read_effect(text, intervention, comparator)
         if r is None or r.label not in LABELS:
