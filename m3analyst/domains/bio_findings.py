@@ -149,12 +149,17 @@ def estimate_findings(doc: Document, sents: list[Span], limit: int = 8) -> list[
     return out
 
 
+# interpretation, not a result: 'was probably related to', 'may reflect', 'sample size was not increased'
+_INTERPRETS = re.compile(r"\b(?:probably|possibly|likely|may|might|could|suggests?|explain\w*|power|sample size)\b", re.I)
+
+
 def statement_findings(doc: Document, sents: list[Span], intervention: str, comparator: str, limit: int = 4) -> list[Finding]:
     """Result sentences of the abstract that state a significant change or its absence without an estimate."""
     out = []
     for s in sents:
         text = squash(s.text)
-        if estimates(text) or percent_changes(text) or _BASELINE.search(text) or significance(text) is None:
+        if (estimates(text) or percent_changes(text) or _BASELINE.search(text) or _INTERPRETS.search(text)
+                or significance(text) is None):
             continue
         r = read_effect(text, intervention, comparator)
         if r is None or r.label not in LABELS:
