@@ -69,7 +69,7 @@ def category_table(report: dict[str, Any]) -> Table | None:
     """CUAD per-category precision/recall/F1 (None when the run has no clause labels)."""
     if not report.get("per_category"):
         return None
-    t = Table(title="clause detection per CUAD category", title_justify="left")
+    t = Table(title="per category: CUAD clause detection, or the label answered (label questions)", title_justify="left")
     for col in ("category", "tp", "fp", "fn", "P", "R", "F1"):
         t.add_column(col, justify="left" if col == "category" else "right")
     for cat, d in report["per_category"].items():
