@@ -19,6 +19,7 @@ model_free() {
   m3analyst eval finance --dataset financebench --data-root ../shared/corpus/finance --model none --out "$B/eval_financebench_none.json"
   m3analyst eval legal --dataset cuad --model none --out "$B/eval_cuad_none.json"
   m3analyst eval bio --dataset evidence-inference --model none --out "$B/eval_evidence-inference_none.json"
+  m3analyst eval bio --dataset pubmedqa --model none --out "$B/eval_pubmedqa_none.json"
 }
 
 model() {  # default model, MSA then dense on the same items; dense compared with MSA

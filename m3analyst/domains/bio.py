@@ -473,6 +473,18 @@ def _outcome_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[
     return f
 
 
+def _population_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[Span]) -> Fact | None:
+    """The population in a few words ('adults with type 2 diabetes aged 40-70'), its sentence the source; else the
+    sentence the spec's patterns find."""
+    from m3analyst.domains.bio_findings import population_of
+
+    found = population_of(doc, ordered)
+    if found is None or found[1] is None:
+        return _sentence_fact(doc, fs, sents, ordered)
+    value, s = found
+    return Fact(fs.name, value, fs.unit, 1.0, None, s.page, squash(s.text), fs.title)
+
+
 # spec `value:` -> reader(doc, fact spec, sentences in document order, sentences in preferred order)
 VALUE_READERS: dict[str, Callable[[Document, FactSpec, list[Span], list[Span]], Fact | None]] = {
     "title": lambda doc, fs, sents, ordered: title_of(doc),
@@ -480,6 +492,7 @@ VALUE_READERS: dict[str, Callable[[Document, FactSpec, list[Span], list[Span]], 
     "sample_size": lambda doc, fs, sents, ordered: sample_size_of(doc, ordered),
     "arm": _arm_fact,
     "outcome": _outcome_fact,
+    "population": _population_fact,
     "text": _sentence_fact,
 }
 
@@ -495,3 +508,6 @@ def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
             f.label = fs.title
             out.append(f)
     return out
+
+
+from m3analyst.domains import bio_findings  # noqa: E402,F401 - registers the bio findings ("bio")

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from m3analyst.evaluation.label_scores import majority_note
 from m3analyst.evaluation.scorers import METRICS
 
 
@@ -51,7 +52,7 @@ def results_table(report: dict[str, Any], comparison: dict[str, Any] | None = No
 def footer_line(report: dict[str, Any]) -> str:
     tm = report["timings"]
     line = (f"wall {tm['wall_s']} s, {tm['mean_item_s']} s/item, {report['n_errors']} item errors · "
-            f"commit {(report['git'].get('commit') or '?')[:10]}")
+            f"commit {(report['git'].get('commit') or '?')[:10]}") + majority_note(report)
     e = report.get("engine_totals")
     if e:
         line += (f" · memo engine: {e['prompt_tokens']:.0f} prompt tokens, prefill {e['prefill_s']:.1f} s, "
@@ -68,7 +69,7 @@ def category_table(report: dict[str, Any]) -> Table | None:
     """CUAD per-category precision/recall/F1 (None when the run has no clause labels)."""
     if not report.get("per_category"):
         return None
-    t = Table(title="clause detection per CUAD category", title_justify="left")
+    t = Table(title="per category: CUAD clause detection, or the label answered (label questions)", title_justify="left")
     for col in ("category", "tp", "fp", "fn", "P", "R", "F1"):
         t.add_column(col, justify="left" if col == "category" else "right")
     for cat, d in report["per_category"].items():

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from m3analyst.errors import UsageError
 from m3analyst.evaluation import findings_score  # noqa: F401 - registers the "findings" scorer
+from m3analyst.evaluation import label_scores  # noqa: F401 - registers the per-source label scorer
 from m3analyst.evaluation.schema import EvalItem
 from m3analyst.evaluation.scorers import (
     METRICS,
@@ -103,7 +104,7 @@ def prediction_from_answer(ans: Any) -> PredAnswer:
     value = _get(ans, "value")
     cites = [int(c) for c in (_get(ans, "citations") or []) if isinstance(c, (int, float, str)) and str(c).isdigit()]
     return PredAnswer(text=str(_get(ans, "text", "") or ""), value=None if value is None else float(value),
-                      citations=cites, source=_get(ans, "source"))
+                      citations=cites, source=_get(ans, "source"), scores=_get(ans, "scores"))
 
 
 def _engine_summary(memo: Any) -> dict[str, Any] | None:

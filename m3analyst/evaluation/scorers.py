@@ -72,6 +72,7 @@ class PredAnswer:
     value: float | None = None
     citations: list[int] = field(default_factory=list)
     source: str | None = None
+    scores: dict[str, Any] | None = None  # a label answer's per-source label probabilities (evaluation/label_scores.py)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document
 from m3analyst.memo.effect import answer_effect
+from m3analyst.memo.labels import answer_labels
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.trend import alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
@@ -61,11 +62,13 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
     model_free = settings.engine.model is None and engine is None
     out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free) for q in questions]
     todo = [i for i, a in enumerate(out) if a is None]
-    if todo and not model_free:
-        if engine is None:
-            from m3analyst.engine import load_engine
+    if todo and not model_free and engine is None:
+        from m3analyst.engine import load_engine
 
-            engine = load_engine(settings.engine)
+        engine = load_engine(settings.engine)
+    answer_labels(doc, spec, facts, questions, out, settings, None if model_free else engine)  # memo/labels.py
+    todo = [i for i, a in enumerate(out) if a is None]
+    if todo and not model_free:
         asker = _EngineAsker(doc, spec, facts, settings, engine, shared=len(todo) > 1)
         for i in todo:
             out[i] = asker.answer(questions[i])

@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import re
 
+from m3analyst.domains.bio_effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
 from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, tokens
 
-LABELS = ("significantly increased", "significantly decreased", "no significant difference")
 _ASKS_EFFECT = re.compile(r"significantly increase.{0,40}significantly decrease.{0,60}no significant difference"
                           r"|^\s*compared (?:with|to) .+?, what (?:was|is|were) the effect of .+? on ", re.I | re.S)
 _PARTS = [re.compile(r"^\s*compared (?:with|to) (?P<c>.+?),\s*did (?P<i>.+?) significantly increase.*?difference (?:to|in|on) "
                      r"(?P<o>.+?)\??\s*$", re.I | re.S),
           re.compile(r"^\s*compared (?:with|to) (?P<c>.+?),\s*what (?:was|is|were) the effect of (?P<i>.+?) on (?P<o>.+?)\??\s*$",
                      re.I | re.S)]
-_NO_DIFF = re.compile(
-    r"\bno (?:statistically )?significant (?:difference|change|effect|association|improvement|reduction|increase|decrease)"
-    r"|\bnot (?:statistically )?significant(?:ly)?\b|\bdid not (?:significantly )?(?:differ|change|improve|reduce|increase|"
-    r"decrease|affect)|\b(?:were|was) (?:comparable|similar)\b|\bsimilar (?:in|between|among|across)\b"
-    r"|\bp\s*[>≥]\s*0?\.0[5-9]|\bp\s*[>=≥]\s*0?\.[1-9]|\(\s*n\.?s\.?\s*\)", re.I)
-_SIGNIFICANT = re.compile(r"\bsignificant(?:ly)?\b|\bp\s*[<≤]\s*0?\.0[0-5]|\bp\s*=\s*0?\.0[0-4]", re.I)
-_DOWN = re.compile(r"\b(?:lower|reduc(?:ed|tion|es)|decreas(?:ed|e|es)|less|fewer|shorter|declin(?:ed|e)|smaller|attenuated|"
-                   r"diminished)\b", re.I)
-_UP = re.compile(r"\b(?:higher|increas(?:ed|e|es)|greater|more|longer|elevated|larger|raised)\b", re.I)
-_SIGNAL = re.compile(f"{_NO_DIFF.pattern}|{_SIGNIFICANT.pattern}", re.I)
+_SIGNIFICANT = re.compile(r"\bsignificant(?:ly)?\b|\b[Pp]s?\s*[<≤=>≥]\s*0?\.\d", re.I)
+_SIGNAL = re.compile(f"{NO_DIFF.pattern}|{_SIGNIFICANT.pattern}", re.I)
 _QUESTION_WORDS = {"significantly", "increase", "decrease", "significant", "difference", "make", "compared", "with", "did",
                    "what", "was", "the", "effect"}
 
@@ -77,53 +69,88 @@ def asks_effect(question: str) -> bool:
     return bool(_ASKS_EFFECT.search(question))
 
 
-def _first_mention(sentence: str, phrase: str) -> int | None:
-    """Position of the first content word of `phrase` in the sentence (None when none occurs)."""
-    hits = [m.start() for w in tokens(phrase) if len(w) > 3 and (m := re.search(rf"\b{re.escape(w)}", sentence, re.I))]
-    return min(hits) if hits else None
+def label_of(sentence: str, intervention: str = "", comparator: str = "", outcome: str = "") -> str | None:
+    """The effect label the sentence states, from the intervention's side; None when it does not say
+    (domains/bio_effects.read_effect: the outcome's clause, significance, direction, the subject's side)."""
+    r = read_effect(sentence, intervention, comparator, outcome)
+    return r.label if r else None
 
 
-def label_of(sentence: str, intervention: str = "", comparator: str = "") -> str | None:
-    """The effect label the sentence states, from the intervention's side; None when it does not say."""
-    if _NO_DIFF.search(sentence):
-        return "no significant difference"
-    if not _SIGNIFICANT.search(sentence):
-        return None
-    down, up = _DOWN.search(sentence), _UP.search(sentence)
-    if not (down or up):
-        return None
-    goes_down = bool(down) and (not up or down.start() < up.start())
-    i, c = _first_mention(sentence, intervention), _first_mention(sentence, comparator)
-    if c is not None and (i is None or c < i):  # "the control group had significantly higher ..." : the other side
-        goes_down = not goes_down
-    return "significantly decreased" if goes_down else "significantly increased"
+def question_parts(question: str) -> tuple[str, str, str] | None:
+    """(intervention, comparator, outcome) of an effect question, or None."""
+    parts = next((m for rx in _PARTS if (m := rx.match(question))), None)
+    return (parts.group("i"), parts.group("c"), parts.group("o")) if parts else None
+
+
+# a sentence about other studies or the trial's background, not this trial's result
+_OTHERS = re.compile(r"\bet al\b|\bprevious(?:ly)?\b|\bprior (?:studies|trials|work)\b|\b(?:have|has) (?:been )?(?:shown|reported|demonstrated)\b"
+                     r"|\b(?:we|to) (?:hypothesi[sz]ed?|aimed?|expect(?:ed)?)\b|\bsample size\b|\bpower\b|\bproposed\b|\bnull hypothesis"
+                     r"|\bcolleagues\b|\b(?:in|by) (?:19|20)\d\d\b|\[\d+(?:\s*[,–-]\s*\d+)*\]", re.I)
+# how the statistics were done, a figure's caption, a list of abbreviations: never the result
+_NOT_RESULT = re.compile(r"considered (?:statistically )?significant|significance (?:level|was set)|level of significance|\bwas set at\b"
+                         r"|^\W*(?:Fig(?:ure)?\.?\s*\d)|\bFig(?:ure)?\.?\s*\d+[A-Z][a-z]|\bAbbreviations?\b|\bData are (?:presented|expressed|shown) as\b",
+                         re.I)
+
+
+def effect_candidates(doc: Document, intervention: str, comparator: str, outcome: str) -> list[tuple[float, Span]]:
+    """Sentences that may report the comparison, best first: BM25 on the outcome (twice, with its abbreviations)
+    and the arms; a sentence stating significance or its absence counts more, baseline and background ones less.
+    A sentence naming the outcome without any statistic is joined to the next one ("X was ... . P = 0.02")."""
+    sents = [s for s in sentences(doc) if 4 <= s.words <= 150]
+    if not sents:
+        return []
+    short = abbreviations_for(doc, outcome)  # "Plasma renin activity" -> PRA, as the paper writes it
+    joined = " ".join(short)
+    bm25 = BM25([s.text for s in sents])
+    on_outcome = bm25.scores(" ".join(w for w in tokens(f"{outcome} {joined}") if w not in _QUESTION_WORDS))
+    on_arms = bm25.scores(" ".join(w for w in tokens(f"{intervention} {comparator}") if w not in _QUESTION_WORDS))
+    scores = [o + 0.3 * a if o > 0 else 0.0 for o, a in zip(on_outcome, on_arms)]
+    keep_baseline = bool(re.search(r"baseline", f"{intervention} {comparator}", re.I))
+    out = []
+    for k, (sc, s) in enumerate(zip(scores, sents)):
+        text = squash(s.text)
+        if sc <= 0:
+            continue
+        nxt = sents[k + 1] if k + 1 < len(sents) else None
+        if (nxt is not None and not _SIGNAL.search(text) and nxt.page == s.page and _SIGNAL.search(nxt.text)
+                and not re.match(r"\s*(?:BODY|ABSTRACT)\.", nxt.text) and s.words + nxt.words <= 80):
+            s = Span(s.start, nxt.end, s.page, doc.text[s.start:nxt.end])
+            text = squash(s.text)
+        sc *= (1.5 if _SIGNAL.search(text) else 0.6) * (0.3 if _BASELINE.search(text) and not keep_baseline else 1.0)
+        sc *= (0.4 if _OTHERS.search(text) else 1.0) * (0.1 if _NOT_RESULT.search(text) else 1.0)
+        if text.count(",") >= 6 and not re.search(r"\b(?:was|were|showed|had|did)\b", text):
+            sc *= 0.3  # a legend: 'CI confidence interval, ER extended-release, ...'
+
+        sc *= 1.0 + 0.5 * outcome_overlap(text, outcome, short)
+        out.append((sc, s))
+    out.sort(key=lambda t: -t[0])
+    return out
+
+
+def read_candidates(doc: Document, question: str, top: int = 6) -> list[tuple[float, Span, Reading]]:
+    """(score, sentence, reading) for the best candidates that state a label."""
+    parts = question_parts(question)
+    intervention, comparator, outcome = parts if parts else ("", "", question)
+    short = abbreviations_for(doc, outcome)
+    got = []
+    for sc, s in effect_candidates(doc, intervention, comparator, outcome)[:top]:
+        r = read_effect(squash(s.text), intervention, comparator, outcome, short)
+        if r is not None:
+            got.append((sc, s, r))
+    return got
 
 
 def answer_effect(doc: Document, question: str) -> Answer | None:
     """The reported effect, quoted with its page, or None (not an effect question, or no clear sentence)."""
     if not asks_effect(question):
         return None
-    parts = next((m for rx in _PARTS if (m := rx.match(question))), None)
-    intervention, comparator, outcome = (parts.group("i"), parts.group("c"), parts.group("o")) if parts else ("", "", question)
-    sents = [s for s in sentences(doc) if 6 <= s.words <= 120 and _SIGNAL.search(s.text)]
-    if not sents:
+    got = read_candidates(doc, question)
+    if not got:
         return None
-    short = " ".join(abbreviations_for(doc, outcome))  # "Plasma renin activity" -> PRA, as the paper writes it
-    query = " ".join(w for w in tokens(f"{outcome} {outcome} {short} {short} {intervention} {comparator}")
-                     if w not in _QUESTION_WORDS)
-    scores = BM25([s.text for s in sents]).scores(query)
-    if not re.search(r"baseline", f"{intervention} {comparator}", re.I):  # "compared with baseline": keep them
-        scores = [sc * (0.3 if _BASELINE.search(s.text) else 1.0) for sc, s in zip(scores, sents)]
-    ranked = sorted(range(len(sents)), key=lambda k: -scores[k])[:3]
-    for k in ranked:
-        if scores[k] <= 0:
-            break
-        s: Span = sents[k]
-        label = label_of(squash(s.text), intervention, comparator)
-        if label:
-            return Answer(f"{label} \u2014 \u201c{squash(s.text)}\u201d [p.{s.page}] (read from the quoted sentence by rules, "
-                          "not by a model)", None, [s.page], "rules", None, None)
-    return None
+    _, s, r = got[0]
+    return Answer(f"{r.label} \u2014 \u201c{squash(s.text)}\u201d [p.{s.page}] (read from the quoted sentence by rules, "
+                  f"not by a model: {r.reason})", None, [s.page], "rules", None, None)
 
 
-__all__ = ["LABELS", "abbreviations_for", "answer_effect", "asks_effect", "label_of"]
+__all__ = ["LABELS", "abbreviations_for", "answer_effect", "asks_effect", "effect_candidates", "label_of", "question_parts",
+           "read_candidates"]

@@ -26,6 +26,7 @@ from functools import lru_cache
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.ingest.model import Document
+from m3analyst.memo.polarity import polarity_problem
 
 CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])\$?\(?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.,])\$?-?\d+(?:\.\d+)?%?")
@@ -162,6 +163,8 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
         if not (_number_supported(value, scale, nums) or _fact_supported(value, pct, facts or [], set(cites))):
             where = "elsewhere in the document" if _number_supported(value, scale, _page_numbers(doc.text)) else "not in the document"
             check.problems.append(f"number {tok} not on cited page(s) ({where})")
+    if problem := polarity_problem(body, page_text):  # memo/polarity.py: a reversed direction or significance
+        check.problems.append(problem)
     for q in QUOTE.findall(body):
         if not any(doc.locate(q, p) for p in cites):
             check.problems.append(f"quote not on cited page(s): \"{q[:60]}\"")
