@@ -69,7 +69,7 @@ def _find(root: Path, domain: str | None, filenames: tuple[str, ...], set_name: 
             tried.append(str(p))
             if p.is_file():
                 return p
-    raise InputError(root, f"no {set_name} file found", f"looked for {', '.join(tried)}; pass --set {set_name}=FILE")
+    raise InputError(root, f"no {set_name} file found", f"looked for {', '.join(tried)}; pass --dataset {set_name}=FILE")
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -89,7 +89,7 @@ def load_set(name: str, domain: str, data_root: Path | None = None) -> list[Eval
     if set_name in SET_LOADERS:
         loader = SET_LOADERS[set_name]
         if loader.domain and loader.domain != domain:
-            raise UsageError(f"set {set_name!r} is a {loader.domain} set; run `m3analyst eval {loader.domain} --set {set_name}`")
+            raise UsageError(f"set {set_name!r} is a {loader.domain} set; run `m3analyst eval {loader.domain} --dataset {set_name}`")
         path = Path(file) if file else _find(root, loader.domain, loader.filenames, set_name)
         if not path.is_file():
             raise InputError(path, f"{set_name} file not found")
