@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-
-from m3analyst.commands.common import console, err_console, handle_errors, progress
+from m3analyst.commands.common import console, err_console, handle_errors, progress, safe
 
 DOMAINS = ("auto", "finance", "legal", "bio")
 ATTENTION = ("msa", "dense")
@@ -32,17 +30,17 @@ class _ProgressEvents:
         if skipped:
             self.note(f"{skipped} of {len(rows)} documents done in an earlier run (skipped)")
         for r in failed:
-            self.note(f"[red]failed[/] {escape(r['id'])}: {escape(r['error'])}" + ("" if r.get("key") is None else " (recorded earlier)"))
+            self.note(f"[red]failed[/] {safe(r['id'])}: {safe(r['error'])}" + ("" if r.get("key") is None else " (recorded earlier)"))
         self.bar.update(self.task, total=todo, description=self._text())
 
     def finished(self, row: dict[str, Any]) -> None:
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         if row["status"] == "failed":
-            self.note(f"[red]failed[/] {escape(row['id'])}: {escape(row['error'])}")
+            self.note(f"[red]failed[/] {safe(row['id'])}: {safe(row['error'])}")
         self.bar.update(self.task, advance=1, description=self._text())
 
     def note(self, text: str) -> None:
-        self.bar.console.print(text, highlight=False, soft_wrap=True)
+        self.bar.console.print(text, markup=True, highlight=False, soft_wrap=True)
 
     def _text(self) -> str:
         return f"memos: [green]{self.counts['ok']} ok[/] [red]{self.counts['failed']} failed[/]"
@@ -91,7 +89,7 @@ def batch(
     err_console.print(
         f"{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped"
         + (f", {c['pending']} not reached" if c["pending"] else "")
-        + f"{rate} · {out / 'index.html'}",
+        + f"{rate} · {safe(out / 'index.html')}",
         highlight=False,
     )
     if report.ignored:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors
+from m3analyst.commands.common import console, emit_json, err_console, handle_errors, safe
 
 engine_app = typer.Typer(help="The embedded inference engine (MSA sparse attention).", no_args_is_help=True)
 
@@ -48,7 +48,7 @@ def info(model: str | None = MODEL_OPT, json_out: bool = typer.Option(False, "--
         emit_json(d, None)
         return
     for k, v in d.items():
-        console.print(f"[bold]{k}[/]: {v}", highlight=False)
+        console.print(f"[bold]{k}[/]: {safe(v)}", highlight=False)
 
 
 @engine_app.command("generate")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress
+from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
 from m3analyst.errors import InputError, UsageError
 
 MODEL_HELP = "Model: registry name, HF directory or .gguf path; 'none' = no model (extractive memo)."
@@ -70,7 +70,7 @@ def _memo_command(domain: str):
             ingest_s = time.perf_counter() - t0
 
             def report(desc: str, done: int, total: int) -> None:
-                p.update(task, description=desc, completed=done, total=total)
+                p.update(task, description=safe(desc), completed=done, total=total)
 
             memo = write_memo(doc, domain, settings, engine=None, progress=report)
         memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
