@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from m3analyst.commands.common import console, err_console, handle_errors, progress, safe
+from m3analyst.commands.common import console, err_console, handle_errors, model_option, progress, safe
 
 DOMAINS = ("auto", "finance", "legal", "bio")
 ATTENTION = ("msa", "dense")
@@ -72,7 +72,7 @@ def batch(
     if attention is not None and attention not in ATTENTION:
         raise UsageError(f"--attention must be one of {', '.join(ATTENTION)}")
     settings = Settings()
-    settings.engine.model = model or settings.engine.model
+    settings.engine.model = model_option(model) or settings.engine.model
     settings.engine.attention.backend = attention or settings.engine.attention.backend
     settings.engine.threads = threads
     formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from m3analyst.errors import M3Error, printable
+from m3analyst.errors import M3Error, UsageError, printable
 
 
 def safe(value: object) -> str:
@@ -89,6 +89,13 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def model_option(value: str | None) -> str | None:
+    """--model as given: None when absent; an empty or blank value is a usage error, not the default model."""
+    if value is not None and not value.strip():
+        raise UsageError("--model is empty: give a registry name, a model folder, a .gguf file, or 'none'")
+    return value
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

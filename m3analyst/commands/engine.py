@@ -6,11 +6,12 @@ import sys
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors, safe
+from m3analyst.commands.common import console, emit_json, err_console, handle_errors, model_option, safe
 
 engine_app = typer.Typer(help="The embedded inference engine (MSA sparse attention).", no_args_is_help=True)
 
 MODEL_OPT = typer.Option(None, "--model", help="Registry name, HF model directory or .gguf path.")
+MIN_BENCH_CONTEXT, MAX_BENCH_CONTEXT = 16, 1 << 20  # checked before the model loads; then against its context
 ATTN_OPT = typer.Option(None, "--attention", help="msa (block top-K sparse) or dense.")
 
 
@@ -23,7 +24,7 @@ def _settings(model, attention=None, top_k=None, block_size=None, scorer=None, d
     from m3analyst.settings import EngineSettings
 
     s = EngineSettings()
-    if model:
+    if model_option(model):
         s.model = model
     if dtype:
         s.dtype = dtype
@@ -104,6 +105,9 @@ def bench(
         contexts = [int(c) for c in context.split(",") if c.strip()]
     except ValueError:
         raise UsageError(f"--context must be comma-separated integers, got {context!r}") from None
+    bad_len = [c for c in contexts if not MIN_BENCH_CONTEXT <= c <= MAX_BENCH_CONTEXT]
+    if bad_len:
+        raise UsageError(f"--context {bad_len[0]}: a context length must be {MIN_BENCH_CONTEXT} to {MAX_BENCH_CONTEXT:,} tokens")
     backends = [b.strip() for b in attention.split(",") if b.strip()]
     bad = [b for b in backends if b not in ("msa", "dense")]
     if bad or not contexts:
@@ -111,6 +115,8 @@ def bench(
     settings = _settings(model, scorer=scorer, dtype=dtype)
     settings.threads, settings.decode_threads = threads, decode_threads
     eng = load_engine(settings)
+    if max(contexts) >= eng.context_length:
+        raise UsageError(f"--context {max(contexts):,}: the model's context limit is {eng.context_length:,} tokens")
     rows = [r.to_dict() for r in run_bench(eng, contexts, backends, steps)]
     if json_out:
         info = eng.info()

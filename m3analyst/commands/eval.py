@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, safe, write_atomic
+from m3analyst.commands.common import (console, emit_json, err_console, handle_errors, model_option, progress, safe,
+                                       write_atomic)
 from m3analyst.errors import InputError, UsageError
 
 DOMAINS = ("finance", "legal", "bio")
@@ -22,7 +23,7 @@ def _settings(model: str | None, attention: str | None, max_new_tokens: int | No
     from m3analyst.evaluation.runner import settings_with
 
     s = settings_with(config)
-    if model:
+    if model_option(model):
         s.engine.model = model
     if attention:
         if attention not in ("msa", "dense"):
@@ -75,6 +76,8 @@ def eval_cmd(
     if thresholds and compare is None:
         raise UsageError("--fail-on needs --compare OLD.json")
     old = _read_old(compare) if compare else None
+    if data_root is not None and not data_root.is_dir():
+        raise UsageError(f"--data-root {data_root}: no such folder")
     root = data_root or default_data_root()
     settings = _settings(model, attention, max_new_tokens, config)
     items = select_items(load_set(set_, domain, root), only, limit)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
+from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, model_option, progress, safe
 from m3analyst.errors import InputError, UsageError
 
 MODEL_HELP = "Model: registry name, HF directory or .gguf path; 'none' = no model (extractive memo)."
@@ -26,7 +26,7 @@ def _settings(model: str | None, max_new_tokens: int | None, attention: str | No
     from m3analyst.settings import Settings
 
     s = Settings()
-    if model:
+    if model_option(model):
         s.engine.model = model
     if max_new_tokens is not None:
         if max_new_tokens < 0:
@@ -106,6 +106,10 @@ def ask(
     from m3analyst.ingest import load_document
     from m3analyst.memo import answer_questions
 
+    if domain is not None:
+        from m3analyst.domains import load_domain
+
+        load_domain(domain)  # an unknown domain is a usage error, not a silent fallback
     questions = list(questions or []) + _questions_in(from_file)
     if not questions:
         raise UsageError('no question given: ask FILE "question" [...], or --questions questions.txt')
