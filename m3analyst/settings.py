@@ -67,6 +67,22 @@ class MemoSettings(BaseModel):
     drop_unsupported: bool = Field(True, description="drop generated sentences the verifier cannot support")
 
 
+class LimitsSettings(BaseModel):
+    """Bounds on one input document: past one, ingest stops with an error naming the limit (never a hang)."""
+
+    max_file_mb: float = Field(256, gt=0, description="largest document file read, in MB (2**20 bytes); the biggest "
+                               "corpus file, a 503-page 10-K, is about 12 MB")
+    max_pages: int = Field(5000, ge=1, description="most pages in one document (PDF pages, or pages marked in HTML / text)")
+    max_line_chars: int = Field(100_000, ge=1, description="longest line of extracted text, in characters (the longest "
+                                "line in the corpus's 240 text documents is 9,575; analysis runs at about 20 s per MB "
+                                "of one line, so a 50 MB line is refused at once rather than analysed for 20 minutes)")
+    max_paragraphs: int = Field(250_000, ge=1, description="most paragraphs (blocks between blank lines) in one document")
+    max_depth: int = Field(250, ge=8, description="deepest HTML element nesting read (lxml stops at 256 by itself)")
+    document_timeout_s: float = Field(900, gt=0, description="batch: seconds one document may take before it is "
+                                      "recorded as failed (timed out) and the batch goes on")
+
+
 class Settings(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     memo: MemoSettings = Field(default_factory=MemoSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
