@@ -48,6 +48,14 @@ class UsageError(M3Error):
     exit_code = 2
 
 
+class DocumentTimeout(M3Error):
+    """One document took longer than limits.document_timeout_s (batch)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"timed out after {seconds:g} s (limits.document_timeout_s; --timeout)")
+
+
 class ModelError(M3Error):
     """Unknown model, failed pull, corrupt cache, unsupported architecture."""
 

@@ -60,6 +60,7 @@ def batch(
     html: bool = typer.Option(False, "--html", help="Also write each memo as HTML."),
     json_out: bool = typer.Option(False, "--json", help="Also write each memo as JSON."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo documents whose earlier failure was recorded as permanent."),
+    timeout: float | None = typer.Option(None, "--timeout", min=1, help="Seconds one document may take before it is recorded as failed (timed out) and the batch goes on (default: limits.document_timeout_s, 900)."),
 ) -> None:
     """Write a memo for every document of a folder, glob or manifest; rerun to resume (finished work is skipped)."""
     from m3analyst.batch import EXIT_PARTIAL, BatchOptions, run_batch
@@ -75,6 +76,8 @@ def batch(
     settings.engine.model = model_option(model) or settings.engine.model
     settings.engine.attention.backend = attention or settings.engine.attention.backend
     settings.engine.threads = threads
+    if timeout is not None:
+        settings.limits.document_timeout_s = timeout
     formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))
     ray_target = ray_address or ("local" if ray else None)
     n_workers = workers if workers is not None else (0 if ray_target else 1)

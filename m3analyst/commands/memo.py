@@ -66,7 +66,7 @@ def _memo_command(domain: str):
         with progress() as p:
             task = p.add_task("reading the document", total=None)
             t0 = time.perf_counter()
-            doc = load_document(file)
+            doc = load_document(file, settings.limits)
             ingest_s = time.perf_counter() - t0
 
             def report(desc: str, done: int, total: int) -> None:
@@ -116,7 +116,7 @@ def ask(
     settings = _settings(model, None, None, None)
     with progress() as p:
         p.add_task(f"reading the document and answering {len(questions)} question(s)", total=None)
-        doc = load_document(file)
+        doc = load_document(file, settings.limits)
         answers = answer_questions(doc, questions, settings, engine=None, domain=domain)
     if json_out:
         emit_json(answers[0].to_dict() if len(answers) == 1 else [a.to_dict() for a in answers], out)
@@ -130,8 +130,12 @@ def _questions_in(path: Path | None) -> list[str]:
     """Questions of a --questions file: one per line, blank and '#' lines skipped."""
     if path is None:
         return []
+    from m3analyst.ingest.guard import read_source
+    from m3analyst.settings import LimitsSettings
+
+    data = read_source(path, LimitsSettings(max_file_mb=16))  # a regular file: a FIFO or device is refused
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(path, f"cannot read the questions file ({getattr(e, 'strerror', None) or e})") from None
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"the questions file is not UTF-8 text (byte at offset {e.start})") from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]

@@ -201,7 +201,7 @@ def load_html(path: Path, data: bytes) -> Document:
     from m3analyst.ingest.statements import warn_missing_statements
     from m3analyst.ingest.xbrl import dei, facts_frame
 
-    doc.xbrl = facts_frame(root, {k: page_of(v) for k, v in res.fact_pages.items()})
+    doc.xbrl = facts_frame(root, {k: page_of(v) for k, v in res.fact_pages.items()}, doc.warnings)
     form = dei(doc.xbrl, "DocumentType")
     if form in ("10-K", "10-Q", "8-K"):  # the filing says what it is
         doc.metadata.kind = form

@@ -69,6 +69,7 @@ def load_document(path: str | Path, limits: LimitsSettings | None = None) -> Doc
             _ensure_loaders()
             doc = _LOADERS[fmt](path, data)
             check_content(path, doc.text, bool(doc.tables) or (doc.xbrl is not None and len(doc.xbrl) > 0))
+            doc.metadata.sha256, doc.metadata.format = sha, fmt
             cache.put(doc, sha, fmt)
     doc.metadata.source = str(path)
     doc.metadata.sha256 = sha
