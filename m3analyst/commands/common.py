@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -99,9 +100,35 @@ def model_option(value: str | None) -> str | None:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
+    """Write via a temp file in the same folder + rename: readers never see a half-written file. Only a regular file
+    is replaced (or created): a symlink, device, FIFO or directory at `path` is refused, as is any OS error, with
+    one line naming the path (`UsageError`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_target(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_replace(path, data)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write ({e.strerror or e})") from None
+    return path
+
+
+def _check_target(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise UsageError(f"{path}: a file stands where a folder is needed") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"{path}: is a symbolic link; the output replaces only a regular file")
+    if not stat.S_ISREG(st.st_mode):
+        from m3analyst.ingest.guard import file_kind
+
+        raise UsageError(f"{path}: is {file_kind(st.st_mode)}; the output replaces only a regular file")
+
+
+def _write_replace(path: Path, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)  # within NAME_MAX
     try:
@@ -114,7 +141,6 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _umask() -> int:
