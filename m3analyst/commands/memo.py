@@ -133,7 +133,10 @@ def _questions_in(path: Path | None) -> list[str]:
     from m3analyst.ingest.guard import read_source
     from m3analyst.settings import LimitsSettings
 
-    data = read_source(path, LimitsSettings(max_file_mb=16))  # a regular file: a FIFO or device is refused
+    try:
+        data = read_source(path, LimitsSettings(max_file_mb=16))  # a regular file: a FIFO or device is refused
+    except InputError as e:
+        raise InputError(path, f"cannot read the questions file ({e.problem})") from None
     try:
         lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as e:

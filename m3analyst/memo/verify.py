@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from m3analyst.domains.facts import Fact
+from m3analyst.injection import contains_phrase, is_instruction, without_instructions
 from m3analyst.ingest.model import Document
 
 CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
@@ -140,9 +141,11 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
         check.problems.append("no page citation")
         check.status = "unsupported"
         return check
-    page_text = "\n".join(doc.page_text(p) for p in cites)
+    page_text = without_instructions("\n".join(doc.page_text(p) for p in cites))  # an instruction supports nothing
     nums = _page_numbers(page_text)
     body = CITE.sub(" ", text)
+    if is_instruction(body):
+        check.problems.append("an instruction addressed to a reader or model, not a claim")
     for m in NUMBER.finditer(body):
         tok = m.group(0)
         try:
@@ -158,7 +161,7 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
             where = "elsewhere in the document" if _number_supported(value, scale, _page_numbers(doc.text)) else "not in the document"
             check.problems.append(f"number {tok} not on cited page(s) ({where})")
     for q in QUOTE.findall(body):
-        if not any(doc.locate(q, p) for p in cites):
+        if not any(doc.locate(q, p) for p in cites) or not contains_phrase(page_text, q):
             check.problems.append(f"quote not on cited page(s): \"{q[:60]}\"")
     words = _words(body)
     if len(words) < 5 and not check.numbers and not QUOTE.search(body):
