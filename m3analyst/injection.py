@@ -27,7 +27,9 @@ _LEAD = (r"[\s\"“'(*\-–—>#]*(?:(?:please|now|kindly|also|instead|important
 _OVERRIDE = (r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}?\b(?:previous|prior|above|earlier|preceding|"
              r"all|any|your|system|original|other)\b[^.!?\n]{0,30}?\b(?:instructions?|prompts?|directions?|directives?|"
              r"rules|guidelines|context|messages|commands)\b"
-             r"|\b(?:ignore|disregard|forget)\s+(?:everything|all|anything|what)\b[^.!?\n]{0,30}?\b(?:told|said|read|learned|above|before)\b")
+             r"|\b(?:ignore|disregard|forget)\s+(?:everything|all|anything|what)\b[^.!?\n]{0,30}?\b(?:told|said|read|learned|above|before)\b"
+             r"|\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:above|foregoing|preceding|previous|prior)\b"
+             r"(?!\s+(?:sections?|clauses?|paragraphs?|provisions?|terms?|obligations?|sentences?|notices?|agreements?))")
 _DIRECTIVE = (r"(?:write|say|state|report|answer|respond|reply|output|print|claim|conclude|assert|mention|tell\s+"
               r"(?:the\s+)?(?:user|reader)|summari[sz]e\s+(?:this|the)\b[^.!?\n]{0,60}?\bas)\b[^.!?\n]{0,30}?"
               r"(?:\bthat\b|\bonly\b|\s[\"“']|:)")

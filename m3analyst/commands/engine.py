@@ -110,8 +110,10 @@ def bench(
         raise UsageError(f"--context {bad_len[0]}: a context length must be {MIN_BENCH_CONTEXT} to {MAX_BENCH_CONTEXT:,} tokens")
     backends = [b.strip() for b in attention.split(",") if b.strip()]
     bad = [b for b in backends if b not in ("msa", "dense")]
-    if bad or not contexts:
-        raise UsageError(f"--attention takes msa and/or dense (got {attention!r}); --context needs a length")
+    if not contexts:
+        raise UsageError("--context needs at least one length, e.g. --context 2048,8192")
+    if bad:
+        raise UsageError(f"--attention takes msa and/or dense (got {attention!r})")
     settings = _settings(model, scorer=scorer, dtype=dtype)
     settings.threads, settings.decode_threads = threads, decode_threads
     eng = load_engine(settings)

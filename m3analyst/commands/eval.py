@@ -25,7 +25,7 @@ def _settings(model: str | None, attention: str | None, max_new_tokens: int | No
     s = settings_with(config)
     if model_option(model):
         s.engine.model = model
-    if attention:
+    if attention is not None:
         if attention not in ("msa", "dense"):
             raise UsageError(f"--attention {attention!r}: use msa or dense")
         s.engine.attention.backend = attention

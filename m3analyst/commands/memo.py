@@ -33,7 +33,7 @@ def _settings(model: str | None, max_new_tokens: int | None, attention: str | No
             raise UsageError("--max-new-tokens must be >= 0")
         s.engine.max_new_tokens = max_new_tokens
         s.memo.heading_tokens = max_new_tokens
-    if attention:
+    if attention is not None:
         if attention not in ("msa", "dense"):
             raise UsageError(f"--attention must be msa or dense, not {attention!r}")
         s.engine.attention.backend = attention

@@ -138,7 +138,7 @@ NAMES = {
     "markup_close": "br[/]x.txt", "markup_bold": "a[/b]b.txt", "markup_link": "[link=file:///etc/passwd]x.txt",
     "ansi_red": "no\x1b[31mred.txt", "ansi_title": "t\x1b]0;owned\x07.txt", "newline": "two\nlines.txt",
     "carriage_return": "over\rwrite.txt", "tab": "tab\there.txt", "backspace": "back\x08space.txt", "bell": "bell\x07.txt",
-    "long_250": "L" * 246 + ".txt", "unicode": "договор-合同-✓.txt", "leading_dash_like": "--json.txt",
+    "long_250": "L" * 246 + ".txt", "unicode": "договор-合同-✓.txt", "leading_dash_like": "./--json.txt",
     "spaces": "   spaced name   .txt", "emoji": "📄🔥.txt", "percent_format": "%s%n%x.txt", "braces": "{f}{0}.txt",
     "dollar": "$(touch pwned).txt", "quote": "it's \"quoted\".txt", "rtl": "abc\u202etxt.exe",
 }
@@ -205,12 +205,13 @@ def path_cases() -> list[Case]:
     targets = {"symlink": ("t.md", "symlink:victim.txt"), "dev_null": ("/dev/null", None), "dev_full": ("/dev/full", None),
                "directory": ("outdir", "dir"), "file_as_folder": ("c.txt/memo.md", None), "proc": ("/proc/self/x.md", None),
                "markup_folder": ("[/]x/memo.md", None), "long_name": ("N" * 250 + ".md", None),
+               "too_long_name": ("N" * 300 + ".md", None),
                "fifo": ("o.fifo", "fifo"), "unwritable_root": ("/sys/m3.md", None)}
     for key, (target, kind) in targets.items():
         files = {"c.txt": CONTRACT.encode(), "victim.txt": b"keep me\n"}
         if kind:
             files[target] = kind
-        expect = "ok" if key in ("markup_folder",) else "error"
+        expect = "ok" if key in ("markup_folder", "long_name") else "error"
         checks = ["not_replaced:t.md"] if key == "symlink" else []
         for cmd in (["legal", "c.txt", "--model", "none"], ["ingest", "c.txt", "--json"]):
             out.append(Case(f"out/{key}/{cmd[0]}", "out", [*cmd, "--out", target], dict(files), expect=expect, checks=checks))
@@ -247,7 +248,7 @@ MANIFESTS: dict[str, tuple[str, object, str, list[str]]] = {
     "formula_cells": ("m.csv", _csv("path,id,note,=cmd", "c.txt,=1+2,\"-1+cmd|' /C calc'!A0\",@SUM(1+1)"), "ok", ["csv_safe"]),
     "formula_id_tab": ("m.csv", _csv("path,id,note", "c.txt,+evil,\tx"), "ok", ["csv_safe"]),
     "ansi_id": ("m.csv", _csv("path,id", "c.txt,\x1b[2Jwipe"), "error", []),
-    "markup_id": ("m.csv", _csv("path,id", "c.txt,[/]"), "ok", []),
+    "markup_id": ("m.csv", _csv("path,id", "c.txt,[/]"), "error", []),
     "dup_ids": ("m.csv", _csv("path,id", "c.txt,a", "c.txt,a"), "error", []),
     "slash_id": ("m.csv", _csv("path,id", "c.txt,../x"), "error", []),
     "dot_id": ("m.csv", _csv("path,id", "c.txt,."), "error", []),

@@ -323,6 +323,7 @@ def main() -> int:
     os.environ["M3ANALYST_HOME"] = str(root / "home")  # document cache of this run only
     os.environ.setdefault("COLUMNS", "200")
     import m3analyst.cli  # noqa: F401 - imported once before forking, so each case starts fast
+    import m3analyst.engine  # noqa: F401
     import m3analyst.memo  # noqa: F401
 
     selected = [c for c in cases() if args.only in c.id]
