@@ -157,7 +157,7 @@ def _checks(case: Case, res: dict, work: Path) -> list[tuple[str, str]]:
             if not (work / check.split(":", 1)[1]).is_symlink():
                 found.append(("security", "--out replaced a symlink"))
         elif check == "no_raw_html":
-            if re.search(r"<script|<iframe|\]\(javascript:", res["out"], re.IGNORECASE):
+            if re.search(r"<script|<iframe|(?<!\\)\]\(javascript:", res["out"], re.IGNORECASE):
                 found.append(("security", "raw HTML / javascript: link in the markdown memo"))
         elif check.startswith("no_value:"):
             value = check.split(":", 1)[1]
