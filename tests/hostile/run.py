@@ -271,7 +271,8 @@ def scenario_timeout(root: Path) -> list[tuple[str, str]]:
     found = []
     for workers in ("0", "1"):
         out = f"out{workers}"
-        r = subprocess.run([*CLI, "batch", "in", "--out", out, "--model", "none", "--workers", workers, "--timeout", "3"],
+        r = subprocess.run([*CLI, "batch", "in", "--out", out, "--model", "none", "--workers", workers, "--timeout", "3",
+                            "--domain", "legal"],
                            cwd=root, capture_output=True, text=True, timeout=300)
         rows = json.loads((root / out / "summary.json").read_text())["rows"]
         status = {row["id"]: (row["status"], row.get("error") or "") for row in rows}
