@@ -119,7 +119,7 @@ def _check_target(path: Path) -> None:
     except FileNotFoundError:
         return
     except NotADirectoryError:
-        raise UsageError(f"{path}: a file stands where a folder is needed") from None
+        raise UsageError(f"{path}: cannot write (a file stands where a folder is needed)") from None
     if stat.S_ISLNK(st.st_mode):
         raise UsageError(f"{path}: is a symbolic link; the output replaces only a regular file")
     if not stat.S_ISREG(st.st_mode):
