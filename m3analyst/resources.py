@@ -25,7 +25,12 @@ def resource_dir(name: str) -> Path:
 
 def home_dir() -> Path:
     """$M3ANALYST_HOME (default ~/.cache/m3analyst): pulled models, converted weights."""
-    path = Path(os.environ.get("M3ANALYST_HOME", Path.home() / ".cache" / "m3analyst"))
+    raw = os.environ.get("M3ANALYST_HOME")
+    if raw is not None and not raw.strip():
+        from m3analyst.errors import UsageError
+
+        raise UsageError("M3ANALYST_HOME is set but empty: name a folder, or unset it for ~/.cache/m3analyst")
+    path = Path(raw) if raw is not None else Path.home() / ".cache" / "m3analyst"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -166,6 +166,21 @@ class IngestSettings(Section):
                             "cache.py); was M3ANALYST_DOC_CACHE")
 
 
+class LimitsSettings(Section):
+    """Bounds on one input document: past one, ingest stops with an error naming the limit (never a hang)."""
+
+    max_file_mb: float = Field(256, gt=0, description="largest document file read, in MB (2**20 bytes); the biggest "
+                               "corpus file, a 503-page 10-K, is about 12 MB")
+    max_pages: int = Field(5000, ge=1, description="most pages in one document (PDF pages, or pages marked in HTML / text)")
+    max_line_chars: int = Field(100_000, ge=1, description="longest line of extracted text, in characters (the longest "
+                                "line in the corpus's 240 text documents is 9,575; analysis runs at about 20 s per MB "
+                                "of one line, so a 50 MB line is refused at once rather than analysed for 20 minutes)")
+    max_paragraphs: int = Field(250_000, ge=1, description="most paragraphs (blocks between blank lines) in one document")
+    max_depth: int = Field(250, ge=8, description="deepest HTML element nesting read (lxml stops at 256 by itself)")
+    document_timeout_s: float = Field(900, gt=0, description="batch: seconds one document may take before it is "
+                                      "recorded as failed (timed out) and the batch goes on")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
                                       validate_assignment=True, nested_model_default_partial_update=True)
@@ -173,6 +188,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     memo: MemoSettings = Field(default_factory=MemoSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

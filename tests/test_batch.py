@@ -228,22 +228,27 @@ def test_worker_crash_fails_only_its_document(corpus, tmp_path):
     from m3analyst.batch.local import ProcessBackend
     from m3analyst.batch.work import Task
 
-    fifo = tmp_path / "never-written.txt"
-    os.mkfifo(fifo)  # reading it blocks forever: the worker is stuck on this document until killed
-    tasks = [Task("stuck", str(fifo), "bio", ("md",), "k1"), Task("trial", str(corpus / TRIAL), "bio", ("md",), "k2")]
+    slow = tmp_path / "slow.txt"  # minutes of analysis: the worker is still on it when it is killed
+    slow.write_text("The Supplier shall deliver the goods to the Buyer within thirty days of the order.\n" * 60_000)
+    tasks = [Task("stuck", str(slow), "legal", ("md",), "k1"), Task("trial", str(corpus / TRIAL), "bio", ("md",), "k2")]
     backend = ProcessBackend(_model_free(), workers=1, threads=1)
+    handed = threading.Event()
+    dispatch = backend._dispatch
+
+    def dispatch_and_tell(slots, pending):
+        dispatch(slots, pending)
+        if any(s.task is not None and s.task.id == "stuck" for s in slots):
+            handed.set()
+
+    backend._dispatch = dispatch_and_tell
 
     def kill_stuck_worker():
         import multiprocessing as mp
 
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        if handed.wait(120):
+            time.sleep(1)
             kids = [p for p in mp.active_children() if p.name == "m3batch-w1"]
-            if kids:
-                time.sleep(3)  # let it start and pick up the fifo
-                os.kill(kids[0].pid, signal.SIGKILL)
-                return
-            time.sleep(0.1)
+            os.kill(kids[0].pid, signal.SIGKILL)
 
     threading.Thread(target=kill_stuck_worker, daemon=True).start()
     outcomes = {o.id: o for o in backend.run(tasks)}

@@ -7,8 +7,11 @@ and any other columns, which are carried unchanged into the batch summary.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
+import hashlib
+import io
 import json
 import os
 import re
@@ -22,6 +25,8 @@ from m3analyst.errors import InputError, UsageError
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".htm", ".html", ".xhtml", ".txt", ".text", ".md", ".markdown"})
 DOMAIN_CHOICES = ("auto", "finance", "legal", "bio")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ID_BYTES = 120  # memo file names add '.html' and temp names ~20 more: far below 255 bytes
 
 
 @dataclass
@@ -110,6 +115,8 @@ def _manifest_item(manifest: Path, n: int, row: dict) -> BatchItem:
     raw = str(row.get("path") or "").strip()
     if not raw:
         raise InputError(where, "missing 'path'")
+    if _CONTROL.search(raw):
+        raise InputError(where, "'path' contains control characters (a NUL byte?)")
     doc = Path(raw).expanduser()
     doc = doc if doc.is_absolute() else manifest.parent / doc
     domain = str(row.get("domain") or "").strip().lower() or None
@@ -120,23 +127,60 @@ def _manifest_item(manifest: Path, n: int, row: dict) -> BatchItem:
     return BatchItem(_safe_id(item_id, where), doc, domain, extra)
 
 
+def manifest_text(path: Path) -> str:
+    """The manifest's text: UTF-8 (BOM or not) or UTF-16 with a BOM; anything else is an error naming the byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read the manifest ({e.strerror or e})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(path, "manifest starts with a UTF-16 mark but is not UTF-16 text") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"manifest is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+                         "save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+    if "\x00" in text:
+        raise InputError(path, "manifest contains NUL bytes (binary data, not CSV/JSONL text)")
+    return text
+
+
 def _read_csv(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
+    reader = csv.DictReader(io.StringIO(manifest_text(path), newline=""))
+    try:
+        names = reader.fieldnames
+        if not names or "path" not in names:
             raise InputError(path, "manifest CSV needs a 'path' column")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(path, f"column {twice[0]!r} appears more than once in the header")
         return list(reader)
+    except csv.Error as e:
+        raise InputError(path, f"manifest is not valid CSV ({e})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise ValueError(f"key {twice!r} appears more than once")
+    return dict(pairs)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(manifest_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise InputError(f"{path}:{n}", f"not valid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:
+            raise InputError(f"{path}:{n}", f"not a usable JSON object ({str(e)[:80] or 'nested too deep'})") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{n}", "each line must be a JSON object with a 'path'")
         rows.append(row)
@@ -162,7 +206,7 @@ def _items_for(paths: list[Path], root: Path) -> list[BatchItem]:
             rel = Path(os.path.abspath(p)).relative_to(os.path.abspath(root))
         except ValueError:
             rel = Path(p.name)
-        base = _slug("__".join([*rel.parent.parts, p.stem]))
+        base = short_id(_slug("__".join([*rel.parent.parts, p.stem])))
         item_id, k = base, 2
         while item_id in used:
             item_id, k = f"{base}-{k}", k + 1
@@ -180,10 +224,22 @@ def _slug(text: str) -> str:
 
 
 def _safe_id(item_id: str, where: str) -> str:
-    """Ids name memo files, so they must be plain file names."""
+    """Ids name memo files, so they must be plain file names without control characters (shortened when long)."""
     if item_id in (".", "..") or "/" in item_id or "\\" in item_id or item_id.startswith("."):
         raise InputError(where, f"id {item_id!r} is not a plain file name")
-    return item_id
+    if _CONTROL.search(item_id):
+        raise InputError(where, f"id {item_id!r} contains control characters (a NUL byte?)")
+    return short_id(item_id)
+
+
+def short_id(item_id: str) -> str:
+    """`item_id`, or when its UTF-8 form is longer than MAX_ID_BYTES a prefix plus a hash of the whole: memo files
+    (`<id>.html`) and their temporary names stay within the 255-byte file-name limit, and ids stay distinct."""
+    if len(item_id.encode()) <= MAX_ID_BYTES:
+        return item_id
+    digest = hashlib.sha256(item_id.encode()).hexdigest()[:12]
+    head = item_id.encode()[: MAX_ID_BYTES - 13].decode("utf-8", "ignore")
+    return f"{head}-{digest}"
 
 
 def _check_ids(items: list[BatchItem]) -> None:

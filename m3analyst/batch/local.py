@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import threading
+import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Iterable, Iterator
 
 from m3analyst.batch.work import Outcome, Task, Worker, failed, limit_threads
-from m3analyst.errors import M3Error, ModelError
+from m3analyst.errors import DocumentTimeout, M3Error, ModelError
 from m3analyst.settings import Settings
 
 
@@ -55,10 +58,33 @@ class InlineBackend(Backend):
         self.worker = Worker(settings, threads, name="inline")
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Outcome]:
+        timeout = self.worker.settings.limits.document_timeout_s
         for task in tasks:
             if self.stopping:
                 return
-            yield self.worker.process(task)
+            with _alarm(timeout):
+                outcome = self.worker.process(task)
+            yield outcome
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """In the main thread: raise DocumentTimeout in the document's processing after `seconds` (SIGALRM; Python
+    code is interrupted between bytecodes, so a long C call ends first). Elsewhere: no timeout."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(_sig, _frame):
+        raise DocumentTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def worker_main(conn: Connection, settings_json: str, threads: int | None, name: str) -> None:
@@ -95,6 +121,7 @@ class _Slot:
     conn: Connection
     ready: bool = False
     task: Task | None = None
+    since: float = 0.0  # when the task was handed over (perf_counter)
 
 
 class ProcessBackend(Backend):
@@ -105,6 +132,7 @@ class ProcessBackend(Backend):
     def __init__(self, settings: Settings, workers: int, threads: int | None = None, poll_s: float = 0.2):
         super().__init__()
         self.settings_json = settings.model_dump_json()
+        self.timeout_s = settings.limits.document_timeout_s
         self.n = max(1, workers)
         self.threads = threads
         self.poll_s = poll_s
@@ -132,6 +160,7 @@ class ProcessBackend(Backend):
                 wait(handles, timeout=self.poll_s)  # wake on a message or a death; each slot is checked below
                 for i, slot in enumerate(slots):
                     yield from self._collect(slot)
+                    yield from self._expire(slot)
                     if not slot.proc.is_alive():
                         yield from self._collect(slot)  # whatever it sent before exiting
                         yield from self._bury(slot)
@@ -144,7 +173,7 @@ class ProcessBackend(Backend):
     def _dispatch(self, slots: list[_Slot], pending: deque) -> None:
         for slot in slots:
             if slot.ready and slot.task is None and pending and not self.stopping:
-                slot.task = pending.popleft()
+                slot.task, slot.since = pending.popleft(), time.perf_counter()
                 slot.conn.send(slot.task)
 
     def _collect(self, slot: _Slot) -> Iterator[Outcome]:
@@ -160,6 +189,15 @@ class ProcessBackend(Backend):
             elif kind == "done":
                 slot.task = None
                 yield payload
+
+    def _expire(self, slot: _Slot) -> Iterator[Outcome]:
+        """A document past the per-document timeout: kill its worker (replaced like a crashed one), record it."""
+        if slot.task is None or time.perf_counter() - slot.since <= self.timeout_s or not slot.proc.is_alive():
+            return
+        slot.proc.kill()
+        slot.proc.join(timeout=5)
+        task, slot.task = slot.task, None
+        yield failed(task, str(DocumentTimeout(self.timeout_s)), "DocumentTimeout", False, slot.name)
 
     def _bury(self, slot: _Slot) -> Iterator[Outcome]:
         """A worker exited on its own: fail the document it held (or fail the batch if it never started)."""

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ def summary_csv(rows: list[dict[str, Any]]) -> str:
     extras = extra_columns(rows)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*CSV_COLUMNS, *extras])
+    w.writerow([*CSV_COLUMNS, *map(_cell, extras)])
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in CSV_COLUMNS] + [_cell((r.get("extra") or {}).get(c)) for c in extras])
     return buf.getvalue()
@@ -48,12 +49,21 @@ def facts_csv(rows: list[dict[str, Any]]) -> str:
     w.writerow(["id", "domain", *FACT_COLUMNS])
     for r in rows:
         for f in r.get("facts") or []:
-            w.writerow([r["id"], r.get("domain") or "", *(_cell(f.get(c)) for c in FACT_COLUMNS)])
+            w.writerow([_cell(r["id"]), _cell(r.get("domain")), *(_cell(f.get(c)) for c in FACT_COLUMNS)])
     return buf.getvalue()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def _cell(v: Any) -> str:
-    return "" if v is None else str(v)
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading ' (OWASP CSV
+    injection advice); plain numbers such as -1.5 stay numbers."""
+    s = "" if v is None else str(v)
+    if s.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(s):
+        return "'" + s
+    return s
 
 
 def summary_json(report: BatchReport, opts: BatchOptions) -> str:

@@ -2,7 +2,7 @@
 
 The coordinator is the only writer of the output folder: for each outcome it writes the memo files
 atomically, then the record (see store.py), then updates the progress. The summary (csv, json,
-index.html) is rewritten at the end, also after Ctrl-C; after a SIGKILL the next run rebuilds it.
+index.html) is rewritten at the end, also after Ctrl-C or SIGTERM; after a SIGKILL the next run rebuilds it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from m3analyst.batch.report import write_summary
 from m3analyst.batch.store import RecordStore, file_sha256, settings_fingerprint, work_key
 from m3analyst.batch.work import Outcome, Task
 from m3analyst.errors import UsageError
-from m3analyst.settings import Settings
+from m3analyst.ingest.guard import file_kind
+from m3analyst.settings import LimitsSettings, Settings
 
 STATUSES = ("ok", "failed", "skipped", "pending")  # pending: not reached (interrupted run)
 FORMATS = ("md", "html", "json")
@@ -177,6 +178,9 @@ class _Plan:
     def _plan_item(self, it: BatchItem) -> None:
         domain = it.domain or self.opts.domain
         row = self.rows[it.id] = _blank_row(it, domain)
+        problem = _unreadable(it.path, self.opts.settings.limits)
+        if problem:
+            return self._fail(row, f"{it.path}: {problem}")
         try:
             sha = file_sha256(it.path)
         except FileNotFoundError:
@@ -221,6 +225,20 @@ class _Plan:
 
     def ordered_rows(self) -> list[dict[str, Any]]:
         return list(self.rows.values())
+
+
+def _unreadable(path: Path, limits: LimitsSettings) -> str | None:
+    """Why `path` must not be read (a FIFO would block the hash, a device never ends), or None: checked by stat."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # the read below says which error
+    kind = file_kind(st.st_mode)
+    if kind is not None:
+        return f"is {kind}, not a document file"
+    if st.st_size > limits.max_file_mb * 2**20:
+        return f"file is {st.st_size / 2**20:,.1f} MB, over the limit of {limits.max_file_mb:g} MB"
+    return None
 
 
 def _blank_row(it: BatchItem, domain: str) -> dict[str, Any]:
@@ -325,7 +343,9 @@ def _ctrl_c(backend: Backend, events: Events) -> Iterator[None]:
             events.note("stopping after the documents in flight (Ctrl-C again to abandon them)")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigint)  # a polite kill is a Ctrl-C: the summary is written
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)

@@ -156,13 +156,13 @@ class Worker:
         from m3analyst.ingest import load_document
 
         if task.data is None:
-            return load_document(task.path)
+            return load_document(task.path, self.settings.limits)
         # The path may not exist where this worker runs (remote Ray node): load the shipped bytes.
         with tempfile.TemporaryDirectory(prefix="m3batch-") as tmp:
-            local = Path(tmp) / Path(task.path).name
+            local = Path(tmp) / ("doc" + Path(task.path).suffix[:16])  # not the name: it may be near NAME_MAX
             local.write_bytes(task.data)
             try:
-                doc = load_document(local)
+                doc = load_document(local, self.settings.limits)
             except InputError as e:
                 raise InputError(task.path, e.problem, e.hint) from None
         doc.metadata.source = task.path

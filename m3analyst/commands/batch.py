@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from m3analyst.commands.common import console, err_console, handle_errors, progress
+from m3analyst.commands.common import console, err_console, handle_errors, progress, safe
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.settings import Settings
 
@@ -33,17 +33,17 @@ class _ProgressEvents:
         if skipped:
             self.note(f"{skipped} of {len(rows)} documents done in an earlier run (skipped)")
         for r in failed:
-            self.note(f"[red]failed[/] {escape(r['id'])}: {escape(r['error'])}" + ("" if r.get("key") is None else " (recorded earlier)"))
+            self.note(f"[red]failed[/] {safe(r['id'])}: {safe(r['error'])}" + ("" if r.get("key") is None else " (recorded earlier)"))
         self.bar.update(self.task, total=todo, description=self._text())
 
     def finished(self, row: dict[str, Any]) -> None:
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         if row["status"] == "failed":
-            self.note(f"[red]failed[/] {escape(row['id'])}: {escape(row['error'])}")
+            self.note(f"[red]failed[/] {safe(row['id'])}: {safe(row['error'])}")
         self.bar.update(self.task, advance=1, description=self._text())
 
     def note(self, text: str) -> None:
-        self.bar.console.print(text, highlight=False, soft_wrap=True)
+        self.bar.console.print(text, markup=True, highlight=False, soft_wrap=True)
 
     def _text(self) -> str:
         return f"memos: [green]{self.counts['ok']} ok[/] [red]{self.counts['failed']} failed[/]"
@@ -62,6 +62,7 @@ def batch(
     json_out: bool = typer.Option(False, "--json", help="Also write each memo as JSON."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo documents whose earlier failure was recorded as permanent."),
     template: Path | None = typer.Option(None, "--template", help="Folder of Jinja2 templates overriding the packaged ones (dashboard.html.j2 for index.html)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=1, help="Seconds one document may take before it is recorded as failed (timed out) and the batch goes on (default: limits.document_timeout_s, 900)."),
     *,
     settings: Settings,
 ) -> None:
@@ -72,6 +73,8 @@ def batch(
 
     if domain not in DOMAINS:
         raise UsageError(f"--domain must be one of {', '.join(DOMAINS)}")
+    if timeout is not None:
+        settings.limits.document_timeout_s = timeout
     formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))
     ray_target = ray_address or ("local" if ray else None)
     n_workers = workers if workers is not None else (0 if ray_target else 1)
@@ -86,7 +89,7 @@ def batch(
     err_console.print(
         f"{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped"
         + (f", {c['pending']} not reached" if c["pending"] else "")
-        + f"{rate} · {out / 'index.html'}",
+        + f"{rate} · {safe(out / 'index.html')}",
         highlight=False,
     )
     if report.ignored:

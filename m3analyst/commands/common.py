@@ -12,13 +12,43 @@ from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
-from m3analyst.errors import M3Error
-from m3analyst.io import write_atomic
+from m3analyst.errors import M3Error, UsageError, printable
+from m3analyst.io import write_atomic  # noqa: F401 - commands write their outputs through it
 
-console = Console()
-err_console = Console(stderr=True)
+
+def safe(value: object) -> str:
+    """A user-supplied string (file name, id, option value, document text) ready to put inside Rich markup:
+    control characters and ANSI sequences removed, markup escaped, on one line."""
+    return escape(printable(value, one_line=True))
+
+
+class SafeConsole(Console):
+    """The one place strings reach the terminal: control characters and ANSI sequences are stripped from every
+    string rendered (table cells too), and a string that is not valid markup prints as it is instead of raising."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        text = printable(text)
+        try:
+            return super().render_str(text, **kwargs)
+        except MarkupError:
+            return super().render_str(escape(text), **kwargs)
+
+
+class _SafeTextColumn(TextColumn):
+    def render(self, task) -> Text:
+        try:
+            return super().render(task)
+        except MarkupError:
+            return Text(printable(self.text_format.format(task=task), one_line=True))
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 
 _state = {"debug": os.environ.get("M3ANALYST_DEBUG", "") not in ("", "0")}
 
@@ -43,7 +73,7 @@ def handle_errors(fn: Callable) -> Callable:
         except M3Error as e:
             if debug_enabled():
                 raise
-            err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {safe(e)}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -52,7 +82,7 @@ def handle_errors(fn: Callable) -> Callable:
             if debug_enabled():
                 raise
             err_console.print(
-                f"[bold red]internal error:[/] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                f"[bold red]internal error:[/] {type(e).__name__}: {safe(e)} (rerun with --debug for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -64,11 +94,12 @@ def handle_errors(fn: Callable) -> Callable:
 def emit(text: str, out: Path | None) -> None:
     """Print `text` to stdout, or write it atomically to `out`."""
     if out is None:
+        text = printable(text)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     else:
         write_atomic(out, text)
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {safe(out)}", highlight=False)
 
 
 def emit_json(obj: Any, out: Path | None) -> None:
@@ -80,7 +111,7 @@ def progress(transient: bool = True) -> Iterator[Progress]:
     """A Rich progress display on stderr (silent when stderr is not a terminal)."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        _SafeTextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

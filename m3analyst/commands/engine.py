@@ -6,11 +6,13 @@ import sys
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors
+from m3analyst.commands.common import console, emit_json, err_console, handle_errors, safe
 from m3analyst.commands.options import ENGINE_FLAGS, with_settings
 from m3analyst.settings import Settings
 
 engine_app = typer.Typer(help="The embedded inference engine (MSA sparse attention).", no_args_is_help=True)
+
+MIN_BENCH_CONTEXT, MAX_BENCH_CONTEXT = 16, 1 << 20  # checked before the model loads; then against its context
 
 
 
@@ -30,7 +32,7 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON."), *, 
         emit_json(d | {"settings": settings.model_dump(mode="json")}, None)
         return
     for k, v in d.items():
-        console.print(f"[bold]{k}[/]: {v}", highlight=False)
+        console.print(f"[bold]{k}[/]: {safe(v)}", highlight=False)
 
 
 @engine_app.command("generate")
@@ -83,11 +85,18 @@ def bench(
         contexts = [int(c) for c in context.split(",") if c.strip()]
     except ValueError:
         raise UsageError(f"--context must be comma-separated integers, got {context!r}") from None
+    bad_len = [c for c in contexts if not MIN_BENCH_CONTEXT <= c <= MAX_BENCH_CONTEXT]
+    if bad_len:
+        raise UsageError(f"--context {bad_len[0]}: a context length must be {MIN_BENCH_CONTEXT} to {MAX_BENCH_CONTEXT:,} tokens")
     backends = [b.strip() for b in attention.split(",") if b.strip()]
     bad = [b for b in backends if b not in ("msa", "dense")]
-    if bad or not contexts:
-        raise UsageError(f"--attention takes msa and/or dense (got {attention!r}); --context needs a length")
+    if not contexts:
+        raise UsageError("--context needs at least one length, e.g. --context 2048,8192")
+    if bad:
+        raise UsageError(f"--attention takes msa and/or dense (got {attention!r})")
     eng = load_engine(settings.engine)
+    if max(contexts) >= eng.context_length:
+        raise UsageError(f"--context {max(contexts):,}: the model's context limit is {eng.context_length:,} tokens")
     rows = [r.to_dict() for r in run_bench(eng, contexts, backends, steps)]
     if json_out:
         info = eng.info()

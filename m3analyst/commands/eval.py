@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, write_atomic
+from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, write_atomic, safe
 from m3analyst.commands.options import ENGINE_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
@@ -61,6 +61,8 @@ def eval_cmd(
     if thresholds and compare is None:
         raise UsageError("--fail-on needs --compare OLD.json")
     old = _read_old(compare) if compare else None
+    if data_root is not None and not data_root.is_dir():
+        raise UsageError(f"--data-root {data_root}: no such folder")
     root = data_root or default_data_root()
     items = select_items(load_set(dataset, domain, root), only, limit)
 
@@ -71,7 +73,7 @@ def eval_cmd(
         task = p.add_task(f"eval {domain}", total=len(items))
 
         def on_item(i, item):
-            p.update(task, completed=i, description=item.id[:50])
+            p.update(task, completed=i, description=safe(item.id[:50]))
 
         report = run_eval(items, domain=domain, settings=settings, data_root=root, set_name=dataset, engine=engine,
                           on_item=on_item, engine_load_s=engine_load_s)
@@ -92,10 +94,11 @@ def eval_cmd(
     if html_out:
         html_path = (out or Path(f"eval_{domain}.json")).with_suffix(".html")
         write_atomic(html_path, render_html(report, comparison))
-        err_console.print(f"wrote {html_path}", highlight=False)
+        err_console.print(f"wrote {safe(html_path)}", highlight=False)
     if report["n_errors"]:
         first = next(r for r in report["items"] if r["error"])
-        err_console.print(f"{report['n_errors']} item(s) failed; first: {first['id']}: {first['error']}", highlight=False)
+        err_console.print(f"{report['n_errors']} item(s) failed; first: {safe(first['id'])}: {safe(first['error'])}",
+                          highlight=False)
     if comparison and comparison["failed"]:
-        err_console.print(f"regression past threshold: {', '.join(comparison['failed'])}", highlight=False)
+        err_console.print(f"regression past threshold: {safe(', '.join(comparison['failed']))}", highlight=False)
         raise typer.Exit(1)

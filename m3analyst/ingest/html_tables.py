@@ -36,6 +36,15 @@ def _cell_text(td) -> str:
     return " ".join(td.text_content().split())
 
 
+MAX_COLSPAN = 1000  # the HTML standard clamps colspan to 1000; a larger one must not allocate millions of cells
+MAX_CELLS = 500_000  # a table with more cells (after colspans) is skipped with a warning
+
+
+def _span(td) -> int:
+    raw = (td.get("colspan") or "1").strip()
+    return min(max(int(raw), 1), MAX_COLSPAN) if re.fullmatch(r"[0-9]{1,9}", raw) else 1
+
+
 def _grid(table) -> list[list[str]]:
     """Rows of cell texts with colspans expanded (the text sits in the span's first column)."""
     rows = []
@@ -44,11 +53,13 @@ def _grid(table) -> list[list[str]]:
         for td in tr:
             if td.tag not in ("td", "th"):
                 continue
-            span = int(td.get("colspan") or 1) if (td.get("colspan") or "1").isdigit() else 1
+            span = _span(td)
             row.append(_cell_text(td))
             row.extend([""] * (span - 1))
         rows.append(row)
     width = max((len(r) for r in rows), default=0)
+    if width * len(rows) > MAX_CELLS:
+        raise ValueError(f"table of {len(rows):,} rows x {width:,} columns is past {MAX_CELLS:,} cells")
     return [r + [""] * (width - len(r)) for r in rows]
 
 
@@ -60,7 +71,7 @@ def _header_spans(table) -> list[list[tuple[int, int, str]]]:
         for td in tr:
             if td.tag not in ("td", "th"):
                 continue
-            span = int(td.get("colspan") or 1) if (td.get("colspan") or "1").isdigit() else 1
+            span = _span(td)
             t = _cell_text(td)
             if t:
                 spans.append((col, col + span - 1, t))
@@ -164,7 +175,7 @@ def add_html_tables(doc: Document, tables: list[tuple[object, int, str]]) -> Non
         try:
             parsed = table_frame(el)
         except Exception as e:  # noqa: BLE001 - one odd table must not sink the document
-            doc.warnings.append(f"table on p.{page} not parsed ({type(e).__name__})")
+            doc.warnings.append(f"table on p.{page} not parsed ({type(e).__name__}: {str(e)[:120]})")
             continue
         if parsed is None:
             continue

@@ -71,11 +71,11 @@ def _score_contract(head: str, text: str) -> float:
 @register_kind("paper")
 def _score_paper(head: str, text: str) -> float:
     return (
-        1.5 * _hits(head, r"^\s*abstract\b|^\s*summary\s*$|^background\b")
+        1.5 * _hits(head, r"^[ \t]*abstract\b|^[ \t]*summary[ \t]*$|^background\b")
         + 1.5 * _hits(head, r"^TITLE:\s*$|^(?:ABSTRACT|BODY)\.[A-Z]")
         + _hits(text, r"^BODY\.[A-Z]") + 0.5 * _hits(text, r"\bp\s*[<=]\s*0?\.\d", r"\brandomi[sz]ed\b")
         + _hits(head, r"\bdoi\b|doi\.org", r"\bkeywords?\b", r"(?:university|institute|department|hospital)\b")
-        + _hits(text, r"^\s*(?:\d\.?\s*)?references\s*$|^\s*bibliography\s*$", r"^\s*(?:\d\.?\s*)?(?:methods?|materials and methods)\b")
+        + _hits(text, r"^[ \t]*(?:\d\.?\s*)?references[ \t]*$|^[ \t]*bibliography[ \t]*$", r"^[ \t]*(?:\d\.?\s*)?(?:methods?|materials and methods)\b")
     )
 
 
@@ -111,7 +111,7 @@ def _filing_metadata(doc: Document) -> None:
     if company and (re.search(r"commission|file\s+n|^\W*$", company, re.IGNORECASE) or len(company) < 2):
         company = None
     if not company:
-        m = _rx(rf"^\s*([A-Z0-9][A-Za-z0-9&.,'’\- ]{{1,80}}\b{_COMPANY_WORDS})\s*$", re.MULTILINE | re.IGNORECASE).search(head)
+        m = _rx(rf"^[ \t]*([A-Z0-9][A-Za-z0-9&.,'’\- ]{{1,80}}\b{_COMPANY_WORDS})[ \t]*$", re.MULTILINE | re.IGNORECASE).search(head)
         company = m.group(1).strip() if m else None
     if not company:
         company = _most_named_company(doc.text[: 4 * HEAD_CHARS])
@@ -137,7 +137,7 @@ def _most_named_company(text: str) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-_AGREEMENT_TITLE = _rx(r"^\s*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)
+_AGREEMENT_TITLE = _rx(r"^[ \t]*(?:[A-Z][A-Za-z&\-,]*\s+){0,8}AGREEMENT\b[^\n]{0,60}$", re.MULTILINE)
 _KIND = r"(?:Agreement|Contract|Licen[cs]e|Lease|Amendment|Addendum|Plan|Memorandum|Arrangement|Terms and Conditions|Statement of Work|Deed)"
 _NAME_LINE = re.compile(rf"^[A-Z0-9][\w&,.’'()/\-\s]{{0,100}}?\b{_KIND}\b(?:[A-Za-z,\s]{{0,40}})$", re.IGNORECASE)
 _NAME_IN_TEXT = re.compile(rf"\b(?:This|THIS)\s+((?:[A-Z][\w&’'\-]*\s+){{0,8}}(?i:{_KIND}))\b")

@@ -29,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from m3analyst.ingest.guard import clean_text
+
 PAGE_JOIN = "\n\n"
 
 DOCUMENT_KINDS = ("10-K", "10-Q", "8-K", "earnings", "contract", "paper", "other")
@@ -162,6 +164,7 @@ class Document:
             if i:
                 parts.append(PAGE_JOIN)
                 pos += len(PAGE_JOIN)
+            t = clean_text(t)  # no control characters (ANSI escapes) reach a memo or a terminal
             parts.append(t)
             pages.append(Page(i + 1, pos, pos + len(t), labels[i] if labels else None))
             pos += len(t)

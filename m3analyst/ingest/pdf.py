@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from m3analyst.errors import InputError
+from m3analyst.ingest.guard import check_page_count, check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.pagelayout import clean_pages
 from m3analyst.ingest.registry import register_loader
@@ -33,6 +34,11 @@ def _open(path: Path, data: bytes):
     if len(pdf) == 0:
         pdf.close()
         raise InputError(path, "PDF has no pages (corrupt or truncated?)", "re-download or re-export the file")
+    try:
+        check_page_count(path, len(pdf))
+    except InputError:
+        pdf.close()
+        raise
     return pdf
 
 
@@ -79,6 +85,7 @@ def text_layer_report(path: Path, texts: list[str]) -> list[str]:
 @register_loader("pdf")
 def load_pdf(path: Path, data: bytes) -> Document:
     raw = extract_page_texts(path, data)
+    check_pages(path, raw)
     warnings = text_layer_report(path, raw)
     clean = clean_pages(raw)
     doc = Document.from_pages(clean.texts, labels=clean.labels)

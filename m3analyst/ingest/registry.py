@@ -8,7 +8,9 @@ from typing import Callable
 
 from m3analyst.errors import InputError
 from m3analyst.ingest import cache
+from m3analyst.ingest.guard import check_content, limits_in_force, read_source
 from m3analyst.ingest.model import Document
+from m3analyst.settings import LimitsSettings
 
 # format name -> loader(path, data) -> Document
 _LOADERS: dict[str, Callable[[Path, bytes], Document]] = {}
@@ -49,30 +51,26 @@ def _ensure_loaders() -> None:
     from m3analyst.ingest import html, pdf, text  # noqa: F401
 
 
-def load_document(path: str | Path) -> Document:
-    """Load any supported document (a PDF parsed before comes from the cache, ingest/cache.py). Raises
-    `InputError` naming the file and the problem."""
+def load_document(path: str | Path, limits: LimitsSettings | None = None) -> Document:
+    """Load any supported document (a PDF parsed before comes from the cache, ingest/cache.py), within `limits`
+    (default: `LimitsSettings()`). Raises `InputError` naming the file and the problem."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a document")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(path, f"cannot read file ({e.strerror or e})") from None
-    if not data.strip():
-        raise InputError(path, "file is empty")
-    try:
-        fmt = sniff(data)
-    except ValueError as e:
-        raise InputError(path, str(e)) from None
-    sha = hashlib.sha256(data).hexdigest()
-    doc = cache.get(sha, fmt)  # a PDF parsed before (same bytes, same ingest code): no second parse
-    if doc is None:
-        _ensure_loaders()
-        doc = _LOADERS[fmt](path, data)
-        cache.put(doc, sha, fmt)
+    with limits_in_force(limits) as lim:
+        data = read_source(path, lim)
+        if not data.strip():
+            raise InputError(path, "file is empty")
+        try:
+            fmt = sniff(data)
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
+        sha = hashlib.sha256(data).hexdigest()
+        doc = cache.get(sha, fmt)  # a PDF parsed before (same bytes, same ingest code): no second parse
+        if doc is None:
+            _ensure_loaders()
+            doc = _LOADERS[fmt](path, data)
+            check_content(path, doc.text, bool(doc.tables) or (doc.xbrl is not None and len(doc.xbrl) > 0))
+            doc.metadata.sha256, doc.metadata.format = sha, fmt
+            cache.put(doc, sha, fmt)
     doc.metadata.source = str(path)
     doc.metadata.sha256 = sha
     doc.metadata.format = fmt

@@ -28,16 +28,16 @@ _CLAUSE = re.compile(r"^\s*\((?P<num>[a-z]{1,3}|[ivx]{1,5})\)\s+(?P<title>\S[^\n
 _TITLE = re.compile(r"^\s*(?:[A-Z][A-Za-z&\-,’']*\s+){0,8}(?:AGREEMENT|Agreement|CONTRACT|LEASE|AMENDMENT|MEMORANDUM OF UNDERSTANDING)\b[^\n]{0,60}$")
 _INLINE_TITLE = re.compile(r"(?:^|\s)((?:[A-Z][A-Z&\-,'’.0-9]*\s+){0,10}(?:AGREEMENT|CONTRACT|AMENDMENT)(?:\s+(?:NO\.\s*\d+|TO|OF)\b[^a-z\n]{0,80})?)(?=\s|$)")
 _PREAMBLE = re.compile(r"(?im)^[^\n]{0,80}\b(?:this\s+[^\n]{0,80}agreement|agreement\s+is\s+made|by\s+and\s+between|entered\s+into)")
-_RECITALS = re.compile(r"(?m)^\s*(?:RECITALS|Recitals|BACKGROUND|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b[^\n]{0,40}$|^\s*WHEREAS\b")
-_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:IN\s+WITNESS\b|[Ii]n\s+[Ww]itness\s+[Ww]hereof|\[\s*Signature\s+[Pp]age)|^\s*Signature\s+[Pp]age", re.MULTILINE)
+_RECITALS = re.compile(r"(?m)^[ \t]*(?:RECITALS|Recitals|BACKGROUND|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b[^\n]{0,40}$|^[ \t]*WHEREAS\b")
+_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:IN\s+WITNESS\b|[Ii]n\s+[Ww]itness\s+[Ww]hereof|\[\s*Signature\s+[Pp]age)|^[ \t]*Signature\s+[Pp]age", re.MULTILINE)
 _BY_NAME = re.compile(r"\bBy\s*:[^\n]{0,120}(?:\n[^\n]{0,120}){0,3}?\b(?:Name|Title|Its)\s*:")
 _MONTH_START = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|December)\b")
 MAX_TOP_JUMP = 5  # a top-level number further ahead than this is a stray line ("30 December 2016")
 _EXHIBIT = re.compile(
-    r"(?m)^\s*(?P<word>EXHIBIT|Exhibit|SCHEDULE|Schedule|ANNEX|Annex|APPENDIX|Appendix|ATTACHMENT|Attachment)\s+(?P<num>[A-Z0-9][\w.\-]{0,6})\b[^\n]{0,100}$"
+    r"(?m)^[ \t]*(?P<word>EXHIBIT|Exhibit|SCHEDULE|Schedule|ANNEX|Annex|APPENDIX|Appendix|ATTACHMENT|Attachment)\s+(?P<num>[A-Z0-9][\w.\-]{0,6})\b[^\n]{0,100}$"
 )
 _TOC_TAIL = re.compile(r"(?:\.{2,}|\s)\s*\d{1,3}\s*$")
-_TOC_HEAD = re.compile(r"(?im)^\s*(?:table\s+of\s+contents|contents|index)\s*$")
+_TOC_HEAD = re.compile(r"(?im)^[ \t]*(?:table\s+of\s+contents|contents|index)[ \t]*$")
 
 
 def _heading_title(raw: str, limit: int = 120) -> str:

@@ -134,7 +134,7 @@ def _pick(cands: list[_Cand], items: list[tuple[str, str]], part2_after: int | N
 def _part2_start(doc: Document, cands: list[_Cand]) -> int | None:
     """Offset of the 10-Q's 'PART II' heading (after the TOC), or None."""
     first_item = next((c.start for c in cands if not c.toc), 0)
-    for m in re.finditer(r"(?im)^\s*part\s+ii\b(?!i)[^\n]{0,60}$", doc.text):
+    for m in re.finditer(r"(?im)^[ \t]*part\s+ii\b(?!i)[^\n]{0,60}$", doc.text):
         if m.start() > first_item and not _TOC_TAIL.search(m.group(0)):
             return m.start()
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from m3analyst.errors import InputError
+from m3analyst.ingest.guard import check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.registry import register_loader
 
@@ -23,6 +24,7 @@ def decode_text(path: Path, data: bytes) -> str:
 def load_text(path: Path, data: bytes) -> Document:
     text = decode_text(path, data).replace("\r\n", "\n").replace("\r", "\n")
     pages = text.split("\f")  # offsets into doc.text equal offsets into the (newline-normalised) file
+    check_pages(path, pages)
     doc = Document.from_pages(pages)
     doc.metadata.loader = "text"
     from m3analyst.ingest.analyze import analyze

@@ -17,6 +17,7 @@ Columns (one row per `ix:nonFraction` / `ix:nonNumeric`):
 
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -26,6 +27,7 @@ COLUMNS = [
     "instant", "dimensions", "context_id", "page", "numeric",
 ]  # fmt: skip
 TEXT_LIMIT = 2000
+MAX_SCALE = 30  # |scale| past this is malformed (real filings use -6 to 9); 10**400 would overflow
 _WORD_ZERO = re.compile(r"^(?:no|none|nil|zero|-|—|–)$", re.IGNORECASE)
 
 
@@ -86,22 +88,37 @@ def numeric_value(raw: str, fmt: str | None, scale: int, sign: int) -> float | N
     return v * (10.0**scale) * sign
 
 
-def facts_frame(root, fact_pages: dict[object, int]) -> pd.DataFrame | None:
-    """All inline facts of the document as a DataFrame (see module doc), or None without iXBRL."""
+def _scale(el) -> int:
+    """The fact's scale attribute as an int; ValueError when it is not a small integer."""
+    scale = int((el.get("scale") or "0").strip())
+    if abs(scale) > MAX_SCALE:
+        raise ValueError(f"scale {scale} out of range")
+    return scale
+
+
+def facts_frame(root, fact_pages: dict[object, int], warnings: list[str] | None = None) -> pd.DataFrame | None:
+    """All inline facts of the document as a DataFrame (see module doc), or None without iXBRL. A malformed fact
+    (a scale that is not a small integer, a value that is not finite) is skipped and counted in `warnings`."""
     from m3analyst.ingest.html import fact_key
 
     contexts, units = _contexts(root), _units(root)
     continuations = {el.get("id"): el for el in root.iter("ix:continuation")}
-    rows = []
+    rows, skipped = [], []
     for el in root.iter("ix:nonfraction", "ix:nonnumeric"):
         numeric = el.tag == "ix:nonfraction"
         raw = " ".join(el.text_content().split())
         if not numeric and el.get("continuedat"):
             raw = " ".join([raw] + _continued_text(el.get("continuedat"), continuations))
-        scale = int(el.get("scale") or 0)
         sign = -1 if el.get("sign") == "-" else 1
+        try:
+            scale = _scale(el)
+            value = numeric_value(raw, el.get("format"), scale, sign) if numeric else raw[:TEXT_LIMIT]
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"value {raw[:40]!r} is not finite")
+        except (ValueError, OverflowError) as e:
+            skipped.append(f"{el.get('name')} ({e})")
+            continue
         ctx = contexts.get(el.get("contextref") or "", {})
-        value = numeric_value(raw, el.get("format"), scale, sign) if numeric else raw[:TEXT_LIMIT]
         rows.append(
             {
                 "concept": el.get("name"),
@@ -120,6 +137,9 @@ def facts_frame(root, fact_pages: dict[object, int]) -> pd.DataFrame | None:
                 "numeric": numeric,
             }
         )
+    if skipped and warnings is not None:
+        warnings.append(f"iXBRL: {len(skipped)} malformed fact(s) skipped: " + "; ".join(skipped[:5])
+                        + (" ..." if len(skipped) > 5 else ""))
     if not rows:
         return None
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -22,6 +22,7 @@ import numpy as np
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import OutlineItem
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.injection import instruction_spans
 from m3analyst.ingest.model import Document
 
 _TOKEN = re.compile(r"[a-z][a-z\-]+|\d+(?:\.\d+)?")
@@ -121,8 +122,8 @@ def candidates(doc: Document, item: OutlineItem, facts: list[Fact], ranges: list
     boost_ranges = [(s.start, s.end) for s in doc.sections if s.kind in item.sections]
     out: list[Candidate] = []
     for span, s in zip(paras, lex):
-        if not in_ranges(span, ranges) or not _prose(span) or avoid(span.text):
-            continue
+        if not in_ranges(span, ranges) or not _prose(span) or avoid(span.text) or instruction_spans(span.text):
+            continue  # (a paragraph holding an instruction to a reader or model is never quoted)
         if boost_ranges and any(a <= span.start < b for a, b in boost_ranges):
             s *= 1.5
         if prefer(span.text):

@@ -7,8 +7,17 @@ from m3analyst.domains.findings import Finding
 from m3analyst.memo.model import FALLBACK_NOTE, Memo, MemoSection
 
 
+# Document text is data, not markup: raw HTML (<script>, <iframe>) becomes entities and [text](javascript:...) links or
+# ![images] lose their brackets, so no viewer renders them.
+_MD_INERT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
+
+
+def _md(text: object) -> str:
+    return str(text).translate(_MD_INERT)
+
+
 def _esc(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md(text).replace("|", "\\|").replace("\n", " ")
 
 
 def facts_rows(memo: Memo) -> list[dict]:
@@ -66,7 +75,7 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
         return lines + facts_table(memo) + [""]
     shown = s.shown_claims(memo.drop_unsupported)
     if shown:
-        lines += [" ".join(c.text + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
+        lines += [" ".join(_md(c.text) + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
     if s.findings:
         for f in s.findings:
             lines += finding_lines(f)
@@ -80,7 +89,7 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
         lines.append(f"Key passages ({label.get(how, how)}):")
         lines.append("")
         for q in s.quotes:
-            lines += [f"> \u201c{q.text}\u201d [p.{q.page}]", ""]
+            lines += [f"> \u201c{_md(q.text)}\u201d [p.{q.page}]", ""]
     elif not shown:
         lines += ["_Nothing in the document matched this heading._", ""]
     return lines
@@ -102,7 +111,7 @@ def render_markdown(memo: Memo) -> str:
     mode = (f"engine: {memo.engine['name']} ({memo.settings['engine']['attention']['backend']})" if memo.engine
             else "extractive: no model; findings by rule, passages chosen lexically")
     src = (d.get("source") or "").split("/")[-1]
-    lines = [f"# {memo.title}", "", f"*{d.get('kind')} · {d.get('pages')} pages · {src} · {mode}*", ""]
+    lines = [f"# {_md(memo.title)}", "", f"*{d.get('kind')} · {d.get('pages')} pages · {_md(src)} · {mode}*", ""]
     for s in memo.sections:
         lines += section_lines(memo, s)
     lines += appendix(memo)
@@ -139,7 +148,7 @@ def _omitted(o: dict) -> str:
     pages = o["pages"]
     span = f"p.{pages[0]}" if pages[0] == pages[1] else f"pp.{pages[0]}-{pages[1]}"
     kept = f", pages {', '.join(map(str, sorted(o['pages_kept'])))} kept" if o.get("pages_kept") else ""
-    return f"{o['title']} ({span}{kept})"
+    return f"{_md(o['title'])} ({span}{kept})"
 
 
 __all__ = ["facts_rows", "format_value", "render_markdown"]

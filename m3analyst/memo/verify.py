@@ -25,6 +25,7 @@ from functools import lru_cache
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
+from m3analyst.injection import contains_phrase, is_instruction, without_instructions
 from m3analyst.ingest.model import Document
 from m3analyst.memo.polarity import polarity_problem
 
@@ -146,9 +147,11 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
         check.problems.append("no page citation")
         check.status = "unsupported"
         return check
-    page_text = "\n".join(doc.page_text(p) for p in cites)
+    page_text = without_instructions("\n".join(doc.page_text(p) for p in cites))  # an instruction supports nothing
     nums = _page_numbers(page_text)
     body = CITE.sub(" ", text)
+    if is_instruction(body):
+        check.problems.append("an instruction addressed to a reader or model, not a claim")
     for m in NUMBER.finditer(body):
         tok = m.group(0)
         try:
@@ -166,7 +169,7 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
     if problem := polarity_problem(body, page_text):  # memo/polarity.py: a reversed direction or significance
         check.problems.append(problem)
     for q in QUOTE.findall(body):
-        if not any(doc.locate(q, p) for p in cites):
+        if not any(doc.locate(q, p) for p in cites) or not contains_phrase(page_text, q):
             check.problems.append(f"quote not on cited page(s): \"{q[:60]}\"")
     words = _words(body)
     if len(words) < 5 and not check.numbers and not QUOTE.search(body):
