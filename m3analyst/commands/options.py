@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from m3analyst import settings as settings_mod
+from m3analyst.errors import UsageError
 from m3analyst.settings import Settings
 
 
@@ -116,6 +117,9 @@ def with_settings(*names: str) -> Callable[[Callable], Callable]:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             values = {n: kwargs.pop(f"_opt_{n}", None) for n in names}
+            for n, v in values.items():  # an empty value is a mistake, never "the default"
+                if isinstance(v, str) and not v.strip():
+                    raise UsageError(f"{FLAGS[n].decls[0]} is empty: give a value (see --help)")
             assignments = list(kwargs.pop("_opt_set", None) or [])
             s = settings_mod.load(overrides(values, assignments), spelled(values, assignments))
             with settings_mod.use(s):
