@@ -242,15 +242,21 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         hf_dir = ensure_model(settings.model, progress=progress)
     device = pick_device(settings.device)
     plan = pick_dtype(settings.dtype, device)
+    from m3analyst.engine.quant import fit_weights, should_fit  # large models on CPUs without bf16: int8, no fp32 copy
+
+    fit = should_fit(hf_dir, device, plan.decode, plan.prefill, settings.dtype)
+    load_dtype = torch.bfloat16 if fit else plan.decode
     try:
-        model, tok = _load_hf(hf_dir, device, plan.decode)
+        model, tok = _load_hf(hf_dir, device, load_dtype)
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt converted cache: rebuild once
         if is_local_path(settings.model) and not str(settings.model).endswith(".gguf"):
             raise ModelError(f"{hf_dir}: cannot load model: {type(e).__name__}: {e}") from e
         hf_dir = ensure_model(settings.model, progress=progress, rebuild=True)
-        model, tok = _load_hf(hf_dir, device, plan.decode)
+        model, tok = _load_hf(hf_dir, device, load_dtype)
+    if fit:
+        model, plan = fit_weights(model), DtypePlan(torch.float32)
     fused = _fuse_cpu_modules(model)
     prefill_model = None
     if plan.decode_int8:

@@ -1,0 +1,77 @@
+"""Weights that fit a CPU without bf16 (issue 20): int8 linears with fp32 activations, a bf16 embedding table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from m3analyst.engine import quant
+from m3analyst.kernels import int8_f32
+
+
+def _tiny_qwen2(dtype=torch.float32):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True)
+    return Qwen2ForCausalLM(cfg).to(dtype).eval()
+
+
+def test_int8_f32_kernel_matches_dequantized_linear():
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(96, 40)
+    q, s = quant._quantize_rows(lin.weight.detach())
+    w = q.float() * s[:, None]
+    assert torch.equal(int8_f32.dequantize(q, s, 3, 17), w[3:17])
+    x = torch.randn(1, 1, 96)
+    y = int8_f32.gemv(x, q, s, lin.bias.detach())
+    if y is None:
+        pytest.skip("no C compiler: the PyTorch fallback is used")
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, w, lin.bias.detach()), rtol=1e-5, atol=1e-5)
+
+
+def test_fp32_int8_linear_rows_and_tiles_agree(monkeypatch):
+    torch.manual_seed(2)
+    lin = torch.nn.Linear(32, 50)
+    layer = quant.Int8Linear(lin, torch.float32)
+    x = torch.randn(5, 32)
+    whole = layer(x)
+    monkeypatch.setattr(quant, "DEQUANT_TILE_BYTES", 4 * 32 * 7)  # 7 output rows per tile
+    torch.testing.assert_close(layer(x), whole)
+    torch.testing.assert_close(torch.cat([layer(x[i : i + 1]) for i in range(5)]), whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(whole, lin(x).detach(), rtol=0.05, atol=0.05)
+
+
+def test_fit_weights_keeps_no_fp32_copy_and_stays_close():
+    ref = _tiny_qwen2()
+    ids = torch.randint(0, 300, (1, 12))
+    want = ref(ids).logits
+    model = _tiny_qwen2(torch.bfloat16)
+    model.load_state_dict({k: v.to(torch.bfloat16) for k, v in ref.state_dict().items()})
+    quant.fit_weights(model)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Linear" not in kinds and "Int8Linear" in kinds
+    emb = model.get_input_embeddings()
+    assert isinstance(emb, quant.Bf16Embedding) and emb.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # norms and biases: small, fp32
+    big = [b for b in model.buffers() if b.numel() >= 64 * 64 and b.dtype == torch.float32]
+    assert not big  # no fp32 copy of a weight matrix survives
+    got = model(ids).logits
+    assert got.dtype == torch.float32
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.9
+    torch.testing.assert_close(got, want, rtol=0.1, atol=0.1)
+
+
+def test_should_fit_only_large_models_on_cpus_without_bf16(tmp_path, monkeypatch):
+    from m3analyst.engine import pull
+
+    model = _tiny_qwen2(torch.bfloat16)
+    model.save_pretrained(tmp_path)
+    cpu = torch.device("cpu")
+    assert quant.saved_params(tmp_path) == sum(p.numel() for p in model.parameters())
+    assert not quant.should_fit(tmp_path, cpu, torch.float32, None)  # tiny: stays fp32
+    monkeypatch.setattr(pull, "FP32_LIMIT_BYTES", 1000)
+    assert quant.should_fit(tmp_path, cpu, torch.float32, None)
+    assert not quant.should_fit(tmp_path, cpu, torch.bfloat16, torch.bfloat16)  # a bf16 CPU keeps its plan
+    assert not quant.should_fit(tmp_path, cpu, torch.float32, None, "float32")  # an explicit dtype wins
