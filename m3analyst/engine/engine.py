@@ -230,6 +230,10 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     on stderr (silent when stderr is not a terminal).
     """
     settings = settings or EngineSettings()
+    if settings.backend == "openai":
+        from m3analyst.engine.remote import load_remote
+
+        return load_remote(settings)
     if settings.model == "none":
         raise UsageError("no model selected (model 'none')")
     torch.set_num_threads(pick_threads(settings.threads))
