@@ -3,7 +3,7 @@
 Each source (with the folder's headers) is compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second)
 into $M3ANALYST_HOME/build/, keyed by the source, the flags and the CPU, and written atomically. A
 compiler without OpenMP gets a second try without it (the kernels then run on one thread). No compiler,
-a failed build or M3ANALYST_CPU_KERNEL=0: `build` returns None and the callers keep their PyTorch paths.
+a failed build or the setting engine.kernels.cpu = false: `build` returns None and the callers keep their PyTorch paths.
 OpenMP: inside a PyTorch process the kernels use the libgomp PyTorch already loaded (same soname), so
 they share its thread pool and follow torch.set_num_threads.
 """
@@ -25,7 +25,9 @@ FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
 
 
 def enabled() -> bool:
-    return os.environ.get("M3ANALYST_CPU_KERNEL", "1") != "0"
+    from m3analyst.settings import current
+
+    return current().engine.kernels.cpu
 
 
 @functools.cache

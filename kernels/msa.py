@@ -15,15 +15,14 @@ key/value write into the cache, are deferred into that launch (`engine_flush` ap
 reader of the cache or the summaries).
 
 Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
-tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
-M3ANALYST_MSA_BACKEND, or the `backend=` argument, forces one. The engine may register its own CPU
+tensors when Triton imports, else "torch" (the plain-PyTorch reference). The setting engine.kernels.msa_backend
+(`configure`), or the `backend=` argument, forces one. The engine may register its own CPU
 implementation under another name and pass it explicitly.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 from typing import Callable
 
@@ -69,7 +68,7 @@ def triton_available() -> bool:
 
 def backend_for(t: torch.Tensor, backend: str | None = None) -> str:
     """The backend name used for tensors on t's device (explicit > env var > device default)."""
-    name = backend or os.environ.get("M3ANALYST_MSA_BACKEND") or None
+    name = backend or BACKEND
     if name:
         return name
     return "triton" if t.is_cuda and triton_available() else "torch"
@@ -114,8 +113,8 @@ MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["km
 # reference scoring the same means, equal to the fp32 sums' up to msa_naive.mean_score_tolerance). The means are
 # kept only for "bf16". Default "bf16" since round 7 (RESULTS.md, GPU kernels round 7: inside the 8B-shaped decode
 # step on the H100 the engine's attention took 10.4 vs 11.9 us/layer at 128K and 30.0 vs 36.4 at 1M, every swap
-# against the fp32 picks within the rounding bound). M3ANALYST_MSA_MEANS=fp32 restores the exact picks.
-ENGINE_MEAN_SUMMARY = os.environ.get("M3ANALYST_MSA_MEANS", "bf16")
+# against the fp32 picks within the rounding bound). engine.kernels.msa_means = "fp32" restores the exact picks.
+ENGINE_MEAN_SUMMARY = "bf16"
 
 
 def _extra(layer) -> dict:
@@ -136,13 +135,30 @@ def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.
 
 # Fold a decode token's summary update into the decode launch (one launch per layer and token, not two):
 # engine_update defers the 1-token update of a layer whose previous decode took the one-launch path (so the
-# next reader is engine_decode again), and engine_decode folds it in. M3ANALYST_MSA_FOLD=0 turns it off.
-ENGINE_FOLD = os.environ.get("M3ANALYST_MSA_FOLD", "1") != "0"
+# next reader is engine_decode again), and engine_decode folds it in. engine.kernels.msa_fold = false turns it off.
+ENGINE_FOLD = True
 
 
 # Fold a decode token's key/value write into the same launch (engine_append; needs ENGINE_FOLD and a kernels
-# module with the v_new argument). M3ANALYST_MSA_KV_FOLD=0 turns it off.
-ENGINE_KV_FOLD = os.environ.get("M3ANALYST_MSA_KV_FOLD", "1") != "0"
+# module with the v_new argument). engine.kernels.msa_kv_fold = false turns it off.
+ENGINE_KV_FOLD = True
+BACKEND: str | None = None  # a forced backend name (engine.kernels.msa_backend), None: by device
+
+
+def configure(kernels) -> None:
+    """Take the switches of a `KernelSettings` (m3analyst/settings.py): the engine calls this when it loads."""
+    global ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD, BACKEND
+    ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD = kernels.msa_means, kernels.msa_fold, kernels.msa_kv_fold
+    BACKEND = None if kernels.msa_backend == "auto" else kernels.msa_backend
+
+
+def _configure_from_settings() -> None:
+    from m3analyst.settings import current
+
+    configure(current().engine.kernels)
+
+
+_configure_from_settings()
 
 
 def _write_pending_kv(layer) -> None:

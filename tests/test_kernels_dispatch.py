@@ -26,17 +26,20 @@ def _problem(B=2, hkv=2, G=4, D=64, S=300, bs=32, seed=0):
 
 
 def test_cpu_tensors_use_the_torch_backend(monkeypatch):
-    monkeypatch.delenv("M3ANALYST_MSA_BACKEND", raising=False)
+    monkeypatch.setattr(msa, "BACKEND", None)
     assert msa.backend_for(torch.zeros(1)) == "torch"
     assert msa.backend_for(torch.zeros(1), backend="triton") == "triton"
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    from m3analyst.settings import KernelSettings
+
+    monkeypatch.setattr(msa, "BACKEND", msa.BACKEND)  # restored after the test
+    msa.configure(KernelSettings(msa_backend="triton"))  # the setting engine.kernels.msa_backend
     assert msa.backend_for(torch.zeros(1)) == "triton"
     with pytest.raises(ValueError, match="unknown MSA backend"):
         msa.select_blocks(torch.zeros(1, 1, 4), torch.zeros(1, 1, 1, 4), torch.ones(1), 4, 1, 0, 0, backend="nope")
 
 
 def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
-    monkeypatch.delenv("M3ANALYST_MSA_BACKEND", raising=False)
+    monkeypatch.setattr(msa, "BACKEND", None)
     triton_kernels_loaded = "m3analyst.kernels.msa_triton" in sys.modules
     q, k, v, ksum = _problem()
     seq_lens = torch.tensor([300, 101])

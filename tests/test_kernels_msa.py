@@ -511,7 +511,7 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
+    monkeypatch.setattr(msa, "BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
     monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 512, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=44)
@@ -578,7 +578,7 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    monkeypatch.setattr(msa, "BACKEND", "triton")
     monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 256, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=48)
@@ -654,7 +654,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    monkeypatch.setattr(msa, "BACKEND", "triton")
     monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", "bf16")
     B, hkv, G, D, cap, bs, top_k = 1, 2, 4, 64, 128, 16, 4
     _, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=52)

