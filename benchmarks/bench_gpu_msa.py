@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from m3analyst.kernels import msa_naive as R
+from m3analyst.kernels.msa import naive as R
 from m3analyst.kernels import msa_triton as K
 
 GiB = 1 << 30

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from m3analyst.engine import load_engine, msa_ops, scorers
+from m3analyst.engine import load_engine, msa_ops
+from m3analyst.kernels.msa import naive as scorers
 from m3analyst.resources import corpus_dir
 from m3analyst.settings import EngineSettings
 

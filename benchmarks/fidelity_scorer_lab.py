@@ -24,7 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity_oracle import DOCS, TAIL, Patch, Variant  # noqa: E402
 
-from m3analyst.engine import msa_ops, scorers  # noqa: E402
+from m3analyst.engine import msa_ops  # noqa: E402
+from m3analyst.kernels.msa import naive as scorers  # noqa: E402
 
 
 class QueryTap(Patch):

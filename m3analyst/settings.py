@@ -57,7 +57,7 @@ class AttentionSettings(Section):
         "auto", description="how blocks are scored from their summaries (auto: hybrid on CPU, where it is measured "
         "best; minmax on CUDA, which the Triton kernels implement): mean key, minmax (Quest-style bound), or "
         "an estimated attention mass (per-head softmax over blocks, summed over the group) of the bound (minmax-mass), "
-        "the mean key (mean-mass) or halfway between them (hybrid); see m3analyst/engine/scorers.py"
+        "the mean key (mean-mass) or halfway between them (hybrid); see m3analyst/kernels/msa/naive.py"
     )
     rerank: int = Field(
         2, ge=0, description="two-stage selection on CPU: rerank x top_k candidate blocks by the scorer, then the top_k "
@@ -70,6 +70,40 @@ class AttentionSettings(Section):
     prefill_chunk: int = Field(512, ge=64, description="sparse prefill: queries per chunk sharing one block selection")
     prefill_top_k: int = Field(128, ge=1, description="sparse prefill: past blocks per chunk and KV group (sink, local "
                                "included); 128 x 32 tokens = the 4,096 tokens measured with 64 x 64")
+
+
+class TritonTuning(Section):
+    """Launch parameters of the Triton MSA kernels (m3analyst.kernels.msa, triton_*.py); None = the default rule.
+    Defaults from the H100 sweeps (benchmarks/RESULTS.md, GPU kernels rounds 3-7); benchmarks/bench_gpu_msa.py
+    --part sweep varies them. Tile sizes are in bytes of block summaries one program scores per load."""
+
+    select_block_n: int | None = Field(None, description="blocks per select tile (None: from select_tile_bytes)")
+    select_tile_bytes: int = Field(32768, description="select: summary bytes per tile")
+    select_max_chunks: int = Field(1024, description="select: most chunks per (batch, KV head)")
+    merge_group: int = Field(32, description="select: chunks merged by one program per merge level")
+    select_warps: int = Field(4, description="select: warps with tiles of <= 64 blocks")
+    select_warps_big: int = Field(4, description="select: warps with larger tiles")
+    use_topk: bool | None = Field(None, description="tl.topk for the K-th best score (None: where Triton has it)")
+    decode_warps: int = Field(4, description="sparse decode: warps")
+    decode_stages: int = Field(2, description="sparse decode: pipeline stages")
+    decode_blocks_per_split: int = Field(1, description="sparse decode: selected blocks per split program")
+    step_warps: int = Field(4, description="one-launch step: warps (8 cost 3-6 us on the H100)")
+    step_merge_lanes: int = Field(256, description="step: candidate lanes a decode program merges")
+    step_flat_lanes: int = Field(512, description="step: one candidate list per chunk up to this many lanes")
+    step_exact: bool = Field(False, description="step: rescore near-threshold blocks from the fp32 sums when "
+                             "scoring bf16 means (costs more than reading the sums outright)")
+    step_ranked: bool = Field(False, description="step: pairwise-rank selection instead of tl.topk (20-40% slower)")
+    step_tile_bytes: int = Field(32768, description="step: summary bytes per select tile")
+    step_tile_bytes_minmax: int | None = Field(None, description="step: tile bytes for minmax (None: step_tile_bytes)")
+    step_launches: Literal[0, 1, 2] = Field(1, description="step: 1 launch, or 2 (select, then decode; tests), "
+                                            "or 0 (select only; benchmarks)")
+    step_select_programs: int = Field(256, description="step: select programs aimed at (persistent tiles; 0: off)")
+    step_max_tiles: int = Field(8, description="step: most tiles per persistent select program")
+    step_tile_bytes_persistent: int | None = Field(None, description="step: tile bytes when persistent")
+    step_tile_bytes_persistent_minmax: int | None = Field(16384, description="step: the same for minmax")
+    step_pdl: bool = Field(False, description="step: Hopper programmatic dependent launch (cost 0.6-1.3 us/layer "
+                           "inside the 8B-shaped decode step, round 6)")
+    step_pdl_trigger: bool = Field(True, description="step with PDL: let the next launch start after the wait")
 
 
 class KernelSettings(Section):
@@ -87,6 +121,8 @@ class KernelSettings(Section):
                            "was M3ANALYST_MSA_FOLD")
     msa_kv_fold: bool = Field(True, description="CUDA: fold a decode token's key/value write into the same launch "
                               "(needs msa_fold); was M3ANALYST_MSA_KV_FOLD")
+    triton: TritonTuning = Field(default_factory=TritonTuning, description="Triton launch parameters (was the "
+                                 "kernels' TUNING dict)")
 
 
 class EngineSettings(Section):

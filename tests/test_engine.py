@@ -272,7 +272,8 @@ def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
 
 def test_cpu_kernels_report_matches_what_was_built():
     from m3analyst.engine.host import cpu_kernels
-    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu, norm_cpu
+    from m3analyst.kernels import attn_amx, int8_cpu, norm_cpu
+    from m3analyst.kernels.msa import cpu as msa_cpu
 
     report = cpu_kernels()
     assert report == {"msa_decode": msa_cpu.available(), "int8_linear": int8_cpu.library() is not None,

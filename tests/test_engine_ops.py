@@ -1,4 +1,4 @@
-"""MSA decode ops: the engine's CPU path against the plain reference (m3analyst.kernels.msa_naive)."""
+"""MSA decode ops: the engine's CPU path against the plain reference (m3analyst.kernels.msa.naive)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from m3analyst.engine import msa_ops as cpu
 from m3analyst.engine.cache import MSACache
-from m3analyst.kernels import msa_naive as ref
+from m3analyst.kernels.msa import naive as ref
 
 SHAPES = {  # id: (B, Hkv, G, D, block_size)
     "b1-gqa3": (1, 3, 3, 16, 8),

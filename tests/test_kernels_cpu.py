@@ -1,4 +1,4 @@
-"""The fused CPU decode kernel (kernels/msa_cpu.c via ctypes) against the plain reference (msa_naive).
+"""The fused CPU decode kernel (kernels/msa/cpu.c via ctypes) against the plain reference (kernels/msa/naive.py).
 
 Skipped with a reason when no C compiler is present (the engine then keeps its PyTorch path, which
 tests/test_engine_ops.py covers against the same reference)."""
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from m3analyst.engine import msa_ops
-from m3analyst.kernels import msa_cpu
-from m3analyst.kernels import msa_naive as ref
+from m3analyst.kernels.msa import cpu as msa_cpu
+from m3analyst.kernels.msa import naive as ref
 
 pytestmark = pytest.mark.skipif(not msa_cpu.available(), reason="fused CPU kernel not built: no C compiler or M3ANALYST_CPU_KERNEL=0")
 
@@ -91,7 +91,7 @@ def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch, scorer):
 @pytest.mark.parametrize("seq_len", [157, 160])
 def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_len):
     """The estimated-attention-mass scorers select what m3analyst.engine.scorers (their plain version) selects."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, cap, top_k, scale = 8, 168, 7, 0.3
     q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, cap, seq_len, torch.float32, seed=2)
@@ -106,7 +106,7 @@ def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_l
 @pytest.mark.parametrize("seq_len, top_k, rerank", [(300, 6, 2), (300, 6, 3), (157, 8, 2), (90, 8, 2)])
 def test_fused_rerank_matches_reference(scorer, seq_len, top_k, rerank):
     """Two-stage selection (candidates by summaries, final blocks by exact mass) = scorers.select_rerank."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, cap, scale = 8, 304, 0.3
     q, k, v, ksum, kmin, kmax = _case(3, 3, 32, bs, cap, seq_len, torch.float32, seed=3)
@@ -128,7 +128,7 @@ def kernel_build(c_build):
 def test_fused_decode_bf16_queries_full_tiles_and_threads(kernel_build, threads, rerank):
     """Model-like sizes: bf16 cache, queries that are bf16 values (the vdpbf16ps path), 64-token blocks
     (full 16-key tiles and a partial last block), enough work for the KV heads to be spread over threads."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, top_k, seq_len, scale = 64, 8, 2000, 0.125
     q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, 2048, seq_len, torch.bfloat16, seed=4)

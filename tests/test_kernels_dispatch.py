@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from m3analyst.kernels import msa, msa_naive
+from m3analyst.kernels import msa
+from m3analyst.kernels.msa import naive as msa_naive
 
 
 def _problem(B=2, hkv=2, G=4, D=64, S=300, bs=32, seed=0):
@@ -40,7 +41,7 @@ def test_cpu_tensors_use_the_torch_backend(monkeypatch):
 
 def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
     monkeypatch.setattr(msa, "BACKEND", None)
-    triton_kernels_loaded = "m3analyst.kernels.msa_triton" in sys.modules
+    triton_kernels_loaded = "m3analyst.kernels.msa.triton_decode" in sys.modules
     q, k, v, ksum = _problem()
     seq_lens = torch.tensor([300, 101])
     got_sum = torch.full_like(ksum, float("nan"))
@@ -51,7 +52,7 @@ def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
     out = msa.sparse_decode(q, k, v, idx, seq_lens, 32, 0.125)
     torch.testing.assert_close(out, msa_naive.sparse_decode(q, k, v, idx, seq_lens, 32, 0.125))
     if not triton_kernels_loaded:  # the CPU path never pulls in the Triton module
-        assert "m3analyst.kernels.msa_triton" not in sys.modules
+        assert "m3analyst.kernels.msa.triton_decode" not in sys.modules
 
 
 def test_engine_routes_cpu_to_its_torch_ops_and_cuda_to_the_kernels():

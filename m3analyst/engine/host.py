@@ -139,7 +139,8 @@ def _task_running(task: Path) -> bool:
 
 def cpu_kernels() -> dict[str, bool]:
     """Which C kernels this machine built (m3analyst.kernels; each falls back to PyTorch when False)."""
-    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu, norm_cpu
+    from m3analyst.kernels import attn_amx, int8_cpu, norm_cpu
+    from m3analyst.kernels.msa import cpu as msa_cpu
 
     return {"msa_decode": msa_cpu.library() is not None, "int8_linear": int8_cpu.library() is not None,
             "amx_prefill_attention": attn_amx.library() is not None, "fused_norm_mlp": norm_cpu.library() is not None}

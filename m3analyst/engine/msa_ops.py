@@ -2,13 +2,13 @@
 
 The engine uses two of each backend's ops: `update_layer` (fold new keys into an MSALayer's block
 summaries) and `decode` (one MSA decode step over a layer). Per device:
-  CPU   decode -> the fused C kernel (m3analyst.kernels.msa_cpu: select + exact attention in one call)
+  CPU   decode -> the fused C kernel (m3analyst.kernels.msa.cpu: select + exact attention in one call)
                   when it is built; else the PyTorch batch-1 fast path below (select_blocks_b1 +
-                  sparse_decode_b1; the two-stage rerank through m3analyst.engine.scorers); else the
+                  sparse_decode_b1; the two-stage rerank through m3analyst.kernels.msa.naive); else the
                   general select_blocks + sparse_decode (any batch). `sparse_prefill` is CPU-only too.
   CUDA  the Triton kernels' engine_update / engine_decode (m3analyst.kernels.msa) for the scorers they
         implement (mean, minmax); other scorers take the generic path.
-The general ops are vectorised versions of the plain reference in `m3analyst.kernels.msa_naive` (same
+The general ops are vectorised versions of the plain reference in `m3analyst.kernels.msa.naive` (same
 contract and semantics, tested against it); scorer "auto" resolves per device (AUTO_SCORER).
 
 Shapes (see the team contract): q [B, Hq, D]; k_cache, v_cache [B, Hkv, S_cap, D];
@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from m3analyst.kernels import msa_cpu as msa_cpu_kernel
+from m3analyst.kernels.msa import cpu as msa_cpu_kernel
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks=1, local_blo
     """Top-K blocks per KV group, ascending block ids, -1 padding; sink + local forced; past seq_len never;
     equal scores (also forced blocks over top_k) go to the lower block id.
 
-    Returns idx int32 [B, Hkv, top_k]. Same contract as m3analyst.kernels.msa_naive.select_blocks.
+    Returns idx int32 [B, Hkv, top_k]. Same contract as m3analyst.kernels.msa.naive.select_blocks.
     """
     B, hkv = ksum.shape[:2]
     n_valid = (seq_lens.to(torch.int64) + block_size - 1) // block_size  # [B]
@@ -205,8 +205,8 @@ def needs_minmax(scorer: str) -> bool:
 
 
 def _mass_select(q, layer, seq_len: int, s, scale: float) -> torch.Tensor:
-    """idx int32 [B, Hkv, top_k] for the estimated-mass scorers (m3analyst.engine.scorers), row by row."""
-    from m3analyst.engine import scorers
+    """idx int32 [B, Hkv, top_k] for the estimated-mass scorers (m3analyst.kernels.msa.naive), row by row."""
+    from m3analyst.kernels.msa import naive as scorers
 
     bs = layer.block_size
     nb = -(-seq_len // bs)
@@ -251,7 +251,7 @@ def _with_mass_fallback(fast_decode: Callable, flush: Callable | None = None) ->
 def decode(q, layer, seq_len: int, s, scale: float):
     """One MSA decode step on CPU over an MSALayer (settings s: AttentionSettings). (out [B,Hq,D], idx).
 
-    Batch 1: the fused C kernel (m3analyst.kernels.msa_cpu) when it is built; else the PyTorch fast path;
+    Batch 1: the fused C kernel (m3analyst.kernels.msa.cpu) when it is built; else the PyTorch fast path;
     else (batches, unusual settings) the general select_blocks + sparse_decode."""
     bs = layer.block_size
     s = resolve_scorer(s, q.device)  # the engine passes resolved settings; direct callers may not
@@ -262,7 +262,7 @@ def decode(q, layer, seq_len: int, s, scale: float):
     if plan is not None:
         return plan(q, seq_len)
     if not patched and s.rerank > 1 and sparse_b1:
-        from m3analyst.engine import scorers  # the reference of the fused two-stage selection
+        from m3analyst.kernels.msa import naive as scorers  # the reference of the fused two-stage selection
 
         idx = scorers.select_rerank(q, layer.keys, layer.ksum, layer.kmin, layer.kmax, seq_len, bs, s.top_k,
                                     s.sink_blocks, s.local_blocks, s.scorer, s.rerank, scale)

@@ -23,7 +23,7 @@ implementation under another name and pass it explicitly.
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Callable
 
 import torch
@@ -54,8 +54,19 @@ def _load(name: str) -> ModuleType:
     return _loaded[name]
 
 
-register_backend("torch", lambda: importlib.import_module("m3analyst.kernels.msa_naive"))
-register_backend("triton", lambda: importlib.import_module("m3analyst.kernels.msa_triton"))
+def _triton_backend() -> SimpleNamespace:
+    """The Triton ops, one module per stage (triton_summary, triton_select, triton_decode)."""
+    from . import triton_common, triton_decode, triton_select, triton_summary
+
+    if _TUNING is not None:
+        triton_common.tune(_TUNING)
+    return SimpleNamespace(update_summaries=triton_summary.update_summaries, select_blocks=triton_select.select_blocks,
+                           sparse_decode=triton_decode.sparse_decode, decode_step=triton_decode.decode_step,
+                           select_and_decode=triton_decode.select_and_decode, FEATURES=triton_decode.FEATURES)
+
+
+register_backend("torch", lambda: importlib.import_module("m3analyst.kernels.msa.naive"))
+register_backend("triton", _triton_backend)
 
 
 def triton_available() -> bool:
@@ -147,9 +158,14 @@ BACKEND: str | None = None  # a forced backend name (engine.kernels.msa_backend)
 
 def configure(kernels) -> None:
     """Take the switches of a `KernelSettings` (m3analyst/settings.py): the engine calls this when it loads."""
-    global ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD, BACKEND
+    global ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD, BACKEND, _TUNING
     ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD = kernels.msa_means, kernels.msa_fold, kernels.msa_kv_fold
     BACKEND = None if kernels.msa_backend == "auto" else kernels.msa_backend
+    _TUNING = kernels.triton
+    if "triton" in _loaded:  # else taken when the Triton backend loads (importing it imports triton)
+        from . import triton_common
+
+        triton_common.tune(_TUNING)
 
 
 def _configure_from_settings() -> None:
