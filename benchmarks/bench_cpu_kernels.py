@@ -87,7 +87,7 @@ def _baseline_call(rev: str):
 
 
 def part_msa(args) -> list[dict]:
-    from m3analyst.engine.cache import MSACache
+    from m3analyst.engine.kv_cache import MSACache
 
     S = args.context
     caches = {}

@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from m3analyst.engine import msa_ops
+from m3analyst.kernels.msa import eager as msa_ops
 from m3analyst.kernels.msa import naive as scorers
 
 

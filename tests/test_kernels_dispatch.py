@@ -55,17 +55,24 @@ def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
         assert "m3analyst.kernels.msa.triton_decode" not in sys.modules
 
 
-def test_engine_routes_cpu_to_its_torch_ops_and_cuda_to_the_kernels():
-    engine_ops = pytest.importorskip("m3analyst.engine.msa_ops")
-    assert engine_ops.msa_ops("cpu").name == "cpu"
-    cuda_ops = engine_ops.msa_ops("cuda")  # no device touched: only which functions are picked
-    assert cuda_ops.name == "kernels" and cuda_ops.select_blocks is msa.select_blocks
+def test_decode_routes_cpu_to_its_torch_ops_and_cuda_to_the_kernels(monkeypatch):
+    """One dispatch (msa.decode) picks the route by device; no CUDA device is touched, only which function runs."""
+    from types import SimpleNamespace
+
+    from m3analyst.settings import AttentionSettings
+
+    seen = []
+    monkeypatch.setattr(msa, "_cpu_decode", lambda *a: seen.append("cpu"))
+    monkeypatch.setattr(msa.cuda, "engine_decode", lambda *a: seen.append("cuda"))
+    s = AttentionSettings(scorer="minmax")
+    msa.decode(torch.zeros(1, 2, 4), None, 10, s, 1.0)
+    msa.decode(SimpleNamespace(is_cuda=True), None, 10, s, 1.0)
+    assert seen == ["cpu", "cuda"]
 
 
 def test_engine_cpu_ops_agree_with_the_reference():
     """The engine's CPU implementation and the kernels' reference give the same selection and output."""
-    engine_ops = pytest.importorskip("m3analyst.engine.msa_ops")
-    cpu = engine_ops.msa_ops("cpu")
+    from m3analyst.kernels.msa import eager as cpu
     # the engine's caches hold whole blocks (S_cap % block == 0); the valid lengths end mid-block
     q, k, v, ksum = _problem(G=3, S=320, seed=4)
     seq_lens = torch.tensor([300, 317])

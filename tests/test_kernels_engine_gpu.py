@@ -101,7 +101,7 @@ def test_engine_on_cuda_with_bf16_means_folds_the_token_into_the_launch(te, monk
     from m3analyst.kernels import msa as kmsa
     from m3analyst.kernels.msa import naive as R
 
-    monkeypatch.setattr(kmsa, "ENGINE_MEAN_SUMMARY", "bf16")
+    monkeypatch.setattr(kmsa.cuda, "ENGINE_MEAN_SUMMARY", "bf16")
     ids, block_size = te._ids(300, seed=6), 8
     cpu, gpu = _engines(te, block_size=block_size, top_k=8, dense_layers=1, dense_below=8, sink_blocks=1,
                         local_blocks=2, scorer="mean", rerank=0)

@@ -518,7 +518,7 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
 
     R, K = kernels
     monkeypatch.setattr(msa, "BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 512, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=44)
     nbc = cap // bs
@@ -585,7 +585,7 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
 
     R, K = kernels
     monkeypatch.setattr(msa, "BACKEND", "triton")
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 256, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=48)
     nbc = cap // bs
@@ -630,7 +630,7 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
     assert "pending_kv" not in layer.extra and "pending" not in layer.extra
     torch.testing.assert_close(layer.keys[:, :, :152], k[:, :, :152], rtol=0, atol=0)
     torch.testing.assert_close(layer.ksum, ref[0], rtol=1e-5, atol=1e-4)
-    monkeypatch.setattr(msa, "ENGINE_KV_FOLD", False)
+    monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", False)
     layer.extra["next_pos"] = 152
     assert not update(152, 1)  # switched off: the cache writes the token itself
 
@@ -661,7 +661,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
 
     R, K = kernels
     monkeypatch.setattr(msa, "BACKEND", "triton")
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", "bf16")
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", "bf16")
     B, hkv, G, D, cap, bs, top_k = 1, 2, 4, 64, 128, 16, 4
     _, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=52)
     g = _gen(53)
@@ -676,7 +676,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
     layer, twin, ref = new_layer(), new_layer(), [zeros(), zeros(), zeros()]
 
     def update(ly, start, T, fold):  # MSALayer.update's protocol
-        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", fold)
         kt, vt = k[:, :, start : start + T].clone(), v[:, :, start : start + T].clone()
         took = T == 1 and msa.engine_append(ly, kt, vt, start)
         if not took:
@@ -686,7 +686,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         return took, "pending" in ly.extra
 
     def truncate(ly, length, fold):  # MSALayer.truncate's protocol
-        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", fold)
         ly.length = length
         start = length // bs * bs
         if length > start:
@@ -699,7 +699,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
                      *[("add", p, 1) for p in range(65, 70)]]:
         if op == "kv":
             kv_fold = bool(a)
-            monkeypatch.setattr(msa, "ENGINE_KV_FOLD", kv_fold)
+            monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", kv_fold)
             continue
         if op == "trunc":
             truncate(layer, a, True)
@@ -712,9 +712,9 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         R.update_summaries(*ref, k[:, :, a : a + b], a, bs)
         n = a + b
         q = torch.randn(B, hkv * G, D, generator=g).to(torch.bfloat16).to(DEVICE)
-        monkeypatch.setattr(msa, "ENGINE_FOLD", True)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", True)
         out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
-        monkeypatch.setattr(msa, "ENGINE_FOLD", False)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", False)
         msa.engine_decode(q, twin, n, settings, D**-0.5)
         assert layer.extra["fused_kmean"] and layer.extra["kmean_len"] == n and "pending" not in layer.extra
         torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)

@@ -1,32 +1,42 @@
-"""Public MSA ops: one entry point per op, dispatched to a registered backend.
+"""MSA (block-sparse attention) ops: one folder, one dispatch by device and scorer.
+
+Layout (flash-linear-attention style):
+    naive.py          the plain-PyTorch reference of every op and scorer (contract ops, the estimated-mass
+                      scorers, hybrid, the two-stage rerank, the exact-mass oracle)
+    eager.py          the same ops vectorised in PyTorch (the CPU path without the C kernel, batches, prefill)
+    cpu.c, cpu.py     the fused C decode kernel (select + exact attention in one call per layer)
+    triton_summary.py, triton_select.py, triton_decode.py (+ triton_common.py)   the Triton stages
+    cuda.py           the CUDA route over a layer: Triton launches with the decode token's work folded in
+    state.py          `LayerState`: what the kernels read of a layer (its KV cache and block summaries)
+
+Contract ops (shapes in naive.py), dispatched to a registered backend ("torch" = naive, "triton"):
 
     from m3analyst.kernels import msa
     msa.update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size)
     idx = msa.select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks)
     out = msa.sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
 
-Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops contract".
+The engine's entry points over one layer's `LayerState` (bottom of this module): `update(state, k_new, pos)`,
+`append(state, k, v, pos)`, `decode(q, state, seq_len, settings, scale)`, `dense_decode`. `decode` is the one
+place that picks a route: CUDA -> cuda.py (Triton, linear scorers; the mass scorers flush and take the generic
+path); CPU -> the C kernel where it takes the case, else eager.py (batch 1: the rerank reference, or the fast
+select + decode), else the generic select + sparse decode. `selector(fn)` swaps the batch-1 selection for a
+benchmark's own (explicitly; nothing is monkeypatched).
 
-The engine's CUDA path calls `engine_append(layer, k, v, pos)` (a decode token's cache write),
-`engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len, settings, scale)` (bottom of
-this module): the summary update and one select + decode launch over its MSALayer; a decode token's
-1-token summary update (fp32 sums, min/max, and the bf16 means when the mean scorer reads them), and its
-key/value write into the cache, are deferred into that launch (`engine_flush` applies them for any other
-reader of the cache or the summaries).
-
-Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
-tensors when Triton imports, else "torch" (the plain-PyTorch reference). The setting engine.kernels.msa_backend
-(`configure`), or the `backend=` argument, forces one. The engine may register its own CPU
-implementation under another name and pass it explicitly.
+`backend_for(tensor)` picks "triton" for CUDA tensors when Triton imports, else "torch". The setting
+engine.kernels.msa_backend (`configure`), or the `backend=` argument, forces one.
 """
 
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from types import ModuleType, SimpleNamespace
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
+
+from .state import LayerState
 
 OPS = ("update_summaries", "select_blocks", "sparse_decode", "decode_step")
 
@@ -115,57 +125,132 @@ def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size
                                                       sink_blocks, local_blocks, scale, kmean=kmean, fused=fused)
 
 
-# ----------------------------------------------------------------------------------------------
-# engine hooks: m3analyst.engine.msa_ops takes these on CUDA (MSAOps.decode / the summary update)
-# ----------------------------------------------------------------------------------------------
-MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select
-# What engine_decode scores the mean scorer from: "fp32" = the exact fp32 sums (picks identical to the
-# reference; twice the bytes), "bf16" = the bf16 means kept beside them (half the bytes; picks identical to the
-# reference scoring the same means, equal to the fp32 sums' up to msa_naive.mean_score_tolerance). The means are
-# kept only for "bf16". Default "bf16" since round 7 (RESULTS.md, GPU kernels round 7: inside the 8B-shaped decode
-# step on the H100 the engine's attention took 10.4 vs 11.9 us/layer at 128K and 30.0 vs 36.4 at 1M, every swap
-# against the fp32 picks within the rounding bound). engine.kernels.msa_means = "fp32" restores the exact picks.
-ENGINE_MEAN_SUMMARY = "bf16"
-
-
-def _extra(layer) -> dict:
-    """The layer's backend-owned state (`MSALayer.extra`), created if the layer has none yet."""
-    extra = getattr(layer, "extra", None)
-    if extra is None:
-        extra = {}
-        layer.extra = extra
-    return extra
-
-
-def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.Tensor:
-    """Block means ksum / tokens of every block below `length` tokens, as MEAN_DTYPE [B, Hkv, NB_cap, D]."""
-    nb = ksum.shape[2]
-    counts = (length - torch.arange(nb, device=ksum.device) * block_size).clamp(1, block_size).to(torch.float32)
-    return (ksum / counts[:, None]).to(MEAN_DTYPE)
-
-
-# Fold a decode token's summary update into the decode launch (one launch per layer and token, not two):
-# engine_update defers the 1-token update of a layer whose previous decode took the one-launch path (so the
-# next reader is engine_decode again), and engine_decode folds it in. engine.kernels.msa_fold = false turns it off.
-ENGINE_FOLD = True
-
-
-# Fold a decode token's key/value write into the same launch (engine_append; needs ENGINE_FOLD and a kernels
-# module with the v_new argument). engine.kernels.msa_kv_fold = false turns it off.
-ENGINE_KV_FOLD = True
 BACKEND: str | None = None  # a forced backend name (engine.kernels.msa_backend), None: by device
+_TUNING = None  # the Triton launch parameters (engine.kernels.triton), taken when that backend loads
 
 
 def configure(kernels) -> None:
     """Take the switches of a `KernelSettings` (m3analyst/settings.py): the engine calls this when it loads."""
-    global ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD, BACKEND, _TUNING
-    ENGINE_MEAN_SUMMARY, ENGINE_FOLD, ENGINE_KV_FOLD = kernels.msa_means, kernels.msa_fold, kernels.msa_kv_fold
+    global BACKEND, _TUNING
+    cuda.ENGINE_MEAN_SUMMARY, cuda.ENGINE_FOLD = kernels.msa_means, kernels.msa_fold
+    cuda.ENGINE_KV_FOLD = kernels.msa_kv_fold
     BACKEND = None if kernels.msa_backend == "auto" else kernels.msa_backend
     _TUNING = kernels.triton
     if "triton" in _loaded:  # else taken when the Triton backend loads (importing it imports triton)
         from . import triton_common
 
         triton_common.tune(_TUNING)
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine's entry points over one layer: one dispatch by device and scorer
+# ----------------------------------------------------------------------------------------------
+LINEAR_SCORERS = ("mean", "minmax")  # the scorers every backend implements (naive.LINEAR_SCORERS)
+SELECTOR: Callable | None = None  # a batch-1 selection swapped in by `selector` (benchmarks)
+
+
+@contextmanager
+def selector(fn: Callable) -> Iterator[None]:
+    """Inside the block, CPU decode at batch 1 selects with fn(q, ksum, seq_len, block_size, top_k, sink_blocks,
+    local_blocks, scorer, kmin, kmax) -> idx [1, Hkv, top_k] (the signature of eager.select_blocks_b1; the block
+    holding seq_len-1 last or ascending) instead of its own selection, and attends with eager.sparse_decode_b1."""
+    global SELECTOR
+    saved, SELECTOR = SELECTOR, fn
+    try:
+        yield
+    finally:
+        SELECTOR = saved
+
+
+def update(state: LayerState, k_new: torch.Tensor, start_pos: int) -> None:
+    """Fold k_new [B, Hkv, T, D] (positions start_pos..) into the layer's block summaries."""
+    if state.keys.is_cuda:
+        cuda.engine_update(state, k_new, start_pos)
+    else:
+        eager.update_summaries(state.ksum, state.kmin, state.kmax, k_new, start_pos, state.block_size)
+
+
+def append(state: LayerState, k: torch.Tensor, v: torch.Tensor, pos: int) -> bool:
+    """A decode token's key/value written at pos and folded into the summaries in one call, where a kernel takes
+    it (the C kernel; on CUDA deferred into the next decode launch). False: not taken, the caller writes it."""
+    return (cuda.engine_append if state.keys.is_cuda else cpu.append_token)(state, k, v, pos)
+
+
+def decode(q: torch.Tensor, state: LayerState, seq_len: int, s, scale: float):
+    """One MSA decode step over a layer (s: attention settings, scorer resolved) -> (out [B, Hq, D] in q's dtype,
+    idx int [B, Hkv, top_k])."""
+    if q.is_cuda:
+        if s.scorer in LINEAR_SCORERS:
+            return cuda.engine_decode(q, state, seq_len, s, scale)
+        cuda.engine_flush(state)  # the mass scorers read the summaries: apply what the launch would have folded
+        return _generic_decode(q, state, seq_len, s, scale)
+    return _cpu_decode(q, state, seq_len, s, scale)
+
+
+def _cpu_decode(q, state: LayerState, seq_len: int, s, scale: float):
+    """Batch 1: the fused C kernel when it takes the case; else the PyTorch batch-1 path (the two-stage rerank, or
+    select_blocks_b1 + sparse_decode_b1); else (batches, unusual settings) the generic select + sparse decode."""
+    bs = state.block_size
+    sparse_b1 = q.shape[0] == 1 and -(-seq_len // bs) > s.top_k  # one sequence, more blocks than top_k
+    swapped = SELECTOR is not None
+    plan = None if swapped else cpu.plan_for(q, state, scale, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
+                                             s.rerank)
+    if plan is not None:
+        return plan(q, seq_len)
+    if not swapped and s.rerank > 1 and sparse_b1:
+        idx = naive.select_rerank(q, state.keys, state.ksum, state.kmin, state.kmax, seq_len, bs, s.top_k,
+                                  s.sink_blocks, s.local_blocks, s.scorer, s.rerank, scale)
+    elif sparse_b1 and s.local_blocks >= 1 and (s.scorer in LINEAR_SCORERS or swapped):
+        idx = (SELECTOR or eager.select_blocks_b1)(q, state.ksum, seq_len, bs, s.top_k, s.sink_blocks,
+                                                    s.local_blocks, s.scorer, state.kmin, state.kmax)
+    else:
+        return _generic_decode(q, state, seq_len, s, scale)
+    return eager.sparse_decode_b1(q, state.keys, state.values, idx, seq_len, bs, scale, kv=state.kv), idx
+
+
+def _generic_decode(q, state: LayerState, seq_len: int, s, scale: float):
+    """Select + sparse decode for any batch and settings: the linear scorers through the device's backend (eager
+    on CPU), the estimated-mass scorers through their reference, row by row."""
+    seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
+    ops = eager if not q.is_cuda else SimpleNamespace(select_blocks=select_blocks, sparse_decode=sparse_decode)
+    if s.scorer in LINEAR_SCORERS:
+        idx = ops.select_blocks(q, state.ksum, seq_lens, state.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                                s.scorer, state.kmin, state.kmax)
+    else:
+        idx = _mass_select(q, state, seq_len, s, scale)
+    return ops.sparse_decode(q, state.keys, state.values, idx, seq_lens, state.block_size, scale), idx
+
+
+def _mass_select(q, state: LayerState, seq_len: int, s, scale: float) -> torch.Tensor:
+    """idx int32 [B, Hkv, top_k] for the estimated-mass scorers (naive.select_blocks_b1), row by row."""
+    bs = state.block_size
+    nb = -(-seq_len // bs)
+    if nb <= s.top_k:  # every block fits: no scoring needed
+        return eager.all_blocks(nb, s.top_k, q.shape[0], state.ksum.shape[1], q.device)
+    rows = []
+    for b in range(q.shape[0]):
+        kmin = None if state.kmin is None else state.kmin[b : b + 1]
+        kmax = None if state.kmax is None else state.kmax[b : b + 1]
+        rows.append(naive.select_blocks_b1(q[b : b + 1], state.ksum[b : b + 1], seq_len, bs, s.top_k, s.sink_blocks,
+                                           s.local_blocks, s.scorer, kmin, kmax, scale=scale))
+    return torch.cat(rows).to(torch.int32)
+
+
+def dense_decode(query, key, value, state: LayerState | None, seq_len: int, scale: float) -> torch.Tensor:
+    """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
+    On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
+    q = query[:, :, 0]
+    plan = None if state is None or q.is_cuda else cpu.plan_for(
+        q, state, scale, state.capacity // state.block_size, 0, 0, "mean", slot="dense")  # top_k: every block held
+    if plan is not None:
+        return plan(q, seq_len)[0].unsqueeze(2)
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
+
+
+from . import cpu, cuda, eager, naive  # noqa: E402  (they import the ops above)
+
+engine_update, engine_decode, engine_append, engine_flush = (cuda.engine_update, cuda.engine_decode, cuda.engine_append,
+                                                             cuda.engine_flush)
 
 
 def _configure_from_settings() -> None:
@@ -175,185 +260,3 @@ def _configure_from_settings() -> None:
 
 
 _configure_from_settings()
-
-
-def _write_pending_kv(layer) -> None:
-    """Write a token's key/value that engine_append deferred (layer.extra["pending_kv"] = (pos, k, v)) into the
-    cache now, as MSALayer.update would have; a no-op when none is pending."""
-    extra = getattr(layer, "extra", None)
-    kv = extra.pop("pending_kv", None) if extra else None
-    if kv is not None:
-        pos, k, v = kv
-        layer.keys[:, :, pos : pos + 1] = k
-        layer.values[:, :, pos : pos + 1] = v
-
-
-def _current_means(layer, length: int):
-    """layer.extra["kmean"] if it holds the bf16 means of exactly the first `length` tokens (ksum's shape and
-    device), else None."""
-    extra = _extra(layer)
-    km = extra.get("kmean")
-    if km is not None and km.shape == layer.ksum.shape and km.device == layer.ksum.device \
-            and extra.get("kmean_len") == length:
-        return km
-    return None
-
-
-def _apply_pending(layer, pos: int) -> None:
-    """The deferred update of the token at `pos` (its key is in layer.keys), as engine_update would have done it
-    (the bf16 means too, when they are current up to pos; else they stay stale and are rebuilt when next needed)."""
-    _write_pending_kv(layer)
-    extra = _extra(layer)
-    km = _current_means(layer, pos) if ENGINE_MEAN_SUMMARY == "bf16" and backend_for(layer.ksum) == "triton" else None
-    kw = {} if km is None else dict(kmean=km)
-    update_summaries(layer.ksum, layer.kmin, layer.kmax, layer.keys[:, :, pos : pos + 1], pos, layer.block_size, **kw)
-    if km is not None:
-        extra["kmean_len"] = pos + 1
-    extra["clean"] = False
-
-
-def engine_flush(layer) -> None:
-    """Apply a deferred cache write and 1-token summary update now. Only needed by a reader of the layer's
-    keys/values or ksum/kmin/kmax other than engine_update / engine_decode (which apply or fold them
-    themselves); a no-op when nothing is pending."""
-    _write_pending_kv(layer)
-    extra = getattr(layer, "extra", None)
-    pos = extra.pop("pending", None) if extra else None
-    if pos is not None:
-        _apply_pending(layer, pos)
-
-
-def _kernel_features() -> frozenset:
-    return getattr(_load("triton"), "FEATURES", frozenset())
-
-
-def _can_defer(layer, key_states: torch.Tensor, start_pos: int) -> bool:
-    """Whether a 1-token summary update at start_pos may wait for the layer's next decode launch: ENGINE_FOLD on,
-    the Triton backend, a layer whose previous decode took the one-launch path, and the summaries that launch will
-    read kept current by it. With bf16 means (ENGINE_MEAN_SUMMARY "bf16"): if the previous launch scored them (a
-    mean-scorer decode, extra["fused_kmean"]) only while they hold exactly the tokens before start_pos (the launch
-    then folds the token into the fp32 sum, min/max and the bf16 mean alike; else engine_update rebuilds them); a
-    layer whose decodes do not read them (minmax) defers as with fp32 sums and lets them go stale (rebuilt when a
-    mean decode needs them again)."""
-    extra = _extra(layer)
-    if not (key_states.shape[2] == 1 and ENGINE_FOLD and extra.get("fused") and backend_for(key_states) == "triton"):
-        return False
-    if ENGINE_MEAN_SUMMARY != "bf16" or not extra.get("fused_kmean"):
-        return True
-    return _current_means(layer, start_pos) is not None and "kmean_fold" in _kernel_features()
-
-
-def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:
-    """MSAOps.append_token on CUDA: a decode token's cache write (k/v [B, Hkv, 1, D] at pos) plus its summary
-    update, deferred into the layer's next decode launch -- taken (True) only where that launch is certain to be
-    the next reader: ENGINE_KV_FOLD on, the summary update deferrable (_can_defer: ENGINE_FOLD, fp32 summaries or
-    current bf16 means), the Triton backend with the v_new argument, and a layer whose previous decode took the
-    one-launch path for the token just before this one (pos == the length it decoded at, so a prompt, a truncation
-    or any other path in between means no). False: the cache writes the token and calls engine_update itself."""
-    extra = _extra(layer)
-    if not (ENGINE_KV_FOLD and extra.get("next_pos") == pos and _can_defer(layer, key_states, pos)
-            and key_states.dtype == layer.keys.dtype and value_states.dtype == layer.values.dtype
-            and "v_new" in _kernel_features()):
-        return False
-    _write_pending_kv(layer)
-    pending = extra.pop("pending", None)
-    if pending is not None and pending < pos:
-        _apply_pending(layer, pending)
-    extra["pending"] = pos
-    extra["pending_kv"] = (pos, key_states, value_states)
-    return True
-
-
-def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
-    """The engine cache's summary update (replaces msa_ops.update_summaries on CUDA): folds key_states
-    [B, Hkv, T, D] (positions start_pos..) into layer.ksum/kmin/kmax (exact fp32, as the contract keeps them)
-    and, on the Triton backend, keeps bf16 block means in layer.extra["kmean"] (one launch for all of it).
-    The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
-    tokens that do not continue the ones last folded here (a truncated cache, another update path).
-
-    Deferred (ENGINE_FOLD, Triton, fp32 summaries or current bf16 means: _can_defer): a 1-token update of a layer
-    whose last decode was the one-launch one is only recorded (layer.extra["pending"] = start_pos; the key is already in layer.keys);
-    engine_decode folds it into its launch. A pending token before start_pos is applied here first; one at
-    or after start_pos was cut off by a truncation (this update rewrites from there) and is dropped. A cache write
-    deferred by engine_append is done first."""
-    T = key_states.shape[2]
-    extra = _extra(layer)
-    _write_pending_kv(layer)
-    pending = extra.pop("pending", None)
-    if pending is not None and pending < start_pos:
-        _apply_pending(layer, pending)
-    if T > 1:
-        extra["fused"] = False  # a prompt: the path of the next decode is not known yet
-    if _can_defer(layer, key_states, start_pos):
-        extra["pending"] = start_pos
-        return
-    extra["clean"] = False  # a summary kernel runs now: the next decode launch must not read them early
-    if backend_for(key_states) != "triton" or ENGINE_MEAN_SUMMARY != "bf16":
-        update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size)
-        return
-    km = _current_means(layer, start_pos)
-    update_summaries(layer.ksum, layer.kmin, layer.kmax, key_states, start_pos, layer.block_size,
-                     **({} if km is None else dict(kmean=km)))
-    if km is None:
-        extra["kmean"] = _means_from_sums(layer.ksum, start_pos + T, layer.block_size)
-    extra["kmean_len"] = start_pos + T
-
-
-def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
-    """The engine's MSA decode of one token (MSAOps.decode): q [B, Hq, D] over layer (an MSALayer whose
-    summaries hold the token, or will once its deferred update is applied or folded in here)
-    -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
-
-    Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
-    token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
-    (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means ("bf16", when
-    current; a deferred token is folded into them by the launch as into the sums); a cache write deferred by
-    engine_append is done by the same launch.
-    On Hopper the launch may start while the previous kernel ends; it reads the summaries that early
-    (prefetch) only if no summary kernel ran on this layer since its last one-launch decode (extra["clean"]):
-    the previous kernel then never writes them (that decode is followed at least by the kernels computing
-    this step's q).
-    Anything else: the backend's select_blocks + sparse_decode (linear scorers only; msa_ops sends the
-    estimated-mass scorers elsewhere), after any deferred write and update."""
-    s = settings
-    kmin, kmax = layer.kmin, layer.kmax
-    extra = _extra(layer)
-    pending = extra.pop("pending", None)
-    fast = backend_for(q) == "triton" and (s.scorer == "mean" or (s.scorer == "minmax" and kmin is not None))
-    if pending is not None and (not fast or pending != seq_len - 1):
-        _apply_pending(layer, pending)
-        pending = None
-    kv = extra.pop("pending_kv", None)
-    if kv is not None and kv[0] != pending:  # not this launch's token (cannot happen through engine_append)
-        extra["pending_kv"] = kv
-        _write_pending_kv(layer)
-        kv = None
-    extra["fused"] = fast
-    if fast:
-        kmean = None
-        if s.scorer == "mean" and ENGINE_MEAN_SUMMARY == "bf16":  # current, or current but for the folded token
-            kmean = _current_means(layer, seq_len if pending is None else pending)
-        if pending is None:
-            fold = {}
-        elif kv is not None:  # the token's key/value are not in the cache yet: this launch writes them
-            fold = dict(k_new=kv[1], v_new=kv[2], pos=pending)
-        else:
-            fold = dict(k_new=layer.keys[:, :, pending : pending + 1], pos=pending)
-        if "prefetch" in _kernel_features():
-            fold["prefetch"] = bool(extra.get("clean"))
-        out = _load("triton").select_and_decode(q, layer.keys, layer.values, layer.ksum, seq_len, layer.block_size,
-                                                s.top_k, s.sink_blocks, s.local_blocks, scale, s.scorer, kmin, kmax,
-                                                kmean=kmean, **fold)
-        extra["clean"] = True  # no summary kernel since this launch (engine_update / _apply_pending clear it)
-        extra["fused_kmean"] = kmean is not None
-        if kmean is not None:
-            extra["kmean_len"] = seq_len  # the launch folded any pending token into the means too
-        extra["next_pos"] = seq_len
-        extra["kv_in_launch"] = kv is not None
-        return out
-    extra["next_pos"] = None
-    extra["fused_kmean"] = False
-    seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
-    idx = select_blocks(q, layer.ksum, seq_lens, layer.block_size, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
-                        kmin, kmax)
-    return sparse_decode(q, layer.keys, layer.values, idx, seq_lens, layer.block_size, scale), idx

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from m3analyst.engine import attention
-from m3analyst.engine.cache import MSACache
+from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.host import DecodeThreadGuard, pick_threads
 
 if TYPE_CHECKING:

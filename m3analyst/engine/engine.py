@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from m3analyst.engine import attention
-from m3analyst.engine.cache import MSACache
+from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun, EngineStats, GenerationResult, GenParams
 from m3analyst.engine.host import cpu_kernels, pick_threads
 from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer

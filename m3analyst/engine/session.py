@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from m3analyst.engine.cache import MSACache
+from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun
 from m3analyst.errors import UsageError
 
