@@ -28,6 +28,7 @@ setup(
     package_dir={"m3analyst": "m3analyst", **mapped_dirs},
     package_data={
         "m3analyst.kernels": ["*.c", "*.h"],  # the CPU kernels, compiled on first use (kernels/cbuild.py)
+        "m3analyst.kernels.msa": ["*.c"],  # the MSA op folder's C kernel (kernels/msa/cpu.c)
         "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml"],
         "m3analyst.resources.prompts": ["*.j2", "*.md"],
         "m3analyst.resources.evals": ["*.jsonl", "*.md"],

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from m3analyst.engine import engine as engine_mod
+from m3analyst.engine import host as engine_mod
 from m3analyst.engine import load_engine
 from m3analyst.engine.bench import corpus_ids
 from m3analyst.settings import EngineSettings

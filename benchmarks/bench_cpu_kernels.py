@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from m3analyst.kernels import attn_amx, cbuild, int8_cpu, msa_cpu, norm_cpu
+from m3analyst.kernels import attn_amx, cbuild, int8_cpu, norm_cpu
+from m3analyst.kernels.msa import cpu as msa_cpu
 from m3analyst.settings import EngineSettings
 
 HKV, G, D, LAYERS = 3, 3, 64, 30
@@ -86,7 +87,7 @@ def _baseline_call(rev: str):
 
 
 def part_msa(args) -> list[dict]:
-    from m3analyst.engine.cache import MSACache
+    from m3analyst.engine.kv_cache import MSACache
 
     S = args.context
     caches = {}

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 B=benchmarks
 MAX_NEW=${MAX_NEW:-32}
 BUDGET=${BUDGET:-3072}
-MODEL_OPTS="--max-new-tokens $MAX_NEW --config memo.budget=$BUDGET --config memo.candidates=3"
+MODEL_OPTS="--max-new-tokens $MAX_NEW --set memo.budget=$BUDGET --set memo.candidates=3"
 LIMIT=${LIMIT:+--limit $LIMIT}
 what=${1:-all}
 
@@ -16,9 +16,9 @@ model_free() {
   for d in finance legal bio; do
     m3analyst eval "$d" --model none --out "$B/eval_${d}_none.json" --html
   done
-  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance --model none --out "$B/eval_financebench_none.json"
-  m3analyst eval legal --set cuad --model none --out "$B/eval_cuad_none.json"
-  m3analyst eval bio --set evidence-inference --model none --out "$B/eval_evidence-inference_none.json"
+  m3analyst eval finance --dataset financebench --data-root ../shared/corpus/finance --model none --out "$B/eval_financebench_none.json"
+  m3analyst eval legal --dataset cuad --model none --out "$B/eval_cuad_none.json"
+  m3analyst eval bio --dataset evidence-inference --model none --out "$B/eval_evidence-inference_none.json"
 }
 
 model() {  # default model, MSA then dense on the same items; dense compared with MSA
@@ -30,7 +30,7 @@ model() {  # default model, MSA then dense on the same items; dense compared wit
 }
 
 public() {  # the 25 FinanceBench dev questions with the default model
-  m3analyst eval finance --set financebench --data-root ../shared/corpus/finance $MODEL_OPTS \
+  m3analyst eval finance --dataset financebench --data-root ../shared/corpus/finance $MODEL_OPTS \
     --out "$B/eval_financebench_msa.json"
 }
 

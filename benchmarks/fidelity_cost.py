@@ -17,7 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from m3analyst.engine import msa_ops, scorers
+from m3analyst.kernels.msa import eager as msa_ops
+from m3analyst.kernels.msa import naive as scorers
 
 
 def best_us(fn, iters: int, reps: int) -> float:

@@ -2,8 +2,8 @@
 
 Same protocol as bench_fidelity.py: prefill the first C-256 tokens of a real document once (dense), then feed
 the last 256 tokens one at a time (teacher forcing) under each variant; perplexity over those 256 and top-1
-agreement with dense. Variants are prototyped by patching the engine's batch-1 selection
-(`m3analyst.engine.msa_ops.select_blocks_b1`, looked up at call time by attention.py) with a function that
+agreement with dense. Variants are prototyped by swapping in the engine's batch-1 selection through the
+selector hook (`m3analyst.kernels.msa.selector`) with a function that
 knows which layer it serves (by the identity of the layer's ksum tensor) and so can read that layer's keys
 (oracle) or return every block (a dense layer through the same path).
 
@@ -31,7 +31,9 @@ from pathlib import Path
 
 import torch
 
-from m3analyst.engine import load_engine, msa_ops, scorers
+from m3analyst.engine import load_engine
+from m3analyst.kernels import msa as kernels_msa
+from m3analyst.kernels.msa import naive as scorers
 from m3analyst.resources import corpus_dir
 from m3analyst.settings import EngineSettings
 
@@ -80,7 +82,7 @@ class Variant:
 
 @dataclass
 class Patch:
-    """The replacement for msa_ops.select_blocks_b1 during one variant's run."""
+    """The batch-1 selection swapped in (kernels.msa.selector) during one variant's run."""
 
     cache: object
     variant: Variant
@@ -183,20 +185,18 @@ def run_variant(eng, cache, n_prefix, first_logits, tail, v: Variant, probe: Pro
                     "sink_blocks": v.sink}
     ctx = eng._context(cache, override)
     ctx.track = False
-    original = msa_ops.select_blocks_b1
-    msa_ops.select_blocks_b1 = Patch(cache, v, eng.config.head_dim ** -0.5 if getattr(eng.config, "head_dim", None)
-                                     else (eng.config.hidden_size // eng.config.num_attention_heads) ** -0.5, probe)
+    patch = Patch(cache, v, eng.config.head_dim ** -0.5 if getattr(eng.config, "head_dim", None)
+                  else (eng.config.hidden_size // eng.config.num_attention_heads) ** -0.5, probe)
     nll, top1 = [], []
     t0 = time.perf_counter()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), kernels_msa.selector(patch):
             for i, tok in enumerate(tail):
                 logits = first_logits if i == 0 else eng._forward([tail[i - 1]], cache, ctx)[-1]
                 lp = torch.log_softmax(logits, -1)
                 nll.append(-float(lp[tok]))
                 top1.append(int(lp.argmax()))
     finally:
-        msa_ops.select_blocks_b1 = original
         cache.truncate(n_prefix)
     return nll, top1, time.perf_counter() - t0
 

@@ -24,7 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity_oracle import DOCS, TAIL, Patch, Variant  # noqa: E402
 
-from m3analyst.engine import msa_ops, scorers  # noqa: E402
+from m3analyst.kernels import msa as kernels_msa  # noqa: E402
+from m3analyst.kernels.msa import naive as scorers  # noqa: E402
 
 
 class QueryTap(Patch):
@@ -57,14 +58,10 @@ def dump(args) -> None:
         ctx.track = False
         tap = QueryTap(cache, Variant("tap"), 0.125)
         tap.qs = {}
-        original, msa_ops.select_blocks_b1 = msa_ops.select_blocks_b1, tap
-        try:
-            with torch.inference_mode():
-                eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
-                for tok in tail[:-1]:
-                    eng._forward([tok], cache, ctx)
-        finally:
-            msa_ops.select_blocks_b1 = original
+        with torch.inference_mode(), kernels_msa.selector(tap):
+            eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
+            for tok in tail[:-1]:
+                eng._forward([tok], cache, ctx)
         L = len(cache.layers)
         blob = {"n_prefix": n_prefix, "context": C, "doc": rel,
                 "q": [torch.stack(tap.qs[i]).to(torch.bfloat16) for i in range(L)],  # [T-1, Hq, D]
@@ -79,7 +76,7 @@ def _summaries(keys: torch.Tensor, bs: int):
     hkv, S, D = keys.shape
     nb = -(-S // bs)
     ks, kn, kx = (torch.zeros(1, hkv, nb, D) for _ in range(3))
-    msa_ops.update_summaries(ks, kn, kx, keys[None], 0, bs)
+    kernels_msa.eager.update_summaries(ks, kn, kx, keys[None], 0, bs)
     return ks, kn, kx
 
 

@@ -1,9 +1,9 @@
-"""Build and load the C kernels of this folder (msa_cpu.c, int8_cpu.c, attn_amx.c) through ctypes, on first use.
+"""Build and load the C kernels of this folder and its op folders (msa/cpu.c, int8_cpu.c, attn_amx.c) through ctypes, on first use.
 
 Each source (with the folder's headers) is compiled with the system C compiler (`cc -O3 -march=native -fopenmp`, about a second)
 into $M3ANALYST_HOME/build/, keyed by the source, the flags and the CPU, and written atomically. A
 compiler without OpenMP gets a second try without it (the kernels then run on one thread). No compiler,
-a failed build or M3ANALYST_CPU_KERNEL=0: `build` returns None and the callers keep their PyTorch paths.
+a failed build or the setting engine.kernels.cpu = false: `build` returns None and the callers keep their PyTorch paths.
 OpenMP: inside a PyTorch process the kernels use the libgomp PyTorch already loaded (same soname), so
 they share its thread pool and follow torch.set_num_threads.
 """
@@ -21,11 +21,14 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+HERE = Path(__file__).resolve().parent  # kernels/: shared headers (cpu_common.h); op folders compile against it
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared"]
 
 
 def enabled() -> bool:
-    return os.environ.get("M3ANALYST_CPU_KERNEL", "1") != "0"
+    from m3analyst.settings import current
+
+    return current().engine.kernels.cpu
 
 
 @functools.cache
@@ -45,7 +48,8 @@ def _cpu_id() -> str:
 def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:
     from m3analyst.resources import home_dir
 
-    headers = b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))  # cpu_common.h
+    folders = dict.fromkeys([source.parent, HERE])  # the source's folder and this one (cpu_common.h)
+    headers = b"".join(h.read_bytes() for d in folders for h in sorted(d.glob("*.h")))
     key = hashlib.sha256(source.read_bytes() + headers + " ".join(flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = home_dir() / "build" / f"{source.stem}-{key}.so"
     if out.is_file():
@@ -54,7 +58,7 @@ def _compile(cc: str, source: Path, flags: list[str]) -> Path | None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        subprocess.run([cc, *flags, "-o", tmp, str(source), "-lm"], check=True, capture_output=True, timeout=120)
+        subprocess.run([cc, *flags, f"-I{HERE}", "-o", tmp, str(source), "-lm"], check=True, capture_output=True, timeout=120)
         os.replace(tmp, out)
         return out
     except (OSError, subprocess.SubprocessError):

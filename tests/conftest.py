@@ -16,7 +16,7 @@ def _debug_off(monkeypatch):
     # Tests see what users see: one-line errors, no tracebacks.
     monkeypatch.delenv("M3ANALYST_DEBUG", raising=False)
     # Every test parses its documents (the parsed-document cache has its own test, tests/test_ingest_cache.py).
-    monkeypatch.setenv("M3ANALYST_DOC_CACHE", "0")
+    monkeypatch.setenv("M3ANALYST_INGEST__DOC_CACHE", "0")
     from m3analyst.commands import common
 
     common._state["debug"] = False

@@ -254,7 +254,7 @@ def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
     import threading
     from pathlib import Path
 
-    from m3analyst.engine import engine as eng_mod
+    from m3analyst.engine import host as eng_mod
 
     cores = os.cpu_count() or 1
     monkeypatch.setattr(eng_mod, "_other_runnable_tasks", lambda: 0)
@@ -271,8 +271,9 @@ def test_thread_rule_leaves_busy_cores_to_other_tasks(monkeypatch):
 
 
 def test_cpu_kernels_report_matches_what_was_built():
-    from m3analyst.engine.engine import cpu_kernels
-    from m3analyst.kernels import attn_amx, int8_cpu, msa_cpu, norm_cpu
+    from m3analyst.engine.host import cpu_kernels
+    from m3analyst.kernels import attn_amx, int8_cpu, norm_cpu
+    from m3analyst.kernels.msa import cpu as msa_cpu
 
     report = cpu_kernels()
     assert report == {"msa_decode": msa_cpu.available(), "int8_linear": int8_cpu.library() is not None,
@@ -285,7 +286,7 @@ def test_decode_thread_guard_follows_a_competing_process(monkeypatch):
     fewer threads than cores it asks again every RECHECK_STEPS steps and takes the cores back once free."""
     from types import SimpleNamespace
 
-    from m3analyst.engine import engine as engine_mod
+    from m3analyst.engine import host as engine_mod
 
     free = {"cores": 2}
     asked = []
@@ -309,7 +310,7 @@ def test_decode_thread_guard_follows_a_competing_process(monkeypatch):
 def test_decode_thread_guard_is_off_with_fixed_threads(monkeypatch):
     from types import SimpleNamespace
 
-    from m3analyst.engine import engine as engine_mod
+    from m3analyst.engine import host as engine_mod
 
     monkeypatch.setattr(engine_mod, "pick_threads", lambda setting: pytest.fail("the rule must not be asked"))
     eng = SimpleNamespace(settings=EngineSettings(decode_threads=2), _decode_threads=2)

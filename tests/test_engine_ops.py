@@ -1,4 +1,4 @@
-"""MSA decode ops: the engine's CPU path against the plain reference (m3analyst.kernels.msa_naive)."""
+"""MSA decode ops: the engine's CPU path against the plain reference (m3analyst.kernels.msa.naive)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from m3analyst.engine import msa_ops as cpu
-from m3analyst.engine.cache import MSACache
-from m3analyst.kernels import msa_naive as ref
+from m3analyst.kernels.msa import eager
+from m3analyst.engine.kv_cache import MSACache
+from m3analyst.kernels.msa import naive as ref
 
 SHAPES = {  # id: (B, Hkv, G, D, block_size)
     "b1-gqa3": (1, 3, 3, 16, 8),
@@ -41,7 +42,7 @@ def test_incremental_summaries_equal_recomputed(shape):
     whole = _summaries(ref, keys, [keys.shape[2]], bs, 8)
     chunks = [bs + 1, 1, 1, 2 * bs - 1, 1] + [1] * (keys.shape[2] - 3 * bs - 3)
     assert sum(chunks) == keys.shape[2]
-    inc = _summaries(cpu, keys, chunks, bs, 8)
+    inc = _summaries(eager, keys, chunks, bs, 8)
     for a, b in zip(whole, inc):
         torch.testing.assert_close(b[:, :, :n_valid], a[:, :, :n_valid], rtol=1e-5, atol=1e-5)
     mean_last = whole[0][:, :, n_valid - 1] / 3  # partial last block: 3 tokens
@@ -59,10 +60,10 @@ def test_select_and_decode_match_reference_ragged(shape, scorer):
     ksum, kmin, kmax = _summaries(ref, k, [S], bs, 9)
     q = torch.randn(B, H * G, D)
     a = ref.select_blocks(q, ksum, seq_lens, bs, 5, 1, 2, scorer, kmin, kmax)
-    b = cpu.select_blocks(q, ksum, seq_lens, bs, 5, 1, 2, scorer, kmin, kmax)
+    b = eager.select_blocks(q, ksum, seq_lens, bs, 5, 1, 2, scorer, kmin, kmax)
     assert torch.equal(a, b)
     out_ref = ref.sparse_decode(q, k, v, a, seq_lens, bs, D**-0.5)
-    out = cpu.sparse_decode(q, k, v, b, seq_lens, bs, D**-0.5)
+    out = eager.sparse_decode(q, k, v, b, seq_lens, bs, D**-0.5)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
 
 
@@ -72,11 +73,11 @@ def test_top_k_covering_all_blocks_equals_dense(shape):
     S = 6 * bs - 2
     k, v = torch.randn(B, H, S + 2, D), torch.randn(B, H, S + 2, D)
     seq_lens = torch.tensor([S, S - bs][:B])
-    ksum, kmin, kmax = _summaries(cpu, k, [S], bs, 6)
+    ksum, kmin, kmax = _summaries(eager, k, [S], bs, 6)
     q = torch.randn(B, H * G, D)
-    idx = cpu.select_blocks(q, ksum, seq_lens, bs, 8, 1, 1)
+    idx = eager.select_blocks(q, ksum, seq_lens, bs, 8, 1, 1)
     assert (idx[..., 6:] == -1).all()
-    out = cpu.sparse_decode(q, k, v, idx, seq_lens, bs, 0.3)
+    out = eager.sparse_decode(q, k, v, idx, seq_lens, bs, 0.3)
     torch.testing.assert_close(out, ref.dense_decode(q, k, v, seq_lens, 0.3), rtol=1e-5, atol=1e-5)
 
 
@@ -87,10 +88,10 @@ def test_sink_and_local_always_selected():
     k[:, :, :bs] = -5.0  # sink block: lowest scores for a positive query
     k[:, :, -2 * bs :] = -5.0  # the two local blocks too
     k[:, :, 5 * bs : 6 * bs] = 5.0  # one strong middle block
-    ksum, kmin, kmax = _summaries(cpu, k, [S], bs, 12)
+    ksum, kmin, kmax = _summaries(eager, k, [S], bs, 12)
     q = torch.ones(B, H * G, D)
     for scorer in ("mean", "minmax"):
-        idx = cpu.select_blocks(q, ksum, torch.tensor([S]), bs, 4, 1, 2, scorer, kmin, kmax)[0]
+        idx = eager.select_blocks(q, ksum, torch.tensor([S]), bs, 4, 1, 2, scorer, kmin, kmax)[0]
         for group in idx.tolist():
             assert group == sorted(group)
             assert {0, 5, 10, 11} == set(group)
@@ -102,10 +103,10 @@ def test_gqa_group_shares_one_selection():
     B, H, G, D, bs = 1, 2, 3, 8, 4
     S = 10 * bs
     k, v = torch.randn(B, H, S, D), torch.randn(B, H, S, D)
-    ksum, _, _ = _summaries(cpu, k, [S], bs, 10)
+    ksum, _, _ = _summaries(eager, k, [S], bs, 10)
     q = torch.randn(B, H * G, D)
-    idx = cpu.select_blocks(q, ksum, torch.tensor([S]), bs, 3, 1, 1)
-    out = cpu.sparse_decode(q, k, v, idx, torch.tensor([S]), bs, 1.0)
+    idx = eager.select_blocks(q, ksum, torch.tensor([S]), bs, 3, 1, 1)
+    out = eager.sparse_decode(q, k, v, idx, torch.tensor([S]), bs, 1.0)
     for h in range(H * G):
         blocks = idx[0, h // G].tolist()
         tok = torch.cat([torch.arange(b * bs, (b + 1) * bs) for b in blocks])
@@ -142,14 +143,14 @@ def test_cache_summaries_incremental_and_truncate():
 def test_single_sequence_fast_path_matches_reference(scorer, local, seq_len):
     hkv, G, D, bs, cap = 3, 3, 16, 8, 160
     k, v = torch.randn(1, hkv, cap, D), torch.randn(1, hkv, cap, D)
-    ksum, kmin, kmax = _summaries(cpu, k, [seq_len], bs, cap // bs)
+    ksum, kmin, kmax = _summaries(eager, k, [seq_len], bs, cap // bs)
     q = torch.randn(1, hkv * G, D)
     sl = torch.tensor([seq_len])
     expect = ref.select_blocks(q, ksum, sl, bs, 6, 1, local, scorer, kmin, kmax)
-    idx = cpu.select_blocks_b1(q, ksum, seq_len, bs, 6, 1, local, scorer, kmin, kmax)
+    idx = eager.select_blocks_b1(q, ksum, seq_len, bs, 6, 1, local, scorer, kmin, kmax)
     assert torch.equal(idx.sort(-1).values.int(), expect)  # the fast path's order: chosen, then forced
     assert (idx[..., -1] == (seq_len - 1) // bs).all()  # the block holding the newest token comes last
-    out = cpu.sparse_decode_b1(q, k, v, idx, seq_len, bs, 0.25)
+    out = eager.sparse_decode_b1(q, k, v, idx, seq_len, bs, 0.25)
     torch.testing.assert_close(out, ref.sparse_decode(q, k, v, expect, sl, bs, 0.25), rtol=1e-5, atol=1e-5)
 
 
@@ -163,7 +164,7 @@ def test_sparse_decode_capacity_not_a_block_multiple(seq_len):
     q = torch.randn(B, H * G, D)
     idx = torch.tensor([[0, 2, 4], [1, 3, 4]], dtype=torch.int32).expand(B, H, 3).contiguous()
     idx[1, 0, 2] = -1
-    out = cpu.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
+    out = eager.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5)
     torch.testing.assert_close(out, ref.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5), rtol=1e-5, atol=1e-5)
 
 
@@ -178,10 +179,10 @@ def test_forced_blocks_over_top_k_keep_the_lowest_ids(scorer, sink, local, top_k
     q = torch.randn(B, H * G, D)
     seq_lens = torch.tensor([S, 9 * bs + 1])
     expect = ref.select_blocks(q, ksum, seq_lens, bs, top_k, sink, local, scorer, kmin, kmax)
-    assert torch.equal(cpu.select_blocks(q, ksum, seq_lens, bs, top_k, sink, local, scorer, kmin, kmax), expect)
+    assert torch.equal(eager.select_blocks(q, ksum, seq_lens, bs, top_k, sink, local, scorer, kmin, kmax), expect)
     one = torch.tensor([S])
     expect1 = ref.select_blocks(q[:1], ksum[:1], one, bs, top_k, sink, local, scorer, kmin[:1], kmax[:1])
-    got1 = cpu.select_blocks_b1(q[:1], ksum[:1], S, bs, top_k, sink, local, scorer, kmin[:1], kmax[:1])
+    got1 = eager.select_blocks_b1(q[:1], ksum[:1], S, bs, top_k, sink, local, scorer, kmin[:1], kmax[:1])
     assert torch.equal(got1.sort(-1).values.int(), expect1)
 
 
@@ -193,8 +194,8 @@ def test_equal_scores_go_to_the_lower_block_id():
     for scorer in ("mean", "minmax"):
         expect = ref.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax)
         assert expect[0, 0].tolist() == [0, 1, 2, 9]
-        assert torch.equal(cpu.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax), expect)
-        fast = cpu.select_blocks_b1(q, ksum, 10 * bs, bs, 4, 1, 1, scorer, kmin, kmax)  # ties: any 2 of blocks 1..8
+        assert torch.equal(eager.select_blocks(q, ksum, torch.tensor([10 * bs]), bs, 4, 1, 1, scorer, kmin, kmax), expect)
+        fast = eager.select_blocks_b1(q, ksum, 10 * bs, bs, 4, 1, 1, scorer, kmin, kmax)  # ties: any 2 of blocks 1..8
         assert fast[0, 0, -2:].tolist() == [0, 9] and len(set(fast[0, 0, :2].tolist()) & set(range(1, 9))) == 2
 
 
@@ -268,7 +269,7 @@ def test_chunk_block_scores_are_summed_per_query_softmax_of_bounds():
     hkv, n, D, nb = 2, 5, 8, 6
     qc, kmin = torch.randn(hkv, n, D), torch.randn(hkv, nb, D)
     kmax = kmin + torch.rand(hkv, nb, D)
-    got = cpu.chunk_block_scores(qc, kmin, kmax, nb, 0.5)
+    got = eager.chunk_block_scores(qc, kmin, kmax, nb, 0.5)
     expect = torch.zeros(hkv, nb)
     for h in range(hkv):
         for i in range(n):
@@ -277,8 +278,8 @@ def test_chunk_block_scores_are_summed_per_query_softmax_of_bounds():
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
 
 
-def test_a_replaced_select_blocks_b1_is_used_by_decode(monkeypatch):
-    """Benchmarks swap msa_ops.select_blocks_b1 to try other selections; decode must call the swapped one
+def test_a_selector_hook_is_used_by_decode():
+    """Benchmarks swap in their own batch-1 selection (kernels.msa.selector); decode must call it
     (and not the fused C kernel, which has its own selection)."""
     from m3analyst.settings import AttentionSettings
 
@@ -293,21 +294,26 @@ def test_a_replaced_select_blocks_b1_is_used_by_decode(monkeypatch):
 
     with torch.inference_mode():
         cache.layers[0].update(k, k)
-        monkeypatch.setattr(cpu, "select_blocks_b1", first_blocks)
-        _, idx = cpu.decode(torch.randn(1, 9, 16), cache.layers[0], 300, AttentionSettings(block_size=16, top_k=6), 0.25)
+        from m3analyst.kernels import msa
+
+        with msa.selector(first_blocks):
+            _, idx = cpu.decode(torch.randn(1, 9, 16), cache.layers[0], 300, AttentionSettings(block_size=16, top_k=6), 0.25)
     assert seen == [300] and idx[0, 0].tolist() == [0, 1, 2, 3, 4, 18]
 
 
 def test_mass_scorers_flush_a_deferred_summary_update_first(monkeypatch):
-    """A backend that defers the token's summary update (the CUDA kernels) gets flush(layer) before the
-    generic path reads the summaries for a mass scorer; the linear scorers go to the backend untouched."""
-    from m3analyst.engine import msa_ops
+    """On CUDA the kernels defer the token's summary update into their launch: a mass scorer gets flush(state)
+    before the generic path reads the summaries; the linear scorers go to the CUDA route untouched."""
+    from types import SimpleNamespace
+
+    from m3analyst.kernels import msa
     from m3analyst.settings import AttentionSettings
 
     calls = []
-    monkeypatch.setattr(msa_ops, "_generic_decode", lambda *a, **k: calls.append("generic") or "generic")
-    decode = msa_ops._with_mass_fallback(lambda *a: calls.append("fast") or "fast", flush=lambda layer: calls.append("flush"))
-    q = torch.zeros(1, 3, 8)
-    assert decode(q, object(), 100, AttentionSettings(scorer="minmax"), 1.0) == "fast"
-    assert decode(q, object(), 100, AttentionSettings(scorer="hybrid"), 1.0) == "generic"
+    monkeypatch.setattr(msa, "_generic_decode", lambda *a, **k: calls.append("generic") or "generic")
+    monkeypatch.setattr(msa.cuda, "engine_decode", lambda *a: calls.append("fast") or "fast")
+    monkeypatch.setattr(msa.cuda, "engine_flush", lambda state: calls.append("flush"))
+    q = SimpleNamespace(is_cuda=True)
+    assert msa.decode(q, object(), 100, AttentionSettings(scorer="minmax"), 1.0) == "fast"
+    assert msa.decode(q, object(), 100, AttentionSettings(scorer="hybrid"), 1.0) == "generic"
     assert calls == ["fast", "flush", "generic"]

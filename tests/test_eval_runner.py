@@ -90,7 +90,7 @@ def test_report_aggregates_and_records_errors(items):
     assert m["qa_accuracy"] == 1.0 and m["citation_accuracy"] == 1.0
     assert m["section_coverage"] == pytest.approx(2 / 3)
     assert m["unsupported_claim_rate"] == pytest.approx(0.2)
-    assert rep["settings"]["engine"]["model"] == "none" and rep["attention"] == "none"
+    assert rep["settings"]["engine"]["model"] is None and rep["model"] == "none" and rep["attention"] == "none"
     assert set(rep["git"]) == {"commit", "dirty"}
     json.dumps(rep)  # JSON-able
 
@@ -132,7 +132,7 @@ def test_cli_eval_with_fake_system(cli, items, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "default_system", lambda: _fake_system(100.0, "FAIL"))
     set_path = tmp_path / "set.jsonl"
     out = tmp_path / "r.json"
-    r = cli("eval", "finance", "--set", set_path, "--model", "none", "--out", out, "--html")
+    r = cli("eval", "finance", "--dataset", set_path, "--model", "none", "--out", out, "--html")
     assert r.exit_code == 0, r.stderr
     assert "fact_recall" in r.stdout and "1 item(s) failed" in r.stderr
     rep = json.loads(out.read_text())
@@ -140,7 +140,7 @@ def test_cli_eval_with_fake_system(cli, items, tmp_path, monkeypatch):
     assert out.with_suffix(".html").read_text().startswith("<!doctype html>")
     # a worse run compared with that report fails past the threshold
     monkeypatch.setattr(runner, "default_system", lambda: _fake_system(150.0, "FAIL"))
-    r2 = cli("eval", "finance", "--set", set_path, "--model", "none", "--compare", out, "--fail-on", "fact_recall:0.1", "--json")
+    r2 = cli("eval", "finance", "--dataset", set_path, "--model", "none", "--compare", out, "--fail-on", "fact_recall:0.1", "--json")
     assert r2.exit_code == 1 and "regression past threshold: fact_recall" in r2.stderr
     assert json.loads(r2.stdout)["comparison"]["failed"] == ["fact_recall"]
 
@@ -150,9 +150,9 @@ def test_cli_errors(cli, tmp_path):
     assert r.exit_code == 2 and "unknown domain" in r.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "domain": "finance", "document": "/abs.pdf", "facts": []}\n')
-    r = cli("eval", "finance", "--set", bad, "--model", "none")
+    r = cli("eval", "finance", "--dataset", bad, "--model", "none")
     assert r.exit_code == 2 and "bad.jsonl:1" in r.stderr and "relative" in r.stderr
-    r = cli("eval", "finance", "--set", "cuad", "--model", "none")
+    r = cli("eval", "finance", "--dataset", "cuad", "--model", "none")
     assert r.exit_code == 2 and "legal" in r.stderr
 
 
@@ -173,13 +173,3 @@ def test_select_items(items):
     assert [i.id for i in select_items(items, [], limit=1)] == ["t/a"]
     with pytest.raises(UsageError):
         select_items(items, ["nothing*"])
-
-
-def test_settings_with_overrides():
-    from m3analyst.evaluation.runner import settings_with
-
-    s = settings_with(["memo.budget=2048", "engine.attention.backend=dense", "engine.model=none"])
-    assert s.memo.budget == 2048 and s.engine.attention.backend == "dense" and s.engine.model == "none"
-    for bad in (["memo.nope=1"], ["engine.attention.backend=sparse"], ["memo.budget"], ["x.y=1"]):
-        with pytest.raises(UsageError):
-            settings_with(bad)

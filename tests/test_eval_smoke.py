@@ -26,7 +26,7 @@ SMOKE = {
 def test_smoke_eval_model_free(cli, corpus, tmp_path, domain):
     set_name, item = SMOKE[domain]
     out = tmp_path / f"{domain}.json"
-    r = cli("eval", domain, "--set", set_name, "--item", item, "--model", "none", "--data-root", corpus, "--out", out)
+    r = cli("eval", domain, "--dataset", set_name, "--item", item, "--model", "none", "--data-root", corpus, "--out", out)
     assert r.exit_code == 0, r.stderr
     rep = json.loads(out.read_text())
     assert rep["n_items"] == 1 and rep["n_errors"] == 0, rep["items"][0]["error"]
@@ -38,7 +38,7 @@ def test_smoke_eval_model_free(cli, corpus, tmp_path, domain):
 @pytest.mark.slow
 def test_smoke_eval_real_model_pubmedqa(cli, corpus, tmp_path):
     out = tmp_path / "pq.json"
-    r = cli("eval", "bio", "--set", "pubmedqa", "--limit", "1", "--max-new-tokens", "8", "--attention", "msa",
+    r = cli("eval", "bio", "--dataset", "pubmedqa", "--limit", "1", "--max-new-tokens", "8", "--attention", "msa",
             "--data-root", corpus, "--out", out)
     assert r.exit_code == 0, r.stderr
     rep = json.loads(out.read_text())

@@ -1,4 +1,4 @@
-"""The fused CPU decode kernel (kernels/msa_cpu.c via ctypes) against the plain reference (msa_naive).
+"""The fused CPU decode kernel (kernels/msa/cpu.c via ctypes) against the plain reference (kernels/msa/naive.py).
 
 Skipped with a reason when no C compiler is present (the engine then keeps its PyTorch path, which
 tests/test_engine_ops.py covers against the same reference)."""
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from m3analyst.engine import msa_ops
-from m3analyst.kernels import msa_cpu
-from m3analyst.kernels import msa_naive as ref
+from m3analyst.kernels.msa import cpu as msa_cpu
+from m3analyst.kernels.msa import eager
+from m3analyst.kernels.msa import naive as ref
 
 pytestmark = pytest.mark.skipif(not msa_cpu.available(), reason="fused CPU kernel not built: no C compiler or M3ANALYST_CPU_KERNEL=0")
 
@@ -21,7 +22,7 @@ def _case(hkv, G, D, bs, cap, seq_len, dtype, seed=0):
     v = torch.randn(1, hkv, cap, D, generator=g).to(dtype)
     nb_cap = -(-cap // bs)
     ksum, kmin, kmax = (torch.full((1, hkv, nb_cap, D), float("nan")) for _ in range(3))
-    msa_ops.update_summaries(ksum, kmin, kmax, k[:, :, :seq_len].float(), 0, bs)
+    eager.update_summaries(ksum, kmin, kmax, k[:, :, :seq_len].float(), 0, bs)
     q = torch.randn(1, hkv * G, D, generator=g)
     return q, k, v, ksum, kmin, kmax
 
@@ -55,7 +56,7 @@ def test_fused_decode_forced_blocks_and_ties(sink, local, top_k):
 
 def test_fused_dense_decode_equals_sdpa():
     """dense_decode (every block kept) is exact attention over all cached tokens."""
-    from m3analyst.engine.cache import MSACache
+    from m3analyst.engine.kv_cache import MSACache
 
     cache = MSACache(num_layers=1, capacity=256, block_size=16)
     k, v = torch.randn(1, 2, 203, 32), torch.randn(1, 2, 203, 32)
@@ -70,7 +71,7 @@ def test_fused_dense_decode_equals_sdpa():
 @pytest.mark.parametrize("scorer", ["minmax", "mean", "hybrid", "minmax-mass"])
 def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch, scorer):
     """With the kernel unavailable, msa_ops.decode gives the same result through the PyTorch paths."""
-    from m3analyst.engine.cache import MSACache
+    from m3analyst.engine.kv_cache import MSACache
     from m3analyst.settings import AttentionSettings
 
     cache = MSACache(num_layers=1, capacity=320, block_size=16)
@@ -91,7 +92,7 @@ def test_engine_pytorch_path_still_used_without_the_kernel(monkeypatch, scorer):
 @pytest.mark.parametrize("seq_len", [157, 160])
 def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_len):
     """The estimated-attention-mass scorers select what m3analyst.engine.scorers (their plain version) selects."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, cap, top_k, scale = 8, 168, 7, 0.3
     q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, cap, seq_len, torch.float32, seed=2)
@@ -106,7 +107,7 @@ def test_fused_decode_mass_scorers_match_their_reference(scorer, ref_name, seq_l
 @pytest.mark.parametrize("seq_len, top_k, rerank", [(300, 6, 2), (300, 6, 3), (157, 8, 2), (90, 8, 2)])
 def test_fused_rerank_matches_reference(scorer, seq_len, top_k, rerank):
     """Two-stage selection (candidates by summaries, final blocks by exact mass) = scorers.select_rerank."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, cap, scale = 8, 304, 0.3
     q, k, v, ksum, kmin, kmax = _case(3, 3, 32, bs, cap, seq_len, torch.float32, seed=3)
@@ -128,7 +129,7 @@ def kernel_build(c_build):
 def test_fused_decode_bf16_queries_full_tiles_and_threads(kernel_build, threads, rerank):
     """Model-like sizes: bf16 cache, queries that are bf16 values (the vdpbf16ps path), 64-token blocks
     (full 16-key tiles and a partial last block), enough work for the KV heads to be spread over threads."""
-    from m3analyst.engine import scorers
+    from m3analyst.kernels.msa import naive as scorers
 
     bs, top_k, seq_len, scale = 64, 8, 2000, 0.125
     q, k, v, ksum, kmin, kmax = _case(3, 3, 64, bs, 2048, seq_len, torch.bfloat16, seed=4)
@@ -166,7 +167,7 @@ def test_fused_decode_plain_loops_match(kernel_build, dtype):
 def test_append_token_equals_the_pytorch_cache_update(dtype, minmax):
     """A decode step's token through msa_append1 (one C call) vs MSALayer.update's PyTorch path: the same keys,
     values and block summaries bit for bit, across block boundaries (a block's first token restarts them)."""
-    from m3analyst.engine.cache import MSALayer
+    from m3analyst.engine.kv_cache import MSALayer
 
     hkv, D, bs = 3, 64, 8
     g = torch.Generator().manual_seed(5)
@@ -178,7 +179,7 @@ def test_append_token_equals_the_pytorch_cache_update(dtype, minmax):
         # transformers' layout: [1, T, Hkv, D] projections viewed as [1, Hkv, T, D] (not contiguous for T > 1)
         k_new = torch.randn(1, 1, hkv, D, generator=g).to(dtype).transpose(1, 2)
         v_new = torch.randn(1, 1, hkv, D, generator=g).to(dtype).transpose(1, 2)
-        assert msa_cpu.append_token(layers[0], k_new, v_new, pos)
+        assert msa_cpu.append_token(layers[0].state, k_new, v_new, pos)
         layers[0].length = pos + 1
         layers[1].keys[:, :, pos : pos + 1] = k_new
         layers[1].values[:, :, pos : pos + 1] = v_new
@@ -193,10 +194,10 @@ def test_append_token_equals_the_pytorch_cache_update(dtype, minmax):
 
 
 def test_append_token_declines_what_it_does_not_take():
-    from m3analyst.engine.cache import MSALayer
+    from m3analyst.engine.kv_cache import MSALayer
 
     layer = MSALayer(32, 8)
     layer.update(torch.randn(1, 2, 4, 16), torch.randn(1, 2, 4, 16))
-    assert not msa_cpu.append_token(layer, torch.randn(1, 2, 1, 16).bfloat16(), torch.randn(1, 2, 1, 16).bfloat16(), 4)
-    assert not msa_cpu.append_token(layer, torch.randn(1, 2, 2, 16), torch.randn(1, 2, 2, 16), 4)  # two tokens
+    assert not msa_cpu.append_token(layer.state, torch.randn(1, 2, 1, 16).bfloat16(), torch.randn(1, 2, 1, 16).bfloat16(), 4)
+    assert not msa_cpu.append_token(layer.state, torch.randn(1, 2, 2, 16), torch.randn(1, 2, 2, 16), 4)  # two tokens
     assert layer.length == 4 and torch.equal(layer.keys[:, :, 4:], torch.zeros(1, 2, 28, 16))

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from m3analyst.kernels import msa, msa_naive
+from m3analyst.kernels import msa
+from m3analyst.kernels.msa import naive as msa_naive
 
 
 def _problem(B=2, hkv=2, G=4, D=64, S=300, bs=32, seed=0):
@@ -26,18 +27,21 @@ def _problem(B=2, hkv=2, G=4, D=64, S=300, bs=32, seed=0):
 
 
 def test_cpu_tensors_use_the_torch_backend(monkeypatch):
-    monkeypatch.delenv("M3ANALYST_MSA_BACKEND", raising=False)
+    monkeypatch.setattr(msa, "BACKEND", None)
     assert msa.backend_for(torch.zeros(1)) == "torch"
     assert msa.backend_for(torch.zeros(1), backend="triton") == "triton"
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
+    from m3analyst.settings import KernelSettings
+
+    monkeypatch.setattr(msa, "BACKEND", msa.BACKEND)  # restored after the test
+    msa.configure(KernelSettings(msa_backend="triton"))  # the setting engine.kernels.msa_backend
     assert msa.backend_for(torch.zeros(1)) == "triton"
     with pytest.raises(ValueError, match="unknown MSA backend"):
         msa.select_blocks(torch.zeros(1, 1, 4), torch.zeros(1, 1, 1, 4), torch.ones(1), 4, 1, 0, 0, backend="nope")
 
 
 def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
-    monkeypatch.delenv("M3ANALYST_MSA_BACKEND", raising=False)
-    triton_kernels_loaded = "m3analyst.kernels.msa_triton" in sys.modules
+    monkeypatch.setattr(msa, "BACKEND", None)
+    triton_kernels_loaded = "m3analyst.kernels.msa.triton_decode" in sys.modules
     q, k, v, ksum = _problem()
     seq_lens = torch.tensor([300, 101])
     got_sum = torch.full_like(ksum, float("nan"))
@@ -48,20 +52,27 @@ def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
     out = msa.sparse_decode(q, k, v, idx, seq_lens, 32, 0.125)
     torch.testing.assert_close(out, msa_naive.sparse_decode(q, k, v, idx, seq_lens, 32, 0.125))
     if not triton_kernels_loaded:  # the CPU path never pulls in the Triton module
-        assert "m3analyst.kernels.msa_triton" not in sys.modules
+        assert "m3analyst.kernels.msa.triton_decode" not in sys.modules
 
 
-def test_engine_routes_cpu_to_its_torch_ops_and_cuda_to_the_kernels():
-    engine_ops = pytest.importorskip("m3analyst.engine.msa_ops")
-    assert engine_ops.msa_ops("cpu").name == "cpu"
-    cuda_ops = engine_ops.msa_ops("cuda")  # no device touched: only which functions are picked
-    assert cuda_ops.name == "kernels" and cuda_ops.select_blocks is msa.select_blocks
+def test_decode_routes_cpu_to_its_torch_ops_and_cuda_to_the_kernels(monkeypatch):
+    """One dispatch (msa.decode) picks the route by device; no CUDA device is touched, only which function runs."""
+    from types import SimpleNamespace
+
+    from m3analyst.settings import AttentionSettings
+
+    seen = []
+    monkeypatch.setattr(msa, "_cpu_decode", lambda *a: seen.append("cpu"))
+    monkeypatch.setattr(msa.cuda, "engine_decode", lambda *a: seen.append("cuda"))
+    s = AttentionSettings(scorer="minmax")
+    msa.decode(torch.zeros(1, 2, 4), None, 10, s, 1.0)
+    msa.decode(SimpleNamespace(is_cuda=True), None, 10, s, 1.0)
+    assert seen == ["cpu", "cuda"]
 
 
 def test_engine_cpu_ops_agree_with_the_reference():
     """The engine's CPU implementation and the kernels' reference give the same selection and output."""
-    engine_ops = pytest.importorskip("m3analyst.engine.msa_ops")
-    cpu = engine_ops.msa_ops("cpu")
+    from m3analyst.kernels.msa import eager as cpu
     # the engine's caches hold whole blocks (S_cap % block == 0); the valid lengths end mid-block
     q, k, v, ksum = _problem(G=3, S=320, seed=4)
     seq_lens = torch.tensor([300, 317])

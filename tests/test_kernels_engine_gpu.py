@@ -99,9 +99,9 @@ def test_engine_on_cuda_with_bf16_means_folds_the_token_into_the_launch(te, monk
     key/value write and its summary update, bf16 means included -- goes into their one launch; the means stay equal
     to the fp32 sums' means (one bf16 step), and the logits match the CPU engine (same selection up to rounding)."""
     from m3analyst.kernels import msa as kmsa
-    from m3analyst.kernels import msa_naive as R
+    from m3analyst.kernels.msa import naive as R
 
-    monkeypatch.setattr(kmsa, "ENGINE_MEAN_SUMMARY", "bf16")
+    monkeypatch.setattr(kmsa.cuda, "ENGINE_MEAN_SUMMARY", "bf16")
     ids, block_size = te._ids(300, seed=6), 8
     cpu, gpu = _engines(te, block_size=block_size, top_k=8, dense_layers=1, dense_below=8, sink_blocks=1,
                         local_blocks=2, scorer="mean", rerank=0)

@@ -1,4 +1,4 @@
-"""Triton MSA kernels vs the plain-PyTorch reference (m3analyst.kernels.msa_naive).
+"""Triton MSA kernels (kernels/msa/triton_*.py) vs the plain-PyTorch reference (kernels/msa/naive.py).
 
 Without a GPU the kernels run on the CPU under Triton's interpreter. TRITON_INTERPRET=1 must be set
 before the kernels are *defined*, and pytest imports every test module into one process, so this
@@ -44,14 +44,21 @@ def test_kernels_in_interpreter():
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def kernels(monkeypatch):
-    from m3analyst.kernels import msa_naive, msa_triton
+    from types import SimpleNamespace
+
+    from m3analyst.kernels.msa import naive as msa_naive
+    from m3analyst.kernels.msa import triton_common, triton_decode, triton_select, triton_summary
 
     def nan_empty(*shape, dtype=None, device=None, **kw):
         t = torch.empty(*shape, dtype=dtype, device=device, **kw)
         return t.fill_(float("nan")) if t.is_floating_point() else t.fill_(-7777)
 
-    monkeypatch.setattr(msa_triton, "_empty", nan_empty)
-    return msa_naive, msa_triton
+    monkeypatch.setattr(triton_common, "_empty", nan_empty)
+    K = SimpleNamespace(TUNING=triton_common.TUNING, update_summaries=triton_summary.update_summaries,
+                        select_blocks=triton_select.select_blocks, sparse_decode=triton_decode.sparse_decode,
+                        decode_step=triton_decode.decode_step, select_and_decode=triton_decode.select_and_decode,
+                        _Step3Plan=triton_decode._Step3Plan, _pdl_on=triton_decode._pdl_on)
+    return msa_naive, K
 
 
 def _gen(seed: int):
@@ -172,7 +179,7 @@ def test_select_blocks_many_chunks(kernels, monkeypatch, sub_n, max_chunks, grou
     tl.sort instead of tl.topk)."""
     R, K = kernels
     for key, val in dict(select_block_n=sub_n, select_max_chunks=max_chunks, merge_group=group, use_topk=use_topk).items():
-        monkeypatch.setitem(K.TUNING, key, val)
+        monkeypatch.setattr(K.TUNING, key, val)
     B, hkv, G, D, bs, top_k = 1, 1, 2, 64, 1, 16
     S = 230  # 230 blocks of one token -> 15 chunks of 16 with sub_n=16
     q, k, _ = make_problem(B, hkv, G, D, S, torch.float16, seed=3)
@@ -287,7 +294,7 @@ def test_kernels_agree_with_engine_torch_ops(kernels):
 def test_sparse_decode_several_blocks_per_split(kernels, monkeypatch, bps):
     """Splits of several selected blocks (the last one short) merge to the same answer."""
     R, K = kernels
-    monkeypatch.setitem(K.TUNING, "decode_blocks_per_split", bps)
+    monkeypatch.setattr(K.TUNING, "decode_blocks_per_split", bps)
     B, hkv, G, D, S, bs = 2, 2, 4, 64, 300, 32
     q, k, v = make_problem(B, hkv, G, D, S, torch.float16, seed=9)
     seq_lens = torch.tensor([300, 70], device=DEVICE)  # the second has only 3 valid blocks: -1 slots
@@ -303,7 +310,7 @@ def test_sparse_decode_several_blocks_per_split(kernels, monkeypatch, bps):
 def assert_selection_within_tolerance(R, idx_k, q, ksum, seq_lens, block_size, top_k, sink, local, mean_dtype):
     """The kernel scored rounded means: its picks may differ from the reference's only where a swap is
     explained by the rounding, i.e. for every kernel-only pick j and reference-only pick i,
-    ref_score_j + tol_j + tol_i >= ref_score_i (tol = msa_naive.mean_score_tolerance). Forced blocks
+    ref_score_j + tol_j + tol_i >= ref_score_i (tol = naive.mean_score_tolerance). Forced blocks
     (+inf) can never be swapped out, blocks past seq_len (-inf) never in."""
     idx_r = R.select_blocks(q, ksum, seq_lens, block_size, top_k, sink, local)
     assert idx_k.dtype == torch.int32 and idx_k.shape == idx_r.shape
@@ -352,8 +359,8 @@ def test_update_summaries_writes_block_means(kernels):
 @pytest.mark.parametrize("sub_n,group", [(None, 32), (16, 2)], ids=["one-chunk", "two-level-merge"])
 def test_select_blocks_from_bf16_means(kernels, monkeypatch, sub_n, group):
     R, K = kernels
-    monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
-    monkeypatch.setitem(K.TUNING, "merge_group", group)
+    monkeypatch.setattr(K.TUNING, "select_block_n", sub_n)
+    monkeypatch.setattr(K.TUNING, "merge_group", group)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 1100, 16, 8
     q, k, _ = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=32)
     seq_lens = torch.tensor([1100, 333], device=DEVICE)
@@ -368,21 +375,20 @@ def test_select_blocks_from_bf16_means(kernels, monkeypatch, sub_n, group):
 @cases
 @pytest.mark.parametrize("fused,mean_dtype,sub_n,impl,exact", [
     (True, torch.bfloat16, None, "v3", True), (True, torch.bfloat16, 16, "v3", False), (True, None, 16, "v3", True),
-    (True, None, None, "v3-2", False), (True, torch.bfloat16, None, "v2", False), (False, torch.bfloat16, None, "v2", False)],
-    ids=["v3-bf16-exact", "v3-bf16-two-level", "v3-fp32sums-two-level", "v3-two-launches", "v2-bf16", "three-launches-bf16"])
+    (True, None, None, "v3-2", False), (False, torch.bfloat16, None, "v3", False)],
+    ids=["v3-bf16-exact", "v3-bf16-two-level", "v3-fp32sums-two-level", "v3-two-launches", "three-launches-bf16"])
 def test_decode_step_matches_reference(kernels, monkeypatch, fused, mean_dtype, sub_n, impl, exact):
     """Consecutive decode tokens (one starts a fresh block), ragged batch: summaries, selection (identical
     with fp32 sums or exact rescoring, else up to the rounding tolerance of the means) and output agree with
     update + select + decode of the reference. sub_n 16 with 8 merge lanes: several chunks, and (v3) a group
     merge level."""
     R, K = kernels
-    monkeypatch.setitem(K.TUNING, "select_block_n", sub_n)
-    monkeypatch.setitem(K.TUNING, "merge_group", 4)
-    monkeypatch.setitem(K.TUNING, "step_impl", impl[:2])
-    monkeypatch.setitem(K.TUNING, "step_launches", 2 if impl == "v3-2" else 1)
-    monkeypatch.setitem(K.TUNING, "step_exact", exact)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 8 if sub_n else 256)
-    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 8 if sub_n else 512)
+    monkeypatch.setattr(K.TUNING, "select_block_n", sub_n)
+    monkeypatch.setattr(K.TUNING, "merge_group", 4)
+    monkeypatch.setattr(K.TUNING, "step_launches", 2 if impl == "v3-2" else 1)
+    monkeypatch.setattr(K.TUNING, "step_exact", exact)
+    monkeypatch.setattr(K.TUNING, "step_merge_lanes", 8 if sub_n else 256)
+    monkeypatch.setattr(K.TUNING, "step_flat_lanes", 8 if sub_n else 512)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 420, 16, 5
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=33)
     nb = math.ceil(S / bs)
@@ -511,8 +517,8 @@ def test_engine_hooks_keep_means_and_decode_like_the_reference(kernels, monkeypa
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
+    monkeypatch.setattr(msa, "BACKEND", "triton")  # the Triton path on CPU tensors (interpreter)
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 512, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=44)
     nbc = cap // bs
@@ -578,8 +584,8 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", means)
+    monkeypatch.setattr(msa, "BACKEND", "triton")
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", means)
     B, hkv, G, D, cap, bs = 1, 2, 4, 64, 256, 16
     q, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=48)
     nbc = cap // bs
@@ -624,7 +630,7 @@ def test_engine_append_defers_the_cache_write_into_the_decode_launch(kernels, mo
     assert "pending_kv" not in layer.extra and "pending" not in layer.extra
     torch.testing.assert_close(layer.keys[:, :, :152], k[:, :, :152], rtol=0, atol=0)
     torch.testing.assert_close(layer.ksum, ref[0], rtol=1e-5, atol=1e-4)
-    monkeypatch.setattr(msa, "ENGINE_KV_FOLD", False)
+    monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", False)
     layer.extra["next_pos"] = 152
     assert not update(152, 1)  # switched off: the cache writes the token itself
 
@@ -654,8 +660,8 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
     from m3analyst.settings import AttentionSettings
 
     R, K = kernels
-    monkeypatch.setenv("M3ANALYST_MSA_BACKEND", "triton")
-    monkeypatch.setattr(msa, "ENGINE_MEAN_SUMMARY", "bf16")
+    monkeypatch.setattr(msa, "BACKEND", "triton")
+    monkeypatch.setattr(msa.cuda, "ENGINE_MEAN_SUMMARY", "bf16")
     B, hkv, G, D, cap, bs, top_k = 1, 2, 4, 64, 128, 16, 4
     _, k, v = make_problem(B, hkv, G, D, cap, torch.bfloat16, seed=52)
     g = _gen(53)
@@ -670,7 +676,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
     layer, twin, ref = new_layer(), new_layer(), [zeros(), zeros(), zeros()]
 
     def update(ly, start, T, fold):  # MSALayer.update's protocol
-        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", fold)
         kt, vt = k[:, :, start : start + T].clone(), v[:, :, start : start + T].clone()
         took = T == 1 and msa.engine_append(ly, kt, vt, start)
         if not took:
@@ -680,7 +686,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         return took, "pending" in ly.extra
 
     def truncate(ly, length, fold):  # MSALayer.truncate's protocol
-        monkeypatch.setattr(msa, "ENGINE_FOLD", fold)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", fold)
         ly.length = length
         start = length // bs * bs
         if length > start:
@@ -693,7 +699,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
                      *[("add", p, 1) for p in range(65, 70)]]:
         if op == "kv":
             kv_fold = bool(a)
-            monkeypatch.setattr(msa, "ENGINE_KV_FOLD", kv_fold)
+            monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", kv_fold)
             continue
         if op == "trunc":
             truncate(layer, a, True)
@@ -706,9 +712,9 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         R.update_summaries(*ref, k[:, :, a : a + b], a, bs)
         n = a + b
         q = torch.randn(B, hkv * G, D, generator=g).to(torch.bfloat16).to(DEVICE)
-        monkeypatch.setattr(msa, "ENGINE_FOLD", True)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", True)
         out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
-        monkeypatch.setattr(msa, "ENGINE_FOLD", False)
+        monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", False)
         msa.engine_decode(q, twin, n, settings, D**-0.5)
         assert layer.extra["fused_kmean"] and layer.extra["kmean_len"] == n and "pending" not in layer.extra
         torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)
@@ -743,8 +749,8 @@ def test_back_to_back_launches_with_pdl_and_prefetch(kernels, monkeypatch, trigg
     output equal the reference's. Then the same layer token after token with prefetch off (each launch's fold is the
     next one's input)."""
     R, K = kernels
-    monkeypatch.setitem(K.TUNING, "step_pdl", True)
-    monkeypatch.setitem(K.TUNING, "step_pdl_trigger", trigger)
+    monkeypatch.setattr(K.TUNING, "step_pdl", True)
+    monkeypatch.setattr(K.TUNING, "step_pdl_trigger", trigger)
     assert K._pdl_on(torch.zeros(1, device=DEVICE)) == (torch.cuda.get_device_capability()[0] >= 9)
     B, hkv, G, D, S, bs, top_k, n = 1, 8, 4, 128, 4096, 64, 16, 4000
     def summaries(k, tokens):  # capacity for the whole cache, filled up to `tokens`
@@ -815,7 +821,7 @@ def test_persistent_select(kernels, monkeypatch, programs, pattern):
     R, K = kernels
     for key, val in dict(select_block_n=16, step_select_programs=programs, step_max_tiles=16,
                          step_tile_bytes_persistent=None, step_merge_lanes=16, step_flat_lanes=16).items():
-        monkeypatch.setitem(K.TUNING, key, val)
+        monkeypatch.setattr(K.TUNING, key, val)
     B, hkv, G, D, S, bs, top_k = 2, 2, 4, 64, 1000, 8, 4
     q, k, v = make_problem(B, hkv, G, D, S, torch.bfloat16, seed=47)
     if pattern == "tied":  # blocks 56..71 (across chunks): one key block, aligned with the group's query sum,
@@ -826,14 +832,14 @@ def test_persistent_select(kernels, monkeypatch, programs, pattern):
     seq_lens = torch.tensor([n, 150], device=DEVICE, dtype=torch.int32)
     plan = K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4)
     assert plan.tiles == 32 // programs and plan.group == 1
-    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 2)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 2)  # the chunks' lists (>= 4 lanes) would need a group level
+    monkeypatch.setattr(K.TUNING, "step_flat_lanes", 2)
+    monkeypatch.setattr(K.TUNING, "step_merge_lanes", 2)  # the chunks' lists (>= 4 lanes) would need a group level
     assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).tiles == 1
-    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 32)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 32)  # the one-tile plan's 8 lists x 4 lanes: one level already
+    monkeypatch.setattr(K.TUNING, "step_flat_lanes", 32)
+    monkeypatch.setattr(K.TUNING, "step_merge_lanes", 32)  # the one-tile plan's 8 lists x 4 lanes: one level already
     assert K._Step3Plan(q, torch.zeros(B, hkv, nb, D, device=DEVICE), k, top_k, bs, 4).tiles == 1
-    monkeypatch.setitem(K.TUNING, "step_flat_lanes", 16)
-    monkeypatch.setitem(K.TUNING, "step_merge_lanes", 16)
+    monkeypatch.setattr(K.TUNING, "step_flat_lanes", 16)
+    monkeypatch.setattr(K.TUNING, "step_merge_lanes", 16)
     for scorer, means in (("mean", None), ("minmax", None), ("mean", torch.bfloat16)):
         ks, kmn, kmx = (torch.zeros(B, hkv, nb, D, device=DEVICE) for _ in range(3))
         R.update_summaries(ks, kmn, kmx, k[:, :, : n - 1], 0, bs, seq_lens=seq_lens)

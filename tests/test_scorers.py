@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from m3analyst.engine import scorers
+from m3analyst.kernels.msa import naive as scorers
 
 HKV, G, D, BS = 2, 3, 8, 4
 

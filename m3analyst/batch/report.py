@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 
-from m3analyst.commands.common import write_atomic
+from m3analyst.io import write_atomic
 
 if TYPE_CHECKING:
     from m3analyst.batch.runner import BatchOptions, BatchReport

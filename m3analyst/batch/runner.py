@@ -21,7 +21,7 @@ from m3analyst.batch.discover import DOMAIN_CHOICES, BatchItem, discover
 from m3analyst.batch.local import Backend, InlineBackend, ProcessBackend
 from m3analyst.batch.report import write_summary
 from m3analyst.batch.store import RecordStore, file_sha256, settings_fingerprint, work_key
-from m3analyst.batch.work import MODEL_FREE, Outcome, Task
+from m3analyst.batch.work import Outcome, Task
 from m3analyst.errors import UsageError
 from m3analyst.settings import Settings
 
@@ -134,7 +134,7 @@ def _prepare_model(opts: BatchOptions, events: Events) -> None:
     (Skipped for a remote Ray cluster: its nodes fetch the model themselves.)
     """
     model = opts.settings.engine.model
-    if model.strip().lower() == MODEL_FREE or (opts.ray not in (None, "", "local")):
+    if model is None or (opts.ray not in (None, "", "local")):
         return
     from m3analyst.engine.pull import ensure_model
 

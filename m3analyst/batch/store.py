@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from m3analyst.commands.common import write_atomic
+from m3analyst.io import write_atomic
 from m3analyst.settings import Settings
 
 MEMO_DIR = "memos"

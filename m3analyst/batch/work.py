@@ -20,10 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from m3analyst.errors import InputError, M3Error
-from m3analyst.settings import Settings
-
-MODEL_FREE = "none"
-
+from m3analyst.settings import Settings, use
 
 @dataclass
 class Task:
@@ -102,7 +99,7 @@ class Worker:
 
     @property
     def model_free(self) -> bool:
-        return self.settings.engine.model.strip().lower() == MODEL_FREE
+        return self.settings.engine.model is None
 
     def _load_engine(self):
         if self.model_free:
@@ -115,7 +112,8 @@ class Worker:
     def process(self, task: Task) -> Outcome:
         """Never raises for a document's own problems: they come back as a failed Outcome."""
         try:
-            return self._process(task)
+            with use(self.settings):  # the batch's settings, in this process too (e.g. ingest.doc_cache)
+                return self._process(task)
         except InputError as e:
             return failed(task, str(e), type(e).__name__, retryable=False, worker=self.name)
         except M3Error as e:

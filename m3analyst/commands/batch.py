@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 
 from m3analyst.commands.common import console, err_console, handle_errors, progress
+from m3analyst.commands.options import MEMO_FLAGS, with_settings
+from m3analyst.settings import Settings
 
 DOMAINS = ("auto", "finance", "legal", "bio")
-ATTENTION = ("msa", "dense")
 
 
 def register(app: typer.Typer) -> None:
@@ -49,6 +50,7 @@ class _ProgressEvents:
 
 
 @handle_errors
+@with_settings(*MEMO_FLAGS)
 def batch(
     input: str = typer.Argument(..., help="A folder (recursive), a glob, or a manifest .csv/.jsonl (path, domain, id, extra columns)."),
     out: Path = typer.Option(..., "--out", help="Output folder: memos/, records/, summary.csv/.json, index.html."),
@@ -56,27 +58,19 @@ def batch(
     workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes, each loading the model once (default 1; 0: in this process). With --ray: actors (default: one per cluster CPU)."),
     ray: bool = typer.Option(False, "--ray", help="Run on Ray actors (model loaded once per actor): a local Ray, or the cluster in $RAY_ADDRESS / --ray-address."),
     ray_address: str | None = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join, e.g. ray://head:10001 or auto (implies --ray)."),
-    model: str | None = typer.Option(None, "--model", help="Model (registry name, HF directory, .gguf); 'none' writes extractive memos without a model."),
-    attention: str | None = typer.Option(None, "--attention", help="msa (block-sparse) or dense."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads per worker (default: cores / workers)."),
     html: bool = typer.Option(False, "--html", help="Also write each memo as HTML."),
     json_out: bool = typer.Option(False, "--json", help="Also write each memo as JSON."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo documents whose earlier failure was recorded as permanent."),
+    *,
+    settings: Settings,
 ) -> None:
     """Write a memo for every document of a folder, glob or manifest; rerun to resume (finished work is skipped)."""
     from m3analyst.batch import EXIT_PARTIAL, BatchOptions, run_batch
     from m3analyst.batch.report import summary_table
     from m3analyst.errors import UsageError
-    from m3analyst.settings import Settings
 
     if domain not in DOMAINS:
         raise UsageError(f"--domain must be one of {', '.join(DOMAINS)}")
-    if attention is not None and attention not in ATTENTION:
-        raise UsageError(f"--attention must be one of {', '.join(ATTENTION)}")
-    settings = Settings()
-    settings.engine.model = model or settings.engine.model
-    settings.engine.attention.backend = attention or settings.engine.attention.backend
-    settings.engine.threads = threads
     formats = ("md", *(("html",) if html else ()), *(("json",) if json_out else ()))
     ray_target = ray_address or ("local" if ray else None)
     n_workers = workers if workers is not None else (0 if ray_target else 1)

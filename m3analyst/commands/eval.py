@@ -9,28 +9,15 @@ from pathlib import Path
 import typer
 
 from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, write_atomic
+from m3analyst.commands.options import ENGINE_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
+from m3analyst.settings import Settings
 
 DOMAINS = ("finance", "legal", "bio")
 
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
-
-
-def _settings(model: str | None, attention: str | None, max_new_tokens: int | None, config: list[str]):
-    from m3analyst.evaluation.runner import settings_with
-
-    s = settings_with(config)
-    if model:
-        s.engine.model = model
-    if attention:
-        if attention not in ("msa", "dense"):
-            raise UsageError(f"--attention {attention!r}: use msa or dense")
-        s.engine.attention.backend = attention
-    if max_new_tokens is not None:
-        s.engine.max_new_tokens = max_new_tokens
-    return s
 
 
 def _read_old(path: Path) -> dict:
@@ -44,25 +31,24 @@ def _read_old(path: Path) -> dict:
 
 
 @handle_errors
+@with_settings(*ENGINE_FLAGS, "budget")
 def eval_cmd(
     domain: str = typer.Argument(..., help="finance, legal or bio."),
-    set_: str = typer.Option(
-        "evals", "--set",
+    dataset: str = typer.Option(
+        "evals", "--dataset",
         help="evals (evals/<domain>.jsonl), a JSONL path in that schema, or financebench | cuad | pubmedqa | "
              "evidence-inference (NAME=FILE to point at the public file).",
     ),
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder documents are relative to (default ../shared/corpus)."),
-    model: str | None = typer.Option(None, "--model", help="Model name or path; 'none' = model-free extractive memos."),
-    attention: str | None = typer.Option(None, "--attention", help="msa or dense (default from settings: msa)."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Generation budget per call."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     only: list[str] = typer.Option([], "--item", help="Only items whose id matches this glob (repeatable), e.g. 'finance/bestbuy*'."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON report to this file."),
     html_out: bool = typer.Option(False, "--html", help="Also write an HTML report with plots (beside --out, or eval_<domain>.html)."),
-    config: list[str] = typer.Option([], "--config", help="Any setting as DOTTED.KEY=VALUE (repeatable), e.g. memo.budget=2048, engine.attention.top_k=8."),
     compare: Path | None = typer.Option(None, "--compare", help="An older JSON report: show deltas and regressions."),
     fail_on: list[str] = typer.Option([], "--fail-on", help="METRIC:DROP, e.g. qa_accuracy:0.05; with --compare, exit 1 when METRIC got worse by more than DROP."),
+    *,
+    settings: Settings,
 ) -> None:
     """Evaluate memos/answers on an eval set and print the scores."""
     from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
@@ -76,8 +62,7 @@ def eval_cmd(
         raise UsageError("--fail-on needs --compare OLD.json")
     old = _read_old(compare) if compare else None
     root = data_root or default_data_root()
-    settings = _settings(model, attention, max_new_tokens, config)
-    items = select_items(load_set(set_, domain, root), only, limit)
+    items = select_items(load_set(dataset, domain, root), only, limit)
 
     t = time.perf_counter()
     engine = load_engine_for(settings)
@@ -88,7 +73,7 @@ def eval_cmd(
         def on_item(i, item):
             p.update(task, completed=i, description=item.id[:50])
 
-        report = run_eval(items, domain=domain, settings=settings, data_root=root, set_name=set_, engine=engine,
+        report = run_eval(items, domain=domain, settings=settings, data_root=root, set_name=dataset, engine=engine,
                           on_item=on_item, engine_load_s=engine_load_s)
         p.update(task, completed=len(items))
     comparison = compare_reports(report, old, thresholds) if old else None

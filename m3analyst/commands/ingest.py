@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from m3analyst.commands.common import console, emit, handle_errors
+from m3analyst.commands.options import with_settings
 from m3analyst.errors import UsageError
 
 
@@ -15,10 +16,13 @@ def register(app: typer.Typer) -> None:
 
 
 @handle_errors
+@with_settings()
 def ingest(
     file: Path = typer.Argument(..., help="PDF, EDGAR HTML/iXBRL, or text/Markdown document (format sniffed from content)."),
     json_out: bool = typer.Option(False, "--json", help="Print the whole Document (text, pages, sections, tables, XBRL) as JSON."),
     out: Path | None = typer.Option(None, "--out", help="Write the output to this file instead of stdout."),
+    *,
+    settings,
 ) -> None:
     """Read a document and show its kind, pages, outline (with self-check), tables and XBRL facts."""
     from m3analyst.ingest import load_document

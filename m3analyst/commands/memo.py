@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress
+from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
+from m3analyst.settings import Settings
 
-MODEL_HELP = "Model: registry name, HF directory or .gguf path; 'none' = no model (extractive memo)."
 
 
 def register(app: typer.Typer) -> None:
@@ -21,40 +22,16 @@ def register(app: typer.Typer) -> None:
     app.command("ask")(ask)
 
 
-def _settings(model: str | None, max_new_tokens: int | None, attention: str | None, budget: int | None):
-    from m3analyst.errors import UsageError
-    from m3analyst.settings import Settings
-
-    s = Settings()
-    if model:
-        s.engine.model = model
-    if max_new_tokens is not None:
-        if max_new_tokens < 0:
-            raise UsageError("--max-new-tokens must be >= 0")
-        s.engine.max_new_tokens = max_new_tokens
-        s.memo.heading_tokens = max_new_tokens
-    if attention:
-        if attention not in ("msa", "dense"):
-            raise UsageError(f"--attention must be msa or dense, not {attention!r}")
-        s.engine.attention.backend = attention
-    if budget is not None:
-        if budget < 256:
-            raise UsageError("--budget must be at least 256 tokens")
-        s.memo.budget = budget
-    return s
-
-
 def _memo_command(domain: str):
     @handle_errors
+    @with_settings(*MEMO_FLAGS)
     def command(
         file: Path = typer.Argument(..., help="The document (PDF, EDGAR HTML/iXBRL, text)."),
-        model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
         out: Path | None = typer.Option(None, "--out", help="Write the memo to this file instead of stdout."),
         json_out: bool = typer.Option(False, "--json", help="JSON: sections, facts with pages, citations, budget, engine stats, grounding."),
         html_out: bool = typer.Option(False, "--html", help="A styled HTML page (finance: with a chart of the key series)."),
-        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Generation budget per memo heading."),
-        attention: str | None = typer.Option(None, "--attention", help="msa (sparse, default) or dense."),
-        budget: int | None = typer.Option(None, "--budget", help="Prompt token budget (default: model context - reserve)."),
+        *,
+        settings: Settings,
     ) -> None:
         from m3analyst.errors import UsageError
         from m3analyst.ingest import load_document
@@ -62,7 +39,6 @@ def _memo_command(domain: str):
 
         if json_out and html_out:
             raise UsageError("choose one of --json and --html")
-        settings = _settings(model, max_new_tokens, attention, budget)
         with progress() as p:
             task = p.add_task("reading the document", total=None)
             t0 = time.perf_counter()
@@ -91,16 +67,18 @@ def _memo_command(domain: str):
 
 
 @handle_errors
+@with_settings(*MEMO_FLAGS)
 def ask(
     file: Path = typer.Argument(..., help="The document."),
     questions: list[str] = typer.Argument(None, help="The question(s), each in quotes: the model reads FILE once."),
     from_file: Path | None = typer.Option(None, "--questions", help="Also ask the questions of this text file (one "
                                           "per line; blank lines and lines starting with # are skipped)."),
-    model: str | None = typer.Option(None, "--model", help=MODEL_HELP),
     domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
                                   "a list of them for several questions."),
     out: Path | None = typer.Option(None, "--out", help="Write the answer(s) to this file instead of stdout."),
+    *,
+    settings: Settings,
 ) -> None:
     """Answer QUESTION(s) about FILE with page citations (numbers from the extracted facts when possible)."""
     from m3analyst.ingest import load_document
@@ -109,13 +87,13 @@ def ask(
     questions = list(questions or []) + _questions_in(from_file)
     if not questions:
         raise UsageError('no question given: ask FILE "question" [...], or --questions questions.txt')
-    settings = _settings(model, None, None, None)
     with progress() as p:
         p.add_task(f"reading the document and answering {len(questions)} question(s)", total=None)
         doc = load_document(file)
         answers = answer_questions(doc, questions, settings, engine=None, domain=domain)
     if json_out:
-        emit_json(answers[0].to_dict() if len(answers) == 1 else [a.to_dict() for a in answers], out)
+        rows = [a.to_dict() | {"settings": settings.model_dump(mode="json")} for a in answers]
+        emit_json(rows[0] if len(rows) == 1 else rows, out)
     elif len(answers) == 1:
         emit(f"{answers[0].text}\n(source: {answers[0].source})", out)
     else:

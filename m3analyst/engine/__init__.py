@@ -1,4 +1,5 @@
-"""Embedded inference engine with MiniMax-style sparse attention (MSA). See engine.py for the API.
+"""Embedded inference engine with MiniMax-style sparse attention (MSA). See engine.py for the API
+(load.py loads it, host.py picks device/dtype/threads, session.py and decode.py run it).
 
 Names are imported lazily so that `m3analyst.engine.registry` (model list) does not pull in torch.
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Engine": "engine", "EngineStats": "engine", "GenerationResult": "engine", "PrefillSession": "engine",
-    "load_engine": "engine", "MODELS": "registry", "ModelSpec": "registry", "get_spec": "registry",
+    "Engine": "engine", "EngineStats": "decode", "GenerationResult": "decode", "PrefillSession": "session",
+    "load_engine": "load", "MODELS": "registry", "ModelSpec": "registry", "get_spec": "registry",
     "known_models": "registry", "register_model": "registry",
 }
 __all__ = sorted(_EXPORTS)

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from m3analyst.engine import msa_ops as msa_cpu  # CPU-only ops (sparse prefill); msa_cpu.select_blocks_b1 = benchmarks' patch point
-from m3analyst.engine.msa_ops import msa_ops
+from m3analyst.engine import msa_ops
 from m3analyst.errors import UsageError
 from m3analyst.kernels import attn_amx
 from m3analyst.settings import AttentionSettings
@@ -135,7 +134,7 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     if msa is None or T > 1 or sliding_window is not None:
         if msa is not None and sliding_window is None and _sparse_prefill_applies(msa, module.layer_idx, query, S):
             layer = msa.cache.layers[module.layer_idx]
-            out = msa_cpu.sparse_prefill(query, key, value, layer, S - T, msa.settings, scaling)
+            out = msa_ops.sparse_prefill(query, key, value, layer, S - T, msa.settings, scaling)
         else:
             out = _causal_sdpa(query, key, value, scaling, sliding_window)
         return out.transpose(1, 2), None
@@ -144,19 +143,19 @@ def msa_attention(module, query, key, value, attention_mask, scaling=None, dropo
     layer_idx = module.layer_idx
     if msa.mode == "dense" or layer_idx < s.dense_layers or S <= msa.dense_below:
         layer = msa.cache.layers[layer_idx] if layer_idx < len(msa.cache.layers) else None
-        out = msa_cpu.dense_decode(query, key, value, layer, S, scaling)
+        out = msa_ops.dense_decode(query, key, value, layer, S, scaling)
         if msa.track and msa.mode == "dense":
             _dense_mass(msa, query, key, scaling)
         elif msa._step is not None and msa.track and layer_idx >= s.dense_layers:
             # short context: MSA would select every valid block; record that, so block_hits stay meaningful
-            msa._step[layer_idx] = msa_cpu.all_blocks(-(-S // s.block_size), s.top_k, query.shape[0], key.shape[1],
+            msa._step[layer_idx] = msa_ops.all_blocks(-(-S // s.block_size), s.top_k, query.shape[0], key.shape[1],
                                                       query.device)
     else:
         layer = msa.cache.layers[layer_idx]
-        if layer.kmin is None and msa_cpu.needs_minmax(msa_cpu.resolve_scorer(s, query.device).scorer):
+        if layer.kmin is None and msa_ops.needs_minmax(msa_ops.resolve_scorer(s, query.device).scorer):
             raise UsageError(f"scorer {s.scorer!r} needs a cache built with min/max block summaries (prefill again)")
         q = query[:, :, 0]
-        out, idx = msa_ops(query.device).decode(q, layer, S, s, scaling)
+        out, idx = msa_ops.decode(q, layer, S, s, scaling)
         out = out.unsqueeze(2)
         if msa._step is not None and msa.track:
             msa._step[layer_idx] = idx

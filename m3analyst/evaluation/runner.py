@@ -57,37 +57,9 @@ def default_system() -> System:
     return System(write_memo=write_memo, answer_question=answer_question)
 
 
-def settings_with(assignments: list[str], base: Settings | None = None) -> Settings:
-    """Settings with 'dotted.key=value' overrides applied (values parsed as JSON when they parse, else
-    strings) and validated by pydantic: ['memo.budget=2048', 'engine.attention.backend=dense']."""
-    import json
-
-    from pydantic import ValidationError
-
-    data = (base or Settings()).model_dump()
-    for a in assignments:
-        key, sep, raw = a.partition("=")
-        node, parts = data, key.strip().split(".")
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                raise UsageError(f"--config {a!r}: unknown setting {key!r}")
-            node = node[p]
-        if not sep or parts[-1] not in node:
-            raise UsageError(f"--config {a!r}: expected KEY=VALUE with KEY one of the Settings fields (e.g. memo.budget)")
-        try:
-            node[parts[-1]] = json.loads(raw)
-        except json.JSONDecodeError:
-            node[parts[-1]] = raw
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise UsageError(f"--config: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-
-
 def load_engine_for(settings: Settings):
     """The engine for settings.engine, or None in model-free mode (`--model none`)."""
-    if settings.engine.model == MODEL_FREE:
+    if settings.engine.model is None:
         return None
     from m3analyst.engine import load_engine
 
@@ -227,8 +199,8 @@ def run_eval(
         "data_root": str(data_root),
         "n_items": len(items),
         "n_errors": sum(r["error"] is not None for r in records),
-        "model": settings.engine.model,
-        "attention": MODEL_FREE if settings.engine.model == MODEL_FREE else settings.engine.attention.backend,
+        "model": settings.engine.model or MODEL_FREE,
+        "attention": MODEL_FREE if settings.engine.model is None else settings.engine.attention.backend,
         "engine": getattr(engine, "name", None),
         "settings": settings.model_dump(),
         "git": git_info(),

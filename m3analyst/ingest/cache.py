@@ -4,7 +4,7 @@
 fingerprint hashes this package's source and the PDF libraries' versions, so a change to either reads the
 file afresh. Only documents whose JSON round trip is exact are stored (PDFs; HTML filings carry an XBRL table
 whose dtypes do not survive JSON, and parse in a fraction of a second anyway). Writes are atomic; the folder
-keeps the newest MAX_FILES. `M3ANALYST_DOC_CACHE=0` turns the cache off.
+keeps the newest MAX_FILES. The setting ingest.doc_cache = false (M3ANALYST_INGEST__DOC_CACHE=0) turns it off.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from pathlib import Path
 
 from m3analyst.ingest.model import Document
 
-ENV = "M3ANALYST_DOC_CACHE"
+ENV = "M3ANALYST_INGEST__DOC_CACHE"  # the setting's environment variable (m3analyst/settings.py)
 MAX_FILES = 256
 CACHED_FORMATS = frozenset({"pdf"})  # parse takes 0.5-2.5 s per 10-K; loading the JSON ~2 ms
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    from m3analyst.settings import current
+
+    return current().ingest.doc_cache
 
 
 @functools.lru_cache(maxsize=1)

@@ -58,7 +58,7 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
     except UsageError:
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
-    model_free = settings.engine.model == "none" and engine is None
+    model_free = settings.engine.model is None and engine is None
     out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free) for q in questions]
     todo = [i for i, a in enumerate(out) if a is None]
     if todo and not model_free:

@@ -1,6 +1,6 @@
 """The memo writer: facts (extractors) + key passages (chosen by the engine) + verified narrative.
 
-    memo = write_memo(doc, "finance", settings, engine)       # engine=None + model "none": extractive
+    memo = write_memo(doc, "finance", settings, engine)       # engine=None + model None: extractive
 
 With an engine: the ONE prompt (document first, then facts, then the task) is prefilled once; for each
 memo heading the model answers the heading's question after the cached document (the narrative draft;
@@ -52,7 +52,7 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     clock = _Clock()
     with clock("extract"):
         facts = extract_facts(doc, spec)
-    if engine is None and settings.engine.model != "none":
+    if engine is None and settings.engine.model is not None:
         from m3analyst.engine import load_engine
 
         report("loading model", 0, 1)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from m3analyst.engine.msa_ops import msa_ops
+from m3analyst.engine import msa_ops
+from m3analyst.kernels.msa.state import LayerState
 
 
 class MSALayer(CacheLayerMixin):
@@ -19,7 +20,8 @@ class MSALayer(CacheLayerMixin):
 
     When keys and values have the same head dim, both live in one buffer `kv` [2, B, Hkv, capacity, D]
     (keys = kv[0], values = kv[1], each contiguous) so that the CPU decode gathers K and V blocks in one op;
-    otherwise kv is None. `extra` holds backend-owned state (e.g. the GPU kernels' low-precision means).
+    otherwise kv is None. `state` is what the kernels see of the layer (m3analyst.kernels.msa.LayerState: the
+    same buffers, and `extra`, the kernels' own per-layer state), rebuilt whenever the buffers move.
     """
 
     is_sliding = False
@@ -35,6 +37,7 @@ class MSALayer(CacheLayerMixin):
         self.length = 0
         self.ksum = self.kmin = self.kmax = self.kv = None
         self.extra: dict = {}
+        self.state: LayerState | None = None
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         B, H, _, D = key_states.shape
@@ -50,7 +53,12 @@ class MSALayer(CacheLayerMixin):
         if self.minmax:
             self.kmin = torch.zeros_like(self.ksum)
             self.kmax = torch.zeros_like(self.ksum)
+        self._new_state()
         self.is_initialized = True
+
+    def _new_state(self) -> None:
+        self.state = LayerState(self.keys, self.values, self.ksum, self.kmin, self.kmax, self.block_size, self.kv,
+                                self.extra)
 
     def _grow(self, needed: int) -> None:
         cap = self.capacity
@@ -69,6 +77,7 @@ class MSALayer(CacheLayerMixin):
             self.kmin = torch.nn.functional.pad(self.kmin, (0, 0, 0, nb_pad))
             self.kmax = torch.nn.functional.pad(self.kmax, (0, 0, 0, nb_pad))
         self.capacity = cap
+        self._new_state()
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         """Append T new tokens ([B, Hkv, T, D]); return views of all valid keys/values [B, Hkv, length, D]."""
@@ -77,11 +86,10 @@ class MSALayer(CacheLayerMixin):
         start, T = self.length, key_states.shape[2]
         if start + T > self.capacity:
             self._grow(start + T)
-        ops = msa_ops(self.device)
-        if not (T == 1 and ops.append_token is not None and ops.append_token(self, key_states, value_states, start)):
+        if not (T == 1 and msa_ops.append_token(self, key_states, value_states, start)):
             self.keys[:, :, start : start + T] = key_states
             self.values[:, :, start : start + T] = value_states
-            ops.update_layer(self, key_states, start)
+            msa_ops.update_layer(self, key_states, start)
         self.length = start + T
         return self.keys[:, :, : self.length], self.values[:, :, : self.length]
 
@@ -93,7 +101,7 @@ class MSALayer(CacheLayerMixin):
         b = length // self.block_size
         start = b * self.block_size
         if length > start:
-            msa_ops(self.device).update_layer(self, self.keys[:, :, start:length], start)
+            msa_ops.update_layer(self, self.keys[:, :, start:length], start)
 
     def crop(self, tokens_to_remove: int) -> None:
         self.truncate(self.length - tokens_to_remove if tokens_to_remove > 0 else -tokens_to_remove)

@@ -1,4 +1,4 @@
-"""Fused MSA decode on CPU (kernels/msa_cpu.c), loaded through ctypes; reference: msa_naive.
+"""Fused MSA decode on CPU (kernels/msa/cpu.c), loaded through ctypes; reference: naive.py.
 
 One call per layer and decode step does what select_blocks + sparse_decode do for one sequence
 (B = 1): score every block from its summaries, keep sink + local + the best others, and attend exactly
@@ -19,7 +19,7 @@ import torch
 
 from m3analyst.kernels import cbuild
 
-SOURCE = Path(__file__).with_name("msa_cpu.c")
+SOURCE = Path(__file__).with_name("cpu.c")
 MAX_D, MAX_G = 256, 16  # the C file's limits (head dim, query heads per KV head)
 _I32 = ("is_bf16", "scorer", "hkv", "G", "D", "bs", "top_k", "sink", "local", "rerank")
 
@@ -136,7 +136,7 @@ def decode_b1(q, k_cache, v_cache, ksum, kmin, kmax, seq_len: int, block_size: i
     """q [1, Hq, D]; caches [1, Hkv, cap, D] (contiguous, same dtype); summaries fp32 [1, Hkv, nb_cap, D].
 
     rerank > 1: two-stage selection (rerank * top_k candidates by the scorer, then the top_k by exact
-    attention mass over the candidates' keys; m3analyst.engine.scorers.select_rerank is the reference).
+    attention mass over the candidates' keys; m3analyst.kernels.msa.naive.select_rerank is the reference).
     Returns (out [1, Hq, D] in q's dtype, idx int32 [1, Hkv, top_k]: chosen blocks, then sink and local
     ones; -1 where fewer blocks exist). Call only when supports(...) is True. One-off calls; the engine
     keeps a LayerPlan per layer (plan_for).

@@ -1,125 +1,32 @@
-"""Public MSA ops: one entry point per op, dispatched to a registered backend.
+"""The CUDA route of the engine's MSA ops over a `LayerState`: the Triton launches with deferred work.
 
-    from m3analyst.kernels import msa
-    msa.update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size)
-    idx = msa.select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks)
-    out = msa.sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
-
-Shapes and semantics: see `msa_naive` (the reference) and the team's "MSA ops contract".
-
-The engine's CUDA path calls `engine_append(layer, k, v, pos)` (a decode token's cache write),
-`engine_update(layer, k_new, start_pos)` and `engine_decode(q, layer, seq_len, settings, scale)` (bottom of
-this module): the summary update and one select + decode launch over its MSALayer; a decode token's
-1-token summary update (fp32 sums, min/max, and the bf16 means when the mean scorer reads them), and its
-key/value write into the cache, are deferred into that launch (`engine_flush` applies them for any other
-reader of the cache or the summaries).
-
-Backends are registered by name (`register_backend`); `backend_for(tensor)` picks "triton" for CUDA
-tensors when Triton imports, else "torch" (the plain-PyTorch reference). The environment variable
-M3ANALYST_MSA_BACKEND, or the `backend=` argument, forces one. The engine may register its own CPU
-implementation under another name and pass it explicitly.
+`engine_append(state, k, v, pos)` (a decode token's cache write), `engine_update(state, k_new, start_pos)` (the
+summary update) and `engine_decode(q, state, seq_len, settings, scale)`: the summary update and one select +
+decode launch over the layer. A decode token's 1-token summary update (fp32 sums, min/max, and the bf16 means when
+the mean scorer reads them), and its key/value write into the cache, are deferred into that launch
+(`engine_flush` applies them for any other reader of the cache or the summaries). The switches are the settings
+engine.kernels.msa_means / msa_fold / msa_kv_fold (`configure` of the package sets them here).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from types import ModuleType
-from typing import Callable
-
 import torch
 
-OPS = ("update_summaries", "select_blocks", "sparse_decode", "decode_step")
+from . import _load, backend_for, select_blocks, sparse_decode, update_summaries
+from .state import LayerState
 
-# name -> zero-argument loader returning a module (or object) with the three ops; loaded lazily so that
-# importing this module never imports triton.
-_BACKENDS: dict[str, Callable[[], ModuleType]] = {}
-_loaded: dict[str, ModuleType] = {}
-
-
-def register_backend(name: str, loader: Callable[[], ModuleType]) -> None:
-    """Register `loader() -> module-like with update_summaries/select_blocks/sparse_decode`."""
-    _BACKENDS[name] = loader
-    _loaded.pop(name, None)
-
-
-def backends() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-def _load(name: str) -> ModuleType:
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown MSA backend {name!r}; registered: {backends()}")
-    if name not in _loaded:
-        _loaded[name] = _BACKENDS[name]()
-    return _loaded[name]
-
-
-register_backend("torch", lambda: importlib.import_module("m3analyst.kernels.msa_naive"))
-register_backend("triton", lambda: importlib.import_module("m3analyst.kernels.msa_triton"))
-
-
-def triton_available() -> bool:
-    try:
-        importlib.import_module("triton")
-    except Exception:  # ImportError, or a broken install raising at import
-        return False
-    return True
-
-
-def backend_for(t: torch.Tensor, backend: str | None = None) -> str:
-    """The backend name used for tensors on t's device (explicit > env var > device default)."""
-    name = backend or os.environ.get("M3ANALYST_MSA_BACKEND") or None
-    if name:
-        return name
-    return "triton" if t.is_cuda and triton_available() else "torch"
-
-
-def update_summaries(ksum, kmin, kmax, k_new, start_pos: int, block_size: int, *, seq_lens=None, kmean=None,
-                     backend: str | None = None) -> None:
-    """In place: fold k_new [B, Hkv, T, D] at positions start_pos.. into ksum/kmin/kmax [B, Hkv, NB_cap, D]
-    (and the low-precision block means kmean, when given)."""
-    kw = dict(seq_lens=seq_lens) if kmean is None else dict(seq_lens=seq_lens, kmean=kmean)
-    _load(backend_for(k_new, backend)).update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size, **kw)
-
-
-def select_blocks(q, ksum, seq_lens, block_size: int, top_k: int, sink_blocks: int = 1, local_blocks: int = 1,
-                  scorer: str = "mean", kmin=None, kmax=None, *, kmean=None, backend: str | None = None) -> torch.Tensor:
-    """q [B, Hq, D] -> idx int32 [B, Hkv, top_k], ascending block ids, -1 padded. kmean: optional
-    low-precision block means the kernels may score from (the reference ignores them)."""
-    kw = {} if kmean is None else dict(kmean=kmean)
-    return _load(backend_for(q, backend)).select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax, **kw)
-
-
-def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size: int, scale: float, *, backend: str | None = None) -> torch.Tensor:
-    """q [B, Hq, D], caches [B, Hkv, S_cap, D], idx [B, Hkv, top_k] -> out [B, Hq, D] (q's dtype)."""
-    return _load(backend_for(q, backend)).sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
-
-
-def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size: int, top_k: int,
-                sink_blocks: int = 1, local_blocks: int = 1, scale: float | None = None, *, kmean=None,
-                fused: bool = True, backend: str | None = None):
-    """One MSA decode step of one new token (mean scorer): summary update + select + sparse decode.
-    Returns (out [B, Hq, D], idx [B, Hkv, top_k]); on the Triton backend one launch when fused."""
-    return _load(backend_for(q, backend)).decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos, block_size, top_k,
-                                                      sink_blocks, local_blocks, scale, kmean=kmean, fused=fused)
-
-
-# ----------------------------------------------------------------------------------------------
-# engine hooks: m3analyst.engine.msa_ops takes these on CUDA (MSAOps.decode / the summary update)
-# ----------------------------------------------------------------------------------------------
 MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select
 # What engine_decode scores the mean scorer from: "fp32" = the exact fp32 sums (picks identical to the
 # reference; twice the bytes), "bf16" = the bf16 means kept beside them (half the bytes; picks identical to the
-# reference scoring the same means, equal to the fp32 sums' up to msa_naive.mean_score_tolerance). The means are
+# reference scoring the same means, equal to the fp32 sums' up to naive.mean_score_tolerance). The means are
 # kept only for "bf16". Default "bf16" since round 7 (RESULTS.md, GPU kernels round 7: inside the 8B-shaped decode
 # step on the H100 the engine's attention took 10.4 vs 11.9 us/layer at 128K and 30.0 vs 36.4 at 1M, every swap
-# against the fp32 picks within the rounding bound). M3ANALYST_MSA_MEANS=fp32 restores the exact picks.
-ENGINE_MEAN_SUMMARY = os.environ.get("M3ANALYST_MSA_MEANS", "bf16")
+# against the fp32 picks within the rounding bound). engine.kernels.msa_means = "fp32" restores the exact picks.
+ENGINE_MEAN_SUMMARY = "bf16"
 
 
 def _extra(layer) -> dict:
-    """The layer's backend-owned state (`MSALayer.extra`), created if the layer has none yet."""
+    """The layer's backend-owned state (`LayerState.extra`), created if it has none yet."""
     extra = getattr(layer, "extra", None)
     if extra is None:
         extra = {}
@@ -136,18 +43,16 @@ def _means_from_sums(ksum: torch.Tensor, length: int, block_size: int) -> torch.
 
 # Fold a decode token's summary update into the decode launch (one launch per layer and token, not two):
 # engine_update defers the 1-token update of a layer whose previous decode took the one-launch path (so the
-# next reader is engine_decode again), and engine_decode folds it in. M3ANALYST_MSA_FOLD=0 turns it off.
-ENGINE_FOLD = os.environ.get("M3ANALYST_MSA_FOLD", "1") != "0"
+# next reader is engine_decode again), and engine_decode folds it in. engine.kernels.msa_fold = false turns it off.
+ENGINE_FOLD = True
 
 
 # Fold a decode token's key/value write into the same launch (engine_append; needs ENGINE_FOLD and a kernels
-# module with the v_new argument). M3ANALYST_MSA_KV_FOLD=0 turns it off.
-ENGINE_KV_FOLD = os.environ.get("M3ANALYST_MSA_KV_FOLD", "1") != "0"
-
-
+# module with the v_new argument). engine.kernels.msa_kv_fold = false turns it off.
+ENGINE_KV_FOLD = True
 def _write_pending_kv(layer) -> None:
     """Write a token's key/value that engine_append deferred (layer.extra["pending_kv"] = (pos, k, v)) into the
-    cache now, as MSALayer.update would have; a no-op when none is pending."""
+    cache now, as the cache layer's own write would have; a no-op when none is pending."""
     extra = getattr(layer, "extra", None)
     kv = extra.pop("pending_kv", None) if extra else None
     if kv is not None:
@@ -180,7 +85,7 @@ def _apply_pending(layer, pos: int) -> None:
     extra["clean"] = False
 
 
-def engine_flush(layer) -> None:
+def engine_flush(layer: LayerState) -> None:
     """Apply a deferred cache write and 1-token summary update now. Only needed by a reader of the layer's
     keys/values or ksum/kmin/kmax other than engine_update / engine_decode (which apply or fold them
     themselves); a no-op when nothing is pending."""
@@ -211,8 +116,8 @@ def _can_defer(layer, key_states: torch.Tensor, start_pos: int) -> bool:
     return _current_means(layer, start_pos) is not None and "kmean_fold" in _kernel_features()
 
 
-def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:
-    """MSAOps.append_token on CUDA: a decode token's cache write (k/v [B, Hkv, 1, D] at pos) plus its summary
+def engine_append(layer: LayerState, key_states: torch.Tensor, value_states: torch.Tensor, pos: int) -> bool:
+    """append on CUDA: a decode token's cache write (k/v [B, Hkv, 1, D] at pos) plus its summary
     update, deferred into the layer's next decode launch -- taken (True) only where that launch is certain to be
     the next reader: ENGINE_KV_FOLD on, the summary update deferrable (_can_defer: ENGINE_FOLD, fp32 summaries or
     current bf16 means), the Triton backend with the v_new argument, and a layer whose previous decode took the
@@ -232,8 +137,8 @@ def engine_append(layer, key_states: torch.Tensor, value_states: torch.Tensor, p
     return True
 
 
-def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
-    """The engine cache's summary update (replaces msa_ops.update_summaries on CUDA): folds key_states
+def engine_update(layer: LayerState, key_states: torch.Tensor, start_pos: int) -> None:
+    """The engine cache's summary update on CUDA: folds key_states
     [B, Hkv, T, D] (positions start_pos..) into layer.ksum/kmin/kmax (exact fp32, as the contract keeps them)
     and, on the Triton backend, keeps bf16 block means in layer.extra["kmean"] (one launch for all of it).
     The means are rebuilt from the fp32 sums whenever they may be stale: first use, a grown cache, or
@@ -267,12 +172,12 @@ def engine_update(layer, key_states: torch.Tensor, start_pos: int) -> None:
     extra["kmean_len"] = start_pos + T
 
 
-def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
-    """The engine's MSA decode of one token (MSAOps.decode): q [B, Hq, D] over layer (an MSALayer whose
+def engine_decode(q: torch.Tensor, layer: LayerState, seq_len: int, settings, scale: float):
+    """The engine's MSA decode of one token on CUDA: q [B, Hq, D] over layer (a LayerState whose
     summaries hold the token, or will once its deferred update is applied or folded in here)
     -> (out [B, Hq, D] in q's dtype, idx int32 [B, Hkv, top_k]).
 
-    Triton backend: select + attend in ONE launch (`msa_triton.select_and_decode`), which also folds in the
+    Triton backend: select + attend in ONE launch (`triton_decode.select_and_decode`), which also folds in the
     token whose update engine_update deferred; scorer "minmax" reads the fp32 kmin/kmax, "mean" the fp32 sums
     (ENGINE_MEAN_SUMMARY "fp32", the default: picks identical to the reference) or the bf16 means ("bf16", when
     current; a deferred token is folded into them by the launch as into the sums); a cache write deferred by
@@ -281,7 +186,7 @@ def engine_decode(q: torch.Tensor, layer, seq_len: int, settings, scale: float):
     (prefetch) only if no summary kernel ran on this layer since its last one-launch decode (extra["clean"]):
     the previous kernel then never writes them (that decode is followed at least by the kernels computing
     this step's q).
-    Anything else: the backend's select_blocks + sparse_decode (linear scorers only; msa_ops sends the
+    Anything else: the backend's select_blocks + sparse_decode (linear scorers only; the package's decode sends the
     estimated-mass scorers elsewhere), after any deferred write and update."""
     s = settings
     kmin, kmax = layer.kmin, layer.kmax

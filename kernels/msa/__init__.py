@@ -1,0 +1,262 @@
+"""MSA (block-sparse attention) ops: one folder, one dispatch by device and scorer.
+
+Layout (flash-linear-attention style):
+    naive.py          the plain-PyTorch reference of every op and scorer (contract ops, the estimated-mass
+                      scorers, hybrid, the two-stage rerank, the exact-mass oracle)
+    eager.py          the same ops vectorised in PyTorch (the CPU path without the C kernel, batches, prefill)
+    cpu.c, cpu.py     the fused C decode kernel (select + exact attention in one call per layer)
+    triton_summary.py, triton_select.py, triton_decode.py (+ triton_common.py)   the Triton stages
+    cuda.py           the CUDA route over a layer: Triton launches with the decode token's work folded in
+    state.py          `LayerState`: what the kernels read of a layer (its KV cache and block summaries)
+
+Contract ops (shapes in naive.py), dispatched to a registered backend ("torch" = naive, "triton"):
+
+    from m3analyst.kernels import msa
+    msa.update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size)
+    idx = msa.select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks)
+    out = msa.sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
+
+The engine's entry points over one layer's `LayerState` (bottom of this module): `update(state, k_new, pos)`,
+`append(state, k, v, pos)`, `decode(q, state, seq_len, settings, scale)`, `dense_decode`. `decode` is the one
+place that picks a route: CUDA -> cuda.py (Triton, linear scorers; the mass scorers flush and take the generic
+path); CPU -> the C kernel where it takes the case, else eager.py (batch 1: the rerank reference, or the fast
+select + decode), else the generic select + sparse decode. `selector(fn)` swaps the batch-1 selection for a
+benchmark's own (explicitly; nothing is monkeypatched).
+
+`backend_for(tensor)` picks "triton" for CUDA tensors when Triton imports, else "torch". The setting
+engine.kernels.msa_backend (`configure`), or the `backend=` argument, forces one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import contextmanager
+from types import ModuleType, SimpleNamespace
+from typing import Callable, Iterator
+
+import torch
+
+from .state import LayerState
+
+OPS = ("update_summaries", "select_blocks", "sparse_decode", "decode_step")
+
+# name -> zero-argument loader returning a module (or object) with the three ops; loaded lazily so that
+# importing this module never imports triton.
+_BACKENDS: dict[str, Callable[[], ModuleType]] = {}
+_loaded: dict[str, ModuleType] = {}
+
+
+def register_backend(name: str, loader: Callable[[], ModuleType]) -> None:
+    """Register `loader() -> module-like with update_summaries/select_blocks/sparse_decode`."""
+    _BACKENDS[name] = loader
+    _loaded.pop(name, None)
+
+
+def backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def _load(name: str) -> ModuleType:
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown MSA backend {name!r}; registered: {backends()}")
+    if name not in _loaded:
+        _loaded[name] = _BACKENDS[name]()
+    return _loaded[name]
+
+
+def _triton_backend() -> SimpleNamespace:
+    """The Triton ops, one module per stage (triton_summary, triton_select, triton_decode)."""
+    from . import triton_common, triton_decode, triton_select, triton_summary
+
+    if _TUNING is not None:
+        triton_common.tune(_TUNING)
+    return SimpleNamespace(update_summaries=triton_summary.update_summaries, select_blocks=triton_select.select_blocks,
+                           sparse_decode=triton_decode.sparse_decode, decode_step=triton_decode.decode_step,
+                           select_and_decode=triton_decode.select_and_decode, FEATURES=triton_decode.FEATURES)
+
+
+register_backend("torch", lambda: importlib.import_module("m3analyst.kernels.msa.naive"))
+register_backend("triton", _triton_backend)
+
+
+def triton_available() -> bool:
+    try:
+        importlib.import_module("triton")
+    except Exception:  # ImportError, or a broken install raising at import
+        return False
+    return True
+
+
+def backend_for(t: torch.Tensor, backend: str | None = None) -> str:
+    """The backend name used for tensors on t's device (explicit > env var > device default)."""
+    name = backend or BACKEND
+    if name:
+        return name
+    return "triton" if t.is_cuda and triton_available() else "torch"
+
+
+def update_summaries(ksum, kmin, kmax, k_new, start_pos: int, block_size: int, *, seq_lens=None, kmean=None,
+                     backend: str | None = None) -> None:
+    """In place: fold k_new [B, Hkv, T, D] at positions start_pos.. into ksum/kmin/kmax [B, Hkv, NB_cap, D]
+    (and the low-precision block means kmean, when given)."""
+    kw = dict(seq_lens=seq_lens) if kmean is None else dict(seq_lens=seq_lens, kmean=kmean)
+    _load(backend_for(k_new, backend)).update_summaries(ksum, kmin, kmax, k_new, start_pos, block_size, **kw)
+
+
+def select_blocks(q, ksum, seq_lens, block_size: int, top_k: int, sink_blocks: int = 1, local_blocks: int = 1,
+                  scorer: str = "mean", kmin=None, kmax=None, *, kmean=None, backend: str | None = None) -> torch.Tensor:
+    """q [B, Hq, D] -> idx int32 [B, Hkv, top_k], ascending block ids, -1 padded. kmean: optional
+    low-precision block means the kernels may score from (the reference ignores them)."""
+    kw = {} if kmean is None else dict(kmean=kmean)
+    return _load(backend_for(q, backend)).select_blocks(q, ksum, seq_lens, block_size, top_k, sink_blocks, local_blocks, scorer, kmin, kmax, **kw)
+
+
+def sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size: int, scale: float, *, backend: str | None = None) -> torch.Tensor:
+    """q [B, Hq, D], caches [B, Hkv, S_cap, D], idx [B, Hkv, top_k] -> out [B, Hq, D] (q's dtype)."""
+    return _load(backend_for(q, backend)).sparse_decode(q, k_cache, v_cache, idx, seq_lens, block_size, scale)
+
+
+def decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos: int, block_size: int, top_k: int,
+                sink_blocks: int = 1, local_blocks: int = 1, scale: float | None = None, *, kmean=None,
+                fused: bool = True, backend: str | None = None):
+    """One MSA decode step of one new token (mean scorer): summary update + select + sparse decode.
+    Returns (out [B, Hq, D], idx [B, Hkv, top_k]); on the Triton backend one launch when fused."""
+    return _load(backend_for(q, backend)).decode_step(q, k_new, k_cache, v_cache, ksum, seq_lens, pos, block_size, top_k,
+                                                      sink_blocks, local_blocks, scale, kmean=kmean, fused=fused)
+
+
+BACKEND: str | None = None  # a forced backend name (engine.kernels.msa_backend), None: by device
+_TUNING = None  # the Triton launch parameters (engine.kernels.triton), taken when that backend loads
+
+
+def configure(kernels) -> None:
+    """Take the switches of a `KernelSettings` (m3analyst/settings.py): the engine calls this when it loads."""
+    global BACKEND, _TUNING
+    cuda.ENGINE_MEAN_SUMMARY, cuda.ENGINE_FOLD = kernels.msa_means, kernels.msa_fold
+    cuda.ENGINE_KV_FOLD = kernels.msa_kv_fold
+    BACKEND = None if kernels.msa_backend == "auto" else kernels.msa_backend
+    _TUNING = kernels.triton
+    if "triton" in _loaded:  # else taken when the Triton backend loads (importing it imports triton)
+        from . import triton_common
+
+        triton_common.tune(_TUNING)
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine's entry points over one layer: one dispatch by device and scorer
+# ----------------------------------------------------------------------------------------------
+LINEAR_SCORERS = ("mean", "minmax")  # the scorers every backend implements (naive.LINEAR_SCORERS)
+SELECTOR: Callable | None = None  # a batch-1 selection swapped in by `selector` (benchmarks)
+
+
+@contextmanager
+def selector(fn: Callable) -> Iterator[None]:
+    """Inside the block, CPU decode at batch 1 selects with fn(q, ksum, seq_len, block_size, top_k, sink_blocks,
+    local_blocks, scorer, kmin, kmax) -> idx [1, Hkv, top_k] (the signature of eager.select_blocks_b1; the block
+    holding seq_len-1 last or ascending) instead of its own selection, and attends with eager.sparse_decode_b1."""
+    global SELECTOR
+    saved, SELECTOR = SELECTOR, fn
+    try:
+        yield
+    finally:
+        SELECTOR = saved
+
+
+def update(state: LayerState, k_new: torch.Tensor, start_pos: int) -> None:
+    """Fold k_new [B, Hkv, T, D] (positions start_pos..) into the layer's block summaries."""
+    if state.keys.is_cuda:
+        cuda.engine_update(state, k_new, start_pos)
+    else:
+        eager.update_summaries(state.ksum, state.kmin, state.kmax, k_new, start_pos, state.block_size)
+
+
+def append(state: LayerState, k: torch.Tensor, v: torch.Tensor, pos: int) -> bool:
+    """A decode token's key/value written at pos and folded into the summaries in one call, where a kernel takes
+    it (the C kernel; on CUDA deferred into the next decode launch). False: not taken, the caller writes it."""
+    return (cuda.engine_append if state.keys.is_cuda else cpu.append_token)(state, k, v, pos)
+
+
+def decode(q: torch.Tensor, state: LayerState, seq_len: int, s, scale: float):
+    """One MSA decode step over a layer (s: attention settings, scorer resolved) -> (out [B, Hq, D] in q's dtype,
+    idx int [B, Hkv, top_k])."""
+    if q.is_cuda:
+        if s.scorer in LINEAR_SCORERS:
+            return cuda.engine_decode(q, state, seq_len, s, scale)
+        cuda.engine_flush(state)  # the mass scorers read the summaries: apply what the launch would have folded
+        return _generic_decode(q, state, seq_len, s, scale)
+    return _cpu_decode(q, state, seq_len, s, scale)
+
+
+def _cpu_decode(q, state: LayerState, seq_len: int, s, scale: float):
+    """Batch 1: the fused C kernel when it takes the case; else the PyTorch batch-1 path (the two-stage rerank, or
+    select_blocks_b1 + sparse_decode_b1); else (batches, unusual settings) the generic select + sparse decode."""
+    bs = state.block_size
+    sparse_b1 = q.shape[0] == 1 and -(-seq_len // bs) > s.top_k  # one sequence, more blocks than top_k
+    swapped = SELECTOR is not None
+    plan = None if swapped else cpu.plan_for(q, state, scale, s.top_k, s.sink_blocks, s.local_blocks, s.scorer,
+                                             s.rerank)
+    if plan is not None:
+        return plan(q, seq_len)
+    if not swapped and s.rerank > 1 and sparse_b1:
+        idx = naive.select_rerank(q, state.keys, state.ksum, state.kmin, state.kmax, seq_len, bs, s.top_k,
+                                  s.sink_blocks, s.local_blocks, s.scorer, s.rerank, scale)
+    elif sparse_b1 and s.local_blocks >= 1 and (s.scorer in LINEAR_SCORERS or swapped):
+        idx = (SELECTOR or eager.select_blocks_b1)(q, state.ksum, seq_len, bs, s.top_k, s.sink_blocks,
+                                                    s.local_blocks, s.scorer, state.kmin, state.kmax)
+    else:
+        return _generic_decode(q, state, seq_len, s, scale)
+    return eager.sparse_decode_b1(q, state.keys, state.values, idx, seq_len, bs, scale, kv=state.kv), idx
+
+
+def _generic_decode(q, state: LayerState, seq_len: int, s, scale: float):
+    """Select + sparse decode for any batch and settings: the linear scorers through the device's backend (eager
+    on CPU), the estimated-mass scorers through their reference, row by row."""
+    seq_lens = torch.full((q.shape[0],), seq_len, dtype=torch.int64, device=q.device)
+    ops = eager if not q.is_cuda else SimpleNamespace(select_blocks=select_blocks, sparse_decode=sparse_decode)
+    if s.scorer in LINEAR_SCORERS:
+        idx = ops.select_blocks(q, state.ksum, seq_lens, state.block_size, s.top_k, s.sink_blocks, s.local_blocks,
+                                s.scorer, state.kmin, state.kmax)
+    else:
+        idx = _mass_select(q, state, seq_len, s, scale)
+    return ops.sparse_decode(q, state.keys, state.values, idx, seq_lens, state.block_size, scale), idx
+
+
+def _mass_select(q, state: LayerState, seq_len: int, s, scale: float) -> torch.Tensor:
+    """idx int32 [B, Hkv, top_k] for the estimated-mass scorers (naive.select_blocks_b1), row by row."""
+    bs = state.block_size
+    nb = -(-seq_len // bs)
+    if nb <= s.top_k:  # every block fits: no scoring needed
+        return eager.all_blocks(nb, s.top_k, q.shape[0], state.ksum.shape[1], q.device)
+    rows = []
+    for b in range(q.shape[0]):
+        kmin = None if state.kmin is None else state.kmin[b : b + 1]
+        kmax = None if state.kmax is None else state.kmax[b : b + 1]
+        rows.append(naive.select_blocks_b1(q[b : b + 1], state.ksum[b : b + 1], seq_len, bs, s.top_k, s.sink_blocks,
+                                           s.local_blocks, s.scorer, kmin, kmax, scale=scale))
+    return torch.cat(rows).to(torch.int32)
+
+
+def dense_decode(query, key, value, state: LayerState | None, seq_len: int, scale: float) -> torch.Tensor:
+    """Exact attention of one new token over all seq_len cached ones: query [B,Hq,1,D] -> [B,Hq,1,D].
+    On CPU at batch 1 the fused kernel with every block kept (reads the cache once, in place)."""
+    q = query[:, :, 0]
+    plan = None if state is None or q.is_cuda else cpu.plan_for(
+        q, state, scale, state.capacity // state.block_size, 0, 0, "mean", slot="dense")  # top_k: every block held
+    if plan is not None:
+        return plan(q, seq_len)[0].unsqueeze(2)
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value, scale=scale, enable_gqa=True)
+
+
+from . import cpu, cuda, eager, naive  # noqa: E402  (they import the ops above)
+
+engine_update, engine_decode, engine_append, engine_flush = (cuda.engine_update, cuda.engine_decode, cuda.engine_append,
+                                                             cuda.engine_flush)
+
+
+def _configure_from_settings() -> None:
+    from m3analyst.settings import current
+
+    configure(current().engine.kernels)
+
+
+_configure_from_settings()
