@@ -15,6 +15,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fastapi import FastAPI, Request  # module level: FastAPI resolves the handlers' annotations here
+from fastapi.responses import JSONResponse, StreamingResponse
+
 from m3analyst.serve.protocol import (GenRequest, RequestError, chunk_body, completion_id, parse_json, parse_request,
                                       response_body)
 
@@ -72,9 +75,6 @@ class Generator:
 
 
 def create_app(engine, model_name: str, limits: ServeLimits | None = None, api_key: str | None = None):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
-
     gen = Generator(engine, limits or ServeLimits())
     app = FastAPI(title="m3analyst engine", docs_url=None, redoc_url=None, openapi_url=None)
 
