@@ -126,7 +126,8 @@ class KernelSettings(Section):
 
 
 class EngineSettings(Section):
-    model: str | None = Field("smollm2-135m-instruct", description="registry name, HF model directory or .gguf path; "
+    model: str | None = Field("auto", description="auto (the machine's choice: engine/auto.py), registry name, HF "
+                              "model directory or .gguf path; "
                               "None (written 'none' on the command line, in a file or the environment): no model, "
                               "extractive memos")
     device: str = Field("auto", description="auto, cpu or cuda")

@@ -7,7 +7,12 @@ import os
 import typer
 
 from m3analyst.commands.common import err_console, handle_errors
+from m3analyst.commands.options import with_settings
 from m3analyst.errors import UsageError
+from m3analyst.settings import Settings
+
+SERVE_FLAGS = ("model", "attention", "top_k", "block_size", "device", "dtype", "threads", "decode_threads",
+               "max_new_tokens", "time_budget")
 
 
 def register(app: typer.Typer) -> None:
@@ -15,8 +20,8 @@ def register(app: typer.Typer) -> None:
 
 
 @handle_errors
+@with_settings(*SERVE_FLAGS)
 def serve(
-    model: str | None = typer.Option(None, "--model", help="Registry name, HF directory or .gguf path (loaded once)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default loopback only)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help="Require 'Authorization: Bearer KEY', KEY "
@@ -24,7 +29,8 @@ def serve(
     max_queue: int = typer.Option(16, "--max-queue", help="Requests that may wait behind the running one (more: 503)."),
     max_prompt_tokens: int | None = typer.Option(None, "--max-prompt-tokens", help="Longest prompt accepted "
                                                  "(default: the model's context minus max_tokens)."),
-    attention: str | None = typer.Option(None, "--attention", help="msa (sparse, default) or dense."),
+    *,
+    settings: Settings,
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions (streaming) and /v1/models for the embedded engine."""
     try:
@@ -34,20 +40,15 @@ def serve(
     key = _api_key(api_key_env)
     if not 0 < port < 65536 or max_queue < 0 or (max_prompt_tokens is not None and max_prompt_tokens < 1):
         raise UsageError("--port must be 1-65535, --max-queue >= 0 and --max-prompt-tokens >= 1")
-    if attention not in (None, "msa", "dense"):
-        raise UsageError(f"--attention must be msa or dense, not {attention!r}")
     from m3analyst.engine import load_engine
-    from m3analyst.settings import EngineSettings
 
-    settings = EngineSettings()
-    if model:
-        settings.model = model
-    if attention:
-        settings.attention.backend = attention
-    engine = load_engine(settings)
-    app = create_app(engine, engine.name, ServeLimits(max_queue=max_queue, max_prompt_tokens=max_prompt_tokens), key)
+    engine = load_engine(settings.engine.model_copy(update={"backend": "local"}))
+    name = getattr(getattr(engine, "selection", None), "model", None) or engine.name
+    limits = ServeLimits(max_queue=max_queue, max_prompt_tokens=max_prompt_tokens,
+                         default_max_tokens=settings.engine.max_new_tokens)
+    app = create_app(engine, name, limits, key)
     where = f"http://{host}:{port}/v1"
-    err_console.print(f"serving {engine.name} at {where} (context {engine.context_length:,} tokens"
+    err_console.print(f"serving {engine.name} as {name} at {where} (context {engine.context_length:,} tokens"
                       f"{', API key required' if key else ''}); Ctrl-C stops", highlight=False, markup=False)
     serve_forever(app, host, port)
 

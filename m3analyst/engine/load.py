@@ -29,6 +29,12 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         return load_remote(settings)
     if settings.model is None:
         raise UsageError("no model selected (--model none)")
+    choice = None
+    if settings.model == "auto":
+        from m3analyst.engine.auto import choose
+
+        choice = choose(settings.time_budget, settings.device)
+        settings = settings.model_copy(update={"model": choice.model})
     from m3analyst.kernels import msa as kernels_msa
 
     kernels_msa.configure(settings.kernels)
@@ -67,8 +73,17 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         prefill_model = copy.deepcopy(model).to(plan.prefill)
     name = settings.model if not is_local_path(settings.model) else Path(settings.model).name
     spec = MODELS.get(settings.model)
-    return Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
-                  prefill_model=prefill_model, fused_modules=fused)
+    engine = Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
+                    prefill_model=prefill_model, fused_modules=fused)
+    from m3analyst.engine.progress import engine_meter
+
+    engine.meter = engine_meter()
+    from m3analyst.engine.auto import apply, for_named
+
+    choice = choice or for_named(settings.model, settings.time_budget, device)
+    if choice is not None:
+        apply(engine, choice)
+    return engine
 
 
 def _fuse_cpu_modules(model) -> dict[str, int]:

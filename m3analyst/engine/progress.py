@@ -66,3 +66,45 @@ def rich_reporter() -> Iterator[Reporter]:
                        amount=amount(done, total) if total > 1 else "")
 
         yield report
+
+
+class EngineMeter:
+    """Prefill and decode progress on stderr: 'prefill: 2,048/8,192 tokens, 95 tok/s, ETA 65 s'.
+
+    `begin(label)` starts a phase's clock; `meter(label, done, total)` prints at most one line every `every_s`
+    seconds (1 s on a terminal, rewriting the line; 10 s otherwise) plus the phase's last line. Only phases longer
+    than `min_s` print at all, so short calls stay quiet."""
+
+    def __init__(self, stream=None, every_s: float | None = None, min_s: float = 2.0):
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every_s = every_s if every_s is not None else (1.0 if self.tty else 10.0)
+        self.min_s = min_s
+        self.start: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.on_done = None  # on_done(label, total, seconds) when a phase reaches its total (auto records rates)
+
+    def begin(self, label: str) -> None:
+        self.start[label] = self.last[label] = time.monotonic()
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        start = self.start.setdefault(label, now)
+        elapsed = now - start
+        finished = done >= total
+        if finished and self.on_done is not None:
+            self.on_done(label, total, elapsed)
+        if elapsed < self.min_s or (not finished and now - self.last.get(label, start) < self.every_s):
+            return
+        self.last[label] = now
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(total - done) / rate:,.0f} s" if rate > 0 and not finished else f", {elapsed:,.1f} s"
+        line = f"[m3analyst] {label}: {done:,}/{total:,} tokens, {rate:,.1f} tok/s{eta}"
+        end = "\n" if finished or not self.tty else ""
+        self.stream.write(("\r\033[K" if self.tty else "") + line + end)
+        self.stream.flush()
+
+
+def engine_meter() -> EngineMeter | None:
+    """The meter load_engine gives an engine (None with M3ANALYST_PROGRESS=0)."""
+    return EngineMeter() if enabled() else None

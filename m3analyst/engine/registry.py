@@ -37,6 +37,7 @@ class ModelSpec:
     size_mb: int = field(default=0)  # download size, for the user
     params_m: int = 0  # parameters in millions: `--model auto` prefers the largest model that fits
     gguf_size: int = 0  # bytes of the assembled GGUF (0: not pinned)
+    kv_bytes_per_token: int = 0  # bf16 K and V over all layers (layers x 2 x KV heads x head dim x 2 bytes)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -92,6 +93,7 @@ register_model(
         license="Apache-2.0",
         size_mb=93,
         params_m=135,
+        kv_bytes_per_token=30 * 2 * 3 * 64 * 2,
     )
 )
 
@@ -147,6 +149,7 @@ register_model(
         notes=QWEN_CODER_NOTE.format(size="0.5B", extra="; its general.name says it was made from the AWQ release"),
         size_mb=469,
         params_m=494,
+        kv_bytes_per_token=24 * 2 * 2 * 64 * 2,
     )
 )
 
@@ -189,5 +192,6 @@ register_model(
         notes=QWEN_CODER_NOTE.format(size="1.5B", extra=""),
         size_mb=1066,
         params_m=1544,
+        kv_bytes_per_token=28 * 2 * 2 * 128 * 2,
     )
 )
