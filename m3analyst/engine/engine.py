@@ -28,7 +28,7 @@ from m3analyst.settings import AttentionSettings, EngineSettings
 __all__ = ["Engine", "EngineStats", "GenerationResult", "PrefillSession", "cache_keyword"]
 
 PREFILL_CHUNK = 8192  # tokens per prefill forward (bounds activation memory; one causal SDPA call up to this)
-METER_CHUNK = 1024  # with a progress meter, prompts over twice this prefill in chunks of it (progress between them)
+METER_CHUNK = 512  # with a progress meter, prompts over twice this prefill in chunks of it (progress between them)
 PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the prefill weights
 
 

@@ -9,6 +9,7 @@ import torch
 from m3analyst.engine import attention
 from m3analyst.engine.engine import Engine
 from m3analyst.engine.host import DtypePlan, pick_device, pick_dtype, pick_threads
+from m3analyst.engine.progress import note
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.quant import fit_weights, should_fit
 from m3analyst.engine.registry import MODELS, is_local_path
@@ -50,6 +51,7 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     plan = pick_dtype(settings.dtype, device)
     fit = should_fit(hf_dir, device, plan.decode, plan.prefill, settings.dtype)  # large model, CPU without bf16
     load_dtype = torch.bfloat16 if fit else plan.decode
+    note(f"loading {settings.model} ({'int8 linears, fp32 activations' if fit else str(load_dtype)[6:]}, {device.type})")
     try:
         model, tok = _load_hf(hf_dir, device, load_dtype)
     except ModelError:

@@ -108,3 +108,10 @@ class EngineMeter:
 def engine_meter() -> EngineMeter | None:
     """The meter load_engine gives an engine (None with M3ANALYST_PROGRESS=0)."""
     return EngineMeter() if enabled() else None
+
+
+def note(message: str) -> None:
+    """One progress line on stderr for a step without a count (loading weights, quantizing)."""
+    if enabled():
+        sys.stderr.write(f"[m3analyst] {message}\n")
+        sys.stderr.flush()
