@@ -49,7 +49,7 @@ def server(tiny_engine):
     """The app under uvicorn on 127.0.0.1, an OS-chosen port; yields the /v1 base URL."""
     from m3analyst.serve.app import ServeLimits, create_app
 
-    app = create_app(tiny_engine, "tiny", ServeLimits(max_queue=32, max_prompt_tokens=200, default_max_tokens=8, max_body_bytes=64 << 10), KEY)
+    app = create_app(tiny_engine, "tiny", ServeLimits(max_queue=32, max_prompt_tokens=700, default_max_tokens=8, max_body_bytes=64 << 10), KEY)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     srv = uvicorn.Server(uvicorn.Config(app, log_level="error"))
@@ -111,7 +111,7 @@ def test_malformed_requests_get_400_and_the_server_keeps_serving(server, raw, ne
 
 
 def test_oversize_prompt_and_body(server):
-    status, body = _post(server + "/completions", {"prompt": "word " * 2000, "max_tokens": 4})
+    status, body = _post(server + "/completions", {"prompt": "word " * 3000, "max_tokens": 4})
     assert status == 400 and "prompt too long" in json.loads(body)["error"]["message"]
     status, _ = _post(server + "/completions", None, raw=b'{"prompt": "' + b"a" * (80 << 10) + b'"}')
     assert status == 413
@@ -160,3 +160,25 @@ def test_openai_client_talks_to_serve(server):
     assert "".join(pieces) == reply.choices[0].message.content
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model="tiny", prompt="x " * 3000, max_tokens=5)
+
+
+def test_memo_and_ask_through_the_openai_backend(server, monkeypatch, tmp_path):
+    """The whole memo writer and ask run against the server: the verifier applies, provenance is said absent."""
+    from m3analyst.ingest import load_document
+    from m3analyst.memo import answer_questions, write_memo
+    from m3analyst.settings import Settings
+
+    monkeypatch.setenv("M3_TEST_KEY", KEY)
+    doc_path = tmp_path / "agreement.txt"
+    doc_path.write_text("ACME SUPPLY AGREEMENT\n\nThis Agreement is governed by the laws of the State of Delaware.\n\n"
+                        "Either party may terminate this Agreement on 30 days written notice.\n")
+    s = Settings()
+    s.engine.backend, s.engine.base_url, s.engine.api_key_env = "openai", server, "M3_TEST_KEY"
+    s.engine.max_new_tokens = 6
+    doc = load_document(doc_path)
+    memo = write_memo(doc, "legal", s)
+    assert "block provenance absent" in memo.engine["name"] and memo.mode == "engine"
+    assert memo.grounding["generated_sentences"] >= memo.grounding["verified_sentences"]
+    assert "block provenance absent" in memo.to_markdown()
+    answers = answer_questions(doc, ["Which law governs this agreement?"], s)
+    assert answers and answers[0].text
