@@ -79,7 +79,7 @@ def test_apply_names_the_choice_caps_the_context_and_records(home):
         context_length, meter = 32768, EngineMeter(io.StringIO(), min_s=0.0)
 
     eng = Eng()
-    auto.apply(eng, auto.Choice("qwen2.5-coder-0.5b-instruct", "auto: why", 3000))
+    auto.apply(eng, auto.Choice("qwen2.5-coder-0.5b-instruct", "auto: why", 3000), reserve=1024)
     assert eng.name == "qwen2.5-coder-0.5b-instruct (auto: why)" and eng.context_length == 4024
     eng.meter.begin("prefill")
     eng.meter("prefill", 600, 600)

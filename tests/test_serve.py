@@ -182,3 +182,11 @@ def test_memo_and_ask_through_the_openai_backend(server, monkeypatch, tmp_path):
     assert "block provenance absent" in memo.to_markdown()
     answers = answer_questions(doc, ["Which law governs this agreement?"], s)
     assert answers and answers[0].text
+
+
+def test_serve_command_usage_errors(cli, monkeypatch):
+    monkeypatch.delenv("M3_NO_SUCH_KEY", raising=False)
+    r = cli("serve", "--api-key-env", "M3_NO_SUCH_KEY", "--model", "none")
+    assert r.exit_code == 2 and "M3_NO_SUCH_KEY" in r.stderr and "Traceback" not in r.stderr
+    r = cli("serve", "--port", "0")
+    assert r.exit_code == 2 and "--port" in r.stderr

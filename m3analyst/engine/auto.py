@@ -187,12 +187,16 @@ def record_prefill(name: str, tokens: int, seconds: float) -> None:
     _write_calibration({**entry, "models": models})
 
 
-def apply(engine, choice: Choice, reserve: int = 1024) -> None:
+def apply(engine, choice: Choice, reserve: int | None = None) -> None:
     """Name the choice on the engine (the memo header shows engine.name), cap its context to the prompt the time
-    budget allows plus `reserve` for generation, and record every long prefill's rate for the next choice."""
+    budget allows plus `reserve` for generation (default: the memo's reserve, which prompts leave free), and record
+    every long prefill's rate for the next choice."""
+    from m3analyst.settings import current
+
     engine.name = f"{choice.model} ({choice.reason})"  # the memo header shows the engine's name
     engine.selection = choice
     if choice.prompt_cap is not None:
+        reserve = current().memo.reserve if reserve is None else reserve
         engine.context_length = min(engine.context_length, choice.prompt_cap + reserve)
     if engine.meter is not None:
         engine.meter.on_done = lambda label, total, seconds: (
