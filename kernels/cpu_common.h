@@ -1,4 +1,4 @@
-/* Small helpers shared by the CPU kernels of this folder (msa_cpu.c, attn_amx.c, int8_cpu.c). */
+/* Small helpers shared by the CPU kernels of this folder (msa/cpu.c, attn_amx.c, int8_cpu.c, norm_cpu.c). */
 #ifndef M3_CPU_COMMON_H
 #define M3_CPU_COMMON_H
 #include <stdint.h>

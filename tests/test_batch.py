@@ -149,6 +149,7 @@ def test_key_follows_content_settings_domain_and_formats():
 # --- a real batch ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_batch_real_documents_with_bad_files_then_rerun_does_nothing(cli, corpus, tmp_path):
     bad = _bad_files(tmp_path)
     man = _write_manifest(
@@ -221,6 +222,7 @@ def test_same_content_twice_is_processed_once(corpus, tmp_path):
 # --- crashes and kills -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_worker_crash_fails_only_its_document(corpus, tmp_path):
     """A worker killed mid-document (as by a segfault or the OOM killer) fails that document; a new worker goes on."""
     from m3analyst.batch.local import ProcessBackend
@@ -279,6 +281,7 @@ def _slow_batch(corpus: Path, tmp_path: Path) -> tuple[list[tuple[str, Path]], P
     return docs, out, cmd
 
 
+@pytest.mark.slow
 def test_ctrl_c_finishes_in_flight_document_and_stops(corpus, tmp_path):
     docs, out, cmd = _slow_batch(corpus, tmp_path)
     proc = _start_and_signal(cmd, out, signal.SIGINT)
@@ -289,6 +292,7 @@ def test_ctrl_c_finishes_in_flight_document_and_stops(corpus, tmp_path):
     assert sorted(p.name for p in (out / "memos").iterdir()) == ["adams.md", "mmm.md"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_leaves_no_partial_memo_and_resumes(corpus, tmp_path):
     docs, out, cmd = _slow_batch(corpus, tmp_path)
     _start_and_signal(cmd, out, signal.SIGKILL)  # coordinator and its worker, no chance to clean up

@@ -62,6 +62,7 @@ ITEM_PAGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rel", TEN_KS)
 def test_item_pages_agree_with_the_filings_own_toc(rel):
     """Where a filing has a table of contents, each Item starts on the page whose printed number the TOC gives."""
@@ -222,6 +223,7 @@ def test_json_round_trip_real_10k(cli, tmp_path):
     assert json.loads(out.read_text())["metadata"]["kind"] == "10-K"
 
 
+@pytest.mark.slow
 def test_summary_shows_outline_and_statements(cli):
     r = cli("ingest", CORPUS / "finance/MICROSOFT_2023_10K.pdf")
     assert r.exit_code == 0
@@ -237,6 +239,7 @@ def test_10q_parts_and_items():
     assert d.outline.ok
 
 
+@pytest.mark.slow
 def test_kind_sniffing_on_text_sets():
     trials = _glob("bio/trials_txt", "*.txt")
     assert all(load_document(CORPUS / t).kind == "paper" for t in trials)

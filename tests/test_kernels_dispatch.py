@@ -27,12 +27,12 @@ def _problem(B=2, hkv=2, G=4, D=64, S=300, bs=32, seed=0):
 
 
 def test_cpu_tensors_use_the_torch_backend(monkeypatch):
-    monkeypatch.setattr(msa, "BACKEND", None)
+    monkeypatch.setattr(msa.contract, "BACKEND", None)
     assert msa.backend_for(torch.zeros(1)) == "torch"
     assert msa.backend_for(torch.zeros(1), backend="triton") == "triton"
     from m3analyst.settings import KernelSettings
 
-    monkeypatch.setattr(msa, "BACKEND", msa.BACKEND)  # restored after the test
+    monkeypatch.setattr(msa.contract, "BACKEND", msa.contract.BACKEND)  # restored after the test
     msa.configure(KernelSettings(msa_backend="triton"))  # the setting engine.kernels.msa_backend
     assert msa.backend_for(torch.zeros(1)) == "triton"
     with pytest.raises(ValueError, match="unknown MSA backend"):
@@ -40,7 +40,7 @@ def test_cpu_tensors_use_the_torch_backend(monkeypatch):
 
 
 def test_cpu_dispatch_matches_reference_without_importing_kernels(monkeypatch):
-    monkeypatch.setattr(msa, "BACKEND", None)
+    monkeypatch.setattr(msa.contract, "BACKEND", None)
     triton_kernels_loaded = "m3analyst.kernels.msa.triton_decode" in sys.modules
     q, k, v, ksum = _problem()
     seq_lens = torch.tensor([300, 101])

@@ -3,7 +3,7 @@ package `kernels` (which transformers imports) must win `import kernels` from th
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +21,9 @@ def _run_from_root(code: str) -> str:
 
 
 def test_import_kernels_from_root_is_not_the_repository():
-    if importlib.util.find_spec("kernels") is None or not (ROOT / "kernels").is_dir():
+    try:
+        importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:
         pytest.skip("the Hugging Face `kernels` package is not installed here, so nothing can be shadowed")
     where = _run_from_root("import sys, kernels; print(kernels.__file__ or list(kernels.__path__)[0])")
     assert not Path(where).resolve().is_relative_to(ROOT), f"`import kernels` from the root resolved to {where}"
@@ -29,7 +31,8 @@ def test_import_kernels_from_root_is_not_the_repository():
 
 def test_the_project_kernels_import_as_m3analyst_kernels():
     where = _run_from_root("import m3analyst.kernels.msa as m; print(m.__file__)")
-    assert Path(where).name == "msa.py" and Path(where).parent.name == "kernels"
+    assert Path(where).name == "__init__.py" and Path(where).parent.name == "msa"  # the op folder kernels/msa/
+    assert Path(where).parent.parent.name == "kernels"
 
 
 def test_python_dash_m_m3analyst_runs_from_root():

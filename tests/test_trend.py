@@ -91,6 +91,7 @@ def filings(corpus):
     return lambda name: _load(corpus / "finance" / name)
 
 
+@pytest.mark.slow
 def test_filing_trend_and_derived_metric_answers(filings, no_model):
     msft = filings("MICROSOFT_2023_10K.pdf")
     debt = answer_question(msft, "Has Microsoft increased its debt on balance sheet between FY2023 and the FY2022 period?", no_model)
@@ -106,6 +107,7 @@ def test_filing_trend_and_derived_metric_answers(filings, no_model):
     assert _lead(wc) == "Yes" and "$2,278M" in wc.text and wc.citations == [60]
 
 
+@pytest.mark.slow
 def test_filing_span_and_finer_line_item(filings, no_model):
     bby = filings("BESTBUY_2024Q2_10Q.pdf")
     six = answer_question(bby, "What was Best Buy's revenue for the six months ended July 29, 2023 (USD millions)?", no_model)

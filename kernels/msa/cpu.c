@@ -3,7 +3,7 @@
  *
  * Plain C (no PyTorch headers) so that it compiles in about a second; loaded through ctypes by
  * kernels/msa_cpu.py, which also documents the contract. The semantics are those of the plain-PyTorch
- * reference in kernels/msa_naive.py (select_blocks + sparse_decode), tested against it:
+ * reference in kernels/msa/naive.py (select_blocks + sparse_decode), tested against it:
  *   - per KV head h, the G query heads of its group score every block j (block_scores: the group-summed
  *     Quest bound  sum_g sum_d max(q_gd * kmin_jd, q_gd * kmax_jd), the mean key, or an estimated
  *     attention mass: per-head softmax over blocks of such logits, summed over the group);
@@ -569,7 +569,7 @@ typedef struct {
 
 /* A decode step's new token: k_new / v_new (D values per KV head, head h at + h * head stride, the cache's
  * dtype) written at position pos, and folded into its block's summaries (a block's first token starts them
- * afresh; later ones add / take min and max) -- what MSALayer.update + update_summaries do in ~15 PyTorch
+ * afresh; later ones add / take min and max) -- what the cache layer's write + update_summaries do in ~15 PyTorch
  * ops. Returns 0, or -1 when pos is outside the cache. */
 int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, const void *v_new,
                 int64_t v_head_stride, int64_t pos) {

@@ -116,7 +116,7 @@ class LayerPlan:
 
 def plan_for(q, layer, scale: float, top_k: int, sink_blocks: int, local_blocks: int, scorer: str, rerank: int = 0,
              slot: str = "msa") -> LayerPlan | None:
-    """The cached LayerPlan of an MSALayer (one per slot, e.g. "msa" and "dense"), rebuilt when the cache
+    """The cached LayerPlan of a LayerState (one per slot, e.g. "msa" and "dense"), rebuilt when the cache
     moved or the arguments changed; None when the kernel does not take this case."""
     key = _plan_key(q, layer.keys, layer.ksum, layer.block_size, top_k, sink_blocks, local_blocks, scorer, scale, 0.5,
                     rerank)
@@ -150,7 +150,7 @@ def _cache_key(layer) -> tuple:
 
 
 def _append_args(layer) -> _Cache | None:
-    """The msa_cache struct of an MSALayer (cached in layer.extra, rebuilt when the cache moved), or None when the
+    """The msa_cache struct of a LayerState (cached in layer.extra, rebuilt when the cache moved), or None when the
     kernel does not take this cache (not CPU, batch > 1, dtype, layout)."""
     key = _cache_key(layer)
     hit = layer.extra.get(("msa_cpu", "append"))
@@ -170,8 +170,8 @@ def _append_args(layer) -> _Cache | None:
 
 
 def append_token(layer, k_new: torch.Tensor, v_new: torch.Tensor, pos: int) -> bool:
-    """Write one decode step's key/value ([1, Hkv, 1, D], the cache's dtype) at `pos` of an MSALayer and fold the
-    key into its block summaries in one C call (reference: MSALayer.update's PyTorch path + update_summaries).
+    """Write one decode step's key/value ([1, Hkv, 1, D], the cache's dtype) at `pos` of a LayerState and fold the
+    key into its block summaries in one C call (reference: the cache layer's PyTorch write + eager.update_summaries).
     False (nothing written) when the kernel does not take this case; the caller then runs the PyTorch path."""
     args = _append_args(layer)
     if (args is None or k_new.dtype != layer.keys.dtype or v_new.dtype != layer.keys.dtype

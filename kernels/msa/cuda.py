@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _load, backend_for, select_blocks, sparse_decode, update_summaries
+from .contract import _load, backend_for, select_blocks, sparse_decode, update_summaries
 from .state import LayerState
 
 MEAN_DTYPE = torch.bfloat16  # low-precision block means kept in layer.extra["kmean"] for the fast select

@@ -196,7 +196,7 @@ def sparse_decode_b1(q, k_cache, v_cache, idx, seq_len: int, block_size, scale, 
     """out [1, Hq, D] for one sequence; idx [1, Hkv, K], every slot valid, the block holding seq_len-1 in
     the LAST slot (ascending ids, or select_blocks_b1's order).
 
-    k_cache/v_cache [1, Hkv, S_cap, D] with S_cap a multiple of block_size (the engine's MSALayer buffers);
+    k_cache/v_cache [1, Hkv, S_cap, D] with S_cap a multiple of block_size (the engine's cache buffers, kernels/msa/state.py);
     kv: optional [2, 1, Hkv, S_cap, D] buffer whose [0] and [1] are k_cache and v_cache (one gather then).
     The selected blocks are gathered, the unwritten tail of the last one cut off, and the group's query
     heads attend as G query rows of their KV head (one SDPA call, no mask needed).

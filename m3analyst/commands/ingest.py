@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -31,7 +32,8 @@ def ingest(
     doc = load_document(file)
     try:
         if json_out:
-            emit(doc.to_json(indent=1), out)
+            emit(json.dumps(doc.to_dict() | {"settings": settings.model_dump(mode="json")}, indent=1,
+                            ensure_ascii=False, default=str), out)
         elif out is not None:
             emit(render_summary(doc, as_text=True), out)
         else:

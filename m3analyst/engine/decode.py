@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,10 +21,6 @@ import torch
 from m3analyst.engine import attention
 from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.host import DecodeThreadGuard, pick_threads
-
-if TYPE_CHECKING:
-    from m3analyst.engine.engine import Engine
-
 
 @dataclass
 class EngineStats:
@@ -125,7 +121,7 @@ class _Clock:
 class DecodeRun:
     """Prefill new_ids (after prefix_len cached tokens), then decode token by token; restores the cache after."""
 
-    def __init__(self, engine: "Engine", cache: MSACache, prefix_len: int, new_ids: list[int], params: GenParams,
+    def __init__(self, engine, cache: MSACache, prefix_len: int, new_ids: list[int], params: GenParams,
                  first_logits: torch.Tensor | None = None):
         self.eng, self.cache, self.prefix_len, self.new_ids, self.p = engine, cache, prefix_len, new_ids, params
         self.first_logits = first_logits

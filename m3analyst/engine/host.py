@@ -11,15 +11,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from m3analyst.errors import UsageError
-
-if TYPE_CHECKING:
-    from m3analyst.engine.engine import Engine
-
 
 def _cpu_has_bf16() -> bool:
     from m3analyst.kernels.cbuild import cpu_flags
@@ -93,7 +88,7 @@ class DecodeThreadGuard:
 
     STALL, STALL_MIN_S, RECHECK_STEPS = 4.0, 0.05, 32
 
-    def __init__(self, engine: "Engine", cores: int | None = None):
+    def __init__(self, engine, cores: int | None = None):
         self.engine, self.cores = engine, cores or os.cpu_count() or 1
         self.auto = not engine.settings.decode_threads
         self.fastest, self.steps = math.inf, 0

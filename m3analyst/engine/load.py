@@ -77,11 +77,10 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     spec = MODELS.get(settings.model)
     engine = Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
                     prefill_model=prefill_model, fused_modules=fused)
+    from m3analyst.engine.auto import apply, for_named
     from m3analyst.engine.progress import engine_meter
 
     engine.meter = engine_meter()
-    from m3analyst.engine.auto import apply, for_named
-
     choice = choice or for_named(settings.model, settings.time_budget, device)
     if choice is not None:
         apply(engine, choice)

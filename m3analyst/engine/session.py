@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -10,14 +9,10 @@ from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun
 from m3analyst.errors import UsageError
 
-if TYPE_CHECKING:
-    from m3analyst.engine.engine import Engine
-
-
 class PrefillSession:
     """A prefix whose KV cache is computed once and reused by every generate/score call."""
 
-    def __init__(self, engine: "Engine", prompt_text: str, ids: list[int], offsets, cache: MSACache,
+    def __init__(self, engine, prompt_text: str, ids: list[int], offsets, cache: MSACache,
                  last_logits: torch.Tensor, prefill_s: float):
         self.engine, self.prompt_text = engine, prompt_text
         self.prefix_ids, self.prefix_offsets = ids, offsets
