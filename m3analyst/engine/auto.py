@@ -30,7 +30,8 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 MIN_PROMPT_TOKENS = 2048
 PREFILL_SHARE = 0.6  # of the time budget; the rest goes to decoding the headings and scoring passages
 GPU_HEADROOM = 0.9
-FLOP_OVERHEAD = 2.0  # measured prefill FLOPs per token / (2 x parameters): attention, norms, int8 dequantization
+FLOP_OVERHEAD = 1.0  # prefill time per token / (2 x parameters / GEMM speed): measured 0.5-0.7 on this AVX2 VM at
+# load 14-18 (135M fp32: 43 tok/s, 0.5B int8: 17.6 tok/s, GEMM 8 GFLOP/s; RESULTS.md, issue 20); 1.0 errs on the safe side
 RECORD_MIN_TOKENS = 512
 CAL_FILE = "calibration.json"
 
