@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 from m3analyst.engine import quant
 from m3analyst.kernels import int8_f32
+
+TOKENIZER_FROM = Path.home() / ".cache" / "m3analyst" / "models" / "smollm2-135m-instruct" / "hf"
 
 
 def _tiny_qwen2(dtype=torch.float32):
@@ -75,3 +80,33 @@ def test_should_fit_only_large_models_on_cpus_without_bf16(tmp_path, monkeypatch
     assert quant.should_fit(tmp_path, cpu, torch.float32, None)
     assert not quant.should_fit(tmp_path, cpu, torch.bfloat16, torch.bfloat16)  # a bf16 CPU keeps its plan
     assert not quant.should_fit(tmp_path, cpu, torch.float32, None, "float32")  # an explicit dtype wins
+
+
+def test_fitted_model_is_cached_verified_and_equal(tmp_path, monkeypatch):
+    from m3analyst.engine import fitcache, pull
+    from m3analyst.engine.load import _load_hf
+
+    monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path / "home"))
+    hf = tmp_path / "m" / "hf"
+    tmp = tmp_path / "m" / "hf.tmp"
+    _tiny_qwen2(torch.bfloat16).save_pretrained(tmp)
+    if not (TOKENIZER_FROM / "tokenizer.json").is_file():
+        pytest.skip("no tokenizer to borrow (pull smollm2-135m-instruct once)")
+    shutil.copy(TOKENIZER_FROM / "tokenizer.json", tmp / "tokenizer.json")
+    pull.finish_conversion(tmp, hf, tmp_path / "m.gguf", "abc")
+    impl = "sdpa"
+    calls = []
+    real_fit = fitcache.fit_weights
+    monkeypatch.setattr(fitcache, "fit_weights", lambda m: calls.append(1) or real_fit(m))
+    first, _ = fitcache.load_fitted(hf, _load_hf, impl)
+    ids = torch.randint(0, 300, (1, 9))
+    want = first(ids).logits
+    again, _ = fitcache.load_fitted(hf, _load_hf, impl)  # from the cache: skeleton on meta + saved tensors
+    assert (fitcache.cache_dir(hf) / fitcache.WEIGHTS).is_file() and len(calls) == 2
+    torch.testing.assert_close(again(ids).logits, want)
+    weights = fitcache.cache_dir(hf) / fitcache.WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-100:] = bytes(b ^ 0xFF for b in data[-100:])
+    weights.write_bytes(bytes(data))  # same size, other bytes: rebuilt from the conversion
+    rebuilt, _ = fitcache.load_fitted(hf, _load_hf, impl)
+    torch.testing.assert_close(rebuilt(ids).logits, want)

@@ -11,7 +11,7 @@ from m3analyst.engine.engine import Engine
 from m3analyst.engine.host import DtypePlan, pick_device, pick_dtype, pick_threads
 from m3analyst.engine.progress import note
 from m3analyst.engine.pull import Reporter, ensure_model
-from m3analyst.engine.quant import fit_weights, should_fit
+from m3analyst.engine.quant import should_fit
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ModelError, UsageError
 from m3analyst.settings import EngineSettings, current
@@ -53,16 +53,16 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     load_dtype = torch.bfloat16 if fit else plan.decode
     note(f"loading {settings.model} ({'int8 linears, fp32 activations' if fit else str(load_dtype)[6:]}, {device.type})")
     try:
-        model, tok = _load_hf(hf_dir, device, load_dtype)
+        model, tok = _load_fitted(hf_dir) if fit else _load_hf(hf_dir, device, load_dtype)
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt converted cache: rebuild once
         if is_local_path(settings.model) and not str(settings.model).endswith(".gguf"):
             raise ModelError(f"{hf_dir}: cannot load model: {type(e).__name__}: {e}") from e
         hf_dir = ensure_model(settings.model, progress=progress, rebuild=True)
-        model, tok = _load_hf(hf_dir, device, load_dtype)
+        model, tok = _load_fitted(hf_dir) if fit else _load_hf(hf_dir, device, load_dtype)
     if fit:  # int8 linears, fp32 activations, bf16 embedding table: no fp32 copy of the model
-        model, plan = fit_weights(model), DtypePlan(torch.float32)
+        plan = DtypePlan(torch.float32)
     fused = _fuse_cpu_modules(model)
     prefill_model = None
     if plan.decode_int8:
@@ -95,6 +95,13 @@ def _fuse_cpu_modules(model) -> dict[str, int]:
     from m3analyst.engine.fuse import fuse_modules
 
     return fuse_modules(model)
+
+
+def _load_fitted(hf_dir: Path):
+    """A large model for a CPU without bf16, int8 (engine/fitcache.py: quantized once, then loaded as saved)."""
+    from m3analyst.engine.fitcache import load_fitted
+
+    return load_fitted(hf_dir, _load_hf, attention.register())
 
 
 def _load_hf(hf_dir: Path, device: torch.device, dtype: torch.dtype):
