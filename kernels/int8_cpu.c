@@ -123,6 +123,18 @@ int int8_gemv_f32(const float *x, const int8_t *w, const float *scale, const flo
     return 0;
 }
 
+/* out[n - n0, k] = scale[n] * w[n, k] for rows [n0, n1): fp32 weights for a many-row forward (prefill) of a model
+ * kept int8 on a CPU without bf16, one row tile at a time. */
+void int8_dequant_f32(const int8_t *w, const float *scale, int64_t n0, int64_t n1, int64_t K, float *out) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = n0; n < n1; n++) {
+        const int8_t *row = w + n * K;
+        float *dst = out + (n - n0) * K;
+        const float s = scale[n];
+        for (int64_t k = 0; k < K; k++) dst[k] = s * (float)row[k];
+    }
+}
+
 /* Which loops this build compiled, for `engine info`. */
 const char *m3_simd(void) {
 #if defined(M3_DOT4) && defined(__AVX512F__)

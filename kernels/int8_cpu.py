@@ -26,6 +26,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     for name in ("int8_gemv_bf16", "int8_gemv_f32"):
         getattr(lib, name).argtypes = [p, p, p, p, i64, i64, p]
         getattr(lib, name).restype = ctypes.c_int
+    lib.int8_dequant_f32.argtypes = [p, p, i64, i64, i64, p]
+    lib.int8_dequant_f32.restype = None
 
 
 _ENTRY = {torch.bfloat16: "int8_gemv_bf16", torch.float32: "int8_gemv_f32"}
@@ -72,4 +74,17 @@ def gemv_bound(x: torch.Tensor, bound: tuple) -> torch.Tensor:
 def gemv(x: torch.Tensor, weight_q: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x (K values) -> y [N] = (x @ weight_q.T) * scales (+ bias), in the scales' dtype. Call when supports(...)."""
     b = None if bias is None else bias.contiguous()  # held here: the bound call keeps only its address
-    return gemv_bound(x.reshape(-1), bind(weight_q, scales, b))
+    return gemv_bound(x if x.dim() else x.reshape(1), bind(weight_q, scales, b))
+
+
+def dequantize(weight_q: torch.Tensor, scales: torch.Tensor, n0: int = 0, n1: int | None = None) -> torch.Tensor:
+    """Rows [n0, n1) of weight_q * scales[:, None] as fp32 (fp32 scales; PyTorch ops without the kernel)."""
+    N, K = weight_q.shape
+    n1 = N if n1 is None else n1
+    usable = (library() is not None and weight_q.device.type == "cpu" and weight_q.is_contiguous()
+              and scales.dtype == torch.float32 and scales.is_contiguous())
+    if not usable:
+        return weight_q[n0:n1].float() * scales[n0:n1, None].float()
+    out = torch.empty(n1 - n0, K, dtype=torch.float32)
+    library().int8_dequant_f32(weight_q.data_ptr(), scales.data_ptr(), n0, n1, K, out.data_ptr())
+    return out

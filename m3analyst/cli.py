@@ -12,6 +12,7 @@ from m3analyst.commands import eval as eval_cmds
 from m3analyst.commands import ingest as ingest_cmds
 from m3analyst.commands import models as models_cmds
 from m3analyst.commands import memo as memo_cmds
+from m3analyst.commands import serve as serve_cmds
 
 app = typer.Typer(
     name="m3analyst",
@@ -38,7 +39,7 @@ def _root(
 
 
 # Registry of command modules: each exposes register(app).
-for _module in (ingest_cmds, batch_cmds, eval_cmds, memo_cmds, engine_cmds, models_cmds):
+for _module in (ingest_cmds, batch_cmds, eval_cmds, memo_cmds, engine_cmds, models_cmds, serve_cmds):
     _module.register(app)
 
 

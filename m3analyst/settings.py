@@ -130,7 +130,8 @@ class KernelSettings(Section):
 
 
 class EngineSettings(Section):
-    model: str | None = Field("smollm2-135m-instruct", description="registry name, HF model directory or .gguf path; "
+    model: str | None = Field("auto", description="auto (the machine's choice: engine/auto.py), registry name, HF "
+                              "model directory or .gguf path; "
                               "None (written 'none' on the command line, in a file or the environment): no model, "
                               "extractive memos")
     device: str = Field("auto", description="auto, cpu or cuda")
@@ -142,6 +143,13 @@ class EngineSettings(Section):
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
     seed: int = Field(0, description="sampling seed")
     attention: AttentionSettings = Field(default_factory=AttentionSettings)
+    backend: Literal["local", "openai"] = Field("local", description="local: the embedded engine; openai: an "
+                                                "OpenAI-compatible server at base_url (no block provenance)")
+    base_url: str | None = Field(None, description="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, description="openai backend: environment variable holding the API key")
+    remote_model: str | None = Field(None, description="openai backend: model name (default: the server's first)")
+    time_budget: float = Field(120.0, gt=0, description="model auto on CPU: seconds the prompt's prefill may take "
+                               "(picks the model and caps the prompt; from a per-machine calibration)")
     kernels: KernelSettings = Field(default_factory=KernelSettings)
 
     @field_validator("model", mode="before")

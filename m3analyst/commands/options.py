@@ -34,7 +34,8 @@ class Flag:
 
 FLAGS: dict[str, Flag] = {
     "model": Flag(("--model",), ("engine.model",), str,
-                  "Registry name, HF model directory or .gguf path; 'none' = no model (extractive memos)."),
+                  "auto (default: the machine's choice), registry name, HF model directory or .gguf path; 'none' = no "
+                  "model (extractive memos)."),
     "attention": Flag(("--attention",), ("engine.attention.backend",), str),
     "top_k": Flag(("--top-k",), ("engine.attention.top_k",), int),
     "block_size": Flag(("--block-size",), ("engine.attention.block_size",), int),
@@ -50,10 +51,16 @@ FLAGS: dict[str, Flag] = {
     "temperature": Flag(("--temperature",), ("engine.temperature",), float),
     "seed": Flag(("--seed",), ("engine.seed",), int),
     "budget": Flag(("--budget",), ("memo.budget",), int),
+    "time_budget": Flag(("--time-budget",), ("engine.time_budget",), float),
+    "backend": Flag(("--backend",), ("engine.backend",), str),
+    "base_url": Flag(("--base-url",), ("engine.base_url",), str),
+    "api_key_env": Flag(("--api-key-env",), ("engine.api_key_env",), str),
+    "remote_model": Flag(("--remote-model",), ("engine.remote_model",), str),
 }
 
 ENGINE_FLAGS = ("model", "attention", "top_k", "block_size", "scorer", "device", "dtype", "threads",
-                "decode_threads", "max_new_tokens", "temperature", "seed")
+                "decode_threads", "max_new_tokens", "temperature", "seed", "time_budget", "backend", "base_url",
+                "api_key_env", "remote_model")
 MEMO_FLAGS = tuple(n for n in ENGINE_FLAGS if n != "max_new_tokens") + ("heading_tokens", "budget")
 SET_HELP = ("Any setting as SECTION.FIELD=VALUE (repeatable), e.g. engine.attention.top_k=64, memo.budget=2048; "
             "over flags, environment (M3ANALYST_SECTION__FIELD) and config files.")

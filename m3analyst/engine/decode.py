@@ -193,6 +193,10 @@ class DecodeRun:
         t = time.perf_counter()
         logits = self.eng._forward([tok], self.cache, ctx)[-1]
         guard.step_done(time.perf_counter() - t)
+        if self.eng.meter is not None:
+            if len(self.out_ids) == 1:
+                self.eng.meter.begin("decode")
+            self.eng.meter("decode", len(self.out_ids), self.p.max_new_tokens)
         return logits
 
     def _stats(self, ctx: attention.RunContext, n_prompt: int, n_new: int, prefill_s: float, decode_s: float) -> EngineStats:

@@ -28,6 +28,7 @@ from m3analyst.settings import AttentionSettings, EngineSettings
 __all__ = ["Engine", "EngineStats", "GenerationResult", "PrefillSession", "cache_keyword"]
 
 PREFILL_CHUNK = 8192  # tokens per prefill forward (bounds activation memory; one causal SDPA call up to this)
+METER_CHUNK = 512  # with a progress meter, prompts over twice this prefill in chunks of it (progress between them)
 PREFILL_MODEL_MIN_TOKENS = 32  # forwards of at least this many tokens use the prefill weights
 
 
@@ -59,6 +60,7 @@ class Engine:
         self.dtype = next(model.parameters()).dtype
         self.last_result: GenerationResult | None = None
         self.fused_modules = fused_modules or {}  # modules swapped onto fused CPU kernels (load_engine)
+        self.meter = None  # progress.EngineMeter: prefill / decode progress on stderr (set by load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = {tokenizer.eos_token_id} | set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -154,8 +156,13 @@ class Engine:
     def _prefill_ids(self, ids: list[int], cache: MSACache, ctx: attention.RunContext) -> torch.Tensor:
         self._prefill_threads = pick_threads(self.settings.threads)
         logits = None
-        for i in range(0, len(ids), PREFILL_CHUNK):
-            logits = self._forward(ids[i : i + PREFILL_CHUNK], cache, ctx)
+        step = PREFILL_CHUNK if self.meter is None or len(ids) <= 2 * METER_CHUNK else METER_CHUNK
+        if self.meter is not None:
+            self.meter.begin("prefill")
+        for i in range(0, len(ids), step):
+            logits = self._forward(ids[i : i + step], cache, ctx)
+            if self.meter is not None:
+                self.meter("prefill", min(i + step, len(ids)), len(ids))
         return logits[-1]
 
     def _check_length(self, n: int) -> None:

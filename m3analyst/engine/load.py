@@ -8,8 +8,10 @@ import torch
 
 from m3analyst.engine import attention
 from m3analyst.engine.engine import Engine
-from m3analyst.engine.host import pick_device, pick_dtype, pick_threads
+from m3analyst.engine.host import DtypePlan, pick_device, pick_dtype, pick_threads
+from m3analyst.engine.progress import note
 from m3analyst.engine.pull import Reporter, ensure_model
+from m3analyst.engine.quant import should_fit
 from m3analyst.engine.registry import MODELS, is_local_path
 from m3analyst.errors import ModelError, UsageError
 from m3analyst.settings import EngineSettings, current
@@ -22,8 +24,18 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
     on stderr (silent when stderr is not a terminal).
     """
     settings = settings or current().engine
+    if settings.backend == "openai":
+        from m3analyst.engine.remote import load_remote
+
+        return load_remote(settings)
     if settings.model is None:
         raise UsageError("no model selected (--model none)")
+    choice = None
+    if settings.model == "auto":
+        from m3analyst.engine.auto import choose
+
+        choice = choose(settings.time_budget, settings.device)
+        settings = settings.model_copy(update={"model": choice.model})
     from m3analyst.kernels import msa as kernels_msa
 
     kernels_msa.configure(settings.kernels)
@@ -37,15 +49,20 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         hf_dir = ensure_model(settings.model, progress=progress)
     device = pick_device(settings.device)
     plan = pick_dtype(settings.dtype, device)
+    fit = should_fit(hf_dir, device, plan.decode, plan.prefill, settings.dtype)  # large model, CPU without bf16
+    load_dtype = torch.bfloat16 if fit else plan.decode
+    note(f"loading {settings.model} ({'int8 linears, fp32 activations' if fit else str(load_dtype)[6:]}, {device.type})")
     try:
-        model, tok = _load_hf(hf_dir, device, plan.decode)
+        model, tok = _load_fitted(hf_dir) if fit else _load_hf(hf_dir, device, load_dtype)
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt converted cache: rebuild once
         if is_local_path(settings.model) and not str(settings.model).endswith(".gguf"):
             raise ModelError(f"{hf_dir}: cannot load model: {type(e).__name__}: {e}") from e
         hf_dir = ensure_model(settings.model, progress=progress, rebuild=True)
-        model, tok = _load_hf(hf_dir, device, plan.decode)
+        model, tok = _load_fitted(hf_dir) if fit else _load_hf(hf_dir, device, load_dtype)
+    if fit:  # int8 linears, fp32 activations, bf16 embedding table: no fp32 copy of the model
+        plan = DtypePlan(torch.float32)
     fused = _fuse_cpu_modules(model)
     prefill_model = None
     if plan.decode_int8:
@@ -58,8 +75,16 @@ def load_engine(settings: EngineSettings | None = None, progress: Reporter | Non
         prefill_model = copy.deepcopy(model).to(plan.prefill)
     name = settings.model if not is_local_path(settings.model) else Path(settings.model).name
     spec = MODELS.get(settings.model)
-    return Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
-                  prefill_model=prefill_model, fused_modules=fused)
+    engine = Engine(model, tok, settings, name=name, path=hf_dir, context_length=spec.context_length if spec else None,
+                    prefill_model=prefill_model, fused_modules=fused)
+    from m3analyst.engine.auto import apply, for_named
+    from m3analyst.engine.progress import engine_meter
+
+    engine.meter = engine_meter()
+    choice = choice or for_named(settings.model, settings.time_budget, device)
+    if choice is not None:
+        apply(engine, choice)
+    return engine
 
 
 def _fuse_cpu_modules(model) -> dict[str, int]:
@@ -70,6 +95,13 @@ def _fuse_cpu_modules(model) -> dict[str, int]:
     from m3analyst.engine.fuse import fuse_modules
 
     return fuse_modules(model)
+
+
+def _load_fitted(hf_dir: Path):
+    """A large model for a CPU without bf16, int8 (engine/fitcache.py: quantized once, then loaded as saved)."""
+    from m3analyst.engine.fitcache import load_fitted
+
+    return load_fitted(hf_dir, _load_hf, attention.register())
 
 
 def _load_hf(hf_dir: Path, device: torch.device, dtype: torch.dtype):

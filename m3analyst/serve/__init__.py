@@ -1,0 +1,1 @@
+"""`m3analyst serve`: the embedded engine behind an OpenAI-compatible HTTP API (optional extra `[serve]`)."""
