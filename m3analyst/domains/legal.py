@@ -9,9 +9,11 @@ clause's sentence that states it); the fact's source text is the whole clause.
 from __future__ import annotations
 
 import re
+from string import capwords
 
 from m3analyst.domains.dates import DATE, DURATION_TEXT, add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.legal_clauses import ClauseIndex, has_rules, is_instruction
 from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
@@ -19,9 +21,11 @@ from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.metadata import contract_name
 from m3analyst.ingest.model import Document
 
+# "the laws of the State of New York", "LAWS OF THE PEOPLE'S REPUBLIC OF CHINA": the words around the name in any case,
+# the name itself capitalised
 _LAW = re.compile(
-    r"laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
-    r"([A-Z][A-Za-z.]+(?:\s+[A-Z][A-Za-z.]+){0,3})"
+    r"(?i:laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?)((?i:State|Commonwealth|Province|Republic|Kingdom|People['’]s\s+Republic)"
+    r"\s+(?i:of)\s+)?([A-Z][A-Za-z.]+(?:\s+(?:[A-Z][A-Za-z.]+|(?i:and\s+wales))){0,3})"
 )
 _DURATION = re.compile(
     r"\b((?:[a-z]+(?:-[a-z]+)?\s+)?\(\d+\)\s+(?:calendar\s+|business\s+)?(?:years?|months?|days?)"
@@ -44,18 +48,20 @@ def _is_clause(span: Span, min_words: int = 8) -> bool:
     return span.words >= min_words and not toc
 
 
-def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span | None:
+def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0,
+                squashed: list[str] | None = None) -> Span | None:
     """The clause paragraph matching the most distinct patterns of `fs` (earliest on ties); none matching its
-    `avoid` patterns."""
+    `avoid` patterns, and none holding an instruction to the reader (text injected into the contract)."""
     rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
     if not rxs:
         return None
     avoid = compile_any(fs.avoid)
+    texts = squashed if squashed is not None else [squash(p.text) for p in paras]
     best, best_score = None, 0
-    for p in paras[exclude_first:]:
-        if not _is_clause(p) or (avoid is not None and avoid.search(squash(p.text))):
+    for p, text in list(zip(paras, texts))[exclude_first:]:
+        if (avoid is not None and avoid.search(text)) or not _is_clause(p) or is_instruction(text):
             continue
-        s = _score(p, rxs)
+        s = sum(1 for rx in rxs if rx.search(text))
         if s > best_score:
             best, best_score = p, s
     return best
@@ -115,15 +121,32 @@ def document_name(doc: Document) -> Span | None:
     return Span(where[0], where[1], doc.page_at(where[0]), doc.text[where[0] : where[1]]) if where else None
 
 
-def _read_value(fs: FactSpec, span: Span, stating: Span) -> str:
-    """What the fact states: the law / date / duration its spec asks for, else (and for text facts) the
-    clause's sentence that states it (`_stating_sentence`), not the whole paragraph."""
-    t = squash(span.text)
-    reader = {"law": lambda: (m := _LAW.search(t)) and m.group(2).strip(),
-              "date": lambda: (m := DATE.search(t)) and m.group(0),
-              "duration": lambda: (m := _DURATION.search(t)) and m.group(0)}.get(fs.value)
-    value = reader() if reader else None
-    return value or squash(stating.text)
+def _read_value(fs: FactSpec, span: Span, stating: Span, wider: Span | None = None) -> str:
+    """What the fact states: the law / date / duration its spec asks for (read in `span`, else in `wider`),
+    else (and for text facts) the clause's sentence that states it, not the whole paragraph."""
+    for where in (span, wider):
+        value = read_short(fs.value, squash(where.text)) if where is not None else None
+        if value:
+            return value
+    return squash(stating.text)
+
+
+def read_short(kind: str, text: str) -> str | None:
+    """A law / date / duration read out of clause text (None when the text states none, or for other kinds)."""
+    if kind == "law":
+        m = _LAW.search(text)
+        if not m:
+            return None
+        prefix = m.group(1) or ""
+        name = (prefix if re.search(r"(?i)republic|kingdom", prefix) else "") + m.group(2).strip(" .")
+        return capwords(name) if name.isupper() else name
+    if kind == "date":
+        m = DATE.search(text)
+        return m and m.group(0)
+    if kind == "duration":
+        m = _DURATION.search(text)
+        return m and m.group(0)
+    return None
 
 
 def _stating_sentence(span: Span, fs: FactSpec) -> Span:
@@ -154,6 +177,8 @@ def _fact(fs: FactSpec, span: Span, value: str, doc: Document, stating: Span | N
 def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
     paras = paragraphs(doc, min_chars=30)
     out: list[Fact] = []
+    index: ClauseIndex | None = None
+    squashed: list[str] | None = None
     for fs in spec.facts:
         if fs.value == "parties":
             names, span = parties(doc)
@@ -174,8 +199,15 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
             if m:
                 out.append(_date_fact(fs, doc, m.start(), m.end()))
+        elif has_rules(fs):  # found by what a sentence does (legal_clauses)
+            index = index or ClauseIndex(doc)
+            found = index.find(fs)
+            if found:
+                c = found[0]
+                out.append(_fact(fs, c.paragraph, _read_value(fs, c.sentence, c.sentence, c.paragraph), doc, c.sentence))
         else:
-            span = best_clause(paras, fs)
+            squashed = squashed or [squash(p.text) for p in paras]
+            span = best_clause(paras, fs, squashed=squashed)
             if span is not None:
                 stating = _stating_sentence(span, fs)
                 out.append(_fact(fs, span, _read_value(fs, span, stating), doc, stating))
@@ -277,4 +309,6 @@ def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
     return squash(doc.text[max(0, start - width) : min(len(doc.text), end + width)])
 
 
-__all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties"]
+__all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties", "read_short"]
+
+from m3analyst.domains import legal_findings  # noqa: E402,F401 - registers the legal findings (term sheet, flags)
