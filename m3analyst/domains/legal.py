@@ -196,7 +196,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
         elif fs.name == "effective_date" and (hit := _effective_in_preamble(doc)) is not None:
             out.append(_date_fact(fs, doc, hit.start, hit.end))
         elif fs.name == "agreement_date":
-            m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
+            m = agreement_date(doc)
             if m:
                 out.append(_date_fact(fs, doc, m.start(), m.end()))
         elif has_rules(fs):  # found by what a sentence does (legal_clauses)
@@ -263,17 +263,11 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     if term is None or "quote" not in term.extra:
         return
     sentence = _quote(term, doc)
-    found = None
-    for rx in _TERM_FROM:
-        m = rx.search(sentence)
-        if m:
-            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
-            found = (length.strip(), ref, parse_duration(length))
-            break
+    found = _term_length(sentence)
     if found is None or found[2] is None or _OPEN_ENDED.search(sentence):
         return
     length, ref, duration = found
-    start_fact = eff if ref.lower().startswith("effective") else agreed
+    start_fact = eff if ref.lower().startswith("effective") and eff is not None else agreed
     start = parse_date(str(start_fact.value)) if start_fact is not None else None
     if start is None:
         return
@@ -282,6 +276,25 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     term.derived = True
     term.extra["computed_from"] = [start_fact.name, "expiration_date"]
     term.extra["pages"] = sorted({term.page, start_fact.page} - {None})
+
+
+# a term stated only by its length ("The term of this Agreement shall be five (5) years."): it runs from the
+# effective date, unless the length is counted from something else ("five (5) years following the first sale")
+_TERM_ONLY = re.compile(rf"\b(?:initial\s+)?term\b[^.]{{0,120}}?\b(?:shall|will)\s+(?:be|continue|remain|run|last|extend)\b[^.]{{0,60}}?"
+                        rf"\b({DURATION_TEXT})(?!\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|commencing|beginning|starting)\b)", re.I)
+
+
+def _term_length(sentence: str) -> tuple[str, str, tuple[int, str] | None] | None:
+    """(length as written, what it runs from, parsed length) of a fixed term, or None."""
+    for rx in _TERM_FROM:
+        m = rx.search(sentence)
+        if m:
+            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
+            return length.strip(), ref, parse_duration(length)
+    m = _TERM_ONLY.search(sentence)
+    if m and not re.search(r"\b(?:from|after|following)\b", sentence[m.end() : m.end() + 80], re.I):
+        return m.group(1).strip(), "Effective Date", parse_duration(m.group(1))
+    return None
 
 
 def _date_fact(fs: FactSpec, doc: Document, start: int, end: int) -> Fact:
@@ -298,11 +311,48 @@ def _quote(f: Fact, doc: Document) -> str:
 
 def _effective_in_preamble(doc: Document) -> Span | None:
     """The effective date the contract's opening states ("effective as of May 1, 2021"; ingest reads it into
-    metadata.dates["effective"]), located in the text; None when the opening states none."""
+    metadata.dates["effective"]), located in the text; else a date the contract names as its effective date
+    anywhere ("effective as of ...", '... (the "Effective Date")', '"Effective Date" means ...'); None otherwise."""
     date = doc.metadata.dates.get("effective") if doc.metadata.dates else None
     hits = doc.locate(date) if date else []
     hit = next((h for h in hits if h.start < 6000), None)
-    return Span(hit.start, hit.end, hit.page, doc.text[hit.start : hit.end]) if hit else None
+    if hit:
+        return Span(hit.start, hit.end, hit.page, doc.text[hit.start : hit.end])
+    for m in _EFFECTIVE_NAMED.finditer(doc.text):
+        d = DATE.search(m.group(0))
+        if d and not _in_filing_line(doc.text, m.start()):
+            a = m.start() + d.start()
+            return Span(a, a + len(d.group(0)), doc.page_at(a), d.group(0))
+    return None
+
+
+_D = r"(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:st|nd|rd|th)?\s*,?\s+\d{4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?[A-Z][a-z]{2,8},?\s+\d{4}|\d{1,2}/\d{1,2}/\d{2,4})"
+# a date the contract names its effective date
+_EFFECTIVE_NAMED = re.compile(
+    rf"\beffective\s+(?:as\s+of|on|from|upon)\s+(?:the\s+)?{_D}"
+    rf"|{_D}\s*(?:\(\s*(?:the\s+|such\s+date,?\s+)?[\"“]?Effective\s+Date[\"”]?\s*\)|,?\s+(?:which\s+)?(?:shall\s+be|being|is)\s+the\s+[\"“]?Effective\s+Date)"
+    rf"|[\"“]?Effective\s+Date[\"”]?\s*(?:shall\s+mean|means|shall\s+be|is|:)\s*(?:12:01\s+a\.?m\.?[^,]{{0,40}}?\s+on\s+)?(?:the\s+)?{_D}",
+    re.IGNORECASE)
+# the agreement's own date: a date the opening introduces as the date it is made ("dated as of", "made this 7th day of",
+# "entered into on"), or states beside the agreement's name
+_AGREEMENT_CUE = re.compile(r"\b(?:dated|date[ds]?|as\s+of|made|entered|executed|signed|concluded|effective|day\s+of|agreement|"
+                            r"contract|this)\b[^.;]{0,80}$", re.IGNORECASE)
+
+
+def _in_filing_line(text: str, pos: int) -> bool:
+    """A position on an EDGAR filing line ("Source: ACME INC, 10-K, 3/1/2019"), not the contract's text."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    return bool(re.search(r"\bSource:|\bfiled\b|\bEDGAR\b", text[line_start:pos]))
+
+
+def agreement_date(doc: Document, window: int = 6000) -> re.Match | None:
+    """The first date in the opening that the text introduces as the agreement's date (not a filing line)."""
+    for m in DATE.finditer(doc.text, 0, min(len(doc.text), window)):
+        if _in_filing_line(doc.text, m.start()):
+            continue
+        if _AGREEMENT_CUE.search(doc.text[max(0, m.start() - 120) : m.start()]):
+            return m
+    return None
 
 
 def _context(doc: Document, start: int, end: int, width: int = 160) -> str:

@@ -43,8 +43,12 @@ _RECITAL_START = re.compile(r"^\W*(?:(?:WITNESSETH|RECITALS?|BACKGROUND)\W*)?(?:
 _RECITALS_HEAD = re.compile(r"\b(?:RECITALS|BACKGROUND|PREAMBLE|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H)\b|\bWHEREAS\b")
 _OPERATIVE = re.compile(r"NOW,?\s+THEREFORE|(?:the\s+parties|they)\s+(?:hereto\s+)?(?:hereby\s+)?(?:agree|covenant)\w*\s+as\s+follows"
                         r"|IN\s+CONSIDERATION\s+OF|AGREED\s+TERMS", re.IGNORECASE)
-_DEFINITION = re.compile(r"^\W*(?:\d+(?:\.\d+)*\.?\s+)?[\"“][^\"”]{2,60}[\"”]\s+(?:shall\s+)?(?:mean|means|has\s+the\s+meaning|"
+_DEFINITION = re.compile(r"^\W*(?:\d+(?:\.\d+)*\.?\s+|\(?[a-z0-9]{1,4}[.)]\s+)?[\"“][^\"”]{2,60}[\"”]\s+(?:shall\s+)?(?:mean|means|has\s+the\s+meaning|"
                          r"shall\s+have\s+the\s+meaning|refers?\s+to)\b", re.IGNORECASE)
+
+
+# a table-of-contents run: "Section 2.01 Appointment; Exclusivity 5 Section 2.02 ..."
+_TOC = re.compile(r"\b(?:Section|Article|SECTION|ARTICLE)\s+[0-9IVX]+(?:\.\d+)*\s+[A-Z][^.]{0,60}?\s\d{1,3}\s")
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,23 @@ def has_rules(fs: FactSpec | None) -> bool:
     return fs is not None and bool((fs.model_extra or {}).get("does"))
 
 
+_ENUM = re.compile(r"\(\s*(?:[a-z]|[ivx]{1,4}|\d{1,2})\s*\)\s(?!\s*(?:calendar\s+|business\s+)?(?:days?|weeks?|months?|years?|hours?)\b)")
+
+
 def _provision(text: str, a: int, b: int) -> str:
-    """The part of a sentence around [a, b) between semicolons (one enumerated provision)."""
-    left = text.rfind(";", 0, a)
+    """The provision a match at [a, b) states: the text between the semicolons around it, and where it runs over
+    enumerated alternatives ("(x) by mutual agreement, or (y) at any time upon notice"), the lead-in before the
+    first of them plus the alternative the match ends in."""
+    left = text.rfind(";", 0, a) + 1
     right = text.find(";", b)
-    return text[left + 1 : right if right >= 0 else len(text)]
+    part = text[left : right if right >= 0 else len(text)]
+    cuts = [m.start() for m in _ENUM.finditer(part)]
+    end = b - left
+    inside = [c for c in cuts if c < end]
+    if not inside:
+        return part
+    after = next((c for c in cuts if c >= end), len(part))
+    return part[: inside[0]] + " " + part[inside[-1] : after]
 
 
 def classify(text: str, fs: FactSpec) -> int | None:
@@ -124,7 +140,7 @@ class ClauseIndex:
             for s in sentences_of(p):
                 in_recitals = head is not None and head.start() <= s.start < recital_end
                 t = squash(s.text)
-                usable = (len(t.split()) >= 6 and not in_recitals and not _RECITAL_START.search(t)
+                usable = (len(t.split()) >= 6 and not in_recitals and len(_TOC.findall(t)) < 3 and not _RECITAL_START.search(t)
                           and not INSTRUCTION.search(t) and not _DEFINITION.search(t))
                 self.units.append((s, p, t, usable))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.dates import DURATION_TEXT, parse_date, parse_duration, written
+from m3analyst.domains.dates import DATE, DURATION_TEXT, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.ingest.model import Citation, Document
@@ -55,9 +55,13 @@ def term_sheet(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[TermA
     by = {f.name: f for f in facts}
     out = []
     for fs in term_sheet_facts(spec):
-        f = by.get(fs.name)
+        f, note = by.get(fs.name), ""
+        default = (fs.model_extra or {}).get("default_from")
+        if f is None and default in by:  # an effective date the contract does not state: the agreement's own date
+            f, note = by[default], f"no separate date stated; the {by[default].label.lower()}"
         cuad = str((fs.model_extra or {}).get("cuad") or fs.title)
-        answer, note = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")
+        answer, how = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")
+        note = note or how
         cite = citation_of(doc, f) if f is not None and answer not in (NOT_FOUND, "No") else None
         out.append(TermAnswer(fs.name, cuad, fs.title, answer, cite, note))
     return out
@@ -98,10 +102,24 @@ def _expiration(f: Fact, sentence: str) -> tuple[str, str]:
         return written(d), str(f.value)
     if _PERPETUAL.search(sentence):
         return "Perpetual", ""
-    if d := parse_date(sentence):
+    if d := _end_date(sentence):
         return written(d), ""
     m = _DURATION_RX.search(sentence)
     return (_duration_label(m.group(0)) if m else NOT_FOUND), sentence if m else ""
+
+
+_END_CUE = re.compile(r"\b(?:until|through|thru|to|expir\w*|end\w*|terminat\w*|before|by)\s+(?:on\s+|at\s+)?(?:the\s+)?(?:close\s+of\s+business\s+on\s+)?$",
+                     re.I)
+
+
+def _end_date(sentence: str):
+    """The date a term ends on: the one introduced by until / through / expires on ..., else the only date."""
+    found = [(m, parse_date(m.group(0))) for m in DATE.finditer(sentence)]
+    found = [(m, d) for m, d in found if d is not None]
+    for m, d in found:
+        if _END_CUE.search(sentence[max(0, m.start() - 40) : m.start()]):
+            return d
+    return found[0][1] if len(found) == 1 else None
 
 
 def _duration_label(text: str) -> str:
