@@ -33,7 +33,7 @@ _DURATION = re.compile(
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
     re.IGNORECASE,
 )
-_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:(?<!\bInc)(?<!\bCorp)(?<!\bLtd)(?<!\bCo)(?<!\bN\.A)(?<!\bL\.P)(?<!\bB\.V)(?<!\bN\.V)(?<!\bS\.A)(?<!\bLLC)(?<!\b[A-Z])\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
 
 
 def _score(span: Span, rx_list: list[re.Pattern]) -> int:
@@ -74,16 +74,38 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     m = _BETWEEN.search(doc.text, 0, head_end)
     if not m:
         return _defined_parties(doc, head_end)
+    names, span = _between_names(doc, m)
+    if len(names) < 2:  # 'between the Joint Venturers as follows': not names; the names the opening defines, if more
+        defined = _defined_parties(doc, head_end)
+        if len(defined[0]) > len(names):
+            return defined
+    return names, span
+
+
+def _between_names(doc: Document, m: re.Match) -> tuple[list[str], Span]:
+    end = m.end(1)
+    # "Between\n\nA\n\nand\n\nB": the names stand on lines of their own; the one after "and" belongs to the list
+    more = re.match(r"\s*(?:(?:and|&)\s*\n\s*)?(?:\n\s*)?(?:and|&)?\s*\n*\s*([A-Z][^\n(]{2,100})", doc.text[end : end + 300])
     chunk = squash(m.group(1))
+    ends_and = re.search(r"(?i)(?:\band|&)\s*$", chunk)
+    if more and (ends_and or re.match(r"(?i)\s*\n\s*(?:and|&)\s*\n", doc.text[end : end + 40])):
+        chunk = f"{chunk[: ends_and.start()] if ends_and else chunk} and {more.group(1)}"
+        end += more.end(1)
     chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
     names = []
     for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z])|,\s+and\s+", chunk):
-        name = re.split(r",\s+(?:a|an)\s+|,\s+(?:having|with|whose|located|organized|incorporated)\b|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)", part)[0]
+        name = _NAME_END.split(part)[0]
         name = re.sub(r"^[a-z][a-z\s]{2,40},\s+(?=[A-Z])", "", name.strip(" ,.:"))  # "professional golfer, TOM WATSON"
-        if 2 < len(name) < 120 and re.search(r"[A-Z]", name):
+        name = re.sub(r"\s+", " ", name).strip(" ,.:")
+        if 2 < len(name) < 120 and re.match(r"[A-Z0-9]", name) and not re.match(r"(?:The|This|Each|Such|Its|Their)\s+[a-z]", name):
             names.append(name)
     start = m.start(1)
-    return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
+    return names[:6], Span(start, end, doc.page_at(start), doc.text[start:end])
+
+
+# where a party's name ends: its description, address or role ("..., a Delaware corporation", ", with offices at")
+_NAME_END = re.compile(r",\s+(?:a|an)\s+|,?\s+(?:having|with\s+(?:offices|an?\s+(?:office|address)|its)|whose|located|organi[sz]ed|"
+                       r"incorporated|hereinafter|c/o)\b|,?\s+\d{2,}\s|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?i:corporation|company|limited)\b|\s+of\s+_{3,}")
 
 
 # 'Blue Hills Bancorp, Inc. (the "Holding Company")', 'Alan Crane, an individual ("Consultant")': a name, an
@@ -267,7 +289,8 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     if found is None or found[2] is None or _OPEN_ENDED.search(sentence):
         return
     length, ref, duration = found
-    start_fact = eff if ref.lower().startswith("effective") and eff is not None else agreed
+    dated = eff is not None and parse_date(str(eff.value)) is not None
+    start_fact = eff if ref.lower().startswith("effective") and dated else agreed  # no effective date read: the contract's
     start = parse_date(str(start_fact.value)) if start_fact is not None else None
     if start is None:
         return

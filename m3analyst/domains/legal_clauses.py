@@ -78,15 +78,22 @@ def _rules_of(key: tuple) -> tuple[tuple[Rule, ...], tuple[re.Pattern, ...]]:
         if isinstance(r, str):
             rules.append(Rule(_compile(r)))
         else:
-            rules.append(Rule(_compile(r[0]), tuple(_compile(u) for u in r[1])))
-    return tuple(rules), tuple(_compile(p) for p in nots)
+            rules.append(Rule(_compile(r[0]), _patterns(r[1])))
+    return tuple(rules), _patterns(nots)
 
 
-def rules(fs: FactSpec) -> tuple[tuple[Rule, ...], tuple[re.Pattern, ...]]:
-    """The spec's `does` rules (a regex, or {match, unless: [...]}) and `not` patterns, compiled once."""
+def rules(fs: FactSpec) -> tuple[tuple[Rule, ...], tuple[re.Pattern, ...], tuple[re.Pattern, ...]]:
+    """The spec's `does` rules (a regex, or {match, unless: [...]}), its `not` patterns and its `need` patterns
+    (a sentence must match one of them, when there are any), compiled once."""
     extra: dict[str, Any] = fs.model_extra or {}
     does = tuple(r if isinstance(r, str) else (r["match"], tuple(r.get("unless") or ())) for r in extra.get("does") or ())
-    return _rules_of((does, tuple(extra.get("not") or ())))
+    rs, nots = _rules_of((does, tuple(extra.get("not") or ())))
+    return rs, nots, _patterns(tuple(extra.get("need") or ()))
+
+
+@lru_cache(maxsize=256)
+def _patterns(ps: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+    return tuple(_compile(p) for p in ps)
 
 
 def has_rules(fs: FactSpec | None) -> bool:
@@ -114,8 +121,8 @@ def _provision(text: str, a: int, b: int) -> str:
 
 def classify(text: str, fs: FactSpec) -> int | None:
     """Index of the first `does` rule that `text` (one sentence) satisfies, or None."""
-    does, nots = rules(fs)
-    if any(n.search(text) for n in nots):
+    does, nots, need = rules(fs)
+    if any(n.search(text) for n in nots) or (need and not any(n.search(text) for n in need)):
         return None
     for i, rule in enumerate(does):
         for m in rule.match.finditer(text):

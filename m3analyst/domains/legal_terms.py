@@ -57,7 +57,7 @@ def term_sheet(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[TermA
     for fs in term_sheet_facts(spec):
         f, note = by.get(fs.name), ""
         default = (fs.model_extra or {}).get("default_from")
-        if f is None and default in by:  # an effective date the contract does not state: the agreement's own date
+        if default in by and (f is None or (fs.value == "date" and parse_date(str(f.value)) is None)):  # an effective date the contract does not state: the agreement's own date
             f, note = by[default], f"no separate date stated; the {by[default].label.lower()}"
         cuad = str((fs.model_extra or {}).get("cuad") or fs.title)
         answer, how = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")

@@ -84,6 +84,7 @@ class Prediction:
     answers: dict[str, PredAnswer] = field(default_factory=dict)
     doc: Any = None
     has_memo: bool = False
+    findings: list[Any] = field(default_factory=list)  # the memo's findings (Finding or dict), where it has them
 
 
 @dataclass
