@@ -64,13 +64,14 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     with clock("candidates"):
         paras = paragraphs(doc)
         bm25 = BM25([p.text for p in paras])
-    items = [o for o in spec.outline if o.kind != "facts"]
+    items = [o for o in spec.outline if o.kind not in ("facts", "findings")]  # findings headings: the domain's findings
     if engine is not None:
         sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock, report)
     else:
         sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
     by_heading = {s.heading: s for s in sections}
-    ordered = [by_heading.get(o.heading) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
+    ordered = [by_heading.get(o.heading) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline
+               if o.kind != "findings" or o.heading in by_heading]
     memo = Memo(
         domain=spec.name, title=_title(doc, spec, facts), document=_doc_info(doc),
         mode="engine" if engine is not None else "extractive", facts=facts, sections=ordered,
