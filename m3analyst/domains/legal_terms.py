@@ -55,13 +55,9 @@ def term_sheet(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[TermA
     by = {f.name: f for f in facts}
     out = []
     for fs in term_sheet_facts(spec):
-        f, note = by.get(fs.name), ""
-        default = (fs.model_extra or {}).get("default_from")
-        if default in by and (f is None or (fs.value == "date" and parse_date(str(f.value)) is None)):  # an effective date the contract does not state: the agreement's own date
-            f, note = by[default], f"no separate date stated; the {by[default].label.lower()}"
+        f = by.get(fs.name)
         cuad = str((fs.model_extra or {}).get("cuad") or fs.title)
-        answer, how = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")
-        note = note or how
+        answer, note = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")
         cite = citation_of(doc, f) if f is not None and answer not in (NOT_FOUND, "No") else None
         out.append(TermAnswer(fs.name, cuad, fs.title, answer, cite, note))
     return out
