@@ -146,7 +146,7 @@ def document_name(doc: Document) -> Span | None:
 def _read_value(fs: FactSpec, span: Span, stating: Span, wider: Span | None = None) -> str:
     """What the fact states: the law / date / duration its spec asks for (read in `span`, else in `wider`),
     else (and for text facts) the clause's sentence that states it, not the whole paragraph."""
-    for where in (span, wider):
+    for where in (span, wider) if fs.value == "law" else (span,):  # a duration / date of another sentence is not this one's
         value = read_short(fs.value, squash(where.text)) if where is not None else None
         if value:
             return value
