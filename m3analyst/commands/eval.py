@@ -52,6 +52,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate memos/answers on an eval set and print the scores."""
     from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
+    from m3analyst.evaluation.legal_score import short_answer_table
     from m3analyst.evaluation.report import category_table, render_html, results_table
     from m3analyst.evaluation.runner import compare_reports, load_engine_for, parse_fail_on, run_eval
 
@@ -88,9 +89,9 @@ def eval_cmd(
         if out is not None:
             emit_json(report, out)
         console.print(results_table(report, comparison))
-        cats = category_table(report)
-        if cats is not None:
-            console.print(cats)
+        for table in (category_table(report), short_answer_table(report)):
+            if table is not None:
+                console.print(table)
     if html_out:
         html_path = (out or Path(f"eval_{domain}.json")).with_suffix(".html")
         write_atomic(html_path, render_html(report, comparison))

@@ -9,9 +9,11 @@ clause's sentence that states it); the fact's source text is the whole clause.
 from __future__ import annotations
 
 import re
+from string import capwords
 
 from m3analyst.domains.dates import DATE, DURATION_TEXT, add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.legal_clauses import ClauseIndex, has_rules, is_instruction
 from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.registry import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
@@ -19,9 +21,11 @@ from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.metadata import contract_name
 from m3analyst.ingest.model import Document
 
+# "the laws of the State of New York", "LAWS OF THE PEOPLE'S REPUBLIC OF CHINA": the words around the name in any case,
+# the name itself capitalised
 _LAW = re.compile(
-    r"laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?((?:State|Commonwealth|Province|Republic|Kingdom|People's Republic)\s+of\s+)?"
-    r"([A-Z][A-Za-z.]+(?:\s+[A-Z][A-Za-z.]+){0,3})"
+    r"(?i:laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?)((?i:State|Commonwealth|Province|Republic|Kingdom|People['’]s\s+Republic)"
+    r"\s+(?i:of)\s+)?([A-Z][A-Za-z.]+(?:\s+(?:[A-Z][A-Za-z.]+|(?i:and\s+wales))){0,3})"
 )
 _DURATION = re.compile(
     r"\b((?:[a-z]+(?:-[a-z]+)?\s+)?\(\d+\)\s+(?:calendar\s+|business\s+)?(?:years?|months?|days?)"
@@ -29,7 +33,7 @@ _DURATION = re.compile(
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
     re.IGNORECASE,
 )
-_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:(?<!\bInc)(?<!\bCorp)(?<!\bLtd)(?<!\bCo)(?<!\bN\.A)(?<!\bL\.P)(?<!\bB\.V)(?<!\bN\.V)(?<!\bS\.A)(?<!\bLLC)(?<!\b[A-Z])\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
 
 
 def _score(span: Span, rx_list: list[re.Pattern]) -> int:
@@ -44,18 +48,20 @@ def _is_clause(span: Span, min_words: int = 8) -> bool:
     return span.words >= min_words and not toc
 
 
-def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0) -> Span | None:
+def best_clause(paras: list[Span], fs: FactSpec, exclude_first: int = 0,
+                squashed: list[str] | None = None) -> Span | None:
     """The clause paragraph matching the most distinct patterns of `fs` (earliest on ties); none matching its
-    `avoid` patterns."""
+    `avoid` patterns, and none holding an instruction to the reader (text injected into the contract)."""
     rxs = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in fs.patterns]
     if not rxs:
         return None
     avoid = compile_any(fs.avoid)
+    texts = squashed if squashed is not None else [squash(p.text) for p in paras]
     best, best_score = None, 0
-    for p in paras[exclude_first:]:
-        if not _is_clause(p) or (avoid is not None and avoid.search(squash(p.text))):
+    for p, text in list(zip(paras, texts))[exclude_first:]:
+        if (avoid is not None and avoid.search(text)) or not _is_clause(p) or is_instruction(text):
             continue
-        s = _score(p, rxs)
+        s = sum(1 for rx in rxs if rx.search(text))
         if s > best_score:
             best, best_score = p, s
     return best
@@ -68,16 +74,38 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     m = _BETWEEN.search(doc.text, 0, head_end)
     if not m:
         return _defined_parties(doc, head_end)
+    names, span = _between_names(doc, m)
+    if len(names) < 2:  # 'between the Joint Venturers as follows': not names; the names the opening defines, if more
+        defined = _defined_parties(doc, head_end)
+        if len(defined[0]) > len(names):
+            return defined
+    return names, span
+
+
+def _between_names(doc: Document, m: re.Match) -> tuple[list[str], Span]:
+    end = m.end(1)
+    # "Between\n\nA\n\nand\n\nB": the names stand on lines of their own; the one after "and" belongs to the list
+    more = re.match(r"\s*(?:(?:and|&)\s*\n\s*)?(?:\n\s*)?(?:and|&)?\s*\n*\s*([A-Z][^\n(]{2,100})", doc.text[end : end + 300])
     chunk = squash(m.group(1))
+    ends_and = re.search(r"(?i)(?:\band|&)\s*$", chunk)
+    if more and (ends_and or re.match(r"(?i)\s*\n\s*(?:and|&)\s*\n", doc.text[end : end + 40])):
+        chunk = f"{chunk[: ends_and.start()] if ends_and else chunk} and {more.group(1)}"
+        end += more.end(1)
     chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
     names = []
     for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z])|,\s+and\s+", chunk):
-        name = re.split(r",\s+(?:a|an)\s+|,\s+(?:having|with|whose|located|organized|incorporated)\b|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)", part)[0]
+        name = _NAME_END.split(part)[0]
         name = re.sub(r"^[a-z][a-z\s]{2,40},\s+(?=[A-Z])", "", name.strip(" ,.:"))  # "professional golfer, TOM WATSON"
-        if 2 < len(name) < 120 and re.search(r"[A-Z]", name):
+        name = re.sub(r"\s+", " ", name).strip(" ,.:")
+        if 2 < len(name) < 120 and re.match(r"[A-Z0-9]", name) and not re.match(r"(?:The|This|Each|Such|Its|Their)\s+[a-z]", name):
             names.append(name)
     start = m.start(1)
-    return names[:6], Span(start, m.end(1), doc.page_at(start), doc.text[start : m.end(1)])
+    return names[:6], Span(start, end, doc.page_at(start), doc.text[start:end])
+
+
+# where a party's name ends: its description, address or role ("..., a Delaware corporation", ", with offices at")
+_NAME_END = re.compile(r",\s+(?:a|an)\s+|,?\s+(?:having|with\s+(?:offices|an?\s+(?:office|address)|its)|whose|located|organi[sz]ed|"
+                       r"incorporated|hereinafter|c/o)\b|,?\s+\d{2,}\s|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?i:corporation|company|limited)\b|\s+of\s+_{3,}")
 
 
 # 'Blue Hills Bancorp, Inc. (the "Holding Company")', 'Alan Crane, an individual ("Consultant")': a name, an
@@ -115,15 +143,32 @@ def document_name(doc: Document) -> Span | None:
     return Span(where[0], where[1], doc.page_at(where[0]), doc.text[where[0] : where[1]]) if where else None
 
 
-def _read_value(fs: FactSpec, span: Span, stating: Span) -> str:
-    """What the fact states: the law / date / duration its spec asks for, else (and for text facts) the
-    clause's sentence that states it (`_stating_sentence`), not the whole paragraph."""
-    t = squash(span.text)
-    reader = {"law": lambda: (m := _LAW.search(t)) and m.group(2).strip(),
-              "date": lambda: (m := DATE.search(t)) and m.group(0),
-              "duration": lambda: (m := _DURATION.search(t)) and m.group(0)}.get(fs.value)
-    value = reader() if reader else None
-    return value or squash(stating.text)
+def _read_value(fs: FactSpec, span: Span, stating: Span, wider: Span | None = None) -> str:
+    """What the fact states: the law / date / duration its spec asks for (read in `span`, else in `wider`),
+    else (and for text facts) the clause's sentence that states it, not the whole paragraph."""
+    for where in (span, wider) if fs.value == "law" else (span,):  # a duration / date of another sentence is not this one's
+        value = read_short(fs.value, squash(where.text)) if where is not None else None
+        if value:
+            return value
+    return squash(stating.text)
+
+
+def read_short(kind: str, text: str) -> str | None:
+    """A law / date / duration read out of clause text (None when the text states none, or for other kinds)."""
+    if kind == "law":
+        m = _LAW.search(text)
+        if not m:
+            return None
+        prefix = m.group(1) or ""
+        name = (prefix if re.search(r"(?i)republic|kingdom", prefix) else "") + m.group(2).strip(" .")
+        return capwords(name) if name.isupper() else name
+    if kind == "date":
+        m = DATE.search(text)
+        return m and m.group(0)
+    if kind == "duration":
+        m = _DURATION.search(text)
+        return m and m.group(0)
+    return None
 
 
 def _stating_sentence(span: Span, fs: FactSpec) -> Span:
@@ -154,6 +199,8 @@ def _fact(fs: FactSpec, span: Span, value: str, doc: Document, stating: Span | N
 def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
     paras = paragraphs(doc, min_chars=30)
     out: list[Fact] = []
+    index: ClauseIndex | None = None
+    squashed: list[str] | None = None
     for fs in spec.facts:
         if fs.value == "parties":
             names, span = parties(doc)
@@ -171,11 +218,18 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
         elif fs.name == "effective_date" and (hit := _effective_in_preamble(doc)) is not None:
             out.append(_date_fact(fs, doc, hit.start, hit.end))
         elif fs.name == "agreement_date":
-            m = DATE.search(doc.text, 0, min(len(doc.text), 3000))
+            m = agreement_date(doc)
             if m:
                 out.append(_date_fact(fs, doc, m.start(), m.end()))
+        elif has_rules(fs):  # found by what a sentence does (legal_clauses)
+            index = index or ClauseIndex(doc)
+            found = index.find(fs)
+            if found:
+                c = found[0]
+                out.append(_fact(fs, c.paragraph, _read_value(fs, c.sentence, c.sentence, c.paragraph), doc, c.sentence))
         else:
-            span = best_clause(paras, fs)
+            squashed = squashed or [squash(p.text) for p in paras]
+            span = best_clause(paras, fs, squashed=squashed)
             if span is not None:
                 stating = _stating_sentence(span, fs)
                 out.append(_fact(fs, span, _read_value(fs, span, stating), doc, stating))
@@ -231,17 +285,12 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     if term is None or "quote" not in term.extra:
         return
     sentence = _quote(term, doc)
-    found = None
-    for rx in _TERM_FROM:
-        m = rx.search(sentence)
-        if m:
-            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
-            found = (length.strip(), ref, parse_duration(length))
-            break
+    found = _term_length(sentence)
     if found is None or found[2] is None or _OPEN_ENDED.search(sentence):
         return
     length, ref, duration = found
-    start_fact = eff if ref.lower().startswith("effective") else agreed
+    dated = eff is not None and parse_date(str(eff.value)) is not None
+    start_fact = eff if ref.lower().startswith("effective") and dated else agreed  # no effective date read: the contract's
     start = parse_date(str(start_fact.value)) if start_fact is not None else None
     if start is None:
         return
@@ -250,6 +299,25 @@ def _resolve_dates(facts: list[Fact], doc: Document, fs_effective: FactSpec | No
     term.derived = True
     term.extra["computed_from"] = [start_fact.name, "expiration_date"]
     term.extra["pages"] = sorted({term.page, start_fact.page} - {None})
+
+
+# a term stated only by its length ("The term of this Agreement shall be five (5) years."): it runs from the
+# effective date, unless the length is counted from something else ("five (5) years following the first sale")
+_TERM_ONLY = re.compile(rf"\b(?:initial\s+)?term\b[^.]{{0,120}}?\b(?:shall|will)\s+(?:be|continue|remain|run|last|extend)\b[^.]{{0,60}}?"
+                        rf"\b({DURATION_TEXT})(?!\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|commencing|beginning|starting)\b)", re.I)
+
+
+def _term_length(sentence: str) -> tuple[str, str, tuple[int, str] | None] | None:
+    """(length as written, what it runs from, parsed length) of a fixed term, or None."""
+    for rx in _TERM_FROM:
+        m = rx.search(sentence)
+        if m:
+            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
+            return length.strip(), ref, parse_duration(length)
+    m = _TERM_ONLY.search(sentence)
+    if m and not re.search(r"\b(?:from|after|following)\b", sentence[m.end() : m.end() + 80], re.I):
+        return m.group(1).strip(), "Effective Date", parse_duration(m.group(1))
+    return None
 
 
 def _date_fact(fs: FactSpec, doc: Document, start: int, end: int) -> Fact:
@@ -266,15 +334,54 @@ def _quote(f: Fact, doc: Document) -> str:
 
 def _effective_in_preamble(doc: Document) -> Span | None:
     """The effective date the contract's opening states ("effective as of May 1, 2021"; ingest reads it into
-    metadata.dates["effective"]), located in the text; None when the opening states none."""
+    metadata.dates["effective"]), located in the text; else a date the contract names as its effective date
+    anywhere ("effective as of ...", '... (the "Effective Date")', '"Effective Date" means ...'); None otherwise."""
     date = doc.metadata.dates.get("effective") if doc.metadata.dates else None
     hits = doc.locate(date) if date else []
     hit = next((h for h in hits if h.start < 6000), None)
-    return Span(hit.start, hit.end, hit.page, doc.text[hit.start : hit.end]) if hit else None
+    if hit:
+        return Span(hit.start, hit.end, hit.page, doc.text[hit.start : hit.end])
+    for m in _EFFECTIVE_NAMED.finditer(doc.text):
+        d = DATE.search(m.group(0))
+        if d and not _in_filing_line(doc.text, m.start()):
+            a = m.start() + d.start()
+            return Span(a, a + len(d.group(0)), doc.page_at(a), d.group(0))
+    return None
+
+
+_D = r"(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:st|nd|rd|th)?\s*,?\s+\d{4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?[A-Z][a-z]{2,8},?\s+\d{4}|\d{1,2}/\d{1,2}/\d{2,4})"
+# a date the contract names its effective date
+_EFFECTIVE_NAMED = re.compile(
+    rf"\beffective\s+(?:as\s+of|on|from|upon)\s+(?:the\s+)?{_D}"
+    rf"|{_D}\s*(?:\(\s*(?:the\s+|such\s+date,?\s+)?[\"“]?Effective\s+Date[\"”]?\s*\)|,?\s+(?:which\s+)?(?:shall\s+be|being|is)\s+the\s+[\"“]?Effective\s+Date)"
+    rf"|[\"“]?Effective\s+Date[\"”]?\s*(?:shall\s+mean|means|shall\s+be|is|:)\s*(?:12:01\s+a\.?m\.?[^,]{{0,40}}?\s+on\s+)?(?:the\s+)?{_D}",
+    re.IGNORECASE)
+# the agreement's own date: a date the opening introduces as the date it is made ("dated as of", "made this 7th day of",
+# "entered into on"), or states beside the agreement's name
+_AGREEMENT_CUE = re.compile(r"\b(?:dated|date[ds]?|as\s+of|made|entered|executed|signed|concluded|effective|day\s+of|agreement|"
+                            r"contract|this)\b[^.;]{0,80}$", re.IGNORECASE)
+
+
+def _in_filing_line(text: str, pos: int) -> bool:
+    """A position on an EDGAR filing line ("Source: ACME INC, 10-K, 3/1/2019"), not the contract's text."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    return bool(re.search(r"\bSource:|\bfiled\b|\bEDGAR\b", text[line_start:pos]))
+
+
+def agreement_date(doc: Document, window: int = 6000) -> re.Match | None:
+    """The first date in the opening that the text introduces as the agreement's date (not a filing line)."""
+    for m in DATE.finditer(doc.text, 0, min(len(doc.text), window)):
+        if _in_filing_line(doc.text, m.start()):
+            continue
+        if _AGREEMENT_CUE.search(doc.text[max(0, m.start() - 120) : m.start()]):
+            return m
+    return None
 
 
 def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
     return squash(doc.text[max(0, start - width) : min(len(doc.text), end + width)])
 
 
-__all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties"]
+__all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties", "read_short"]
+
+from m3analyst.domains import legal_findings  # noqa: E402,F401 - registers the legal findings (term sheet, flags)

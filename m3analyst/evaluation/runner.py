@@ -35,6 +35,7 @@ from m3analyst.evaluation.scorers import (
     metric_values,
     score_item,
 )
+from m3analyst.evaluation import legal_score  # noqa: F401 - registers the legal short-answer scorer
 from m3analyst.resources import REPO_ROOT
 from m3analyst.settings import Settings
 
@@ -145,6 +146,7 @@ def evaluate_item(item: EvalItem, *, domain: str, settings: Settings, engine: An
             timings["memo_s"] = time.perf_counter() - t
             pred.facts, pred.sections, pred.grounding = prediction_from_memo(memo)
             pred.has_memo, pred.memo = True, memo
+            pred.findings = list(_get(memo, "findings") or [])
             rec["memo"] = {"facts": len(pred.facts), "sections": pred.sections, "grounding": pred.grounding,
                            "engine": _engine_summary(memo)}
         if item.questions:
@@ -217,6 +219,7 @@ def run_eval(
         "metrics": metric_values(total),
         "counts": {k: {"num": r.num, "den": r.den} for k, r in total.items()},
         "per_category": per_cat,
+        "short_answers": legal_score.short_answer_summary(records),
         "items": records,
     }
 

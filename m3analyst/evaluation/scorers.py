@@ -86,6 +86,7 @@ class Prediction:
     doc: Any = None
     has_memo: bool = False
     memo: Any = None  # the memo itself, for scorers that read more than facts (findings_score)
+    findings: list[Any] = field(default_factory=list)  # the memo's findings (Finding or dict), where it has them
 
 
 @dataclass

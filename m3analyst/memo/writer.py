@@ -70,7 +70,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
         built = build_prompt(doc, spec, facts, settings, engine.count_tokens if engine else None,
                              engine.context_length if engine else DEFAULT_CONTEXT)
     by_heading_f = _by_section(found)
-    items = [o for o in spec.outline if o.kind != "facts" and o.heading not in by_heading_f]
+    # findings headings (kind "findings") hold only the domain's findings; a heading no finding states gets passages
+    items = [o for o in spec.outline if o.kind not in ("facts", "findings") and o.heading not in by_heading_f]
     with clock("candidates"):  # passages are proposed only for headings no finding states
         paras = paragraphs(doc) if items else []
         bm25 = BM25([p.text for p in paras])
@@ -81,7 +82,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
         sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
     by_heading = {s.heading: s for s in sections}
     by_heading.update({h: _findings_section(h, fs, spec) for h, fs in by_heading_f.items()})
-    ordered = [by_heading.pop(o.heading, None) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
+    ordered = [by_heading.pop(o.heading, None) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline
+               if o.kind != "findings" or o.heading in by_heading]
     ordered += list(by_heading.values())  # findings under a heading the outline does not list
     memo = Memo(
         domain=spec.name, title=_title(doc, spec, facts), document=_doc_info(doc),

@@ -1,0 +1,162 @@
+"""The legal term sheet: one short answer per CUAD category the spec lists (`term_sheet:` in domains/legal.yaml),
+each with the clause that states it.
+
+Short answers: Yes / No for a clause category (does the contract contain a termination-for-convenience right, an
+exclusivity commitment ...), a value for the others — parties, a date, a duration, a governing law — or
+"Not found". The value is read from the clause the extractor chose for the fact (legal.py), so the answer and its
+quoted evidence always agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from m3analyst.domains.dates import DATE, DURATION_TEXT, parse_date, parse_duration, written
+from m3analyst.domains.facts import Fact
+from m3analyst.domains.spec import DomainSpec, FactSpec
+from m3analyst.ingest.model import Citation, Document
+
+NOT_FOUND = "Not found"
+# no fixed end date: the term runs until someone ends it
+_PERPETUAL = re.compile(r"\bperpetu\w*|\bindefinite\w*|\bin\s+(?:full\s+)?(?:force|effect)\s+until\s+(?:terminated|such\s+time)|"
+                        r"\bremain\s+in\s+effect\s+until\s+terminated|\bunless\s+and\s+until\s+terminated|\bcontinue\s+until\s+terminated",
+                        re.I)
+_AUTO = re.compile(r"\bautomatic\w*|\bunless\b", re.I)
+_SUCCESSIVE = re.compile(r"\bsuccessive|\bconsecutive|\beach\s+(?:year|anniversary)|\byear\s+to\s+year|\bthereafter\b", re.I)
+_RENEW_WORD = re.compile(r"\b(?:renew\w*|extend\w*|extension|successive|additional|further|continu\w*)\b", re.I)
+_BEFORE = re.compile(r"\b(?:prior\s+to|before|in\s+advance\s+of|preceding)\b", re.I)
+_DURATION_RX = re.compile(rf"\b{DURATION_TEXT}|\b(?:\d+|one|two|three|four|six|eight|twelve)\s+(?:\(\d+\)\s+)?weeks?\b", re.I)
+
+
+@dataclass
+class TermAnswer:
+    """One row of the term sheet."""
+
+    fact: str  # the spec's fact name
+    category: str  # the CUAD category
+    title: str  # the row label shown
+    answer: str  # Yes / No / Not found / a value
+    evidence: Citation | None = None
+    note: str = ""  # how a value was read (computed end dates say from what)
+
+    @property
+    def present(self) -> bool:
+        return self.answer not in ("No", NOT_FOUND)
+
+
+def term_sheet_facts(spec: DomainSpec) -> list[FactSpec]:
+    """The fact specs the term sheet answers, in the spec's order (`term_sheet:` names them)."""
+    names = (spec.model_extra or {}).get("term_sheet") or []
+    return [fs for n in names if (fs := spec.fact(n)) is not None]
+
+
+def term_sheet(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[TermAnswer]:
+    by = {f.name: f for f in facts}
+    out = []
+    for fs in term_sheet_facts(spec):
+        f = by.get(fs.name)
+        cuad = str((fs.model_extra or {}).get("cuad") or fs.title)
+        answer, note = _short_answer(fs, f, doc) if f is not None else (_absent(fs), "")
+        cite = citation_of(doc, f) if f is not None and answer not in (NOT_FOUND, "No") else None
+        out.append(TermAnswer(fs.name, cuad, fs.title, answer, cite, note))
+    return out
+
+
+def _absent(fs: FactSpec) -> str:
+    return "No" if fs.value == "text" else NOT_FOUND
+
+
+def _quote_text(f: Fact, doc: Document) -> str:
+    a, b = f.extra.get("quote") or (None, None)
+    return " ".join(doc.text[a:b].split()) if a is not None else f.source_text
+
+
+def _short_answer(fs: FactSpec, f: Fact, doc: Document) -> tuple[str, str]:
+    value = str(f.value or "")
+    if fs.value == "text":
+        return "Yes", ""
+    if fs.value == "parties":
+        return value or NOT_FOUND, ""
+    if fs.value == "law":
+        return (value if value and len(value.split()) <= 6 else NOT_FOUND), ""
+    if fs.value == "date":
+        d = parse_date(value)
+        return (written(d) if d else NOT_FOUND), ""
+    if fs.name == "expiration_date":
+        return _expiration(f, _quote_text(f, doc))
+    if fs.name == "notice_to_terminate_renewal":
+        return _notice(_quote_text(f, doc)), ""
+    if fs.value == "duration":
+        return _renewal(_quote_text(f, doc)), ""
+    return value or NOT_FOUND, ""
+
+
+def _expiration(f: Fact, sentence: str) -> tuple[str, str]:
+    """A computed end date (legal._resolve_dates), a date the clause states, Perpetual, or the term's length."""
+    if f.derived and (d := parse_date(str(f.value))):
+        return written(d), str(f.value)
+    if _PERPETUAL.search(sentence):
+        return "Perpetual", ""
+    if d := _end_date(sentence):
+        return written(d), ""
+    m = _DURATION_RX.search(sentence)
+    return (_duration_label(m.group(0)) if m else NOT_FOUND), sentence if m else ""
+
+
+_END_CUE = re.compile(r"\b(?:until|through|thru|to|expir\w*|end\w*|terminat\w*|before|by)\s+(?:on\s+|at\s+)?(?:the\s+)?(?:close\s+of\s+business\s+on\s+)?$",
+                     re.I)
+
+
+def _end_date(sentence: str):
+    """The date a term ends on: the one introduced by until / through / expires on ..., else the only date."""
+    found = [(m, parse_date(m.group(0))) for m in DATE.finditer(sentence)]
+    found = [(m, d) for m, d in found if d is not None]
+    for m, d in found:
+        if _END_CUE.search(sentence[max(0, m.start() - 40) : m.start()]):
+            return d
+    return found[0][1] if len(found) == 1 else None
+
+
+def _duration_label(text: str) -> str:
+    weeks = re.search(r"(\d+|one|two|three|four|six|eight|twelve)\s+(?:\(\d+\)\s+)?weeks?", text, re.I)
+    if weeks:
+        return f"{weeks.group(1)} weeks"
+    d = parse_duration(text)
+    if d is None:
+        return NOT_FOUND
+    n, unit = d
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+def _renewal(sentence: str) -> str:
+    """'successive 1 year (automatic)': the duration nearest after a renewal word."""
+    anchor = _RENEW_WORD.search(sentence)
+    tail = sentence[anchor.start():] if anchor else sentence
+    m = _DURATION_RX.search(tail) or _DURATION_RX.search(sentence)
+    if not m:
+        return "Yes (length not stated)"
+    label = _duration_label(m.group(0))
+    if _SUCCESSIVE.search(sentence):
+        label = f"successive {label}"
+    return f"{label} (automatic)" if _AUTO.search(sentence) else label
+
+
+def _notice(sentence: str) -> str:
+    """The notice period: the duration written nearest before 'prior to / before' (the end of the term)."""
+    before = _BEFORE.search(sentence)
+    cands = list(_DURATION_RX.finditer(sentence[: before.start()] if before else sentence))
+    if not cands:
+        cands = list(_DURATION_RX.finditer(sentence))
+    return _duration_label(cands[-1].group(0)) if cands else "Yes (period not stated)"
+
+
+def citation_of(doc: Document, f: Fact) -> Citation:
+    """The sentence the answer was read from (else the clause), with its page."""
+    a, b = f.extra.get("quote") or (f.extra.get("start"), f.extra.get("end"))
+    if a is not None and b is not None and 0 <= a < b:
+        return Citation.of_span(doc, a, b)
+    return Citation.page_only(f.page or 1, f.source_text[:400])
+
+
+__all__ = ["NOT_FOUND", "TermAnswer", "citation_of", "term_sheet", "term_sheet_facts"]
