@@ -81,8 +81,9 @@ def test_driver_sentences_on_a_small_document():
 
 @pytest.mark.parametrize("name,line,period,page,start", [
     ("MICROSOFT_2023_10K.pdf", "revenue", "2023", 44, "Fiscal Year 2023 Compared with Fiscal Year 2022 Revenue increased"),
-    ("3M_2018_10K.pdf", "operating_income", "2018", 21, "Operating income margins were"),
-    ("BESTBUY_2024Q2_10Q.pdf", "revenue", "three months to July 29, 2023", 17, "The decrease in revenue in the second quarter"),
+    ("3M_2018_10K.pdf", "operating_income", "2018", 29, "Operating income margins increased year-on-year due to benefits"),
+    # the consolidated results name the segment; the segment's own page then gives the product lines
+    ("BESTBUY_2024Q2_10Q.pdf", "revenue", "three months to July 29, 2023", 16, "Revenue, gross profit rate, SG&A"),
 ])
 def test_driver_sentences_in_filings(corpus, name, line, period, page, start):
     from m3analyst.domains import load_domain

@@ -131,8 +131,11 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         score -= 2.0  # "cost of sales", "percent of sales": the line is not the subject
     elif line.start() < cue.start():
         score += 2.0  # the line is what the cue explains
-        if len(text[: line.start()].split()) <= 8:
-            score += 1.0  # ... and the sentence's subject
+        verb = _CHANGE.search(text)
+        if len(text[: line.start()].split()) <= 8 and (verb is None or line.start() < verb.start()):
+            score += 1.0  # ... and the sentence's subject (named before its verb)
+        else:
+            score -= 1.0  # the object of another subject's verb ("currency translation increased sales by ...")
     else:
         score -= 1.0  # the line is named only as a cause of something else
     if _REFERENTIAL.search(text):
@@ -147,7 +150,11 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         score += 0.5
     if _CONDITIONAL.search(text[: cue.start()]):
         score -= 3.0
-    score += _period_score(text, want, period)
+    heading_years, in_part = _context(doc, s.start)
+    in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc))
+    if in_part:
+        score -= 2.0  # under a segment's heading
+    score += _period_score(text if _YEAR.search(text) else f"{text} {heading_years}", want, period)
     score += _SECTION_WEIGHT.get(_section_kind(doc, s.start) or "", 0.0)
     return DriverCandidate(s, score, cue.group(0))
 
@@ -194,6 +201,38 @@ def _period_score(text: str, want: tuple[str | None, str | None], period: str) -
         if own and not re.search(own, text, re.I) and re.search(r"\b(months|quarter|half|year[- ]to[- ]date)\b", text, re.I):
             score -= 1.5  # speaks of another span
     return score
+
+
+# A segment's heading: "Health Care Business (18.4% of consolidated sales):", "Domestic Segment".
+_PART_HEADING = re.compile(r"^[A-Z][\w&,.' -]{1,60}\b(Business|Segment|Division)( \(\d[\d.]*\s?% of [a-z ]{3,30}\))?:?$")
+# A heading naming the period the text under it speaks of: "Year 2017 results:", "Fiscal 2022 Compared with Fiscal 2021".
+_PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourth) quarter|(three|six|nine|twelve) months)\b"
+                             r"|\bresults\b|\bcompared (with|to)\b", re.I)
+
+
+def _context(doc: Document, offset: int, reach: int = 2500) -> tuple[str, bool]:
+    """(the years the nearest heading above names, whether a heading above names a segment) — what a sentence
+    without its own year speaks of ("Year 2017 results:" ... "Operating income margins increased ...")."""
+    lines = doc.text[max(0, offset - reach): offset].split("\n")[:-1]
+    years, part = "", False
+    for ln in reversed(lines):
+        ln = ln.strip()
+        if not ln or len(ln) > 90 or (ln.endswith(".") and not ln.endswith(":")):
+            continue
+        if not years and _PERIOD_HEADING.search(ln) and _YEAR.search(ln):
+            years = " ".join(_YEAR.findall(ln))
+        part = part or bool(_PART_HEADING.search(ln))
+    return years, part
+
+
+def _in_part_bullet(doc: Document, offset: int, company: set[str], reach: int = 800) -> bool:
+    """Whether the bullet item the sentence belongs to opens on a part of the company ("· In Health Care, ...")."""
+    before = doc.text[max(0, offset - reach): offset]
+    m = list(_BULLET.finditer(before))
+    if not m:
+        return False
+    item = before[m[-1].end():]
+    return bool(re.match(r"In (the )?[A-Z][^,]{0,40},", item)) and not _generic(item.split()[1], company)
 
 
 def _company_words(doc: Document) -> set[str]:
