@@ -38,14 +38,14 @@ _CUES: list[tuple[str, float]] = [
     (r"due (primarily |mainly |largely )?to", 2.0), (r"result(ed|ing)? (primarily |mainly )?from", 2.0),
     (r"reflect(s|ed|ing)", 1.5), (r"because of", 1.5), (r"owing to", 1.5), (r"offset by", 1.5), (r"led by", 1.0),
     (r"benefit(ed|ing) from", 1.0), (r"(was|were) (primarily |mainly )?(impacted|affected) by", 1.0),
-    (r"contributed to", 1.0), (r"caused by", 1.5),
+    (r"contributed to", 1.0), (r"caused by", 1.5), (r"impacted by", 1.0),
 ]
 _CUE = re.compile("|".join(f"(?:\\b{c}\\b)" for c, _ in _CUES), re.I)
 _CUE_PARTS = [(re.compile(f"\\b{c}\\b", re.I), w) for c, w in _CUES]
 _CHANGE = re.compile(r"\b(increase[sd]?|decrease[sd]?|gr[eo]w(th|n)?|declined?|rose|fell|higher|lower|improved?|"
                      r"up|down|flat|unchanged|expan(ded|sion)|contract(ed|ion)|reduc(ed|tion)|rise|drop(ped)?)\b", re.I)
 _AMOUNT = re.compile(r"\$\s?\d|\d(\.\d+)?\s?(%|percent|basis points|bps|percentage points?)", re.I)
-_CONDITIONAL = re.compile(r"\b(could|may|might|would)\b", re.I)
+_CONDITIONAL = re.compile(r"\b(could|may|might|would|can)\b", re.I)
 _REFERENTIAL = re.compile(r"\b(reasons|factors|items) (described|discussed|noted|mentioned) (above|below|previously)\b", re.I)
 _YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 _BULLET = re.compile(r"\s*[·•▪●]\s*")
@@ -62,6 +62,8 @@ _QUALIFIERS = {"organic", "currency-neutral", "constant-currency", "comparable-c
                "annual", "quarterly", "higher", "lower", "strong", "weak", "record", "its", "their", "this", "that", "a",
                "an", "which", "whose", "when", "where", "than", "by", "on", "at", "from", "to", "is", "was", "were",
                "are", "been", "be", "has", "had", "have", "all"}
+# "... sales increased 3 percent in 3M's electronics-related businesses, driven by ..."
+_PART_AFTER = re.compile(r"\bin\s+(\S+\s+){0,3}?([\w-]+-related|[\w-]+\s+(business(es)?|segments?|divisions?|markets?))\b", re.I)
 _PART_WORDS = re.compile(r"(-related|^segments?('s)?$|^divisions?$|^regions?$|^business(es)?$|^products?$|^services?$)", re.I)
 _SECTION_WEIGHT = {"item_7": 2.0, "item_2": 1.5, "part2_item_1a": -3.0, "item_1a": -3.0, "item_7a": -1.0, "item_8": -0.5}
 
@@ -132,18 +134,19 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
     elif line.start() < cue.start():
         score += 2.0  # the line is what the cue explains
         verb = _CHANGE.search(text)
-        if len(text[: line.start()].split()) <= 8 and (verb is None or line.start() < verb.start()):
+        relative = verb is not None and re.search(r"\b(that|which|who)\s+$", text[: verb.start()])
+        if len(text[: line.start()].split()) <= 8 and (verb is None or line.start() < verb.start() or relative):
             score += 1.0  # ... and the sentence's subject (named before its verb)
         else:
-            score -= 1.0  # the object of another subject's verb ("currency translation increased sales by ...")
+            score -= 2.5  # the object of another subject's verb ("currency translation increased sales by ...")
     else:
         score -= 1.0  # the line is named only as a cause of something else
     if _REFERENTIAL.search(text):
         score -= 3.0
-    if _OTHER_AFTER.match(text[line.end():]):
+    if _OTHER_AFTER.match(text[line.end():]) or _PART_AFTER.search(text[line.end(): cue.start()]):
         score -= 4.0  # another line, or a part of the company
     elif _part_of_company(text[: line.start()], _company_words(doc)):
-        score -= 2.5
+        score -= 4.0
     if _CHANGE.search(text):
         score += 1.0
     if _AMOUNT.search(text):
@@ -166,8 +169,10 @@ def _part_of_company(before: str, company: set[str]) -> bool:
             r"\b[Ii]n (the )?(fiscal|first|second|third|fourth|full|year|quarter|\d)", before, re.I):
         return True
     clause = [w.strip("“”\"'()") for w in re.split(r"[,;:]", before)[-1].split()[-4:]]
-    for w in clause:
-        if _PART_WORDS.search(w) or (w[:1].isupper() and not _generic(w, company)):
+    opens = len(before.split()) == len(clause)  # the clause opens the sentence: its first word is capitalised anyway
+    for i, w in enumerate(clause):
+        named = w[:1].isupper() and not _generic(w, company) and not (opens and i == 0 and not w.isupper())
+        if _PART_WORDS.search(w) or named:
             return True  # "Energy-related sales", "FLNA net revenue", "Intelligent Cloud revenue"
     # a plain noun just before the line names a product line ("apparel revenues"), not the company's total
     return bool(clause) and clause[-1].isalpha() and clause[-1].islower() and not _generic(clause[-1], company)

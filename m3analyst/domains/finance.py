@@ -510,3 +510,6 @@ def latest(facts: list[Fact], name: str) -> Fact | None:
     """The fact `name` for the latest period (quarter columns before year-to-date ones)."""
     cands = [f for f in facts if f.name == name]
     return max(cands, key=lambda f: period_key(f.period), default=None)
+
+
+from m3analyst.domains import finance_findings  # noqa: E402,F401 - registers the "finance" findings
