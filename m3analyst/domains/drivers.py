@@ -47,6 +47,8 @@ _CHANGE = re.compile(r"\b(increase[sd]?|decrease[sd]?|gr[eo]w(th|n)?|declined?|r
 _AMOUNT = re.compile(r"\$\s?\d|\d(\.\d+)?\s?(%|percent|basis points|bps|percentage points?)", re.I)
 _CONDITIONAL = re.compile(r"\b(could|may|might|would|can)\b", re.I)
 _REFERENTIAL = re.compile(r"\b(reasons|factors|items) (described|discussed|noted|mentioned) (above|below|previously)\b", re.I)
+_STATUTORY = re.compile(r"\b(than|to|from) the (u\.s\. )?(federal )?statutory (income tax )?rate\b", re.I)
+_PAST = re.compile(r"\b(\w+ed|was|were|rose|fell|grew|had|drove|led|saw|declined|increased)\b", re.I)
 _YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 _BULLET = re.compile(r"\s*[·•▪●]\s*")
 # Words after the line that make it another line ("sales and marketing expenses", "sales tax") or a part of the
@@ -129,11 +131,11 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         return None
     cue, line = cues[0], lines[0]
     score = max(w for p, w in _CUE_PARTS if any(p.match(text, c.start()) for c in cues))
-    if re.search(r"\b(of|as a % of|per)\s+(the\s+)?$", text[: line.start()], re.I):
+    if re.search(r"\b(of|per)\s+(the\s+|our\s+|its\s+)?([a-z-]+\s+)?$", text[: line.start()], re.I):
         score -= 2.0  # "cost of sales", "percent of sales": the line is not the subject
     elif line.start() < cue.start():
         score += 2.0  # the line is what the cue explains
-        verb = _CHANGE.search(text)
+        verb = next((m for m in _CHANGE.finditer(text) if re.fullmatch(r"\w+ed|rose|fell|grew|up|down", m.group(0), re.I)), None)
         relative = verb is not None and re.search(r"\b(that|which|who)\s+$", text[: verb.start()])
         if len(text[: line.start()].split()) <= 8 and (verb is None or line.start() < verb.start() or relative):
             score += 1.0  # ... and the sentence's subject (named before its verb)
@@ -141,11 +143,13 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
             score -= 2.5  # the object of another subject's verb ("currency translation increased sales by ...")
     else:
         score -= 1.0  # the line is named only as a cause of something else
-    if _REFERENTIAL.search(text):
-        score -= 3.0
+    if _REFERENTIAL.search(text) or _STATUTORY.search(text):
+        score -= 3.0  # points elsewhere; a level against the statutory rate is not a change
+    if not _PAST.search(text):
+        score -= 2.0  # present tense only: how the line behaves in general, not what happened
     if _OTHER_AFTER.match(text[line.end():]) or _PART_AFTER.search(text[line.end(): cue.start()]):
         score -= 4.0  # another line, or a part of the company
-    elif _part_of_company(text[: line.start()], _company_words(doc)):
+    elif _part_of_company(text[: line.start()], _company_words(doc)) or _run_in_heading(text, line):
         score -= 4.0
     if _CHANGE.search(text):
         score += 1.0
@@ -153,7 +157,8 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         score += 0.5
     if _CONDITIONAL.search(text[: cue.start()]):
         score -= 3.0
-    heading_years, in_part = _context(doc, s.start)
+    heading_years, in_part, whole = _context(doc, s.start)
+    score += 1.5 if whole and not in_part else 0.0  # under "Consolidated Results": the company's total
     in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc))
     if in_part:
         score -= 2.0  # under a segment's heading
@@ -176,6 +181,17 @@ def _part_of_company(before: str, company: set[str]) -> bool:
             return True  # "Energy-related sales", "FLNA net revenue", "Intelligent Cloud revenue"
     # a plain noun just before the line names a product line ("apparel revenues"), not the company's total
     return bool(clause) and clause[-1].isalpha() and clause[-1].islower() and not _generic(clause[-1], company)
+
+
+def _run_in_heading(text: str, line: re.Match) -> bool:
+    """'Europe Net revenue decreased 2%': a heading ('Europe', a segment) run into the sentence before a capitalised
+    line name; 'LatAm net revenue': a name with inner capitals."""
+    words = text[: line.start()].split()
+    if not words:
+        return False
+    capital_line = line.group(0)[:1].isupper() and words[-1][:1].isupper()
+    capital_line |= len(words) >= 2 and words[-1] in ("Net", "Total") and words[-2][:1].isupper()
+    return capital_line or any(re.search(r"[a-z][A-Z]", w) for w in words[-2:])
 
 
 def _generic(word: str, company: set[str]) -> bool:
@@ -204,7 +220,7 @@ def _period_score(text: str, want: tuple[str | None, str | None], period: str) -
         own = {"three": r"three months|quarter", "six": r"six months|first half|year[- ]to[- ]date",
                "nine": r"nine months|year[- ]to[- ]date"}.get(span.group(1).lower())
         if own and not re.search(own, text, re.I) and re.search(r"\b(months|quarter|half|year[- ]to[- ]date)\b", text, re.I):
-            score -= 1.5  # speaks of another span
+            score -= 3.0  # speaks of another span
     return score
 
 
@@ -215,19 +231,22 @@ _PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourt
                              r"|\bresults\b|\bcompared (with|to)\b", re.I)
 
 
-def _context(doc: Document, offset: int, reach: int = 2500) -> tuple[str, bool]:
-    """(the years the nearest heading above names, whether a heading above names a segment) — what a sentence
-    without its own year speaks of ("Year 2017 results:" ... "Operating income margins increased ...")."""
+def _context(doc: Document, offset: int, reach: int = 2500) -> tuple[str, bool, bool]:
+    """(the years the nearest heading above names, whether a heading above names a segment, whether the nearest
+    heading names the consolidated company) — what a sentence speaks of ("Year 2017 results:" ... "Operating income
+    margins increased ...")."""
     lines = doc.text[max(0, offset - reach): offset].split("\n")[:-1]
-    years, part = "", False
+    years, part, whole, first = "", False, False, True
     for ln in reversed(lines):
         ln = ln.strip()
-        if not ln or len(ln) > 90 or (ln.endswith(".") and not ln.endswith(":")):
-            continue
+        if not ln or len(ln) > 90 or (ln.endswith(".") and not ln.endswith(":")) or len(re.findall(r"\d[\d,.]*", _YEAR.sub("", ln))) > 1:
+            continue  # body text and table rows are not headings
         if not years and _PERIOD_HEADING.search(ln) and _YEAR.search(ln):
             years = " ".join(_YEAR.findall(ln))
         part = part or bool(_PART_HEADING.search(ln))
-    return years, part
+        if first and ln[:1].isupper():
+            whole, first = bool(re.search(r"\b(consolidated|total company)\b", ln, re.I)), False
+    return years, part, whole
 
 
 def _in_part_bullet(doc: Document, offset: int, company: set[str], reach: int = 800) -> bool:

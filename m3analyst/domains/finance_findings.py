@@ -298,7 +298,7 @@ def _coverage(ctx: _Ctx) -> list[Finding]:
     if oi is None or interest is None or interest.value <= 0:
         return []
     cov = oi.value / interest.value
-    claim = (f"Operating income covered interest expense of {interest.display()} {cov:.1f}x {when(oi.period)} "
+    claim = (f"Operating income was {cov:.1f}x interest expense of {interest.display()} {when(oi.period)} "
              f"{marks(oi, interest)}.")
     return [Finding(claim, "interest coverage", ctx.section("liquidity"),
                     [computed(f"{cov:.1f}x", cov, "x", "interest_coverage", [oi, interest]), fig(interest)])]

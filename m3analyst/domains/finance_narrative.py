@@ -96,14 +96,45 @@ def _last_bullet_before(text: str, end: int) -> int:
 
 
 def _heading(item: Span) -> Span | None:
-    """The risk's heading: its first sentence (PDF text may run it into the next: 'preferences.Demand'), when it
-    states a risk in 6-45 words."""
-    m = _HEAD_END.search(item.text)
-    end = m.end() if m else len(item.text)
-    text = item.text[:end]
-    if not 6 <= len(text.split()) <= 45 or not _RISK_CUE.search(text) or not text[:1].isupper():
+    """The risk's heading: a Title Case title run into its text ('... Highly Volatile We have ...'), else its first
+    sentence (PDF text may run it into the next: 'preferences.Demand'), when it states a risk in 6-45 words. Section
+    intros ('Item 1A. Risk Factors ...', 'the following risks') and sentences that continue an earlier one ('In
+    addition, ...', 'It ...') are not risk headings."""
+    start = item.start
+    title = _title_run(item.text)
+    if title is not None and len(title.split()) < 4:  # a category line ("Business Risks"): skip it
+        cut = len(title) + len(item.text[len(title):]) - len(item.text[len(title):].lstrip())
+        start, title = start + cut, _title_run(item.text[cut:])
+    text = doc_text = item.text[start - item.start:]
+    if title is not None and len(title.split()) >= 4:
+        end = len(title)
+    else:
+        m = _HEAD_END.search(doc_text)
+        end = m.end() if m else len(doc_text)
+    text = doc_text[:end]
+    if not 6 <= len(text.split()) <= 45 or not _RISK_CUE.search(text) or not text[:1].isupper() or _NOT_HEAD.match(text):
         return None
-    return Span(item.start, item.start + end, item.page, text)
+    return Span(start, start + end, item.page, text)
+
+
+_SMALL = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with", "our", "its"}
+_NOT_HEAD = re.compile(r"(item\s+1a\b|in addition|additionally|also|for example|for instance|however|further(more)?|"
+                       r"moreover|these|this|such|it\b|they\b|see\b|please\b)|.{0,80}\b(following|below)\b.{0,40}\brisks?\b", re.I)
+
+
+def _title_run(text: str) -> str | None:
+    """'We May Be Subject to Risks Related to X Our contracts with ...' -> 'We May Be Subject to Risks Related to X':
+    the Title Case words before the capitalised word that opens the text's first lower-case run."""
+    words = text.split()
+    for i, w in enumerate(words):
+        if w.lower() in _SMALL or not w[:1].isalpha():
+            continue
+        if w[:1].islower():
+            if i < 2 or not words[i - 1][:1].isupper():
+                return None
+            cut = text.index(words[i - 1], sum(len(x) + 1 for x in words[: i - 1]) - 1 if i > 1 else 0)
+            return text[:cut].rstrip() or None
+    return None
 
 
 def _first_words(span: Span, n: int) -> Span:
