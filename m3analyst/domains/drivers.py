@@ -96,8 +96,12 @@ def driver_candidates(doc: Document, phrases: Sequence[str], period: str | None 
     if rx is None:
         return []
     want = _period_years(period)
+    firsts = {p.strip().lower().split()[0] for p in phrases if p and p.strip()}
     out = []
     for s in _cue_sentences(doc):
+        low = s.text.lower()
+        if not any(w in low for w in firsts):
+            continue  # cheap test before the phrase regex
         cand = _score(doc, s, rx, want, period or "")
         if cand is not None and cand.score >= min_score:
             out.append(cand)
@@ -121,9 +125,6 @@ def _period_years(period: str | None) -> tuple[str | None, str | None]:
 
 def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str | None], period: str) -> DriverCandidate | None:
     text = squash(s.text)
-    words = len(text.split())
-    if words < 7 or words > 90 or not _is_prose(text):
-        return None
     lines = list(rx.finditer(text))
     # a cue that is part of the line's name ("net income attributable to 3M") explains nothing
     cues = [m for m in _CUE.finditer(text) if not any(0 <= m.start() - ln.end() <= 1 for ln in lines)]
@@ -278,22 +279,29 @@ def _section_kind(doc: Document, offset: int) -> str | None:
     return best.kind if best else None
 
 
-_SENTENCES: list[tuple[Document, list[Span]]] = []  # the last few documents' cue sentences
+_SENTENCES: list[tuple[Document, list[Span], list[Span]]] = []  # the last few documents' sentences, cue sentences
+
+
+def doc_sentences(doc: Document) -> list[Span]:
+    """The document's sentences with bullet items split apart ('· In Health Care, ...'), remembered for the last few
+    documents (findings scan them several times)."""
+    return _sentences(doc)[0]
 
 
 def _cue_sentences(doc: Document) -> list[Span]:
-    """Sentences (bullet items split apart) that carry a causal cue; remembered for the last few documents."""
-    for d, found in _SENTENCES:
+    """Prose sentences of 7-90 words that carry a causal cue."""
+    return _sentences(doc)[1]
+
+
+def _sentences(doc: Document) -> tuple[list[Span], list[Span]]:
+    for d, every, cued in _SENTENCES:
         if d is doc:
-            return found
-    found = []
-    for s in sentences(doc):
-        for part in _split_bullets(s):
-            if _CUE.search(part.text):
-                found.append(part)
-    _SENTENCES.insert(0, (doc, found))
+            return every, cued
+    every = [part for s in sentences(doc) for part in _split_bullets(s)]
+    cued = [s for s in every if _CUE.search(s.text) and 7 <= s.words <= 90 and _is_prose(squash(s.text))]
+    _SENTENCES.insert(0, (doc, every, cued))
     del _SENTENCES[4:]
-    return found
+    return every, cued
 
 
 def _split_bullets(s: Span) -> list[Span]:

@@ -123,7 +123,7 @@ def attach_driver(ctx: _Ctx, finding: Finding, phrases: list[str], period: str |
     best = cands[0]
     ctx.used.add((best.span.start, best.span.end))
     finding.evidence.append(best.citation())
-    finding.extra.update(evidence_label="Stated driver", question=question,
+    finding.extra.update(evidence_label="Stated driver", question=question, driver_index=len(finding.evidence) - 1,
                          alternatives=[c.citation().to_dict() for c in cands[:k]])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from m3analyst.domains.drivers import doc_sentences
 from m3analyst.domains.findings import Finding
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Citation, Document
@@ -130,8 +131,9 @@ def _title_run(text: str) -> str | None:
         if w.lower() in _SMALL or not w[:1].isalpha():
             continue
         if w[:1].islower():
-            if i < 2 or not words[i - 1][:1].isupper():
-                return None
+            capitals = [x for x in words[: i - 1] if x[:1].isupper() and x.lower() not in _SMALL]
+            if i < 2 or not words[i - 1][:1].isupper() or len(capitals) < 2:
+                return None  # an ordinary sentence ("Change in the Company's credit ratings could ...")
             cut = text.index(words[i - 1], sum(len(x) + 1 for x in words[: i - 1]) - 1 if i > 1 else 0)
             return text[:cut].rstrip() or None
     return None
@@ -168,13 +170,13 @@ def outlook_findings(doc: Document, cfg: dict, section: str, latest_year: int | 
     mdna = _section_ranges(doc, ("item_7", "item_2"))
     rx_avoid = re.compile("|".join(f"(?:{p})" for p in avoid), re.I | re.S) if avoid else None
     scored = []
-    for para in paragraphs(doc, min_chars=40):
-        if _inside(para, risk) or (rx_avoid and rx_avoid.search(squash(para.text))):
+    for s in doc_sentences(doc):
+        if not _FORWARD.search(s.text) or _inside(s, risk):
             continue
-        for s in sentences_of(para):
-            score = _outlook_score(squash(s.text), latest_year)
-            if score is not None:
-                scored.append((score + (2.0 if _inside(s, mdna) else 0.0), s))
+        text = squash(s.text)
+        score = _outlook_score(text, latest_year)
+        if score is not None and not (rx_avoid and rx_avoid.search(text)):
+            scored.append((score + (2.0 if _inside(s, mdna) else 0.0), s))
     scored.sort(key=lambda t: (-t[0], t[1].start))
     out, seen = [], set()
     for _, s in scored:

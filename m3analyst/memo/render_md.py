@@ -89,10 +89,11 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
 def finding_lines(f: Finding) -> list[str]:
     """'- claim [p.N]' (a short label first where the finding has one), then its quoted evidence, indented."""
     label = f"**{f.label}**: " if f.label else ""
-    out = [f"- {label}{f.claim}"]
+    out = [f"- {label}{f.claim}" + (" *(rephrased by the model, checked)*" if f.source == "model" else "")]
+    what = f.extra.get("evidence_label")
     for c in f.evidence:
-        if c.quote:
-            out.append(f"  > “{c.quote}” {c.mark}")
+        if c.quote and c.quote not in f.claim:  # a quoted statement is its own evidence
+            out.append(f"  > {what + ': ' if what else ''}“{c.quote}” {c.mark}")
     return out
 
 

@@ -6,6 +6,10 @@ A sentence is *verified* when it cites at least one existing page and
 - every quoted phrase ("...") is found on a cited page,
 - at least half of its content words occur on the cited pages, and it has a number, a quote or 5+ content words
   (so "The most important risks are [p.12]." is not a claim).
+A model's rephrasing of a finding (`check_rephrasing`) is held to the finding: the same figures (none invented, none
+dropped; "$32.8 billion" may stand for "$32,765M"), no name the finding and its evidence do not have, the same
+direction of change, and only the finding's pages; on any mismatch the finding's template sentence stands.
+`unsupported_figures` lists the figures of a finding not tied to an extracted or derived fact.
 Citations to pages that do not exist are errors: they are removed from the text (never emitted) and counted.
 A sentence that cites no page but states a number or a quote may be given one by `verify_text(..., pages=...)`: the
 page (of those the model read) holding the facts its numbers match or most of its words, kept only if the sentence
@@ -20,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.findings import Figure, Finding
 from m3analyst.ingest.model import Document
 
 CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
@@ -221,3 +226,82 @@ def find_citation(doc: Document, sentence: str, facts: list[Fact] | None, pages:
             check.cited_by_verifier = True
             return check
     return None
+
+
+# ---- findings ------------------------------------------------------------------------------------
+_UNIT_SUFFIX = {"k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9}
+_AMOUNT = re.compile(r"(?<![\w.])(\$?\(?-?\d[\d,]*(?:\.\d+)?)(%|x\b|\s?(?:bps|k|m|mn|b|bn)\b)?(\s+(?:thousand|million|billion|"
+                     r"trillion|percent|percentage points?|points?|basis points)\b)?", re.I)
+_UP = re.compile(r"\b(rose|grew|increased?|widened|higher|improved|gains?|up|expanded|positive)\b", re.I)
+_DOWN = re.compile(r"\b(fell|declined?|decreased?|narrowed|lower|dropped|down|contracted|negative|shrank)\b", re.I)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][A-Za-z&'’.-]+)")
+
+
+def _amounts(text: str) -> list[tuple[float, str]]:
+    """Figures of a sentence in comparable form: (value in units, kind) with kind "%" / "x" / "pts" / "" (amounts)."""
+    out = []
+    for m in _AMOUNT.finditer(CITE.sub(" ", text)):
+        num, suffix, word = m.group(1), (m.group(2) or "").strip().lower(), (m.group(3) or "").strip().lower()
+        try:
+            v = abs(float(num.strip("$()").replace(",", "")))
+        except ValueError:
+            continue
+        if suffix == "%" or word == "percent":
+            out.append((v, "%"))
+        elif suffix == "x":
+            out.append((v, "x"))
+        elif suffix == "bps" or word == "basis points":
+            out.append((v / 100, "pts"))
+        elif word.startswith(("point", "percentage")):
+            out.append((v, "pts"))
+        else:
+            scale = _UNIT_SUFFIX.get(suffix) or _SCALE_WORDS.get(word.split(" ")[0] if word else "", 1.0)
+            out.append((v * scale, ""))
+    return out
+
+
+def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
+    kinds = {a[1], b[1]}
+    if len(kinds) > 1 and kinds != {"%", "pts"}:
+        return False
+    hi = max(abs(a[0]), abs(b[0]))
+    return abs(a[0] - b[0]) <= max(0.051, 0.006 * hi)
+
+
+def check_rephrasing(finding: Finding, text: str) -> list[str]:
+    """What is wrong with `text` as a rephrasing of `finding` ([] when it states the same figures, names, direction
+    and pages)."""
+    template = finding.template or finding.claim
+    problems = []
+    mine, theirs = _amounts(template), _amounts(text)
+    problems += [f"figure {v[0]:g} not in the finding" for v in theirs if not any(_same(v, t) for t in mine)]
+    problems += [f"figure {v[0]:g} of the finding dropped" for v in mine if not any(_same(v, t) for t in theirs)]
+    known = " ".join([template, *(c.quote for c in finding.evidence)]).lower()
+    names = {m.group(1).strip(".’'") for m in _NAME.finditer(CITE.sub(" ", text))}
+    problems += [f"name {n!r} not in the finding" for n in sorted(names) if n.lower() not in known]
+    up, down = bool(_UP.search(template)), bool(_DOWN.search(template))
+    if (up and not down and _DOWN.search(text) and not _UP.search(text)) or (down and not up and _UP.search(text) and not _DOWN.search(text)):
+        problems.append("direction of change reversed")
+    allowed = set(finding.pages) | set(citations_in(template))
+    problems += [f"cites p.{p}, which the finding does not" for p in citations_in(text) if p not in allowed]
+    return problems
+
+
+def unsupported_figures(finding: Finding, facts: list[Fact]) -> list[Figure]:
+    """Figures of `finding` not tied to a fact: a reported figure needs its fact (name, period, value); a computed one
+    needs each input `name@period` among the facts."""
+    have = {(f.name, f.period): f for f in facts}
+    bad = []
+    for g in finding.figures:
+        if g.fact is None:
+            bad.append(g)
+        elif g.derived and g.inputs and all("@" in i for i in g.inputs):
+            if not all(tuple(i.rsplit("@", 1)) in have for i in g.inputs):
+                bad.append(g)
+        elif not g.derived or not g.inputs:
+            f = have.get((g.fact, g.period))
+            if f is None or not isinstance(f.value, float) or not isinstance(g.value, float) or abs(f.value - g.value) > 1e-6 * max(1.0, abs(f.value)):
+                bad.append(g)
+        elif (g.fact, g.period) not in have:  # a derived fact of the extractor (inputs: its expression)
+            bad.append(g)
+    return bad

@@ -26,12 +26,12 @@ from m3analyst.domains.findings import Finding
 from m3analyst.domains.registry import make_findings
 from m3analyst.domains.spec import DomainSpec, OutlineItem
 from m3analyst.domains.text import paragraphs
-from m3analyst.ingest.model import Document
+from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.model import Memo, MemoSection, Quote
 from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,
                                      rank_by_engine, rank_lexically)
-from m3analyst.memo.verify import verify_text
-from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, BuiltPrompt, build_prompt, task_text
+from m3analyst.memo.verify import CITE, check_rephrasing, citations_in, split_sentences, unsupported_figures, verify_text
+from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, BuiltPrompt, build_prompt, render_template, task_text
 from m3analyst.settings import Settings
 
 Progress = Callable[[str, int, int], None]  # (description, done, total)
@@ -69,13 +69,14 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     with clock("prompt"):
         built = build_prompt(doc, spec, facts, settings, engine.count_tokens if engine else None,
                              engine.context_length if engine else DEFAULT_CONTEXT)
-    with clock("candidates"):
-        paras = paragraphs(doc)
-        bm25 = BM25([p.text for p in paras])
     by_heading_f = _by_section(found)
     items = [o for o in spec.outline if o.kind != "facts" and o.heading not in by_heading_f]
+    with clock("candidates"):  # passages are proposed only for headings no finding states
+        paras = paragraphs(doc) if items else []
+        bm25 = BM25([p.text for p in paras])
     if engine is not None:
-        sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock, report)
+        sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock,
+                                                 report, found)
     else:
         sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
     by_heading = {s.heading: s for s in sections}
@@ -107,7 +108,7 @@ def _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report
 
 # ---- with the engine -----------------------------------------------------------------------------
 def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt, settings: Settings, engine, paras,
-                     bm25, items: list[OutlineItem], clock: _Clock, report: Progress):
+                     bm25, items: list[OutlineItem], clock: _Clock, report: Progress, found: list[Finding] = ()):
     chat = engine.render_chat(built.messages())
     prefix, tail = chat.split(TASK_SENTINEL, 1)
     report("reading the document (prefill)", 0, len(items) + 1)
@@ -150,6 +151,7 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         sec.pages_read = sorted(reads.items(), key=lambda kv: -kv[1])[:5]
         out.append(sec)
         used |= {(q.start, q.end) for q in sec.quotes}
+    _model_findings(doc, spec, facts, sess, engine, tail, list(found), settings, clock, stats_all)
     report("memo written", len(items) + 1, len(items) + 1)
     info = {
         "name": engine.name, "context_length": engine.context_length, "prompt_tokens": sess.n_tokens,
@@ -158,6 +160,61 @@ def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt,
         "new_tokens": sum(s.new_tokens for s in stats_all), "decode_s": round(sum(s.decode_s for s in stats_all), 3),
     }
     return out, info
+
+
+def _model_findings(doc: Document, spec: DomainSpec, facts, sess, engine, tail: str, found: list[Finding],
+                    settings: Settings, clock: _Clock, stats_all: list) -> None:
+    """With the model: rank each finding's candidate driver sentences (mean log-prob after the document and the
+    finding's question, as passages are ranked), then let it rephrase findings within the narrative's token budget
+    (`heading_tokens` per findings heading); a rephrasing stands only when `check_rephrasing` finds nothing wrong."""
+    bos = engine.count_tokens("")
+    used: set[tuple[int, int]] = set()
+    with clock("rank"):
+        for f in found:
+            if len(f.extra.get("alternatives") or []) > 1:
+                _rank_driver(sess, engine, tail, f, bos, used)
+    budget = settings.memo.heading_tokens * len(_by_section(found))
+    with clock("decode"):
+        for f in found:
+            if budget < 16:
+                break
+            if f.topic in ("risk", "outlook") or not f.figures:
+                continue  # quoted statements: nothing to rephrase
+            res = sess.generate(render_template("rephrase.j2", spec, claim=f.claim).strip() + tail,
+                                max_new_tokens=min(48, budget))
+            stats_all.append(res.stats)
+            budget -= max(1, res.stats.new_tokens)
+            _apply_rephrasing(f, res.text)
+
+
+def _rank_driver(sess, engine, tail: str, f: Finding, bos: int, used: set[tuple[int, int]]) -> None:
+    """Re-rank a finding's driver candidates by the engine; the best one no earlier finding cites becomes its driver."""
+    probe = f"Question: {f.extra.get('question') or f.claim}\nThe sentence of the document that answers it:{tail}\""
+    base = _total_logprob(sess, engine, probe, bos)
+    alts = f.extra["alternatives"]
+    for a in alts:
+        a["engine_logprob"] = round(_passage_logprob(sess, engine, probe, base, a["quote"], bos), 4)
+    free = [a for a in alts if (a["start"], a["end"]) not in used]
+    if not free:
+        return
+    best = max(free, key=lambda a: a["engine_logprob"])
+    used.add((best["start"], best["end"]))
+    i = f.extra.get("driver_index", len(f.evidence) - 1)
+    if 0 <= i < len(f.evidence):
+        f.evidence[i] = Citation.from_dict(best)
+        f.extra["driver_chosen_by"] = "engine"
+
+
+def _apply_rephrasing(f: Finding, generated: str) -> None:
+    sents = split_sentences(generated.strip().strip('"'))
+    text = sents[0] if sents else ""
+    if text and not CITE.search(text):
+        text = f"{text.rstrip('.')} {' '.join(f'[p.{p}]' for p in citations_in(f.claim))}."
+    problems = check_rephrasing(f, text) if text else ["empty"]
+    if problems:
+        f.extra["rephrasing_rejected"] = {"text": text, "problems": problems}
+        return
+    f.template, f.claim, f.source = f.claim, text, "model"
 
 
 def _stats_dict(s) -> dict:
@@ -228,7 +285,7 @@ def grounding(memo: Memo, doc: Document) -> dict:
     return {
         "findings": len(found), "findings_by_model": sum(1 for f in found if f.source == "model"),
         "finding_figures": sum(len(f.figures) for f in found),
-        "unsupported_figures": sum(1 for f in found for g in f.figures if not g.fact),
+        "unsupported_figures": sum(len(unsupported_figures(f, memo.facts)) for f in found),
         "quoted_chars": quoted, "generated_chars": generated, "verified_chars": verified,
         "generated_sentences": len(claims), "verified_sentences": len(claims) - unsupported,
         "dropped_sentences": unsupported if memo.drop_unsupported else 0, "unsupported_claims": unsupported,
