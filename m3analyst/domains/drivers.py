@@ -23,6 +23,7 @@ ranks candidate driver sentences by the engine).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -67,7 +68,7 @@ _QUALIFIERS = {"organic", "currency-neutral", "constant-currency", "comparable-c
 # "... sales increased 3 percent in 3M's electronics-related businesses, driven by ..."
 _PART_AFTER = re.compile(r"\bin\s+(\S+\s+){0,3}?([\w-]+-related|[\w-]+\s+(business(es)?|segments?|divisions?|markets?))\b", re.I)
 _PART_WORDS = re.compile(r"(-related|^segments?('s)?$|^divisions?$|^regions?$|^business(es)?$|^products?$|^services?$)", re.I)
-_SECTION_WEIGHT = {"item_7": 2.0, "item_2": 1.5, "part2_item_1a": -3.0, "item_1a": -3.0, "item_7a": -1.0, "item_8": -0.5}
+_SECTION_WEIGHT = {"item_7": 2.0, "item_2": 1.5, "part2_item_1a": -3.0, "item_1a": -3.0, "item_7a": -1.0, "item_8": -2.5}
 
 
 @dataclass
@@ -132,7 +133,7 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         return None
     cue, line = cues[0], lines[0]
     score = max(w for p, w in _CUE_PARTS if any(p.match(text, c.start()) for c in cues))
-    if re.search(r"\b(of|per)\s+(the\s+|our\s+|its\s+)?([a-z-]+\s+)?$", text[: line.start()], re.I):
+    if re.search(r"\b(of|per|than)\s+(the\s+|our\s+|its\s+)?([a-z-]+\s+)?$", text[: line.start()], re.I):
         score -= 2.0  # "cost of sales", "percent of sales": the line is not the subject
     elif line.start() < cue.start():
         score += 2.0  # the line is what the cue explains
@@ -160,7 +161,7 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         score -= 3.0
     heading_years, in_part, whole = _context(doc, s.start)
     score += 1.5 if whole and not in_part else 0.0  # under "Consolidated Results": the company's total
-    in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc))
+    in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc)) or _refers_to_part(doc, s, rx)
     if in_part:
         score -= 2.0  # under a segment's heading
     score += _period_score(text if _YEAR.search(text) else f"{text} {heading_years}", want, period)
@@ -232,7 +233,7 @@ _PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourt
                              r"|\bresults\b|\bcompared (with|to)\b", re.I)
 
 
-def _context(doc: Document, offset: int, reach: int = 2500) -> tuple[str, bool, bool]:
+def _context(doc: Document, offset: int, reach: int = 6000) -> tuple[str, bool, bool]:
     """(the years the nearest heading above names, whether a heading above names a segment, whether the nearest
     heading names the consolidated company) — what a sentence speaks of ("Year 2017 results:" ... "Operating income
     margins increased ...")."""
@@ -244,9 +245,11 @@ def _context(doc: Document, offset: int, reach: int = 2500) -> tuple[str, bool, 
             continue  # body text and table rows are not headings
         if not years and _PERIOD_HEADING.search(ln) and _YEAR.search(ln):
             years = " ".join(_YEAR.findall(ln))
-        part = part or bool(_PART_HEADING.search(ln))
         if first and ln[:1].isupper():
             whole, first = bool(re.search(r"\b(consolidated|total company)\b", ln, re.I)), False
+        if not part and re.search(r"^(consolidated|total company)\b", ln, re.I):
+            break  # the company's own results start below this heading: segments above it do not apply
+        part = part or bool(_PART_HEADING.search(ln))
     return years, part, whole
 
 
@@ -258,6 +261,21 @@ def _in_part_bullet(doc: Document, offset: int, company: set[str], reach: int = 
         return False
     item = before[m[-1].end():]
     return bool(re.match(r"In (the )?[A-Z][^,]{0,40},", item)) and not _generic(item.split()[1], company)
+
+
+def _refers_to_part(doc: Document, s: Span, rx: re.Pattern) -> bool:
+    """'North America sales increased 33%. The sales growth in each year primarily reflects ...': a sentence that
+    refers back ('The', 'This', 'These') speaks of what the sentence before it names."""
+    if not re.match(r"(The|This|These|That|Such)\b", s.text):
+        return False
+    every = doc_sentences(doc)
+    i = bisect.bisect_left([x.start for x in every], s.start)
+    prev = every[i - 1] if i > 0 else None
+    if prev is None or prev.page != s.page or s.start - prev.end > 400:
+        return False
+    text = squash(prev.text)
+    line = rx.search(text)
+    return line is not None and (_part_of_company(text[: line.start()], _company_words(doc)) or _run_in_heading(text, line))
 
 
 def _company_words(doc: Document) -> set[str]:

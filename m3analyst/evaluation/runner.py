@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from m3analyst.errors import UsageError
+from m3analyst.evaluation import findings_score  # noqa: F401 - registers the "findings" scorer
 from m3analyst.evaluation.schema import EvalItem
 from m3analyst.evaluation.scorers import (
     METRICS,
@@ -170,7 +171,7 @@ def evaluate_item(item: EvalItem, *, domain: str, settings: Settings, engine: An
             memo = system.write_memo(pred.doc, domain=domain, settings=settings, engine=engine, progress=None)
             timings["memo_s"] = time.perf_counter() - t
             pred.facts, pred.sections, pred.grounding = prediction_from_memo(memo)
-            pred.has_memo = True
+            pred.has_memo, pred.memo = True, memo
             rec["memo"] = {"facts": len(pred.facts), "sections": pred.sections, "grounding": pred.grounding,
                            "engine": _engine_summary(memo)}
         if item.questions:

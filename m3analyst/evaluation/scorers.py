@@ -84,6 +84,7 @@ class Prediction:
     answers: dict[str, PredAnswer] = field(default_factory=dict)
     doc: Any = None
     has_memo: bool = False
+    memo: Any = None  # the memo itself, for scorers that read more than facts (findings_score)
 
 
 @dataclass
