@@ -92,3 +92,74 @@ def test_driver_sentences_in_filings(corpus, name, line, period, page, start):
     doc = _load(corpus / "finance" / name)
     top = driver_sentences(doc, load_domain("finance").fact(line).ask, period, k=1)
     assert top and top[0].page == page and top[0].quote.startswith(start)
+
+
+# ---- finance findings on a filing ------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def _findings_of(path):
+    from m3analyst.domains import extract_facts, load_domain
+    from m3analyst.domains.registry import make_findings
+
+    spec = load_domain("finance")
+    doc = _load(path)
+    facts = extract_facts(doc, spec)
+    return doc, facts, make_findings(doc, spec, facts)
+
+
+@pytest.fixture
+def mmm(corpus):
+    return _findings_of(corpus / "finance" / "3M_2018_10K.pdf")
+
+
+def test_finance_findings_state_changes_with_figures_tied_to_facts(mmm):
+    from m3analyst.memo.verify import unsupported_figures
+
+    doc, facts, found = mmm
+    by_topic = {}
+    for f in found:
+        by_topic.setdefault(f.topic, []).append(f)
+    assert len(found) >= 6 and {"growth", "margin", "cash conversion", "leverage", "capital returned"} <= set(by_topic)
+    rev = by_topic["growth"][0]
+    assert rev.claim == "Revenue rose 3.5% to $32,765M in 2018 from $31,657M in 2017 [p.56]."
+    assert [g.fact for g in rev.figures] == ["revenue_change", "revenue", "revenue"]
+    op_margin = next(f for f in by_topic["margin"] if f.claim.startswith("Operating margin"))
+    assert "narrowed by 230 bps to 22.0%" in op_margin.claim  # 7,207 / 32,765 vs 7,692 / 31,657
+    assert all(unsupported_figures(f, facts) == [] for f in found)
+    oi = next(f for f in by_topic["growth"] if f.claim.startswith("Operating income"))
+    assert oi.extra["evidence_label"] == "Stated driver" and oi.evidence[0].page == 29
+    assert oi.evidence[0].has_span and doc.text[oi.evidence[0].start:oi.evidence[0].end].startswith("Operating income margins")
+    assert "Stated driver" not in rev.extra.get("evidence_label", "")  # 3M states no cause for total sales
+
+
+def test_finance_outlook_and_risks(mmm):
+    _, _, found = mmm
+    outlook = [f for f in found if f.topic == "outlook"]
+    assert outlook and all("2019" in f.claim for f in outlook)  # forward-looking with a date ahead
+    assert not any("forward-looking statements" in f.claim.lower() for f in outlook)
+    risks = [f for f in found if f.topic == "risk"]
+    labels = [f.label for f in risks]
+    assert len(labels) == len(set(labels)) >= 4 and labels[:2] == ["Economic conditions", "Credit rating and funding"]
+    assert risks[1].claim.startswith("Change in the Company’s credit ratings could increase cost of funding")
+
+
+# ---- model phrasing under the verifier ----------------------------------------------------------
+def test_a_rephrasing_stands_only_when_it_states_the_same_figures_names_and_direction():
+    from m3analyst.memo.verify import check_rephrasing
+    from m3analyst.memo.writer import _apply_rephrasing
+
+    def finding():
+        return Finding("Revenue rose 3.5% to $32,765M in 2018 from $31,657M in 2017 [p.56].", "growth", "Results",
+                       [Figure("+3.5%", 3.5, "%", "revenue_change", "2018 vs 2017", True)])
+
+    ok = "Revenue grew 3.5% to $32.8 billion in 2018, up from $31.7 billion in 2017 [p.56]."
+    assert check_rephrasing(finding(), ok) == []
+    assert check_rephrasing(finding(), ok.replace("grew", "fell").replace("up from", "from")) == ["direction of change reversed"]
+    assert "figure 4 not in the finding" in check_rephrasing(finding(), ok.replace("3.5%", "4%"))
+    assert any("dropped" in p for p in check_rephrasing(finding(), "Revenue grew 3.5% in 2018 [p.56]."))
+    assert any("Apple" in p for p in check_rephrasing(finding(), "Like Apple, " + ok[0].lower() + ok[1:]))
+    assert any("p.57" in p for p in check_rephrasing(finding(), ok.replace("[p.56]", "[p.57]")))
+    good, bad = finding(), finding()
+    _apply_rephrasing(good, ok.replace(" [p.56]", ""))  # a dropped citation is given back the finding's pages
+    assert good.source == "model" and good.claim.endswith("[p.56].") and good.template.startswith("Revenue rose")
+    _apply_rephrasing(bad, "Revenue grew 4% in 2018.")
+    assert bad.source == "rule" and bad.claim.startswith("Revenue rose 3.5%") and bad.extra["rephrasing_rejected"]["problems"]
