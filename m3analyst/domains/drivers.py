@@ -61,7 +61,11 @@ _OTHER_AFTER = re.compile(r"^\W{0,2}(and marketing|and administrative|expenses?|
 _COMPANY_WORDS = re.compile(r"^(total|consolidated|company|company's|our|the|net|in|for|fiscal|during|compared|as|"
                             r"worldwide|overall|reported|gaap|year|quarter|first|second|third|fourth|full|and|both|while|"
                             r"however|also|of|with|[\d,.$%()]+)$", re.I)
-_QUALIFIERS = {"organic", "currency-neutral", "constant-currency", "comparable-currency", "gaap", "non-gaap", "adjusted",
+# Another measure than the reported line: "non-GAAP operating income", "adjusted EBIT", "unit sales", "core net income".
+_MEASURE = re.compile(r"\b(non-gaap|adjusted|core|unit|comparable|pro forma|segment)\s+(\w+\s+){0,1}$", re.I)
+# How a line behaves in general: "Net operating revenue growth rates are impacted by sales volume; ..."
+_GENERIC = re.compile(r"\b(is|are)\s+(generally\s+|typically\s+|primarily\s+)?(impacted|affected|driven|influenced|determined)\b", re.I)
+_QUALIFIERS = {"organic", "currency-neutral", "constant-currency", "comparable-currency", "gaap",
                "annual", "quarterly", "higher", "lower", "strong", "weak", "record", "its", "their", "this", "that", "a",
                "an", "which", "whose", "when", "where", "than", "by", "on", "at", "from", "to", "is", "was", "were",
                "are", "been", "be", "has", "had", "have", "all"}
@@ -133,6 +137,31 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         return None
     cue, line = cues[0], lines[0]
     score = max(w for p, w in _CUE_PARTS if any(p.match(text, c.start()) for c in cues))
+    if _continues(doc, s, rx, text):
+        score += 3.0  # "Net sales increased by $107 million. The increase was primarily driven by ..."
+    else:
+        score += _line_score(doc, text, line, cue)
+    if _REFERENTIAL.search(text) or _STATUTORY.search(text) or _GENERIC.search(text):
+        score -= 3.0  # points elsewhere; a level against the statutory rate or how a line behaves is not a change
+    if not _PAST.search(text):
+        score -= 2.0  # present tense only: how the line behaves in general, not what happened
+    score += (1.0 if _CHANGE.search(text) else 0.0) + (0.5 if _AMOUNT.search(text) else 0.0)
+    if _CONDITIONAL.search(text[: cue.start()]):
+        score -= 3.0
+    heading_years, in_part, whole = _context(doc, s.start)
+    score += 1.5 if whole and not in_part else 0.0  # under "Consolidated Results": the company's total
+    in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc)) or _refers_to_part(doc, s, rx)
+    if in_part:
+        score -= 2.0  # under a segment's heading
+    score += _period_score(text if _YEAR.search(text) else f"{text} {heading_years}", want, period)
+    score += _SECTION_WEIGHT.get(_section_kind(doc, s.start) or "", 0.0)
+    return DriverCandidate(s, score, cue.group(0))
+
+
+def _line_score(doc: Document, text: str, line: re.Match, cue: re.Match) -> float:
+    """Where the line stands in the sentence: the subject the cue explains (+), a part of the company or another
+    measure (-), or only a cause of something else (-)."""
+    score = 0.0
     if re.search(r"\b(of|per|than)\s+(the\s+|our\s+|its\s+)?([a-z-]+\s+)?$", text[: line.start()], re.I):
         score -= 2.0  # "cost of sales", "percent of sales": the line is not the subject
     elif line.start() < cue.start():
@@ -145,28 +174,25 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
             score -= 2.5  # the object of another subject's verb ("currency translation increased sales by ...")
     else:
         score -= 1.0  # the line is named only as a cause of something else
-    if _REFERENTIAL.search(text) or _STATUTORY.search(text):
-        score -= 3.0  # points elsewhere; a level against the statutory rate is not a change
-    if not _PAST.search(text):
-        score -= 2.0  # present tense only: how the line behaves in general, not what happened
-    if _OTHER_AFTER.match(text[line.end():]) or _PART_AFTER.search(text[line.end(): cue.start()]):
-        score -= 4.0  # another line, or a part of the company
-    elif _part_of_company(text[: line.start()], _company_words(doc)) or _run_in_heading(text, line):
+    before = text[: line.start()]
+    if _OTHER_AFTER.match(text[line.end():]) or _PART_AFTER.search(text[line.end(): cue.start()]) or _MEASURE.search(before):
+        score -= 4.0  # another line or measure, or a part of the company
+    elif _part_of_company(before, _company_words(doc)) or _run_in_heading(text, line):
         score -= 4.0
-    if _CHANGE.search(text):
-        score += 1.0
-    if _AMOUNT.search(text):
-        score += 0.5
-    if _CONDITIONAL.search(text[: cue.start()]):
-        score -= 3.0
-    heading_years, in_part, whole = _context(doc, s.start)
-    score += 1.5 if whole and not in_part else 0.0  # under "Consolidated Results": the company's total
-    in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc)) or _refers_to_part(doc, s, rx)
-    if in_part:
-        score -= 2.0  # under a segment's heading
-    score += _period_score(text if _YEAR.search(text) else f"{text} {heading_years}", want, period)
-    score += _SECTION_WEIGHT.get(_section_kind(doc, s.start) or "", 0.0)
-    return DriverCandidate(s, score, cue.group(0))
+    return score
+
+
+def _continues(doc: Document, s: Span, rx: re.Pattern, text: str) -> bool:
+    """'The increase was primarily driven by ...' right after a sentence whose subject is the company's line."""
+    if not re.match(r"(The|This|These) (increase|decrease|decline|growth|change|rise|drop|improvement)s?\b", text):
+        return False
+    prev = _previous(doc, s)
+    if prev is None:
+        return False
+    p = squash(prev.text)
+    line = rx.search(p)
+    return (line is not None and len(p[: line.start()].split()) <= 8 and not _MEASURE.search(p[: line.start()])
+            and not _part_of_company(p[: line.start()], _company_words(doc)) and not _run_in_heading(p, line))
 
 
 def _part_of_company(before: str, company: set[str]) -> bool:
@@ -227,7 +253,10 @@ def _period_score(text: str, want: tuple[str | None, str | None], period: str) -
 
 
 # A segment's heading: "Health Care Business (18.4% of consolidated sales):", "Domestic Segment".
-_PART_HEADING = re.compile(r"^[A-Z][\w&,.' -]{1,60}\b(Business|Segment|Division)( \(\d[\d.]*\s?% of [a-z ]{3,30}\))?:?$")
+_PART_HEADING = re.compile(r"^[A-Z][\w&,.' -]{1,60}\b(Business|Segment|Division)( \(\d[\d.]*\s?% of [a-z ]{3,30}\))?:?$"
+                           r"|^(?!.*\b(RESULTS|OPERATIONS|OVERVIEW|CONSOLIDATED|LIQUIDITY|CAPITAL|MANAGEMENT|ITEM|PART|NOTES?|FISCAL"
+                           r"|YEAR|SUMMARY|HIGHLIGHTS|DISCUSSION|ANALYSIS|CRITICAL|ACCOUNTING|OUTLOOK|TOTAL|REVENUES?|INCOME|SALES"
+                           r"|EXPENSES?|TAX(ES)?|MARGINS?|PROFIT|CASH|FLOWS?|RISKS?|FACTORS|INC|CORP|CORPORATION|COMPANY|LLC|PLC|LTD|CO)\b)[A-Z][A-Z&,.' -]{2,40}$")
 # A heading naming the period the text under it speaks of: "Year 2017 results:", "Fiscal 2022 Compared with Fiscal 2021".
 _PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourth) quarter|(three|six|nine|twelve) months)\b"
                              r"|\bresults\b|\bcompared (with|to)\b", re.I)
@@ -263,15 +292,21 @@ def _in_part_bullet(doc: Document, offset: int, company: set[str], reach: int = 
     return bool(re.match(r"In (the )?[A-Z][^,]{0,40},", item)) and not _generic(item.split()[1], company)
 
 
+def _previous(doc: Document, s: Span) -> Span | None:
+    """The sentence just before `s` in the same passage (same page, close by), if any."""
+    every = doc_sentences(doc)
+    i = bisect.bisect_left([x.start for x in every], s.start)
+    prev = every[i - 1] if i > 0 else None
+    return prev if prev is not None and prev.page == s.page and s.start - prev.end <= 400 else None
+
+
 def _refers_to_part(doc: Document, s: Span, rx: re.Pattern) -> bool:
     """'North America sales increased 33%. The sales growth in each year primarily reflects ...': a sentence that
     refers back ('The', 'This', 'These') speaks of what the sentence before it names."""
     if not re.match(r"(The|This|These|That|Such)\b", s.text):
         return False
-    every = doc_sentences(doc)
-    i = bisect.bisect_left([x.start for x in every], s.start)
-    prev = every[i - 1] if i > 0 else None
-    if prev is None or prev.page != s.page or s.start - prev.end > 400:
+    prev = _previous(doc, s)
+    if prev is None:
         return False
     text = squash(prev.text)
     line = rx.search(text)
