@@ -64,7 +64,8 @@ _COMPANY_WORDS = re.compile(r"^(total|consolidated|company|company's|our|the|net
 # Another measure than the reported line: "non-GAAP operating income", "adjusted EBIT", "unit sales", "core net income".
 _MEASURE = re.compile(r"\b(non-gaap|adjusted|core|unit|comparable|pro forma|segment)\s+(\w+\s+){0,1}$", re.I)
 # How a line behaves in general: "Net operating revenue growth rates are impacted by sales volume; ..."
-_GENERIC = re.compile(r"\b(is|are)\s+(generally\s+|typically\s+|primarily\s+)?(impacted|affected|driven|influenced|determined)\b", re.I)
+_GENERIC = re.compile(r"\b(is|are)\s+(generally\s+|typically\s+|primarily\s+)?(impacted|affected|driven|influenced|determined)\b"
+                      r"|^(increases|decreases|changes|fluctuations) in\b.{0,80}\b(primarily |generally )?(result|depend|vary|are)\b", re.I)
 _QUALIFIERS = {"organic", "currency-neutral", "constant-currency", "comparable-currency", "gaap",
                "annual", "quarterly", "higher", "lower", "strong", "weak", "record", "its", "their", "this", "that", "a",
                "an", "which", "whose", "when", "where", "than", "by", "on", "at", "from", "to", "is", "was", "were",
@@ -137,7 +138,7 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
         return None
     cue, line = cues[0], lines[0]
     score = max(w for p, w in _CUE_PARTS if any(p.match(text, c.start()) for c in cues))
-    if _continues(doc, s, rx, text):
+    if line.start() > cue.start() and _continues(doc, s, rx, text):
         score += 3.0  # "Net sales increased by $107 million. The increase was primarily driven by ..."
     else:
         score += _line_score(doc, text, line, cue)
@@ -151,8 +152,8 @@ def _score(doc: Document, s: Span, rx: re.Pattern, want: tuple[str | None, str |
     heading_years, in_part, whole = _context(doc, s.start)
     score += 1.5 if whole and not in_part else 0.0  # under "Consolidated Results": the company's total
     in_part = in_part or _in_part_bullet(doc, s.start, _company_words(doc)) or _refers_to_part(doc, s, rx)
-    if in_part:
-        score -= 2.0  # under a segment's heading
+    if in_part or re.search(r"\bthe segment('s|’s)?\b", text, re.I):
+        score -= 4.0  # under a segment's heading, or speaking of "the segment"
     score += _period_score(text if _YEAR.search(text) else f"{text} {heading_years}", want, period)
     score += _SECTION_WEIGHT.get(_section_kind(doc, s.start) or "", 0.0)
     return DriverCandidate(s, score, cue.group(0))
@@ -262,7 +263,7 @@ _PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourt
                              r"|\bresults\b|\bcompared (with|to)\b", re.I)
 
 
-def _context(doc: Document, offset: int, reach: int = 6000) -> tuple[str, bool, bool]:
+def _context(doc: Document, offset: int, reach: int = 12000) -> tuple[str, bool, bool]:
     """(the years the nearest heading above names, whether a heading above names a segment, whether the nearest
     heading names the consolidated company) — what a sentence speaks of ("Year 2017 results:" ... "Operating income
     margins increased ...")."""

@@ -93,6 +93,11 @@ def _section(memo: Memo, s: MemoSection) -> str:
     if shown:
         sents = [f'<span class="{"" if c.ok else "unsupported"}">{escape(c.text)}</span>' for c in shown]
         parts.append(f"<p>{' '.join(sents)}</p>")
+    if s.findings:  # findings: the claim, then its quoted evidence
+        items = "".join(f"<li>{'<b>' + escape(f.label) + '</b>: ' if f.label else ''}{escape(f.claim)}"
+                        + "".join(f"<blockquote>\u201c{escape(c.quote)}\u201d {_cite([c.page])}</blockquote>"
+                                  for c in f.evidence if c.quote and c.quote not in f.claim) + "</li>" for f in s.findings)
+        return "\n".join(parts + [f"<ul class=findings>{items}</ul>"])
     for q in s.quotes:
         parts.append(f"<blockquote>\u201c{escape(q.text)}\u201d {_cite([q.page])}</blockquote>")
     if not shown and not s.quotes:
