@@ -118,6 +118,8 @@ def appendix(memo: Memo) -> list[str]:
              f"{g.get('citations_added', 0)} citation(s) added by the verifier; "
              f"grounding score {g['grounding_score']:.2f}.",
              f"- Facts: {g['facts']} extracted, {g['facts_with_page']} with their page.",
+             f"- Findings: {g.get('findings', 0)} ({g.get('findings_by_model', 0)} rephrased by the model and checked); "
+             f"{g.get('finding_figures', 0)} figures, {g.get('unsupported_figures', 0)} not tied to a fact.",
              f"- Prompt: {b['prompt_tokens']:,} of {b['budget']:,} tokens{' (estimated)' if b['estimated'] else ''}; "
              f"document {b['document_tokens_kept']:,} of {'~' if b.get('total_estimated') else ''}{b['document_tokens_total']:,} tokens kept."]
     if b["omitted"]:
