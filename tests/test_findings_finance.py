@@ -163,3 +163,48 @@ def test_a_rephrasing_stands_only_when_it_states_the_same_figures_names_and_dire
     assert good.source == "model" and good.claim.endswith("[p.56].") and good.template.startswith("Revenue rose")
     _apply_rephrasing(bad, "Revenue grew 4% in 2018.")
     assert bad.source == "rule" and bad.claim.startswith("Revenue rose 3.5%") and bad.extra["rephrasing_rejected"]["problems"]
+
+
+@register_findings("test_note_findings")
+def _note_findings(doc, spec, facts):
+    def cite(text):
+        at = doc.text.index(text)
+        return Citation.of_span(doc, at, doc.text.index(".", at) + 1)
+
+    f = Finding("Net sales rose 3.5% to $32,765M in 2018 [p.2].", "growth", "Results",
+                [Figure("+3.5%", 3.5, "%", "revenue_change", "2018 vs 2017", True, ["revenue@2018", "revenue@2017"])],
+                [cite("Net sales increased")])
+    f.extra.update(evidence_label="Stated driver", driver_index=0, question="Why did net sales change in 2018?",
+                   alternatives=[cite("Net sales increased").to_dict(), cite("The board met").to_dict()])
+    return [f]
+
+
+@pytest.mark.slow
+def test_with_the_model_drivers_are_ranked_and_a_rephrasing_stands_only_if_checked(tmp_path, monkeypatch):
+    from tests.test_memo_engine import SPEC
+
+    try:
+        from m3analyst.engine import load_engine
+
+        engine = load_engine(Settings().engine, progress=lambda *a: None)
+    except Exception as e:  # noqa: BLE001 - no cached model / engine not importable
+        pytest.skip(f"default model not available: {type(e).__name__}: {e}")
+    from m3analyst.memo import write_memo
+
+    (tmp_path / "note.yaml").write_text(SPEC.replace("name: note", "name: note\nfindings: test_note_findings"))
+    monkeypatch.setenv("M3ANALYST_DOMAINS", str(tmp_path))
+    doc = Document.from_pages([
+        "Overview. The company makes adhesives and films for industrial customers in many countries around the world.",
+        "Results. Net sales increased 3.5 percent to $32,765 million in 2018, driven by higher prices and volume growth.",
+        "Other. The board met eleven times during the year and approved the annual budget and the dividend policy.",
+    ])
+    s = Settings()
+    s.memo.heading_tokens = 24
+    memo = write_memo(doc, "note", s, engine=engine)
+    f = memo.sections[1].findings[0]
+    assert f.extra["driver_chosen_by"] == "engine" and all("engine_logprob" in a for a in f.extra["alternatives"])
+    assert f.source == "model" or f.claim == f.template or f.template is None  # template stands unless checked
+    if f.source == "model":
+        from m3analyst.memo.verify import check_rephrasing
+
+        assert check_rephrasing(f, f.claim) == []
