@@ -12,18 +12,8 @@ from m3analyst.ingest.model import Citation, Document
 from m3analyst.settings import Settings
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path):
-    from m3analyst.ingest import load_document
-
-    return load_document(path)
-
-
-@pytest.fixture
-def no_model() -> Settings:
-    s = Settings()
-    s.engine.model = "none"
-    return s
+from tests.test_memo import _load, no_model  # noqa: F401 - shared: one load per corpus file, model-free settings
+from tests.test_memo_engine import SPEC, engine  # noqa: F401 - the default model, loaded once (skips without it)
 
 
 @register_findings("test_incident_findings")
@@ -180,23 +170,15 @@ def _note_findings(doc, spec, facts):
 
 
 @pytest.mark.slow
-def test_with_the_model_drivers_are_ranked_and_a_rephrasing_stands_only_if_checked(tmp_path, monkeypatch):
-    from tests.test_memo_engine import SPEC
-
-    try:
-        from m3analyst.engine import load_engine
-
-        engine = load_engine(Settings().engine, progress=lambda *a: None)
-    except Exception as e:  # noqa: BLE001 - no cached model / engine not importable
-        pytest.skip(f"default model not available: {type(e).__name__}: {e}")
+def test_with_the_model_drivers_are_ranked_and_a_rephrasing_stands_only_if_checked(engine, tmp_path, monkeypatch):  # noqa: F811
     from m3analyst.memo import write_memo
 
     (tmp_path / "note.yaml").write_text(SPEC.replace("name: note", "name: note\nfindings: test_note_findings"))
     monkeypatch.setenv("M3ANALYST_DOMAINS", str(tmp_path))
     doc = Document.from_pages([
-        "Overview. The company makes adhesives and films for industrial customers in many countries around the world.",
-        "Results. Net sales increased 3.5 percent to $32,765 million in 2018, driven by higher prices and volume growth.",
-        "Other. The board met eleven times during the year and approved the annual budget and the dividend policy.",
+        "About us. We make industrial tapes and optical films, sold to manufacturers in more than sixty countries.",
+        "2018 results. Net sales increased 3.5 percent to $32,765 million in 2018, driven by selling prices and volumes.",
+        "Governance. The board met eleven times in 2018; it approved the budget, the dividend and two acquisitions.",
     ])
     s = Settings()
     s.memo.heading_tokens = 24

@@ -187,11 +187,7 @@ def _continues(doc: Document, s: Span, rx: re.Pattern, text: str) -> bool:
     """'The increase was primarily driven by ...' right after a sentence whose subject is the company's line."""
     if not re.match(r"(The|This|These) (increase|decrease|decline|growth|change|rise|drop|improvement)s?\b", text):
         return False
-    prev = _previous(doc, s)
-    if prev is None:
-        return False
-    p = squash(prev.text)
-    line = rx.search(p)
+    p, line = _previous_line(doc, s, rx)
     return (line is not None and len(p[: line.start()].split()) <= 8 and not _MEASURE.search(p[: line.start()])
             and not _part_of_company(p[: line.start()], _company_words(doc)) and not _run_in_heading(p, line))
 
@@ -293,12 +289,15 @@ def _in_part_bullet(doc: Document, offset: int, company: set[str], reach: int = 
     return bool(re.match(r"In (the )?[A-Z][^,]{0,40},", item)) and not _generic(item.split()[1], company)
 
 
-def _previous(doc: Document, s: Span) -> Span | None:
-    """The sentence just before `s` in the same passage (same page, close by), if any."""
+def _previous_line(doc: Document, s: Span, rx: re.Pattern) -> tuple[str, re.Match | None]:
+    """The sentence just before `s` in the same passage (same page, close by) and where it names the line."""
     every = doc_sentences(doc)
     i = bisect.bisect_left([x.start for x in every], s.start)
     prev = every[i - 1] if i > 0 else None
-    return prev if prev is not None and prev.page == s.page and s.start - prev.end <= 400 else None
+    if prev is None or prev.page != s.page or s.start - prev.end > 400:
+        return "", None
+    text = squash(prev.text)
+    return text, rx.search(text)
 
 
 def _refers_to_part(doc: Document, s: Span, rx: re.Pattern) -> bool:
@@ -306,11 +305,7 @@ def _refers_to_part(doc: Document, s: Span, rx: re.Pattern) -> bool:
     refers back ('The', 'This', 'These') speaks of what the sentence before it names."""
     if not re.match(r"(The|This|These|That|Such)\b", s.text):
         return False
-    prev = _previous(doc, s)
-    if prev is None:
-        return False
-    text = squash(prev.text)
-    line = rx.search(text)
+    text, line = _previous_line(doc, s, rx)
     return line is not None and (_part_of_company(text[: line.start()], _company_words(doc)) or _run_in_heading(text, line))
 
 
