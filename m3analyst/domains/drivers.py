@@ -250,10 +250,19 @@ def _period_score(text: str, want: tuple[str | None, str | None], period: str) -
 
 
 # A segment's heading: "Health Care Business (18.4% of consolidated sales):", "Domestic Segment".
-_PART_HEADING = re.compile(r"^[A-Z][\w&,.' -]{1,60}\b(Business|Segment|Division)( \(\d[\d.]*\s?% of [a-z ]{3,30}\))?:?$"
-                           r"|^(?!.*\b(RESULTS|OPERATIONS|OVERVIEW|CONSOLIDATED|LIQUIDITY|CAPITAL|MANAGEMENT|ITEM|PART|NOTES?|FISCAL"
-                           r"|YEAR|SUMMARY|HIGHLIGHTS|DISCUSSION|ANALYSIS|CRITICAL|ACCOUNTING|OUTLOOK|TOTAL|REVENUES?|INCOME|SALES"
-                           r"|EXPENSES?|TAX(ES)?|MARGINS?|PROFIT|CASH|FLOWS?|RISKS?|FACTORS|INC|CORP|CORPORATION|COMPANY|LLC|PLC|LTD|CO)\b)[A-Z][A-Z&,.' -]{2,40}$")
+_PART_HEADING = re.compile(r"^[A-Z][\w&,.' -]{1,60}\b(Business|Segment|Division)( \(\d[\d.]*\s?% of [a-z ]{3,30}\))?:?$")
+# An all-caps heading that names no section of the filing ("GREATER CHINA", "EUROPE, MIDDLE EAST & AFRICA") names a
+# segment or region; words are compared with spaces removed (PDF text splits them: "OVERVI EW").
+_CAPS_HEADING = re.compile(r"^[A-Z][A-Z&,.' -]{2,40}$")
+_SECTION_WORDS = re.compile(r"RESULT|OPERATION|OVERVIEW|CONSOLIDATED|LIQUIDITY|CAPITAL|MANAGEMENT|ITEM|PART|NOTE|FISCAL|YEAR"
+                            r"|SUMMARY|HIGHLIGHT|DISCUSSION|ANALYSIS|CRITICAL|ACCOUNTING|OUTLOOK|TOTAL|REVENUE|INCOME|SALES"
+                            r"|EXPENSE|TAX|MARGIN|PROFIT|CASH|FLOW|RISK|FACTOR|INC|CORP|COMPANY|LLC|PLC|LTD|TABLE|CONTENTS")
+
+
+def _part_heading(line: str) -> bool:
+    if _PART_HEADING.search(line):
+        return True
+    return bool(_CAPS_HEADING.match(line)) and not _SECTION_WORDS.search(re.sub(r"[^A-Z]", "", line))
 # A heading naming the period the text under it speaks of: "Year 2017 results:", "Fiscal 2022 Compared with Fiscal 2021".
 _PERIOD_HEADING = re.compile(r"^(year|fiscal|full year|(first|second|third|fourth) quarter|(three|six|nine|twelve) months)\b"
                              r"|\bresults\b|\bcompared (with|to)\b", re.I)
@@ -275,7 +284,7 @@ def _context(doc: Document, offset: int, reach: int = 12000) -> tuple[str, bool,
             whole, first = bool(re.search(r"\b(consolidated|total company)\b", ln, re.I)), False
         if not part and re.search(r"^(consolidated|total company)\b", ln, re.I):
             break  # the company's own results start below this heading: segments above it do not apply
-        part = part or bool(_PART_HEADING.search(ln))
+        part = part or _part_heading(ln)
     return years, part, whole
 
 

@@ -100,7 +100,7 @@ def finding_lines(f: Finding) -> list[str]:
 def render_markdown(memo: Memo) -> str:
     d = memo.document
     mode = (f"engine: {memo.engine['name']} ({memo.settings['engine']['attention']['backend']})" if memo.engine
-            else "extractive: no model, passages chosen lexically")
+            else "extractive: no model; findings by rule, passages chosen lexically")
     src = (d.get("source") or "").split("/")[-1]
     lines = [f"# {memo.title}", "", f"*{d.get('kind')} · {d.get('pages')} pages · {src} · {mode}*", ""]
     for s in memo.sections:
