@@ -66,7 +66,8 @@ def finance_findings(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list
         out.extend(rule(ctx))
     out.extend(risk_findings(ctx.doc, ctx.cfg, ctx.section("risks")))
     item = next((o for o in spec.outline if o.heading == ctx.section("outlook")), None)
-    out.extend(outlook_findings(ctx.doc, ctx.cfg, ctx.section("outlook"), _latest_year(facts), item.avoid if item else None))
+    out.extend(outlook_findings(ctx.doc, ctx.cfg, ctx.section("outlook"), _latest_year(facts), item.avoid if item else None,
+                                (doc.metadata.company or "").split()[:1]))
     return out
 
 
@@ -185,10 +186,9 @@ def _leverage(ctx: _Ctx) -> list[Finding]:
     gap = g_oi - g_rev
     if abs(gap) < float(ctx.cfg.get("leverage_gap_pp", 1.0)):
         return []
-    kind = "positive operating leverage" if gap > 0 else "negative operating leverage"
     claim = (f"Operating income {'grew' if g_oi >= 0 else 'fell'} {pct(g_oi, False)} while revenue "
-             f"{'grew' if g_rev >= 0 else 'fell'} {pct(g_rev, False)} {when(rc.period)}: {kind} "
-             f"({abs(gap):.1f} points) {marks(rc, rp, oc, op)}.")
+             f"{'grew' if g_rev >= 0 else 'fell'} {pct(g_rev, False)} {when(rc.period)}: operating income "
+             f"{'outpaced' if gap > 0 else 'lagged'} revenue by {abs(gap):.1f} points {marks(rc, rp, oc, op)}.")
     figs = [computed(pct(g_oi, False), g_oi, "%", "operating_income_change", [oc, op]),
             computed(pct(g_rev, False), g_rev, "%", "revenue_change", [rc, rp]),
             computed(f"{abs(gap):.1f} points", gap, "pp", "operating_leverage_gap", [oc, op, rc, rp])]

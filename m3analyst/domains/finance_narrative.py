@@ -19,8 +19,8 @@ _BULLET_START = re.compile(r"(?:^|\n)\s*[*•·▪●■]\s+")
 _HEAD_END = re.compile(r"(?<=[a-z)”’\"])[.!?](?=\s|[A-Z“\"])")
 _RISK_CUE = re.compile(r"\b(could|may|might|adverse(ly)?|risks?|uncertain(ty|ties)?|harm|depend(s|ent)?|subject to|fail(s|ure)?|"
                        r"volatil\w*|disrupt\w*|impair\w*|affect(s|ed)?|impact(s|ed)?|expos\w*|vulnerab\w*|los[se]s?)\b", re.I)
-_FORWARD = re.compile(r"\b(we|the company|management|company|[A-Z][\w&.]*)\s+(currently\s+|now\s+|also\s+|still\s+)?"
-                      r"(expects?|anticipates?|plans?|projects?|forecasts?|intends?|estimates?|targets?|believes? .{0,40}\bwill)\b"
+_VERBS = r"(expects?|anticipates?|plans? to|projects?|forecasts?|intends? to|estimates?|targets?|believes? .{0,40}\bwill)"
+_FORWARD = re.compile(r"\b(we|the company|management|the group)\s+(currently\s+|now\s+|also\s+|still\s+)?" + _VERBS + r"\b"
                       r"|\b(outlook|guidance)\b|\b(is|are) (expected|anticipated|projected|planned|forecast) to\b", re.I)
 _PAST_FORWARD = re.compile(r"\b(was|were|had been|had)\s+(expected|anticipated|projected|planned)\b|\b(expected|anticipated)\s+at the time\b", re.I)
 _FIGURE = re.compile(r"\$\s?\d|\d(\.\d+)?\s?(%|percent|basis points|bps)|\b\d[\d,.]*\s+(million|billion)\b", re.I)
@@ -119,7 +119,8 @@ def _heading(item: Span) -> Span | None:
 
 
 _SMALL = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with", "our", "its"}
-_NOT_HEAD = re.compile(r"(item\s+1a\b|in addition|additionally|also|for example|for instance|however|further(more)?|"
+_NOT_HEAD = re.compile(r"(item\s+1a\b|in addition|additionally|also|for example|for instance|however|further(more)?|therefore|"
+                       r"thus|accordingly|as a result|"
                        r"moreover|these|this|such|it\b|they\b|see\b|please\b)|.{0,80}\b(following|below)\b.{0,40}\brisks?\b", re.I)
 
 
@@ -163,15 +164,20 @@ def _short_label(text: str) -> str:
 
 # ---- outlook -------------------------------------------------------------------------------------
 def outlook_findings(doc: Document, cfg: dict, section: str, latest_year: int | None,
-                     avoid: list[str] | None = None) -> list[Finding]:
+                     avoid: list[str] | None = None, names: list[str] | None = None) -> list[Finding]:
     """Forward-looking statements with a figure or a date, best first: MD&A first, guidance words, figures, a named
-    future year. Risk factors, the safe-harbour notice (`avoid`) and statements about past years are never outlook."""
+    future year. The subject is the company (we, the company, management, or its name in `names`). Risk factors,
+    the safe-harbour notice (`avoid`) and statements about past years are never outlook."""
+    forward = _FORWARD
+    if names:
+        alts = "|".join(re.escape(n) for n in names if n)
+        forward = re.compile(f"{_FORWARD.pattern}|\\b({alts})\\s+(currently\\s+|also\\s+)?{_VERBS}\\b", re.I)
     risk = _section_ranges(doc, ("item_1a", "part2_item_1a"))
     mdna = _section_ranges(doc, ("item_7", "item_2"))
     rx_avoid = re.compile("|".join(f"(?:{p})" for p in avoid), re.I | re.S) if avoid else None
     scored = []
     for s in doc_sentences(doc):
-        if not _FORWARD.search(s.text) or _inside(s, risk):
+        if not forward.search(s.text) or _inside(s, risk):
             continue
         text = squash(s.text)
         score = _outlook_score(text, latest_year)
@@ -194,7 +200,7 @@ def outlook_findings(doc: Document, cfg: dict, section: str, latest_year: int | 
 
 def _outlook_score(text: str, latest_year: int | None) -> float | None:
     words = len(text.split())
-    if not 8 <= words <= 80 or not _FORWARD.search(text) or _PAST_FORWARD.search(text):
+    if not 8 <= words <= 80 or _PAST_FORWARD.search(text):
         return None
     years = [int(y) for y in _YEAR.findall(text)]
     future_year = bool(latest_year and any(y > latest_year for y in years))
