@@ -355,11 +355,27 @@ def _sentences(doc: Document) -> tuple[list[Span], list[Span]]:
     for d, every, cued in _SENTENCES:
         if d is doc:
             return every, cued
-    every = [part for s in sentences(doc) for part in _split_bullets(s)]
+    every = [_after_table(part) for s in sentences(doc) for part in _split_bullets(s)]
     cued = [s for s in every if _CUE.search(s.text) and 7 <= s.words <= 90 and _is_prose(squash(s.text))]
     _SENTENCES.insert(0, (doc, every, cued))
     del _SENTENCES[4:]
     return every, cued
+
+
+_TABLE_RUN = re.compile(r"(?:[\$(]?\s?-?\d[\d,.]*\)?\s?%?\s+){3,}(?=[A-Z][a-z]+\s+[a-z])")
+
+
+def _after_table(s: Span) -> Span:
+    """A sentence with a flattened table glued in front ('... 2024 vs. 2023 ... $ 5,360,508 16 % Streaming revenues for
+    the year ... increased 16% ...'): the prose after the table's last run of figures."""
+    if _is_prose(squash(s.text)):
+        return s
+    runs = list(_TABLE_RUN.finditer(s.text))
+    if not runs:
+        return s
+    cut = runs[-1].end()
+    tail = s.text[cut:]
+    return Span(s.start + cut, s.end, s.page, tail) if len(tail.split()) >= 7 else s
 
 
 def _split_bullets(s: Span) -> list[Span]:
