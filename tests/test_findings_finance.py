@@ -151,6 +151,9 @@ def test_a_rephrasing_stands_only_when_it_states_the_same_figures_names_and_dire
     good, bad = finding(), finding()
     _apply_rephrasing(good, ok.replace(" [p.56]", ""))  # a dropped citation is given back the finding's pages
     assert good.source == "model" and good.claim.endswith("[p.56].") and good.template.startswith("Revenue rose")
+    same = finding()
+    _apply_rephrasing(same, "Finding: " + same.claim)  # the finding echoed back is not a rephrasing
+    assert same.source == "rule" and same.template is None and "rephrasing_rejected" in same.extra
     _apply_rephrasing(bad, "Revenue grew 4% in 2018.")
     assert bad.source == "rule" and bad.claim.startswith("Revenue rose 3.5%") and bad.extra["rephrasing_rejected"]["problems"]
 

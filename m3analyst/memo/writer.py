@@ -210,11 +210,18 @@ def _apply_rephrasing(f: Finding, generated: str) -> None:
     text = sents[0] if sents else ""
     if text and not CITE.search(text):
         text = f"{text.rstrip('.')} {' '.join(f'[p.{p}]' for p in citations_in(f.claim))}."
-    problems = check_rephrasing(f, text) if text else ["empty"]
+    if _plain(text) in (_plain(f.claim), ""):
+        f.extra["rephrasing_rejected"] = {"text": text, "problems": ["no rephrasing (empty or the finding itself)"]}
+        return
+    problems = check_rephrasing(f, text)
     if problems:
         f.extra["rephrasing_rejected"] = {"text": text, "problems": problems}
         return
     f.template, f.claim, f.source = f.claim, text, "model"
+
+
+def _plain(text: str) -> str:
+    return " ".join(CITE.sub(" ", text).lower().replace("finding:", " ").split()).strip(" .")
 
 
 def _stats_dict(s) -> dict:
