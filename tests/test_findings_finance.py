@@ -148,9 +148,16 @@ def test_a_rephrasing_stands_only_when_it_states_the_same_figures_names_and_dire
     assert any("dropped" in p for p in check_rephrasing(finding(), "Revenue grew 3.5% in 2018 [p.56]."))
     assert any("Apple" in p for p in check_rephrasing(finding(), "Like Apple, " + ok[0].lower() + ok[1:]))
     assert any("p.57" in p for p in check_rephrasing(finding(), ok.replace("[p.56]", "[p.57]")))
+    assert check_rephrasing(finding(), "Revenue grew 3.5% from $31,657M in 2017 to $32,765M in 2018 [p.56].") == []
+    swapped = check_rephrasing(finding(), "Revenue grew 3.5% from $32,765M in 2017 to $31,657M in 2018 [p.56].")
+    assert any("moved" in p for p in swapped)  # the earlier and later values swapped (seen from the 135M model)
+    assert "figure 2017 of the finding dropped" in check_rephrasing(finding(), ok.replace(" in 2017", ""))  # years exact
     good, bad = finding(), finding()
     _apply_rephrasing(good, ok.replace(" [p.56]", ""))  # a dropped citation is given back the finding's pages
     assert good.source == "model" and good.claim.endswith("[p.56].") and good.template.startswith("Revenue rose")
+    same = finding()
+    _apply_rephrasing(same, "Finding: " + same.claim)  # the finding echoed back is not a rephrasing
+    assert same.source == "rule" and same.template is None and "rephrasing_rejected" in same.extra
     _apply_rephrasing(bad, "Revenue grew 4% in 2018.")
     assert bad.source == "rule" and bad.claim.startswith("Revenue rose 3.5%") and bad.extra["rephrasing_rejected"]["problems"]
 

@@ -147,8 +147,10 @@ def _growth(ctx: _Ctx) -> list[Finding]:
                      f"{when(prev.period)} {marks(cur, prev)}.")
             figs = [computed(pct(ch), ch, "%", f"{name}_change", [cur, prev]), fig(cur), fig(prev)]
         f = Finding(claim, "growth", ctx.section("results"), figs, label=None)
-        if name in ctx.cfg.get("drivers", []):
-            attach_driver(ctx, f, ctx.phrases(name), cur.period, f"What drove the change in {label.lower()} {when(cur.period)}?")
+        if name in ctx.cfg.get("drivers", []):  # the line, or its margin ("operating margin ... increased, due to")
+            margins = [m for m, base in (ctx.cfg.get("margins") or {}).items() if base == name]
+            phrases = ctx.phrases(name) + [p for m in margins for p in ctx.phrases(m)]
+            attach_driver(ctx, f, phrases, cur.period, f"What drove the change in {label.lower()} {when(cur.period)}?")
         out.append(f)
     return out
 

@@ -3,7 +3,7 @@ its outlook (forward-looking statements only: guidance, or expects / anticipates
 never the safe-harbour notice, conditional risk language or last year's narrative).
 
 Words and limits come from the spec's `analysis` block: `risk_themes` (label -> regex) label and deduplicate risks,
-`risks_max` / `outlook_max` cap them, `outlook_avoid` lists paragraphs that are never outlook.
+`risks_max` / `outlook_max` cap them; the Outlook heading's `avoid` patterns (safe-harbour notices) are never outlook.
 """
 
 from __future__ import annotations

@@ -260,14 +260,29 @@ def _amounts(text: str) -> list[tuple[float, str]]:
             out.append((v / 100, "pts"))
         elif word.startswith(("point", "percentage")):
             out.append((v, "pts"))
+        elif not suffix and not word and not num.startswith("$"):
+            out.append((v, "n"))  # a bare number (a year, a count): only the same number matches
         else:
             scale = _UNIT_SUFFIX.get(suffix) or _SCALE_WORDS.get(word.split(" ")[0] if word else "", 1.0)
             out.append((v * scale, ""))
     return out
 
 
+def _roles(text: str) -> dict[str, list[tuple[float, str]]]:
+    """The figures a sentence puts after 'from' (the earlier value) and after 'to' (the later one)."""
+    out: dict[str, list[tuple[float, str]]] = {"from": [], "to": []}
+    plain = CITE.sub(" ", text)
+    for m in re.finditer(r"\b(from|to)\s+(?=[$\d(])", plain):
+        got = _amounts(plain[m.end():m.end() + 40])
+        if got:
+            out[m.group(1).lower()].append(got[0])
+    return out
+
+
 def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
     kinds = {a[1], b[1]}
+    if "n" in kinds:
+        return kinds == {"n"} and a[0] == b[0]
     if len(kinds) > 1 and kinds != {"%", "pts"}:
         return False
     hi = max(abs(a[0]), abs(b[0]))
@@ -285,6 +300,10 @@ def check_rephrasing(finding: Finding, text: str) -> list[str]:
     known = " ".join([template, *(c.quote for c in finding.evidence)]).lower()
     names = {m.group(1).strip(".’'") for m in _NAME.finditer(CITE.sub(" ", text))}
     problems += [f"name {n!r} not in the finding" for n in sorted(names) if n.lower() not in known]
+    mine_roles, their_roles = _roles(template), _roles(text)
+    for role, other in (("from", "to"), ("to", "from")):
+        if any(_same(v, t) for v in their_roles[role] for t in mine_roles[other]):
+            problems.append(f"a figure moved from '{other}' to '{role}'")
     up, down = bool(_UP.search(template)), bool(_DOWN.search(template))
     if (up and not down and _DOWN.search(text) and not _UP.search(text)) or (down and not up and _UP.search(text) and not _DOWN.search(text)):
         problems.append("direction of change reversed")

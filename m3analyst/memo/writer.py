@@ -4,6 +4,9 @@ verified narrative.
 Each memo heading states the findings whose `section` names it (claim sentence, figures tied to facts, evidence
 quoted with pages); a heading no finding names falls back to quoted passages, and the memo says so.
 
+Each memo heading states the findings whose `section` names it (claim sentence, figures tied to facts, evidence
+quoted with pages); a heading no finding names falls back to quoted passages, and the memo says so.
+
     memo = write_memo(doc, "finance", settings, engine)       # engine=None + model None: extractive
 
 With an engine: the ONE prompt (document first, then facts, then the task) is prefilled once; for each
@@ -212,11 +215,18 @@ def _apply_rephrasing(f: Finding, generated: str) -> None:
     text = sents[0] if sents else ""
     if text and not CITE.search(text):
         text = f"{text.rstrip('.')} {' '.join(f'[p.{p}]' for p in citations_in(f.claim))}."
-    problems = check_rephrasing(f, text) if text else ["empty"]
+    if _plain(text) in (_plain(f.claim), ""):
+        f.extra["rephrasing_rejected"] = {"text": text, "problems": ["no rephrasing (empty or the finding itself)"]}
+        return
+    problems = check_rephrasing(f, text)
     if problems:
         f.extra["rephrasing_rejected"] = {"text": text, "problems": problems}
         return
     f.template, f.claim, f.source = f.claim, text, "model"
+
+
+def _plain(text: str) -> str:
+    return " ".join(CITE.sub(" ", text).lower().replace("finding:", " ").split()).strip(" .")
 
 
 def _stats_dict(s) -> dict:
