@@ -19,8 +19,11 @@ from m3analyst.domains.finance import Row, period_key, split_row, statements
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
-from m3analyst.ingest.model import Document
+from m3analyst.ingest.model import Citation, Document
+from m3analyst.memo.calculate import answer_metric, metric_names
 from m3analyst.memo.effect import answer_effect
+from m3analyst.memo.judge import answer_judgement
+from m3analyst.memo.metrics import Table
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.trend import alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
@@ -59,7 +62,8 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
     model_free = settings.engine.model == "none" and engine is None
-    out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free) for q in questions]
+    table = Table(doc, spec, facts) if spec.name == "finance" else None
+    out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free, table=table) for q in questions]
     todo = [i for i, a in enumerate(out) if a is None]
     if todo and not model_free:
         if engine is None:
@@ -69,16 +73,98 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
         asker = _EngineAsker(doc, spec, facts, settings, engine, shared=len(todo) > 1)
         for i in todo:
             out[i] = asker.answer(questions[i])
-    return [a or answer_effect(doc, q) or answer_from_passage(doc, q) for a, q in zip(out, questions)]
+    return [structured(a or answer_effect(doc, q) or _passage_answer(doc, q), q) for a, q in zip(out, questions)]
 
 
 def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
-                            say_absent: bool) -> Answer | None:
+                            say_absent: bool, table: Table | None = None) -> Answer | None:
     if spec.name == "finance":
-        ans = answer_trend(spec, facts, question) or answer_from_facts(doc, spec, facts, question)
+        table = table or Table(doc, spec, facts)
+        ans = (answer_trend(spec, facts + table.all_facts(), question, metric_names(spec, table))
+               or answer_judgement(spec, table, question) or answer_metric(doc, spec, facts, question, table)
+               or answer_from_facts(doc, spec, facts, question))
         if ans is not None:
             return ans
     return answer_from_clauses(doc, spec, facts, question, say_absent=say_absent)
+
+
+# ---- question types and the structured answer ----------------------------------------------------------
+_EXPLAIN_Q = re.compile(r"^\s*(why|explain|describe (the )?(reasons?|drivers?|factors?)|what (drove|drives|caused|causes|explains|"
+                        r"contributed|led)|what (are|were) the (main |major |key |primary )?(reasons?|drivers?|factors?|causes?))\b"
+                        r"|\b(reasons? for|drivers? of|what drove|due to what)\b", re.I)
+_CHOICE_Q = re.compile(r"\b(\w+(?:ed|er)) or (\w+(?:ed|er))\b", re.I)
+_POLAR_Q = re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did|can|could|will|would|should|shall|may|must)\b", re.I)
+_FIGURE_Q = re.compile(r"\b(how (much|many|long)|what (is|was|were|are) the (\w+ ){0,6}(amount|value|ratio|margin|rate|number|"
+                       r"percentage|total|cagr|growth|turnover|days|cycle|coverage|return)|calculate|compute|round|in usd|"
+                       r"\(in \w+|in (usd )?(millions|billions|thousands)|percent|%)", re.I)
+
+
+def question_type(question: str) -> str:
+    """figure | yesno | label | span | explanation: what kind of answer the question asks for."""
+    if _EXPLAIN_Q.search(question):
+        return "explanation"
+    if _CHOICE_Q.search(question) and not re.search(r"\bor not\b", question, re.I):
+        return "label"
+    if _POLAR_Q.search(question):
+        return "yesno"
+    if _FIGURE_Q.search(question) or _NUMERIC_Q.search(question):
+        return "figure"
+    return "span"
+
+
+_NUMERIC_Q = re.compile(r"^\s*what (is|was) (the )?[\w' -]{0,40}\b(fy|fiscal)?\s?(19|20)\d{2}\b", re.I)
+_LEAD = re.compile(r"^\s*([A-Z][\w-]*(?: [\w-]+){0,2}):")
+_CONFIDENCE = {"facts": 0.9, "rules": 0.6, "engine": 0.5, "passage": 0.2}
+
+
+def structured(ans: Answer, question: str) -> Answer:
+    """Fill the structured fields every answer carries: kind, label (the text's lead word for yes/no and choice
+    answers), a one-sentence reason, evidence quotes with pages, and a confidence."""
+    ans.kind = ans.kind or question_type(question)
+    if ans.label is None and ans.kind in ("yesno", "label"):
+        m = _LEAD.match(ans.text)
+        ans.label = m.group(1) if m else None
+    if not ans.evidence:
+        quotes = [c.get("source_text", "") for c in ans.checks if isinstance(c, dict)]
+        ans.evidence = [Citation.page_only(p, " ".join(q.split())[:200]) for p, q in
+                        zip(ans.citations, quotes + [_quoted(ans.text)] * len(ans.citations))]
+    if not ans.reason:
+        ans.reason = {"facts": "Read from the extracted statement facts and clauses, with their pages.",
+                      "rules": "Read by rules from the document's own reporting sentence.",
+                      "engine": "The model's answer, each sentence checked against the cited page.",
+                      }.get(ans.source, "The closest passage of the document (a lexical search, not a reading).")
+    if ans.confidence is None:
+        ans.confidence = _CONFIDENCE.get(ans.source, 0.3)
+    return ans
+
+
+def _quoted(text: str) -> str:
+    m = re.search(r"\u201c(.+?)\u201d", text)
+    return (m.group(1) if m else text)[:200]
+
+
+_NEGATED = re.compile(r"\b(no|not|none|never|neither|nor|without|did not|does not|do not|is not|are not|was not|were not)\b", re.I)
+
+
+def _passage_answer(doc: Document, question: str) -> Answer:
+    """Model-free fallback. A figure, label or yes/no question is never answered by a passage alone: a yes/no
+    question gets the closest passage's polarity (negated -> No), marked low-confidence; a figure or choice question
+    says that no figure could be read, with the passage as the evidence looked at."""
+    ans = answer_from_passage(doc, question)
+    kind = question_type(question)
+    if ans.source != "passage" or kind in ("span", "explanation") or not ans.citations:
+        return ans
+    quote = _quoted(ans.text)
+    if kind == "yesno":
+        label = "No" if _NEGATED.search(quote) else "Yes"
+        ans.text = f"{label} (low confidence: the closest passage {'negates' if label == 'No' else 'states'} it): {ans.text}"
+        ans.label, ans.confidence, ans.kind = label, 0.25, kind
+        ans.reason = "A rule reading of the closest passage (negation words), not a computed or model answer."
+        return ans
+    ans.text = f"Not determined: no figure or label for this question could be read or computed; the closest passage: {ans.text}"
+    ans.kind, ans.confidence, ans.missing = kind, 0.0, ["a figure or statement line matching the question"]
+    ans.reason = "No fact, metric or rule answers the question; the passage is shown as what was looked at."
+    return ans
 
 
 # ---- from facts ----------------------------------------------------------------------------------
