@@ -90,7 +90,7 @@ def read_question(spec: DomainSpec, table: Table, question: str) -> Asked | None
         metric = metric or subject(spec, table, question)
         return Asked(metric, "cagr", years, _n_years(question)) if metric else None
     n = _n_years(question)
-    if not defines and _AVERAGE.search(question) and (n or len(years) >= 2):
+    if not defines and _AVERAGE.search(question) and (n or len(years) >= 2) and not _balance_pair(table, metric, years, n):
         metric = metric or subject(spec, table, question)
         return Asked(metric, "average", years, n) if metric else None
     if metric is None:
@@ -98,6 +98,15 @@ def read_question(spec: DomainSpec, table: Table, question: str) -> Asked | None
     if not defines and _GROWTH.search(question) and len(years) >= 2:
         return Asked(metric, "growth", years)
     return Asked(metric, "value", years)
+
+
+def _balance_pair(table: Table, metric: MetricDef | None, years: list[str], n: int | None) -> bool:
+    """'ROE, net income / average equity of FY2022 and FY2023': the average is the metric's own average of
+    opening and closing balances (two consecutive years, a metric defined over avg()), not an N-year mean."""
+    if metric is None or n or len(years) < 2:
+        return False
+    span = int(max(years)) - int(min(years))
+    return span == 1 and "prev_" in table.expand(metric.expr)
 
 
 def _n_years(question: str) -> int | None:
