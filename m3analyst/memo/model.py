@@ -1,4 +1,5 @@
-"""The memo as data: sections of quoted passages and verified sentences, the facts table, reports."""
+"""The memo as data: sections of findings (or, where no finding could be made, quoted passages) and verified
+sentences, the facts table, reports."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.findings import Finding
 from m3analyst.ingest.model import Citation
 from m3analyst.memo.verify import ClaimCheck
 
@@ -26,16 +28,28 @@ class Quote:
                 "score": round(float(self.score), 4)}
 
 
+FALLBACK_NOTE = "No finding could be made for this heading; key passages are quoted instead."
+
+
 @dataclass
 class MemoSection:
+    """One memo heading. `findings` are what it states; `quotes` are their evidence passages, or, for a heading
+    with no finding (`fallback`), the passages chosen for it (the quote-only fallback, which the memo says)."""
+
     heading: str
-    kind: str  # "facts" | "passages"
+    kind: str  # "facts" | "passages" | "findings"
     contains: str = ""
     quotes: list[Quote] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     claims: list[ClaimCheck] = field(default_factory=list)  # generated sentences after verification
     candidates: list[dict] = field(default_factory=list)  # ranking evidence (for --json)
     pages_read: list[tuple[int, float]] = field(default_factory=list)  # top pages by MSA block reads
     raw_generation: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """A narrative heading with no finding: only quoted passages stand under it."""
+        return self.kind != "facts" and not self.findings
 
     def shown_claims(self, drop_unsupported: bool) -> list[ClaimCheck]:
         return [c for c in self.claims if c.ok or not drop_unsupported]
@@ -44,6 +58,8 @@ class MemoSection:
         return {
             "heading": self.heading, "kind": self.kind, "contains": self.contains,
             "quotes": [q.to_dict() for q in self.quotes],
+            "findings": [f.to_dict() for f in self.findings],
+            "note": FALLBACK_NOTE if self.fallback else None,
             "sentences": [c.to_dict() for c in self.shown_claims(drop_unsupported)],
             "dropped": [c.to_dict() for c in self.claims if not c.ok and drop_unsupported],
             "candidates": self.candidates, "pages_read": [{"page": int(p), "reads": round(float(r), 3)} for p, r in self.pages_read],
@@ -70,6 +86,7 @@ class Memo:
     @property
     def citations(self) -> list[int]:
         pages = {q.page for s in self.sections for q in s.quotes}
+        pages |= {p for s in self.sections for f in s.findings for p in f.pages}
         pages |= {p for s in self.sections for c in s.shown_claims(self.drop_unsupported) for p in c.citations}
         pages |= {f.page for f in self.facts if f.page}
         return sorted(pages)
@@ -84,6 +101,10 @@ class Memo:
             "budget": self.budget, "engine": self.engine, "grounding": self.grounding,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "settings": self.settings,
         }
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for s in self.sections for f in s.findings]
 
     def to_markdown(self) -> str:
         from m3analyst.memo.render_md import render_markdown

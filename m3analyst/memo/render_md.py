@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.memo.model import Memo, MemoSection
+from m3analyst.domains.findings import Finding
+from m3analyst.memo.model import FALLBACK_NOTE, Memo, MemoSection
 
 
 def _esc(text: str) -> str:
@@ -66,7 +67,13 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
     shown = s.shown_claims(memo.drop_unsupported)
     if shown:
         lines += [" ".join(c.text + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
+    if s.findings:
+        for f in s.findings:
+            lines += finding_lines(f)
+        return lines + [""]
     if s.quotes:
+        if s.kind != "facts":
+            lines += [f"_{FALLBACK_NOTE}_", ""]
         how = s.quotes[0].chosen_by
         label = {"engine": "chosen by the model reading the whole prompt", "lexical (no model)": "chosen lexically, no model",
                  "lexical (outside the prompt)": "chosen lexically from text the prompt could not hold"}
@@ -77,6 +84,16 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
     elif not shown:
         lines += ["_Nothing in the document matched this heading._", ""]
     return lines
+
+
+def finding_lines(f: Finding) -> list[str]:
+    """'- claim [p.N]' (a short label first where the finding has one), then its quoted evidence, indented."""
+    label = f"**{f.label}**: " if f.label else ""
+    out = [f"- {label}{f.claim}"]
+    for c in f.evidence:
+        if c.quote:
+            out.append(f"  > “{c.quote}” {c.mark}")
+    return out
 
 
 def render_markdown(memo: Memo) -> str:

@@ -1,4 +1,8 @@
-"""The memo writer: facts (extractors) + key passages (chosen by the engine) + verified narrative.
+"""The memo writer: facts (extractors) + findings (the domain's rules) + key passages (chosen by the engine) +
+verified narrative.
+
+Each memo heading states the findings whose `section` names it (claim sentence, figures tied to facts, evidence
+quoted with pages); a heading no finding names falls back to quoted passages, and the memo says so.
 
     memo = write_memo(doc, "finance", settings, engine)       # engine=None + model "none": extractive
 
@@ -18,6 +22,8 @@ from typing import Callable, Iterator
 
 from m3analyst.domains import detect_domain, extract_facts, load_domain
 from m3analyst.domains.facts import Fact
+from m3analyst.domains.findings import Finding
+from m3analyst.domains.registry import make_findings
 from m3analyst.domains.spec import DomainSpec, OutlineItem
 from m3analyst.domains.text import paragraphs
 from m3analyst.ingest.model import Document
@@ -52,6 +58,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     clock = _Clock()
     with clock("extract"):
         facts = extract_facts(doc, spec)
+    with clock("findings"):
+        found = make_findings(doc, spec, facts)
     if engine is None and settings.engine.model != "none":
         from m3analyst.engine import load_engine
 
@@ -64,13 +72,16 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     with clock("candidates"):
         paras = paragraphs(doc)
         bm25 = BM25([p.text for p in paras])
-    items = [o for o in spec.outline if o.kind != "facts"]
+    by_heading_f = _by_section(found)
+    items = [o for o in spec.outline if o.kind != "facts" and o.heading not in by_heading_f]
     if engine is not None:
         sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock, report)
     else:
         sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
     by_heading = {s.heading: s for s in sections}
-    ordered = [by_heading.get(o.heading) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
+    by_heading.update({h: _findings_section(h, fs, spec) for h, fs in by_heading_f.items()})
+    ordered = [by_heading.pop(o.heading, None) or MemoSection(o.heading, "facts", o.contains) for o in spec.outline]
+    ordered += list(by_heading.values())  # findings under a heading the outline does not list
     memo = Memo(
         domain=spec.name, title=_title(doc, spec, facts), document=_doc_info(doc),
         mode="engine" if engine is not None else "extractive", facts=facts, sections=ordered,
@@ -175,6 +186,26 @@ def _unused(cands: list[Candidate], used: set[tuple[int, int]]) -> list[Candidat
     return [c for c in cands if not any(c.span.start < b and a < c.span.end for a, b in used)]
 
 
+# ---- findings ------------------------------------------------------------------------------------
+def _by_section(found: list[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in found:
+        out.setdefault(f.section or "Findings", []).append(f)
+    return out
+
+
+def _findings_section(heading: str, found: list[Finding], spec: DomainSpec) -> MemoSection:
+    """A heading stated by findings; its quotes are the findings' evidence passages (JSON readers of quotes)."""
+    item = next((o for o in spec.outline if o.heading == heading), None)
+    quotes, seen = [], set()
+    for f in found:
+        for c in f.evidence:
+            if c.has_span and (c.start, c.end) not in seen:
+                seen.add((c.start, c.end))
+                quotes.append(Quote(c.quote, c.page, c.start, c.end, "finding evidence"))
+    return MemoSection(heading, "findings", item.contains if item else "", quotes=quotes, findings=found)
+
+
 # ---- shared --------------------------------------------------------------------------------------
 def _section(item: OutlineItem, ranked: list[Candidate], settings: Settings, chosen_by: str) -> MemoSection:
     k = item.max_quotes if item.max_quotes is not None else settings.memo.max_quotes
@@ -193,7 +224,11 @@ def grounding(memo: Memo, doc: Document) -> dict:
     unsupported = sum(1 for c in claims if not c.ok)
     bad = sum(len(c.bad_citations) for c in claims)
     invalid = [p for p in memo.citations if not doc.has_page(p)]
+    found = memo.findings
     return {
+        "findings": len(found), "findings_by_model": sum(1 for f in found if f.source == "model"),
+        "finding_figures": sum(len(f.figures) for f in found),
+        "unsupported_figures": sum(1 for f in found for g in f.figures if not g.fact),
         "quoted_chars": quoted, "generated_chars": generated, "verified_chars": verified,
         "generated_sentences": len(claims), "verified_sentences": len(claims) - unsupported,
         "dropped_sentences": unsupported if memo.drop_unsupported else 0, "unsupported_claims": unsupported,
