@@ -57,3 +57,37 @@ def test_memo_sections_are_lists_of_findings_and_the_fallback_says_so(tmp_path, 
     md = memo.to_markdown()
     assert "- The outage lasted 95 minutes [p.1]." in md and "> \u201cThe outage lasted 95 minutes" in md
     assert md.count("No finding could be made") == 1
+
+
+# ---- driver sentences --------------------------------------------------------------------------
+def test_driver_sentences_on_a_small_document():
+    from m3analyst.domains.drivers import driver_sentences
+
+    doc = Document.from_pages([
+        "Results. Net sales increased 4% in 2018, primarily due to higher selling prices and volume growth. "
+        "In Brazil, total sales decreased 8% in 2018, driven by currency translation.",
+        "Prior year. Net sales increased 2% in 2017 compared with 2016, driven by acquisitions. "
+        "Cost of sales increased in 2018 primarily due to raw material costs. "
+        "Sales could decline in 2019 due to tariffs.",
+    ])
+    cites = driver_sentences(doc, ["net sales", "sales", "revenue"], "2018")
+    assert cites[0].page == 1 and cites[0].quote.startswith("Net sales increased 4% in 2018, primarily due to")
+    assert doc.text[cites[0].start:cites[0].end].startswith("Net sales increased 4%")
+    quotes = [c.quote for c in cites]
+    assert all(not q.startswith(("Cost of sales", "Sales could")) for q in quotes[:2])  # another line; a risk
+    assert quotes.index(next(q for q in quotes if q.startswith("In Brazil"))) > 0  # one region ranks below the total
+    assert driver_sentences(doc, ["operating income"], "2018") == []  # not stated: nothing
+
+
+@pytest.mark.parametrize("name,line,period,page,start", [
+    ("MICROSOFT_2023_10K.pdf", "revenue", "2023", 44, "Fiscal Year 2023 Compared with Fiscal Year 2022 Revenue increased"),
+    ("3M_2018_10K.pdf", "operating_income", "2018", 21, "Operating income margins were"),
+    ("BESTBUY_2024Q2_10Q.pdf", "revenue", "three months to July 29, 2023", 17, "The decrease in revenue in the second quarter"),
+])
+def test_driver_sentences_in_filings(corpus, name, line, period, page, start):
+    from m3analyst.domains import load_domain
+    from m3analyst.domains.drivers import driver_sentences
+
+    doc = _load(corpus / "finance" / name)
+    top = driver_sentences(doc, load_domain("finance").fact(line).ask, period, k=1)
+    assert top and top[0].page == page and top[0].quote.startswith(start)
