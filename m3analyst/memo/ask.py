@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.finance import Row, period_key, split_row, statements
 from m3analyst.domains.spec import DomainSpec, FactSpec
@@ -80,12 +81,45 @@ def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], 
                             say_absent: bool, table: Table | None = None) -> Answer | None:
     if spec.name == "finance":
         table = table or Table(doc, spec, facts)
+        if question_type(question) == "explanation":
+            return answer_explanation(doc, spec, table, question)
         ans = (answer_trend(spec, facts + table.all_facts(), question, metric_names(spec, table))
                or answer_judgement(spec, table, question) or answer_metric(doc, spec, facts, question, table)
                or answer_from_facts(doc, spec, facts, question))
         if ans is not None:
             return ans
     return answer_from_clauses(doc, spec, facts, question, say_absent=say_absent)
+
+
+# ---- explanation questions ------------------------------------------------------------------------------
+def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: str) -> Answer | None:
+    """"What drove the change in operating margin?": the filing's own driver sentences ("due to", "driven by") for
+    the line the question names and the year it asks about (domains/drivers.py), quoted with their pages. A ratio's
+    drivers are those of its lines (operating margin: operating income and revenue sentences). None when the
+    question names no line or the filing states no driver for it."""
+    named = named_fact(spec, question, metric_names(spec, table))
+    if named is None:
+        return None
+    phrases = _driver_phrases(spec, table, named.name) or [named.alias]
+    years = years_in(question)
+    cites = driver_sentences(doc, phrases, max(years) if years else None, k=3)
+    if not cites:
+        return None
+    quoted = " ".join(f"\u201c{c.quote}\u201d {c.mark}" for c in cites)
+    when = f" in FY{max(years)}" if years else ""
+    return Answer(f"{named.label}{when}, in the filing's words: {quoted}", None, sorted({c.page for c in cites}), "rules",
+                  None, named.name, [], kind="explanation", label=None,
+                  reason=f"The filing's own causal sentences (due to / driven by) about {named.label.lower()}{when}.",
+                  evidence=cites, confidence=0.6)
+
+
+def _driver_phrases(spec: DomainSpec, table: Table, name: str) -> list[str]:
+    """The phrases that name a line in a driver sentence: its own, and for a metric those of the lines in it."""
+    own = [*getattr(spec.fact(name), "ask", []), *(table.defs[name].ask if name in table.defs else [])]
+    derived = next((d for d in spec.derived if d.name == name), None)
+    expr = table.defs[name].expr if name in table.defs else derived.expr if derived else ""
+    parts = [a for n in re.findall(r"[a-z_]+", expr) if spec.fact(n) for a in spec.fact(n).ask]
+    return list(dict.fromkeys(own + parts))
 
 
 # ---- question types and the structured answer ----------------------------------------------------------
