@@ -66,7 +66,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate memos/answers on an eval set and print the scores."""
     from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
-    from m3analyst.evaluation.report import category_table, render_html, results_table
+    from m3analyst.evaluation.report import category_table, render_html, results_table, type_table
     from m3analyst.evaluation.runner import compare_reports, load_engine_for, parse_fail_on, run_eval
 
     if domain not in DOMAINS:
@@ -101,9 +101,9 @@ def eval_cmd(
         if out is not None:
             emit_json(report, out)
         console.print(results_table(report, comparison))
-        cats = category_table(report)
-        if cats is not None:
-            console.print(cats)
+        for extra in (category_table(report), type_table(report)):
+            if extra is not None:
+                console.print(extra)
     if html_out:
         html_path = (out or Path(f"eval_{domain}.json")).with_suffix(".html")
         write_atomic(html_path, render_html(report, comparison))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from m3analyst.errors import UsageError
+from m3analyst.evaluation.by_type import qa_by_type
 from m3analyst.evaluation.schema import EvalItem
 from m3analyst.evaluation.scorers import (
     METRICS,
@@ -220,7 +221,7 @@ def run_eval(
         records.append(rec)
     wall = time.perf_counter() - t0
     total, per_cat = aggregate(scores)
-    return {
+    report = {
         "format": REPORT_FORMAT,
         "domain": domain,
         "set": set_name,
@@ -245,6 +246,8 @@ def run_eval(
         "per_category": per_cat,
         "items": records,
     }
+    report["by_question_type"] = qa_by_type(report)  # issue 17: accuracy per question type
+    return report
 
 
 def engine_totals(records: list[dict[str, Any]]) -> dict[str, float] | None:
