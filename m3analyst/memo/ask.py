@@ -27,7 +27,7 @@ from m3analyst.memo.judge import answer_judgement
 from m3analyst.memo.metrics import Table
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.trend import alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
+from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
@@ -177,7 +177,19 @@ def _quoted(text: str) -> str:
     return (m.group(1) if m else text)[:200]
 
 
-_NEGATED = re.compile(r"\b(no|not|none|never|neither|nor|without|did not|does not|do not|is not|are not|was not|were not)\b", re.I)
+_NEGATED = re.compile(r"\b(no|not|none|never|neither|nor|without|cannot)\b|n't\b", re.I)
+
+
+def negated_in(text: str, question: str) -> bool:
+    """Does a sentence of `text` negate one of the question's content words (a negation at most six words before a
+    word sharing its first five letters: 'will not have a material adverse effect' for 'materially important')?"""
+    keys = {w[:5] for w in _content_words(question) if len(w) >= 5}
+    for sent in re.split(r"(?<=[.;])\s+", text):
+        words = re.findall(r"[a-z']+", sent.lower())
+        for i, w in enumerate(words):
+            if w[:5] in keys and any(_NEGATED.fullmatch(x) or x.endswith("n't") for x in words[max(0, i - 6):i]):
+                return True
+    return False
 
 
 def _passage_answer(doc: Document, question: str) -> Answer:
@@ -188,12 +200,12 @@ def _passage_answer(doc: Document, question: str) -> Answer:
     kind = question_type(question)
     if ans.source != "passage" or kind in ("span", "explanation") or not ans.citations:
         return ans
-    quote = _quoted(ans.text)
     if kind == "yesno":
-        label = "No" if _NEGATED.search(quote) else "Yes"
+        label = "No" if negated_in(_best_passage(doc, question).text, question) else "Yes"
         ans.text = f"{label} (low confidence: the closest passage {'negates' if label == 'No' else 'states'} it): {ans.text}"
-        ans.label, ans.confidence, ans.kind = label, 0.25, kind
-        ans.reason = "A rule reading of the closest passage (negation words), not a computed or model answer."
+        ans.label, ans.confidence, ans.kind, ans.source = label, 0.25, kind, "rules"
+        ans.reason = ("A rule reading of the closest passage (a negation before the question's words), not a computed "
+                      "or model answer.")
         return ans
     ans.text = f"Not determined: no figure or label for this question could be read or computed; the closest passage: {ans.text}"
     ans.kind, ans.confidence, ans.missing = kind, 0.0, ["a figure or statement line matching the question"]
@@ -449,12 +461,40 @@ class _EngineAsker:
 
 
 def answer_from_passage(doc: Document, question: str) -> Answer:
-    paras = [p for p in paragraphs(doc) if len(p.text.split()) >= 12]
-    if not paras:
+    best = _best_passage(doc, question)
+    if best is None:
         return Answer("No passage of the document matches the question.", None, [], "passage")
-    scores = BM25([p.text for p in paras]).scores(question)
-    best = trim(paras[max(range(len(paras)), key=lambda i: scores[i])], 80)
+    best = trim(best, 80)
     return Answer(f"\u201c{squash(best.text)}\u201d [p.{best.page}]", None, [best.page], "passage")
+
+
+def _best_passage(doc: Document, question: str) -> Span | None:
+    """The paragraph closest to the question (BM25), searched first in the sections whose titles name its topic."""
+    paras = [p for p in paragraphs(doc) if len(p.text.split()) >= 12]
+    inside = _titled_sections(doc, question)
+    clipped = [_clip(doc, p, s) for p in paras for s in inside if p.start < s.end and p.end > s.start]
+    paras = [p for p in clipped if len(p.text.split()) >= 12] or paras
+    if not paras:
+        return None
+    scores = BM25([p.text for p in paras]).scores(question)
+    return paras[max(range(len(paras)), key=lambda i: scores[i])]
+
+
+def _clip(doc: Document, p: Span, s) -> Span:
+    start, end = max(p.start, s.start), min(p.end, s.end)
+    return Span(start, end, doc.page_at(start), doc.text[start:end])
+
+
+def _titled_sections(doc: Document, question: str) -> list:
+    """Top-level sections whose title's content words (stemmed) the question uses ("legal battles" -> "Item 3.
+    Legal Proceedings"): where the filing itself files the topic. [] when no title matches."""
+    asked = {_stem(w) for w in _content_words(question)}
+    out = []
+    for s in doc.sections:
+        words = {_stem(w) for w in _content_words(re.sub(r"^(item|part|article|section)\s+[\w.]+\s*", "", s.title, flags=re.I))}
+        if s.level == 1 and words and words & asked:
+            out.append(s)
+    return out
 
 
 def _content_words(text: str) -> set[str]:
