@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
+from test_trend import _load, no_model  # noqa: F401 - the model-free settings fixture and the cached loader
 
 from m3analyst.memo.ask import answer_question, answer_questions, question_type
-from m3analyst.settings import Settings
-
-
-@pytest.fixture
-def no_model():
-    s = Settings()
-    s.engine.model = "none"
-    return s
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path):
-    from m3analyst.ingest import load_document
-
-    return load_document(path)
 
 
 @pytest.mark.parametrize("question, kind", [

@@ -171,34 +171,44 @@ def _span(table: Table, asked: Asked) -> tuple[str | None, str | None, int | Non
 
 
 def _growth(table: Table, asked: Asked, question: str) -> Answer | None:
-    start, end, _ = _span(table, asked)
-    pair = _pair(table, asked.metric, start, end)
-    if isinstance(pair, Answer):
-        return pair
-    a, b = pair
-    if asked.metric.unit == "%":
-        delta, what = b.value - a.value, "percentage points"
-    else:
-        delta, what = 100.0 * (b.value - a.value) / abs(a.value), "%"
-    text = (f"{asked.metric.label} changed by {delta:+.1f} {what} from {a.shown()} ({a.period}) to {b.shown()} "
-            f"({b.period}); " + "; ".join(input_text(f) for f in a.inputs + b.inputs))
-    return _answer(text, _rounded(delta, question), asked.metric, [a, b], question,
-                   f"the change from {a.period} to {b.period}", unit="%")
+    return _between(table, asked, question, _change_of)
 
 
 def _cagr(table: Table, asked: Asked, question: str) -> Answer | None:
+    return _between(table, asked, question, _cagr_of)
+
+
+def _between(table: Table, asked: Asked, question: str, how) -> Answer | None:
+    """A figure over two periods of the metric (growth, CAGR): both computed, then `how(metric, a, b, n)` ->
+    (value, text, reason) or a reason it cannot be stated."""
     start, end, n = _span(table, asked)
     pair = _pair(table, asked.metric, start, end)
     if isinstance(pair, Answer):
         return pair
     a, b = pair
+    got = how(asked.metric, a, b, n)
+    if isinstance(got, str):
+        return cannot(asked.metric, got)
+    value, text, reason = got
+    text += "; " + "; ".join(input_text(f) for f in a.inputs + b.inputs)
+    return _answer(text, _rounded(value, question), asked.metric, [a, b], question, reason, unit="%")
+
+
+def _change_of(metric: MetricDef, a: Computed, b: Computed, n: int | None):
+    if metric.unit == "%":
+        delta, what = b.value - a.value, "percentage points"
+    else:
+        delta, what = 100.0 * (b.value - a.value) / abs(a.value), "%"
+    text = f"{metric.label} changed by {delta:+.1f} {what} from {a.shown()} ({a.period}) to {b.shown()} ({b.period})"
+    return delta, text, f"the change from {a.period} to {b.period}"
+
+
+def _cagr_of(metric: MetricDef, a: Computed, b: Computed, n: int | None):
     if not n or a.value <= 0 or b.value <= 0:
-        return cannot(asked.metric, "a CAGR needs two positive values at least one year apart")
+        return "a CAGR needs two positive values at least one year apart"
     rate = 100.0 * ((b.value / a.value) ** (1.0 / n) - 1.0)
-    text = (f"{asked.metric.label} CAGR {a.period} to {b.period} ({n} years): {rate:.2f}% = "
-            f"({b.shown()} / {a.shown()})^(1/{n}) - 1; " + "; ".join(input_text(f) for f in a.inputs + b.inputs))
-    return _answer(text, _rounded(rate, question), asked.metric, [a, b], question,
-                   f"compound annual growth over {n} years, (end / start)^(1/{n}) - 1", unit="%")
+    text = f"{metric.label} CAGR {a.period} to {b.period} ({n} years): {rate:.2f}% = ({b.shown()} / {a.shown()})^(1/{n}) - 1"
+    return rate, text, f"compound annual growth over {n} years, (end / start)^(1/{n}) - 1"
 
 
 def _average(table: Table, asked: Asked, question: str) -> Answer | None:
