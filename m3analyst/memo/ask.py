@@ -16,7 +16,7 @@ import re
 from m3analyst.domains import detect_domain, extract_facts, load_domain
 from m3analyst.domains.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import Row, period_key, split_row, statements
+from m3analyst.domains.finance import period_key
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
@@ -24,7 +24,7 @@ from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.calculate import answer_metric, metric_names
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.judge import answer_judgement
-from m3analyst.memo.metrics import Table
+from m3analyst.memo.metrics import Table, row_facts
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
@@ -36,8 +36,6 @@ _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
 _FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventory)|\bdpo\b|\bdso\b|return on|\broa\b|\broe\b|"
                       r"ebitda|working capital|coverage|quick|effective tax", re.I)
-_ABBREV = {"ppne": "property plant equipment net", "pp&e": "property plant equipment", "ppe": "property plant equipment",
-           "cogs": "cost of goods sold", "sg&a": "selling general administrative"}
 _ROUND = re.compile(r"round(?:ed)?\s+(?:\w+\s+){0,3}to\s+(one|two|three|four|\d)\s+decimal", re.I)
 _DIGITS = {"one": 1, "two": 2, "three": 3, "four": 4}
 _UNIT = [(re.compile(r"\bbillions?\b", re.I), 1e9), (re.compile(r"\bmillions?\b", re.I), 1e6), (re.compile(r"\bthousands?\b", re.I), 1e3)]
@@ -100,9 +98,11 @@ def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: 
     named = named_fact(spec, question, metric_names(spec, table))
     if named is None:
         return None
-    phrases = _driver_phrases(spec, table, named.name) or [named.alias]
     years = years_in(question)
-    cites = driver_sentences(doc, phrases, max(years) if years else None, k=3)
+    own, parts = _driver_phrases(spec, table, named.name)
+    cites = []
+    for phrases in (own or [named.alias], parts):  # the line's own sentences first, then those of its components
+        cites = cites or (driver_sentences(doc, phrases, max(years) if years else None, k=3) if phrases else [])
     if not cites:
         return None
     quoted = " ".join(f"\u201c{c.quote}\u201d {c.mark}" for c in cites)
@@ -113,13 +113,14 @@ def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: 
                   evidence=cites, confidence=0.6)
 
 
-def _driver_phrases(spec: DomainSpec, table: Table, name: str) -> list[str]:
+def _driver_phrases(spec: DomainSpec, table: Table, name: str) -> tuple[list[str], list[str]]:
     """The phrases that name a line in a driver sentence: its own, and for a metric those of the lines in it."""
-    own = [*getattr(spec.fact(name), "ask", []), *(table.defs[name].ask if name in table.defs else [])]
     derived = next((d for d in spec.derived if d.name == name), None)
+    own = [*getattr(spec.fact(name), "ask", []), *(derived.ask if derived else []),
+           *(table.defs[name].ask if name in table.defs else [])]
     expr = table.defs[name].expr if name in table.defs else derived.expr if derived else ""
     parts = [a for n in re.findall(r"[a-z_]+", expr) if spec.fact(n) for a in spec.fact(n).ask]
-    return list(dict.fromkeys(own + parts))
+    return list(dict.fromkeys(own)), list(dict.fromkeys(parts))
 
 
 # ---- question types and the structured answer ----------------------------------------------------------
@@ -248,7 +249,7 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
         return None  # a metric we do not compute: not a fact look-up
     series = [f for f in facts if named and f.name == named.name and isinstance(f.value, float)]
     label = named.label if named else ""
-    rows = _row_lookup(doc, spec, question) if not series or named is None else _finer_row(doc, spec, question, named)
+    rows = row_facts(doc, spec, question) if not series or named is None else _finer_row(doc, spec, question, named)
     if rows:  # a statement line the question names more precisely than the fact's phrase ("net service sales")
         series, label = rows, rows[0].title
     if not series:
@@ -276,7 +277,7 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
 def _finer_row(doc: Document, spec: DomainSpec, question: str, named) -> list[Fact]:
     """Statement-line facts whose label holds every word of the phrase that named the fact and more, all of
     them in the question ("net service sales" over the revenue fact's "sales"); [] otherwise."""
-    rows = _row_lookup(doc, spec, question)
+    rows = row_facts(doc, spec, question)
     if not rows:
         return []
     alias_words = set(re.findall(r"[a-z]+", named.alias))
@@ -311,35 +312,6 @@ def _change_answer(series: list[Fact], years: list[str], label: str, question: s
                       f"{cites}.", round(diff, 6), pages, "facts", a.unit, a.name + "_change", [])
     return Answer(f"{label} changed by {pct:.1f}% {between} {cites}.", round(pct, 4), pages, "facts", "%",
                   a.name + "_change", [])
-
-
-def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
-    """Facts for the statement line item whose label best matches the question (all its words in it)."""
-    q = question.lower()
-    for k, v in _ABBREV.items():
-        q = re.sub(rf"(?<![\w&]){re.escape(k)}(?![\w&])", v, q)
-    qwords = set(re.findall(r"[a-z]+", q))
-    best: tuple[float, Row, object] | None = None
-    for st in statements(doc, spec):
-        if st.score < 3:
-            continue
-        for r in st.rows:
-            words = [w for w in re.findall(r"[a-z]+", r.label) if w not in ("and", "of", "the", "less")]
-            if len(words) < 2 or re.search(r"\d", r.label):
-                continue
-            hit = sum(1 for w in words if w in qwords) / len(words)
-            score = hit + 0.01 * len(words) + 0.002 * st.score
-            if hit >= 0.99 and (best is None or score > best[0]):
-                best = (score, r, st)
-    if best is None:
-        return []
-    _, r, st = best
-    parsed = split_row(r.text.split("\n")[-1])
-    label = (parsed[0] if parsed and parsed[0] else r.label).strip()
-    name = re.sub(r"\W+", "_", r.label).strip("_")
-    scale = 1.0 if r.decimals else st.scale
-    return [Fact(name, v * scale, "USD" if not r.decimals else "USD/share", scale, p, st.page, r.text, label)
-            for p, v in zip(st.periods, r.values) if v is not None]
 
 
 # ---- from clause facts ---------------------------------------------------------------------------

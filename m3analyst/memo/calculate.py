@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
-from m3analyst.memo.metrics import Computed, MetricDef, Table, by_year, evidence_of, input_text, line_specs, show
+from m3analyst.memo.metrics import Computed, MetricDef, Table, by_year, evidence_of, input_text, line_specs, row_facts, show
 from m3analyst.memo.model import Answer
 from m3analyst.memo.trend import named_fact, years_in
 
@@ -56,7 +56,11 @@ def subject(spec: DomainSpec, table: Table, phrase: str) -> MetricDef | None:
     """The metric, fact or statement line a phrase names, as a metric (a fact is the metric of itself)."""
     named = named_fact(spec, phrase, _extra(spec, table))
     if named is None:
-        return None
+        rows = row_facts(table.doc, spec, phrase)  # a statement line no spec entry names ("research and development")
+        if not rows:
+            return None
+        table.add(rows)
+        return MetricDef(rows[0].name, rows[0].title, rows[0].unit or "USD", rows[0].name)
     if named.name in table.defs:
         return table.defs[named.name]
     unit = next((f.unit for fs in table.by_period.values() for n, f in fs.items() if n == named.name), None)

@@ -18,8 +18,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from m3analyst.domains.dates import parse_date
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import _eval, _near_best, _facts_from_statement, period_key, period_span, statements
+from m3analyst.domains.finance import (
+    Row,
+    _eval,
+    _facts_from_statement,
+    _near_best,
+    facts_from_xbrl,
+    period_key,
+    period_span,
+    split_row,
+    statements,
+)
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.ingest.model import Citation, Document
 
@@ -109,11 +120,14 @@ def line_specs(spec: DomainSpec) -> list[FactSpec]:
 
 
 def line_facts(doc: Document, spec: DomainSpec, have: set[str]) -> list[Fact]:
-    """The spec's `metric_lines` read from the primary statements (the facts extractor's matching rules)."""
+    """The spec's `metric_lines`: inline-XBRL concepts first, then the primary statements (the facts extractor's
+    matching rules); a line already among the facts (`have`) is not read again."""
+    lines = [fs for fs in line_specs(spec) if fs.name not in have]
+    out = facts_from_xbrl(doc, spec.model_copy(update={"facts": lines})) if lines else []
+    found = {f.name for f in out}
     sts = statements(doc, spec)
-    out: list[Fact] = []
-    for fs in line_specs(spec):
-        if fs.name in have:
+    for fs in lines:
+        if fs.name in found:
             continue
         for st in _near_best(sts, getattr(fs, "statement", None)):
             got = _facts_from_statement(st, fs)
@@ -121,6 +135,48 @@ def line_facts(doc: Document, spec: DomainSpec, have: set[str]) -> list[Fact]:
                 out.extend(got)
                 break
     return out
+
+
+def canonical_period(period: str) -> str:
+    """'September 28, 2024' and '2024-09-28' are one period (XBRL facts and page-parsed lines meet); year-only
+    labels and spans ('three months to ...') are kept as written."""
+    if period_span(period) or re.fullmatch(r"\s*(?:19|20)\d{2}\s*", period):
+        return period
+    d = parse_date(period)
+    return d.isoformat() if d else period
+
+
+_ABBREV = {"ppne": "property plant equipment net", "pp&e": "property plant equipment", "ppe": "property plant equipment",
+           "cogs": "cost of goods sold", "sg&a": "selling general administrative", "r&d": "research development"}
+
+
+def row_facts(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
+    """Facts for the statement line item whose label best matches the question (all its words in it)."""
+    q = question.lower()
+    for k, v in _ABBREV.items():
+        q = re.sub(rf"(?<![\w&]){re.escape(k)}(?![\w&])", v, q)
+    qwords = set(re.findall(r"[a-z]+", q))
+    best: tuple[float, Row, object] | None = None
+    for st in statements(doc, spec):
+        if st.score < 3:
+            continue
+        for r in st.rows:
+            words = [w for w in re.findall(r"[a-z]+", r.label) if w not in ("and", "of", "the", "less")]
+            if len(words) < 2 or re.search(r"\d", r.label):
+                continue
+            hit = sum(1 for w in words if w in qwords) / len(words)
+            score = hit + 0.01 * len(words) + 0.002 * st.score
+            if hit >= 0.99 and (best is None or score > best[0]):
+                best = (score, r, st)
+    if best is None:
+        return []
+    _, r, st = best
+    parsed = split_row(r.text.split("\n")[-1])
+    label = (parsed[0] if parsed and parsed[0] else r.label).strip()
+    name = re.sub(r"\W+", "_", r.label).strip("_")
+    scale = 1.0 if r.decimals else st.scale
+    return [Fact(name, v * scale, "USD" if not r.decimals else "USD/share", scale, p, st.page, r.text, label)
+            for p, v in zip(st.periods, r.values) if v is not None]
 
 
 # ---- computing -----------------------------------------------------------------------------------
@@ -133,9 +189,12 @@ class Table:
         numeric = [f for f in facts if isinstance(f.value, float) and f.period and not f.extra.get("yoy")
                    and not f.name.endswith("_yoy")]
         numeric += line_facts(doc, spec, {f.name for f in numeric})
-        self.by_period: dict[str, dict[str, Fact]] = {}
-        for f in numeric:
-            self.by_period.setdefault(f.period, {}).setdefault(f.name, f)
+        self.doc, self.by_period = doc, {}
+        self.add(numeric)
+
+    def add(self, facts: list[Fact]) -> None:
+        for f in facts:
+            self.by_period.setdefault(canonical_period(f.period), {}).setdefault(f.name, f)
 
     def periods(self, span: str = "") -> list[str]:
         return sorted((p for p in self.by_period if period_span(p) == span), key=period_key)
