@@ -390,6 +390,11 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
     return _EngineAsker(doc, spec, facts, settings, engine).answer(question)
 
 
+# New tokens per answer: an answer is a sentence or two with its page marks (about 45 words); each question after
+# the shared prefill costs its task tokens plus these, so they bound what a further question adds.
+ANSWER_TOKENS = 64
+
+
 class _EngineAsker:
     """The model answering questions after the whole document (ONE prompt, document first, the question last).
     shared=True prefills the document part once and generates each question after it (several questions); a
@@ -401,7 +406,7 @@ class _EngineAsker:
         s = settings.model_copy(deep=True)
         s.memo.reserve = max(s.memo.reserve, 128)
         self.built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
-        self.max_new = min(settings.engine.max_new_tokens, 128)
+        self.max_new = min(settings.engine.max_new_tokens, ANSWER_TOKENS)
         self.session = self.tail = None
         if shared:
             prefix, self.tail = engine.render_chat(self.built.messages()).split(TASK_SENTINEL, 1)
