@@ -59,6 +59,7 @@ def test_explanation_quotes_driver_sentences(corpus, no_model):
     assert a.kind == "explanation" and a.evidence and "driven by" in a.text and a.value is None
 
 
+@pytest.mark.slow
 def test_dev_questions_never_get_a_passage_alone(corpus, no_model):
     """FinanceBench dev: every figure / yes-no / label question gets a value, a label or the inputs it lacks. The
     three filings that hold the dev split's judgement and novel questions (the others are parsed by other tests and
