@@ -210,7 +210,7 @@ class Table:
             return expr
         def sub(m: re.Match) -> str:
             d = self.defs.get(m.group(0))
-            reported = any(m.group(0) in fs for fs in self.by_period.values())
+            reported = any(m.group(0) in fs and not fs[m.group(0)].derived for fs in self.by_period.values())
             return f"({self.expand(d.expr, depth + 1)})" if d and not reported else m.group(0)
         return _NAME.sub(sub, expr)
 
