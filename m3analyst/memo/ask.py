@@ -129,7 +129,7 @@ _EXPLAIN_Q = re.compile(r"^\s*(why|explain|describe (the )?(reasons?|drivers?|fa
                         r"|\b(reasons? for|drivers? of|what drove|due to what)\b", re.I)
 _CHOICE_Q = re.compile(r"\b(\w+(?:ed|er)) or (\w+(?:ed|er))\b", re.I)
 _POLAR_Q = re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did|can|could|will|would|should|shall|may|must)\b", re.I)
-_FIGURE_Q = re.compile(r"\b(how (much|many|long)|what (is|was|were|are) the (\w+ ){0,6}(amount|value|ratio|margin|rate|number|"
+_FIGURE_Q = re.compile(r"\b(how (much|many|long)|what (is|was|were|are) the (\w+ ){0,6}(amount|quantity|value|ratio|margin|rate|number|"
                        r"percentage|total|cagr|growth|turnover|days|cycle|coverage|return)|calculate|compute|round|in usd|"
                        r"\(in \w+|in (usd )?(millions|billions|thousands)|percent|%)", re.I)
 
