@@ -36,7 +36,7 @@ def _judgement(spec: DomainSpec, table: Table, q: str) -> tuple[dict, str] | Non
             return j, _metric_in(table, j, q)
     for j in judgements:
         named = [m for m in j.get("metrics", []) if m in table.defs and any(_word_at(a, q) for a in table.defs[m].ask)]
-        if named and re.search(r"\b(healthy|strong|weak|good|poor|reasonabl\w*|adequate|sufficient|solid|concern\w*)\b", q):
+        if named and _EVALUATIVE.search(q):
             return j, named[0]
     return None
 
@@ -48,7 +48,15 @@ def _metric_in(table: Table, j: dict, q: str) -> str:
     return ""
 
 
+_EVALUATIVE = re.compile(r"\b(healthy|unhealthy|strong|weak|good|poor|reasonabl\w*|adequate|sufficient|solid|concern\w*|"
+                         r"high(ly)?|low|comfortabl\w*|efficient|intensive|heavy|light)\b", re.I)
+
+
 def answer_judgement(spec: DomainSpec, table: Table, question: str) -> Answer | None:
+    """A verdict for a polar or evaluative question about a judgement ("Is its liquidity healthy?"); None for
+    others ("What does the company say about liquidity risk?" asks for a passage)."""
+    if not (_POLAR.search(question) or _EVALUATIVE.search(question)):
+        return None
     q = question.lower()
     found = _judgement(spec, table, q)
     if found is None:

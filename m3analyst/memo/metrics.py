@@ -239,7 +239,12 @@ class Table:
         return [c for c in (self.compute(metric, p) for p in self.periods(span)) if c.value is not None]
 
     def all_facts(self) -> list[Fact]:
-        """Every computable metric, every period, as derived facts (for trend questions)."""
+        """Every computable metric, every period, as derived facts (for trend questions); computed once."""
+        if getattr(self, "_all", None) is None:
+            self._all = self._compute_all()
+        return self._all
+
+    def _compute_all(self) -> list[Fact]:
         have = {n for fs in self.by_period.values() for n in fs}
         out = []
         for d in self.defs.values():
