@@ -17,7 +17,9 @@ DOCS = {  # stem: (company, income statement page, balance sheet page, cash flow
     "COCACOLA_2017_10K": ("Coca-Cola", 74, 76, 77), "CORNING_2022_10K": ("Corning", 58, 60, 61),
     "MICROSOFT_2023_10K": ("Microsoft", 58, 60, 61), "NETFLIX_2017_10K": ("Netflix", 42, 45, 44),
     "NIKE_2021_10K": ("Nike", 59, 61, 62), "PEPSICO_2022_10K": ("PepsiCo", 62, 66, 64), "3M_2018_10K": ("3M", 56, 58, 60),
+    "aapl-10-k-2024-11-01": ("Apple", 31, 33, 35),
 }
+SUFFIX = {"aapl-10-k-2024-11-01": ".html"}
 DSO = "DSO is defined as 365 * (average accounts receivable of the year and the year before) / revenue."
 DIO = "DIO is defined as 365 * (average inventory of the year and the year before) / cost of sales."
 DPO = ("DPO is defined as 365 * (average accounts payable of the year and the year before) / "
@@ -160,19 +162,54 @@ Q = [
 ]
 
 
+# Held out: written after the calculator was finished and scored once, with no change made after seeing the result
+# (Apple's inline-XBRL 10-K, a filing format the calculator was not developed on).
+HELDOUT = [
+    ("aapl-10-k-2024-11-01", "rev-cagr", "What is Apple's 2-year CAGR of total net sales from FY2022 to FY2024? " + CAGR,
+     cagr(391035, 394328, 2), "%", "i", "total net sales 2024 391,035; 2022 394,328"),
+    ("aapl-10-k-2024-11-01", "dio", f"What is Apple's FY2024 days inventory outstanding? {DIO}", dio(7286, 6331, 210352), "days", "ib",
+     "inventories 7,286 and 6,331; total cost of sales 210,352"),
+    ("aapl-10-k-2024-11-01", "dso", f"What is Apple's FY2024 days sales outstanding? {DSO}", dso(33410, 29508, 391035), "days", "ib",
+     "accounts receivable, net 33,410 and 29,508; total net sales 391,035"),
+    ("aapl-10-k-2024-11-01", "ccc", f"What is Apple's FY2024 cash conversion cycle (DSO + DIO - DPO)? {DSO} {DIO} {DPO}",
+     dso(33410, 29508, 391035) + dio(7286, 6331, 210352) - dpo(68960, 62611, 210352, 7286, 6331), "days", "ib",
+     "receivables 33,410/29,508; inventories 7,286/6,331; accounts payable 68,960/62,611; net sales 391,035; cost of sales 210,352"),
+    ("aapl-10-k-2024-11-01", "capex-avg", "What is Apple's 3-year average capex as a percentage of net sales over FY2022-FY2024? "
+     "Capex is payments for acquisition of property, plant and equipment.", (10708 / 394328 + 10959 / 383285 + 9447 / 391035) / 3 * 100,
+     "%", "ic", "capex 10,708 / 10,959 / 9,447; net sales 394,328 / 383,285 / 391,035 (2022-2024)"),
+    ("aapl-10-k-2024-11-01", "payout", "What was Apple's FY2024 dividend payout ratio (dividends paid / net income), in percent?",
+     100 * 15234 / 93736, "%", "ic", "payments for dividends and dividend equivalents 15,234; net income 93,736"),
+    ("aapl-10-k-2024-11-01", "roe", "What is Apple's FY2024 return on equity, net income / average total shareholders' equity of FY2023 and FY2024?",
+     93736 / avg(56950, 62146), "ratio", "ib", "net income 93,736; shareholders' equity 56,950 and 62,146"),
+    ("aapl-10-k-2024-11-01", "fa-turn", "What is Apple's FY2024 fixed asset turnover (net sales / average net PP&E of FY2023 and FY2024)?",
+     391035 / avg(45680, 43715), "ratio", "ib", "net sales 391,035; PP&E net 45,680 and 43,715"),
+    ("aapl-10-k-2024-11-01", "asset-turn", "What is Apple's FY2024 asset turnover (net sales / average total assets of FY2023 and FY2024)?",
+     391035 / avg(364980, 352583), "ratio", "ib", "net sales 391,035; total assets 364,980 and 352,583"),
+    ("aapl-10-k-2024-11-01", "rd-ratio", "What was Apple's research and development as a percentage of net sales in FY2024?",
+     100 * 31370 / 391035, "%", "i", "research and development 31,370; total net sales 391,035"),
+    ("aapl-10-k-2024-11-01", "wc-ratio", "What is Apple's working capital ratio at the end of FY2024?", 152987 / 176392, "ratio", "b",
+     "total current assets 152,987; total current liabilities 176,392"),
+]
+
+
 def main() -> None:
+    for questions, name in ((Q, "finance_metrics.jsonl"), (HELDOUT, "finance_metrics_heldout.jsonl")):
+        write(questions, name)
+
+
+def write(questions: list, name: str) -> None:
     items: dict[str, dict] = {}
-    for stem, slug, question, value, unit, used, inputs in Q:
+    for stem, slug, question, value, unit, used, inputs in questions:
         company, pi, pb, pc = DOCS[stem]
         pages = [{"i": pi, "b": pb, "c": pc}[k] for k in used]
         item = items.setdefault(stem, {"id": f"finance-metrics/{stem.lower()}", "domain": "finance",
-                                       "document": f"finance/{stem}.pdf", "title": f"{company} ({stem})", "source": "manual",
+                                       "document": f"finance/{stem}{SUFFIX.get(stem, '.pdf')}", "title": f"{company} ({stem})", "source": "manual",
                                        "questions": [], "notes": "Golds computed by hand from the statement pages (inputs per question in its evidence)."})
         v = round(value, 4)
         item["questions"].append({"id": f"{stem.lower()}-{slug}", "question": question, "answer": f"{v}", "value": v,
                                   "unit": "%" if unit == "%" else None, "kind": "numeric", "tolerance": 0.01, "page": pages[-1],
                                   "evidence": f"inputs (pages {', '.join(map(str, pages))}): {inputs}"})
-    out = Path(__file__).resolve().parent.parent / "evals" / "finance_metrics.jsonl"
+    out = Path(__file__).resolve().parent.parent / "evals" / name
     out.write_text("".join(json.dumps(i) + "\n" for i in items.values()), encoding="utf-8")
     print(f"wrote {out}: {sum(len(i['questions']) for i in items.values())} questions")
 
