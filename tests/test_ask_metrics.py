@@ -28,8 +28,10 @@ def test_calculator_cagr_average_days_and_missing_input(corpus, no_model):
           "What is Amazon's 3-year average capex as a percentage of revenue over FY2015-FY2017?",
           "What was Amazon's FY2017 days inventory outstanding?",
           "What is Amazon's working capital ratio at the end of FY2017?",
-          "What was Amazon's FY2017 cash ratio?"]
-    cagr, avg, dio, wcr, cash = answer_questions(amzn, qs, no_model)
+          "What was Amazon's FY2017 cash ratio?",
+          "What is the ratio of technology and content to total net sales in FY2017?"]
+    cagr, avg, dio, wcr, cash, lines = answer_questions(amzn, qs, no_model)
+    assert lines.value == pytest.approx(22620 / 177866, rel=1e-4)  # any two statement lines, "and" inside a name
     assert cagr.value == pytest.approx(100 * ((177866 / 107006) ** 0.5 - 1), rel=1e-4) and cagr.kind == "figure"
     assert {c.page for c in cagr.evidence} == {38}
     expected = (5387 / 107006 + 7804 / 135987 + 11955 / 177866) / 3 * 100

@@ -28,7 +28,8 @@ _DEFINES = re.compile(r"\bdefined as\b|\bdefine\b", re.I)
 _GROWTH = re.compile(r"\b(growth( rate)?|grow|grew|change[ds]?|increase[ds]?|decrease[ds]?|decline[ds]?|"
                      r"year-over-year|year over year|yoy)\b", re.I)
 _RATIO_OF = [
-    re.compile(r"\bratio of (?P<a>.+?) (?:to|over|and) (?P<b>.+?)(?:\?|$| for | in | as of | during | (?:at|by) (?:the )?end| from | between | \(|,)", re.I),
+    re.compile(r"\bratio of (?P<a>.+?) (?:to|over) (?P<b>.+?)(?:\?|$| for | in | as of | during | (?:at|by) (?:the )?end| from | between | \(|,)", re.I),
+    re.compile(r"\bratio (?:of|between) (?P<a>.+?) and (?P<b>.+?)(?:\?|$| for | in | as of | during | (?:at|by) (?:the )?end| from | between | \(|,)", re.I),
     re.compile(r"\b(?P<a>[\w&' -]+?) as an? (?:percent(?:age)?|%|share|proportion|fraction) of (?:total )?(?P<b>[\w&' -]+?)(?:\?|$| for | in | as of | during | from | between | \(|,)", re.I),
     re.compile(r"\b(?P<a>[\w&' -]+?)[ -]to[ -](?P<b>[\w&' -]+?)[ -]ratio\b", re.I),
     re.compile(r"\b(?P<a>[\w&' -]+?) divided by (?P<b>[\w&' -]+?)(?:\?|$| for | in | as of | during | from | between | \(|,)", re.I),
