@@ -53,7 +53,7 @@ def eval_cmd(
     """Evaluate memos/answers on an eval set and print the scores."""
     from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
     from m3analyst.evaluation.legal_score import short_answer_table
-    from m3analyst.evaluation.report import category_table, render_html, results_table
+    from m3analyst.evaluation.report import category_table, render_html, results_table, type_table
     from m3analyst.evaluation.runner import compare_reports, load_engine_for, parse_fail_on, run_eval
 
     if domain not in DOMAINS:
@@ -89,7 +89,7 @@ def eval_cmd(
         if out is not None:
             emit_json(report, out)
         console.print(results_table(report, comparison))
-        for table in (category_table(report), short_answer_table(report)):
+        for table in (category_table(report), short_answer_table(report), type_table(report)):
             if table is not None:
                 console.print(table)
     if html_out:

@@ -174,6 +174,8 @@ def parse_page(doc: Document, number: int) -> Statement | None:
         pending = ""
         if all(v is not None and v.is_integer() and 1980 <= v <= 2049 for v in values):
             continue  # a (second) period header line, not a data row
+        if label and len(values) > len(periods) and re.search(r"\b(and|of)$", label, re.I):
+            values = values[len(values) - len(periods):]  # "net of allowances of $95 and $103 5,020 4,911"
         if label and len(values) == len(periods):
             st.rows.append(Row(norm_label(label), values, number, line, decimals))
     return st if st.rows else None

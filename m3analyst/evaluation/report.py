@@ -77,6 +77,19 @@ def category_table(report: dict[str, Any]) -> Table | None:
     return t
 
 
+def type_table(report: dict[str, Any]) -> Table | None:
+    """QA accuracy per question type (evaluation/by_type.py); None when no type is known."""
+    rows = report.get("by_question_type") or {}
+    if not rows:
+        return None
+    t = Table(title="qa accuracy per question type", title_justify="left")
+    for col in ("type", "value", "n"):
+        t.add_column(col, justify="left" if col == "type" else "right")
+    for kind, d in rows.items():
+        t.add_row(kind, _fmt(d["value"]), f"{d['num']}/{d['den']}")
+    return t
+
+
 # ---------------------------------------------------------------------------------------------
 # HTML
 

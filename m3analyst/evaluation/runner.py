@@ -24,6 +24,7 @@ from typing import Any, Callable
 from m3analyst.errors import UsageError
 from m3analyst.evaluation import findings_score  # noqa: F401 - registers the "findings" scorer
 from m3analyst.evaluation import label_scores  # noqa: F401 - registers the per-source label scorer
+from m3analyst.evaluation.by_type import qa_by_type
 from m3analyst.evaluation.schema import EvalItem
 from m3analyst.evaluation.scorers import (
     METRICS,
@@ -196,7 +197,7 @@ def run_eval(
         records.append(rec)
     wall = time.perf_counter() - t0
     total, per_cat = aggregate(scores)
-    return {
+    report = {
         "format": REPORT_FORMAT,
         "domain": domain,
         "set": set_name,
@@ -222,6 +223,8 @@ def run_eval(
         "short_answers": legal_score.short_answer_summary(records),
         "items": records,
     }
+    report["by_question_type"] = qa_by_type(report)  # issue 17: accuracy per question type
+    return report
 
 
 def engine_totals(records: list[dict[str, Any]]) -> dict[str, float] | None:

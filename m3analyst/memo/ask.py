@@ -14,17 +14,21 @@ from __future__ import annotations
 import re
 
 from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import Row, period_key, split_row, statements
+from m3analyst.domains.finance import period_key
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
-from m3analyst.ingest.model import Document
+from m3analyst.ingest.model import Citation, Document
+from m3analyst.memo.calculate import answer_metric, metric_names
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.labels import answer_labels
+from m3analyst.memo.judge import answer_judgement
+from m3analyst.memo.metrics import Table, row_facts
 from m3analyst.memo.model import Answer
 from m3analyst.memo.passages import BM25, trim
-from m3analyst.memo.trend import alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
+from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
@@ -33,8 +37,6 @@ _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
 _FORMULA = re.compile(r"defined as|ratio\b|turnover|days (payable|sales|inventory)|\bdpo\b|\bdso\b|return on|\broa\b|\broe\b|"
                       r"ebitda|working capital|coverage|quick|effective tax", re.I)
-_ABBREV = {"ppne": "property plant equipment net", "pp&e": "property plant equipment", "ppe": "property plant equipment",
-           "cogs": "cost of goods sold", "sg&a": "selling general administrative"}
 _ROUND = re.compile(r"round(?:ed)?\s+(?:\w+\s+){0,3}to\s+(one|two|three|four|\d)\s+decimal", re.I)
 _DIGITS = {"one": 1, "two": 2, "three": 3, "four": 4}
 _UNIT = [(re.compile(r"\bbillions?\b", re.I), 1e9), (re.compile(r"\bmillions?\b", re.I), 1e6), (re.compile(r"\bthousands?\b", re.I), 1e3)]
@@ -60,7 +62,8 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
     model_free = settings.engine.model is None and engine is None
-    out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free) for q in questions]
+    table = Table(doc, spec, facts) if spec.name == "finance" else None
+    out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free, table=table) for q in questions]
     todo = [i for i, a in enumerate(out) if a is None]
     if todo and not model_free and engine is None:
         from m3analyst.engine import load_engine
@@ -72,16 +75,146 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
         asker = _EngineAsker(doc, spec, facts, settings, engine, shared=len(todo) > 1)
         for i in todo:
             out[i] = asker.answer(questions[i])
-    return [a or answer_effect(doc, q) or answer_from_passage(doc, q) for a, q in zip(out, questions)]
+    return [structured(a or answer_effect(doc, q) or _passage_answer(doc, q), q) for a, q in zip(out, questions)]
 
 
 def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
-                            say_absent: bool) -> Answer | None:
+                            say_absent: bool, table: Table | None = None) -> Answer | None:
     if spec.name == "finance":
-        ans = answer_trend(spec, facts, question) or answer_from_facts(doc, spec, facts, question)
+        table = table or Table(doc, spec, facts)
+        if question_type(question) == "explanation":
+            return answer_explanation(doc, spec, table, question)
+        ans = (answer_trend(spec, facts + table.all_facts(), question, metric_names(spec, table))
+               or answer_judgement(spec, table, question) or answer_metric(doc, spec, facts, question, table)
+               or answer_from_facts(doc, spec, facts, question))
         if ans is not None:
             return ans
     return answer_from_clauses(doc, spec, facts, question, say_absent=say_absent)
+
+
+# ---- explanation questions ------------------------------------------------------------------------------
+def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: str) -> Answer | None:
+    """"What drove the change in operating margin?": the filing's own driver sentences ("due to", "driven by") for
+    the line the question names and the year it asks about (domains/drivers.py), quoted with their pages. A ratio's
+    drivers are those of its lines (operating margin: operating income and revenue sentences). None when the
+    question names no line or the filing states no driver for it."""
+    named = named_fact(spec, question, metric_names(spec, table))
+    if named is None:
+        return None
+    years = years_in(question)
+    own, parts = _driver_phrases(spec, table, named.name)
+    cites = []
+    for phrases in (own or [named.alias], parts):  # the line's own sentences first, then those of its components
+        cites = cites or (driver_sentences(doc, phrases, max(years) if years else None, k=3) if phrases else [])
+    if not cites:
+        return None
+    quoted = " ".join(f"\u201c{c.quote}\u201d {c.mark}" for c in cites)
+    when = f" in FY{max(years)}" if years else ""
+    return Answer(f"{named.label}{when}, in the filing's words: {quoted}", None, sorted({c.page for c in cites}), "rules",
+                  None, named.name, [], kind="explanation", label=None,
+                  reason=f"The filing's own causal sentences (due to / driven by) about {named.label.lower()}{when}.",
+                  evidence=cites, confidence=0.6)
+
+
+def _driver_phrases(spec: DomainSpec, table: Table, name: str) -> tuple[list[str], list[str]]:
+    """The phrases that name a line in a driver sentence: its own, and for a metric those of the lines in it."""
+    derived = next((d for d in spec.derived if d.name == name), None)
+    own = [*getattr(spec.fact(name), "ask", []), *(derived.ask if derived else []),
+           *(table.defs[name].ask if name in table.defs else [])]
+    expr = table.defs[name].expr if name in table.defs else derived.expr if derived else ""
+    parts = [a for n in re.findall(r"[a-z_]+", expr) if spec.fact(n) for a in spec.fact(n).ask]
+    return list(dict.fromkeys(own)), list(dict.fromkeys(parts))
+
+
+# ---- question types and the structured answer ----------------------------------------------------------
+_EXPLAIN_Q = re.compile(r"^\s*(why|explain|describe (the )?(reasons?|drivers?|factors?)|what (drove|drives|caused|causes|explains|"
+                        r"contributed|led)|what (are|were) the (main |major |key |primary )?(reasons?|drivers?|factors?|causes?))\b"
+                        r"|\b(reasons? for|drivers? of|what drove|due to what)\b", re.I)
+_CHOICE_Q = re.compile(r"\b(\w+(?:ed|er)) or (\w+(?:ed|er))\b", re.I)
+_POLAR_Q = re.compile(r"^\s*(is|are|was|were|has|have|had|does|do|did|can|could|will|would|should|shall|may|must)\b", re.I)
+_FIGURE_Q = re.compile(r"\b(how (much|many|long)|what (is|was|were|are) the (\w+ ){0,6}(amount|quantity|value|ratio|margin|rate|number|"
+                       r"percentage|total|cagr|growth|turnover|days|cycle|coverage|return)|calculate|compute|round|in usd|"
+                       r"\(in \w+|in (usd )?(millions|billions|thousands)|percent|%)", re.I)
+
+
+def question_type(question: str) -> str:
+    """figure | yesno | label | span | explanation: what kind of answer the question asks for."""
+    if _EXPLAIN_Q.search(question):
+        return "explanation"
+    if _CHOICE_Q.search(question) and not re.search(r"\bor not\b", question, re.I):
+        return "label"
+    if _POLAR_Q.search(question):
+        return "yesno"
+    if _FIGURE_Q.search(question) or _NUMERIC_Q.search(question):
+        return "figure"
+    return "span"
+
+
+_NUMERIC_Q = re.compile(r"^\s*what (is|was) (the )?[\w' -]{0,40}\b(fy|fiscal)?\s?(19|20)\d{2}\b", re.I)
+_LEAD = re.compile(r"^\s*([A-Z][\w-]*(?: [\w-]+){0,2}):")
+_CONFIDENCE = {"facts": 0.9, "rules": 0.6, "engine": 0.5, "passage": 0.2}
+
+
+def structured(ans: Answer, question: str) -> Answer:
+    """Fill the structured fields every answer carries: kind, label (the text's lead word for yes/no and choice
+    answers), a one-sentence reason, evidence quotes with pages, and a confidence."""
+    ans.kind = ans.kind or question_type(question)
+    if ans.label is None and ans.kind in ("yesno", "label"):
+        m = _LEAD.match(ans.text)
+        ans.label = m.group(1) if m else None
+    if not ans.evidence:
+        quotes = [c.get("source_text", "") for c in ans.checks if isinstance(c, dict)]
+        ans.evidence = [Citation.page_only(p, " ".join(q.split())[:200]) for p, q in
+                        zip(ans.citations, quotes + [_quoted(ans.text)] * len(ans.citations))]
+    if not ans.reason:
+        ans.reason = {"facts": "Read from the extracted statement facts and clauses, with their pages.",
+                      "rules": "Read by rules from the document's own reporting sentence.",
+                      "engine": "The model's answer, each sentence checked against the cited page.",
+                      }.get(ans.source, "The closest passage of the document (a lexical search, not a reading).")
+    if ans.confidence is None:
+        ans.confidence = _CONFIDENCE.get(ans.source, 0.3)
+    return ans
+
+
+def _quoted(text: str) -> str:
+    m = re.search(r"\u201c(.+?)\u201d", text)
+    return (m.group(1) if m else text)[:200]
+
+
+_NEGATED = re.compile(r"\b(no|not|none|never|neither|nor|without|cannot)\b|n't\b", re.I)
+
+
+def negated_in(text: str, question: str) -> bool:
+    """Does a sentence of `text` negate one of the question's content words (a negation at most six words before a
+    word sharing its first five letters: 'will not have a material adverse effect' for 'materially important')?"""
+    keys = {w[:5] for w in _content_words(question) if len(w) >= 5}
+    for sent in re.split(r"(?<=[.;])\s+", text):
+        words = re.findall(r"[a-z']+", sent.lower())
+        for i, w in enumerate(words):
+            if w[:5] in keys and any(_NEGATED.fullmatch(x) or x.endswith("n't") for x in words[max(0, i - 6):i]):
+                return True
+    return False
+
+
+def _passage_answer(doc: Document, question: str) -> Answer:
+    """Model-free fallback. A figure, label or yes/no question is never answered by a passage alone: a yes/no
+    question gets the closest passage's polarity (negated -> No), marked low-confidence; a figure or choice question
+    says that no figure could be read, with the passage as the evidence looked at."""
+    ans = answer_from_passage(doc, question)
+    kind = question_type(question)
+    if ans.source != "passage" or kind in ("span", "explanation") or not ans.citations:
+        return ans
+    if kind == "yesno":
+        label = "No" if negated_in(_best_passage(doc, question).text, question) else "Yes"
+        ans.text = f"{label} (low confidence: the closest passage {'negates' if label == 'No' else 'states'} it): {ans.text}"
+        ans.label, ans.confidence, ans.kind, ans.source = label, 0.25, kind, "rules"
+        ans.reason = ("A rule reading of the closest passage (a negation before the question's words), not a computed "
+                      "or model answer.")
+        return ans
+    ans.text = f"Not determined: no figure or label for this question could be read or computed; the closest passage: {ans.text}"
+    ans.kind, ans.confidence, ans.missing = kind, 0.0, ["a figure or statement line matching the question"]
+    ans.reason = "No fact, metric or rule answers the question; the passage is shown as what was looked at."
+    return ans
 
 
 # ---- from facts ----------------------------------------------------------------------------------
@@ -119,7 +252,7 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
         return None  # a metric we do not compute: not a fact look-up
     series = [f for f in facts if named and f.name == named.name and isinstance(f.value, float)]
     label = named.label if named else ""
-    rows = _row_lookup(doc, spec, question) if not series or named is None else _finer_row(doc, spec, question, named)
+    rows = row_facts(doc, spec, question) if not series or named is None else _finer_row(doc, spec, question, named)
     if rows:  # a statement line the question names more precisely than the fact's phrase ("net service sales")
         series, label = rows, rows[0].title
     if not series:
@@ -147,7 +280,7 @@ def answer_from_facts(doc: Document, spec: DomainSpec, facts: list[Fact], questi
 def _finer_row(doc: Document, spec: DomainSpec, question: str, named) -> list[Fact]:
     """Statement-line facts whose label holds every word of the phrase that named the fact and more, all of
     them in the question ("net service sales" over the revenue fact's "sales"); [] otherwise."""
-    rows = _row_lookup(doc, spec, question)
+    rows = row_facts(doc, spec, question)
     if not rows:
         return []
     alias_words = set(re.findall(r"[a-z]+", named.alias))
@@ -182,35 +315,6 @@ def _change_answer(series: list[Fact], years: list[str], label: str, question: s
                       f"{cites}.", round(diff, 6), pages, "facts", a.unit, a.name + "_change", [])
     return Answer(f"{label} changed by {pct:.1f}% {between} {cites}.", round(pct, 4), pages, "facts", "%",
                   a.name + "_change", [])
-
-
-def _row_lookup(doc: Document, spec: DomainSpec, question: str) -> list[Fact]:
-    """Facts for the statement line item whose label best matches the question (all its words in it)."""
-    q = question.lower()
-    for k, v in _ABBREV.items():
-        q = re.sub(rf"(?<![\w&]){re.escape(k)}(?![\w&])", v, q)
-    qwords = set(re.findall(r"[a-z]+", q))
-    best: tuple[float, Row, object] | None = None
-    for st in statements(doc, spec):
-        if st.score < 3:
-            continue
-        for r in st.rows:
-            words = [w for w in re.findall(r"[a-z]+", r.label) if w not in ("and", "of", "the", "less")]
-            if len(words) < 2 or re.search(r"\d", r.label):
-                continue
-            hit = sum(1 for w in words if w in qwords) / len(words)
-            score = hit + 0.01 * len(words) + 0.002 * st.score
-            if hit >= 0.99 and (best is None or score > best[0]):
-                best = (score, r, st)
-    if best is None:
-        return []
-    _, r, st = best
-    parsed = split_row(r.text.split("\n")[-1])
-    label = (parsed[0] if parsed and parsed[0] else r.label).strip()
-    name = re.sub(r"\W+", "_", r.label).strip("_")
-    scale = 1.0 if r.decimals else st.scale
-    return [Fact(name, v * scale, "USD" if not r.decimals else "USD/share", scale, p, st.page, r.text, label)
-            for p, v in zip(st.periods, r.values) if v is not None]
 
 
 # ---- from clause facts ---------------------------------------------------------------------------
@@ -289,6 +393,11 @@ def answer_with_engine(doc: Document, spec: DomainSpec, facts: list[Fact], quest
     return _EngineAsker(doc, spec, facts, settings, engine).answer(question)
 
 
+# New tokens per answer: an answer is a sentence or two with its page marks (about 45 words); each question after
+# the shared prefill costs its task tokens plus these, so they bound what a further question adds.
+ANSWER_TOKENS = 64
+
+
 class _EngineAsker:
     """The model answering questions after the whole document (ONE prompt, document first, the question last).
     shared=True prefills the document part once and generates each question after it (several questions); a
@@ -300,7 +409,7 @@ class _EngineAsker:
         s = settings.model_copy(deep=True)
         s.memo.reserve = max(s.memo.reserve, 128)
         self.built = build_prompt(doc, spec, facts, s, engine.count_tokens, engine.context_length or DEFAULT_CONTEXT)
-        self.max_new = min(settings.engine.max_new_tokens, 128)
+        self.max_new = min(settings.engine.max_new_tokens, ANSWER_TOKENS)
         self.session = self.tail = None
         if shared:
             prefix, self.tail = engine.render_chat(self.built.messages()).split(TASK_SENTINEL, 1)
@@ -332,12 +441,40 @@ class _EngineAsker:
 
 
 def answer_from_passage(doc: Document, question: str) -> Answer:
-    paras = [p for p in paragraphs(doc) if len(p.text.split()) >= 12]
-    if not paras:
+    best = _best_passage(doc, question)
+    if best is None:
         return Answer("No passage of the document matches the question.", None, [], "passage")
-    scores = BM25([p.text for p in paras]).scores(question)
-    best = trim(paras[max(range(len(paras)), key=lambda i: scores[i])], 80)
+    best = trim(best, 80)
     return Answer(f"\u201c{squash(best.text)}\u201d [p.{best.page}]", None, [best.page], "passage")
+
+
+def _best_passage(doc: Document, question: str) -> Span | None:
+    """The paragraph closest to the question (BM25), searched first in the sections whose titles name its topic."""
+    paras = [p for p in paragraphs(doc) if len(p.text.split()) >= 12]
+    inside = _titled_sections(doc, question)
+    clipped = [_clip(doc, p, s) for p in paras for s in inside if p.start < s.end and p.end > s.start]
+    paras = [p for p in clipped if len(p.text.split()) >= 12] or paras
+    if not paras:
+        return None
+    scores = BM25([p.text for p in paras]).scores(question)
+    return paras[max(range(len(paras)), key=lambda i: scores[i])]
+
+
+def _clip(doc: Document, p: Span, s) -> Span:
+    start, end = max(p.start, s.start), min(p.end, s.end)
+    return Span(start, end, doc.page_at(start), doc.text[start:end])
+
+
+def _titled_sections(doc: Document, question: str) -> list:
+    """Top-level sections whose title's content words (stemmed) the question uses ("legal battles" -> "Item 3.
+    Legal Proceedings"): where the filing itself files the topic. [] when no title matches."""
+    asked = {_stem(w) for w in _content_words(question)}
+    out = []
+    for s in doc.sections:
+        words = {_stem(w) for w in _content_words(re.sub(r"^(item|part|article|section)\s+[\w.]+\s*", "", s.title, flags=re.I))}
+        if s.level == 1 and words and words & asked:
+            out.append(s)
+    return out
 
 
 def _content_words(text: str) -> set[str]:

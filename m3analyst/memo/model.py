@@ -8,6 +8,7 @@ from typing import Any
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Finding
+from m3analyst.ingest.model import Citation
 from m3analyst.memo.verify import ClaimCheck
 
 
@@ -118,6 +119,12 @@ class Memo:
 
 @dataclass
 class Answer:
+    """An answer to one question. text is what is printed; the structured part (issue 17): `kind` the question's
+    type (figure | yesno | label | span | explanation), `label` (Yes / No / Increased / healthy ...) or `value`,
+    `reason` one sentence on how it was reached, `evidence` the quoted inputs with their pages, `source` (facts,
+    rules, engine = the model, passage), `confidence` in [0, 1], `missing` the inputs that could not be read
+    (a figure asked for and not computed says which)."""
+
     text: str
     value: float | None
     citations: list[int]
@@ -125,7 +132,15 @@ class Answer:
     unit: str | None = None
     fact: str | None = None
     checks: list[dict] = field(default_factory=list)
+    kind: str | None = None
+    label: str | None = None
+    reason: str = ""
+    evidence: list[Citation] = field(default_factory=list)
+    confidence: float | None = None
+    missing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"text": self.text, "value": self.value, "unit": self.unit, "citations": self.citations,
-                "source": self.source, "fact": self.fact, "checks": self.checks}
+                "source": self.source, "fact": self.fact, "checks": self.checks, "kind": self.kind, "label": self.label,
+                "reason": self.reason, "evidence": [c.to_dict() for c in self.evidence], "confidence": self.confidence,
+                "missing": self.missing}

@@ -46,16 +46,17 @@ class Named:
     alias: str
 
 
-def named_fact(spec: DomainSpec, question: str) -> Named | None:
-    """The fact or derived fact whose `ask` phrase occurs earliest in the question (longest on ties); a
-    phrase met as such ("repurchases of common stock") before one whose words all occur, in any order and
-    inflection, in the question ("How much common stock did Microsoft repurchase?")."""
+def named_fact(spec: DomainSpec, question: str, extra: tuple = ()) -> Named | None:
+    """The fact or derived fact (or one of `extra`: metrics, metric lines, anything with name, label, better and
+    ask) whose `ask` phrase occurs earliest in the question (longest on ties); a phrase met as such ("repurchases
+    of common stock") before one whose words all occur, in any order and inflection, in the question ("How much
+    common stock did Microsoft repurchase?")."""
     q = question.lower()
     stems: dict[str, int] = {}
     for m in re.finditer(r"[a-z]+", q):
         stems.setdefault(_stem(m.group(0)), m.start())
     hits = []
-    for f in [*spec.facts, *spec.derived]:
+    for f in [*spec.facts, *spec.derived, *extra]:
         for alias in f.ask:
             named = Named(f.name, f.label or f.name, f.better, alias.lower())
             m = alias_at(alias, q, plural=True)  # "gross margins" names "gross margin"
@@ -85,11 +86,12 @@ def _stem(word: str) -> str:
     return word
 
 
-def answer_trend(spec: DomainSpec, facts: list[Fact], question: str) -> Answer | None:
-    """Yes / no (or improved / declined) from the named fact's series; None when the question is not one."""
+def answer_trend(spec: DomainSpec, facts: list[Fact], question: str, extra: tuple = ()) -> Answer | None:
+    """Yes / no (or improved / declined) from the named fact's series; None when the question is not one.
+    `extra`: further named series (the metric calculator's metrics, facts among `facts`)."""
     if _HOW_MUCH.search(question) or _CAUSE.search(question):
         return None  # an amount (a look-up), or a cause ("Did revenue grow because of prices?"): not a trend
-    named = named_fact(spec, question)
+    named = named_fact(spec, question, extra)
     if named is None:
         return None
     series = [f for f in facts if f.name == named.name and isinstance(f.value, float) and f.period]
