@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from m3analyst.commands.common import console, emit_json, handle_errors, safe
 from m3analyst.commands.options import with_settings
@@ -104,7 +103,7 @@ def default(name: str | None = typer.Argument(None, help="Registry name, HF dire
 
     if name is None:
         current = default_model()
-        console.print(f"default model: {safe(current or "auto")} ({safe(config_path())})", highlight=False)
+        console.print(f"default model: {safe(current or 'auto')} ({safe(config_path())})", highlight=False)
         return
     if name != "auto" and not is_local_path(name):
         get_spec(name)  # unknown names fail here, listing the known ones
