@@ -72,7 +72,10 @@ def facts_table(memo: Memo) -> list[str]:
 def section_lines(memo: Memo, s: MemoSection) -> list[str]:
     lines = [f"## {s.heading}", ""]
     if s.kind == "facts":
-        return lines + facts_table(memo) + [""]
+        lines += facts_table(memo) + [""]
+        for f in s.findings:  # what the domain states at a glance (a trial's PICO), below the table
+            lines += finding_lines(f)
+        return lines + ([""] if s.findings else [])
     shown = s.shown_claims(memo.drop_unsupported)
     if shown:
         lines += [" ".join(_md(c.text) + ("" if c.ok else " **[unsupported]**") for c in shown), ""]
@@ -97,7 +100,7 @@ def section_lines(memo: Memo, s: MemoSection) -> list[str]:
 
 def finding_lines(f: Finding) -> list[str]:
     """'- claim [p.N]' (a short label first where the finding has one), then its quoted evidence, indented."""
-    label = f"**{f.label}**: " if f.label else ""
+    label = f"**{f.label}**: " if f.label and f.label not in f.claim else ""  # the claim already says it
     out = [f"- {label}{f.claim}" + (" *(rephrased by the model, checked)*" if f.source == "model" else "")]
     what = f.extra.get("evidence_label")
     for c in f.evidence:

@@ -272,7 +272,8 @@ def _findings_section(heading: str, found: list[Finding], spec: DomainSpec) -> M
             if c.has_span and (c.start, c.end) not in seen:
                 seen.add((c.start, c.end))
                 quotes.append(Quote(c.quote, c.page, c.start, c.end, "finding evidence"))
-    return MemoSection(heading, "findings", item.contains if item else "", quotes=quotes, findings=found)
+    kind = "facts" if item is not None and item.kind == "facts" else "findings"  # a facts heading keeps its table
+    return MemoSection(heading, kind, item.contains if item else "", quotes=quotes, findings=found)
 
 
 # ---- shared --------------------------------------------------------------------------------------
