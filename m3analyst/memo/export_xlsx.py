@@ -28,6 +28,9 @@ def require(module: str, fmt: str):
         return importlib.import_module(module)
     except ImportError:
         raise UsageError(f"--format {fmt} needs the '{module}' package: pip install 'm3analyst[office]'") from None
+    except OSError as e:  # WeasyPrint imports but cannot load the system's Pango / HarfBuzz libraries
+        raise UsageError(f"--format {fmt}: '{module}' cannot load its system libraries ({e}); install Pango "
+                         "(Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)") from None
 
 
 def number_format(f: Fact) -> str:
