@@ -26,18 +26,22 @@ from pathlib import Path
 LLAMA_CPP_VERSION = "0.3.16"
 
 # Runs inside the llama.cpp venv: reads {"gguf", "ids", "steps", "threads", "n_ctx"} on stdin, prints JSON.
+# Greedy picks read the last position's logits from the context (without logits_all, `Llama.scores` stays empty).
 LLAMA_SIDE = r"""
 import json, sys, time
+import llama_cpp, numpy as np
 from llama_cpp import Llama
 a = json.load(sys.stdin)
 llm = Llama(model_path=a["gguf"], n_ctx=a["n_ctx"], n_threads=a["threads"], n_threads_batch=a["threads"],
             n_batch=512, flash_attn=True, verbose=False)
+def last():
+    return int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).argmax())
 ids = a["ids"]
 t0 = time.perf_counter(); llm.eval(ids); t1 = time.perf_counter()
-tok = int(llm.scores[llm.n_tokens - 1].argmax())
+tok = last()
 t2 = time.perf_counter()
 for _ in range(a["steps"]):
-    llm.eval([tok]); tok = int(llm.scores[llm.n_tokens - 1].argmax())
+    llm.eval([tok]); tok = last()
 t3 = time.perf_counter()
 print(json.dumps({"prefill_s": t1 - t0, "decode_tok_s": a["steps"] / (t3 - t2)}))
 """
