@@ -62,7 +62,8 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
         spec = load_domain("finance")
     facts = extract_facts(doc, spec)
     model_free = settings.engine.model is None and engine is None
-    table = Table(doc, spec, facts) if spec.name == "finance" else None
+    # A domain whose spec declares metrics (finance.yaml's `metrics`) answers from its statements: parsed once here.
+    table = Table(doc, spec, facts) if getattr(spec, "metrics", None) else None
     out = [_from_facts_and_clauses(doc, spec, facts, q, say_absent=model_free, table=table) for q in questions]
     todo = [i for i, a in enumerate(out) if a is None]
     if todo and not model_free and engine is None:
@@ -80,8 +81,7 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
 
 def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], question: str,
                             say_absent: bool, table: Table | None = None) -> Answer | None:
-    if spec.name == "finance":
-        table = table or Table(doc, spec, facts)
+    if table is not None:
         if question_type(question) == "explanation":
             return answer_explanation(doc, spec, table, question)
         ans = (answer_trend(spec, facts + table.all_facts(), question, metric_names(spec, table))
