@@ -19,7 +19,7 @@ import torch
 
 from m3analyst.engine import load_engine
 from m3analyst.engine.bench import corpus_ids, run_bench
-from m3analyst.engine.engine import cache_keyword
+from m3analyst.engine.core import cache_keyword
 from m3analyst.settings import EngineSettings
 
 

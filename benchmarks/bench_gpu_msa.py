@@ -991,7 +991,7 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
     selection of every MSA layer is checked against the reference on an eager step (observer)."""
     from m3analyst.engine import attention
     from m3analyst.engine.kv_cache import MSACache
-    from m3analyst.engine.engine import cache_keyword
+    from m3analyst.engine.core import cache_keyword
     from m3analyst.engine.msa_ops import msa_ops
     from m3analyst.settings import AttentionSettings
 

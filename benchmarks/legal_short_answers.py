@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from m3analyst.evaluation.legal_score import CORE, score_short_answers
 from m3analyst.evaluation.loaders import default_data_root, load_set
-from m3analyst.evaluation.runner import load_item_document
+from m3analyst.evaluation.harness import load_item_document
 from m3analyst.evaluation.scorers import Prediction
 
 

@@ -48,7 +48,7 @@ def test_yesno_from_significance_statements(text, gold):
 def test_dev_questions_never_get_a_passage_alone(corpus):
     """PubMedQA (first 40 of the dev set) and Evidence Inference (2 trials): every label question gets a label."""
     from m3analyst.evaluation.loaders import load_set
-    from m3analyst.evaluation.runner import load_item_document
+    from m3analyst.evaluation.harness import load_item_document
 
     items = load_set("pubmedqa", "bio", corpus / "bio")[:40] + load_set("evidence-inference", "bio", corpus / "bio")[:2]
     for it in items:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from m3analyst.engine import attention
-from m3analyst.engine.engine import Engine
+from m3analyst.engine.core import Engine
 from m3analyst.errors import ContextTooLongError, ModelError, UsageError
 from m3analyst.settings import AttentionSettings, EngineSettings
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from m3analyst.evaluation import runner
-from m3analyst.evaluation.report import render_html, results_table
-from m3analyst.evaluation.runner import System, compare_reports, parse_fail_on, run_eval
+from m3analyst.evaluation import harness as runner
+from m3analyst.evaluation.scorecard import render_html, results_table
+from m3analyst.evaluation.harness import System, compare_reports, parse_fail_on, run_eval
 from m3analyst.evaluation.schema import read_eval_file
 from m3analyst.errors import UsageError
 from m3analyst.settings import Settings

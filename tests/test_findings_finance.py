@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from m3analyst.domains.findings import Figure, Finding
-from m3analyst.domains.registry import register_findings
+from m3analyst.domains.plugins import register_findings
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.settings import Settings
 
@@ -88,7 +88,7 @@ def test_driver_sentences_in_filings(corpus, name, line, period, page, start):
 @functools.lru_cache(maxsize=2)
 def _findings_of(path):
     from m3analyst.domains import extract_facts, load_domain
-    from m3analyst.domains.registry import make_findings
+    from m3analyst.domains.plugins import make_findings
 
     spec = load_domain("finance")
     doc = _load(path)

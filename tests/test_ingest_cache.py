@@ -25,7 +25,7 @@ def test_a_pdf_is_parsed_once_and_loads_the_same(corpus, home, tmp_path, monkeyp
     stored = list(home.glob("*.json"))
     assert [p.name for p in stored] == [f"{first.metadata.sha256}-{cache.fingerprint()}.json"]
 
-    from m3analyst.ingest import registry
+    from m3analyst.ingest import formats as registry
 
     def no_parse(path, data):
         raise AssertionError("parsed again")

@@ -27,7 +27,7 @@ def te():
 def _engines(te, context_length=400, **attn):
     """(CPU engine, CUDA engine) over the same fp32 weights."""
     from m3analyst.engine import attention
-    from m3analyst.engine.engine import Engine
+    from m3analyst.engine.core import Engine
     from m3analyst.settings import AttentionSettings, EngineSettings
     from transformers import AutoModelForCausalLM
 

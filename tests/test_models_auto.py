@@ -10,7 +10,7 @@ import torch
 
 from m3analyst.engine import auto
 from m3analyst.engine.pull import gguf_path
-from m3analyst.engine.registry import MODELS
+from m3analyst.engine.catalog import MODELS
 
 
 @pytest.fixture

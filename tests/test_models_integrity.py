@@ -9,7 +9,7 @@ import os
 import pytest
 
 from m3analyst.engine import pull as pull_mod
-from m3analyst.engine.registry import MODELS, get_spec
+from m3analyst.engine.catalog import MODELS, get_spec
 from m3analyst.errors import ModelError, UsageError
 from tests.test_models import PAYLOAD, fake_model, home  # noqa: F401 - fixtures
 

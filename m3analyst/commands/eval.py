@@ -53,8 +53,8 @@ def eval_cmd(
     """Evaluate memos/answers on an eval set and print the scores."""
     from m3analyst.evaluation.loaders import default_data_root, load_set, select_items
     from m3analyst.evaluation.legal_score import short_answer_table
-    from m3analyst.evaluation.report import category_table, render_html, results_table, type_table
-    from m3analyst.evaluation.runner import compare_reports, load_engine_for, parse_fail_on, run_eval
+    from m3analyst.evaluation.scorecard import category_table, render_html, results_table, type_table
+    from m3analyst.evaluation.harness import compare_reports, load_engine_for, parse_fail_on, run_eval
 
     if domain not in DOMAINS:
         raise UsageError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")

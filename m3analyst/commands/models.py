@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def _status(name: str) -> str:
     from m3analyst.engine.pull import MARKER, gguf_path, model_dir
-    from m3analyst.engine.registry import get_spec
+    from m3analyst.engine.catalog import get_spec
 
     spec = get_spec(name)
     if (model_dir(name) / "hf" / MARKER).is_file():
@@ -31,7 +31,7 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print JSON.
     """Registry models, their context length and whether they are in the local cache."""
     from rich.table import Table
 
-    from m3analyst.engine.registry import MODELS
+    from m3analyst.engine.catalog import MODELS
 
     rows = [{"name": s.name, "context": s.context_length, "size_mb": s.size_mb, "status": _status(s.name),
              "description": s.description} for s in MODELS.values()]
@@ -73,7 +73,7 @@ def info(name: str = typer.Argument(..., help="Registry name."),
     from dataclasses import asdict
 
     from m3analyst.engine.pull import gguf_metadata, gguf_path, model_dir
-    from m3analyst.engine.registry import get_spec
+    from m3analyst.engine.catalog import get_spec
 
     spec = get_spec(name)
     meta = gguf_metadata(gguf_path(spec)) if gguf_path(spec).is_file() else {}
@@ -98,7 +98,7 @@ def info(name: str = typer.Argument(..., help="Registry name."),
 def default(name: str | None = typer.Argument(None, help="Registry name, HF directory or .gguf path; 'auto' to "
                                                 "let the machine choose. Omitted: show the current default.")) -> None:
     """Set (or show) the model used when --model is not given, kept in $M3ANALYST_HOME/config.toml ([engine] model)."""
-    from m3analyst.engine.registry import get_spec, is_local_path
+    from m3analyst.engine.catalog import get_spec, is_local_path
     from m3analyst.engine.userconfig import config_path, default_model, set_default_model
 
     if name is None:

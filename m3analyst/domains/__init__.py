@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.findings import Figure, Finding
-from m3analyst.domains.registry import (
+from m3analyst.domains.plugins import (
     detect_domain,
     extract_facts,
     get_extractor,

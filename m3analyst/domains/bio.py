@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
-from m3analyst.domains.registry import register_extractor
+from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Document

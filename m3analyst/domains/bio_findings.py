@@ -16,7 +16,7 @@ import re
 from m3analyst.domains.bio_effects import LABELS, estimates, percent_changes, read_effect, significance
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
-from m3analyst.domains.registry import register_findings
+from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document

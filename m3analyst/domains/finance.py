@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from m3analyst.domains.facts import Fact
-from m3analyst.domains.registry import register_extractor
+from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.ingest.model import Document, Table
 

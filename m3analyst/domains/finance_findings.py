@@ -19,7 +19,7 @@ from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.finance import current_and_prior, period_key, period_span
 from m3analyst.domains.finance_narrative import outlook_findings, risk_findings
 from m3analyst.domains.findings import Figure, Finding
-from m3analyst.domains.registry import register_findings
+from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
 

@@ -15,7 +15,7 @@ from m3analyst.domains.dates import DATE, DURATION_TEXT, add, parse_date, parse_
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.legal_clauses import ClauseIndex, has_rules, is_instruction
 from m3analyst.domains.patterns import compile_any
-from m3analyst.domains.registry import register_extractor
+from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.metadata import contract_name

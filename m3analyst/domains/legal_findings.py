@@ -15,7 +15,7 @@ from typing import Any
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Finding
 from m3analyst.domains.legal_terms import NOT_FOUND, TermAnswer, citation_of, term_sheet
-from m3analyst.domains.registry import register_findings
+from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
 

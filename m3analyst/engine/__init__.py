@@ -1,7 +1,7 @@
 """Embedded inference engine with MiniMax-style sparse attention (MSA). See engine.py for the API
 (load.py loads it, host.py picks device/dtype/threads, session.py and decode.py run it).
 
-Names are imported lazily so that `m3analyst.engine.registry` (model list) does not pull in torch.
+Names are imported lazily so that `m3analyst.engine.catalog` (model list) does not pull in torch.
 """
 
 from __future__ import annotations

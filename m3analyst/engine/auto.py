@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from m3analyst.engine.registry import MODELS, ModelSpec
+from m3analyst.engine.catalog import MODELS, ModelSpec
 from m3analyst.resources import home_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"

@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 
 from m3analyst.engine import attention
-from m3analyst.engine.engine import Engine
+from m3analyst.engine.core import Engine
 from m3analyst.engine.host import DtypePlan, pick_device, pick_dtype, pick_threads
 from m3analyst.engine.progress import note
 from m3analyst.engine.pull import Reporter, ensure_model
 from m3analyst.engine.quant import should_fit
-from m3analyst.engine.registry import MODELS, is_local_path
+from m3analyst.engine.catalog import MODELS, is_local_path
 from m3analyst.errors import ModelError, UsageError
 from m3analyst.settings import EngineSettings, current
 

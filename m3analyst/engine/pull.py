@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from m3analyst.engine.registry import ModelSpec, get_spec, is_local_path
+from m3analyst.engine.catalog import ModelSpec, get_spec, is_local_path
 from m3analyst.errors import ModelError
 from m3analyst.resources import home_dir
 

@@ -71,7 +71,7 @@ class RemoteEngine:
 
     # --- HTTP ------------------------------------------------------------------------------------
     def _chat(self, messages, max_new_tokens, temperature, seed, stop):
-        from m3analyst.engine.engine import EngineStats, GenerationResult
+        from m3analyst.engine.core import EngineStats, GenerationResult
 
         s = self.settings
         body = {"model": self.model, "messages": messages,

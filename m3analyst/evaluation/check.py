@@ -58,7 +58,7 @@ def check_item(item: EvalItem, doc) -> list[Problem]:
 
 
 def check_set(items: list[EvalItem], data_root: Path, progress=None) -> list[Problem]:
-    from m3analyst.evaluation.runner import load_item_document
+    from m3analyst.evaluation.harness import load_item_document
 
     problems: list[Problem] = []
     for item in items:

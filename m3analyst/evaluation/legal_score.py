@@ -116,7 +116,7 @@ def predicted_answers(item: EvalItem, pred: Prediction) -> dict[str, tuple[str, 
     findings = [f for f in (getattr(pred, "findings", None) or []) if _get(f, "topic") == "term"]
     if not findings and pred.doc is not None:
         from m3analyst.domains import load_domain
-        from m3analyst.domains.registry import extract_facts, make_findings
+        from m3analyst.domains.plugins import extract_facts, make_findings
 
         spec = load_domain("legal")
         findings = [f for f in make_findings(pred.doc, spec, extract_facts(pred.doc, spec)) if f.topic == "term"]

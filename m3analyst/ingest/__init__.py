@@ -7,7 +7,7 @@ to the registered loader for that format. Loaders register with `register_loader
 from __future__ import annotations
 
 from m3analyst.ingest.model import Document, Metadata, OutlineReport, Page, Provenance, Section, Table
-from m3analyst.ingest.registry import load_document, register_loader, sniff
+from m3analyst.ingest.formats import load_document, register_loader, sniff
 from m3analyst.ingest.statements import STATEMENT_KINDS, latest_period, row_value
 
 __all__ = [

@@ -20,7 +20,7 @@ from m3analyst.errors import InputError
 from m3analyst.ingest.guard import active_limits, check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.pagelayout import clean_pages
-from m3analyst.ingest.registry import register_loader
+from m3analyst.ingest.formats import register_loader
 
 BLOCK_TAGS = {
     "p", "div", "br", "tr", "table", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "hr",

@@ -15,7 +15,7 @@ from m3analyst.errors import InputError
 from m3analyst.ingest.guard import check_page_count, check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.pagelayout import clean_pages
-from m3analyst.ingest.registry import register_loader
+from m3analyst.ingest.formats import register_loader
 
 MIN_TEXT_CHARS = 20  # a page with fewer visible characters has no usable text layer
 SCANNED_SHARE = 0.9  # this share of text-less pages or more: the whole PDF is treated as scanned

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from m3analyst.domains.facts import Fact
 from m3analyst.memo.ask import answer_question, answer_questions
-from m3analyst.memo.model import Answer, Memo, MemoSection, Quote
+from m3analyst.memo.types import Answer, Memo, MemoSection, Quote
 from m3analyst.memo.verify import ClaimCheck, verify_sentence, verify_text
 from m3analyst.memo.writer import write_memo
 

@@ -26,7 +26,7 @@ from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.labels import answer_labels
 from m3analyst.memo.judge import answer_judgement
 from m3analyst.memo.metrics import Table, row_facts
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.passages import BM25, trim
 from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivation, in_asked_span, named_fact, years_in
 from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text

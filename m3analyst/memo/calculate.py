@@ -16,7 +16,7 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
 from m3analyst.memo.metrics import Computed, MetricDef, Table, by_year, evidence_of, input_text, line_specs, row_facts, show
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.trend import named_fact, years_in
 
 _CAGR = re.compile(r"\bcagr\b|\bcompound(?:ed)? annual(?:ized)? growth|\bannuali[sz]ed growth", re.I)

@@ -13,7 +13,7 @@ import re
 from m3analyst.domains.bio_effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
 from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.passages import BM25, tokens
 
 _ASKS_EFFECT = re.compile(r"significantly increase.{0,40}significantly decrease.{0,60}no significant difference"

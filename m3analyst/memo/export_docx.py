@@ -8,7 +8,7 @@ import io
 import re
 
 from m3analyst.memo.export_xlsx import require
-from m3analyst.memo.model import Memo
+from m3analyst.memo.types import Memo
 from m3analyst.memo.render_md import facts_rows
 
 

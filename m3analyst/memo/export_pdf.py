@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from m3analyst.memo.export_xlsx import require
-from m3analyst.memo.model import Memo
+from m3analyst.memo.types import Memo
 
 
 def memo_pdf(memo: Memo, doc=None, template_dir: str | Path | None = None) -> bytes:

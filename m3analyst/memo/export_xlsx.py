@@ -11,7 +11,7 @@ import io
 from typing import Any, Iterable
 
 from m3analyst.domains.facts import Fact
-from m3analyst.memo.model import Memo
+from m3analyst.memo.types import Memo
 
 STATEMENT_SHEETS = {"income_statement": "Income statement", "balance_sheet": "Balance sheet", "cash_flow": "Cash flow"}
 FACT_COLUMNS = ("fact", "label", "period", "value", "unit", "scale", "shown", "page", "pages", "derived", "statement", "source_text")

@@ -15,7 +15,7 @@ import re
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.calculate import cannot, period_at
 from m3analyst.memo.metrics import Computed, Table, evidence_of
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.trend import years_in
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}

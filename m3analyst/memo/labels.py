@@ -29,7 +29,7 @@ from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.effect import LABELS as EFFECT_LABELS
 from m3analyst.memo.effect import asks_effect, read_candidates
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.passages import BM25
 
 YESNO = ("yes", "no", "maybe")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from m3analyst.errors import UsageError
-from m3analyst.memo.model import Memo
+from m3analyst.memo.types import Memo
 
 FORMATS = ("md", "html", "json", "xlsx", "docx", "pdf")
 TEXT_FORMATS = ("md", "html", "json")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from m3analyst.memo.citeview import Citations, CiteView, PageImages
-from m3analyst.memo.model import Memo, MemoSection
+from m3analyst.memo.types import Memo, MemoSection
 from m3analyst.memo.render_md import _omitted, facts_rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.findings import Finding
-from m3analyst.memo.model import FALLBACK_NOTE, Memo, MemoSection
+from m3analyst.memo.types import FALLBACK_NOTE, Memo, MemoSection
 
 
 # Document text is data, not markup: raw HTML (<script>, <iframe>) becomes entities and [text](javascript:...) links or

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.finance import current_and_prior, period_key, period_span
 from m3analyst.domains.spec import DomainSpec
-from m3analyst.memo.model import Answer
+from m3analyst.memo.types import Answer
 from m3analyst.memo.verify import page_marks
 
 _UP = re.compile(r"\b(increas\w*|grow\w*|grew|rise|rose|risen|rising|higher|expand\w*|gain\w*)\b", re.I)

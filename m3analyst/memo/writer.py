@@ -26,11 +26,11 @@ from typing import Callable, Iterator
 from m3analyst.domains import detect_domain, extract_facts, load_domain
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Finding
-from m3analyst.domains.registry import make_findings
+from m3analyst.domains.plugins import make_findings
 from m3analyst.domains.spec import DomainSpec, OutlineItem
 from m3analyst.domains.text import paragraphs
 from m3analyst.ingest.model import Citation, Document
-from m3analyst.memo.model import Memo, MemoSection, Quote
+from m3analyst.memo.types import Memo, MemoSection, Quote
 from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,
                                      rank_by_engine, rank_lexically)
 from m3analyst.memo.verify import CITE, check_rephrasing, citations_in, split_sentences, unsupported_figures, verify_text

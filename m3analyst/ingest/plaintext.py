@@ -7,7 +7,7 @@ from pathlib import Path
 from m3analyst.errors import InputError
 from m3analyst.ingest.guard import check_pages
 from m3analyst.ingest.model import Document
-from m3analyst.ingest.registry import register_loader
+from m3analyst.ingest.formats import register_loader
 
 
 def decode_text(path: Path, data: bytes) -> str:

@@ -48,7 +48,7 @@ def _looks_binary(chunk: bytes) -> bool:
 
 def _ensure_loaders() -> None:
     # Importing the loader modules registers them.
-    from m3analyst.ingest import html, pdf, text  # noqa: F401
+    from m3analyst.ingest import html, pdf, plaintext  # noqa: F401
 
 
 def load_document(path: str | Path, limits: LimitsSettings | None = None) -> Document:
