@@ -173,9 +173,12 @@ def main() -> None:
     ap.add_argument("--first-doc", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--doc", action="append", default=None, help="corpus-relative document (repeatable) instead of DOCS")
+    ap.add_argument("--model", default="smollm2-135m-instruct", help="registry name, HF dir or .gguf")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args()
     variants = args.variants.split(",")
-    eng = load_engine(EngineSettings(threads=args.threads, decode_threads=args.threads))  # prefill + decode
+    eng = load_engine(EngineSettings(model=args.model, device=args.device, threads=args.threads,
+                                     decode_threads=args.threads))  # prefill + decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
     for rel in (args.doc or DOCS)[args.first_doc : args.first_doc + args.docs]:
@@ -199,7 +202,7 @@ def main() -> None:
             eng.settings.attention.block_size = DEFAULT_BLOCK
             dense_top1 = res["dense"][1]
             for v, (nll, top1, recall, secs, attn_us) in res.items():
-                row = {"doc": Path(rel).name[:40], "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),
+                row = {"doc": Path(rel).name[:40], "model": eng.name, "device": str(eng.device), "context": C, "variant": v, "ppl": math.exp(sum(nll) / len(nll)),
                        "top1_agree_dense": sum(a == b for a, b in zip(top1, dense_top1)) / len(top1),
                        "top1_acc": sum(a == b for a, b in zip(top1, tail)) / len(tail), "scorer_recall": recall,
                        "seconds": round(secs, 1), "attn_us_per_layer": round(attn_us, 1),  # recall meter excluded
