@@ -177,7 +177,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args()
     variants = args.variants.split(",")
-    eng = load_engine(EngineSettings(model=args.model, device=args.device, threads=args.threads,
+    eng = load_engine(EngineSettings(model=args.model, device=args.device, threads=args.threads, time_budget=1e9,  # full context
                                      decode_threads=args.threads))  # prefill + decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
