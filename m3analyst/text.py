@@ -1,11 +1,20 @@
-"""Text units the extractors and the memo writer scan: paragraphs and sentences with pages and offsets."""
+"""The neutral text helpers, each written once: paragraphs and sentences with pages and offsets, calendar dates and
+durations, period labels, and numbers as documents write them.
+
+It sits on the floor with settings.py and errors.py: ingest, the domains and everything above may import it, and it
+imports nothing of the package (a `Document` is read only for its `text` and `pages`).
+"""
 
 from __future__ import annotations
 
+import calendar
+import datetime as _dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from m3analyst.ingest.model import Document
+if TYPE_CHECKING:
+    from m3analyst.ingest.model import Document
 
 _PARA_SPLIT = re.compile(
     r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|[A-Z]\.\s+[A-Z]|ARTICLE\b|Section\s+\d|SECTION\s+\d"
@@ -103,3 +112,102 @@ def sentences(doc: Document) -> list[Span]:
 def squash(text: str) -> str:
     """Collapse whitespace (PDF line breaks) for display and comparison."""
     return re.sub(r"\s+", " ", text).strip()
+
+
+# ---- dates and durations ----------------------------------------------------------------------------
+# DATE finds "December 23, 2003", "23rd day of December, 2003", "12/23/2003" (parse_date -> datetime.date);
+# DURATION_TEXT "three (3) years", "36 months", "ninety days" (parse_duration -> (3, "year") ...); `add(date, n,
+# unit)` moves a date by whole years / months / days (the 29th-31st clamp to the month's last day).
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m} | {
+    m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+# a calendar date as contracts write it: "December 23, 2003", "23rd day of December, 2003", "12/23/2003"
+DATE = re.compile(
+    rf"\b(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+(?P<y1>\d{{4}})"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
+    r"|\b(?P<m3>\d{1,2})/(?P<d3>\d{1,2})/(?P<y3>\d{2,4})\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "forty-five": 45, "sixty": 60,
+                                                       "ninety": 90, "hundred": 100}
+_NUMBER_WORD = "|".join(sorted((w for w in _NUMBER_WORDS if w != "zero"), key=len, reverse=True))
+# a length of time: "three (3) years", "(5) years", "36 months", "ninety calendar days"
+DURATION_TEXT = (rf"(?:(?:{_NUMBER_WORD})\s+(?:\(\d+\)\s+)?|\(\d+\)\s+|\d+\s+)(?:calendar\s+)?(?:years?|months?|days?)")
+_DURATION = re.compile(rf"\b(?:(?P<word>{_NUMBER_WORD})\s+)?(?:\((?P<d1>\d+)\)\s+|(?P<d2>\d+)\s+)?(?:calendar\s+)?"
+                       r"(?P<unit>year|month|day)s?\b", re.I)
+
+
+def parse_date(text: str) -> _dt.date | None:
+    """The first calendar date written in `text` (a DATE that names a real day), or None."""
+    for m in DATE.finditer(text):
+        g = m.groupdict()
+        if g["y1"]:
+            y, mo, d = int(g["y1"]), _MONTHS.get(g["m1"].rstrip(".").lower()), int(g["d1"])
+        elif g["y2"]:
+            y, mo, d = int(g["y2"]), _MONTHS.get(g["m2"].rstrip(".").lower()), int(g["d2"])
+        else:
+            y, mo, d = int(g["y3"]), int(g["m3"]), int(g["d3"])
+            y += 2000 if y < 100 else 0
+        date = _make(y, mo, d) if mo else None
+        if date is not None:
+            return date
+    return None
+
+
+def parse_duration(text: str) -> tuple[int, str] | None:
+    """The first duration in `text` as (count, "year" | "month" | "day"): "three (3) years" -> (3, "year")."""
+    for m in _DURATION.finditer(text):
+        digits = m.group("d1") or m.group("d2")
+        n = int(digits) if digits else _NUMBER_WORDS.get((m.group("word") or "").lower())
+        if n:
+            return n, m.group("unit").lower()
+    return None
+
+
+def add(date: _dt.date, n: int, unit: str) -> _dt.date:
+    """`date` moved forward by n years / months / days."""
+    if unit == "day":
+        return date + _dt.timedelta(days=n)
+    months = n * 12 if unit == "year" else n
+    y, m = divmod(date.month - 1 + months, 12)
+    year, month = date.year + y, m + 1
+    return _dt.date(year, month, min(date.day, calendar.monthrange(year, month)[1]))
+
+
+def written(date: _dt.date) -> str:
+    """'December 23, 2006'."""
+    return f"{calendar.month_name[date.month]} {date.day}, {date.year}"
+
+
+def _make(year: int, month: int, day: int) -> _dt.date | None:
+    try:
+        return _dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+# ---- periods ----------------------------------------------------------------------------------------
+YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
+
+
+def period_span(period: str | None) -> str:
+    """'three months to July 29, 2023' -> 'three months'; plain years/dates -> ''."""
+    m = re.match(r"(\w+ months) to ", period or "")
+    return m.group(1) if m else ""
+
+
+def period_key(period: str | None) -> tuple[int, int, int, int]:
+    """Sort key (year, month, day, span): later periods sort higher; quarters before year-to-date."""
+    if not period:
+        return (0, 0, 0, 0)
+    y = YEAR.findall(period)
+    m = re.search(r"\b([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2})", period)
+    month = _MONTHS.get(m.group(1).lower(), 0) if m else 0
+    day = int(m.group(2)) if m and month else 0
+    iso = re.match(r"(\d{4})-(\d{2})-(\d{2})", period)
+    if iso:
+        return (int(iso.group(1)), int(iso.group(2)), int(iso.group(3)), 0)
+    span = -{"three": 3, "six": 6, "nine": 9, "twelve": 12}.get(period.split()[0].lower(), 0)
+    return (int(y[-1]) if y else 0, month, day, span)

@@ -31,7 +31,7 @@ def _ok(rows: list[dict[str, Any]], domain: str) -> list[dict[str, Any]]:
 
 def finance_matrix(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{"columns": [(fact, label, unit)], "rows": [{"id", "period", "cells": {fact: cell}}], "series": {...}}."""
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     labels: dict[str, tuple[str, str | None]] = {}
     out_rows, series = [], {}

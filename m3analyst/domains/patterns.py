@@ -10,7 +10,7 @@ import re
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 
 from m3analyst.domains import detect_domain, extract_facts, load_domain
-from m3analyst.domains.drivers import driver_sentences
+from m3analyst.domains.finance.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import period_key
+from m3analyst.text import period_key
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.calculate import answer_metric, metric_names
@@ -95,7 +95,7 @@ def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], 
 # ---- explanation questions ------------------------------------------------------------------------------
 def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: str) -> Answer | None:
     """"What drove the change in operating margin?": the filing's own driver sentences ("due to", "driven by") for
-    the line the question names and the year it asks about (domains/drivers.py), quoted with their pages. A ratio's
+    the line the question names and the year it asks about (domains/finance/drivers.py), quoted with their pages. A ratio's
     drivers are those of its lines (operating margin: operating income and revenue sentences). None when the
     question names no line or the filing states no driver for it."""
     named = named_fact(spec, question, metric_names(spec, table))

@@ -71,7 +71,7 @@ def _series(facts: Sequence[Fact], names: Sequence[str], scale_of: Callable[[Fac
 
 
 def _periods(series: Mapping[str, Mapping[str, float]]) -> list[str]:
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     return sorted({p for s in series.values() for p in s}, key=period_key)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.bio_effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
-from m3analyst.domains.text import Span, sentences, squash
+from m3analyst.domains.bio.effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
+from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
 from m3analyst.memo.types import Answer
 from m3analyst.memo.passages import BM25, tokens

@@ -12,7 +12,7 @@ Two readers, combined:
 
 The combination is a multinomial logistic model over the rule features and the model's label log-probabilities.
 Its weights are calibrated on the dev sets (`benchmarks/calibrate_labels.py`) and live in the domain spec
-(`labels:` in domains/bio.yaml), not in code; without weights the rules decide alone.
+(`labels:` in domains/bio/spec.yaml), not in code; without weights the rules decide alone.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from m3analyst.domains.bio_effects import (DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, clauses, direction, estimates, outcome_overlap,
+from m3analyst.domains.bio.effects import (DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, clauses, direction, estimates, outcome_overlap,
                                            p_significance, significance)
 from m3analyst.domains.spec import DomainSpec
-from m3analyst.domains.text import Span, sentences, squash
+from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.effect import LABELS as EFFECT_LABELS
 from m3analyst.memo.effect import asks_effect, read_candidates

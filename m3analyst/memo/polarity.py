@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.bio_effects import DOWN, NO_DIFF, SIG_WORD, UP, p_significance
+from m3analyst.domains.bio.effects import DOWN, NO_DIFF, SIG_WORD, UP, p_significance
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"“])")
 _WORD = re.compile(r"[a-z][a-z-]{2,}")

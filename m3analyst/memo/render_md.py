@@ -22,7 +22,7 @@ def _esc(text: str) -> str:
 
 def facts_rows(memo: Memo) -> list[dict]:
     """One row per fact: latest and prior period values (numeric facts), or the value (text facts)."""
-    from m3analyst.domains.finance import current_and_prior
+    from m3analyst.domains.facts import current_and_prior
 
     order: list[str] = []
     groups: dict[str, list[Fact]] = {}

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 
 from m3analyst.domains.facts import Fact
-from m3analyst.domains.finance import current_and_prior, period_key, period_span
+from m3analyst.domains.facts import current_and_prior
+from m3analyst.text import period_key, period_span
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.types import Answer
 from m3analyst.memo.verify import page_marks

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from m3analyst.domains.text import Span, sentences, squash
+from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
 
 # Causal cues, strongest first (weight): each introduces the reason for a change.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.drivers import doc_sentences
+from m3analyst.domains.finance.drivers import doc_sentences
 from m3analyst.domains.findings import Finding
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Citation, Document
 
 _BULLET_START = re.compile(r"(?:^|\n)\s*[*•·▪●■]\s+")
