@@ -23,7 +23,13 @@ from m3analyst.errors import InputError, UsageError
 
 # Suffixes picked up when INPUT is a folder (the loaders sniff content; these only filter a folder).
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".htm", ".html", ".xhtml", ".txt", ".text", ".md", ".markdown"})
-DOMAIN_CHOICES = ("auto", "finance", "legal", "bio")
+def domain_choices() -> tuple[str, ...]:
+    """What a batch's --domain or a manifest's domain column may say: auto, or a registered domain."""
+    from m3analyst.domains import list_domains
+
+    return ("auto", *list_domains())
+
+
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_BYTES = 120  # memo file names add '.html' and temp names ~20 more: far below 255 bytes
@@ -120,8 +126,8 @@ def _manifest_item(manifest: Path, n: int, row: dict) -> BatchItem:
     doc = Path(raw).expanduser()
     doc = doc if doc.is_absolute() else manifest.parent / doc
     domain = str(row.get("domain") or "").strip().lower() or None
-    if domain is not None and domain not in DOMAIN_CHOICES:
-        raise InputError(where, f"unknown domain {domain!r}", "use one of " + ", ".join(DOMAIN_CHOICES))
+    if domain is not None and domain not in (choices := domain_choices()):
+        raise InputError(where, f"unknown domain {domain!r}", "use one of " + ", ".join(choices))
     item_id = str(row.get("id") or "").strip() or _slug(doc.stem)
     extra = {k: "" if v is None else str(v) for k, v in row.items() if k not in ("path", "domain", "id")}
     return BatchItem(_safe_id(item_id, where), doc, domain, extra)

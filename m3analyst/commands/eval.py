@@ -11,9 +11,8 @@ import typer
 from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, write_atomic, safe
 from m3analyst.commands.options import ENGINE_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
+from m3analyst.domains import list_domains
 from m3analyst.settings import Settings
-
-DOMAINS = ("finance", "legal", "bio")
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +32,7 @@ def _read_old(path: Path) -> dict:
 @handle_errors
 @with_settings(*ENGINE_FLAGS, "budget")
 def eval_cmd(
-    domain: str = typer.Argument(..., help="finance, legal or bio."),
+    domain: str = typer.Argument(..., help=f"A registered domain: {', '.join(list_domains())}."),
     dataset: str = typer.Option(
         "evals", "--dataset",
         help="evals (evals/<domain>.jsonl), a JSONL path in that schema, or financebench | cuad | pubmedqa | "
@@ -56,8 +55,8 @@ def eval_cmd(
     from m3analyst.evaluation.scorecard import category_table, render_html, results_table, type_table
     from m3analyst.evaluation.harness import compare_reports, load_engine_for, parse_fail_on, run_eval
 
-    if domain not in DOMAINS:
-        raise UsageError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+    if domain not in list_domains():
+        raise UsageError(f"unknown domain {domain!r}; use one of {', '.join(list_domains())}")
     thresholds = parse_fail_on(fail_on)
     if thresholds and compare is None:
         raise UsageError("--fail-on needs --compare OLD.json")

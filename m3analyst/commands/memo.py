@@ -1,4 +1,4 @@
-"""`m3analyst finance|legal|bio FILE` (memo) and `m3analyst ask FILE "question"`."""
+"""`m3analyst DOMAIN FILE` (memo; one command per registered domain) and `m3analyst ask FILE "question"`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
+from m3analyst.domains import list_domains
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
 
@@ -28,11 +29,21 @@ def _emit(data: str | bytes, path: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for domain, help_text in (("finance", "10-K / 10-Q / 8-K / earnings"), ("legal", "commercial contract"),
-                              ("bio", "research paper / trial report")):
-        app.command(domain, help=f"Write the analyst memo for a {help_text}, every claim with a checked page citation.")(
-            _memo_command(domain))
+    for domain in list_domains():
+        app.command(domain, help=f"Write the analyst memo for a {_reads(domain)}, every claim with a checked page "
+                    "citation.")(_memo_command(domain))
     app.command("ask")(ask)
+
+
+def _reads(domain: str) -> str:
+    """What the domain's documents are, from its spec; a spec that fails to parse says so when its command runs."""
+    from m3analyst.domains import load_domain
+
+    try:
+        spec = load_domain(domain)
+    except UsageError:
+        return f"{domain} document"
+    return spec.reads or f"{domain} document ({spec.title})"
 
 
 def _memo_command(domain: str):
@@ -85,7 +96,7 @@ def ask(
     questions: list[str] = typer.Argument(None, help="The question(s), each in quotes: the model reads FILE once."),
     from_file: Path | None = typer.Option(None, "--questions", help="Also ask the questions of this text file (one "
                                           "per line; blank lines and lines starting with # are skipped)."),
-    domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
+    domain: str | None = typer.Option(None, "--domain", help=f"{', '.join(list_domains())} (default: detected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
                                   "a list of them for several questions."),
     out: Path | None = typer.Option(None, "--out", help="Write the answer(s) to this file instead of stdout."),

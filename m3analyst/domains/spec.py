@@ -95,6 +95,7 @@ class DomainSpec(BaseModel):
 
     name: str
     title: str
+    reads: str = Field("", description="the documents it reads, for --help ('10-K / 10-Q / 8-K / earnings')")
     role: str = "You are a junior analyst. Cite every claim as [p.N]."
     document_kinds: list[str] = Field(default_factory=list)
     detect: DetectSpec = Field(default_factory=DetectSpec)
