@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains import detect_domain, extract_facts, load_domain
+from m3analyst.domains import detect_domain, extract_facts, fallback_domain, load_domain
 from m3analyst.domains.finance.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.text import period_key
@@ -59,7 +59,7 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
     try:
         spec = load_domain(domain or detect_domain(doc))
     except UsageError:
-        spec = load_domain("finance")
+        spec = fallback_domain()  # the spec marked `fallback: true` (finance)
     facts = extract_facts(doc, spec)
     model_free = settings.engine.model is None and engine is None
     # A domain whose spec declares metrics (finance.yaml's `metrics`) answers from its statements: parsed once here.
