@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
+from m3analyst.commands.common import (domain_names, emit, emit_json, err_console, handle_errors, progress, safe,
+                                       set_help)
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
-from m3analyst.domains import list_domains
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
 
@@ -29,9 +29,12 @@ def _emit(data: str | bytes, path: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from m3analyst.domains import list_domains
+
     for domain in list_domains():
         app.command(domain, help=f"Write the analyst memo for a {_reads(domain)}, every claim with a checked page "
                     "citation.")(_memo_command(domain))
+    set_help(ask, "domain", f"{domain_names()} (default: detected).")
     app.command("ask")(ask)
 
 
@@ -96,7 +99,7 @@ def ask(
     questions: list[str] = typer.Argument(None, help="The question(s), each in quotes: the model reads FILE once."),
     from_file: Path | None = typer.Option(None, "--questions", help="Also ask the questions of this text file (one "
                                           "per line; blank lines and lines starting with # are skipped)."),
-    domain: str | None = typer.Option(None, "--domain", help=f"{', '.join(list_domains())} (default: detected)."),
+    domain: str | None = typer.Option(None, "--domain", help="A registered domain (default: detected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
                                   "a list of them for several questions."),
     out: Path | None = typer.Option(None, "--out", help="Write the answer(s) to this file instead of stdout."),
