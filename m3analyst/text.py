@@ -139,21 +139,28 @@ _DURATION = re.compile(rf"\b(?:(?P<word>{_NUMBER_WORD})\s+)?(?:\((?P<d1>\d+)\)\s
                        r"(?P<unit>year|month|day)s?\b", re.I)
 
 
+_ISO_DATE = re.compile(r"(?<!\d)(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?!\d)")
+
+
 def parse_date(text: str) -> _dt.date | None:
-    """The first calendar date written in `text` (a DATE that names a real day), or None."""
-    for m in DATE.finditer(text):
-        g = m.groupdict()
-        if g["y1"]:
-            y, mo, d = int(g["y1"]), _MONTHS.get(g["m1"].rstrip(".").lower()), int(g["d1"])
-        elif g["y2"]:
-            y, mo, d = int(g["y2"]), _MONTHS.get(g["m2"].rstrip(".").lower()), int(g["d2"])
-        else:
-            y, mo, d = int(g["y3"]), int(g["m3"]), int(g["d3"])
-            y += 2000 if y < 100 else 0
-        date = _make(y, mo, d) if mo else None
-        if date is not None:
-            return date
-    return None
+    """The first calendar date written in `text` that names a real day: a DATE ("December 23, 2003", "23rd day of
+    December, 2003", "12/23/2003", "12/23/03": 2-digit years below 50 are 20xx, the others 19xx) or an ISO date
+    ("2003-12-23"); None when there is none."""
+    found = [(m.start(), d) for m in DATE.finditer(text or "") if (d := _date_of(m.groupdict())) is not None]
+    found += [(m.start(), d) for m in _ISO_DATE.finditer(text or "")
+              if (d := _make(int(m["y"]), int(m["m"]), int(m["d"]))) is not None]
+    return min(found)[1] if found else None
+
+
+def _date_of(g: dict[str, str | None]) -> _dt.date | None:
+    if g["y1"]:
+        y, mo, d = int(g["y1"]), _MONTHS.get(str(g["m1"]).rstrip(".").lower()), int(str(g["d1"]))
+    elif g["y2"]:
+        y, mo, d = int(g["y2"]), _MONTHS.get(str(g["m2"]).rstrip(".").lower()), int(str(g["d2"]))
+    else:
+        y, mo, d = int(str(g["y3"])), int(str(g["m3"])), int(str(g["d3"]))
+        y += (2000 if y < 50 else 1900) if y < 100 else 0
+    return _make(y, mo, d) if mo else None
 
 
 def parse_duration(text: str) -> tuple[int, str] | None:
@@ -211,3 +218,24 @@ def period_key(period: str | None) -> tuple[int, int, int, int]:
         return (int(iso.group(1)), int(iso.group(2)), int(iso.group(3)), 0)
     span = -{"three": 3, "six": 6, "nine": 9, "twelve": 12}.get(period.split()[0].lower(), 0)
     return (int(y[-1]) if y else 0, month, day, span)
+
+
+# ---- numbers ----------------------------------------------------------------------------------------
+# Statement cells, where brackets and dashes have meanings of their own, are read by ingest/statements.parse_number;
+# the scorers' quantities (scale words, currency) by evaluation/normalize.parse_quantities.
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
+
+
+def to_number(token: str) -> float | None:
+    """A number token as written: '$1,234.5' -> 1234.5, '12%' -> 12.0, '(3)' -> 3.0, '\u22120.5' -> -0.5 (a minus sign or
+    an en dash is a minus); None when it is not one."""
+    try:
+        return float(token.strip("$%()").replace(",", "").replace("\u2212", "-").replace("\u2013", "-"))
+    except ValueError:
+        return None
+
+
+def first_number(text: str) -> float | None:
+    """The first number written in `text` ('3,000 customers' -> 3000.0), or None."""
+    m = _NUMBER_IN_TEXT.search(text)
+    return float(m.group().replace(",", "")) if m else None

@@ -16,7 +16,7 @@ import re
 from m3analyst.domains import detect_domain, extract_facts, fallback_domain, load_domain
 from m3analyst.domains.finance.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.text import period_key
+from m3analyst.text import period_key, to_number
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
@@ -429,7 +429,7 @@ class _EngineAsker:
         if good:
             text = " ".join(c.text for c in good)
             nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
-            value = _to_float(nums[0]) if nums else None
+            value = to_number(nums[0]) if nums else None
             return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
                           [c.to_dict() for c in checks])
         fallback = (answer_effect(doc, question) or answer_from_clauses(doc, self.spec, facts, question, say_absent=True)
@@ -479,10 +479,3 @@ def _titled_sections(doc: Document, question: str) -> list:
 
 def _content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z\-]{3,}", text.lower()) if w not in STOP}
-
-
-def _to_float(tok: str) -> float | None:
-    try:
-        return float(tok.strip("$%()").replace(",", ""))
-    except ValueError:
-        return None
