@@ -1,4 +1,4 @@
-"""Reading effects off sentences (domains/bio_effects.py) and effect estimates: model-free, fast."""
+"""Reading effects off sentences (domains/bio/effects.py) and effect estimates: model-free, fast."""
 
 from __future__ import annotations
 

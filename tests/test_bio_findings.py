@@ -1,4 +1,4 @@
-"""Bio findings (domains/bio_findings.py): PICO, effect estimates with direction, risk-of-bias flags."""
+"""Bio findings (domains/bio/findings.py): PICO, effect estimates with direction, risk-of-bias flags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dates and durations as contracts write them (domains/dates.py) and the legal extractor's use of them."""
+"""Dates and durations as contracts write them (m3analyst/text.py) and the legal extractor's use of them."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Two readers, combined:
 - rules (from definitions, not from any one paper's wording): for yes/no/maybe, the statements of the document
   nearest the question: significant findings, statements of no difference, hedging ('may', 'a trend'), negation
   and whether their direction agrees with the question's; for effect questions, memo/effect.py's reading of the
-  reporting sentence (domains/bio_effects.py);
+  reporting sentence (domains/bio/effects.py);
 - the model as a reader: the document is prefilled ONCE (shared by all questions on it) and the model scores each
   label's likelihood after the question (a few tokens per label), no generation.
 

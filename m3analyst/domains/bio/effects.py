@@ -5,7 +5,7 @@ effect estimates it reports (OR / RR / HR / mean difference / percent change, wi
 
 Rules from definitions: a p-value below 0.05 or a confidence interval of a ratio that excludes 1 (of a difference
 that excludes 0) is significant; "no significant", "did not differ", "similar", "a trend" are not. Used by the bio
-findings (domains/bio_findings.py), effect questions (memo/effect.py) and the verifier's polarity check
+findings (domains/bio/findings.py), effect questions (memo/effect.py) and the verifier's polarity check
 (memo/polarity.py).
 """
 
