@@ -23,7 +23,10 @@ _PARA_SPLIT = re.compile(
     r"|(?<=[.;:])\s+(?=[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[A-Z][A-Za-z’'-]*(?:[;,]?\s+(?:[A-Z][A-Za-z’'-]*|of|and|or|the|to|for|in|on|by|with)){0,6}\.\s)"
 )
 _HEADING_ONLY = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[^.]{1,60}\.")
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
+# Sentence boundaries: in a document's text a sentence ends at . ! ? before a capital or a digit; in generated text
+# (the model's memo sentences) a citation "[p.3]" may end it too, and a digit does not start one.
+DOCUMENT_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
+GENERATED_BOUNDARY = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“(])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|vs|Inc|Co|Corp|Ltd|No|Fig|et al|approx|U\.S|Mr|Ms|Dr|Sec|St)\.$")
 
 
@@ -86,18 +89,24 @@ def _sub(span: Span, start: int, end: int) -> Span:
     return Span(start, end, span.page, span.text[start - span.start : end - span.start])
 
 
-def sentences_of(span: Span) -> list[Span]:
-    """Split a span into sentences (simple rules; abbreviations like 'e.g.' and 'Inc.' do not split)."""
-    out, pos, buf_start = [], 0, 0
-    for m in _SENT_SPLIT.finditer(span.text):
-        candidate = span.text[buf_start : m.start()]
-        if _ABBREV.search(candidate):
+def sentence_bounds(text: str, boundary: re.Pattern = DOCUMENT_BOUNDARY,
+                    abbreviations: bool = True) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `text` (the one sentence splitter): pieces between `boundary` matches; with
+    `abbreviations`, 'e.g.', 'Inc.' and the like do not end a sentence. Pieces may be blank or padded."""
+    out, buf_start = [], 0
+    for m in boundary.finditer(text):
+        if abbreviations and _ABBREV.search(text[buf_start : m.start()]):
             continue
         out.append((buf_start, m.start()))
         buf_start = m.end()
-    out.append((buf_start, len(span.text)))
+    out.append((buf_start, len(text)))
+    return out
+
+
+def sentences_of(span: Span) -> list[Span]:
+    """Split a span into sentences (simple rules; abbreviations like 'e.g.' and 'Inc.' do not split)."""
     spans = []
-    for a, b in out:
+    for a, b in sentence_bounds(span.text):
         t = span.text[a:b].strip()
         if t:
             a2 = span.text.find(t, a)

@@ -28,7 +28,7 @@ from m3analyst.domains.findings import Figure, Finding
 from m3analyst.injection import contains_phrase, is_instruction, without_instructions
 from m3analyst.ingest.model import Document
 from m3analyst.memo.polarity import polarity_problem
-from m3analyst.text import to_number
+from m3analyst.text import GENERATED_BOUNDARY, sentence_bounds, to_number
 
 CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])\$?\(?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.,])\$?-?\d+(?:\.\d+)?%?")
@@ -176,13 +176,10 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
     return check
 
 
-_SENT = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“(])")
-
-
 def split_sentences(text: str) -> list[str]:
     """Sentences of generated text; a trailing citation stays with its sentence."""
     text = re.sub(r"\s+", " ", text).strip()
-    parts = _SENT.split(text) if text else []
+    parts = [text[a:b] for a, b in sentence_bounds(text, GENERATED_BOUNDARY, abbreviations=False)] if text else []
     out: list[str] = []
     for p in parts:
         if out and CITE.fullmatch(p.strip()):
