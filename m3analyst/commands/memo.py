@@ -31,7 +31,10 @@ def _emit(data: str | bytes, path: Path | None) -> None:
 def register(app: typer.Typer) -> None:
     from m3analyst.domains import list_domains
 
+    taken = {c.name for c in app.registered_commands} | {"ask", "engine", "models", "serve"}
     for domain in list_domains():
+        if domain in taken:  # a domain named like a command stays usable through ask / batch / eval --domain
+            continue
         app.command(domain, help=f"Write the analyst memo for a {_reads(domain)}, every claim with a checked page "
                     "citation.")(_memo_command(domain))
     set_help(ask, "domain", f"{domain_names()} (default: detected).")
