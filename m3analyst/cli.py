@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import typer
 
-from m3analyst import __version__
+from m3analyst import __version__, settings
 from m3analyst.commands import batch as batch_cmds
 from m3analyst.commands import common
 from m3analyst.commands import engine as engine_cmds
@@ -13,6 +15,7 @@ from m3analyst.commands import ingest as ingest_cmds
 from m3analyst.commands import models as models_cmds
 from m3analyst.commands import memo as memo_cmds
 from m3analyst.commands import serve as serve_cmds
+from m3analyst.errors import M3Error
 
 def _version(value: bool) -> None:
     if value:
@@ -39,9 +42,14 @@ def build_app() -> typer.Typer:
         rich_markup_mode="rich",
     )
     app.callback()(_root)
-    # Registry of command modules: each exposes register(app).
-    for module in (ingest_cmds, batch_cmds, eval_cmds, memo_cmds, engine_cmds, models_cmds, serve_cmds):
-        module.register(app)
+    try:  # the settings that name the domain folders, read once for the whole build
+        found = settings.load()
+    except M3Error:  # a bad config file is reported by the command that reads it, in one line
+        found = None
+    with settings.use(found) if found is not None else nullcontext():
+        # Registry of command modules: each exposes register(app).
+        for module in (ingest_cmds, batch_cmds, eval_cmds, memo_cmds, engine_cmds, models_cmds, serve_cmds):
+            module.register(app)
     return app
 
 

@@ -60,7 +60,7 @@ def set_help(command: Callable, param: str, text: str) -> None:
 
 
 def domain_names() -> str:
-    from m3analyst.domains import list_domains
+    from m3analyst.domains.search import list_domains
 
     return ", ".join(list_domains())
 

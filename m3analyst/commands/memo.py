@@ -29,27 +29,17 @@ def _emit(data: str | bytes, path: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from m3analyst.domains import list_domains
+    from m3analyst.domains.search import list_domains, reads
 
     taken = {c.name for c in app.registered_commands} | {"ask", "engine", "models", "serve"}
     for domain in list_domains():
         if domain in taken:  # a domain named like a command stays usable through ask / batch / eval --domain
             continue
-        app.command(domain, help=f"Write the analyst memo for a {_reads(domain)}, every claim with a checked page "
-                    "citation.")(_memo_command(domain))
+        what = reads(domain) or f"{domain} document"
+        app.command(domain, help=f"Write the analyst memo for a {what}, every claim with a checked page citation.")(
+            _memo_command(domain))
     set_help(ask, "domain", f"{domain_names()} (default: detected).")
     app.command("ask")(ask)
-
-
-def _reads(domain: str) -> str:
-    """What the domain's documents are, from its spec; a spec that fails to parse says so when its command runs."""
-    from m3analyst.domains import load_domain
-
-    try:
-        spec = load_domain(domain)
-    except UsageError:
-        return f"{domain} document"
-    return spec.reads or f"{domain} document ({spec.title})"
 
 
 def _memo_command(domain: str):
