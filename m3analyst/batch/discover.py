@@ -17,19 +17,28 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from m3analyst.errors import InputError, UsageError
 
 # Suffixes picked up when INPUT is a folder (the loaders sniff content; these only filter a folder).
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".htm", ".html", ".xhtml", ".txt", ".text", ".md", ".markdown"})
-def domain_choices() -> tuple[str, ...]:
-    """What a batch's --domain or a manifest's domain column may say: auto, or a registered domain."""
-    from m3analyst.domains import list_domains
-
-    return ("auto", *list_domains())
 
 
+class _DomainChoices:
+    """What a batch's --domain or a manifest's domain column may say: auto, or a registered domain (read when
+    asked: `in` and iteration see the domains registered now)."""
+
+    def __iter__(self) -> Iterator[str]:
+        from m3analyst.domains.search import list_domains
+
+        return iter(("auto", *list_domains()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in tuple(self)
+
+
+DOMAIN_CHOICES = _DomainChoices()
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_BYTES = 120  # memo file names add '.html' and temp names ~20 more: far below 255 bytes
@@ -126,8 +135,8 @@ def _manifest_item(manifest: Path, n: int, row: dict) -> BatchItem:
     doc = Path(raw).expanduser()
     doc = doc if doc.is_absolute() else manifest.parent / doc
     domain = str(row.get("domain") or "").strip().lower() or None
-    if domain is not None and domain not in (choices := domain_choices()):
-        raise InputError(where, f"unknown domain {domain!r}", "use one of " + ", ".join(choices))
+    if domain is not None and domain not in DOMAIN_CHOICES:
+        raise InputError(where, f"unknown domain {domain!r}", "use one of " + ", ".join(DOMAIN_CHOICES))
     item_id = str(row.get("id") or "").strip() or _slug(doc.stem)
     extra = {k: "" if v is None else str(v) for k, v in row.items() if k not in ("path", "domain", "id")}
     return BatchItem(_safe_id(item_id, where), doc, domain, extra)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from m3analyst.batch.discover import BatchItem, discover, domain_choices
+from m3analyst.batch.discover import DOMAIN_CHOICES, BatchItem, discover
 from m3analyst.batch.local import Backend, InlineBackend, ProcessBackend
 from m3analyst.batch.report import write_summary
 from m3analyst.batch.store import RecordStore, file_sha256, settings_fingerprint, work_key
@@ -121,8 +121,8 @@ def run_batch(opts: BatchOptions, events: Events | None = None) -> BatchReport:
 
 
 def _validate(opts: BatchOptions) -> None:
-    if opts.domain not in (choices := domain_choices()):
-        raise UsageError(f"--domain must be one of {', '.join(choices)}, not {opts.domain!r}")
+    if opts.domain not in DOMAIN_CHOICES:
+        raise UsageError(f"--domain must be one of {', '.join(DOMAIN_CHOICES)}, not {opts.domain!r}")
     if opts.workers < 0:
         raise UsageError("--workers must be 0 (in-process) or more")
     unknown = set(opts.formats) - set(FORMATS)

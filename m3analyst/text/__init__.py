@@ -1,5 +1,5 @@
 """The neutral text helpers, each written once: paragraphs and sentences with pages and offsets, calendar dates and
-durations, period labels, and numbers as documents write them.
+durations (`dates.py`, re-exported here), period labels, and numbers as documents write them.
 
 It sits on the floor with settings.py and errors.py: ingest, the domains and everything above may import it, and it
 imports nothing of the package (a `Document` is read only for its `text` and `pages`).
@@ -7,11 +7,12 @@ imports nothing of the package (a `Document` is read only for its `text` and `pa
 
 from __future__ import annotations
 
-import calendar
-import datetime as _dt
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from m3analyst.text.dates import (DATE, DURATION_TEXT, _MONTHS, add, parse_date,  # noqa: F401 - one text API
+                                  parse_duration, written)
 
 if TYPE_CHECKING:
     from m3analyst.ingest.model import Document
@@ -121,87 +122,6 @@ def sentences(doc: Document) -> list[Span]:
 def squash(text: str) -> str:
     """Collapse whitespace (PDF line breaks) for display and comparison."""
     return re.sub(r"\s+", " ", text).strip()
-
-
-# ---- dates and durations ----------------------------------------------------------------------------
-# DATE finds "December 23, 2003", "23rd day of December, 2003", "12/23/2003" (parse_date -> datetime.date);
-# DURATION_TEXT "three (3) years", "36 months", "ninety days" (parse_duration -> (3, "year") ...); `add(date, n,
-# unit)` moves a date by whole years / months / days (the 29th-31st clamp to the month's last day).
-_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m} | {
-    m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
-# a calendar date as contracts write it: "December 23, 2003", "23rd day of December, 2003", "12/23/2003"
-DATE = re.compile(
-    rf"\b(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+(?P<y1>\d{{4}})"
-    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
-    r"|\b(?P<m3>\d{1,2})/(?P<d3>\d{1,2})/(?P<y3>\d{2,4})\b",
-    re.IGNORECASE,
-)
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "forty-five": 45, "sixty": 60,
-                                                       "ninety": 90, "hundred": 100}
-_NUMBER_WORD = "|".join(sorted((w for w in _NUMBER_WORDS if w != "zero"), key=len, reverse=True))
-# a length of time: "three (3) years", "(5) years", "36 months", "ninety calendar days"
-DURATION_TEXT = (rf"(?:(?:{_NUMBER_WORD})\s+(?:\(\d+\)\s+)?|\(\d+\)\s+|\d+\s+)(?:calendar\s+)?(?:years?|months?|days?)")
-_DURATION = re.compile(rf"\b(?:(?P<word>{_NUMBER_WORD})\s+)?(?:\((?P<d1>\d+)\)\s+|(?P<d2>\d+)\s+)?(?:calendar\s+)?"
-                       r"(?P<unit>year|month|day)s?\b", re.I)
-
-
-_ISO_DATE = re.compile(r"(?<!\d)(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?!\d)")
-
-
-def parse_date(text: str) -> _dt.date | None:
-    """The first calendar date written in `text` that names a real day: a DATE ("December 23, 2003", "23rd day of
-    December, 2003", "12/23/2003", "12/23/03": 2-digit years below 50 are 20xx, the others 19xx) or an ISO date
-    ("2003-12-23"); None when there is none."""
-    found = [(m.start(), d) for m in DATE.finditer(text or "") if (d := _date_of(m.groupdict())) is not None]
-    found += [(m.start(), d) for m in _ISO_DATE.finditer(text or "")
-              if (d := _make(int(m["y"]), int(m["m"]), int(m["d"]))) is not None]
-    return min(found)[1] if found else None
-
-
-def _date_of(g: dict[str, str | None]) -> _dt.date | None:
-    if g["y1"]:
-        y, mo, d = int(g["y1"]), _MONTHS.get(str(g["m1"]).rstrip(".").lower()), int(str(g["d1"]))
-    elif g["y2"]:
-        y, mo, d = int(g["y2"]), _MONTHS.get(str(g["m2"]).rstrip(".").lower()), int(str(g["d2"]))
-    else:
-        y, mo, d = int(str(g["y3"])), int(str(g["m3"])), int(str(g["d3"]))
-        y += (2000 if y < 50 else 1900) if y < 100 else 0
-    return _make(y, mo, d) if mo else None
-
-
-def parse_duration(text: str) -> tuple[int, str] | None:
-    """The first duration in `text` as (count, "year" | "month" | "day"): "three (3) years" -> (3, "year")."""
-    for m in _DURATION.finditer(text):
-        digits = m.group("d1") or m.group("d2")
-        n = int(digits) if digits else _NUMBER_WORDS.get((m.group("word") or "").lower())
-        if n:
-            return n, m.group("unit").lower()
-    return None
-
-
-def add(date: _dt.date, n: int, unit: str) -> _dt.date:
-    """`date` moved forward by n years / months / days."""
-    if unit == "day":
-        return date + _dt.timedelta(days=n)
-    months = n * 12 if unit == "year" else n
-    y, m = divmod(date.month - 1 + months, 12)
-    year, month = date.year + y, m + 1
-    return _dt.date(year, month, min(date.day, calendar.monthrange(year, month)[1]))
-
-
-def written(date: _dt.date) -> str:
-    """'December 23, 2006'."""
-    return f"{calendar.month_name[date.month]} {date.day}, {date.year}"
-
-
-def _make(year: int, month: int, day: int) -> _dt.date | None:
-    try:
-        return _dt.date(year, month, day)
-    except ValueError:
-        return None
 
 
 # ---- periods ----------------------------------------------------------------------------------------
