@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from m3analyst.domains import extract_facts, load_domain, make_findings
 from m3analyst.domains.bio.findings import BIAS, GLANCE, RESULTS, bias_findings, estimate_findings, population_of
-from m3analyst.text import sentences
 from m3analyst.ingest.model import Document
+from m3analyst.text import sentences
 
 TRIAL = ("We enrolled 240 adults with type 2 diabetes aged 40-70 years who were recruited from primary care. "
          "Participants were randomly assigned using a computer-generated sequence in sealed opaque envelopes to metformin or placebo. "

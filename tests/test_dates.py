@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from m3analyst.domains import extract_facts, load_domain
-from m3analyst.text import add, parse_date, parse_duration, written
 from m3analyst.ingest.model import Document
+from m3analyst.text import add, parse_date, parse_duration, written
 
 
 @pytest.mark.parametrize("text,date", [

@@ -10,8 +10,8 @@ import re
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.text import Span, first_number, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
+from m3analyst.text import Span, first_number, paragraphs, sentences_of, squash
 
 
 def compile_any(patterns: list[str]) -> re.Pattern | None:

@@ -16,9 +16,7 @@ import re
 from m3analyst.domains import detect_domain, extract_facts, fallback_domain, load_domain
 from m3analyst.domains.finance.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.text import period_key, to_number
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.calculate import answer_metric, metric_names
@@ -32,6 +30,7 @@ from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivati
 from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
+from m3analyst.text import Span, paragraphs, period_key, sentences_of, squash, to_number
 
 _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.

@@ -18,8 +18,8 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
+from m3analyst.text import Span, sentences, squash
 
 # Design rules, most specific first: (label, pattern). The first that matches the title/abstract wins.
 DESIGNS: list[tuple[str, str]] = [

@@ -18,8 +18,8 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
-from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, sentences, squash
 
 GLANCE, RESULTS, BIAS = "Study at a glance", "Main results", "Risk of bias"
 

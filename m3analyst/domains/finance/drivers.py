@@ -28,9 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from m3analyst.text import YEAR as _YEAR
-from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, sentences, squash
+from m3analyst.text import YEAR as _YEAR
 
 # Causal cues, strongest first (weight): each introduces the reason for a change.
 _CUES: list[tuple[str, float]] = [

@@ -14,15 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from m3analyst.domains.facts import Fact, current_and_prior, format_value
 from m3analyst.domains.finance.drivers import driver_candidates
-from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.facts import current_and_prior
-from m3analyst.text import period_key, period_span
 from m3analyst.domains.finance.narrative import outlook_findings, risk_findings
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
+from m3analyst.text import period_key, period_span
 
 
 @dataclass

@@ -12,9 +12,9 @@ import re
 
 from m3analyst.domains.finance.drivers import doc_sentences
 from m3analyst.domains.findings import Finding
-from m3analyst.text import YEAR as _YEAR
-from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import YEAR as _YEAR
 
 _BULLET_START = re.compile(r"(?:^|\n)\s*[*•·▪●■]\s+")
 _HEAD_END = re.compile(r"(?<=[a-z)”’\"])[.!?](?=\s|[A-Z“\"])")
