@@ -4,6 +4,8 @@ becomes a memo command, an `ask --domain`, a batch / eval choice, with its plugi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -150,3 +152,13 @@ def test_a_broken_plugin_is_one_line_naming_the_file(incident, tmp_path):
     (broken / "plugin.py").write_text("raise RuntimeError('half-written')\n")
     with pytest.raises(UsageError, match=r"broken/plugin\.py: the domain plugin failed to load \(RuntimeError: half-written\)"):
         extract_facts(Document.from_pages([REPORT]), "broken")
+
+
+def test_listing_the_domains_imports_no_plugin():
+    """Every command lists the domains when it starts; only the command that uses a domain imports its plugin."""
+    code = ("import sys, m3analyst.cli; from m3analyst.domains import list_domains; assert 'finance' in list_domains(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[:3] in (['m3analyst', 'domains', 'finance'], "
+            "['m3analyst', 'domains', 'legal'], ['m3analyst', 'domains', 'bio'], ['m3analyst', 'domains', 'spec'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
