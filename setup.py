@@ -30,7 +30,8 @@ setup(
     package_data={
         "m3analyst.kernels": ["*.c", "*.h"],  # the CPU kernels, compiled on first use (kernels/cbuild.py)
         "m3analyst.kernels.msa": ["*.c"],  # the MSA op folder's C kernel (kernels/msa/cpu.c)
-        "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml"],
+        # one folder per domain: domains/<name>/spec.yaml (+ its prompt template, playbooks); flat <name>.yaml too
+        "m3analyst.resources.domains": ["*.yaml", "*.yml", "*.toml", "*/*.yaml", "*/*.yml", "*/*.toml", "*/*.j2", "*/*.md"],
         "m3analyst.resources.prompts": ["*.j2", "*.md"],
         "m3analyst.resources.evals": ["*.jsonl", "*.md"],
         "m3analyst.resources.templates": ["*.j2"],

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_memo_legal.py [--n 20] [--json out.json]
 
-For each CUAD category our legal spec maps (`cuad:` in domains/legal.yaml):
+For each CUAD category our legal spec maps (`cuad:` in domains/legal/spec.yaml):
 - presence: predicted = the extractor found a clause; gold = CUAD has >= 1 clause for the category.
 - span: a true positive also requires our clause to overlap one of CUAD's clauses in the text.
 Contracts: the first N lines of cuad_annotations.jsonl (text versions, read in place from the corpus).

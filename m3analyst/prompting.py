@@ -236,7 +236,7 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def fact_rows(facts: list[Fact], limit: int = 40, periods: int = 2) -> list[dict]:
     """Facts as template rows (label, period, value, page): the `periods` latest periods of each fact,
     reported facts before derived ones, at most `limit` rows (the prompt's facts table stays short)."""
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     by_name: dict[str, list[Fact]] = {}
     for f in facts:

@@ -174,6 +174,12 @@ class IngestSettings(Section):
                             "cache.py); was M3ANALYST_DOC_CACHE")
 
 
+class DomainsSettings(Section):
+    dirs: list[Path] = Field(default_factory=list, description="folders searched for domains (a `<name>/spec.yaml` "
+                             "folder or a `<name>.yaml` file) before $M3ANALYST_HOME/domains and the built-in ones; "
+                             "the legacy M3ANALYST_DOMAINS (os.pathsep-separated) is searched first")
+
+
 class LimitsSettings(Section):
     """Bounds on one input document: past one, ingest stops with an error naming the limit (never a hang)."""
 
@@ -196,6 +202,8 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     memo: MemoSettings = Field(default_factory=MemoSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    # `domain`, not `domains`: M3ANALYST_DOMAINS is the legacy folder list, not this section
+    domain: DomainsSettings = Field(default_factory=DomainsSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod

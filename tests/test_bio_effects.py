@@ -1,10 +1,10 @@
-"""Reading effects off sentences (domains/bio_effects.py) and effect estimates: model-free, fast."""
+"""Reading effects off sentences (domains/bio/effects.py) and effect estimates: model-free, fast."""
 
 from __future__ import annotations
 
 import pytest
 
-from m3analyst.domains.bio_effects import clauses, estimates, p_significance, read_effect, significance
+from m3analyst.domains.bio.effects import clauses, estimates, p_significance, read_effect, significance
 
 DEC, INC, NSD = "significantly decreased", "significantly increased", "no significant difference"
 
@@ -62,7 +62,7 @@ def test_estimates_with_ci_and_direction():
 
 
 def test_percent_changes_are_estimates_too():
-    from m3analyst.domains.bio_effects import percent_changes
+    from m3analyst.domains.bio.effects import percent_changes
 
     got = percent_changes("There was a significant 3.6% reduction in bicarbonate versus placebo (P = 0.02); "
                           "BUN rose by 7.1% (P = 0.20).")

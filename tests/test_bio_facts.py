@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m3analyst.domains import extract_facts
-from m3analyst.domains.bio import parse_arms, parse_count
+from m3analyst.domains.bio.extract import parse_arms, parse_count
 from m3analyst.domains.spec import load_domain
 from m3analyst.ingest.model import Document, Metadata
 

@@ -1,11 +1,11 @@
-"""Bio findings (domains/bio_findings.py): PICO, effect estimates with direction, risk-of-bias flags."""
+"""Bio findings (domains/bio/findings.py): PICO, effect estimates with direction, risk-of-bias flags."""
 
 from __future__ import annotations
 
 from m3analyst.domains import extract_facts, load_domain, make_findings
-from m3analyst.domains.bio_findings import BIAS, GLANCE, RESULTS, bias_findings, estimate_findings, population_of
-from m3analyst.domains.text import sentences
+from m3analyst.domains.bio.findings import BIAS, GLANCE, RESULTS, bias_findings, estimate_findings, population_of
 from m3analyst.ingest.model import Document
+from m3analyst.text import sentences
 
 TRIAL = ("We enrolled 240 adults with type 2 diabetes aged 40-70 years who were recruited from primary care. "
          "Participants were randomly assigned using a computer-generated sequence in sealed opaque envelopes to metformin or placebo. "

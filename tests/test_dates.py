@@ -1,4 +1,4 @@
-"""Dates and durations as contracts write them (domains/dates.py) and the legal extractor's use of them."""
+"""Dates and durations as contracts write them (m3analyst/text.py) and the legal extractor's use of them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from m3analyst.domains import extract_facts, load_domain
-from m3analyst.domains.dates import add, parse_date, parse_duration, written
 from m3analyst.ingest.model import Document
+from m3analyst.text import add, parse_date, parse_duration, written
 
 
 @pytest.mark.parametrize("text,date", [
@@ -92,7 +92,7 @@ def test_unless_terminated_earlier_still_has_a_fixed_end():
 
 
 def test_effective_upon_the_date_written_above():
-    from m3analyst.domains.legal import _EFFECTIVE_ABOVE
+    from m3analyst.domains.legal.extract import _EFFECTIVE_ABOVE
 
     assert _EFFECTIVE_ABOVE.search("This Agreement shall become effective upon the date first written above.")
     assert _EFFECTIVE_ABOVE.search("This Agreement shall be effective upon its execution by both parties.")

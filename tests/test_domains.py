@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from m3analyst.domains import detect_domain, extract_facts, list_domains, load_domain
-from m3analyst.domains.finance import current_and_prior, latest, period_key, split_row
+from m3analyst.domains.finance.extract import current_and_prior, latest, period_key, split_row
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Document, Metadata
 
@@ -147,7 +147,7 @@ def test_finance_facts_from_inline_xbrl(corpus, name, revenue, net_income, asset
 
 
 def test_paragraphs_split_flowed_clause_headings_and_keep_headings_with_their_text():
-    from m3analyst.domains.text import paragraphs
+    from m3analyst.text import paragraphs
 
     page = ("14.3 Severability. If any provision of this Agreement is held invalid, the rest remains in effect. "
             "14.4 Assignment.\n14.4.1 Permitted Assignments. Neither Party may assign this Agreement without the "
@@ -187,7 +187,7 @@ def test_legal_clause_facts_state_their_sentence_and_more_cuad_categories():
 
 
 def test_legal_document_name_from_the_heading_or_the_opening_sentence():
-    from m3analyst.domains.legal import document_name
+    from m3analyst.domains.legal.extract import document_name
 
     doc = Document.from_pages(["Exhibit 10.1\nConfidential treatment requested\nMASTER\xa0SERVICES AGREEMENT\nThis Master "
                                "Services Agreement is made between Acme Corp. and Beta LLC."])
@@ -253,7 +253,7 @@ def test_legal_effective_date_from_the_preamble_before_any_clause():
 def test_fact_avoid_patterns_skip_sentences_that_match_them():
     from m3analyst.domains.patterns import first_match
     from m3analyst.domains.spec import FactSpec
-    from m3analyst.domains.text import Span
+    from m3analyst.text import Span
 
     units = [Span(0, 60, 1, "Attrition analyses: no significant difference between completers (p = 0.40)."),
              Span(61, 120, 2, "Pain fell significantly more with ketamine (p = 0.01).")]
@@ -263,7 +263,7 @@ def test_fact_avoid_patterns_skip_sentences_that_match_them():
 
 
 def test_contract_parties_from_entered_into_by_and_from_defined_names():
-    from m3analyst.domains.legal import parties
+    from m3analyst.domains.legal.extract import parties
 
     consulting = Document.from_pages([
         'CONSULTING AGREEMENT\n\nThis Consulting Agreement, made this 27th day of March, 2017, is entered into by '

@@ -305,7 +305,7 @@ def test_micro_average_weights_by_count():
 
 
 def test_legal_names_map_through_the_domain_spec():
-    """Gold CUAD category names meet the memo's spec fact names (domains/legal.yaml `cuad:` aliases)."""
+    """Gold CUAD category names meet the memo's spec fact names (domains/legal/spec.yaml `cuad:` aliases)."""
     facts = [
         {"field": "Notice Period To Terminate Renewal", "value": "90 days", "page": 1, "evidence": "ninety days"},
         {"field": "Non-Compete", "value": "Yes", "page": 1, "evidence": "shall not compete"},

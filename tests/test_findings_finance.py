@@ -51,7 +51,7 @@ def test_memo_sections_are_lists_of_findings_and_the_fallback_says_so(tmp_path, 
 
 # ---- driver sentences --------------------------------------------------------------------------
 def test_driver_sentences_on_a_small_document():
-    from m3analyst.domains.drivers import driver_sentences
+    from m3analyst.domains.finance.drivers import driver_sentences
 
     doc = Document.from_pages([
         "Results. Net sales increased 4% in 2018, primarily due to higher selling prices and volume growth. "
@@ -77,7 +77,7 @@ def test_driver_sentences_on_a_small_document():
 ])
 def test_driver_sentences_in_filings(corpus, name, line, period, page, start):
     from m3analyst.domains import load_domain
-    from m3analyst.domains.drivers import driver_sentences
+    from m3analyst.domains.finance.drivers import driver_sentences
 
     doc = _load(corpus / "finance" / name)
     top = driver_sentences(doc, load_domain("finance").fact(line).ask, period, k=1)

@@ -9,8 +9,8 @@ import pytest
 
 from m3analyst.domains import extract_facts, load_domain
 from m3analyst.domains.findings import Finding
-from m3analyst.domains.legal_findings import flag_findings, legal_findings
-from m3analyst.domains.legal_terms import term_sheet
+from m3analyst.domains.legal.findings import flag_findings, legal_findings
+from m3analyst.domains.legal.terms import term_sheet
 from m3analyst.ingest.model import Document
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "legal"

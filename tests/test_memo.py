@@ -258,7 +258,7 @@ def test_cli_ask(cli, corpus):
 
 def test_heading_avoid_and_prefer_patterns_steer_the_quoted_passages():
     from m3analyst.domains.spec import OutlineItem
-    from m3analyst.domains.text import paragraphs
+    from m3analyst.text import paragraphs
     from m3analyst.memo.passages import BM25, candidates
 
     doc = Document.from_pages([

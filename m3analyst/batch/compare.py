@@ -1,7 +1,8 @@
 """Comparison tables across a batch's documents, built from the same fact rows as OUT/facts.csv (so every value shown
 equals a facts.csv cell): a finance peer matrix (key figures and margins by company and period), a legal contract x
 clause matrix (short answers, flagged clauses) and bio trial effects (estimates with confidence intervals read from the
-papers' reported results). The dashboard (index.html) and comparison.xlsx both render these tables."""
+papers' reported results). The dashboard (index.html) and comparison.xlsx both render these tables. A document shows
+in the view its domain's render hints name (`render: {batch_view: statements | clauses | effects}` in its spec)."""
 
 from __future__ import annotations
 
@@ -25,17 +26,21 @@ def _cell(f: dict[str, Any]) -> dict[str, Any]:
             "label": f.get("label") or f.get("fact")}
 
 
-def _ok(rows: list[dict[str, Any]], domain: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("domain") == domain and r.get("facts")]
+def _ok(rows: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
+    """The rows with facts whose domain's render hints put it in this batch view."""
+    from m3analyst.domains import render_hints
+
+    views = {d: render_hints(d).batch_view for d in {str(r.get("domain")) for r in rows}}
+    return [r for r in rows if views[str(r.get("domain"))] == view and r.get("facts")]
 
 
 def finance_matrix(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{"columns": [(fact, label, unit)], "rows": [{"id", "period", "cells": {fact: cell}}], "series": {...}}."""
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     labels: dict[str, tuple[str, str | None]] = {}
     out_rows, series = [], {}
-    for r in _ok(rows, "finance"):
+    for r in _ok(rows, "statements"):
         by_period: dict[str, dict[str, dict]] = {}
         for f in r["facts"]:
             if f["fact"] in FINANCE_KEY and f.get("period") and " vs " not in f["period"] and isinstance(f.get("value"), (int, float)):
@@ -54,7 +59,7 @@ def legal_matrix(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Contracts x clauses: each cell the short answer (the value, or "Yes" for a found clause), its page, flagged."""
     order: dict[str, str] = {}
     out_rows = []
-    for r in _ok(rows, "legal"):
+    for r in _ok(rows, "clauses"):
         cells = {}
         for f in r["facts"]:
             name = f["fact"]
@@ -95,7 +100,7 @@ def estimates(text: str) -> list[dict[str, Any]]:
 def bio_effects(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per paper: design, sample size, outcome, key result (facts.csv cells) and the estimates with CIs it states."""
     out_rows = []
-    for r in _ok(rows, "bio"):
+    for r in _ok(rows, "effects"):
         cells = {}
         for f in r["facts"]:
             if f["fact"] in BIO_FIELDS or f["fact"] == "title":
@@ -110,5 +115,9 @@ def bio_effects(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": BIO_FIELDS, "rows": out_rows}
 
 
+# The batch views a spec's render hints may name -> the table built for the documents of those domains.
+VIEWS = {"statements": finance_matrix, "clauses": legal_matrix, "effects": bio_effects}
+
+
 def comparison(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"finance": finance_matrix(rows), "legal": legal_matrix(rows), "bio": bio_effects(rows)}
+    return {view: build(rows) for view, build in VIEWS.items()}

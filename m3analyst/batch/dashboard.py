@@ -40,9 +40,9 @@ def _forests(bio: dict[str, Any]) -> list[dict[str, str]]:
 
 def dashboard_context(rows: list[dict[str, Any]]) -> dict[str, Any]:
     comp = comparison(rows)
-    fin = comp["finance"]
+    fin = comp["statements"]
     trends = {company: _trends(series) for company, series in fin["series"].items()}
-    return {"comparison": comp, "trends": trends, "forests": _forests(comp["bio"])}
+    return {"comparison": comp, "trends": trends, "forests": _forests(comp["effects"])}
 
 
 def comparison_xlsx(rows: list[dict[str, Any]]) -> bytes | None:
@@ -54,7 +54,7 @@ def comparison_xlsx(rows: list[dict[str, Any]]) -> bytes | None:
     comp = comparison(rows)
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
-    fin, legal, bio = comp["finance"], comp["legal"], comp["bio"]
+    fin, legal, bio = comp["statements"], comp["clauses"], comp["effects"]
     if fin["rows"]:
         ws = wb.create_sheet("Finance peers")
         ws.append(["id", "period", *[f"{label} ({unit})" for _, label, unit in fin["columns"]],

@@ -17,13 +17,28 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from m3analyst.errors import InputError, UsageError
 
 # Suffixes picked up when INPUT is a folder (the loaders sniff content; these only filter a folder).
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".htm", ".html", ".xhtml", ".txt", ".text", ".md", ".markdown"})
-DOMAIN_CHOICES = ("auto", "finance", "legal", "bio")
+
+
+class _DomainChoices:
+    """What a batch's --domain or a manifest's domain column may say: auto, or a registered domain (read when
+    asked: `in` and iteration see the domains registered now)."""
+
+    def __iter__(self) -> Iterator[str]:
+        from m3analyst.domains.search import list_domains
+
+        return iter(("auto", *list_domains()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in tuple(self)
+
+
+DOMAIN_CHOICES = _DomainChoices()
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_BYTES = 120  # memo file names add '.html' and temp names ~20 more: far below 255 bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
@@ -51,6 +52,17 @@ console = SafeConsole()
 err_console = SafeConsole(stderr=True)
 
 _state = {"debug": os.environ.get("M3ANALYST_DEBUG", "") not in ("", "0")}
+
+
+def set_help(command: Callable, param: str, text: str) -> None:
+    """Set the --help text of a command's parameter when the app is built (it names the domains found then)."""
+    inspect.signature(command).parameters[param].default.help = text
+
+
+def domain_names() -> str:
+    from m3analyst.domains.search import list_domains
+
+    return ", ".join(list_domains())
 
 
 def set_debug(on: bool) -> None:

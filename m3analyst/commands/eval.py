@@ -8,15 +8,15 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import console, emit_json, err_console, handle_errors, progress, write_atomic, safe
+from m3analyst.commands.common import (console, domain_names, emit_json, err_console, handle_errors, progress, safe,
+                                       set_help, write_atomic)
 from m3analyst.commands.options import ENGINE_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
 
-DOMAINS = ("finance", "legal", "bio")
-
 
 def register(app: typer.Typer) -> None:
+    set_help(eval_cmd, "domain", f"A registered domain: {domain_names()}.")
     app.command("eval")(eval_cmd)
 
 
@@ -33,7 +33,7 @@ def _read_old(path: Path) -> dict:
 @handle_errors
 @with_settings(*ENGINE_FLAGS, "budget")
 def eval_cmd(
-    domain: str = typer.Argument(..., help="finance, legal or bio."),
+    domain: str = typer.Argument(..., help="A registered domain."),
     dataset: str = typer.Option(
         "evals", "--dataset",
         help="evals (evals/<domain>.jsonl), a JSONL path in that schema, or financebench | cuad | pubmedqa | "
@@ -56,8 +56,8 @@ def eval_cmd(
     from m3analyst.evaluation.scorecard import category_table, render_html, results_table, type_table
     from m3analyst.evaluation.harness import compare_reports, load_engine_for, parse_fail_on, run_eval
 
-    if domain not in DOMAINS:
-        raise UsageError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+    if domain not in domain_names().split(", "):
+        raise UsageError(f"unknown domain {domain!r}; use one of {domain_names()}")
     thresholds = parse_fail_on(fail_on)
     if thresholds and compare is None:
         raise UsageError("--fail-on needs --compare OLD.json")

@@ -1,4 +1,4 @@
-"""`m3analyst finance|legal|bio FILE` (memo) and `m3analyst ask FILE "question"`."""
+"""`m3analyst DOMAIN FILE` (memo; one command per registered domain) and `m3analyst ask FILE "question"`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from m3analyst.commands.common import emit, emit_json, err_console, handle_errors, progress, safe
+from m3analyst.commands.common import (domain_names, emit, emit_json, err_console, handle_errors, progress, safe,
+                                       set_help)
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
@@ -28,10 +29,16 @@ def _emit(data: str | bytes, path: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for domain, help_text in (("finance", "10-K / 10-Q / 8-K / earnings"), ("legal", "commercial contract"),
-                              ("bio", "research paper / trial report")):
-        app.command(domain, help=f"Write the analyst memo for a {help_text}, every claim with a checked page citation.")(
+    from m3analyst.domains.search import list_domains, reads
+
+    taken = {c.name for c in app.registered_commands} | {"ask", "engine", "models", "serve"}
+    for domain in list_domains():
+        if domain in taken:  # a domain named like a command stays usable through ask / batch / eval --domain
+            continue
+        what = reads(domain) or f"{domain} document"
+        app.command(domain, help=f"Write the analyst memo for a {what}, every claim with a checked page citation.")(
             _memo_command(domain))
+    set_help(ask, "domain", f"{domain_names()} (default: detected).")
     app.command("ask")(ask)
 
 
@@ -85,7 +92,7 @@ def ask(
     questions: list[str] = typer.Argument(None, help="The question(s), each in quotes: the model reads FILE once."),
     from_file: Path | None = typer.Option(None, "--questions", help="Also ask the questions of this text file (one "
                                           "per line; blank lines and lines starting with # are skipped)."),
-    domain: str | None = typer.Option(None, "--domain", help="finance, legal or bio (default: detected)."),
+    domain: str | None = typer.Option(None, "--domain", help="A registered domain (default: detected)."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON (text, value, citations, source); "
                                   "a list of them for several questions."),
     out: Path | None = typer.Option(None, "--out", help="Write the answer(s) to this file instead of stdout."),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from m3analyst.text import period_key, period_span
+
 
 @dataclass
 class Fact:
@@ -65,3 +67,12 @@ def format_value(value: float | str | None, unit: str | None, scale: float = 1.0
     if unit == "ratio":  # current / quick ratio, turnover: always two decimals (1.89, 1.29, 3.97)
         return f"{value:,.2f}"
     return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def current_and_prior(series: list[Fact]) -> tuple[Fact | None, Fact | None]:
+    """The latest fact and the comparable prior one (same span: quarter vs quarter, YTD vs YTD)."""
+    if not series:
+        return None, None
+    cur = max(series, key=lambda f: period_key(f.period))
+    same = [f for f in series if period_span(f.period) == period_span(cur.period) and period_key(f.period) < period_key(cur.period)]
+    return cur, max(same, key=lambda f: period_key(f.period), default=None)

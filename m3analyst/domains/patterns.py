@@ -10,8 +10,8 @@ import re
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
+from m3analyst.text import Span, first_number, paragraphs, sentences_of, squash
 
 
 def compile_any(patterns: list[str]) -> re.Pattern | None:
@@ -46,17 +46,9 @@ def extract_patterns(doc: Document, spec: DomainSpec) -> list[Fact]:
         hit = first_match(sents, fs)
         if hit is None:
             continue
-        number = _number(hit.text) if fs.value == "number" else None
+        number = first_number(hit.text) if fs.value == "number" else None
         if number is None:
             out.append(text_fact(fs, hit))
         else:
             out.append(Fact(fs.name, number, fs.unit, 1.0, None, hit.page, squash(hit.text), fs.title))
     return out
-
-
-_NUM = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
-
-
-def _number(text: str) -> float | None:
-    m = _NUM.search(text)
-    return float(m.group().replace(",", "")) if m else None

@@ -21,7 +21,7 @@ from typing import Any
 
 from m3analyst.evaluation.normalize import normalize_text, parse_date, text_matches
 from m3analyst.evaluation.schema import EvalItem, GoldFact
-from m3analyst.evaluation.scorers import METRICS, MetricInfo, Prediction, Ratio, Score, register_scorer
+from m3analyst.evaluation.scorers import METRICS, MetricInfo, Prediction, Ratio, Score, has_clauses, register_scorer
 
 CORE = ("Parties", "Agreement Date", "Effective Date", "Expiration Date", "Renewal Term",
         "Notice Period To Terminate Renewal", "Governing Law", "Termination For Convenience", "Anti-Assignment",
@@ -118,7 +118,7 @@ def predicted_answers(item: EvalItem, pred: Prediction) -> dict[str, tuple[str, 
         from m3analyst.domains import load_domain
         from m3analyst.domains.plugins import extract_facts, make_findings
 
-        spec = load_domain("legal")
+        spec = load_domain(item.domain)
         findings = [f for f in make_findings(pred.doc, spec, extract_facts(pred.doc, spec)) if f.topic == "term"]
     out = {}
     for f in findings:
@@ -138,7 +138,7 @@ def _get(obj: Any, key: str) -> Any:
 def score_short_answers(item: EvalItem, pred: Prediction) -> Score:
     """Short-answer accuracy and precision over the core categories with gold in this item."""
     golds = {f.field: f for f in item.facts if f.field in CORE}
-    if item.domain != "legal" or not golds or pred.doc is None:
+    if not golds or pred.doc is None or not has_clauses(item.domain):
         return Score()
     answers = predicted_answers(item, pred)
     details, right, given, given_right = [], 0, 0, 0

@@ -8,12 +8,13 @@ trillion, k/m/mm/bn/b attached to the number) give `scale`; `%` sets `percent`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+
+from m3analyst.text import parse_date  # noqa: F401 - the one date parser, re-exported for the scorers
 
 # ---------------------------------------------------------------------------------------------
 # numbers
@@ -230,39 +231,6 @@ def normalize_label(text: str, labels: tuple[str, ...] | list[str]) -> str | Non
 def canonical_effect_label(label: str) -> str | None:
     """Evidence-Inference label variants ('significantly increase') -> canonical three-way label."""
     return normalize_label(label, EFFECT_LABELS)
-
-
-# ---------------------------------------------------------------------------------------------
-# dates
-
-_MONTHS = {m.lower(): i for i, m in enumerate(
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-     "November", "December"], start=1)}
-_MONTHS.update({k[:3]: v for k, v in list(_MONTHS.items())})
-_MONTHS["sept"] = 9
-_MON = r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-_DATE_RES = [
-    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"),
-    re.compile(r"(?<!\d)(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}|\d{2})(?!\d)"),
-    re.compile(_MON + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})", re.IGNORECASE),
-    re.compile(r"(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MON + r",?\s+(?P<y>\d{4})", re.IGNORECASE),
-]
-
-
-def parse_date(text: str) -> _dt.date | None:
-    """The earliest date written in `text` (ISO, m/d/yyyy, m/d/yy, 'March 3, 2003', '3 March 2003')."""
-    found = []
-    for rx in _DATE_RES:
-        for m in rx.finditer(text or ""):
-            try:
-                month = int(m["m"]) if "m" in m.groupdict() and m["m"] else _MONTHS[m["mon"].lower().rstrip(".")]
-                year = int(m["y"])
-                if year < 100:
-                    year += 2000 if year < 50 else 1900
-                found.append((m.start(), _dt.date(year, month, int(m["d"]))))
-            except (ValueError, KeyError):
-                continue
-    return min(found)[1] if found else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,13 +13,23 @@ import json
 import re
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from m3analyst.errors import InputError
 
-Domain = Literal["finance", "legal", "bio"]
+
+
+def _registered(name: str) -> str:
+    from m3analyst.domains import list_domains
+
+    if name not in (known := list_domains()):
+        raise ValueError(f"unknown domain {name!r} (registered: {', '.join(known)})")
+    return name
+
+
+Domain = Annotated[str, AfterValidator(_registered)]  # a registered domain (domains/plugins.py)
 FactKind = Literal["number", "text", "date", "yesno"]
 QuestionKind = Literal["numeric", "yesno", "label", "text"]
 

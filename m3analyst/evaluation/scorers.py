@@ -277,9 +277,16 @@ def _clause_keys(domain: str) -> frozenset[str]:
     return frozenset(canon(domain, c) for c in CUAD_CATEGORIES)
 
 
+def has_clauses(domain: str) -> bool:
+    """Whether the domain's spec maps its facts to CUAD clause categories (`cuad:`), as the legal spec does."""
+    from m3analyst.domains import load_domain
+
+    return any((f.model_extra or {}).get("cuad") for f in load_domain(domain).facts)
+
+
 def is_clause_fact(item: EvalItem, f: GoldFact) -> bool:
-    """A legal fact named after a CUAD category (or the spec fact mapped to one) is a clause label."""
-    return item.domain == "legal" and canon(item.domain, f.field) in _clause_keys(item.domain)
+    """A fact of a clause domain named after a CUAD category (or the spec fact mapped to one) is a clause label."""
+    return has_clauses(item.domain) and canon(item.domain, f.field) in _clause_keys(item.domain)
 
 
 # ---------------------------------------------------------------------------------------------

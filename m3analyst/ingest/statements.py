@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from m3analyst.text import period_key
+
 
 @dataclass(frozen=True)
 class StatementKind:
@@ -183,21 +185,7 @@ def table_span(doc, pages: list[int], labels: list[str]) -> tuple[int, int]:
     return start, end
 
 
-_PERIOD_DATE = re.compile(
-    r"(?:(January|February|March|April|May|June|July|August|September|October|November|December)\s+(\d{1,2}),?\s*)?((?:19|20)\d\d)"
-)
-_MONTH_NUM = {m: i for i, m in enumerate(
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"], 1)}  # fmt: skip
-
-
-def period_key(label: str) -> tuple[int, int, int]:
-    """Sortable (year, month, day) of a period label ("September 28, 2024", "2018", "Six Months Ended July 29, 2023")."""
-    m = _PERIOD_DATE.search(label)
-    if not m:
-        return (0, 0, 0)
-    return (int(m.group(3)), _MONTH_NUM.get(m.group(1) or "", 0), int(m.group(2) or 0))
-
-
 def latest_period(table) -> str | None:
-    """The most recent period column of a statement table (filings order columns either way)."""
+    """The most recent period column of a statement table (filings order columns either way; m3analyst.text's
+    period order, where a quarter's column outranks the year-to-date one ending on the same day)."""
     return max(table.periods, key=period_key) if table.periods else None

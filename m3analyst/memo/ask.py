@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains import detect_domain, extract_facts, load_domain
-from m3analyst.domains.drivers import driver_sentences
+from m3analyst.domains import detect_domain, extract_facts, fallback_domain, load_domain
+from m3analyst.domains.finance.drivers import driver_sentences
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import period_key
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.calculate import answer_metric, metric_names
@@ -32,6 +30,7 @@ from m3analyst.memo.trend import _stem, alias_at, answer_trend, change, derivati
 from m3analyst.memo.verify import NUMBER, STOP, page_marks, verify_text
 from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, ask_text, build_prompt
 from m3analyst.settings import Settings
+from m3analyst.text import Span, paragraphs, period_key, sentences_of, squash, to_number
 
 _CHANGE = re.compile(r"\b(change[ds]?|growth|grow|increase|decrease|decline|yoy|year-over-year|year over year)\b", re.I)
 # Questions that define their own metric (ratios, multi-line formulas) are not simple fact look-ups.
@@ -59,7 +58,7 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
     try:
         spec = load_domain(domain or detect_domain(doc))
     except UsageError:
-        spec = load_domain("finance")
+        spec = fallback_domain()  # the spec marked `fallback: true` (finance)
     facts = extract_facts(doc, spec)
     model_free = settings.engine.model is None and engine is None
     # A domain whose spec declares metrics (finance.yaml's `metrics`) answers from its statements: parsed once here.
@@ -95,7 +94,7 @@ def _from_facts_and_clauses(doc: Document, spec: DomainSpec, facts: list[Fact], 
 # ---- explanation questions ------------------------------------------------------------------------------
 def answer_explanation(doc: Document, spec: DomainSpec, table: Table, question: str) -> Answer | None:
     """"What drove the change in operating margin?": the filing's own driver sentences ("due to", "driven by") for
-    the line the question names and the year it asks about (domains/drivers.py), quoted with their pages. A ratio's
+    the line the question names and the year it asks about (domains/finance/drivers.py), quoted with their pages. A ratio's
     drivers are those of its lines (operating margin: operating income and revenue sentences). None when the
     question names no line or the filing states no driver for it."""
     named = named_fact(spec, question, metric_names(spec, table))
@@ -429,7 +428,7 @@ class _EngineAsker:
         if good:
             text = " ".join(c.text for c in good)
             nums = [m.group(0) for c in good for m in NUMBER.finditer(re.sub(r"\[p\.\d+\]", " ", c.text))]
-            value = _to_float(nums[0]) if nums else None
+            value = to_number(nums[0]) if nums else None
             return Answer(text, value, sorted({p for c in good for p in c.citations}), "engine", None, None,
                           [c.to_dict() for c in checks])
         fallback = (answer_effect(doc, question) or answer_from_clauses(doc, self.spec, facts, question, say_absent=True)
@@ -479,10 +478,3 @@ def _titled_sections(doc: Document, question: str) -> list:
 
 def _content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z\-]{3,}", text.lower()) if w not in STOP}
-
-
-def _to_float(tok: str) -> float | None:
-    try:
-        return float(tok.strip("$%()").replace(",", ""))
-    except ValueError:
-        return None

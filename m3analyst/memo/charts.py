@@ -71,7 +71,7 @@ def _series(facts: Sequence[Fact], names: Sequence[str], scale_of: Callable[[Fac
 
 
 def _periods(series: Mapping[str, Mapping[str, float]]) -> list[str]:
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     return sorted({p for s in series.values() for p in s}, key=period_key)
 
@@ -97,3 +97,11 @@ def margins_png(facts: Sequence[Fact], names: Sequence[str] = MARGINS) -> bytes 
     if not periods:
         return None
     return grouped_bars(series, periods, "% of revenue", lambda v: f"{v:.1f}%")
+
+
+# The charts a domain's render hints may name (spec `render: {charts: [...]}`): name -> (caption, fn(facts, the
+# memo's chart series) -> PNG bytes or None).
+CHARTS: dict[str, tuple[str, Callable[[Sequence[Fact], Sequence[str]], bytes | None]]] = {
+    "key_series": ("Key series by period", key_series_png),
+    "margins": ("Margins by period", lambda facts, _names: margins_png(facts)),
+}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.bio_effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
-from m3analyst.domains.text import Span, sentences, squash
+from m3analyst.domains.bio.effects import NO_DIFF, LABELS, Reading, outcome_overlap, read_effect
+from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
 from m3analyst.memo.types import Answer
 from m3analyst.memo.passages import BM25, tokens
@@ -71,7 +71,7 @@ def asks_effect(question: str) -> bool:
 
 def label_of(sentence: str, intervention: str = "", comparator: str = "", outcome: str = "") -> str | None:
     """The effect label the sentence states, from the intervention's side; None when it does not say
-    (domains/bio_effects.read_effect: the outcome's clause, significance, direction, the subject's side)."""
+    (domains/bio/effects.read_effect: the outcome's clause, significance, direction, the subject's side)."""
     r = read_effect(sentence, intervention, comparator, outcome)
     return r.label if r else None
 

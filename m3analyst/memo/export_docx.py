@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 
+from m3analyst.domains.plugins import render_hints
 from m3analyst.memo.export_xlsx import require
 from m3analyst.memo.types import Memo
 from m3analyst.memo.render_md import facts_rows
@@ -21,8 +22,8 @@ def _facts_table(doc, memo: Memo) -> None:
     if not rows:
         _italic(doc, "No facts could be extracted.")
         return
-    finance = memo.domain == "finance"
-    head = ["Fact", "Latest", "Prior", "Page"] if finance else ["Fact", "Value", "Page"]
+    periods = render_hints(memo.domain).facts_table == "periods"
+    head = ["Fact", "Latest", "Prior", "Page"] if periods else ["Fact", "Value", "Page"]
     table = doc.add_table(rows=1, cols=len(head))
     table.style = "Light List Accent 1"
     for cell, text in zip(table.rows[0].cells, head):
@@ -32,7 +33,7 @@ def _facts_table(doc, memo: Memo) -> None:
         shown = (lambda x: "" if x is None else (f"{x.display()} ({x.period})" if x.period else x.display()))  # noqa: E731
         pages = " ".join(f"[p.{n}]" for n in f.pages)
         title = f.title + (" (derived)" if f.derived else "")
-        values = [title, shown(f), shown(p), pages] if finance else [title, f.display(), pages]
+        values = [title, shown(f), shown(p), pages] if periods else [title, f.display(), pages]
         for cell, text in zip(table.add_row().cells, values):
             cell.text = text
 

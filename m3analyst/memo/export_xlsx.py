@@ -49,7 +49,7 @@ def _statement_of(f: Fact) -> str | None:
 
 def statement_tables(facts: Iterable[Fact]) -> dict[str, dict[str, Any]]:
     """{statement: {"periods": [...], "rows": {fact name: {"title", "cells": {period: Fact}}}}}, document order."""
-    from m3analyst.domains.finance import period_key
+    from m3analyst.text import period_key
 
     out: dict[str, dict[str, Any]] = {}
     for f in facts:

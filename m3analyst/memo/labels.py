@@ -6,13 +6,13 @@ Two readers, combined:
 - rules (from definitions, not from any one paper's wording): for yes/no/maybe, the statements of the document
   nearest the question: significant findings, statements of no difference, hedging ('may', 'a trend'), negation
   and whether their direction agrees with the question's; for effect questions, memo/effect.py's reading of the
-  reporting sentence (domains/bio_effects.py);
+  reporting sentence (domains/bio/effects.py);
 - the model as a reader: the document is prefilled ONCE (shared by all questions on it) and the model scores each
   label's likelihood after the question (a few tokens per label), no generation.
 
 The combination is a multinomial logistic model over the rule features and the model's label log-probabilities.
 Its weights are calibrated on the dev sets (`benchmarks/calibrate_labels.py`) and live in the domain spec
-(`labels:` in domains/bio.yaml), not in code; without weights the rules decide alone.
+(`labels:` in domains/bio/spec.yaml), not in code; without weights the rules decide alone.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from m3analyst.domains.bio_effects import (DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, clauses, direction, estimates, outcome_overlap,
+from m3analyst.domains.bio.effects import (DOWN_WORDS, NO_DIFF, SIG_WORD, UP_WORDS, clauses, direction, estimates, outcome_overlap,
                                            p_significance, significance)
 from m3analyst.domains.spec import DomainSpec
-from m3analyst.domains.text import Span, sentences, squash
+from m3analyst.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.effect import LABELS as EFFECT_LABELS
 from m3analyst.memo.effect import asks_effect, read_candidates

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from m3analyst.domains.dates import parse_date
+from m3analyst.text import parse_date
 from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import (
+from m3analyst.domains.finance.extract import (
     Row,
     _eval,
     _facts_from_statement,

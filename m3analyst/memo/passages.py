@@ -21,7 +21,7 @@ import numpy as np
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import OutlineItem
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.injection import instruction_spans
 from m3analyst.ingest.model import Document
 

@@ -3,7 +3,7 @@ reverse of its source (higher / lower, increase / decrease, more / less than, si
 negated / not), even when every figure and word of it is on the cited page.
 
 The claim's source sentence is the one on the cited page(s) that shares most of its content words. Both are read
-with the same rules (domains/bio_effects.py): the direction word nearest the shared topic, whether it is negated,
+with the same rules (domains/bio/effects.py): the direction word nearest the shared topic, whether it is negated,
 whether a difference is stated significant or not, and which side is the subject ('A was higher than B' against
 'B was higher than A' is a reversal).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.bio_effects import DOWN, NO_DIFF, SIG_WORD, UP, p_significance
+from m3analyst.domains.bio.effects import DOWN, NO_DIFF, SIG_WORD, UP, p_significance
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"“])")
 _WORD = re.compile(r"[a-z][a-z-]{2,}")

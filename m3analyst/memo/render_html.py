@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from m3analyst.domains.plugins import render_hints
+from m3analyst.errors import UsageError
 from m3analyst.memo.citeview import Citations, CiteView, PageImages
 from m3analyst.memo.types import Memo, MemoSection
 from m3analyst.memo.render_md import _omitted, facts_rows
@@ -37,18 +39,23 @@ def facts_view(memo: Memo, cites: Citations) -> dict[str, Any]:
         value = f.display() if not isinstance(f.value, str) else f.value
         rows.append({"title": f.title, "derived": f.derived, "latest": shown(f), "prior": shown(p),
                      "value": value, "cites": _fact_cites(cites, f, p)})
-    return {"finance": memo.domain == "finance", "rows": rows}
+    return {"periods": render_hints(memo.domain).facts_table == "periods", "rows": rows}
 
 
 def charts(memo: Memo) -> list[dict[str, str]]:
-    """The finance memo's charts as inline PNGs: key series by period, margins by period."""
-    if memo.domain != "finance":
+    """The charts the domain's render hints name (finance: key series and margins by period), as inline PNGs."""
+    names = render_hints(memo.domain).charts
+    if not names:
         return []
-    from m3analyst.memo.charts import key_series_png, margins_png
+    from m3analyst.memo.charts import CHARTS
 
     out = []
-    for alt, png in (("Key series by period", key_series_png(memo.facts, memo.chart_series)),
-                     ("Margins by period", margins_png(memo.facts))):
+    for name in names:
+        if name not in CHARTS:
+            raise UsageError(f"domain {memo.domain!r}: unknown chart {name!r} in its render hints "
+                             f"(known: {', '.join(CHARTS)})")
+        alt, draw = CHARTS[name]
+        png = draw(memo.facts, memo.chart_series)
         if png:
             out.append({"alt": alt, "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.findings import Finding
+from m3analyst.domains.plugins import render_hints
 from m3analyst.memo.types import FALLBACK_NOTE, Memo, MemoSection
 
 
@@ -22,7 +23,7 @@ def _esc(text: str) -> str:
 
 def facts_rows(memo: Memo) -> list[dict]:
     """One row per fact: latest and prior period values (numeric facts), or the value (text facts)."""
-    from m3analyst.domains.finance import current_and_prior
+    from m3analyst.domains.facts import current_and_prior
 
     order: list[str] = []
     groups: dict[str, list[Fact]] = {}
@@ -53,7 +54,7 @@ def facts_table(memo: Memo) -> list[str]:
     if not rows:
         return ["_No facts could be extracted._"]
     numeric = any(isinstance(r["fact"].value, float) for r in rows)
-    if numeric and memo.domain == "finance":
+    if numeric and render_hints(memo.domain).facts_table == "periods":
         out = ["| Fact | Latest | Prior | Page |", "| --- | ---: | ---: | --- |"]
         for r in rows:
             f = r["fact"]

@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.facts import Fact
-from m3analyst.domains.finance import current_and_prior, period_key, period_span
+from m3analyst.domains.facts import Fact, current_and_prior
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.types import Answer
 from m3analyst.memo.verify import page_marks
+from m3analyst.text import period_key, period_span
 
 _UP = re.compile(r"\b(increas\w*|grow\w*|grew|rise|rose|risen|rising|higher|expand\w*|gain\w*)\b", re.I)
 _DOWN = re.compile(r"\b(drop\w*|declin\w*|decreas\w*|fall|fell|fallen|falling|lower|shr[iau]nk\w*|reduc\w*|"

@@ -28,6 +28,7 @@ from m3analyst.domains.findings import Figure, Finding
 from m3analyst.injection import contains_phrase, is_instruction, without_instructions
 from m3analyst.ingest.model import Document
 from m3analyst.memo.polarity import polarity_problem
+from m3analyst.text import GENERATED_BOUNDARY, sentence_bounds, to_number
 
 CITE = re.compile(r"\[\s*(?:p|pp|page)\.?\s*(\d+)(?:\s*(?:-|–|,)\s*(?:p\.?\s*)?(\d+))?\s*\]", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])\$?\(?-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.,])\$?-?\d+(?:\.\d+)?%?")
@@ -91,20 +92,12 @@ def strip_bad_citations(doc: Document, text: str) -> tuple[str, list[int]]:
     return re.sub(r"\s+(?=[.,;])", "", CITE.sub(fix, text)).strip(), bad
 
 
-def _parse_number(tok: str) -> tuple[float, bool]:
-    pct = tok.endswith("%")
-    t = tok.strip("$%()").replace(",", "")
-    return float(t), pct
-
-
 @lru_cache(maxsize=256)
 def _page_numbers(page_text: str) -> frozenset[float]:
     out = set()
     for m in NUMBER.finditer(page_text):
-        try:
-            out.add(abs(_parse_number(m.group(0))[0]))
-        except ValueError:
-            pass
+        if (v := to_number(m.group(0))) is not None:
+            out.add(abs(v))
     return frozenset(out)
 
 
@@ -154,9 +147,8 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
         check.problems.append("an instruction addressed to a reader or model, not a claim")
     for m in NUMBER.finditer(body):
         tok = m.group(0)
-        try:
-            value, pct = _parse_number(tok)
-        except ValueError:
+        value, pct = to_number(tok), tok.endswith("%")
+        if value is None:
             continue
         if not pct and not tok.startswith("$") and float(value).is_integer() and abs(value) < 10:
             continue  # list numbering, "two segments"
@@ -184,13 +176,10 @@ def verify_sentence(doc: Document, sentence: str, facts: list[Fact] | None = Non
     return check
 
 
-_SENT = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“(])")
-
-
 def split_sentences(text: str) -> list[str]:
     """Sentences of generated text; a trailing citation stays with its sentence."""
     text = re.sub(r"\s+", " ", text).strip()
-    parts = _SENT.split(text) if text else []
+    parts = [text[a:b] for a, b in sentence_bounds(text, GENERATED_BOUNDARY, abbreviations=False)] if text else []
     out: list[str] = []
     for p in parts:
         if out and CITE.fullmatch(p.strip()):
@@ -220,10 +209,8 @@ def find_citation(doc: Document, sentence: str, facts: list[Fact] | None, pages:
     words = _words(CITE.sub(" ", sentence))
     nums = []
     for m in NUMBER.finditer(sentence):
-        try:
-            nums.append(_parse_number(m.group(0)))
-        except ValueError:
-            continue
+        if (v := to_number(m.group(0))) is not None:
+            nums.append((v, m.group(0).endswith("%")))
     by_fact = [f.page for f in facts or [] for v, pct in nums if f.page in pages and _fact_supported(v, pct, [f], {f.page})]
     by_words = sorted(pages, key=lambda p: -len(words & _words(doc.page_text(p))))[:tries] if words else []
     for p in dict.fromkeys(by_fact + by_words):
@@ -248,10 +235,9 @@ def _amounts(text: str) -> list[tuple[float, str]]:
     out = []
     for m in _AMOUNT.finditer(CITE.sub(" ", text)):
         num, suffix, word = m.group(1), (m.group(2) or "").strip().lower(), (m.group(3) or "").strip().lower()
-        try:
-            v = abs(float(num.strip("$()").replace(",", "")))
-        except ValueError:
+        if (v := to_number(num)) is None:
             continue
+        v = abs(v)
         if suffix == "%" or word == "percent":
             out.append((v, "%"))
         elif suffix == "x":

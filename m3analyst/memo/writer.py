@@ -28,7 +28,7 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Finding
 from m3analyst.domains.plugins import make_findings
 from m3analyst.domains.spec import DomainSpec, OutlineItem
-from m3analyst.domains.text import paragraphs
+from m3analyst.text import paragraphs
 from m3analyst.ingest.model import Citation, Document
 from m3analyst.memo.types import Memo, MemoSection, Quote
 from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,

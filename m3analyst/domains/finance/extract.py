@@ -7,7 +7,7 @@ Sources, best first:
    becomes a `Row`; the period header ("2018 2017 2016", "July 29, 2023 ...") names the columns and
    "(in millions)" gives the scale.
 
-Each fact's label patterns come from the domain spec (domains/finance.yaml). Values are stored in
+Each fact's label patterns come from the domain spec (domains/finance/spec.yaml). Values are stored in
 units (USD, not millions); `Fact.scale` keeps the printed scale so the memo shows what the page shows.
 """
 
@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from m3analyst.domains.facts import Fact
+from m3analyst.domains.facts import Fact, current_and_prior
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.ingest.model import Document, Table
+from m3analyst.text import YEAR as _YEAR
+from m3analyst.text import period_key, period_span
 
 STATEMENT_KINDS = ("income_statement", "balance_sheet", "cash_flow")
 
@@ -41,7 +43,6 @@ _SCALE = [
     (re.compile(r"in\s+millions|\(millions|\$\s*millions|millions\s+of\s+(u\.s\.\s+)?dollars|in\s+\$?\s*millions", re.I), 1e6),
     (re.compile(r"in\s+thousands|\(thousands\)|\$\s*thousands|thousands\s+of\s+(u\.s\.\s+)?dollars", re.I), 1e3),
 ]
-_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 _DATE = re.compile(
     r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2},?\s+(19[89]\d|20[0-4]\d)\b"
 )
@@ -464,39 +465,6 @@ def yoy_facts(facts: list[Fact], spec: DomainSpec) -> list[Fact]:
     return out
 
 
-def period_span(period: str | None) -> str:
-    """'three months to July 29, 2023' -> 'three months'; plain years/dates -> ''."""
-    m = re.match(r"(\w+ months) to ", period or "")
-    return m.group(1) if m else ""
-
-
-def current_and_prior(series: list[Fact]) -> tuple[Fact | None, Fact | None]:
-    """The latest fact and the comparable prior one (same span: quarter vs quarter, YTD vs YTD)."""
-    if not series:
-        return None, None
-    cur = max(series, key=lambda f: period_key(f.period))
-    same = [f for f in series if period_span(f.period) == period_span(cur.period) and period_key(f.period) < period_key(cur.period)]
-    return cur, max(same, key=lambda f: period_key(f.period), default=None)
-
-
-_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
-
-
-def period_key(period: str | None) -> tuple[int, int, int, int]:
-    """Sort key (year, month, day, span): later periods sort higher; quarters before year-to-date."""
-    if not period:
-        return (0, 0, 0, 0)
-    y = _YEAR.findall(period)
-    m = re.search(r"\b([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2})", period)
-    month = _MONTHS.get(m.group(1).lower(), 0) if m else 0
-    day = int(m.group(2)) if m and month else 0
-    iso = re.match(r"(\d{4})-(\d{2})-(\d{2})", period)
-    if iso:
-        return (int(iso.group(1)), int(iso.group(2)), int(iso.group(3)), 0)
-    span = -{"three": 3, "six": 6, "nine": 9, "twelve": 12}.get(period.split()[0].lower(), 0)
-    return (int(y[-1]) if y else 0, month, day, span)
-
-
 # ---- the extractor -----------------------------------------------------------------------------
 @register_extractor("finance")
 def extract_finance(doc: Document, spec: DomainSpec) -> list[Fact]:
@@ -512,6 +480,3 @@ def latest(facts: list[Fact], name: str) -> Fact | None:
     """The fact `name` for the latest period (quarter columns before year-to-date ones)."""
     cands = [f for f in facts if f.name == name]
     return max(cands, key=lambda f: period_key(f.period), default=None)
-
-
-from m3analyst.domains import finance_findings  # noqa: E402,F401 - registers the "finance" findings

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.drivers import doc_sentences
+from m3analyst.domains.finance.drivers import doc_sentences
 from m3analyst.domains.findings import Finding
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import YEAR as _YEAR
 
 _BULLET_START = re.compile(r"(?:^|\n)\s*[*•·▪●■]\s+")
 _HEAD_END = re.compile(r"(?<=[a-z)”’\"])[.!?](?=\s|[A-Z“\"])")
@@ -26,7 +27,6 @@ _PAST_FORWARD = re.compile(r"\b(was|were|had been|had)\s+(expected|anticipated|p
 _FIGURE = re.compile(r"\$\s?\d|\d(\.\d+)?\s?(%|percent|basis points|bps)|\b\d[\d,.]*\s+(million|billion)\b", re.I)
 _FUTURE = re.compile(r"\b(next|coming|upcoming|following) (fiscal )?(year|quarter|twelve months|12 months)|\bremainder of\b|"
                      r"\b(through|by|in|during) (fiscal )?(the )?(first|second|third|fourth) quarter of", re.I)
-_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 _CONDITIONAL = re.compile(r"\b(could|may|might|would)\b", re.I)
 
 

@@ -3,9 +3,9 @@ operating leverage, tax-rate swings, cash conversion and free cash flow, liquidi
 segment mix, outlook and risks — each a `Finding` whose figures are tied to the extracted facts.
 
 Registered as the "finance" findings function (`make_findings`). The words, lines and thresholds it uses come from
-the spec's `analysis` block (domains/finance.yaml); figures come only from facts (`domains/finance.py`: reported
+the spec's `analysis` block (domains/finance/spec.yaml); figures come only from facts (`domains/finance/extract.py`: reported
 lines per period, derived metrics) or are computed here from two facts, and say so (`Figure.derived`, `inputs`).
-Each change carries the sentence where the filing states its driver (`domains/drivers.py`), where it states one;
+Each change carries the sentence where the filing states its driver (`domains/finance/drivers.py`), where it states one;
 the other candidate sentences ride along in `extra["alternatives"]` for the memo writer to re-rank with a model.
 """
 
@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.drivers import driver_candidates
-from m3analyst.domains.facts import Fact, format_value
-from m3analyst.domains.finance import current_and_prior, period_key, period_span
-from m3analyst.domains.finance_narrative import outlook_findings, risk_findings
+from m3analyst.domains.facts import Fact, current_and_prior, format_value
+from m3analyst.domains.finance.drivers import driver_candidates
+from m3analyst.domains.finance.narrative import outlook_findings, risk_findings
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document
+from m3analyst.text import period_key, period_span
 
 
 @dataclass

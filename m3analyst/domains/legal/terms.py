@@ -1,4 +1,4 @@
-"""The legal term sheet: one short answer per CUAD category the spec lists (`term_sheet:` in domains/legal.yaml),
+"""The legal term sheet: one short answer per CUAD category the spec lists (`term_sheet:` in domains/legal/spec.yaml),
 each with the clause that states it.
 
 Short answers: Yes / No for a clause category (does the contract contain a termination-for-convenience right, an
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3analyst.domains.dates import DATE, DURATION_TEXT, parse_date, parse_duration, written
+from m3analyst.text import DATE, DURATION_TEXT, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.ingest.model import Citation, Document

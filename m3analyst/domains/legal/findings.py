@@ -1,5 +1,5 @@
 """Legal findings: the term sheet (topic "term", one per category the spec lists) and risk flags (topic "flag")
-raised by the playbook in domains/legal.yaml, each with its clause and page.
+raised by the playbook in domains/legal/spec.yaml, each with its clause and page.
 
 A playbook rule (`playbook:` in the spec) names a flag and when it is raised, over the contract's clause facts:
 `present: FACT` (the clause was found), `absent: FACT`, `matching` / `not_matching` (regexes on the present
@@ -14,7 +14,7 @@ from typing import Any
 
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Finding
-from m3analyst.domains.legal_terms import NOT_FOUND, TermAnswer, citation_of, term_sheet
+from m3analyst.domains.legal.terms import NOT_FOUND, TermAnswer, citation_of, term_sheet
 from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.ingest.model import Document

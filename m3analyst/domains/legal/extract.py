@@ -1,7 +1,7 @@
 """Legal extractor: CUAD-style clause facts, each with its clause text and page.
 
 Candidate clauses are paragraphs (numbered clauses split paragraphs); a fact's clause is the
-paragraph matching the most of its spec patterns (domains/legal.yaml), earliest first on ties.
+paragraph matching the most of its spec patterns (domains/legal/spec.yaml), earliest first on ties.
 Values read out of the clause depend on the spec's `value`: parties, date, law, duration or text (the
 clause's sentence that states it); the fact's source text is the whole clause.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from string import capwords
 
-from m3analyst.domains.dates import DATE, DURATION_TEXT, add, parse_date, parse_duration, written
+from m3analyst.text import DATE, DURATION_TEXT, add, parse_date, parse_duration, written
 from m3analyst.domains.facts import Fact
-from m3analyst.domains.legal_clauses import ClauseIndex, has_rules, is_instruction
+from m3analyst.domains.legal.clauses import ClauseIndex, has_rules, is_instruction
 from m3analyst.domains.patterns import compile_any
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.metadata import contract_name
 from m3analyst.ingest.model import Document
 
@@ -383,5 +383,3 @@ def _context(doc: Document, start: int, end: int, width: int = 160) -> str:
 
 
 __all__ = ["DATE", "best_clause", "document_name", "extract_legal", "parties", "read_short"]
-
-from m3analyst.domains import legal_findings  # noqa: E402,F401 - registers the legal findings (term sheet, flags)

@@ -28,8 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, sentences, squash
+from m3analyst.text import YEAR as _YEAR
 
 # Causal cues, strongest first (weight): each introduces the reason for a change.
 _CUES: list[tuple[str, float]] = [
@@ -50,7 +51,6 @@ _CONDITIONAL = re.compile(r"\b(could|may|might|would|can)\b", re.I)
 _REFERENTIAL = re.compile(r"\b(reasons|factors|items) (described|discussed|noted|mentioned) (above|below|previously)\b", re.I)
 _STATUTORY = re.compile(r"\b(than|to|from) the (u\.s\. )?(federal )?statutory (income tax )?rate\b", re.I)
 _PAST = re.compile(r"\b(\w+ed|was|were|rose|fell|grew|had|drove|led|saw|declined|increased)\b", re.I)
-_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 _BULLET = re.compile(r"\s*[·•▪●]\s*")
 # Words after the line that make it another line ("sales and marketing expenses", "sales tax") or a part of the
 # company ("revenues for our Kids' business", "net income attributable to noncontrolling interests").

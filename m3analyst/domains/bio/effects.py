@@ -5,7 +5,7 @@ effect estimates it reports (OR / RR / HR / mean difference / percent change, wi
 
 Rules from definitions: a p-value below 0.05 or a confidence interval of a ratio that excludes 1 (of a difference
 that excludes 0) is significant; "no significant", "did not differ", "similar", "a trend" are not. Used by the bio
-findings (domains/bio_findings.py), effect questions (memo/effect.py) and the verifier's polarity check
+findings (domains/bio/findings.py), effect questions (memo/effect.py) and the verifier's polarity check
 (memo/polarity.py).
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from m3analyst.text import to_number
 
 UP_WORDS = (r"higher|increas(?:ed|es|e|ing)|greater|more|longer|elevated|larger|raised|rose|rise|rising|grew|gain(?:ed)?"
             r"|exceed(?:ed|s)?|boost(?:ed)?|enhanced|augmented|prolonged|upregulated|up-regulated|doubled|tripled|above|later|delayed")
@@ -385,10 +387,6 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else (f"{v:g}" if v >= 0 else f"\u2212{-v:g}")
 
 
-def _num(text: str) -> float:
-    return float(text.replace("−", "-").replace("–", "-"))
-
-
 _PCT = re.compile(rf"(?P<v>\d+(?:\.\d+)?)\s*%\s*(?:relative\s+|absolute\s+)?(?P<w>{DOWN_WORDS}|{UP_WORDS}|improvement)\b"
                   rf"|\b(?P<w2>{DOWN_WORDS}|{UP_WORDS}|improved)\s+(?:[\w-]+\s+){{0,5}}?by\s+(?:an?\s+(?:average|mean)\s+of\s+)?(?P<v2>\d+(?:\.\d+)?)\s*%",
                   re.I)
@@ -415,13 +413,13 @@ def estimates(sentence: str) -> list[Estimate]:
     sentence = decimals(sentence)
     for m in _ESTIMATE.finditer(sentence):
         kind = next(k for k, _ in _MEASURES if m.group(k))
-        value = _num(m.group("est"))
-        lo = _num(m.group("lo")) if m.group("lo") else None
-        hi = _num(m.group("hi")) if m.group("hi") else None
+        value = to_number(m.group("est"))
+        lo = to_number(m.group("lo")) if m.group("lo") else None
+        hi = to_number(m.group("hi")) if m.group("hi") else None
         if lo is None:  # '2.6 (1.0, 4.2)': a bare bracketed pair right after the estimate
             pair = re.match(rf"\s*[\[(]\s*(?P<lo>{_NUMBER})\s*(?:to|,|-|–|;)\s*(?P<hi>{_NUMBER})\s*[\])]", sentence[m.end("est"):])
             if pair:
-                lo, hi = _num(pair.group("lo")), _num(pair.group("hi"))
+                lo, hi = to_number(pair.group("lo")), to_number(pair.group("hi"))
         if kind in RATIO_KINDS and value <= 0:
             continue
         if lo is not None and not (min(lo, hi) <= value <= max(lo, hi)):

@@ -1,4 +1,4 @@
-"""Clause classification by what a sentence does (domains/legal.yaml `does` rules).
+"""Clause classification by what a sentence does (domains/legal/spec.yaml `does` rules).
 
 A fact spec with `does` rules is found sentence by sentence: a sentence is the fact's clause when one rule's
 `match` regex finds it and none of that rule's `unless` regexes finds the same provision (the text between
@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from m3analyst.domains.spec import FactSpec
-from m3analyst.domains.text import Span, paragraphs, sentences_of, squash
+from m3analyst.text import Span, paragraphs, sentences_of, squash
 from m3analyst.ingest.model import Document
 
 _FLAGS = re.IGNORECASE | re.DOTALL

@@ -18,8 +18,8 @@ from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
 from m3analyst.domains.plugins import register_extractor
 from m3analyst.domains.spec import DomainSpec, FactSpec
-from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Document
+from m3analyst.text import Span, sentences, squash
 
 # Design rules, most specific first: (label, pattern). The first that matches the title/abstract wins.
 DESIGNS: list[tuple[str, str]] = [
@@ -476,7 +476,7 @@ def _outcome_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[
 def _population_fact(doc: Document, fs: FactSpec, sents: list[Span], ordered: list[Span]) -> Fact | None:
     """The population in a few words ('adults with type 2 diabetes aged 40-70'), its sentence the source; else the
     sentence the spec's patterns find."""
-    from m3analyst.domains.bio_findings import population_of
+    from m3analyst.domains.bio.findings import population_of
 
     found = population_of(doc, ordered)
     if found is None or found[1] is None:
@@ -508,6 +508,3 @@ def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
             f.label = fs.title
             out.append(f)
     return out
-
-
-from m3analyst.domains import bio_findings  # noqa: E402,F401 - registers the bio findings ("bio")

@@ -3,7 +3,7 @@
 DATE finds "December 23, 2003", "23rd day of December, 2003", "12/23/2003" (parse_date -> datetime.date);
 DURATION_TEXT "three (3) years", "36 months", "ninety days" (parse_duration -> (3, "year") ...); `add(date, n,
 unit)` moves a date by whole years / months / days (the 29th-31st clamp to the month's last day). The legal
-extractor reads dates with them and states when a fixed term ends.
+extractor reads dates with them and states when a fixed term ends; the scorers compare dates with `parse_date`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ _DURATION = re.compile(rf"\b(?:(?P<word>{_NUMBER_WORD})\s+)?(?:\((?P<d1>\d+)\)\s
                        r"(?P<unit>year|month|day)s?\b", re.I)
 
 
-def parse_date(text: str) -> _dt.date | None:
-    """The first calendar date written in `text` (a DATE that names a real day), or None."""
+def parse_date(text: str | None) -> _dt.date | None:
+    """The first calendar date written in `text` that names a real day (a DATE, or an ISO date "2003-12-23"), or None.
+    Two-digit years below 50 are 20xx, the others 19xx."""
+    text = text or ""
+    iso = _iso_date(text)
     for m in DATE.finditer(text):
+        if iso is not None and iso[0] < m.start():
+            return iso[1]
         g = m.groupdict()
         if g["y1"]:
             y, mo, d = int(g["y1"]), _MONTHS.get(g["m1"].rstrip(".").lower()), int(g["d1"])
@@ -43,10 +48,22 @@ def parse_date(text: str) -> _dt.date | None:
             y, mo, d = int(g["y2"]), _MONTHS.get(g["m2"].rstrip(".").lower()), int(g["d2"])
         else:
             y, mo, d = int(g["y3"]), int(g["m3"]), int(g["d3"])
-            y += 2000 if y < 100 else 0
+            if y < 100:  # two-digit years: "7/7/98" is 1998, "2/28/13" 2013
+                y += 1900 if y >= 50 else 2000
         date = _make(y, mo, d) if mo else None
         if date is not None:
             return date
+    return iso[1] if iso else None
+
+
+_ISO_DATE = re.compile(r"(?<!\d)(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?!\d)")
+
+
+def _iso_date(text: str) -> tuple[int, _dt.date] | None:
+    """(offset, date) of the first ISO date in `text` that names a real day."""
+    for m in _ISO_DATE.finditer(text):
+        if (date := _make(int(m["y"]), int(m["m"]), int(m["d"]))) is not None:
+            return m.start(), date
     return None
 
 

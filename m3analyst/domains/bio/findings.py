@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 
-from m3analyst.domains.bio_effects import LABELS, estimates, percent_changes, read_effect, significance
+from m3analyst.domains.bio.effects import LABELS, estimates, percent_changes, read_effect, significance
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
 from m3analyst.domains.spec import DomainSpec
-from m3analyst.domains.text import Span, sentences, squash
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.text import Span, sentences, squash
 
 GLANCE, RESULTS, BIAS = "Study at a glance", "Main results", "Risk of bias"
 
@@ -65,7 +65,7 @@ def population_of(doc: Document, sents: list[Span]) -> tuple[str, Span | None] |
     """The study population in a few words and its sentence: the first abstract / methods sentence describing the
     people studied ('N patients aged ... with ...', then 'N people in ...'), cut where the description ends; else
     the title's 'in X' phrase (cited to page 1). Sentences about other studies are skipped."""
-    from m3analyst.domains.bio import _in_sections
+    from m3analyst.domains.bio.extract import _in_sections
 
     usable = [s for s in sents if not re.search(r"\bet al\b|\bprevious|\bfuture\b|\baim(?:ed|s)?\b|\bobjective|\bpurpose|\bhypothes", s.text, re.I)]
     preferred = _in_sections(doc, usable, ["abstract", "methods"])
@@ -233,7 +233,7 @@ def bias_findings(doc: Document, sents: list[Span], design: str = "") -> list[Fi
 
 def _results_first(doc: Document, sents: list[Span]) -> list[Span]:
     """Abstract results, then results sections, then the rest (methods and discussion last)."""
-    from m3analyst.domains.bio import _in_sections  # the bio extractor's section ranges
+    from m3analyst.domains.bio.extract import _in_sections  # the bio extractor's section ranges
 
     first = _in_sections(doc, sents, ["abstract_results", "results", "abstract"])
     ids = {id(s) for s in first}
@@ -243,7 +243,7 @@ def _results_first(doc: Document, sents: list[Span]) -> list[Span]:
 @register_findings("bio")
 def bio_findings(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[Finding]:
     """PICO, results with direction, risk-of-bias flags (see the module docstring)."""
-    from m3analyst.domains.bio import _ordered
+    from m3analyst.domains.bio.extract import _ordered
 
     sents = [s for s in sentences(doc) if s.words >= 4]
     by_name = {f.name: str(f.value) for f in facts}
@@ -251,7 +251,7 @@ def bio_findings(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[Fin
     results = _results_first(doc, sents)
     found = pico_findings(doc, facts, ordered)
     found += estimate_findings(doc, results)
-    from m3analyst.domains.bio import _in_sections
+    from m3analyst.domains.bio.extract import _in_sections
 
     in_results = _in_sections(doc, sents, ["abstract_results", "results"])
     found += statement_findings(doc, in_results, by_name.get("intervention", ""), by_name.get("comparator", ""))
