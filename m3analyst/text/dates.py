@@ -15,10 +15,12 @@ import re
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m} | {
     m.lower(): i for i, m in enumerate(calendar.month_abbr) if m} | {"sept": 9}
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+# an ordinal suffix, also as text extraction splits it ("19t h day of")
+_ORD = r"(?:st|nd|rd|th|s\s?t|n\s?d|r\s?d|t\s?h)?"
 # a calendar date as contracts write it: "December 23, 2003", "23rd day of December, 2003", "12/23/2003"
 DATE = re.compile(
-    rf"\b(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+(?P<y1>\d{{4}})"
-    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
+    rf"\b(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}}){_ORD}\s*,?\s+(?P<y1>\d{{4}})"
+    rf"|\b(?P<d2>\d{{1,2}}){_ORD}\s+(?:day\s+of\s+|of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
     r"|\b(?P<m3>\d{1,2})/(?P<d3>\d{1,2})/(?P<y3>\d{2,4})\b",
     re.IGNORECASE,
 )
@@ -48,6 +50,8 @@ def parse_date(text: str | None) -> _dt.date | None:
             y, mo, d = int(g["y2"]), _MONTHS.get(g["m2"].rstrip(".").lower()), int(g["d2"])
         else:
             y, mo, d = int(g["y3"]), int(g["m3"]), int(g["d3"])
+            if mo > 12 >= d:  # day first: "18/9/2008"
+                mo, d = d, mo
             if y < 100:  # two-digit years: "7/7/98" is 1998, "2/28/13" 2013
                 y += 1900 if y >= 50 else 2000
         date = _make(y, mo, d) if mo else None

@@ -24,7 +24,7 @@ from m3analyst.ingest.model import Document
 # "the laws of the State of New York", "LAWS OF THE PEOPLE'S REPUBLIC OF CHINA": the words around the name in any case,
 # the name itself capitalised
 _LAW = re.compile(
-    r"(?i:laws?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?)((?i:State|Commonwealth|Province|Republic|Kingdom|People['’]s\s+Republic)"
+    r"(?i:laws?(?:\s*,[^,.;]{0,60},)?\s+(?:in\s+force\s+in|of)\s+(?:the\s+)?)((?i:State|Commonwealth|Province|Republic|Kingdom|People['’]s\s+Republic|Federal\s+Republic)"
     r"\s+(?i:of)\s+)?([A-Z][A-Za-z.]+(?:\s+(?:[A-Z][A-Za-z.]+|(?i:and\s+wales))){0,3})"
 )
 _DURATION = re.compile(
@@ -33,7 +33,7 @@ _DURATION = re.compile(
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)\s+(?:calendar\s+)?(?:years?|months?|days?))\b",
     re.IGNORECASE,
 )
-_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:(?<!\bInc)(?<!\bCorp)(?<!\bLtd)(?<!\bCo)(?<!\bN\.A)(?<!\bL\.P)(?<!\bB\.V)(?<!\bN\.V)(?<!\bS\.A)(?<!\bLLC)(?<!\b[A-Z])\.\s|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
+_BETWEEN = re.compile(r"\b(?:(?:by\s+and\s+)?(?:between|among)|entered\s+into\s+by(?!\s+and\b))\s*:?\s+(?:on\s+the\s+one\s+hand,?\s+)?(.{5,600}?)(?:(?<!\bInc)(?<!\bCorp)(?<!\bLtd)(?<!\bCo)(?<!\bN\.A)(?<!\bL\.P)(?<!\bB\.V)(?<!\bN\.V)(?<!\bS\.A)(?<!\bLLC)(?<!\b[A-Z])(?<!\bSte)(?<!\bAve)(?<!\bSt)(?<!\bNo)(?<!\bRd)(?<!\bBlvd)(?<!\bFl)\.\s(?!\s*\d)|\n\s*\n|WHEREAS|RECITALS|W I T N E S S)", re.IGNORECASE | re.DOTALL)
 
 
 def _score(span: Span, rx_list: list[re.Pattern]) -> int:
@@ -85,7 +85,7 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
 def _between_names(doc: Document, m: re.Match) -> tuple[list[str], Span]:
     end = m.end(1)
     # "Between\n\nA\n\nand\n\nB": the names stand on lines of their own; the one after "and" belongs to the list
-    more = re.match(r"\s*(?:(?:and|&)\s*\n\s*)?(?:\n\s*)?(?:and|&)?\s*\n*\s*([A-Z][^\n(]{2,100})", doc.text[end : end + 300])
+    more = re.match(r"\s*(?:(?i:and|&)\s*\n\s*)?(?:\n\s*)?(?i:and|&)?\s*\n*\s*([A-Z][^\n(]{2,100})", doc.text[end : end + 300])
     chunk = squash(m.group(1))
     ends_and = re.search(r"(?i)(?:\band|&)\s*$", chunk)
     if more and (ends_and or re.match(r"(?i)\s*\n\s*(?:and|&)\s*\n", doc.text[end : end + 40])):
@@ -93,18 +93,19 @@ def _between_names(doc: Document, m: re.Match) -> tuple[list[str], Span]:
         end += more.end(1)
     chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
     names = []
-    for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z])|,\s+and\s+", chunk):
-        name = _NAME_END.split(part)[0]
+    for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z]|[a-z]+[A-Z])|,\s+and\s+", chunk):
+        name = _NAME_END.split(re.sub(r"^[\s\-–—]*(?i:and|&)?[\s\-–—]+", "", part))[0]
         name = re.sub(r"^[a-z][a-z\s]{2,40},\s+(?=[A-Z])", "", name.strip(" ,.:"))  # "professional golfer, TOM WATSON"
         name = re.sub(r"\s+", " ", name).strip(" ,.:")
-        if 2 < len(name) < 120 and re.match(r"[A-Z0-9]", name) and not re.match(r"(?:The|This|Each|Such|Its|Their)\s+[a-z]", name):
+        name = _FORM_END.sub(r"\1", name)  # "NLS-1 Pharma AG Alter Postplatz 2": the name ends at its legal form
+        if 2 < len(name) < 120 and re.match(r"[A-Z0-9]|[a-z]{1,2}[A-Z]", name) and not re.match(r"(?:The|This|Each|Such|Its|Their)\s+[a-z]", name):
             names.append(name)
     start = m.start(1)
     return names[:6], Span(start, end, doc.page_at(start), doc.text[start:end])
 
 
 # where a party's name ends: its description, address or role ("..., a Delaware corporation", ", with offices at")
-_NAME_END = re.compile(r",\s+(?:a|an)\s+|,?\s+(?:having|with\s+(?:offices|an?\s+(?:office|address)|its)|whose|located|organi[sz]ed|"
+_NAME_END = re.compile(r",\s+(?:a|an)\s+|,?\s+(?:having|with\s+(?:offices|an?\s+(?:(?:principal\s+)?place|office|address)|its)|whose|located|organi[sz]ed|"
                        r"incorporated|hereinafter|c/o)\b|,?\s+\d{2,}\s|\s+(?:a|an)\s+(?:[A-Z][a-z]+\s+)?(?i:corporation|company|limited)\b|\s+of\s+_{3,}")
 
 
@@ -120,6 +121,11 @@ _NOT_A_PARTY = re.compile(r"agreement|contract|date|term\b|effective|services?|p
 _PARTY_NAME = re.compile(r"^[A-Z][^()]*?\b(?:Inc|Corp|Corporation|LLC|L\.?L\.?C|Ltd|Limited|Company|Co|L\.?P|LP|plc|PLC|MHC|"
                          r"GmbH|AG|S\.A|N\.V|B\.V|Pty|Holdings|Partners|Group|Bank|Trust|Fund)\b\.?\s*(?:,|\()"
                          r"|^[A-Z][a-z]+(?:\s+[A-Z]\.?)?\s+[A-Z][a-z]+,?\s+an\s+individual\b")
+
+
+# a company's legal form, then an address or other words (not a further form: "Co., Ltd.", "Holdings Limited")
+_FORM_END = re.compile(r"^(.{3,}?\b(?:Inc|Corp|Corporation|LLC|L\.L\.C|Ltd|AG|GmbH|S\.A|N\.V|B\.V|plc|PLC|S\.p\.A|SE|Pty\s+Ltd)\.?)"
+                       r"\s+(?!(?:Inc|Corp|Corporation|LLC|Ltd|Limited|Co|Company|AG|GmbH|Holdings|Group|and|&|d/b/a)\b)[A-Z0-9].*$")
 
 
 def _defined_parties(doc: Document, head_end: int) -> tuple[list[str], Span | None]:
@@ -156,9 +162,11 @@ def _read_value(fs: FactSpec, span: Span, stating: Span, wider: Span | None = No
 def read_short(kind: str, text: str) -> str | None:
     """A law / date / duration read out of clause text (None when the text states none, or for other kinds)."""
     if kind == "law":
-        m = _LAW.search(text)
-        if not m:
-            return None
+        found = [m for m in _LAW.finditer(text) if m.group(2).strip(" .") != "The"]
+        if not found:
+            return "People's Republic of China" if re.search(r"\b(?:PRC|P\.R\.C\.?)\s+(?i:laws?)\b", text) else None
+        # "the laws of the United States and ... of the Commonwealth of Kentucky": the state's law
+        m = next((x for x in found if not re.match(r"(?i)united\s+states", x.group(2))), found[0])
         prefix = m.group(1) or ""
         name = (prefix if re.search(r"(?i)republic|kingdom", prefix) else "") + m.group(2).strip(" .")
         return capwords(name) if name.isupper() else name
@@ -223,9 +231,10 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
                 out.append(_date_fact(fs, doc, m.start(), m.end()))
         elif has_rules(fs):  # found by what a sentence does (legal_clauses)
             index = index or ClauseIndex(doc)
-            found = index.find(fs)
+            by_rule = bool((fs.model_extra or {}).get("prefer_first_rule"))  # the first rule's clause before later rules'
+            found = index.find(fs, first=not by_rule)
             if found:
-                c = found[0]
+                c = min(found, key=lambda c: c.rule) if by_rule else found[0]
                 out.append(_fact(fs, c.paragraph, _read_value(fs, c.sentence, c.sentence, c.paragraph), doc, c.sentence))
         else:
             squashed = squashed or [squash(p.text) for p in paras]
@@ -245,18 +254,27 @@ _OWN_DATE = (r"date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+ab
              r"date\s+of\s+(?:this|the)\s+(?:agreement|contract)")
 _EFFECTIVE_ABOVE = re.compile(rf"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{{0,40}}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|"
                               rf"on|upon|as\s+of)\s+(?:the\s+)?(?:{_OWN_DATE})\b"
-                              r"|\beffective\s+(?:on|upon)\s+(?:the\s+date\s+(?:on\s+which|when)\s+(?:it|this\s+agreement)\s+is\s+"
-                              r"(?:signed|executed)|(?:its\s+)?(?:execution|signing|signature))\b", re.I)
+                              r"|\b(?:effective|effect|begin|commence)\w*\s+(?:on|upon|as\s+of|from)\s+(?:the\s+)?(?:later\s+of\s+the\s+)?"
+                              r"(?:dates?\s+(?:on\s+which\s+|when\s+|that\s+)?(?:it|this\s+(?:agreement|contract))\s+(?:is|has\s+been)\s+"
+                              r"(?:signed|executed)|(?:its\s+)?(?:execution|signing|signatures?)|date\s+of\s+(?:the\s+)?last\s+signature|"
+                              r"(?:the\s+)?signatures?\s+(?:and\s+seals?\s+)?of\s+both\s+parties)\b"
+                              r"|\beffective\s+date\b[^.;]{0,30}?\b(?:means|shall\s+(?:mean|be)|is)\s+the\s+date\s+(?:of\s+the\s+last\s+signature|"
+                              r"(?:on\s+which\s+|when\s+)?(?:this\s+agreement|it)\s+(?:is|has\s+been)\s+(?:signed|executed))"
+                              r"|\b(?:begin|commence|start)\w*\s+on\s+the\s+date\s+(?:this\s+agreement|it)\s+is\s+signed\b", re.I)
 # a fixed term that runs from the effective date / the contract's date: "for a period of five (5) years from the
 # date hereof", "shall commence on the Effective Date and continue for three (3) years" (not "... commence on the
 # Effective Date and terminate five (5) years following the launch": that term runs from something else)
 _REF = rf"(?:the\s+)?(effective\s+date|{_OWN_DATE})\b"
 _SPAN = rf"({DURATION_TEXT})"
+_YEARS = DURATION_TEXT.replace("(?:years?|months?|days?)", "years?")  # a length in years only
 _TERM_FROM = [
-    re.compile(rf"\b{_SPAN}\s+(?:\([^)]{{0,40}}\)\s+)?(?:from|after|following|of|(?:commencing|beginning|starting)\s+"
+    re.compile(rf"\b{_SPAN}\s+(?:\([^)]{{0,40}}\)\s+)?(?:period\s+)?(?:from|after|following|of|(?:commencing|beginning|starting)\s+"
                rf"(?:on|as\s+of|with))\s+{_REF}", re.I),
-    re.compile(rf"\bcommenc\w*\s+(?:on|as\s+of)\s+{_REF}.{{0,120}}?\b(?:continu\w*|remain\w*|be\s+in\s+effect|in\s+(?:full\s+)?"
+    re.compile(rf"\b(?:commenc\w*|begin\w*|start\w*|become\s+effective|be\s+effective|take\s+effect)\s+(?:on|as\s+of|upon|from)\s+"
+               rf"{_REF}.{{0,120}}?\b(?:continu\w*|remain\w*|be\s+in\s+effect|in\s+(?:full\s+)?"
                rf"(?:force|effect))\b.{{0,40}}?\b{_SPAN}(?!\s+(?:from|after|following))", re.I | re.S),
+    # "until the five (5) year anniversary of the Effective Date", "the four-year anniversary of the date hereof"
+    re.compile(rf"\b({_YEARS}|\w+-years?)\s+anniversary\s+of\s+{_REF}", re.I),
 ]
 # no fixed end: "until terminated", "in perpetuity", "the later of ..." ("unless terminated earlier" still has one)
 _OPEN_ENDED = re.compile(r"\buntil\s+(?:terminated|the\s+(?:later|earlier))|\bperpetu|\bindefinite|\blater\s+of\b|"
@@ -312,8 +330,8 @@ def _term_length(sentence: str) -> tuple[str, str, tuple[int, str] | None] | Non
     for rx in _TERM_FROM:
         m = rx.search(sentence)
         if m:
-            length, ref = (m.group(1), m.group(2)) if rx is _TERM_FROM[0] else (m.group(2), m.group(1))
-            return length.strip(), ref, parse_duration(length)
+            length, ref = (m.group(2), m.group(1)) if rx is _TERM_FROM[1] else (m.group(1), m.group(2))
+            return length.strip(), ref, parse_duration(length.replace("-", " "))
     m = _TERM_ONLY.search(sentence)
     if m and not re.search(r"\b(?:from|after|following)\b", sentence[m.end() : m.end() + 80], re.I):
         return m.group(1).strip(), "Effective Date", parse_duration(m.group(1))
@@ -364,18 +382,50 @@ _AGREEMENT_CUE = re.compile(r"\b(?:dated|date[ds]?|as\s+of|made|entered|executed
 
 def _in_filing_line(text: str, pos: int) -> bool:
     """A position on an EDGAR filing line ("Source: ACME INC, 10-K, 3/1/2019"), not the contract's text."""
-    line_start = text.rfind("\n", 0, pos) + 1
+    line_start = max(text.rfind("\n", 0, pos) + 1, pos - 100)
     return bool(re.search(r"\bSource:|\bfiled\b|\bEDGAR\b", text[line_start:pos]))
 
 
+# cues that make a date the agreement's own: "dated as of", "made this 7th day of", "entered into on", "effective as of"
+_STRONG_CUE = re.compile(r"\b(?:dated|made|entered|executed|signed|concluded|effective|as\s+of|day\s+of)\b[^.;]{0,80}$", re.I)
+# a date that names another agreement ("First Amendment to the Supply Agreement dated April 1, 2017"), not this one's
+_OTHER_AGREEMENT = re.compile(r"\b(?:to|under|of|amends?|amending|amended|supplement\w*)\s+(?:the|that\s+certain|a|an|said)\s+"
+                              r"[^.;]{0,120}?\b(?:agreements?|contracts?|licen[cs]e|lease|plan)\b[\"”]?\s*(?:\([^)]{0,40}\)\s*)?,?\s*"
+                              r"(?:dated|made|entered\s+into|executed)\s*(?:as\s+of\s+|on\s+)?(?:the\s+)?$", re.I)
+
+
 def agreement_date(doc: Document, window: int = 6000) -> re.Match | None:
-    """The first date in the opening that the text introduces as the agreement's date (not a filing line)."""
+    """The date the contract is made: in the opening, the first date a strong cue introduces ("dated as of", "made
+    this ... day of"), else the first with any cue (not a filing line, not the date of another agreement it names);
+    else the date the parties signed it (signature_date)."""
+    found = []
     for m in DATE.finditer(doc.text, 0, min(len(doc.text), window)):
-        if _in_filing_line(doc.text, m.start()):
+        before = doc.text[max(0, m.start() - 120) : m.start()]
+        if _in_filing_line(doc.text, m.start()) or _OTHER_AGREEMENT.search(before) or parse_date(m.group(0)) is None:
             continue
-        if _AGREEMENT_CUE.search(doc.text[max(0, m.start() - 120) : m.start()]):
+        if _STRONG_CUE.search(before):
             return m
-    return None
+        if _AGREEMENT_CUE.search(before):
+            found.append(m)
+    return found[0] if found else signature_date(doc)
+
+
+# where a contract states when it was signed: "Date: August 8, 2018" under a signature, "IN WITNESS WHEREOF ... on
+# November 8, 2002", "This Agreement is dated April 29, 2010"
+_SIGNED_CUE = re.compile(r"(?:\bDated?\s*:\s*|\bIN\s+WITNESS\s+WHEREOF\b[^.]{0,250}?\b(?:on|as\s+of|this|dated)\s+(?:the\s+)?"
+                         r"|\b(?:agreement|contract)\s+is\s+(?:dated|made|signed|executed)\s+(?:as\s+of\s+|on\s+)?(?:the\s+)?)$",
+                         re.I)
+
+
+def signature_date(doc: Document) -> re.Match | None:
+    """The date the last party signed (the latest date a signature block or closing line states), or None."""
+    best = None
+    for m in DATE.finditer(doc.text):
+        d = parse_date(m.group(0))
+        if d is not None and _SIGNED_CUE.search(doc.text[max(0, m.start() - 300) : m.start()]):
+            if best is None or d > best[1]:
+                best = (m, d)
+    return best[0] if best else None
 
 
 def _context(doc: Document, start: int, end: int, width: int = 160) -> str:

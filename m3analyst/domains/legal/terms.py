@@ -81,8 +81,7 @@ def _short_answer(fs: FactSpec, f: Fact, doc: Document) -> tuple[str, str]:
     if fs.value == "law":
         return (value if value and len(value.split()) <= 6 else NOT_FOUND), ""
     if fs.value == "date":
-        d = parse_date(value)
-        return (written(d) if d else NOT_FOUND), ""
+        return _date_answer(f, _quote_text(f, doc))
     if fs.name == "expiration_date":
         return _expiration(f, _quote_text(f, doc))
     if fs.name == "notice_to_terminate_renewal":
@@ -90,6 +89,27 @@ def _short_answer(fs: FactSpec, f: Fact, doc: Document) -> tuple[str, str]:
     if fs.value == "duration":
         return _renewal(_quote_text(f, doc)), ""
     return value or NOT_FOUND, ""
+
+
+# a date the contract defines by an event: '"Effective Date" means the Closing Date ...', "shall become effective upon
+# the approval of ...", "shall commence upon expiration of the Warranty Period"
+_EVENT = re.compile(r"(?:\beffective\s+date[\"”']?\s*(?:\([^)]{0,40}\)\s*)?(?:shall\s+)?(?:means?|shall\s+be|is|will\s+be)"
+                    r"|\b(?:shall|will)\s+(?:become|be)\s+effective\s+(?:on|upon|as\s+of|at)"
+                    r"|\b(?:agreement|contract|term)\b[^.;]{0,40}?\b(?:shall|will)\s+(?:commence|begin|start|take\s+effect|come\s+into\s+"
+                    r"(?:force|effect))\s+(?:on|upon|as\s+of|at|from))\s+((?:the|its|such|a)\b[^.;]{3,160})", re.I)
+
+
+def _date_answer(f: Fact, sentence: str) -> tuple[str, str]:
+    """A calendar date (noted with the clause that defines it, when another clause does), else the event the clause
+    names as the date ("the Closing Date as set forth in the Share Purchase Agreement"), else Not found."""
+    d = parse_date(str(f.value or ""))
+    if d:
+        return written(d), str((f.extra.get("defined_by") or {}).get("text") or "")[:400]
+    m = _EVENT.search(sentence)
+    if not m or parse_date(m.group(1)) or re.match(r"(?i)the\s+(?:date\s+)?(?:first\s+)?(?:written|set\s+forth|hereof)", m.group(1)):
+        return NOT_FOUND, ""
+    event = " ".join(m.group(1).split()[:20]).rstrip(" ,")
+    return event, sentence
 
 
 def _expiration(f: Fact, sentence: str) -> tuple[str, str]:
@@ -101,7 +121,21 @@ def _expiration(f: Fact, sentence: str) -> tuple[str, str]:
     if d := _end_date(sentence):
         return written(d), ""
     m = _DURATION_RX.search(sentence)
-    return (_duration_label(m.group(0)) if m else NOT_FOUND), sentence if m else ""
+    if m:
+        return _duration_label(m.group(0)), sentence
+    if _UNTIL_ENDED.search(sentence):
+        return "Perpetual", sentence
+    e = _END_EVENT.search(sentence)
+    return (f"Until {' '.join(e.group(1).split()[:20]).rstrip(' ,')}", sentence) if e else (NOT_FOUND, "")
+
+
+# no date and no length: the term runs until a party ends it ("will continue until termination as provided below",
+# "for so long as X remains a shareholder"), or until an event ("until completion of the Project")
+_UNTIL_ENDED = re.compile(r"\b(?:continu|remain|be\s+in\s+effect|in\s+(?:full\s+)?(?:force|effect))\w*\b[^.;]{0,60}?\buntil\s+"
+                          r"(?:terminated|termination\b(?!\s+of\s+(?:the|this|any|such)\s+\w+))"
+                          r"|\bfor\s+so\s+long\s+as\b|\b(?:end|expire)s?\s+(?:only\s+)?when\s+terminated\b", re.I)
+_END_EVENT = re.compile(r"\b(?:until|expire\s+(?:on|upon|at)|end\s+(?:on|upon|at)|terminate\s+(?:on|upon|at)|ending\s+(?:on\s+)?)\s+"
+                        r"((?:the|a|an|such|all|its|completion|acceptance|expiration|termination)\b[^.;]{3,160})", re.I)
 
 
 _END_CUE = re.compile(r"\b(?:until|through|thru|to|expir\w*|end\w*|terminat\w*|before|by)\s+(?:on\s+|at\s+)?(?:the\s+)?(?:close\s+of\s+business\s+on\s+)?$",
@@ -129,14 +163,32 @@ def _duration_label(text: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+# a renewal period written as one word: "1-year terms", "one-year periods", "on a year to year basis"
+_HYPHENED = re.compile(r"\b(\d+|one|two|three|four|five|six|ten|twelve)(?:[- ]|\s+(?:additional|further|successive|more)\s+)(year|month)\b(?!s?\s+(?:prior|notice|before|in\s+advance))", re.I)
+_YEAR_TO_YEAR = re.compile(r"\b(year|month)[- ]to[- ](?:year|month)\b|\b(?:annual|yearly)\s+basis\b", re.I)
+# a notice period inside a renewal clause ("unless either party gives ninety days' prior written notice"): not the renewal's length
+_NOTICE_AFTER = re.compile(r"^['’]?\s*(?:\(\d+\)\s*)?(?:prior|advance|written|notice|before|in\s+advance|preceding|following\s+(?:receipt|notice))", re.I)
+
+
+def _renewal_length(tail: str) -> str | None:
+    """The length of one renewal in `tail` (the clause from its renewal word on), skipping notice periods."""
+    for m in _DURATION_RX.finditer(tail):
+        if not _NOTICE_AFTER.search(tail[m.end() : m.end() + 30]):
+            h = _HYPHENED.search(tail, 0, m.start())
+            return _duration_label(h.group(0).replace("-", " ") + "s" if h else m.group(0))
+    h = _HYPHENED.search(tail)
+    if h:
+        return _duration_label(f"{h.group(1)} {h.group(2)}s")
+    y = _YEAR_TO_YEAR.search(tail)
+    return f"1 {(y.group(1) or 'year').lower()}" if y else None
+
+
 def _renewal(sentence: str) -> str:
-    """'successive 1 year (automatic)': the duration nearest after a renewal word."""
+    """'successive 1 year (automatic)': the renewal's length written nearest after a renewal word."""
     anchor = _RENEW_WORD.search(sentence)
-    tail = sentence[anchor.start():] if anchor else sentence
-    m = _DURATION_RX.search(tail) or _DURATION_RX.search(sentence)
-    if not m:
+    label = _renewal_length(sentence[anchor.start():] if anchor else sentence) or _renewal_length(sentence)
+    if not label:
         return "Yes (length not stated)"
-    label = _duration_label(m.group(0))
     if _SUCCESSIVE.search(sentence):
         label = f"successive {label}"
     return f"{label} (automatic)" if _AUTO.search(sentence) else label
