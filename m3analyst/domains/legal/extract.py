@@ -75,9 +75,10 @@ def parties(doc: Document) -> tuple[list[str], Span | None]:
     if not m:
         return _defined_parties(doc, head_end)
     names, span = _between_names(doc, m)
-    if len(names) < 2:  # 'between the Joint Venturers as follows': not names; the names the opening defines, if more
+    roles = any(re.search(rf"[\"“]{re.escape(n)}[\"”]", doc.text[:head_end]) for n in names)
+    if len(names) < 2 or roles:  # 'between the Joint Venturers as follows', 'between Consultant and Company': not names
         defined = _defined_parties(doc, head_end)
-        if len(defined[0]) > len(names):
+        if len(defined[0]) > len(names) or (roles and len(defined[0]) >= 2):
             return defined
     return names, span
 
@@ -119,7 +120,8 @@ _NOT_A_PARTY = re.compile(r"agreement|contract|date|term\b|effective|services?|p
                           r"republic|united states|commission|government|\bstate of\b|\bprc\b", re.I)
 # a company (its legal form ends the name) or a person ("..., an individual")
 _PARTY_NAME = re.compile(r"^[A-Z][^()]*?\b(?:Inc|Corp|Corporation|LLC|L\.?L\.?C|Ltd|Limited|Company|Co|L\.?P|LP|plc|PLC|MHC|"
-                         r"GmbH|AG|S\.A|N\.V|B\.V|Pty|Holdings|Partners|Group|Bank|Trust|Fund)\b\.?\s*(?:,|\()"
+                         r"GmbH|AG|S\.A|N\.V|B\.V|Pty|Holdings|Partners|Group|Bank|Trust|Fund|"
+                         r"INC|CORP|CORPORATION|LIMITED|COMPANY|HOLDINGS|PARTNERS|GROUP|BANK|TRUST|FUND)\b\.?\s*(?:,|\()"
                          r"|^[A-Z][a-z]+(?:\s+[A-Z]\.?)?\s+[A-Z][a-z]+,?\s+an\s+individual\b")
 
 
@@ -132,8 +134,8 @@ def _defined_parties(doc: Document, head_end: int) -> tuple[list[str], Span | No
     """Names the opening defines as parties (two or more), with the span from the first to the last."""
     found = []
     for m in _DEFINED.finditer(doc.text, 0, head_end):
-        name, role = squash(m.group(1)).strip(" ,."), m.group(2)
-        if _NOT_A_PARTY.search(role) or _NOT_A_PARTY.search(name) or not _PARTY_NAME.search(m.group(0)):
+        name, role = squash(re.split(r"\n\s*\n", m.group(1))[-1]).strip(" ,."), m.group(2)  # not the title line above it
+        if _NOT_A_PARTY.search(role) or not _PARTY_NAME.search(m.group(0)) or (_NOT_A_PARTY.search(name) and not _PARTY_NAME.search(f"{name},")):
             continue
         if name not in (n for n, _ in found):
             found.append((name, m))
@@ -149,9 +151,21 @@ def document_name(doc: Document) -> Span | None:
     return Span(where[0], where[1], doc.page_at(where[0]), doc.text[where[0] : where[1]]) if where else None
 
 
+_START_DATE = re.compile(rf"\b(?:effective|commenc\w*|begin\w*|start\w*|come\s+into\s+(?:force|effect))\b"
+                         rf"(?:\s+(?!and\b|or\b|until\b|through\b)[\w\"“”()]+){{0,3}}?\s+(?:on|as\s+of|from|upon)\s+(?:the\s+)?({DATE.pattern})", re.I)
+
+
+def _unreadable(fs: FactSpec, span: Span) -> bool:
+    """A law clause that names no law it can be read from ("governed by the laws applicable to ...")."""
+    return fs.value == "law" and read_short("law", squash(span.text)) is None
+
+
 def _read_value(fs: FactSpec, span: Span, stating: Span, wider: Span | None = None) -> str:
     """What the fact states: the law / date / duration its spec asks for (read in `span`, else in `wider`),
     else (and for text facts) the clause's sentence that states it, not the whole paragraph."""
+    if fs.name == "effective_date":  # the date the clause starts it on, not any date of its paragraph (an end date)
+        m = _START_DATE.search(squash(span.text))
+        return m.group(1) if m else squash(stating.text)
     for where in (span, wider) if fs.value == "law" else (span,):  # a duration / date of another sentence is not this one's
         value = read_short(fs.value, squash(where.text)) if where is not None else None
         if value:
@@ -234,7 +248,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
             by_rule = bool((fs.model_extra or {}).get("prefer_first_rule"))  # the first rule's clause before later rules'
             found = index.find(fs, first=not by_rule)
             if found:
-                c = min(found, key=lambda c: c.rule) if by_rule else found[0]
+                c = min(found, key=lambda c: (_unreadable(fs, c.sentence), c.rule)) if by_rule else found[0]
                 out.append(_fact(fs, c.paragraph, _read_value(fs, c.sentence, c.sentence, c.paragraph), doc, c.sentence))
         else:
             squashed = squashed or [squash(p.text) for p in paras]
@@ -251,6 +265,7 @@ def extract_legal(doc: Document, spec: DomainSpec) -> list[Fact]:
 # execution" (the preamble's date is the date the contract was made).
 # the contract's own date, named by reference
 _OWN_DATE = (r"date\s+(?:first\s+)?(?:written|set\s+forth|stated|appearing)\s+above|date\s+hereof|"
+             r"date\s+and\s+year\s+first\s+(?:above\s+)?(?:written|set\s+forth)|"
              r"date\s+of\s+(?:this|the)\s+(?:agreement|contract)")
 _EFFECTIVE_ABOVE = re.compile(rf"\beffective\b(?:\s+date\b)?[\"”']?\s*(?:\([^)]{{0,40}}\)\s*)?(?:means|shall\s+mean|shall\s+be|is|"
                               rf"on|upon|as\s+of)\s+(?:the\s+)?(?:{_OWN_DATE})\b"
@@ -377,7 +392,7 @@ _EFFECTIVE_NAMED = re.compile(
 # the agreement's own date: a date the opening introduces as the date it is made ("dated as of", "made this 7th day of",
 # "entered into on"), or states beside the agreement's name
 _AGREEMENT_CUE = re.compile(r"\b(?:dated|date[ds]?|as\s+of|made|entered|executed|signed|concluded|effective|day\s+of|agreement|"
-                            r"contract|this)\b[^.;]{0,80}$", re.IGNORECASE)
+                            r"contract)\b[^.;]{0,80}$", re.IGNORECASE)
 
 
 def _in_filing_line(text: str, pos: int) -> bool:
@@ -386,8 +401,9 @@ def _in_filing_line(text: str, pos: int) -> bool:
     return bool(re.search(r"\bSource:|\bfiled\b|\bEDGAR\b", text[line_start:pos]))
 
 
-# cues that make a date the agreement's own: "dated as of", "made this 7th day of", "entered into on", "effective as of"
-_STRONG_CUE = re.compile(r"\b(?:dated|made|entered|executed|signed|concluded|effective|as\s+of|day\s+of)\b[^.;]{0,80}$", re.I)
+# a date after "this" alone ("This Event is scheduled to take place on April 22, 2000") is the agreement's only when
+# no date the opening introduces as the agreement's own ("dated as of", "made this ... day of", under its title) is found
+_WEAK_CUE = re.compile(r"\bthis\b[^.;]{0,80}$", re.I)
 # a date that names another agreement ("First Amendment to the Supply Agreement dated April 1, 2017"), not this one's
 _OTHER_AGREEMENT = re.compile(r"\b(?:to|under|of|amends?|amending|amended|supplement\w*)\s+(?:the|that\s+certain|a|an|said)\s+"
                               r"[^.;]{0,120}?\b(?:agreements?|contracts?|licen[cs]e|lease|plan)\b[\"”]?\s*(?:\([^)]{0,40}\)\s*)?,?\s*"
@@ -403,16 +419,16 @@ def agreement_date(doc: Document, window: int = 6000) -> re.Match | None:
         before = doc.text[max(0, m.start() - 120) : m.start()]
         if _in_filing_line(doc.text, m.start()) or _OTHER_AGREEMENT.search(before) or parse_date(m.group(0)) is None:
             continue
-        if _STRONG_CUE.search(before):
-            return m
         if _AGREEMENT_CUE.search(before):
+            return m
+        if _WEAK_CUE.search(before):
             found.append(m)
     return found[0] if found else signature_date(doc)
 
 
 # where a contract states when it was signed: "Date: August 8, 2018" under a signature, "IN WITNESS WHEREOF ... on
 # November 8, 2002", "This Agreement is dated April 29, 2010"
-_SIGNED_CUE = re.compile(r"(?:\bDated?\s*:\s*|\bIN\s+WITNESS\s+WHEREOF\b[^.]{0,250}?\b(?:on|as\s+of|this|dated)\s+(?:the\s+)?"
+_SIGNED_CUE = re.compile(r"(?:(?<!Effective\s)\bDated?\s*:\s*|\bIN\s+WITNESS\s+WHEREOF\b[^.]{0,250}?\b(?:on|as\s+of|this|dated)\s+(?:the\s+)?"
                          r"|\b(?:agreement|contract)\s+is\s+(?:dated|made|signed|executed)\s+(?:as\s+of\s+|on\s+)?(?:the\s+)?)$",
                          re.I)
 

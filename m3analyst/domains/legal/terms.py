@@ -106,7 +106,8 @@ def _date_answer(f: Fact, sentence: str) -> tuple[str, str]:
     if d:
         return written(d), str((f.extra.get("defined_by") or {}).get("text") or "")[:400]
     m = _EVENT.search(sentence)
-    if not m or parse_date(m.group(1)) or re.match(r"(?i)the\s+(?:date\s+)?(?:first\s+)?(?:written|set\s+forth|hereof)", m.group(1)):
+    if not m or parse_date(m.group(1)) or re.match(r"(?i)the\s+(?:date\s+)?(?:first\s+)?(?:written|set\s+forth|hereof)|the\s+effective\s+date\b",
+                                                   m.group(1)):
         return NOT_FOUND, ""
     event = " ".join(m.group(1).split()[:20]).rstrip(" ,")
     return event, sentence
@@ -125,10 +126,13 @@ def _expiration(f: Fact, sentence: str) -> tuple[str, str]:
         return _duration_label(m.group(0)), sentence
     if _UNTIL_ENDED.search(sentence):
         return "Perpetual", sentence
+    if _REDACTED.search(sentence):
+        return "Redacted in the filing ([***])", sentence
     e = _END_EVENT.search(sentence)
     return (f"Until {' '.join(e.group(1).split()[:20]).rstrip(' ,')}", sentence) if e else (NOT_FOUND, "")
 
 
+_REDACTED = re.compile(r"\[\s*\*[\s*]*\]|\*{3,}")
 # no date and no length: the term runs until a party ends it ("will continue until termination as provided below",
 # "for so long as X remains a shareholder"), or until an event ("until completion of the Project")
 _UNTIL_ENDED = re.compile(r"\b(?:continu|remain|be\s+in\s+effect|in\s+(?:full\s+)?(?:force|effect))\w*\b[^.;]{0,60}?\buntil\s+"
@@ -149,7 +153,12 @@ def _end_date(sentence: str):
     for m, d in found:
         if _END_CUE.search(sentence[max(0, m.start() - 40) : m.start()]):
             return d
-    return found[0][1] if len(found) == 1 else None
+    starts = [m for m, _ in found if _START_CUE.search(sentence[max(0, m.start() - 40) : m.start()])]
+    return found[0][1] if len(found) == 1 and not starts else None
+
+
+# a date the term starts on ("shall commence as of April 1, 2018"): not its end
+_START_CUE = re.compile(r"\b(?:commenc\w*|begin\w*|start\w*|effective|dated|from)\s+(?:on\s+|as\s+of\s+|from\s+)?(?:the\s+)?$", re.I)
 
 
 def _duration_label(text: str) -> str:
