@@ -94,7 +94,7 @@ def _between_names(doc: Document, m: re.Match) -> tuple[list[str], Span]:
         end += more.end(1)
     chunk = re.sub(r"\([^)]*\)|“[^”]*”|\"[^\"]*\"", " ", chunk)  # definitions: ("Company"), “Supplier”
     names = []
-    for part in re.split(r"\s*;\s*|\s+and\s+(?=[A-Z]|[a-z]+[A-Z])|,\s+and\s+", chunk):
+    for part in re.split(r"\s*;\s*|\s+(?:and|AND|And)\s+(?=[A-Z]|[a-z]+[A-Z])|,\s+and\s+", chunk):
         name = _NAME_END.split(re.sub(r"^[\s\-–—]*(?i:and|&)?[\s\-–—]+", "", part))[0]
         name = re.sub(r"^[a-z][a-z\s]{2,40},\s+(?=[A-Z])", "", name.strip(" ,.:"))  # "professional golfer, TOM WATSON"
         name = re.sub(r"\s+", " ", name).strip(" ,.:")
@@ -391,8 +391,8 @@ _EFFECTIVE_NAMED = re.compile(
     re.IGNORECASE)
 # the agreement's own date: a date the opening introduces as the date it is made ("dated as of", "made this 7th day of",
 # "entered into on"), or states beside the agreement's name
-_AGREEMENT_CUE = re.compile(r"\b(?:dated|date[ds]?|as\s+of|made|entered|executed|signed|concluded|effective|day\s+of|agreement|"
-                            r"contract)\b[^.;]{0,80}$", re.IGNORECASE)
+_AGREEMENT_CUE = re.compile(r"\b(?:dated|as\s+of|made|entered|executed|signed|concluded|effective|day\s+of)\b[^.;]{0,80}$"
+                            r"|\b(?:agreement|contract|date[ds]?)\b[\s:,\-–—]{0,12}$", re.IGNORECASE)
 
 
 def _in_filing_line(text: str, pos: int) -> bool:
@@ -401,9 +401,10 @@ def _in_filing_line(text: str, pos: int) -> bool:
     return bool(re.search(r"\bSource:|\bfiled\b|\bEDGAR\b", text[line_start:pos]))
 
 
-# a date after "this" alone ("This Event is scheduled to take place on April 22, 2000") is the agreement's only when
-# no date the opening introduces as the agreement's own ("dated as of", "made this ... day of", under its title) is found
-_WEAK_CUE = re.compile(r"\bthis\b[^.;]{0,80}$", re.I)
+# a date after "this" or the agreement's name in a phrase ("This Event is scheduled to take place on April 22, 2000",
+# "AGREEMENT for Boxing Event in China, on April 22, 2000") is the agreement's only when no date the opening introduces
+# as the agreement's own ("dated as of", "made this ... day of", right under its title, "Date:") is found
+_WEAK_CUE = re.compile(r"\b(?:this|agreement|contract|date[ds]?)\b[^.;]{0,80}$", re.I)
 # a date that names another agreement ("First Amendment to the Supply Agreement dated April 1, 2017"), not this one's
 _OTHER_AGREEMENT = re.compile(r"\b(?:to|under|of|amends?|amending|amended|supplement\w*)\s+(?:the|that\s+certain|a|an|said)\s+"
                               r"[^.;]{0,120}?\b(?:agreements?|contracts?|licen[cs]e|lease|plan)\b[\"”]?\s*(?:\([^)]{0,40}\)\s*)?,?\s*"

@@ -106,7 +106,7 @@ def _date_answer(f: Fact, sentence: str) -> tuple[str, str]:
     if d:
         return written(d), str((f.extra.get("defined_by") or {}).get("text") or "")[:400]
     m = _EVENT.search(sentence)
-    if not m or parse_date(m.group(1)) or re.match(r"(?i)the\s+(?:date\s+)?(?:first\s+)?(?:written|set\s+forth|hereof)|the\s+effective\s+date\b",
+    if not m or parse_date(m.group(1)) or re.match(r"(?i)the\s+(?:date\s+)?(?:first\s+)?(?:written|set\s+forth|hereof)|the\s+effective\s+date\b(?!\s+of)",
                                                    m.group(1)):
         return NOT_FOUND, ""
     event = " ".join(m.group(1).split()[:20]).rstrip(" ,")
