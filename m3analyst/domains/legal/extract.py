@@ -152,7 +152,7 @@ def document_name(doc: Document) -> Span | None:
 
 
 _START_DATE = re.compile(rf"\b(?:effective|commenc\w*|begin\w*|start\w*|come\s+into\s+(?:force|effect))\b"
-                         rf"(?:\s+(?!and\b|or\b|until\b|through\b)[\w\"“”()]+){{0,3}}?\s+(?:on|as\s+of|from|upon)\s+(?:the\s+)?({DATE.pattern})", re.I)
+                         rf"(?:\s+(?!and\b|or\b|until\b|through\b)[\w\"“”()]+){{0,3}}?\s+(?:on\s+|as\s+of\s+|from\s+|upon\s+)?(?:the\s+)?({DATE.pattern})", re.I)
 
 
 def _unreadable(fs: FactSpec, span: Span) -> bool:

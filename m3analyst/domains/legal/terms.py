@@ -173,7 +173,7 @@ def _duration_label(text: str) -> str:
 
 
 # a renewal period written as one word: "1-year terms", "one-year periods", "on a year to year basis"
-_HYPHENED = re.compile(r"\b(\d+|one|two|three|four|five|six|ten|twelve)(?:[- ]|\s+(?:additional|further|successive|more)\s+)(year|month)\b(?!s?\s+(?:prior|notice|before|in\s+advance))", re.I)
+_HYPHENED = re.compile(r"\b(\d+|one|two|three|four|five|six|ten|twelve)(?:\s*\(\d+\))?(?:\s*-\s*|\s+|\s+(?:additional|further|successive|more)\s+)(year|month)\b(?!s?\s+(?:prior|notice|before|in\s+advance))", re.I)
 _YEAR_TO_YEAR = re.compile(r"\b(year|month)[- ]to[- ](?:year|month)\b|\b(?:annual|yearly)\s+basis\b", re.I)
 # a notice period inside a renewal clause ("unless either party gives ninety days' prior written notice"): not the renewal's length
 _NOTICE_AFTER = re.compile(r"^['’]?\s*(?:\(\d+\)\s*)?(?:prior|advance|written|notice|before|in\s+advance|preceding|following\s+(?:receipt|notice))", re.I)
