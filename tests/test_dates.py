@@ -97,3 +97,14 @@ def test_effective_upon_the_date_written_above():
     assert _EFFECTIVE_ABOVE.search("This Agreement shall become effective upon the date first written above.")
     assert _EFFECTIVE_ABOVE.search("This Agreement shall be effective upon its execution by both parties.")
     assert not _EFFECTIVE_ABOVE.search("No amendment shall be effective unless signed by both parties.")
+
+
+@pytest.mark.parametrize("text,iso", [
+    ("made as of the 19t h day of December, 2018", "2018-12-19"),  # an ordinal split by text extraction
+    ("shall commence on the 1st of March, 2003", "2003-03-01"),
+    ("dated 7/7/98", "1998-07-07"),  # two-digit years: 50-99 are 19xx
+    ("expires 2/28/13", "2013-02-28"),
+    ("signed on 18/9/2008", "2008-09-18"),  # day first when the first number cannot be a month
+])
+def test_dates_as_contracts_write_them(text, iso):
+    assert parse_date(text).isoformat() == iso

@@ -153,3 +153,40 @@ def test_papa_johns_endorsement_clauses_are_what_they_do():
     assert terms["Exclusivity"].answer == "No" or "WHEREAS" not in terms["Exclusivity"].evidence.quote
     assert "grants" not in facts["payment_terms"].value if "payment_terms" in facts else True
     assert terms["Governing Law"].answer == "Delaware" and terms["Expiration Date"].answer == "March 15, 2022"
+
+
+def test_dates_read_from_the_signature_block_and_by_their_start_and_end():
+    """No date in the opening: the agreement date is the last signature's; a term 'until the five (5) year
+    anniversary of the Effective Date' ends on a computed date; a date the term starts on is not its end."""
+    head = ("SUPPLY AGREEMENT\n\nThis Supply Agreement is entered into by and between Alpha Corp. (\"Alpha\") and "
+            "Beta LLC (\"Beta\").\n\n")
+    sign = "IN WITNESS WHEREOF the parties have signed this Agreement.\n\nDate: August 7, 2018   Date: August 8, 2018"
+    t = _terms("1. This Agreement shall be effective on the date of the last signature below.",
+               "2. This Agreement shall continue until the five (5) year anniversary of the Effective Date.", sign, head=head)
+    assert t["Agreement Date"].answer == "August 8, 2018" and t["Effective Date"].answer == "August 8, 2018"
+    assert t["Expiration Date"].answer == "August 8, 2023"
+    t = _terms("2. The term of this Agreement shall commence as of April 1, 2018 and shall expire upon the later of "
+               "the end of the 2022 season and the last day of the Renewal Term.")
+    assert t["Expiration Date"].answer.startswith("Until the later of")
+
+
+def test_an_amendment_is_dated_by_itself_not_by_the_agreement_it_amends():
+    head = ("FIRST AMENDMENT\n\nThis First Amendment to the Supply Agreement dated April 1, 2017 between Alpha Corp. "
+            "(\"Alpha\") and Beta LLC (\"Beta\") is made this 22 day of June 2018.\n\n")
+    assert _terms("1. Section 3 is amended to read as set out below.", head=head)["Agreement Date"].answer == "June 22, 2018"
+
+
+@pytest.mark.parametrize("clause,answer", [
+    ("2.1 This Agreement will automatically renew for additional 1-year terms unless either party gives ninety (90) "
+     "days' prior written notice of non-renewal.", "1 year (automatic)"),
+    ("2.1 This Agreement shall automatically renew for successive one-year terms unless one party gives written notice "
+     "of non-renewal at least six months prior to automatic renewal.", "successive 1 year (automatic)"),
+])
+def test_a_renewal_length_is_not_its_notice_period(clause, answer):
+    assert _terms(clause)["Renewal Term"].answer == answer
+
+
+def test_governing_law_names_the_state_beside_federal_law():
+    clause = ("14. This Agreement shall be governed by the laws of the United States and, to the extent not inconsistent "
+              "therewith, by the laws of the Commonwealth of Kentucky.")
+    assert _terms(clause)["Governing Law"].answer == "Kentucky"

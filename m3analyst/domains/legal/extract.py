@@ -420,6 +420,8 @@ def agreement_date(doc: Document, window: int = 6000) -> re.Match | None:
         before = doc.text[max(0, m.start() - 120) : m.start()]
         if _in_filing_line(doc.text, m.start()) or _OTHER_AGREEMENT.search(before) or parse_date(m.group(0)) is None:
             continue
+        if _SIGNED_CUE.search(doc.text[max(0, m.start() - 300) : m.start()]):  # "Date:" under signatures: the last one
+            return signature_date(doc) or m
         if _AGREEMENT_CUE.search(before):
             return m
         if _WEAK_CUE.search(before):
