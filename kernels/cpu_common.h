@@ -59,4 +59,54 @@ static inline __m512 exp2_512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 #endif
+
+/* AVX2+FMA (x86-64-v3; also present on every AVX-512 CPU): 8 fp32 lanes. M3_AVX2 is 0 in plain-C builds. */
+#if !defined(M3_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#define M3_AVX2 1
+#include <immintrin.h>
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 bf16 (uint16 storage) widened to fp32. */
+static inline __m256 load8_bf16(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+/* exp(x) for x <= 0 in use, 8 lanes: as exp512 (degree-6 polynomial after ln2 range reduction), 2^n built in the
+ * exponent bits. Inputs below -87 give ~e^-87 instead of 0. */
+static inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#else
+#define M3_AVX2 0
+#endif
+
+/* `m3_simd()`, which loops a build compiled (for `engine info`): each kernel file ends with
+ * M3_SIMD_EXPORT(avx512, avx2), its own 0/1 conditions for having compiled AVX-512 / AVX2+FMA loops. */
+#define M3_SIMD_EXPORT(avx512, avx2) \
+    const char *m3_simd(void) { return (avx512) ? "avx512" : (avx2) ? "avx2+fma" : "plain C"; }
 #endif

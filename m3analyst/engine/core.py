@@ -19,6 +19,7 @@ import torch
 from m3analyst.engine import attention
 from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun, EngineStats, GenerationResult, GenParams
+from m3analyst.engine.fastdecode import FastDecoder
 from m3analyst.engine.host import cpu_kernels, cpu_op_paths, pick_threads
 from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer
 from m3analyst.engine.session import PrefillSession
@@ -60,6 +61,7 @@ class Engine:
         self.dtype = next(model.parameters()).dtype
         self.last_result: GenerationResult | None = None
         self.fused_modules = fused_modules or {}  # modules swapped onto fused CPU kernels (load_engine)
+        self.fast_decoder = FastDecoder.build(model) if self.device.type == "cpu" else None  # C decode step, or None
         self.meter = None  # progress.EngineMeter: prefill / decode progress on stderr (set by load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -109,7 +111,7 @@ class Engine:
             "cpu_kernels": cpu_kernels() if on_cpu else {},
             "cpu_flags": " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "asimd", "sve"))))
             if on_cpu else "",
-            "op_paths": cpu_op_paths(decode_int8, prefill.dtype, bool(self.fused_modules)) if on_cpu else {},
+            "op_paths": cpu_op_paths(decode_int8, prefill.dtype, bool(self.fused_modules), self.fast_decoder) if on_cpu else {},
             "fused_modules": self.fused_modules,
         }
 
@@ -134,6 +136,11 @@ class Engine:
         if self.device.type == "cpu" and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         calls = ctx.calls
+        if len(ids) == 1 and model is self.model and self.fast_decoder is not None:
+            logits = self.fast_decoder.step(ids[0], start, cache, ctx)  # None: not taken, the model runs below
+            if logits is not None:
+                self._check_forward(cache, start + 1, ctx, calls)
+                return logits
         with attention.active(ctx):
             out = model(input_ids=x, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=0 if all_logits else 1,
                         **{cache_keyword(model): cache})

@@ -136,7 +136,7 @@ def _task_running(task: Path) -> bool:
     return stat[stat.rindex(")") + 2 :].startswith("R")
 
 
-def cpu_op_paths(decode_int8: bool, prefill_dtype: torch.dtype, fused: bool) -> dict[str, str]:
+def cpu_op_paths(decode_int8: bool, prefill_dtype: torch.dtype, fused: bool, fast_decoder=None) -> dict[str, str]:
     """The path each op of a CPU run takes on this machine, in words (`engine info`)."""
     from m3analyst.kernels import attn_amx, int8_cpu, norm_cpu
     from m3analyst.kernels.msa import cpu as msa_cpu
@@ -154,6 +154,8 @@ def cpu_op_paths(decode_int8: bool, prefill_dtype: torch.dtype, fused: bool) -> 
         else f"PyTorch {dtype} GEMV",
         "msa_decode": c_kernel(msa_cpu, "PyTorch (no C compiler)"),
         "norms_and_gates": c_kernel(norm_cpu, "PyTorch modules") if fused else "PyTorch modules",
+        "decode_step": (f"C kernel per layer ({fast_decoder.simd}): norms, linears, rotary, MLP" if fast_decoder
+                        else "the model's PyTorch modules"),
     }
 
 
