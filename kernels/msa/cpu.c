@@ -154,6 +154,110 @@ static inline float sum_of(const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail_mask((int)(n - i)), x + i));
     return _mm512_reduce_add_ps(s);
 }
+#elif M3_AVX2
+/* AVX2+FMA inner loops (x86-64-v3 CPUs without AVX-512: most laptops, many cloud VMs): logits of 8 keys at a time
+ * (per-key partial sums, one transposing reduction of the 8), a vector exp, values accumulated per 8 dims over a
+ * whole block with up to 4 query heads' sums held in registers. */
+#define M3_SIMD8 1
+
+/* Lane i of the result = the sum of the 8 lanes of a[i]. */
+static inline __m256 sum_each8(const __m256 *a) {
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 lo = _mm256_hadd_ps(s01, s23), hi = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* 8 dims at `at` of a cache slice (bf16 widened or fp32). */
+static inline __m256 load8(const void *base, int is_bf16, int64_t at) {
+    return is_bf16 ? load8_bf16((const uint16_t *)base + at) : _mm256_loadu_ps((const float *)base + at);
+}
+
+/* logits[g * row + i] = scale * q_g . k_{t0+i} for i < n (n <= 8), every head g of the group. */
+static inline __attribute__((always_inline)) void qk_tile8(const void *kh, int is_bf16, int64_t t0, int n,
+                                                           const float *qh, int G, int D, float scale, float *logits,
+                                                           int64_t row) {
+    for (int g = 0; g < G; g++) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++) {
+            __m256 a = _mm256_setzero_ps();
+            if (i < n)
+                for (int c = 0; c < D / 8; c++)
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + g * D + 8 * c), load8(kh, is_bf16, (t0 + i) * D + 8 * c), a);
+            acc[i] = a;
+        }
+        __m256 l = _mm256_mul_ps(sum_each8(acc), _mm256_set1_ps(scale));
+        float *dst = logits + (int64_t)g * row;
+        if (n == 8) {
+            _mm256_storeu_ps(dst, l);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, l);
+            memcpy(dst, tmp, sizeof(float) * n);
+        }
+    }
+}
+
+/* o_g += sum_{i<n} p_g[i] v_{t0+i} for heads g0 .. g0+ng-1 (ng <= 4): per 8 dims, the ng sums stay in registers
+ * over the n rows. */
+static inline __attribute__((always_inline)) void pv_heads8(const void *vh, int is_bf16, int64_t t0, int n,
+                                                            const float *p, int64_t row, int g0, int ng, int D,
+                                                            float *o) {
+    const float *p0 = p + (int64_t)g0 * row, *p1 = p0 + row, *p2 = p1 + row, *p3 = p2 + row;
+    for (int c = 0; c < D / 8; c++) {
+        float *oc = o + (int64_t)g0 * D + 8 * c;
+        __m256 a0 = _mm256_loadu_ps(oc), a1 = a0, a2 = a0, a3 = a0;
+        if (ng > 1) a1 = _mm256_loadu_ps(oc + D);
+        if (ng > 2) a2 = _mm256_loadu_ps(oc + 2 * D);
+        if (ng > 3) a3 = _mm256_loadu_ps(oc + 3 * D);
+        for (int i = 0; i < n; i++) {
+            __m256 vv = load8(vh, is_bf16, (t0 + i) * D + 8 * c);
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p0[i]), vv, a0);
+            if (ng > 1) a1 = _mm256_fmadd_ps(_mm256_set1_ps(p1[i]), vv, a1);
+            if (ng > 2) a2 = _mm256_fmadd_ps(_mm256_set1_ps(p2[i]), vv, a2);
+            if (ng > 3) a3 = _mm256_fmadd_ps(_mm256_set1_ps(p3[i]), vv, a3);
+        }
+        _mm256_storeu_ps(oc, a0);
+        if (ng > 1) _mm256_storeu_ps(oc + D, a1);
+        if (ng > 2) _mm256_storeu_ps(oc + 2 * D, a2);
+        if (ng > 3) _mm256_storeu_ps(oc + 3 * D, a3);
+    }
+}
+
+static inline float max_of(const float *x, int64_t n) {
+    __m256 m = _mm256_set1_ps(-FLT_MAX);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float r = hmax256(m);
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+static inline float sum_of(const float *x, int64_t n) {
+    __m256 s = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float r = hsum256(s);
+    for (; i < n; i++) r += x[i];
+    return r;
+}
+
+/* x[i] = exp(x[i] - m) for i < n; returns their sum. */
+static inline float exp_shift_sum(float *x, int64_t n, float m) {
+    __m256 mv = _mm256_set1_ps(m), s = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    float r = hsum256(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        r += x[i];
+    }
+    return r;
+}
 #else
 static inline float max_of(const float *x, int64_t n) {
     float m = -FLT_MAX; /* built with -ffast-math: no infinities anywhere */
@@ -296,6 +400,16 @@ static inline __attribute__((always_inline)) int qk_block(const void *kh, int is
         if (t < t1) qk_tile(kh, is_bf16, t, (int)(t1 - t), qh, qv, G, D, scale, logits + (t - t0), row);
         return (int)(t1 - t0);
     }
+#elif defined(M3_SIMD8)
+    (void)q_is_bf16;
+    if (D % 8 == 0) {
+        for (; t < t1; t += 8) {
+            if (next) prefetch_rows(kh, is_bf16, t + next, 8, D);
+            else if (t + 8 < t1) prefetch_rows(kh, is_bf16, t + 8, 8, D);
+            qk_tile8(kh, is_bf16, t, t1 - t < 8 ? (int)(t1 - t) : 8, qh, G, D, scale, logits + (t - t0), row);
+        }
+        return (int)(t1 - t0);
+    }
 #endif
     for (; t < t1; t++) {
         load_row(kh, is_bf16, t, D, krow);
@@ -324,6 +438,12 @@ static inline __attribute__((always_inline)) void pv_block(const void *vh, int i
             else if (t + 4 < n) prefetch_rows(vh, is_bf16, t0 + t + 4, 4, D);
             pv_tile(vh, is_bf16, t0 + t, n - t < 4 ? n - t : 4, p + t, row, G, D, o);
         }
+        return;
+    }
+#elif defined(M3_SIMD8)
+    if (D % 8 == 0) {
+        if (next) prefetch_rows(vh, is_bf16, t0 + next, n, D);
+        for (int g0 = 0; g0 < G; g0 += 4) pv_heads8(vh, is_bf16, t0, n, p, row, g0, G - g0 < 4 ? G - g0 : 4, D, o);
         return;
     }
 #endif
@@ -597,11 +717,10 @@ int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, co
     return 0;
 }
 
-/* Which loops this build compiled, for `engine info`. */
-const char *m3_simd(void) {
-#ifdef M3_SIMD
-    return "avx512";
+#if defined(M3_SIMD)
+M3_SIMD_EXPORT(1, 0)
+#elif defined(M3_SIMD8)
+M3_SIMD_EXPORT(0, 1)
 #else
-    return "plain C";
+M3_SIMD_EXPORT(0, 0)
 #endif
-}
