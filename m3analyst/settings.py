@@ -139,6 +139,9 @@ class EngineSettings(Section):
                        "or int8 (weight-only int8 decode)")
     threads: int | None = Field(None, description="CPU threads for prefill (default: all cores; 1 on an overloaded machine)")
     decode_threads: int | None = Field(None, description="CPU threads for decode steps (default: measured best, see RESULTS.md)")
+    kv_cache: Literal["auto", "model", "bfloat16"] = Field(
+        "auto", description="KV cache dtype: auto = bf16 where decode runs as the C layer step on fp32 activations "
+        "(CPUs without bf16: halves the bytes attention reads per token), else the model's; model; bfloat16")
     max_new_tokens: int = Field(256, ge=0, description="generation budget per call")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
     seed: int = Field(0, description="sampling seed")

@@ -62,7 +62,7 @@ def test_layer_halves_match_reference(build, threads, bias):
         torch.set_num_threads(before)
 
 
-def _tiny_engine(arch: str, **attn) -> Engine:
+def _tiny_engine(arch: str, kv_cache: str = "model", **attn) -> Engine:
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
     from tests.test_engine import _tokenizer  # the tiny character tokenizer of the engine tests
@@ -75,7 +75,7 @@ def _tiny_engine(arch: str, **attn) -> Engine:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation=attention.register()).eval()
     quant.quantize_linears_int8(model, torch.float32)
-    settings = EngineSettings(attention=AttentionSettings(**attn), max_new_tokens=16)
+    settings = EngineSettings(attention=AttentionSettings(**attn), max_new_tokens=16, kv_cache=kv_cache)
     return Engine(model, _tokenizer(), settings, name=f"tiny-{arch}", context_length=1024)
 
 
@@ -91,7 +91,7 @@ def _decode_logits(eng: Engine, ids: list[int], n_prefill: int, fast: bool):
             for t in ids[n_prefill:]:
                 ctx.begin_step()
                 rows.append(eng._forward([t], cache, ctx)[-1])
-        return torch.stack(rows), ctx
+        return torch.stack(rows), ctx, cache
     finally:
         eng.fast_decoder = saved
 
@@ -99,20 +99,46 @@ def _decode_logits(eng: Engine, ids: list[int], n_prefill: int, fast: bool):
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("attn, n_prefill", [({}, 40), ({"block_size": 8, "top_k": 4, "rerank": 2}, 300)])
 def test_fast_step_matches_the_modules(arch, attn, n_prefill):
-    """Dense (short context) and MSA (top_k 4 blocks of 8 over 300 tokens, with rerank) decode steps: the C step's
-    logits, cache contents and block selections equal the module path's within fp32 rounding."""
+    """Dense (short context) and MSA (top_k 4 blocks of 8 over 300 tokens, with rerank) decode steps over an fp32
+    cache: the C step's logits, cache contents and block selections equal the module path's within fp32 rounding."""
     eng = _tiny_engine(arch, **attn)
-    assert eng.fast_decoder is not None
+    assert eng.fast_decoder is not None and eng.kv_dtype is None
     assert "C kernel per layer" in eng.info()["op_paths"]["decode_step"]
     g = torch.Generator().manual_seed(5)
     ids = torch.randint(3, 34, (n_prefill + 6,), generator=g).tolist()
-    fast, ctx_f = _decode_logits(eng, ids, n_prefill, True)
-    slow, ctx_s = _decode_logits(eng, ids, n_prefill, False)
+    fast, ctx_f, cache_f = _decode_logits(eng, ids, n_prefill, True)
+    slow, ctx_s, cache_s = _decode_logits(eng, ids, n_prefill, False)
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
     assert ctx_f.calls == ctx_s.calls and ctx_f.decode_calls == ctx_s.decode_calls > 0
     assert len(ctx_f.selections) == len(ctx_s.selections)
     for a, b in zip(ctx_f.selections, ctx_s.selections):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for lf, ls in zip(cache_f.layers, cache_s.layers):
+        n = lf.length
+        assert n == ls.length == len(ids)
+        torch.testing.assert_close(lf.keys[:, :, :n], ls.keys[:, :, :n], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(lf.values[:, :, :n], ls.values[:, :, :n], rtol=1e-4, atol=1e-4)
+        for a, b in ((lf.ksum, ls.ksum), (lf.kmin, ls.kmin), (lf.kmax, ls.kmax)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_prefill", [40, 300])
+def test_fast_step_over_a_bf16_cache(n_prefill):
+    """engine.kv_cache auto under the C step: a bf16 cache. The step appends fp32 keys/values rounded to bf16 (summaries
+    from the unrounded keys, as the module path's update) and attends with fp32 queries; the module path over the same
+    cache rounds the queries to bf16 first, so the logits agree to that rounding."""
+    eng = _tiny_engine("llama", kv_cache="auto", block_size=8, top_k=4, rerank=2)
+    assert eng.kv_dtype == torch.bfloat16 and eng.info()["kv_cache"] == "bfloat16"
+    g = torch.Generator().manual_seed(6)
+    ids = torch.randint(3, 34, (n_prefill + 6,), generator=g).tolist()
+    fast, _, cache_f = _decode_logits(eng, ids, n_prefill, True)
+    slow, _, cache_s = _decode_logits(eng, ids, n_prefill, False)
+    assert cache_f.layers[0].keys.dtype == torch.bfloat16
+    torch.testing.assert_close(fast, slow, rtol=2e-2, atol=2e-2)
+    for i, (lf, ls) in enumerate(zip(cache_f.layers, cache_s.layers)):
+        tol = 1e-4 if i == 0 else 1e-2  # layer 0's keys come before any attention output: fp32 rounding apart
+        torch.testing.assert_close(lf.keys.float(), ls.keys.float(), rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(lf.ksum, ls.ksum, rtol=tol, atol=tol)
 
 
 def test_not_taken_without_int8_weights_or_for_other_shapes():

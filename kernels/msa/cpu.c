@@ -687,26 +687,36 @@ typedef struct {
     int32_t is_bf16, hkv, D, bs;
 } msa_cache;
 
-/* A decode step's new token: k_new / v_new (D values per KV head, head h at + h * head stride, the cache's
- * dtype) written at position pos, and folded into its block's summaries (a block's first token starts them
- * afresh; later ones add / take min and max) -- what the cache layer's write + update_summaries do in ~15 PyTorch
- * ops. Returns 0, or -1 when pos is outside the cache. */
-int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, const void *v_new,
-                int64_t v_head_stride, int64_t pos) {
+/* A decode step's new token: k_new / v_new (D values per KV head, head h at + h * head stride; the cache's dtype, or
+ * fp32 when in_f32 -- rounded to nearest even where the cache is bf16) written at position pos, and folded into its
+ * block's summaries from the values given (a block's first token starts them afresh; later ones add / take min and
+ * max) -- what the cache layer's write + update_summaries do in ~15 PyTorch ops. Returns 0, or -1 when pos is
+ * outside the cache. */
+static int append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, const void *v_new,
+                   int64_t v_head_stride, int64_t pos, int in_f32) {
     if (pos < 0 || pos >= c->cap || pos / c->bs >= c->nb_cap) return -1;
     const int64_t D = c->D, b = pos / c->bs;
     const int first = pos % c->bs == 0;
-    const size_t esize = c->is_bf16 ? 2 : 4;
+    const size_t esize = c->is_bf16 ? 2 : 4, isize = in_f32 ? 4 : esize;
     for (int h = 0; h < c->hkv; h++) {
-        const char *kn = (const char *)k_new + h * k_head_stride * (int64_t)esize;
-        const char *vn = (const char *)v_new + h * v_head_stride * (int64_t)esize;
-        memcpy((char *)c->k + ((int64_t)h * c->cap + pos) * D * (int64_t)esize, kn, D * esize);
-        memcpy((char *)c->v + ((int64_t)h * c->cap + pos) * D * (int64_t)esize, vn, D * esize);
+        const char *kn = (const char *)k_new + h * k_head_stride * (int64_t)isize;
+        const char *vn = (const char *)v_new + h * v_head_stride * (int64_t)isize;
+        char *kd = (char *)c->k + ((int64_t)h * c->cap + pos) * D * (int64_t)esize;
+        char *vd = (char *)c->v + ((int64_t)h * c->cap + pos) * D * (int64_t)esize;
+        if (isize == esize) {
+            memcpy(kd, kn, D * esize);
+            memcpy(vd, vn, D * esize);
+        } else { /* fp32 in, bf16 cache */
+            for (int64_t d = 0; d < D; d++) {
+                ((uint16_t *)kd)[d] = f32_to_bf16(((const float *)kn)[d]);
+                ((uint16_t *)vd)[d] = f32_to_bf16(((const float *)vn)[d]);
+            }
+        }
         float *sum = c->ksum + ((int64_t)h * c->nb_cap + b) * D;
         float *mn = c->kmin ? c->kmin + ((int64_t)h * c->nb_cap + b) * D : NULL;
         float *mx = c->kmax ? c->kmax + ((int64_t)h * c->nb_cap + b) * D : NULL;
         for (int64_t d = 0; d < D; d++) {
-            float x = c->is_bf16 ? bf16_to_f32(((const uint16_t *)kn)[d]) : ((const float *)kn)[d];
+            float x = isize == 2 ? bf16_to_f32(((const uint16_t *)kn)[d]) : ((const float *)kn)[d];
             sum[d] = first ? x : sum[d] + x;
             if (mn) {
                 mn[d] = first || x < mn[d] ? x : mn[d];
@@ -715,6 +725,18 @@ int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, co
         }
     }
     return 0;
+}
+
+/* k_new / v_new in the cache's dtype. */
+int msa_append1(const msa_cache *c, const void *k_new, int64_t k_head_stride, const void *v_new,
+                int64_t v_head_stride, int64_t pos) {
+    return append1(c, k_new, k_head_stride, v_new, v_head_stride, pos, 0);
+}
+
+/* k_new / v_new fp32 (a decode step computed in fp32), into a bf16 or fp32 cache. */
+int msa_append1_f32(const msa_cache *c, const float *k_new, int64_t k_head_stride, const float *v_new,
+                    int64_t v_head_stride, int64_t pos) {
+    return append1(c, k_new, k_head_stride, v_new, v_head_stride, pos, 1);
 }
 
 #if defined(M3_SIMD)

@@ -52,8 +52,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.msa_decode.argtypes = [p, p, ctypes.c_int, i64, p, p]
     lib.msa_decode.restype = ctypes.c_int
-    lib.msa_append1.argtypes = [p, p, i64, p, i64, i64]
-    lib.msa_append1.restype = ctypes.c_int
+    for name in ("msa_append1", "msa_append1_f32"):
+        getattr(lib, name).argtypes = [p, p, i64, p, i64, i64]
+        getattr(lib, name).restype = ctypes.c_int
 
 
 KERNEL = cbuild.Kernel(SOURCE, _declare)

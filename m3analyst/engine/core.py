@@ -19,7 +19,7 @@ import torch
 from m3analyst.engine import attention
 from m3analyst.engine.kv_cache import MSACache
 from m3analyst.engine.decode import DecodeRun, EngineStats, GenerationResult, GenParams
-from m3analyst.engine.fastdecode import FastDecoder
+from m3analyst.engine.fastdecode import FastDecoder, kv_cache_dtype
 from m3analyst.engine.host import cpu_kernels, cpu_op_paths, pick_threads
 from m3analyst.engine.msa_ops import needs_minmax, resolve_scorer
 from m3analyst.engine.session import PrefillSession
@@ -62,6 +62,7 @@ class Engine:
         self.last_result: GenerationResult | None = None
         self.fused_modules = fused_modules or {}  # modules swapped onto fused CPU kernels (load_engine)
         self.fast_decoder = FastDecoder.build(model) if self.device.type == "cpu" else None  # C decode step, or None
+        self.kv_dtype = kv_cache_dtype(settings.kv_cache, self.fast_decoder)
         self.meter = None  # progress.EngineMeter: prefill / decode progress on stderr (set by load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -106,6 +107,7 @@ class Engine:
             "context_length": self.context_length, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
             "prefill_dtype": str(self.prefill_model.dtype if self.prefill_model is not None else self.dtype).replace("torch.", ""),
             "decode_weights": "int8" if decode_int8 else str(self.dtype).replace("torch.", ""),
+            "kv_cache": str(self.kv_dtype or prefill.dtype).replace("torch.", ""),
             "threads": self._prefill_threads, "decode_threads": self._decode_threads,
             "attention": self.attention_settings().model_dump(),
             "cpu_kernels": cpu_kernels() if on_cpu else {},
@@ -124,7 +126,8 @@ class Engine:
         """A cache for `capacity` tokens; min/max block summaries kept when the scorer needs them (or minmax=True)."""
         a = self.attention_settings()
         return MSACache(self.config.num_hidden_layers, min(capacity, self.context_length), a.block_size,
-                        minmax=needs_minmax(a.scorer) if minmax is None else minmax)  # dtype: the prefill's (bf16 on AMX)
+                        minmax=needs_minmax(a.scorer) if minmax is None else minmax,
+                        dtype=self.kv_dtype)  # None: the prefill's (bf16 on AMX)
 
     def _forward(self, ids: list[int], cache: MSACache, ctx: attention.RunContext, all_logits: bool = False):
         """Run ids through the model after the cache's current length; returns logits [T or 1, V] fp32."""

@@ -27,9 +27,19 @@ from m3analyst.kernels import int8_cpu, layer_cpu
 from m3analyst.kernels import msa as kernels_msa
 from m3analyst.kernels.msa import cpu as msa_cpu
 
+KV_DTYPES = (torch.float32, torch.bfloat16)  # caches the step appends to (fp32 keys/values rounded into bf16 ones)
 ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
 _ATTN_CHILDREN = {"q_proj", "k_proj", "v_proj", "o_proj"}
 _MLP_CHILDREN = {"gate_proj", "up_proj", "down_proj", "act_fn"}
+
+
+def kv_cache_dtype(setting: str, fast: "FastDecoder | None") -> torch.dtype | None:
+    """The KV cache dtype for settings engine.kv_cache (None: the dtype of the first keys written, the model's).
+    auto: bf16 under the C decode step (fp32 activations): attention reads half the bytes per decode token (fidelity
+    measured in RESULTS.md, issue 22), the keys' block summaries stay fp32 from the unrounded keys."""
+    if setting == "bfloat16" or (setting == "auto" and fast is not None):
+        return torch.bfloat16
+    return None
 
 
 def _int8(module) -> layer_cpu.Int8Weights | None:
@@ -109,7 +119,7 @@ class FastDecoder:
         s = msa_ops.resolve_scorer(ctx.settings, "cpu")
         q, S, plans = self.scratch.q, pos + 1, []
         for i, layer in enumerate(cache.layers):
-            if not layer.is_initialized or layer.length != pos or S > layer.capacity or layer.keys.dtype != torch.float32:
+            if not layer.is_initialized or layer.length != pos or S > layer.capacity or layer.keys.dtype not in KV_DTYPES:
                 return None
             app = msa_cpu._append_args(layer.state)
             dense = ctx.mode == "dense" or i < s.dense_layers or S <= ctx.dense_below
@@ -137,7 +147,7 @@ class FastDecoder:
         cos, sin = self._rope(pos)
         for i, (args, layer, (app, plan, dense)) in enumerate(zip(self.args, cache.layers, plans)):
             layer_cpu.layer_in(lib, args, sc, cos, sin)
-            if self.msa_lib.msa_append1(ctypes.byref(app), sc.k.data_ptr(), sc.k.shape[-1], sc.v.data_ptr(),
+            if self.msa_lib.msa_append1_f32(ctypes.byref(app), sc.k.data_ptr(), sc.k.shape[-1], sc.v.data_ptr(),
                                         sc.v.shape[-1], pos) != 0:
                 raise RuntimeError(f"msa_append1 refused position {pos} (layer {i}, capacity {layer.capacity})")
             layer.length = pos + 1
