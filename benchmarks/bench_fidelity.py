@@ -120,11 +120,12 @@ class RecallMeter:
         return self.hits / max(self.total, 1)
 
 
-def teacher_forced(eng, cache, n_prefix, tail_ids, variant):
-    """NLL per token and argmax predictions for tail_ids fed one by one after the cached prefix."""
+def teacher_forced(eng, cache, n_prefix, tail_ids, variant, recall=True):
+    """NLL per token and argmax predictions for tail_ids fed one by one after the cached prefix. recall=False: no
+    recall meter (an observer makes the engine run the model's modules instead of its C decode step)."""
     ctx = eng._context(cache, VARIANTS[variant])
     ctx.track = False
-    meter = RecallMeter(ctx.settings) if ctx.mode == "msa" else None
+    meter = RecallMeter(ctx.settings) if ctx.mode == "msa" and recall else None
     ctx.observer = meter
     nll, top1 = [], []
     logits = None
@@ -172,13 +173,16 @@ def main() -> None:
     ap.add_argument("--no-gen", action="store_true", help="skip the greedy generation comparison")
     ap.add_argument("--first-doc", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--kv-cache", default="auto", help="engine.kv_cache: auto, model (the model's dtype), bfloat16")
+    ap.add_argument("--no-recall", action="store_true", help="skip the scorer-recall meter (times the engine's own "
+                    "decode path: the meter's observer sends decode through the model's modules)")
     ap.add_argument("--doc", action="append", default=None, help="corpus-relative document (repeatable) instead of DOCS")
     ap.add_argument("--model", default="smollm2-135m-instruct", help="registry name, HF dir or .gguf")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args()
     variants = args.variants.split(",")
     eng = load_engine(EngineSettings(model=args.model, device=args.device, threads=args.threads, time_budget=1e9,  # full context
-                                     decode_threads=args.threads))  # prefill + decode
+                                     decode_threads=args.threads, kv_cache=args.kv_cache))  # prefill + decode
     contexts = [int(c) for c in args.contexts.split(",")]
     rows, gens = [], []
     for rel in (args.doc or DOCS)[args.first_doc : args.first_doc + args.docs]:
@@ -198,7 +202,7 @@ def main() -> None:
                     first_logits[n_prefix] = eng._prefill_ids(ids[:n_prefix], cache, eng._context(cache))
                 for v in variants:
                     if VARIANTS[v].get("block_size", DEFAULT_BLOCK) == bs:
-                        res[v] = teacher_forced(eng, cache, n_prefix, tail, v)
+                        res[v] = teacher_forced(eng, cache, n_prefix, tail, v, recall=not args.no_recall)
             eng.settings.attention.block_size = DEFAULT_BLOCK
             dense_top1 = res["dense"][1]
             for v, (nll, top1, recall, secs, attn_us) in res.items():
@@ -207,7 +211,8 @@ def main() -> None:
                        "top1_acc": sum(a == b for a, b in zip(top1, tail)) / len(tail), "scorer_recall": recall,
                        "seconds": round(secs, 1), "attn_us_per_layer": round(attn_us, 1),  # recall meter excluded
                        "load": os.getloadavg()[0], **selection_cost(VARIANTS[v], C), "overrides": VARIANTS[v],
-                       "commit": COMMIT}
+                       "commit": COMMIT, "kv_cache": eng.info()["kv_cache"],
+                       "decode_step": eng.info().get("op_paths", {}).get("decode_step")}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.no_gen:

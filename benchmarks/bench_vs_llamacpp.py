@@ -3,8 +3,9 @@
 llama.cpp is llama-cpp-python built from source in this benchmark's own venv (never a project dependency):
 native CPU flags (GGML_NATIVE), flash attention on, n_batch 512 (its best configuration on the 2-core VMs we tried).
 Both sides get the same token ids (real contract text, cut to each context length), prefill them, then decode
-`--steps` greedy tokens one at a time. Reported per context: prefill seconds and decode tokens/s of each side, the
-ratio, the 1-minute load before and after, the CPU model and its SIMD flags.
+`--steps` greedy tokens one at a time. Reported per context: prefill seconds, decode tokens/s and decode CPU
+milliseconds per token (the process's own CPU time: the figure to read on a shared machine) of each side, the
+ratios, the 1-minute load before and after, the CPU model and its SIMD flags.
 
 Run (the first run builds llama.cpp: ~10-20 min on 2 cores):
     python benchmarks/bench_vs_llamacpp.py --contexts 2048,8192 --threads 2 --out benchmarks/vs_llamacpp.json
@@ -39,11 +40,12 @@ def last():
 ids = a["ids"]
 t0 = time.perf_counter(); llm.eval(ids); t1 = time.perf_counter()
 tok = last()
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 for _ in range(a["steps"]):
     llm.eval([tok]); tok = last()
-t3 = time.perf_counter()
-print(json.dumps({"prefill_s": t1 - t0, "decode_tok_s": a["steps"] / (t3 - t2)}))
+t3, c3 = time.perf_counter(), time.process_time()
+print(json.dumps({"prefill_s": t1 - t0, "decode_tok_s": a["steps"] / (t3 - t2),
+                  "decode_cpu_ms_per_token": 1e3 * (c3 - c2) / a["steps"]}))
 """
 
 
@@ -118,6 +120,7 @@ def main() -> None:
         llama = llama_side(python, gguf, ids, args.steps, args.threads)
         rows.append({"context": len(ids), "m3analyst": m3, "llama_cpp": llama,
                      "decode_ratio": round(m3["decode_tok_s"] / llama["decode_tok_s"], 2),
+                     "decode_cpu_ratio": round(llama["decode_cpu_ms_per_token"] / m3["decode_cpu_ms_per_token"], 2),
                      "prefill_ratio": round(llama["prefill_s"] / m3["prefill_s"], 2),
                      "load_before": load0, "load_after": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
