@@ -42,6 +42,21 @@ static inline __m256i to_bf16(__m512 x) {
 static inline __m512 round_bf16(__m512 x) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(to_bf16(x)), 16));
 }
+#elif M3_AVX2
+/* AVX2+FMA: 8 values a step, the same formulas (scalar tails). */
+#define M3_SIMD8 1
+
+/* fp32 -> bf16, round to nearest even, 8 lanes into 8 uint16 (finite inputs). */
+static inline __m128i to_bf16_8(__m256 x) {
+    __m256i u = _mm256_castps_si256(x);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    u = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+
+static inline __m256 round_bf16_8(__m256 x) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(to_bf16_8(x)), 16));
+}
 #endif
 
 static float row_scale(const uint16_t *x, int64_t dim, float eps) {
@@ -54,6 +69,13 @@ static float row_scale(const uint16_t *x, int64_t dim, float eps) {
         acc = _mm512_fmadd_ps(v, v, acc);
     }
     ss = _mm512_reduce_add_ps(acc);
+#elif defined(M3_SIMD8)
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= dim; i += 8) {
+        __m256 v = load8_bf16(x + i);
+        acc = _mm256_fmadd_ps(v, v, acc);
+    }
+    ss = hsum256(acc);
 #endif
     for (; i < dim; i++) {
         float v = bf16_to_f32(x[i]);
@@ -79,6 +101,14 @@ static void norm_row(const uint16_t *x, const uint16_t *w, int64_t dim, float ep
         __m512 out = mode == 0 ? _mm512_mul_ps(wv, round_bf16(xv))
                      : mode == 1 ? _mm512_mul_ps(xv, _mm512_add_ps(one, wv)) : _mm512_mul_ps(xv, wv);
         _mm256_mask_storeu_epi16(y + i, m, to_bf16(out));
+    }
+#elif defined(M3_SIMD8)
+    const __m256 vr = _mm256_set1_ps(r), one = _mm256_set1_ps(1.f);
+    for (; i + 8 <= dim; i += 8) {
+        __m256 xv = _mm256_mul_ps(load8_bf16(x + i), vr), wv = load8_bf16(w + i);
+        __m256 out = mode == 0 ? _mm256_mul_ps(wv, round_bf16_8(xv))
+                     : mode == 1 ? _mm256_mul_ps(xv, _mm256_add_ps(one, wv)) : _mm256_mul_ps(xv, wv);
+        _mm_storeu_si128((__m128i *)(y + i), to_bf16_8(out));
     }
 #endif
     for (; i < dim; i++) y[i] = f32_to_bf16(norm_one(bf16_to_f32(x[i]), r, bf16_to_f32(w[i]), mode));
@@ -112,17 +142,26 @@ void silu_mul_bf16(const uint16_t *g, const uint16_t *u, int64_t n, uint16_t *y)
             __m512 act = round_bf16(_mm512_mul_ps(gv, sig));
             _mm256_mask_storeu_epi16(y + i, m, to_bf16(_mm512_mul_ps(act, load_bf16(u + i, m))));
         }
+#elif defined(M3_SIMD8)
+        const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
+        const __m256 sign = _mm256_set1_ps(-0.f);
+        for (; i + 8 <= end; i += 8) {
+            __m256 gv = load8_bf16(g + i);
+            __m256 e = exp256(_mm256_or_ps(gv, sign)); /* exp(-|g|) <= 1 */
+            __m256 num = _mm256_blendv_ps(one, e, _mm256_cmp_ps(gv, zero, _CMP_LT_OQ));
+            __m256 act = round_bf16_8(_mm256_mul_ps(gv, _mm256_div_ps(num, _mm256_add_ps(one, e))));
+            _mm_storeu_si128((__m128i *)(y + i), to_bf16_8(_mm256_mul_ps(act, load8_bf16(u + i))));
+        }
 #endif
         for (; i < end; i++)
             y[i] = f32_to_bf16(bf16_to_f32(f32_to_bf16(silu_f32(bf16_to_f32(g[i])))) * bf16_to_f32(u[i]));
     }
 }
 
-/* Which loops this build compiled, for `engine info`. */
-const char *m3_simd(void) {
-#ifdef M3_SIMD
-    return "avx512";
+#if defined(M3_SIMD)
+M3_SIMD_EXPORT(1, 0)
+#elif defined(M3_SIMD8)
+M3_SIMD_EXPORT(0, 1)
 #else
-    return "plain C";
+M3_SIMD_EXPORT(0, 0)
 #endif
-}
