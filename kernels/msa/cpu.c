@@ -173,17 +173,25 @@ static inline __m256 load8(const void *base, int is_bf16, int64_t at) {
     return is_bf16 ? load8_bf16((const uint16_t *)base + at) : _mm256_loadu_ps((const float *)base + at);
 }
 
-/* logits[g * row + i] = scale * q_g . k_{t0+i} for i < n (n <= 8), every head g of the group. */
+/* logits[g * row + i] = scale * q_g . k_{t0+i} for i < n (n <= 8), every head g of the group. bf16 keys are widened
+ * once into a tile on the stack (the G heads then read fp32 from L1, not G conversions of each key). */
 static inline __attribute__((always_inline)) void qk_tile8(const void *kh, int is_bf16, int64_t t0, int n,
                                                            const float *qh, int G, int D, float scale, float *logits,
                                                            int64_t row) {
+    float wide[8 * MAX_D];
+    const float *kt = (const float *)kh + t0 * D;
+    if (is_bf16) {
+        for (int64_t j = 0; j < (int64_t)n * D; j += 8)
+            _mm256_storeu_ps(wide + j, load8_bf16((const uint16_t *)kh + t0 * D + j));
+        kt = wide;
+    }
     for (int g = 0; g < G; g++) {
         __m256 acc[8];
         for (int i = 0; i < 8; i++) {
             __m256 a = _mm256_setzero_ps();
             if (i < n)
                 for (int c = 0; c < D / 8; c++)
-                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + g * D + 8 * c), load8(kh, is_bf16, (t0 + i) * D + 8 * c), a);
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + g * D + 8 * c), _mm256_loadu_ps(kt + i * D + 8 * c), a);
             acc[i] = a;
         }
         __m256 l = _mm256_mul_ps(sum_each8(acc), _mm256_set1_ps(scale));
