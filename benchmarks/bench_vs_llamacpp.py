@@ -107,6 +107,10 @@ def main() -> None:
 
     settings = EngineSettings(model=args.model, threads=args.threads, decode_threads=args.threads)
     engine = load_engine(settings)
+    from m3analyst.engine.catalog import MODELS
+
+    if args.model in MODELS:  # the memo's time-budget cap (engine/auto.py, measured under load) does not apply here
+        engine.context_length = MODELS[args.model].context_length or engine.context_length
     gguf = next((home_dir() / "models" / args.model).glob("*.gguf"), None)
     if gguf is None:
         sys.exit(f"no GGUF for {args.model} under {home_dir() / 'models'}: run `m3analyst models pull {args.model}`")
