@@ -63,6 +63,9 @@ class Engine:
         self.fused_modules = fused_modules or {}  # modules swapped onto fused CPU kernels (load_engine)
         self.fast_decoder = FastDecoder.build(model) if self.device.type == "cpu" else None  # C decode step, or None
         self.kv_dtype = kv_cache_dtype(settings.kv_cache, self.fast_decoder)
+        # int8 decode weights with fp32 activations (CPUs without bf16) multiply several rows by dequantizing every
+        # weight tile per call: any forward of 2+ tokens (session scoring, short suffixes) takes the fp32 prefill copy
+        self._prefill_min_tokens = 2 if self.dtype == torch.float32 else PREFILL_MODEL_MIN_TOKENS
         self.meter = None  # progress.EngineMeter: prefill / decode progress on stderr (set by load_engine)
         self.track_hits = True  # record block selections (MSA) / attention mass (dense: costs a second q.K pass)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -134,7 +137,7 @@ class Engine:
         start = cache.length
         x = torch.tensor([ids], device=self.device)
         pos = torch.arange(start, start + len(ids), device=self.device)[None]
-        model = self.prefill_model if self.prefill_model is not None and len(ids) >= PREFILL_MODEL_MIN_TOKENS else self.model
+        model = self.prefill_model if self.prefill_model is not None and len(ids) >= self._prefill_min_tokens else self.model
         threads = self._decode_threads if len(ids) == 1 else self._prefill_threads
         if self.device.type == "cpu" and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
