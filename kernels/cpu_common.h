@@ -18,6 +18,15 @@ static inline uint16_t f32_to_bf16(float x) {
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* e^r for |r| <= ln2/2 by its degree-6 Taylor polynomial (relative error < 2e-7), in any vector width: FMA and SET1
+ * are that width's fused multiply-add and broadcast. */
+#define M3_EXP_TAYLOR6(FMA, SET1, r)                                                                              \
+    FMA(FMA(FMA(FMA(FMA(FMA(SET1(1.f / 720), r, SET1(1.f / 120)), r, SET1(1.f / 24)), r, SET1(1.f / 6)), r,  \
+                SET1(0.5f)), r, SET1(1.f)), r, SET1(1.f))
+
+/* r = x - n ln2, ln2 split in two parts (the first exact in few bits, so n * it is exact). */
+#define M3_EXP_REDUCE(FNMADD, SET1, n, x) FNMADD(n, SET1(1.428606765330187e-06f), FNMADD(n, SET1(0.693145751953125f), x))
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 /* The lanes of a 16-wide step that hold data when `left` values remain (all 16 from 16 on). */
@@ -31,16 +40,8 @@ static inline __m512 exp512(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
+    __m512 r = M3_EXP_REDUCE(_mm512_fnmadd_ps, _mm512_set1_ps, n, x);
+    return _mm512_scalef_ps(M3_EXP_TAYLOR6(_mm512_fmadd_ps, _mm512_set1_ps, r), n);
 }
 
 /* 2^x for x <= 0 in use: x = n + r with |r| <= 1/2; 2^r = e^(r ln2) by its degree-5 Taylor polynomial (relative
@@ -89,15 +90,8 @@ static inline __m256 exp256(__m256 x) {
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
-    __m256 p = _mm256_set1_ps(1.f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+    __m256 r = M3_EXP_REDUCE(_mm256_fnmadd_ps, _mm256_set1_ps, n, x);
+    __m256 p = M3_EXP_TAYLOR6(_mm256_fmadd_ps, _mm256_set1_ps, r);
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
