@@ -38,7 +38,7 @@ def _run(cmd: list[str]) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("plain", [False, True])
+@pytest.mark.parametrize("plain", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_kernels_selftest_native(tmp_path, plain):
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
