@@ -150,7 +150,7 @@ def _cache_key(layer) -> tuple:
     return (layer.keys.data_ptr(), layer.values.data_ptr(), layer.ksum.data_ptr(), layer.capacity, layer.kmin is not None)
 
 
-def _append_args(layer) -> _Cache | None:
+def append_args(layer) -> _Cache | None:
     """The msa_cache struct of a LayerState (cached in layer.extra, rebuilt when the cache moved), or None when the
     kernel does not take this cache (not CPU, batch > 1, dtype, layout)."""
     key = _cache_key(layer)
@@ -174,7 +174,7 @@ def append_token(layer, k_new: torch.Tensor, v_new: torch.Tensor, pos: int) -> b
     """Write one decode step's key/value ([1, Hkv, 1, D], the cache's dtype) at `pos` of a LayerState and fold the
     key into its block summaries in one C call (reference: the cache layer's PyTorch write + eager.update_summaries).
     False (nothing written) when the kernel does not take this case; the caller then runs the PyTorch path."""
-    args = _append_args(layer)
+    args = append_args(layer)
     if (args is None or k_new.dtype != layer.keys.dtype or v_new.dtype != layer.keys.dtype
             or k_new.stride(-1) != 1 or v_new.stride(-1) != 1 or k_new.shape[0] != 1 or k_new.shape[2] != 1):
         return False

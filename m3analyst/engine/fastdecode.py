@@ -121,7 +121,7 @@ class FastDecoder:
         for i, layer in enumerate(cache.layers):
             if not layer.is_initialized or layer.length != pos or S > layer.capacity or layer.keys.dtype not in KV_DTYPES:
                 return None
-            app = msa_cpu._append_args(layer.state)
+            app = msa_cpu.append_args(layer.state)
             dense = ctx.mode == "dense" or i < s.dense_layers or S <= ctx.dense_below
             if dense:
                 plan = msa_cpu.plan_for(q, layer.state, self.scale, layer.capacity // layer.block_size, 0, 0, "mean",
