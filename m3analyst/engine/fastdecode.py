@@ -72,8 +72,10 @@ def _layer_weights(layer, cfg) -> layer_cpu.LayerWeights | None:
         return None
     lins = {n: _int8(getattr(attn, f"{n}_proj")) for n in "qkvo"}
     lins |= {n: _int8(getattr(mlp, f"{n}_proj")) for n in ("gate", "up", "down")}
+    if None in lins.values():
+        return None
     n1, n2 = _norm(layer.input_layernorm), _norm(layer.post_attention_layernorm)
-    if None in lins.values() or n1 is None or n2 is None:
+    if n1 is None or n2 is None:
         return None
     D = attn.head_dim
     hq, hkv = lins["q"].weight_q.shape[0] // D, lins["k"].weight_q.shape[0] // D
@@ -103,9 +105,13 @@ class FastDecoder:
             return None
         cfg = model.config
         decoder_layers = list(model.model.layers[: cfg.num_hidden_layers])
-        layers = [_layer_weights(layer, cfg) for layer in decoder_layers]
+        layers = []
+        for layer in decoder_layers:  # stops at the first layer it does not take
+            layers.append(_layer_weights(layer, cfg))
+            if layers[-1] is None:
+                return None
         final, head = _norm(model.model.norm), _int8(model.lm_head)
-        if not layers or None in layers or final is None or head is None:
+        if not layers or final is None or head is None:
             return None
         bound = int8_cpu.bind(head.weight_q, head.scales, head.bias)
         return None if bound is None else cls(model, layers, final, bound)
