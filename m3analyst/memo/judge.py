@@ -49,7 +49,7 @@ def _metric_in(table: Table, j: dict, q: str) -> str:
 
 
 _EVALUATIVE = re.compile(r"\b(healthy|unhealthy|strong|weak|good|poor|reasonabl\w*|adequate|sufficient|solid|concern\w*|"
-                         r"high(ly)?|low|comfortabl\w*|efficient|intensive|heavy|light)\b", re.I)
+                         r"high(ly)?|low|comfortabl\w*|efficient\w*|intensive|heav(y|ily)|light)\b", re.I)
 
 
 def answer_judgement(spec: DomainSpec, table: Table, question: str) -> Answer | None:
