@@ -102,3 +102,19 @@ def test_plain_quotient_definition_answers_a_fraction(corpus, no_model):
     assert a.value == pytest.approx(1248 / ((87896 + 87270) / 2), abs=1e-4)
     pct = answer_question(ko, "What was Coca Cola's FY2017 return on assets in percent?", no_model)
     assert pct.value == pytest.approx(100 * 1248 / ((87896 + 87270) / 2), rel=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["finance_judgements.jsonl", "finance_judgements_heldout.jsonl"])
+def test_judgement_sets_are_answered_by_the_judgement_rules(corpus, no_model, name):
+    """Every hand-checked judgement question gets its gold verdict from a computed metric (source rules, the threshold
+    stated), never from the closest passage's polarity."""
+    from pathlib import Path
+
+    for line in (Path(__file__).resolve().parents[1] / "evals" / name).read_text().splitlines():
+        item = json.loads(line)
+        doc = _load(corpus / item["document"])
+        qs = [q["question"] for q in item["questions"]]
+        for q, a in zip(item["questions"], answer_questions(doc, qs, no_model)):
+            assert a.source == "rules" and " \u2192 " in a.text, q["question"]
+            assert a.label == q["answer"].split()[0], q["question"]
