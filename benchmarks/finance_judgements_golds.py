@@ -4,7 +4,7 @@ capital intensity) over corpus filings, with golds computed by hand.
 Every input was read off the statement page named beside it (the PDF's 1-based physical page; Apple's pages as in
 benchmarks/finance_metrics_golds.py) and typed in here; the project's parsers play no part. Each question names the
 metric its judgement rests on, as FinanceBench's do ("based on its quick ratio"); the verdict applies the
-conventional analyst rule of thumb that domains/finance.yaml `judgements` states (current / quick ratio >= 1.0 and
+conventional analyst rule of thumb that domains/finance/spec.yaml `judgements` states (current / quick ratio >= 1.0 and
 cash ratio >= 0.2 healthy; debt to equity <= 1.0 and debt to assets <= 0.5 moderate, above them high; interest
 coverage >= 3 comfortable; operating margin >= 10 %, net margin >= 5 % and ROE >= 0.10 solid; capex >= 5 % of
 revenue capital-intensive; DSO <= 60 days efficient).
