@@ -3,6 +3,7 @@
     python benchmarks/calibrate_labels.py dump --model none --out /tmp/pqa_rules.jsonl      # rule features
     python benchmarks/calibrate_labels.py dump --out /tmp/pqa_model.jsonl                   # + the default model's label log-probs
     python benchmarks/calibrate_labels.py fit /tmp/pqa_model.jsonl                          # weights (YAML) + accuracies
+    python benchmarks/calibrate_labels.py loo /tmp/pqa_model.jsonl                          # small dumps: leave-one-out
 
 `dump` answers every question through `m3analyst.memo.ask.answer_question` (the path `ask` and `eval` use) and
 records the rule features, the model's label log-probs and the time per question (resumable: items already in the
@@ -138,6 +139,27 @@ def fit(args) -> None:
     print(json.dumps(weights.get("combined", {})))
 
 
+def loo(args) -> None:
+    """Small model dumps (a few dozen items on a busy 2-core VM): leave-one-out accuracy of the calibrated model-only and
+    combined readers, beside the rules and the majority label on the same items."""
+    rows = sorted((json.loads(x) for x in Path(args.file).read_text().splitlines()), key=lambda r: r["n"])
+    rows = [r for r in rows if r.get("model_lp")]
+    y = np.array([LABELS.index(r["gold"]) for r in rows])
+    print(f"n={len(y)} (items {rows[0]['n']}..{rows[-1]['n']} of the dev file): majority 'yes' {float((y == 0).mean()):.3f}")
+    _report("rules", _rule_vote(rows), y)
+    _report("model argmax", np.array([int(np.argmax([r["model_lp"][k] for k in LABELS])) for r in rows]), y)
+    for source, feats in (("model", []), ("combined", ["sig_share"])):
+        x = _matrix(rows, feats, True)
+        pred = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            w, b = fit_lr(x[keep], y[keep], l2=args.l2)
+            pred.append(int((x[i] @ w + b).argmax()))
+        _report(f"{source} (LOO)", np.array(pred), y)
+    times = [r["s"] for r in rows]
+    print(f"time per question: median {np.median(times):.1f} s, mean {np.mean(times):.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -150,8 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("file")
     f.add_argument("--l2", type=float, default=0.01)
     f.add_argument("--model-lp", help="a model dump whose label log-probs join the rule features (by pmid)")
+    o = sub.add_parser("loo")
+    o.add_argument("file")
+    o.add_argument("--l2", type=float, default=0.1)
     args = ap.parse_args(argv)
-    {"dump": dump, "fit": fit}[args.cmd](args)
+    {"dump": dump, "fit": fit, "loo": loo}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,42 @@ def test_dev_questions_never_get_a_passage_alone(corpus, no_model):
             assert a.kind and a.reason and a.confidence is not None, q
             if a.kind in ("figure", "yesno", "label"):
                 assert a.value is not None or a.label or a.missing, q
+
+
+def test_choice_among_named_lines_and_second_verdict_named(corpus, no_model):
+    bby = _load(corpus / "finance" / "BESTBUY_2023_10K.pdf")
+    a = answer_question(bby, "Among operations, investing, and financing activities, which brought in the most (or lost the "
+                             "least) cash flow for Best Buy in FY2023?", no_model)
+    assert a.label == "operations" and a.value == pytest.approx(1824) and "[p.42]" in a.text
+    assert "investing cash flow -$962M" in a.reason and "financing cash flow -$1,806M" in a.reason
+    least = answer_question(bby, "Among operations, investing, and financing activities, which had the lowest cash flow in FY2023?",
+                            no_model)
+    assert least.label == "financing activities"
+    amcor = _load(corpus / "finance" / "AMCOR_2023_10K.pdf")  # debt / equity 1.68: "is it high?" asks the second verdict
+    lev = answer_question(amcor, "Is Amcor's leverage high, judged by its debt-to-equity ratio at the end of FY2023?", no_model)
+    assert lev.label == "Yes" and "1.68 > 1" in lev.text
+
+
+def test_plain_quotient_definition_answers_a_fraction(corpus, no_model):
+    ko = _load(corpus / "finance" / "COCACOLA_2017_10K.pdf")
+    a = answer_question(ko, "What is the FY2017 return on assets (ROA) for Coca Cola? ROA is defined as: FY2017 net income / "
+                            "(average total assets between FY2016 and FY2017). Round your answer to four decimal places.", no_model)
+    assert a.value == pytest.approx(1248 / ((87896 + 87270) / 2), abs=1e-4)
+    pct = answer_question(ko, "What was Coca Cola's FY2017 return on assets in percent?", no_model)
+    assert pct.value == pytest.approx(100 * 1248 / ((87896 + 87270) / 2), rel=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["finance_judgements.jsonl", "finance_judgements_heldout.jsonl"])
+def test_judgement_sets_are_answered_by_the_judgement_rules(corpus, no_model, name):
+    """Every hand-checked judgement question gets its gold verdict from a computed metric (source rules, the threshold
+    stated), never from the closest passage's polarity."""
+    from pathlib import Path
+
+    for line in (Path(__file__).resolve().parents[1] / "evals" / name).read_text().splitlines():
+        item = json.loads(line)
+        doc = _load(corpus / item["document"])
+        qs = [q["question"] for q in item["questions"]]
+        for q, a in zip(item["questions"], answer_questions(doc, qs, no_model)):
+            assert a.source == "rules" and " \u2192 " in a.text, q["question"]
+            assert a.label == q["answer"].split()[0], q["question"]

@@ -118,9 +118,14 @@ def ask(
         rows = [a.to_dict() | {"settings": settings.model_dump(mode="json")} for a in answers]
         emit_json(rows[0] if len(rows) == 1 else rows, out)
     elif len(answers) == 1:
-        emit(f"{answers[0].text}\n(source: {answers[0].source})", out)
+        emit(f"{answers[0].text}\n{_how(answers[0])}", out)
     else:
-        emit("\n\n".join(f"Q: {q}\nA: {a.text}\n(source: {a.source})" for q, a in zip(questions, answers)), out)
+        emit("\n\n".join(f"Q: {q}\nA: {a.text}\n{_how(a)}" for q, a in zip(questions, answers)), out)
+
+
+def _how(a) -> str:
+    """The answer's source line, with its reason (a computed answer's derivation: every input and page)."""
+    return f"(source: {a.source}{'; ' + a.reason if getattr(a, 'reason', '') else ''})"
 
 
 def _questions_in(path: Path | None) -> list[str]:

@@ -127,6 +127,9 @@ def answer_metric(doc: Document, spec: DomainSpec, facts: list[Fact], question: 
                   table: Table | None = None) -> Answer | None:
     """The calculator's answer to a metric question; None when the question names no metric operation."""
     table = table or Table(doc, spec, facts)
+    choice = answer_choice(spec, table, question)
+    if choice is not None:
+        return choice
     asked = read_question(spec, table, question)
     if asked is None:
         return None
@@ -195,8 +198,9 @@ def _between(table: Table, asked: Asked, question: str, how) -> Answer | None:
     if isinstance(got, str):
         return cannot(asked.metric, got)
     value, text, reason = got
-    text += "; " + "; ".join(input_text(f) for f in a.inputs + b.inputs)
-    return _answer(text, _rounded(value, question), asked.metric, [a, b], question, reason, unit="%")
+    pages = " ".join(f"[p.{p}]" for p in sorted(set(a.pages) | set(b.pages)))
+    reason += "; inputs: " + "; ".join(input_text(f) for f in a.inputs + b.inputs)  # the derivation, with every input's page
+    return _answer(f"{text} {pages}".strip(), _rounded(value, question), asked.metric, [a, b], question, reason, unit="%")
 
 
 def _change_of(metric: MetricDef, a: Computed, b: Computed, n: int | None):
@@ -204,7 +208,7 @@ def _change_of(metric: MetricDef, a: Computed, b: Computed, n: int | None):
         delta, what = b.value - a.value, "percentage points"
     else:
         delta, what = 100.0 * (b.value - a.value) / abs(a.value), "%"
-    text = f"{metric.label} changed by {delta:+.1f} {what} from {a.shown()} ({a.period}) to {b.shown()} ({b.period})"
+    text = f"{metric.label} changed from {a.shown()} in {a.period} to {b.shown()} in {b.period} ({delta:+.1f} {what})"
     return delta, text, f"the change from {a.period} to {b.period}"
 
 
@@ -249,7 +253,13 @@ def _scaled(value: float, unit: str, scale: float, question: str) -> float:
     if unit == "USD":
         target = next((s for rx, s in _UNIT if rx.search(question)), scale or 1.0)
         value = value / target
+    elif unit == "%" and _QUOTIENT_DEF.search(question) and not _PERCENT_Q.search(question):
+        value = value / 100.0  # the question defines the metric as a plain quotient: answered as that fraction
     return _rounded(value, question)
+
+
+# "ROA is defined as: net income / average total assets" (no x 100, no percent): the asked form is a fraction.
+_QUOTIENT_DEF = re.compile(r"\bdefined as\b(?![^?.]*\b100\b)[^?]*/", re.I)
 
 
 def _rounded(value: float, question: str) -> float:
@@ -283,3 +293,69 @@ def cannot(metric: MetricDef, why: str, *cs: Computed) -> Answer:
 def metric_names(spec: DomainSpec, table: Table) -> tuple:
     """The calculator's named series (metrics and metric lines) for trend questions' fact matching."""
     return _extra(spec, table)
+
+
+# ---- choice among named lines ---------------------------------------------------------------------
+# "Among operations, investing, and financing activities, which brought in the most (or lost the least) cash flow
+# in FY2023?": the options listed before `which`, the direction word after it.
+_CHOICE = re.compile(r"\b(?:among|between|of|out of)\s+(?:the\s+|its\s+)?(?P<opts>[\w&' -]+(?:,\s*(?:and\s+|or\s+)?[\w&' -]+)+)"
+                     r",?\s+which\b(?P<pred>[^?]*?)\b(?P<dir>most|least|highest|lowest|largest|smallest|biggest|greatest)\b", re.I)
+_MAX_WORDS = {"most", "highest", "largest", "biggest", "greatest"}
+_FIVE = re.compile(r"[a-z]{3,}")
+
+
+def _options(text: str) -> list[str]:
+    parts = re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", text.strip())
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _option_metric(spec: DomainSpec, table: Table, option: str, question: str) -> MetricDef | None:
+    """The fact or line an elliptic option names ("operations" among "operations, investing, and financing
+    activities ... cash flow"): the one whose `ask` phrase holds every word of the option (by first five letters) and
+    most of its other words in the question."""
+    own = {w[:5] for w in _FIVE.findall(option.lower())}
+    context = own | {w[:5] for w in _FIVE.findall(question.lower())}
+    best, key = None, (0.0, 0)
+    for f in [*spec.facts, *spec.derived, *_extra(spec, table)]:
+        for alias in getattr(f, "ask", ()) or ():
+            words = {w[:5] for w in _FIVE.findall(alias.lower()) if w not in _GLUE_WORDS}
+            if not words or not own <= words:
+                continue
+            k = (len(words & context) / len(words), len(words & context))
+            if k > key:
+                best, key = f, k
+    if best is None or key[0] < 0.75:
+        return None
+    return subject(spec, table, (best.ask or [best.name])[0])
+
+
+_GLUE_WORDS = {"the", "and", "for", "from"}
+
+
+def answer_choice(spec: DomainSpec, table: Table, question: str) -> Answer | None:
+    """Which of the lines a question lists is largest / smallest for the year asked (signed: an outflow is below any
+    inflow); None when it lists no options or one of them names no line."""
+    m = _CHOICE.search(question)
+    if not m:
+        return None
+    opts = _options(m.group("opts"))
+    metrics = [_option_metric(spec, table, o, question) for o in opts]
+    if len(opts) < 2 or any(x is None for x in metrics) or len({x.name for x in metrics}) < len(opts):
+        return None
+    years = years_in(question)
+    period = period_at(table, max(years) if years else None)
+    if period is None:
+        return None
+    cs = [table.compute(x, period) for x in metrics]
+    if any(c.value is None for c in cs):
+        return cannot(metrics[0], f"missing {', '.join(x for c in cs for x in c.missing)}", *cs)
+    pick = (max if m.group("dir").lower() in _MAX_WORDS else min)(range(len(cs)), key=lambda i: cs[i].value)
+    c = cs[pick]
+    pred = " ".join(f"{m.group('pred')} {m.group('dir')}".split())
+    pages = " ".join(f"[p.{p}]" for p in c.pages)
+    text = f"{opts[pick][:1].upper()}{opts[pick][1:]} {pred}: {c.metric.label.lower()} {c.shown()} in {period} {pages}."
+    others = "; ".join(f"{o}: {x.metric.label.lower()} {x.shown()}" for o, x in zip(opts, cs))
+    how = f"compared for {period}: {others}"
+    ans = _answer(text, _scaled(c.value, c.metric.unit, c.scale, question), c.metric, cs, question, how)
+    ans.text, ans.kind, ans.label = text, "label", opts[pick]
+    return ans

@@ -49,7 +49,7 @@ def _metric_in(table: Table, j: dict, q: str) -> str:
 
 
 _EVALUATIVE = re.compile(r"\b(healthy|unhealthy|strong|weak|good|poor|reasonabl\w*|adequate|sufficient|solid|concern\w*|"
-                         r"high(ly)?|low|comfortabl\w*|efficient|intensive|heavy|light)\b", re.I)
+                         r"high(ly)?|low|comfortabl\w*|efficient\w*|intensive|heav(y|ily)|light)\b", re.I)
 
 
 def answer_judgement(spec: DomainSpec, table: Table, question: str) -> Answer | None:
@@ -83,7 +83,7 @@ def _verdict(spec: DomainSpec, j: dict, c: Computed, op: str, limit: float, ques
     first, second = j.get("verdicts", ["favourable", "unfavourable"])[:2]
     verdict = first if good else second
     neg = [*(spec.model_extra or {}).get("judgement_unfavourable_words", []), *j.get("second_words", [])]
-    asks_second = any(_word_at(w, q) for w in neg)
+    asks_second = any(_word_at(w, q) for w in [*neg, second])  # "Is its leverage high?" names the second verdict
     shown = f"{c.value:.2f}" if c.metric.unit in ("ratio",) else c.shown()
     sign = op if good else {">=": "<", "<=": ">", ">": "<=", "<": ">="}[op]
     rule = f"{c.metric.label} {shown} {sign} {limit:g} \u2192 {verdict}"

@@ -107,10 +107,12 @@ def _defs(spec: DomainSpec) -> tuple[MetricDef, ...]:
     derived = {d.name: d for d in spec.derived}
     out = []
     for m in (spec.model_extra or {}).get("metrics", []) or []:
-        expr = m.get("expr") or (derived[m["name"]].expr if m["name"] in derived else "")
+        d = derived.get(m["name"]) if not m.get("expr") else None
+        expr = m.get("expr") or (d.expr if d else "")
         if not expr:
             continue
-        out.append(MetricDef(m["name"], m.get("label") or m["name"], m.get("unit") or "ratio", expr,
+        unit = (d.unit if d is not None else None) or m.get("unit") or "ratio"  # one definition per name: the derived fact's
+        out.append(MetricDef(m["name"], m.get("label") or m["name"], unit, expr,
                              tuple(a.lower() for a in m.get("ask", [])), m.get("better", "higher")))
     return tuple(out)
 
