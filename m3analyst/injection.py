@@ -196,11 +196,13 @@ def instruction_free(doc):
 
 
 def _table_without_instructions(table):
+    """The table without the rows whose label (the index, or the first column) is an instruction."""
     df = table.df
     if df is None or df.empty:
         return table
-    bad = df.iloc[:, 0].map(lambda v: isinstance(v, str) and is_instruction(v))
-    return dataclasses.replace(table, df=df[~bad.values]) if bad.any() else table
+    labels = [f"{i} {v}" for i, v in zip(df.index, df.iloc[:, 0])]
+    bad = [is_instruction(label) for label in labels]
+    return dataclasses.replace(table, df=df[[not b for b in bad]]) if any(bad) else table
 
 
 def contains_phrase(text: str, phrase: str) -> bool:

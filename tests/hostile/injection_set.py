@@ -121,7 +121,10 @@ def inject_html(clean: str, spec: Spec) -> str:
     or a table row, placed before the element holding the first match of `find` (inline for "inside")."""
     payload = html.escape(transformed(spec.text, spec.transform), quote=False)
     tag = "<tr" if spec.at == "row" else "<div"
-    for m in re.finditer(spec.find, clean, re.IGNORECASE):
+    body = max(0, clean.find("</ix:header>"))  # the iXBRL header (contexts, hidden facts) is not the filing's text
+    for m in re.compile(spec.find, re.IGNORECASE).finditer(clean, body):
+        if clean.rfind("<", 0, m.start()) > clean.rfind(">", 0, m.start()):
+            continue  # inside a tag (an attribute such as name="us-gaap:Revenues"): not the filing's text
         if spec.at == "inside":
             return clean[:m.end()] + " " + payload + " " + clean[m.end():]
         start = clean.rfind(tag, 0, m.start())
