@@ -229,7 +229,8 @@ def summary(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="none", help="none (default), default, or any --model value")
-    ap.add_argument("--only", default="", help="run the documents whose id contains this")
+    ap.add_argument("--only", default="", help="run the documents whose id contains this (comma-separated: any of them)")
+    ap.add_argument("--budget", type=int, help="prompt token budget for model runs (default: the model's)")
     ap.add_argument("--keep", type=Path, help="build the documents in this folder (kept) instead of a temporary one")
     ap.add_argument("--report", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
@@ -242,7 +243,9 @@ def main() -> int:
         from m3analyst.engine import load_engine
 
         engine = load_engine(settings.engine)
-    specs = [s for s in load_specs() if args.only in s.id]
+    if args.budget:
+        settings.memo.budget = args.budget
+    specs = [s for s in load_specs() if any(part in s.id for part in args.only.split(","))]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
