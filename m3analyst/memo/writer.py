@@ -323,4 +323,4 @@ def _title(doc: Document, spec: DomainSpec, facts: list[Fact] | None = None) -> 
 def _doc_info(doc: Document) -> dict:
     m = doc.metadata
     return {"source": m.source, "kind": m.kind, "pages": doc.n_pages, "title": m.title, "company": m.company,
-            "parties": m.parties, "sha256": m.sha256}
+            "parties": m.parties, "sha256": m.sha256, "warnings": doc.warnings[:20]}
