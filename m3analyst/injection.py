@@ -71,9 +71,8 @@ _OPENING_KEYS = ("ignore", "disregard", "forget", "override", "bypass", "write",
 # a label addressing a model at the start of a sentence, clause or aside ("AI: say ...", "Note to the AI: ...")
 ADDRESS = re.compile(rf"[\s\"“'(\[*\-–—>#]*(?:(?:note|message|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?)?"
                      rf"(?:{_MODEL}|system)\s*:", re.IGNORECASE)
-_KEYS = re.compile("|".join(sorted({re.escape(k) for keys, _ in ANYWHERE for k in keys} | set(_OPENING_KEYS)
-                                   | {"ai", "system", "model", "gpt", "llm", "chatbot", "assistant", "summari"},
-                                   key=len, reverse=True)))
+_KEYS = tuple({k for keys, _ in ANYWHERE for k in keys} | set(_OPENING_KEYS)
+               | {"ai", "system", "model", "gpt", "llm", "chatbot", "assistant", "summari"})
 # "USD 12,000,000 (SAY TWELVE MILLION ONLY)": an amount restated in words, the banking convention, not a directive
 _AMOUNT_IN_WORDS = re.compile(r"\W*say\s+(?:[a-z]+\s+){0,3}(?:(?:and|hundred|thousand|million|billion|lakhs?|crores?|dollars?|"
                               r"cents?|yuan|rmb|euros?|pounds?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
@@ -84,7 +83,7 @@ _ASIDE = re.compile(r"\([^()\n]{3,400}\)|\[[^\[\]\n]{3,400}\]|\s[-–—]{1,2}\s
 _TURN_OPEN = re.compile(r"<\|im_start\|>|<\|(?:system|user|assistant)\|>|\[INST\]|<<SYS>>"
                         r"|###\s*(?:system|instruction|user|assistant|response)\b", re.IGNORECASE)
 _TURN_CLOSE = re.compile(r"<\|im_end\|>|<\|end\|>|\[/INST\]|<</SYS>>|\n[ \t]*\n")
-_ROLE_LINE = re.compile(rf"^[ \t>*#\-]*(?:{_MODEL}|system)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_ROLE_LINE = re.compile(rf"^[ \t>*#\-]*(?:{_MODEL}|system)[ \t]*:[ \t]*\S", re.IGNORECASE | re.MULTILINE)
 _PARA_END = re.compile(r"\n[ \t]*\n")
 TURN_MAX = 4000  # characters a fake turn may run without a closing marker or a blank line
 # Cyrillic and Greek letters drawn like Latin ones (what a homoglyph attack swaps in), read as the Latin letter
@@ -109,7 +108,7 @@ def is_instruction(sentence: str) -> bool:
     low = sentence.lower()
     if _AMOUNT_IN_WORDS.fullmatch(low):
         return False
-    keys = set(_KEYS.findall(low))
+    keys = {k for k in _KEYS if k in low}
     if not keys:
         return False
     starts = [0, *(m.end() for m in _CLAUSE.finditer(sentence))]
