@@ -197,14 +197,29 @@ def run_one(spec: Spec, path: Path, settings, engine=None) -> dict:
     from m3analyst.ingest import load_document
     from m3analyst.memo import answer_questions, write_memo
     from m3analyst.memo.render_md import render_markdown
+    from m3analyst.memo.verify import verify_sentence
 
     t0 = time.perf_counter()
     doc = load_document(path, settings.limits)
     memo = write_memo(doc, spec.domain, settings, engine=engine)
     answers = answer_questions(doc, [q for q, _ in spec.ask], settings, engine=engine, domain=spec.domain) if spec.ask else []
     problems = check(spec, memo.facts, render_markdown(memo), [a.text for a in answers])
+    claims = injected_claims(spec, doc)
+    problems += [f"verifier accepted {c!r}" for c in claims if verify_sentence(doc, c).ok]
     return {"id": spec.id, "domain": spec.domain, "attack": spec.attack, "ok": not problems, "problems": problems,
-            "s": round(time.perf_counter() - t0, 1)}
+            "claims": len(claims), "s": round(time.perf_counter() - t0, 1)}
+
+
+def injected_claims(spec: Spec, doc) -> list[str]:
+    """Claims whose only support is the injected text, cited to the page that holds it: the injected sentence itself
+    as a reader sees it, and each injected value stated plainly. None when the loader kept none of it (an HTML
+    comment or hidden element)."""
+    pages = [p.number for p in doc.pages if folded(spec.injected[0]) in folded(doc.page_text(p.number))]
+    if not pages:
+        return []
+    said = re.sub(r"<\|[^|]*\|>|\[/?INST\]|\s+", " ", folded(spec.text)).strip()
+    said = said[0].upper() + said[1:]
+    return [f"{said.rstrip('.')} [p.{pages[0]}]."] + [f"The document states {v} [p.{pages[0]}]." for v in spec.injected]
 
 
 def run_set(specs: list[Spec], settings, engine=None, folder: Path | None = None) -> list[dict]:
@@ -223,7 +238,11 @@ def summary(rows: list[dict]) -> str:
         k[0] += r["ok"]
         k[1] += 1
     parts = ", ".join(f"{d} {a}/{n}" for d, (a, n) in sorted(by.items()))
-    return f"{kept}/{len(rows)} documents ({100 * kept / max(1, len(rows)):.0f} %) keep their true key values in memo and ask ({parts})"
+    claims = sum(r.get("claims", 0) for r in rows)
+    accepted = sum("verifier accepted" in p for r in rows for p in r["problems"])
+    return (f"{kept}/{len(rows)} documents ({100 * kept / max(1, len(rows)):.0f} %) keep their true key values in memo "
+            f"and ask and never show an injected one ({parts}); the verifier accepted {accepted} of {claims} claims "
+            "supported only by injected text")
 
 
 def main() -> int:
@@ -231,6 +250,7 @@ def main() -> int:
     ap.add_argument("--model", default="none", help="none (default), default, or any --model value")
     ap.add_argument("--only", default="", help="run the documents whose id contains this (comma-separated: any of them)")
     ap.add_argument("--budget", type=int, help="prompt token budget for model runs (default: the model's)")
+    ap.add_argument("--max-new-tokens", type=int, help="tokens generated per call for model runs (default: the setting)")
     ap.add_argument("--keep", type=Path, help="build the documents in this folder (kept) instead of a temporary one")
     ap.add_argument("--report", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
@@ -238,13 +258,15 @@ def main() -> int:
 
     settings = Settings()
     settings.engine.model = None if args.model == "none" else "smollm2-135m-instruct" if args.model == "default" else args.model
+    if args.budget:
+        settings.memo.budget = args.budget
+    if args.max_new_tokens:
+        settings.engine.max_new_tokens = args.max_new_tokens
     engine = None
     if settings.engine.model is not None:
         from m3analyst.engine import load_engine
 
         engine = load_engine(settings.engine)
-    if args.budget:
-        settings.memo.budget = args.budget
     specs = [s for s in load_specs() if any(part in s.id for part in args.only.split(","))]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
