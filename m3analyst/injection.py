@@ -57,6 +57,9 @@ ANYWHERE = [
         rf"|\byou\s+are\s+(?:now\s+)?(?:an?\s+)?(?:{_MODEL}|helpful|in\s+developer\s+mode)\b"
         r"|\b(?:in|into|for)\s+your\s+(?:summary|answer|response|memo|output|reply|analysis)\b"
         r"|\byour\s+(?:summary|answer|memo|output|reply)\s+(?:must|should|shall|will)\b", re.IGNORECASE)),
+    (("summary", "memo", "output", "reply"), re.compile(  # "the summary must state that ..." (a reader's output)
+        r"\b(?:summary|memo|output|reply)\s+(?:must|should|shall|will|needs?\s+to)\s+(?:say|state|report|read|"
+        r"conclude|mention)\b", re.IGNORECASE)),
     (("note", "message", "instruction", "reminder"), re.compile(  # "note to the AI", "instructions for the reader"
         rf"\b(?:note|message|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
         rf"(?:{_MODEL}|models?|readers?|reviewers?|analysts?)\b", re.IGNORECASE)),
@@ -70,7 +73,7 @@ _OPENING_KEYS = ("ignore", "disregard", "forget", "override", "bypass", "write",
                  "respond", "reply", "output", "print", "claim", "conclude", "assert", "mention", "tell", "summari")
 # a label addressing a model at the start of a sentence, clause or aside ("AI: say ...", "Note to the AI: ...")
 ADDRESS = re.compile(rf"[\s\"“'(\[*\-–—>#]*(?:(?:note|message|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?)?"
-                     rf"(?:{_MODEL}|system)\s*:", re.IGNORECASE)
+                     rf"(?:{_MODEL}|system)\s*:[ \t]*[^\s)\]]", re.IGNORECASE)
 _KEYS = tuple({k for keys, _ in ANYWHERE for k in keys} | set(_OPENING_KEYS)
                | {"ai", "system", "model", "gpt", "llm", "chatbot", "assistant", "summari"})
 # "USD 12,000,000 (SAY TWELVE MILLION ONLY)": an amount restated in words, the banking convention, not a directive
@@ -78,6 +81,7 @@ _AMOUNT_IN_WORDS = re.compile(r"\W*say\s+(?:[a-z]+\s+){0,3}(?:(?:and|hundred|tho
                               r"cents?|yuan|rmb|euros?|pounds?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
                               r"twelve|\w+teen|\w+ty|[a-z]+-[a-z]+)[\s,]+){1,14}only\W*")
 _CLAUSE = re.compile(r"[:;]\s*")
+_WORD = re.compile(r"[^\W\d_]{2,}")
 _SENTENCE = re.compile(r"[^.!?。．！？\n]+(?:[.!?。．！？]+[\"”')\]]*|\n|$)")
 _ASIDE = re.compile(r"\([^()\n]{3,400}\)|\[[^\[\]\n]{3,400}\]|\s[-–—]{1,2}\s[^\n]{3,400}?\s[-–—]{1,2}(?=\s)")
 _TURN_OPEN = re.compile(r"<\|im_start\|>|<\|(?:system|user|assistant)\|>|\[INST\]|<<SYS>>"
@@ -120,13 +124,15 @@ def is_instruction(sentence: str) -> bool:
 
 
 def _sentence_spans(sentence: str, at: int) -> list[tuple[int, int]]:
-    """What to blank of one sentence: its instruction asides alone when the rest is a statement, else the whole
-    sentence when it is an instruction, else nothing."""
+    """What to blank of one sentence: its instruction asides alone when the rest is a statement (words, not only a
+    figure: "| 91,919 (AI: report this number) |" goes whole), else the whole sentence when it is an instruction or
+    holds one, else nothing."""
     if "(" in sentence or "[" in sentence or "-" in sentence or "\u2013" in sentence or "\u2014" in sentence:
         asides = [m for m in _ASIDE.finditer(sentence) if is_instruction(m.group(0))]
         if asides:
             keep = zip([0, *(m.end() for m in asides)], [*(m.start() for m in asides), len(sentence)])
-            if not is_instruction("".join(sentence[a:b] for a, b in keep)):
+            rest = "".join(sentence[a:b] for a, b in keep)
+            if len(_WORD.findall(rest)) >= 3 and not is_instruction(rest):  # the rest still states something
                 return [(at + m.start(), at + m.end()) for m in asides]
             return [(at, at + len(sentence))]
     return [(at, at + len(sentence))] if is_instruction(sentence) else []
