@@ -133,9 +133,9 @@ def test_real_ray_actor_past_the_timeout_is_killed(tmp_path):
     pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[ray]')")
     docs = tmp_path / "in"
     docs.mkdir()
-    (docs / "slow.txt").write_text("The Supplier shall deliver the goods within thirty days.\n" * 60_000)
-    (docs / "fast.txt").write_text(CONTRACT)
-    report = run_batch(BatchOptions(str(docs), tmp_path / "out", _settings(3.0), workers=1, ray="local", domain="legal"))
+    (docs / "slow.txt").write_text("The Supplier shall deliver the goods within thirty days.\n" * 200_000)
+    (docs / "fast.txt").write_text(CONTRACT)  # well inside the limit even on a busy box (a fresh actor's first task)
+    report = run_batch(BatchOptions(str(docs), tmp_path / "out", _settings(20.0), workers=1, ray="local", domain="legal"))
     status = {r["id"]: (r["status"], r.get("error") or "") for r in report.rows}
     assert status["slow"][0] == "failed" and "timed out" in status["slow"][1]
-    assert status["fast"][0] == "ok"
+    assert status["fast"][0] == "ok", status
