@@ -33,10 +33,19 @@ class Backend:
 
     name = "backend"
     n = 1  # workers (processes or actors)
+    timeout_s = float("inf")  # per document (limits.document_timeout_s): every backend enforces it the same way
 
     def __init__(self) -> None:
         self.stopping = False
         self.abandoning = False
+
+    def overdue(self, since: float) -> bool:
+        """A document handed to a worker at `since` (perf_counter) has run past the per-document timeout."""
+        return time.perf_counter() - since > self.timeout_s
+
+    def timed_out(self, task: Task, worker: str = "") -> Outcome:
+        """The outcome recorded for a document past the timeout (its worker is stopped by the backend)."""
+        return failed(task, str(DocumentTimeout(self.timeout_s)), "DocumentTimeout", False, worker)
 
     def stop(self) -> None:
         self.stopping = True
@@ -192,12 +201,12 @@ class ProcessBackend(Backend):
 
     def _expire(self, slot: _Slot) -> Iterator[Outcome]:
         """A document past the per-document timeout: kill its worker (replaced like a crashed one), record it."""
-        if slot.task is None or time.perf_counter() - slot.since <= self.timeout_s or not slot.proc.is_alive():
+        if slot.task is None or not self.overdue(slot.since) or not slot.proc.is_alive():
             return
         slot.proc.kill()
         slot.proc.join(timeout=5)
         task, slot.task = slot.task, None
-        yield failed(task, str(DocumentTimeout(self.timeout_s)), "DocumentTimeout", False, slot.name)
+        yield self.timed_out(task, slot.name)
 
     def _bury(self, slot: _Slot) -> Iterator[Outcome]:
         """A worker exited on its own: fail the document it held (or fail the batch if it never started)."""

@@ -11,6 +11,7 @@ as for local workers. Ray is an optional extra: `pip install -e ".[ray]"`.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -56,6 +57,7 @@ class RayBackend(Backend):
         super().__init__()
         self.ray = import_ray()
         self.settings = settings
+        self.timeout_s = settings.limits.document_timeout_s
         self.poll_s = poll_s
         if address in (None, "", LOCAL) and os.environ.get("RAY_ADDRESS"):
             address = os.environ["RAY_ADDRESS"]
@@ -109,24 +111,40 @@ class RayBackend(Backend):
                     except OSError as e:  # the file went away since it was hashed
                         yield failed(task, f"{task.path}: cannot read file ({e.strerror or e})", "InputError", True)
                         continue
-                    in_flight[ref] = (idle.pop(), task)
+                    in_flight[ref] = (idle.pop(), task, time.perf_counter())
                 done, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=self.poll_s)
                 for ref in done:
-                    actor, task = in_flight.pop(ref)
+                    actor, task, _since = in_flight.pop(ref)
                     outcome, alive = self._result(ref, task)
                     if alive:
                         idle.append(actor)
                     else:
-                        self.ray.kill(actor)
-                        if pending and not self.stopping:
-                            actors.append(fresh := self._start(1)[0])
-                            idle.append(fresh)
+                        self._replace(actor, actors, idle, bool(pending))
                     yield outcome
+                yield from self._expire(in_flight, actors, idle, bool(pending))
         finally:
             for a in actors:
                 self.ray.kill(a)
             if self.started:
                 self.ray.shutdown()
+
+    def _expire(self, in_flight: dict, actors: list, idle: list, more: bool) -> Iterator[Outcome]:
+        """Documents past the per-document timeout: their actors are killed (a task cannot be interrupted inside
+        an actor) and replaced while work remains, and each document is recorded as timed out."""
+        for ref, (actor, task, since) in list(in_flight.items()):
+            if self.overdue(since):
+                del in_flight[ref]
+                self._replace(actor, actors, idle, more)
+                yield self.timed_out(task, "ray")
+
+    def _replace(self, actor, actors: list, idle: list, more: bool) -> None:
+        """Kill `actor` and, when documents are still to be handed out, start a fresh one in its place."""
+        self.ray.kill(actor)
+        if actor in actors:
+            actors.remove(actor)
+        if more and not self.stopping:
+            actors.append(fresh := self._start(1)[0])
+            idle.append(fresh)
 
     def _result(self, ref, task: Task) -> tuple[Outcome, bool]:
         """(outcome, actor still usable)."""

@@ -19,6 +19,7 @@ from m3analyst.domains.facts import Fact, format_value
 from m3analyst.domains.spec import DomainSpec, FactSpec
 from m3analyst.errors import UsageError
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.injection import instruction_free
 from m3analyst.memo.calculate import answer_metric, metric_names
 from m3analyst.memo.effect import answer_effect
 from m3analyst.memo.labels import answer_labels
@@ -55,6 +56,7 @@ def answer_questions(doc: Document, questions: list[str], settings: Settings | N
     settings = settings or Settings()
     if not questions or any(not q.strip() for q in questions):
         raise UsageError("the question is empty")
+    doc = instruction_free(doc)  # text addressed to a reader or model is never an answer's source
     try:
         spec = load_domain(domain or detect_domain(doc))
     except UsageError:

@@ -30,6 +30,7 @@ from m3analyst.domains.plugins import make_findings
 from m3analyst.domains.spec import DomainSpec, OutlineItem
 from m3analyst.text import paragraphs
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.injection import instruction_free
 from m3analyst.memo.types import Memo, MemoSection, Quote
 from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,
                                      rank_by_engine, rank_lexically)
@@ -56,6 +57,7 @@ class _Clock:
 def write_memo(doc: Document, domain: str | None = None, settings: Settings | None = None, engine=None,
                progress: Progress | None = None) -> Memo:
     settings = settings or Settings()
+    doc = instruction_free(doc)  # text addressed to a reader or model is never read as a fact, quoted or prompted
     spec = load_domain(domain or detect_domain(doc))
     report = progress or (lambda desc, done, total: None)
     clock = _Clock()
@@ -321,4 +323,4 @@ def _title(doc: Document, spec: DomainSpec, facts: list[Fact] | None = None) -> 
 def _doc_info(doc: Document) -> dict:
     m = doc.metadata
     return {"source": m.source, "kind": m.kind, "pages": doc.n_pages, "title": m.title, "company": m.company,
-            "parties": m.parties, "sha256": m.sha256}
+            "parties": m.parties, "sha256": m.sha256, "warnings": doc.warnings[:20]}

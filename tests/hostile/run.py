@@ -13,6 +13,7 @@ Exit code 1 when anything was found.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -269,15 +270,20 @@ def scenario_timeout(root: Path) -> list[tuple[str, str]]:
     (root / "in" / "slow.txt").write_text("The Supplier shall deliver the goods within thirty days.\n" * 60_000)
     (root / "in" / "fast.txt").write_text("This Agreement is governed by the laws of Delaware. The parties agree.\n")
     found = []
-    for workers in ("0", "1"):
-        out = f"out{workers}"
-        r = subprocess.run([*CLI, "batch", "in", "--out", out, "--model", "none", "--workers", workers, "--timeout", "3",
+    backends = [["--workers", "0"], ["--workers", "1"]]
+    if importlib.util.find_spec("ray") is not None:  # the Ray backend too, where Ray is installed
+        backends.append(["--workers", "1", "--ray"])
+    for i, backend in enumerate(backends):
+        out = f"out{i}"
+        r = subprocess.run([*CLI, "batch", "in", "--out", out, "--model", "none", *backend, "--timeout", "3",
                             "--domain", "legal"],
                            cwd=root, capture_output=True, text=True, timeout=300)
-        rows = json.loads((root / out / "summary.json").read_text())["rows"]
+        summary = root / out / "summary.json"
+        rows = json.loads(summary.read_text())["rows"] if summary.is_file() else []
         status = {row["id"]: (row["status"], row.get("error") or "") for row in rows}
         if status.get("slow", ("",))[0] != "failed" or "timed out" not in status["slow"][1] or status["fast"][0] != "ok":
-            found.append(("wrong_success", f"--timeout 3 with --workers {workers}: {status} (exit {r.returncode})"))
+            found.append(("wrong_success", f"--timeout 3 with {' '.join(backend)}: {status} (exit {r.returncode}) "
+                                           f"{r.stderr.strip()[-200:]}"))
     return found
 
 
