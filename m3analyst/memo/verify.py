@@ -271,6 +271,8 @@ def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
         return kinds == {"n"} and a[0] == b[0]
     if len(kinds) > 1 and kinds != {"%", "pts"}:
         return False
+    if kinds <= {"%", "pts", "x"}:  # rates and multiples: rounding to one decimal (49.1% is not 49.3%)
+        return abs(a[0] - b[0]) <= 0.051
     hi = max(abs(a[0]), abs(b[0]))
     return abs(a[0] - b[0]) <= max(0.051, 0.006 * hi)
 
@@ -295,7 +297,39 @@ def check_rephrasing(finding: Finding, text: str) -> list[str]:
         problems.append("direction of change reversed")
     allowed = set(finding.pages) | set(citations_in(template))
     problems += [f"cites p.{p}, which the finding does not" for p in citations_in(text) if p not in allowed]
+    problems += [f"subject word {w!r} of the finding dropped" for w in _subject_words(template)
+                 if _stem(w) not in {_stem(x) for x in _content_words(text)}]
+    known_stems = {_stem(w) for w in _content_words(known)}
+    problems += [f"word {w!r} not in the finding or its evidence" for w in sorted(set(_content_words(text)))
+                 if w not in PARAPHRASE_WORDS and _stem(w) not in known_stems]
     return problems
+
+
+# Words a rephrasing may use without the finding having them: directions of change, comparisons and connectives.
+PARAPHRASE_WORDS = frozenset("""rose rise rising risen grew grow growing grown growth increase increased increasing
+increases higher improved improve improvement gain gained gains expanded expand widened widen widening fell fall
+falling fallen declined decline declining declines decrease decreased decreasing decreases lower dropped drop narrowed
+narrow narrowing contracted contract shrank compared comparison against versus stood reached amounted totaled
+totalled came previous prior earlier last annual ended ending end whereas respectively meanwhile representing
+represented represents equal equivalent times reported recorded then about approximately roughly change changed
+thousand million millions billion billions trillion bps basis
+points point percent percentage level remained resulting result meaning amount""".split())
+_CONTENT = re.compile(r"[a-z][a-z'’]+")
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _CONTENT.findall(CITE.sub(" ", text).lower()) if len(w) >= 3 and w not in STOP]
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def _subject_words(template: str) -> list[str]:
+    """Content words of the finding's subject: what comes before its first figure, direction or verb 'was/were'."""
+    plain = CITE.sub(" ", template)
+    m = re.search(rf"[\d$]|{_UP.pattern}|{_DOWN.pattern}|\b(?:was|were|is|are)\b", plain, re.I)
+    return _content_words(plain[: m.start()]) if m else []
 
 
 def unsupported_figures(finding: Finding, facts: list[Fact]) -> list[Figure]:
