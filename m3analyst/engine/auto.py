@@ -167,8 +167,9 @@ def gemm_gflops(seconds: float = 0.5) -> float:
 
 
 def load_scale(then: float | None, now: float | None = None) -> float:
-    """How much faster a run of all cores goes now than when a rate was measured at 1-minute load `then` (which
-    included that run's own threads), from the share of the cores such a run gets beside the others' threads."""
+    """How much faster a run of all cores goes now than when a rate was measured at 1-minute load `then`, from the
+    share of the cores such a run gets beside the others' runnable threads (n / (n + others)): the load recorded after
+    a run includes its own n threads; the load now includes this process's one (ingest, loading)."""
     n = os.cpu_count() or 1
     now = _load() if now is None else now
     if then is None or now is None:
@@ -177,7 +178,7 @@ def load_scale(then: float | None, now: float | None = None) -> float:
     def share(others: float) -> float:
         return min(1.0, n / (n + max(0.0, others)))
 
-    return min(LOAD_SCALE_MAX, max(1 / LOAD_SCALE_MAX, share(now) / share(then - n)))
+    return min(LOAD_SCALE_MAX, max(1 / LOAD_SCALE_MAX, share(now - 1) / share(then - n)))
 
 
 def prefill_rate(spec) -> tuple[float, str]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 
 from m3analyst.domains.findings import Finding
+from m3analyst.engine.prefixcache import is_cached, prefill_cached
+from m3analyst.engine.progress import note
 from m3analyst.domains.spec import DomainSpec
 from m3analyst.memo.verify import CITE, check_rephrasing, citations_in, split_sentences
 from m3analyst.prompting import TASK_SENTINEL, render_template
@@ -65,12 +67,15 @@ def rephrase_findings(engine, spec: DomainSpec | None, found: list[Finding], bud
     if not todo:
         return counts
     prefix, tail = shared_prompt(engine, spec)
-    if budget is not None and not budget.affords_tokens(engine.count_tokens(prefix), 0):
+    local = getattr(engine, "path", None) is not None  # the embedded engine: the prefix's KV cache kept on disk
+    if budget is not None and not (local and is_cached(engine, prefix)) and \
+            not budget.affords_tokens(engine.count_tokens(prefix), 0):
         counts["cut"] = len(todo)
         budget.cut(f"model rephrasing of {len(todo)} finding(s): no time left for its prompt")
         return counts
-    sess = engine.prefill(prefix, reserve=MAX_TOKENS + 256)
+    sess = prefill_cached(engine, prefix, MAX_TOKENS + 256) if local else engine.prefill(prefix, MAX_TOKENS + 256)
     for i, f in enumerate(todo):
+        note(f"rephrasing findings: {i + 1}/{len(todo)}")
         suffix = finding_turn(f) + tail
         n_in, n_out = engine.count_tokens(suffix), max_tokens(engine, f)
         if budget is not None and not budget.affords_tokens(n_in, n_out):
