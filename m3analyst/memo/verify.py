@@ -309,7 +309,7 @@ def check_rephrasing(finding: Finding, text: str) -> list[str]:
 PARAPHRASE_WORDS = frozenset("""rose rise rising risen grew grow growing grown growth increase increased increasing
 increases higher improved improve improvement gain gained gains expanded expand widened widen widening fell fall
 falling fallen declined decline declining declines decrease decreased decreasing decreases lower dropped drop narrowed
-narrow narrowing contracted contract shrank compared comparison against versus stood reached amounted totaled
+narrow narrowing contracted contract shrank down compared comparison against versus stood reached amounted totaled
 totalled came previous prior earlier last annual ended ending end whereas respectively meanwhile representing
 represented represents equal equivalent times reported recorded then about approximately roughly change changed
 thousand million millions billion billions trillion bps basis
