@@ -77,8 +77,8 @@ def _memo_command(domain: str):
         memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
         write_outputs(memo, wanted, out, _emit, doc=doc, template_dir=template)
         g = memo.grounding
-        err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} "
-                          f"generated sentence(s) verified, {g['dropped_sentences']} dropped, "
+        err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} of "
+                          f"{g['generated_sentences']} generated sentence(s) verified, {g['dropped_sentences']} dropped, "
                           f"{memo.timings['total']:.1f}s", highlight=False)
 
     command.__name__ = domain

@@ -322,7 +322,8 @@ def _content_words(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    return word[:5]
+    """A crude stem: without -ing / -ed / -es / -s, its first five letters (lagging, lagged -> lagg)."""
+    return re.sub(r"(?:ing|ed|es|s)$", "", word)[:5]
 
 
 def _subject_words(template: str) -> list[str]:
