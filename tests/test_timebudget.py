@@ -115,3 +115,11 @@ def test_the_time_budget_cuts_rephrasings_and_says_so():
     assert budget.cuts and "templates stand" in budget.cuts[0]
     spent = TimeBudget(1.0, start=time.monotonic() - 5)
     assert rephrase.rephrase_findings(_Engine([]), None, _found(), spent)["cut"] == 3 and spent.cuts
+
+
+def test_each_percentage_keeps_its_own_direction():
+    both_fell = Finding("Operating income fell 13.0% while revenue fell 15.4% in 2017: operating income outpaced "
+                        "revenue by 2.4 points [p.74].", "operating leverage")
+    wrong = "In 2017, operating income fell 13.0% against revenue growth of 15.4%, outpacing it by 2.4 points [p.74]."
+    assert "direction of 15.4% reversed" in check_rephrasing(both_fell, wrong)
+    assert check_rephrasing(both_fell, wrong.replace("against revenue growth of", "while revenue fell")) == []

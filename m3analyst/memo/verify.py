@@ -265,6 +265,25 @@ def _roles(text: str) -> dict[str, list[tuple[float, str]]]:
     return out
 
 
+_UP_NEAR = re.compile(rf"(?:{_UP.pattern}|\bgrowth\b)[^.;:]{{0,24}}$", re.I)
+_DOWN_NEAR = re.compile(rf"(?:{_DOWN.pattern}|\bdecline\b)[^.;:]{{0,24}}$", re.I)
+
+
+def _figure_directions(text: str) -> list[tuple[tuple[float, str], str]]:
+    """Each percentage or points figure with the direction word just before it ("revenue fell 15.4%": down;
+    "revenue growth of 15.4%": up), where one is."""
+    plain, out = CITE.sub(" ", text), []
+    for m in _AMOUNT.finditer(plain):
+        got = _amounts(m.group(0))
+        if not got or got[0][1] not in ("%", "pts"):
+            continue
+        before = plain[max(0, m.start() - 40):m.start()]
+        up, down = _UP_NEAR.search(before), _DOWN_NEAR.search(before)
+        if up or down:
+            out.append((got[0], "up" if up and (not down or up.start() > down.start()) else "down"))
+    return out
+
+
 def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
     kinds = {a[1], b[1]}
     if "n" in kinds:
@@ -295,6 +314,10 @@ def check_rephrasing(finding: Finding, text: str) -> list[str]:
     up, down = bool(_UP.search(template)), bool(_DOWN.search(template))
     if (up and not down and _DOWN.search(text) and not _UP.search(text)) or (down and not up and _UP.search(text) and not _DOWN.search(text)):
         problems.append("direction of change reversed")
+    else:  # each change figure keeps its own direction ("revenue fell 15.4%" is not "revenue growth of 15.4%")
+        mine_dir = _figure_directions(template)
+        problems += [f"direction of {v[0]:g}{'%' if v[1] == '%' else ' points'} reversed"
+                     for v, d in _figure_directions(text) if any(_same(v, t) and d != e for t, e in mine_dir)]
     allowed = set(finding.pages) | set(citations_in(template))
     problems += [f"cites p.{p}, which the finding does not" for p in citations_in(text) if p not in allowed]
     problems += [f"subject word {w!r} of the finding dropped" for w in _subject_words(template)
