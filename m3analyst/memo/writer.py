@@ -63,9 +63,10 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     of the command's start; default now) bind every model phase (memo/timebudget.py)."""
     started = time.monotonic() if started is None else started
     settings = settings or Settings()
-    spec = load_domain(domain or detect_domain(doc))
-    report = progress or (lambda desc, done, total: None)
     clock = _Clock()
+    with clock("domain"):
+        spec = load_domain(domain or detect_domain(doc))
+    report = progress or (lambda desc, done, total: None)
     with clock("extract"):
         facts = extract_facts(doc, spec)
     with clock("findings"):
@@ -79,7 +80,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
     by_heading_f = _by_section(found)
     # findings headings (kind "findings") hold only the domain's findings; a heading no finding states gets passages
     items = [o for o in spec.outline if o.kind not in ("facts", "findings") and o.heading not in by_heading_f]
-    budget = for_engine(engine, settings.engine.time_budget, started) if engine is not None else None
+    with clock("budget"):
+        budget = for_engine(engine, settings.engine.time_budget, started) if engine is not None else None
     with clock("prompt"):
         ctx = engine.context_length if engine else DEFAULT_CONTEXT
         prefill_s = _prefill_allowance(budget, engine, items, found, settings) if budget is not None else None
@@ -112,7 +114,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
         budget=built.report.to_dict(), engine=engine_info, grounding={}, timings=clock.t,
         settings=settings.model_dump(), chart_series=list(spec.chart), drop_unsupported=settings.memo.drop_unsupported,
     )
-    memo.grounding = grounding(memo, doc)
+    with clock("grounding"):
+        memo.grounding = grounding(memo, doc)
     return memo
 
 
