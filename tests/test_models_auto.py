@@ -16,6 +16,7 @@ from m3analyst.engine.catalog import MODELS
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(auto, "_load", lambda: 1.0)  # rates measured at load 1.0 (below) apply unscaled
     return tmp_path / "home"
 
 
@@ -109,3 +110,19 @@ def test_meter_lines_and_throttle():
     meter.begin("decode")
     meter("decode", 8, 8)
     assert quiet.getvalue() == ""
+
+
+def test_measured_rates_follow_the_load_now(home, monkeypatch):
+    _measured({"qwen2.5-coder-0.5b-instruct": 20.0})  # measured at load 1.0 (its own threads included)
+    n = auto.os.cpu_count() or 1
+    rate, source = auto.prefill_rate(MODELS["qwen2.5-coder-0.5b-instruct"])
+    assert rate == pytest.approx(20.0) and "x1.00" in source
+    monkeypatch.setattr(auto, "_load", lambda: 1.0 + n)  # n other runnable threads now: half the cores
+    assert auto.prefill_rate(MODELS["qwen2.5-coder-0.5b-instruct"])[0] == pytest.approx(10.0)
+    assert auto.load_scale(then=1000.0, now=0.0) == auto.LOAD_SCALE_MAX  # bounded either way
+    auto.record_decode("qwen2.5-coder-0.5b-instruct", 100, 20.0)
+    auto.record_decode("qwen2.5-coder-0.5b-instruct", 8, 1.0)  # too few tokens to tell
+    entry = auto.read_calibration()["models"]["qwen2.5-coder-0.5b-instruct"]
+    assert entry["decode_tok_s"] == 5.0 and entry["prefill_tok_s"] == 20.0  # the prefill figure kept beside it
+    assert auto.decode_rate("qwen2.5-coder-0.5b-instruct") == pytest.approx(5.0 * auto.load_scale(1.0 + n))
+    assert auto.decode_rate("smollm2-135m-instruct") is None

@@ -190,3 +190,30 @@ def test_serve_command_usage_errors(cli, monkeypatch):
     assert r.exit_code == 2 and "M3_NO_SUCH_KEY" in r.stderr and "Traceback" not in r.stderr
     r = cli("serve", "--port", "0")
     assert r.exit_code == 2 and "--port" in r.stderr
+
+
+def test_a_prefix_kv_cache_kept_on_disk_gives_the_same_generation(tiny_engine, tmp_path, monkeypatch):
+    from m3analyst.engine import prefixcache
+
+    monkeypatch.setenv("M3ANALYST_HOME", str(tmp_path))
+    prefix = "A shared instruction that every short prompt starts with. " * 4
+    assert not prefixcache.is_cached(tiny_engine, prefix)
+    first = prefixcache.prefill_cached(tiny_engine, prefix, reserve=32)
+    assert prefixcache.is_cached(tiny_engine, prefix) and len(list((tmp_path / prefixcache.FOLDER).iterdir())) == 1
+    again = prefixcache.prefill_cached(tiny_engine, prefix, reserve=32)
+    assert again.prefill_s == 0.0 and again.prefix_ids == first.prefix_ids
+    a = first.generate(" Then", max_new_tokens=6)
+    b = again.generate(" Then", max_new_tokens=6)
+    assert a.token_ids == b.token_ids
+    assert not prefixcache.is_cached(tiny_engine, prefix + "x")  # another text, another entry
+    next((tmp_path / prefixcache.FOLDER).iterdir()).write_bytes(b"damaged")
+    assert prefixcache.prefill_cached(tiny_engine, prefix, reserve=32).prefix_ids == first.prefix_ids  # recomputed
+
+
+def test_a_deadline_stops_decoding(tiny_engine):
+    import time as _time
+
+    sess = tiny_engine.prefill("Some prompt text to continue from.", reserve=64)
+    res = sess.generate(" and", max_new_tokens=40, deadline=_time.monotonic())
+    assert res.finish_reason == "deadline" and len(res.token_ids) == 1  # the first token, then the deadline
+    assert sess.generate(" and", max_new_tokens=5, deadline=_time.monotonic() + 600).finish_reason in ("length", "eos")

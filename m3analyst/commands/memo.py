@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,19 @@ from m3analyst.commands.common import (domain_names, emit, emit_json, err_consol
 from m3analyst.commands.options import MEMO_FLAGS, with_settings
 from m3analyst.errors import InputError, UsageError
 from m3analyst.settings import Settings
+
+_IMPORTED = time.monotonic()
+
+
+def process_started() -> float:
+    """time.monotonic() when this process started (Linux: /proc/self/stat; else when this module was imported), so
+    a memo's time budget counts the interpreter's start and imports too."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.monotonic() - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED
 
 FORMAT_HELP = ("Output format(s): md (default), html, json, xlsx, docx, pdf; comma-separated or repeated. xlsx/docx/pdf "
                "need --out and the [office] extra; with several, --out is the stem.")
@@ -72,12 +86,12 @@ def _memo_command(domain: str):
             def report(desc: str, done: int, total: int) -> None:
                 p.update(task, description=safe(desc), completed=done, total=total)
 
-            memo = write_memo(doc, domain, settings, engine=None, progress=report)
+            memo = write_memo(doc, domain, settings, engine=None, progress=report, started=process_started())
         memo.timings = {"ingest": ingest_s, **memo.timings, "total": time.perf_counter() - t0}
         write_outputs(memo, wanted, out, _emit, doc=doc, template_dir=template)
         g = memo.grounding
-        err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} "
-                          f"generated sentence(s) verified, {g['dropped_sentences']} dropped, "
+        err_console.print(f"{len(memo.facts)} facts, {g['quoted_chars']:,} chars quoted, {g['verified_sentences']} of "
+                          f"{g['generated_sentences']} generated sentence(s) verified, {g['dropped_sentences']} dropped, "
                           f"{memo.timings['total']:.1f}s", highlight=False)
 
     command.__name__ = domain

@@ -22,6 +22,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from m3analyst.engine.catalog import MODELS, ModelSpec
 from m3analyst.resources import home_dir
@@ -33,6 +34,8 @@ GPU_HEADROOM = 0.9
 FLOP_OVERHEAD = 1.0  # prefill time per token / (2 x parameters / GEMM speed): measured 0.5-0.7 on this AVX2 VM at
 # load 14-18 (135M fp32: 43 tok/s, 0.5B int8: 17.6 tok/s, GEMM 8 GFLOP/s; RESULTS.md, issue 20); 1.0 errs on the safe side
 RECORD_MIN_TOKENS = 512
+RECORD_MIN_DECODE = 32
+LOAD_SCALE_MAX = 4.0  # a rate measured at another load is scaled by at most this factor either way
 CAL_FILE = "calibration.json"
 
 
@@ -163,18 +166,70 @@ def gemm_gflops(seconds: float = 0.5) -> float:
     return 2 * 512 * 1024 * 1024 * n / (time.perf_counter() - t0) / 1e9
 
 
-def prefill_rate(spec: ModelSpec) -> tuple[float, str]:
-    """Tokens per second this machine prefills `spec` at, and where the figure comes from."""
+def load_scale(then: float | None, now: float | None = None) -> float:
+    """How much faster a run of all cores goes now than when a rate was measured at 1-minute load `then`, from the
+    share of the cores such a run gets beside the others' runnable threads (n / (n + others)): the load recorded after
+    a run includes its own n threads; the load now includes this process's one (ingest, loading)."""
+    n = os.cpu_count() or 1
+    now = _load() if now is None else now
+    if then is None or now is None:
+        return 1.0
+
+    def share(others: float) -> float:
+        return min(1.0, n / (n + max(0.0, others)))
+
+    return min(LOAD_SCALE_MAX, max(1 / LOAD_SCALE_MAX, share(now - 1) / share(then - n)))
+
+
+def prefill_rate(spec) -> tuple[float, str]:
+    """Tokens per second this machine prefills `spec` at now, and where the figure comes from (a measured rate is
+    scaled from the load it was measured at to the load now)."""
     entry = read_calibration()
     measured = entry.get("models", {}).get(spec.name)
     if isinstance(measured, dict) and measured.get("prefill_tok_s"):
-        return float(measured["prefill_tok_s"]), (f"measured here on {measured.get('tokens', 0):,} tokens at load "
-                                                  f"{measured.get('load')}")
+        scale = load_scale(measured.get("load"))
+        return float(measured["prefill_tok_s"]) * scale, (
+            f"measured here on {measured.get('tokens', 0):,} tokens at load {measured.get('load')}, x{scale:.2f} "
+            f"for the load now")
     if not entry.get("gflops"):
         entry = {**entry, "gflops": gemm_gflops(), "gflops_load": _load()}
         _write_calibration(entry)
     rate = entry["gflops"] * 1e9 / (FLOP_OVERHEAD * 2 * spec.params_m * 1e6)
     return rate, f"estimated from this machine's {entry['gflops']:.0f} GFLOP/s fp32 GEMM"
+
+
+def decode_rate(name: str) -> float | None:
+    """Decode tokens per second last measured here for `name` (scaled to the load now), or None."""
+    measured = read_calibration().get("models", {}).get(name)
+    if isinstance(measured, dict) and measured.get("decode_tok_s"):
+        return float(measured["decode_tok_s"]) * load_scale(measured.get("decode_load"))
+    return None
+
+
+def engine_rates(engine) -> tuple[float, float | None, str]:
+    """(prefill tok/s, decode tok/s or None, where from) for a loaded engine: its registry model's calibration, else
+    an estimate from its parameter count."""
+    name = engine_model_name(engine)
+    spec = MODELS.get(name)
+    if spec is None or not spec.params_m:
+        spec = SimpleNamespace(name=name, params_m=max(1, sum(p.numel() for p in engine.model.parameters()) // 10**6))
+    rate, source = prefill_rate(spec)
+    return rate, decode_rate(name), source
+
+
+def engine_model_name(engine) -> str:
+    sel = getattr(engine, "selection", None)
+    return sel.model if sel is not None else str(engine.name).split(" (")[0]
+
+
+def record_decode(name: str, tokens: int, seconds: float) -> None:
+    """Keep a memo's measured decode rate for `name` (registry models, at least RECORD_MIN_DECODE tokens)."""
+    if name not in MODELS or tokens < RECORD_MIN_DECODE or seconds <= 0:
+        return
+    entry = read_calibration()
+    models = dict(entry.get("models", {}))
+    models[name] = {**models.get(name, {}), "decode_tok_s": round(tokens / seconds, 2), "decode_load": _load()}
+    _write_calibration({**entry, "models": models})
 
 
 def record_prefill(name: str, tokens: int, seconds: float) -> None:
@@ -183,8 +238,8 @@ def record_prefill(name: str, tokens: int, seconds: float) -> None:
         return
     entry = read_calibration()
     models = dict(entry.get("models", {}))
-    models[name] = {"prefill_tok_s": round(tokens / seconds, 2), "tokens": tokens, "load": _load(),
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    models[name] = {**models.get(name, {}), "prefill_tok_s": round(tokens / seconds, 2), "tokens": tokens,
+                    "load": _load(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_calibration({**entry, "models": models})
 
 

@@ -184,12 +184,12 @@ class Engine:
         if n >= self.context_length:
             raise ContextTooLongError(n, self.context_length)
 
-    def _params(self, max_new_tokens, temperature, seed, stop) -> GenParams:
+    def _params(self, max_new_tokens, temperature, seed, stop, deadline: float | None = None) -> GenParams:
         s = self.settings
         stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
         return GenParams(s.max_new_tokens if max_new_tokens is None else int(max_new_tokens),
                          s.temperature if temperature is None else float(temperature),
-                         s.seed if seed is None else int(seed), stop)
+                         s.seed if seed is None else int(seed), stop, deadline)
 
     def _context(self, cache: MSACache, attention_override: dict | None = None) -> attention.RunContext:
         a = self.attention_settings()

@@ -53,7 +53,7 @@ class GenerationResult:
     text: str
     token_ids: list[int]
     stats: EngineStats
-    finish_reason: str = "length"  # "length" | "eos" | "stop" | "context"
+    finish_reason: str = "length"  # "length" | "eos" | "stop" | "context" | "deadline"
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class GenParams:
     temperature: float
     seed: int
     stop: tuple[str, ...]
+    deadline: float | None = None  # time.monotonic() after which decoding stops (finish_reason "deadline")
 
 
 def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator | None) -> int:
@@ -185,6 +186,8 @@ class DecodeRun:
             return "length"
         if self.cache.length + 1 >= self.eng.context_length:
             return "context"
+        if self.p.deadline is not None and time.monotonic() >= self.p.deadline:
+            return "deadline"
         return None
 
     def _step(self, tok: int, ctx: attention.RunContext, guard: DecodeThreadGuard) -> torch.Tensor:

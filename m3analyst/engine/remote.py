@@ -130,7 +130,8 @@ class RemoteSession:
         return len(self.prefix_offsets)
 
     def generate(self, suffix_text: str = "", max_new_tokens: int | None = None, temperature: float | None = None,
-                 seed: int | None = None, stop=None, stream: bool = False):
+                 seed: int | None = None, stop=None, stream: bool = False, deadline: float | None = None):
+        # deadline: not enforced here (one request; the server bounds its own generation)
         return self.engine.generate(self.prompt_text + suffix_text, max_new_tokens, temperature, seed, stop, stream)
 
     def score(self, continuation: str) -> float:

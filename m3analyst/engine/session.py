@@ -23,9 +23,10 @@ class PrefillSession:
         return len(self.prefix_ids)
 
     def generate(self, suffix_text: str = "", max_new_tokens: int | None = None, temperature: float | None = None,
-                 seed: int | None = None, stop=None, stream: bool = False):
+                 seed: int | None = None, stop=None, stream: bool = False, deadline: float | None = None):
+        """Generate after the cached prefix and `suffix_text`; `deadline` (time.monotonic()) stops the decode."""
         eng = self.engine
-        params = eng._params(max_new_tokens, temperature, seed, stop)
+        params = eng._params(max_new_tokens, temperature, seed, stop, deadline)
         ids = eng._encode_suffix(suffix_text) if suffix_text else []
         eng._check_length(self.n_tokens + len(ids))
         run = DecodeRun(eng, self.cache, prefix_len=self.n_tokens, new_ids=ids, params=params,

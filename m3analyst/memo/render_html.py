@@ -114,7 +114,8 @@ def finding_view(memo: Memo, finding, cites: Citations) -> dict[str, Any]:
 def appendix_view(memo: Memo) -> dict[str, Any]:
     g, b = memo.grounding, memo.budget
     omitted = "; ".join(_omitted(o) for o in b["omitted"][:12])
-    return {"g": g, "b": b, "omitted": omitted, "timings": memo.timings}
+    return {"g": g, "b": b, "omitted": omitted, "timings": memo.timings,
+            "time_budget": (memo.engine or {}).get("time_budget")}
 
 
 def memo_context(memo: Memo, cites: Citations, images: PageImages) -> dict[str, Any]:

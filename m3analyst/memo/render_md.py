@@ -143,6 +143,14 @@ def appendix(memo: Memo) -> list[str]:
     if dropped and memo.drop_unsupported:
         lines += ["", "Dropped by the verifier (not part of the memo):", ""]
         lines += [f"- ~~{_esc(c.text)}~~ ({'; '.join(c.problems)})" for c in dropped[:20]]
+    if g.get("rephrasings_tried"):
+        lines.append(f"- Model rephrasings of findings: {g['rephrasings_accepted']} of {g['rephrasings_tried']} "
+                     "accepted by the verifier (the template sentence stands for the others).")
+    tb = (memo.engine or {}).get("time_budget")
+    if tb:
+        cut = "; ".join(_md(c) for c in tb["cuts"]) or "nothing"
+        lines.append(f"- Time budget: {tb['seconds']:.0f} s, {tb['spent_s']:.0f} s spent by the model's work; "
+                     f"cut for time: {cut}.")
     if memo.timings:
         lines.append("- Time: " + ", ".join(f"{k} {v:.1f}s" for k, v in memo.timings.items()) + ".")
     return lines + [""]

@@ -265,12 +265,33 @@ def _roles(text: str) -> dict[str, list[tuple[float, str]]]:
     return out
 
 
+_UP_NEAR = re.compile(rf"(?:{_UP.pattern}|\bgrowth\b)[^.;:]{{0,24}}$", re.I)
+_DOWN_NEAR = re.compile(rf"(?:{_DOWN.pattern}|\bdecline\b)[^.;:]{{0,24}}$", re.I)
+
+
+def _figure_directions(text: str) -> list[tuple[tuple[float, str], str]]:
+    """Each percentage or points figure with the direction word just before it ("revenue fell 15.4%": down;
+    "revenue growth of 15.4%": up), where one is."""
+    plain, out = CITE.sub(" ", text), []
+    for m in _AMOUNT.finditer(plain):
+        got = _amounts(m.group(0))
+        if not got or got[0][1] not in ("%", "pts"):
+            continue
+        before = plain[max(0, m.start() - 40):m.start()]
+        up, down = _UP_NEAR.search(before), _DOWN_NEAR.search(before)
+        if up or down:
+            out.append((got[0], "up" if up and (not down or up.start() > down.start()) else "down"))
+    return out
+
+
 def _same(a: tuple[float, str], b: tuple[float, str]) -> bool:
     kinds = {a[1], b[1]}
     if "n" in kinds:
         return kinds == {"n"} and a[0] == b[0]
     if len(kinds) > 1 and kinds != {"%", "pts"}:
         return False
+    if kinds <= {"%", "pts", "x"}:  # rates and multiples: rounding to one decimal (49.1% is not 49.3%)
+        return abs(a[0] - b[0]) <= 0.051
     hi = max(abs(a[0]), abs(b[0]))
     return abs(a[0] - b[0]) <= max(0.051, 0.006 * hi)
 
@@ -293,9 +314,46 @@ def check_rephrasing(finding: Finding, text: str) -> list[str]:
     up, down = bool(_UP.search(template)), bool(_DOWN.search(template))
     if (up and not down and _DOWN.search(text) and not _UP.search(text)) or (down and not up and _UP.search(text) and not _DOWN.search(text)):
         problems.append("direction of change reversed")
+    else:  # each change figure keeps its own direction ("revenue fell 15.4%" is not "revenue growth of 15.4%")
+        mine_dir = _figure_directions(template)
+        problems += [f"direction of {v[0]:g}{'%' if v[1] == '%' else ' points'} reversed"
+                     for v, d in _figure_directions(text) if any(_same(v, t) and d != e for t, e in mine_dir)]
     allowed = set(finding.pages) | set(citations_in(template))
     problems += [f"cites p.{p}, which the finding does not" for p in citations_in(text) if p not in allowed]
+    problems += [f"subject word {w!r} of the finding dropped" for w in _subject_words(template)
+                 if _stem(w) not in {_stem(x) for x in _content_words(text)}]
+    known_stems = {_stem(w) for w in _content_words(known)}
+    problems += [f"word {w!r} not in the finding or its evidence" for w in sorted(set(_content_words(text)))
+                 if w not in PARAPHRASE_WORDS and _stem(w) not in known_stems]
     return problems
+
+
+# Words a rephrasing may use without the finding having them: directions of change, comparisons and connectives.
+PARAPHRASE_WORDS = frozenset("""rose rise rising risen grew grow growing grown growth increase increased increasing
+increases higher improved improve improvement gain gained gains expanded expand widened widen widening fell fall
+falling fallen declined decline declining declines decrease decreased decreasing decreases lower dropped drop narrowed
+narrow narrowing contracted contract shrank down compared comparison against versus stood reached amounted totaled
+totalled came previous prior earlier last annual ended ending end whereas respectively meanwhile representing
+represented represents equal equivalent times reported recorded then about approximately roughly change changed
+thousand million millions billion billions trillion bps basis
+points point percent percentage level remained resulting result meaning amount""".split())
+_CONTENT = re.compile(r"[a-z][a-z'’]+")
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _CONTENT.findall(CITE.sub(" ", text).lower()) if len(w) >= 3 and w not in STOP]
+
+
+def _stem(word: str) -> str:
+    """A crude stem: without -ing / -ed / -es / -s, its first five letters (lagging, lagged -> lagg)."""
+    return re.sub(r"(?:ing|ed|es|s)$", "", word)[:5]
+
+
+def _subject_words(template: str) -> list[str]:
+    """Content words of the finding's subject: what comes before its first figure, direction or verb 'was/were'."""
+    plain = CITE.sub(" ", template)
+    m = re.search(rf"[\d$]|{_UP.pattern}|{_DOWN.pattern}|\b(?:was|were|is|are)\b", plain, re.I)
+    return _content_words(plain[: m.start()]) if m else []
 
 
 def unsupported_figures(finding: Finding, facts: list[Fact]) -> list[Figure]:

@@ -34,11 +34,15 @@ from m3analyst.injection import instruction_free
 from m3analyst.memo.types import Memo, MemoSection, Quote
 from m3analyst.memo.passages import (BM25, Candidate, TokenMap, block_reads, candidates, page_reads, quote_text,
                                      rank_by_engine, rank_lexically)
-from m3analyst.memo.verify import CITE, check_rephrasing, citations_in, split_sentences, unsupported_figures, verify_text
-from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, BuiltPrompt, build_prompt, render_template, task_text
+from m3analyst.memo.rephrase import apply_rephrasing as _apply_rephrasing  # noqa: F401 (tests import it here)
+from m3analyst.memo.rephrase import MAX_TOKENS as REPHRASE_TOKENS, rephrasable, rephrase_findings
+from m3analyst.memo.timebudget import TimeBudget, for_engine
+from m3analyst.memo.verify import unsupported_figures, verify_text
+from m3analyst.prompting import DEFAULT_CONTEXT, TASK_SENTINEL, BuiltPrompt, build_prompt, task_text
 from m3analyst.settings import Settings
 
 Progress = Callable[[str, int, int], None]  # (description, done, total)
+PREFILL_MIN_SHARE, PREFILL_MAX_SHARE = 0.25, 0.6  # of the time left after the model's load (time budget, CPU)
 
 
 class _Clock:
@@ -55,34 +59,50 @@ class _Clock:
 
 
 def write_memo(doc: Document, domain: str | None = None, settings: Settings | None = None, engine=None,
-               progress: Progress | None = None) -> Memo:
+               progress: Progress | None = None, started: float | None = None) -> Memo:
+    """The memo of `doc`. With a model on CPU, `settings.engine.time_budget` seconds from `started` (time.monotonic()
+    of the command's start; default now) bind every model phase (memo/timebudget.py)."""
+    started = time.monotonic() if started is None else started
     settings = settings or Settings()
     doc = instruction_free(doc)  # text addressed to a reader or model is never read as a fact, quoted or prompted
-    spec = load_domain(domain or detect_domain(doc))
-    report = progress or (lambda desc, done, total: None)
     clock = _Clock()
+    with clock("domain"):
+        spec = load_domain(domain or detect_domain(doc))
+    report = progress or (lambda desc, done, total: None)
     with clock("extract"):
         facts = extract_facts(doc, spec)
     with clock("findings"):
         found = make_findings(doc, spec, facts)
     if engine is None and settings.engine.model is not None:
-        from m3analyst.engine import load_engine
-
         report("loading model", 0, 1)
-        with clock("model_load"):
+        with clock("model_load"):  # the engine's imports (torch, transformers: 33 s at load 13) included
+            from m3analyst.engine import load_engine
+
             engine = load_engine(settings.engine)
-    with clock("prompt"):
-        built = build_prompt(doc, spec, facts, settings, engine.count_tokens if engine else None,
-                             engine.context_length if engine else DEFAULT_CONTEXT)
     by_heading_f = _by_section(found)
     # findings headings (kind "findings") hold only the domain's findings; a heading no finding states gets passages
     items = [o for o in spec.outline if o.kind not in ("facts", "findings") and o.heading not in by_heading_f]
+    with clock("budget"):
+        budget = for_engine(engine, settings.engine.time_budget, started) if engine is not None else None
+    with clock("prompt"):
+        ctx = engine.context_length if engine else DEFAULT_CONTEXT
+        prefill_s = _prefill_allowance(budget, engine, items, found, settings) if budget is not None else None
+        if prefill_s is not None:
+            budget.prompt_cap = budget.prefill_tokens(prefill_s)
+            ctx = min(ctx, budget.prompt_cap + settings.memo.reserve)
+        built = build_prompt(doc, spec, facts, settings, engine.count_tokens if engine else None, ctx)
     with clock("candidates"):  # passages are proposed only for headings no finding states
         paras = paragraphs(doc) if items else []
         bm25 = BM25([p.text for p in paras])
-    if engine is not None:
+    if engine is not None and prefill_s is not None and budget.cost(built.report.prompt_tokens) > 1.15 * prefill_s:
+        budget.cut(f"reading the document: the smallest prompt ({built.report.prompt_tokens:,} tokens) needs "
+                   f"~{budget.cost(built.report.prompt_tokens):.0f} s of prefill, {prefill_s:.0f} s could be spent; "
+                   "passages chosen lexically, no block provenance")
+        sections = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report)
+        engine_info = _unread_info(engine, settings, doc, spec, found, budget, clock)
+    elif engine is not None:
         sections, engine_info = _engine_sections(doc, spec, facts, built, settings, engine, paras, bm25, items, clock,
-                                                 report, found)
+                                                 report, found, budget)
     else:
         sections, engine_info = _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report), None
     by_heading = {s.heading: s for s in sections}
@@ -96,7 +116,8 @@ def write_memo(doc: Document, domain: str | None = None, settings: Settings | No
         budget=built.report.to_dict(), engine=engine_info, grounding={}, timings=clock.t,
         settings=settings.model_dump(), chart_series=list(spec.chart), drop_unsupported=settings.memo.drop_unsupported,
     )
-    memo.grounding = grounding(memo, doc)
+    with clock("grounding"):
+        memo.grounding = grounding(memo, doc)
     return memo
 
 
@@ -115,83 +136,155 @@ def _extractive_sections(doc, facts, settings, paras, bm25, items, clock, report
 
 # ---- with the engine -----------------------------------------------------------------------------
 def _engine_sections(doc: Document, spec: DomainSpec, facts, built: BuiltPrompt, settings: Settings, engine, paras,
-                     bm25, items: list[OutlineItem], clock: _Clock, report: Progress, found: list[Finding] = ()):
+                     bm25, items: list[OutlineItem], clock: _Clock, report: Progress, found: list[Finding] = (),
+                     budget: TimeBudget | None = None):
     chat = engine.render_chat(built.messages())
     prefix, tail = chat.split(TASK_SENTINEL, 1)
     report("reading the document (prefill)", 0, len(items) + 1)
     n_new = settings.engine.max_new_tokens
     with clock("prefill"):
         sess = engine.prefill(prefix, reserve=max(n_new, 64) + 512)
+    if budget is not None:
+        budget.observe_prefill(sess.n_tokens, sess.prefill_s)
     doc_off = prefix.find(built.document)
     tmap = TokenMap(doc_off, built.segments, [o[0] for o in sess.prefix_offsets])
     ranges = [(s.doc_start, s.doc_end) for s in built.segments]
-    bs = settings.engine.attention.block_size
     bos = engine.count_tokens("")
     stats_all = []
     out, used = [], set()
+    keep = _rephrase_cost(budget, engine, found) if budget is not None else 0.0
     for i, item in enumerate(items):
         report(f"writing: {item.heading}", i + 1, len(items) + 1)
         question = item.question or item.contains or item.heading
         suffix = task_text(spec, item.heading, item.contains, question, item.max_words) + tail
+        n_out = min(n_new, settings.memo.heading_tokens, int(item.max_words * 1.6))
         with clock("decode"):
-            res = sess.generate(suffix, max_new_tokens=min(n_new, settings.memo.heading_tokens, int(item.max_words * 1.6)))
-        stats_all.append(res.stats)
-        hits = res.stats.block_hits
+            res = _heading_draft(sess, engine, suffix, n_out, budget, keep, item.heading)
+        if res is not None:
+            stats_all.append(res.stats)
         with clock("rank"):
-            k = settings.memo.candidates
-            cands = _unused(candidates(doc, item, facts, ranges, paras, bm25, k=k + len(used)), used)[:k]
-            outside = not cands  # nothing quotable in the prompt's text (e.g. only statement pages kept)
-            if outside:
-                cands = rank_lexically(_unused(candidates(doc, item, facts, None, paras, bm25, k=k + len(used)), used))
-            probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
-            base = _total_logprob(sess, engine, probe, bos)
-            for c in cands if not outside else []:
-                c.block_reads = block_reads(hits, tmap.token_range(c.span.start, c.span.end), bs)
-                c.engine_logprob = _passage_logprob(sess, engine, probe, base, quote_text(c.span), bos)
-            ranked = cands if outside else rank_by_engine(cands)
+            ranked, outside = _rank_passages(doc, item, facts, ranges, paras, bm25, used, settings, sess, engine, tail,
+                                             question, bos, tmap, res, budget, keep)
         with clock("verify"):
-            claims = verify_text(doc, res.text, facts, pages=built.report.pages_included)
-        sec = _section(item, ranked, settings, "lexical (outside the prompt)" if outside else "engine")
+            claims = verify_text(doc, res.text, facts, pages=built.report.pages_included) if res is not None else []
+        sec = _section(item, ranked, settings, "lexical (outside the prompt)" if outside else
+                       "engine" if ranked and ranked[0].engine_logprob is not None else "lexical (time budget)")
         sec.claims = claims
-        sec.raw_generation = res.text
-        reads = page_reads(hits, tmap, sess.n_tokens, bs)
+        sec.raw_generation = res.text if res is not None else None
+        reads = page_reads(res.stats.block_hits, tmap, sess.n_tokens, settings.engine.attention.block_size) \
+            if res is not None else {}
         sec.pages_read = sorted(reads.items(), key=lambda kv: -kv[1])[:5]
         out.append(sec)
         used |= {(q.start, q.end) for q in sec.quotes}
-    _model_findings(doc, spec, facts, sess, engine, tail, list(found), settings, clock, stats_all)
+    counts = _model_findings(spec, sess, engine, tail, list(found), clock, stats_all, budget)
     report("memo written", len(items) + 1, len(items) + 1)
     info = {
         "name": engine.name, "context_length": engine.context_length, "prompt_tokens": sess.n_tokens,
         "prefill_s": round(sess.prefill_s, 3), "attention": settings.engine.attention.model_dump(),
-        "calls": [_stats_dict(s) for s in stats_all],
+        "calls": [_stats_dict(s) for s in stats_all], "document_read": True, "rephrasings": counts,
         "new_tokens": sum(s.new_tokens for s in stats_all), "decode_s": round(sum(s.decode_s for s in stats_all), 3),
     }
-    return out, info
+    return out, _with_budget(info, budget, engine)
 
 
-def _model_findings(doc: Document, spec: DomainSpec, facts, sess, engine, tail: str, found: list[Finding],
-                    settings: Settings, clock: _Clock, stats_all: list) -> None:
+def _heading_draft(sess, engine, suffix: str, n_out: int, budget: TimeBudget | None, keep: float, heading: str):
+    """The model's draft for one heading after the cached document (None when the time budget leaves no tokens)."""
+    if budget is not None:
+        allowed = budget.tokens_out(engine.count_tokens(suffix), keep)
+        if allowed < min(n_out, 8):
+            budget.cut(f"the model's draft for '{heading}' (no time left)")
+            return None
+        if allowed < n_out:
+            budget.cut(f"the model's draft for '{heading}' capped at {allowed} of {n_out} tokens")
+            n_out = allowed
+    res = sess.generate(suffix, max_new_tokens=n_out, deadline=budget.deadline if budget is not None else None)
+    if budget is not None:
+        budget.observe(res.stats)
+    return res
+
+
+def _rank_passages(doc, item, facts, ranges, paras, bm25, used, settings, sess, engine, tail, question, bos, tmap, res,
+                   budget: TimeBudget | None, keep: float):
+    """A heading's candidate passages, ranked by the engine (block reads and log-prob after the document) while
+    the time budget affords it, else lexically; (ranked, outside the prompt)."""
+    k = settings.memo.candidates
+    cands = _unused(candidates(doc, item, facts, ranges, paras, bm25, k=k + len(used)), used)[:k]
+    outside = not cands  # nothing quotable in the prompt's text (e.g. only statement pages kept)
+    if outside:
+        return rank_lexically(_unused(candidates(doc, item, facts, None, paras, bm25, k=k + len(used)), used)), True
+    probe = f"Question: {question}\nThe passage of the document that answers it:{tail}\""
+    cost = (len(cands) + 1) * (engine.count_tokens(probe) + 60)
+    if budget is not None and not budget.affords_tokens(cost, 0, keep):
+        budget.cut(f"engine ranking of the passages for '{item.heading}' (lexical order kept)")
+        return rank_lexically(cands), False
+    base = _total_logprob(sess, engine, probe, bos)
+    hits = res.stats.block_hits if res is not None else None
+    for c in cands:
+        if hits is not None:
+            c.block_reads = block_reads(hits, tmap.token_range(c.span.start, c.span.end),
+                                        settings.engine.attention.block_size)
+        c.engine_logprob = _passage_logprob(sess, engine, probe, base, quote_text(c.span), bos)
+    return rank_by_engine(cands), False
+
+
+def _model_findings(spec: DomainSpec, sess, engine, tail: str, found: list[Finding], clock: _Clock,
+                    stats_all: list, budget: TimeBudget | None = None) -> dict:
     """With the model: rank each finding's candidate driver sentences (mean log-prob after the document and the
-    finding's question, as passages are ranked), then let it rephrase findings within the narrative's token budget
-    (`heading_tokens` per findings heading); a rephrasing stands only when `check_rephrasing` finds nothing wrong."""
+    finding's question, as passages are ranked) while the time budget leaves room for the rephrasings, then let the
+    model rephrase findings one short prompt each (memo/rephrase.py); returns the rephrasing counts."""
     bos = engine.count_tokens("")
     used: set[tuple[int, int]] = set()
+    keep = _rephrase_cost(budget, engine, found) if budget is not None else 0.0
     with clock("rank"):
         for f in found:
-            if len(f.extra.get("alternatives") or []) > 1:
-                _rank_driver(sess, engine, tail, f, bos, used)
-    budget = settings.memo.heading_tokens * len(_by_section(found))
+            alts = f.extra.get("alternatives") or []
+            if len(alts) <= 1:
+                continue
+            if budget is not None and not budget.affords_tokens((len(alts) + 1) * 80, 0, keep):
+                budget.cut(f"engine ranking of the stated driver for '{f.claim[:40]}…' (the rule's choice stands)")
+                continue
+            _rank_driver(sess, engine, tail, f, bos, used)
     with clock("decode"):
-        for f in found:
-            if budget < 16:
-                break
-            if f.topic in ("risk", "outlook") or not f.figures:
-                continue  # quoted statements: nothing to rephrase
-            res = sess.generate(render_template("rephrase.j2", spec, claim=f.claim).strip() + tail,
-                                max_new_tokens=min(48, budget))
-            stats_all.append(res.stats)
-            budget -= max(1, res.stats.new_tokens)
-            _apply_rephrasing(f, res.text)
+        return rephrase_findings(engine, spec, found, budget, stats_all)
+
+
+def _rephrase_cost(budget: TimeBudget, engine, found: list[Finding]) -> float:
+    """Seconds the model's rephrasings are expected to take (their shared prompt and one short turn each)."""
+    n = sum(1 for f in found if rephrasable(f))
+    return budget.cost(400) + n * budget.cost(90, REPHRASE_TOKENS // 2) if n else 0.0
+
+
+def _prefill_allowance(budget: TimeBudget, engine, items, found, settings: Settings) -> float:
+    """Seconds the document prompt's prefill may take: what is left after the model's later work (heading drafts,
+    scoring, rephrasings), at least PREFILL_MIN_SHARE and at most PREFILL_MAX_SHARE of the time left."""
+    left = budget.left()
+    later = _rephrase_cost(budget, engine, found) + len(items) * (
+        budget.cost(100 + (settings.memo.candidates + 1) * 100, settings.memo.heading_tokens))
+    return max(PREFILL_MIN_SHARE * left, min(PREFILL_MAX_SHARE * left, left - later))
+
+
+def _unread_info(engine, settings: Settings, doc, spec, found, budget: TimeBudget, clock: _Clock) -> dict:
+    """Engine info for a memo whose document the model did not read (time budget): only the rephrasings ran."""
+    stats_all: list = []
+    with clock("decode"):
+        counts = rephrase_findings(engine, spec, list(found), budget, stats_all)
+    info = {"name": engine.name, "context_length": engine.context_length, "prompt_tokens": 0, "prefill_s": 0.0,
+            "attention": settings.engine.attention.model_dump(), "calls": [_stats_dict(s) for s in stats_all],
+            "document_read": False, "rephrasings": counts, "new_tokens": sum(s.new_tokens for s in stats_all),
+            "decode_s": round(sum(s.decode_s for s in stats_all), 3)}
+    return _with_budget(info, budget, engine)
+
+
+def _with_budget(info: dict, budget: TimeBudget | None, engine) -> dict:
+    """The time budget's account in the engine info; this run's decode rate kept for the next one."""
+    if budget is None:
+        return info
+    from m3analyst.engine.auto import engine_model_name, record_decode
+
+    info["time_budget"] = budget.to_dict()
+    steps = sum(max(c["new_tokens"] - 1, 0) for c in info["calls"])
+    record_decode(engine_model_name(engine), steps, sum(c["decode_s"] for c in info["calls"]))
+    return info
 
 
 def _rank_driver(sess, engine, tail: str, f: Finding, bos: int, used: set[tuple[int, int]]) -> None:
@@ -210,25 +303,6 @@ def _rank_driver(sess, engine, tail: str, f: Finding, bos: int, used: set[tuple[
     if 0 <= i < len(f.evidence):
         f.evidence[i] = Citation.from_dict(best)
         f.extra["driver_chosen_by"] = "engine"
-
-
-def _apply_rephrasing(f: Finding, generated: str) -> None:
-    sents = split_sentences(generated.strip().strip('"'))
-    text = sents[0] if sents else ""
-    if text and not CITE.search(text):
-        text = f"{text.rstrip('.')} {' '.join(f'[p.{p}]' for p in citations_in(f.claim))}."
-    if _plain(text) in (_plain(f.claim), ""):
-        f.extra["rephrasing_rejected"] = {"text": text, "problems": ["no rephrasing (empty or the finding itself)"]}
-        return
-    problems = check_rephrasing(f, text)
-    if problems:
-        f.extra["rephrasing_rejected"] = {"text": text, "problems": problems}
-        return
-    f.template, f.claim, f.source = f.claim, text, "model"
-
-
-def _plain(text: str) -> str:
-    return " ".join(CITE.sub(" ", text).lower().replace("finding:", " ").split()).strip(" .")
 
 
 def _stats_dict(s) -> dict:
@@ -290,10 +364,12 @@ def _section(item: OutlineItem, ranked: list[Candidate], settings: Settings, cho
 def grounding(memo: Memo, doc: Document) -> dict:
     """How much of the memo is quoted, generated-and-verified and dropped; citations checked."""
     claims = [c for s in memo.sections for c in s.claims]
+    tries = [f.extra["rephrasing"] for f in memo.findings if f.extra.get("rephrasing")]  # every model rephrasing
     quoted = sum(len(q.text) for s in memo.sections for q in s.quotes)
-    generated = sum(len(c.text) for c in claims)
-    verified = sum(len(c.text) for c in claims if c.ok)
+    generated = sum(len(c.text) for c in claims) + sum(len(t["text"]) for t in tries)
+    verified = sum(len(c.text) for c in claims if c.ok) + sum(len(t["text"]) for t in tries if t["accepted"])
     unsupported = sum(1 for c in claims if not c.ok)
+    accepted = sum(1 for t in tries if t["accepted"])
     bad = sum(len(c.bad_citations) for c in claims)
     invalid = [p for p in memo.citations if not doc.has_page(p)]
     found = memo.findings
@@ -302,7 +378,9 @@ def grounding(memo: Memo, doc: Document) -> dict:
         "finding_figures": sum(len(f.figures) for f in found),
         "unsupported_figures": sum(len(unsupported_figures(f, memo.facts)) for f in found),
         "quoted_chars": quoted, "generated_chars": generated, "verified_chars": verified,
-        "generated_sentences": len(claims), "verified_sentences": len(claims) - unsupported,
+        # generated / verified sentences: the heading drafts' sentences and the findings' rephrasings together
+        "generated_sentences": len(claims) + len(tries), "verified_sentences": len(claims) - unsupported + accepted,
+        "rephrasings_tried": len(tries), "rephrasings_accepted": accepted,
         "dropped_sentences": unsupported if memo.drop_unsupported else 0, "unsupported_claims": unsupported,
         "bad_citations_removed": bad, "invalid_citations_emitted": invalid,
         "citations_added": sum(1 for c in claims if c.cited_by_verifier),
