@@ -262,7 +262,8 @@ def build_prompt(doc: Document, spec: DomainSpec, facts: list[Fact], settings: S
     count = counter or estimate_tokens
     ctx = context_length or DEFAULT_CONTEXT
     reserve = settings.memo.reserve
-    budget = settings.memo.budget or max(256, ctx - reserve)
+    fits = max(256, ctx - reserve)  # a --budget beyond the model's (possibly time-capped) context is cut to fit
+    budget = min(settings.memo.budget, fits) if settings.memo.budget else fits
     meta = doc.metadata
     title = meta.title or meta.company or (meta.source or "the document").split("/")[-1]
     rows = fact_rows(facts)

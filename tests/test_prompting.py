@@ -110,3 +110,15 @@ def test_text_that_cannot_fit_is_never_tokenized(monkeypatch):
     exact = build_prompt(big, spec, FACTS, s, counter=counting)
     assert exact.user_template == built.user_template and not exact.report.total_estimated
     assert len(big.page_text(1)) in seen
+
+
+def test_a_budget_beyond_the_models_context_is_cut_to_fit():
+    """--budget larger than the loaded model's context (e.g. a time-capped CPU context) never yields a prompt
+    the engine must refuse: the builder keeps within context - reserve."""
+    doc, spec = _filing(), load_domain("finance")
+    s = Settings()
+    s.memo.budget = 100_000
+    ctx = _overhead(doc, spec, FACTS) + s.memo.reserve + 200
+    built = build_prompt(doc, spec, FACTS, s, context_length=ctx)
+    assert built.report.budget == ctx - s.memo.reserve
+    assert built.report.prompt_tokens <= ctx - s.memo.reserve and not built.report.complete
