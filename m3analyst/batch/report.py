@@ -9,12 +9,10 @@ import json
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from m3analyst.batch.job import BatchOptions, BatchReport
 from m3analyst.io import write_atomic
-
-if TYPE_CHECKING:
-    from m3analyst.batch.runner import BatchOptions, BatchReport
 
 CSV_COLUMNS = (
     "id", "path", "domain", "status", "error", "ingest_s", "memo_s", "total_s", "cpu_s", "pages", "kind",

@@ -13,57 +13,20 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from m3analyst.batch.discover import DOMAIN_CHOICES, BatchItem, discover
+from m3analyst.batch.job import BatchOptions, BatchReport
 from m3analyst.batch.local import Backend, InlineBackend, ProcessBackend
 from m3analyst.batch.report import write_summary
 from m3analyst.batch.store import RecordStore, file_sha256, settings_fingerprint, work_key
 from m3analyst.batch.work import Outcome, Task
 from m3analyst.errors import UsageError
 from m3analyst.ingest.guard import file_kind
-from m3analyst.settings import LimitsSettings, Settings
+from m3analyst.settings import LimitsSettings
 
-STATUSES = ("ok", "failed", "skipped", "pending")  # pending: not reached (interrupted run)
 FORMATS = ("md", "html", "json")
-
-
-@dataclass
-class BatchOptions:
-    input: str
-    out: Path
-    settings: Settings = field(default_factory=Settings)
-    domain: str = "auto"
-    workers: int = 1  # 0: in this process
-    ray: str | None = None  # None: no Ray; "local": start a local Ray; else a cluster address
-    formats: tuple[str, ...] = ("md",)
-    retry_failed: bool = False  # also redo documents whose earlier failure was an input error
-    template_dir: Path | None = None  # --template: Jinja2 templates overriding the dashboard's (templates/)
-
-
-@dataclass
-class BatchReport:
-    rows: list[dict[str, Any]]
-    out: Path
-    backend: str
-    workers: int
-    wall_s: float
-    processed: int  # documents run in this invocation
-    interrupted: bool = False
-    ignored: list[Path] = field(default_factory=list)
-
-    def count(self, status: str) -> int:
-        return sum(r["status"] == status for r in self.rows)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {s: self.count(s) for s in STATUSES}
-
-    @property
-    def docs_per_min(self) -> float | None:
-        return self.processed / self.wall_s * 60 if self.processed and self.wall_s > 0 else None
 
 
 class Events(Protocol):
