@@ -31,6 +31,7 @@ def main() -> None:
     from m3analyst.engine import load_engine
     from m3analyst.ingest import load_document
     from m3analyst.memo import write_memo
+    from m3analyst.memo.render_md import render_markdown
     from m3analyst.settings import Settings
 
     s = Settings()
@@ -50,7 +51,7 @@ def main() -> None:
     model_load = time.perf_counter() - t
     memo = write_memo(doc, "finance", s, engine=eng)
     t = time.perf_counter()
-    md = memo.to_markdown()
+    md = render_markdown(memo)
     render = time.perf_counter() - t
     total = time.perf_counter() - t0
     stages = {"ingest": ingest, "model_load": model_load, **memo.timings, "render": render, "total": total}

@@ -9,6 +9,7 @@ import pytest
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
 from m3analyst.ingest.model import Citation, Document
+from m3analyst.memo.render_md import render_markdown
 from m3analyst.settings import Settings
 
 
@@ -44,7 +45,7 @@ def test_memo_sections_are_lists_of_findings_and_the_fallback_says_so(tmp_path, 
     d = memo.to_dict()
     assert d["sections"][1]["findings"][0]["figures"][0]["fact"] == "duration" and d["sections"][1]["note"] is None
     assert "No finding could be made" in d["sections"][2]["note"] and d["grounding"]["findings"] == 1
-    md = memo.to_markdown()
+    md = render_markdown(memo)
     assert "- The outage lasted 95 minutes [p.1]." in md and "> \u201cThe outage lasted 95 minutes" in md
     assert md.count("No finding could be made") == 1
 

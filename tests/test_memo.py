@@ -11,6 +11,8 @@ from m3analyst.domains import load_domain
 from m3analyst.domains.facts import Fact
 from m3analyst.ingest.model import Document
 from m3analyst.memo import answer_question, verify_sentence, verify_text, write_memo
+from m3analyst.memo.render_html import render_html
+from m3analyst.memo.render_md import render_markdown
 from m3analyst.settings import Settings
 
 
@@ -72,7 +74,7 @@ def test_extractive_memo_on_a_file_defined_domain(tmp_path, monkeypatch, no_mode
     doc = Document.from_pages(["Incident 42. The outage lasted 95 minutes and 3,000 customers were affected by it in the region.",
                                "Review. The root cause was an expired TLS certificate on the edge proxy of the cluster."])
     memo = write_memo(doc, "incident", no_model)
-    md = memo.to_markdown()
+    md = render_markdown(memo)
     assert memo.mode == "extractive" and "# Incident memo" in md and "| Root cause |" in md and "[p.2]" in md
     assert memo.sections[1].quotes and memo.sections[1].quotes[0].page == 1
     assert "chosen lexically, no model" in md
@@ -91,9 +93,9 @@ def test_finance_memo_model_free(corpus, no_model):
     for s in memo.sections:
         for q in s.quotes:  # quotes are verbatim slices of the page they cite
             assert doc.locate(q.text[:120], q.page)
-    md = memo.to_markdown()
+    md = render_markdown(memo)
     assert "| Revenue | $9,583M (three months to July 29, 2023) | $10,329M (three months to July 30, 2022) | [p.4] |" in md
-    html = memo.to_html()
+    html = render_html(memo)
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
     json.dumps(d, default=str)
 
@@ -130,7 +132,7 @@ def test_bio_memo_states_design_n_and_primary_outcome(corpus, no_model, path, de
     assert facts["sample_size"].value == n
     if outcome:
         assert outcome in facts["primary_outcome"].value
-    md = memo.to_markdown()
+    md = render_markdown(memo)
     assert f"| Sample size (N) | {n:,} |" in md or f"| Sample size (N) | {n} |" in md
 
 

@@ -166,6 +166,7 @@ def test_memo_and_ask_through_the_openai_backend(server, monkeypatch, tmp_path):
     """The whole memo writer and ask run against the server: the verifier applies, provenance is said absent."""
     from m3analyst.ingest import load_document
     from m3analyst.memo import answer_questions, write_memo
+    from m3analyst.memo.render_md import render_markdown
     from m3analyst.settings import Settings
 
     monkeypatch.setenv("M3_TEST_KEY", KEY)
@@ -179,7 +180,7 @@ def test_memo_and_ask_through_the_openai_backend(server, monkeypatch, tmp_path):
     memo = write_memo(doc, "legal", s)
     assert "block provenance absent" in memo.engine["name"] and memo.mode == "engine"
     assert memo.grounding["generated_sentences"] >= memo.grounding["verified_sentences"]
-    assert "block provenance absent" in memo.to_markdown()
+    assert "block provenance absent" in render_markdown(memo)
     answers = answer_questions(doc, ["Which law governs this agreement?"], s)
     assert answers and answers[0].text
 

@@ -59,18 +59,30 @@ def failed(task: Task, error: str, error_type: str, retryable: bool, worker: str
     return Outcome(task.id, task.key, "failed", error=error, error_type=error_type, retryable=retryable, worker=worker)
 
 
-# Memo renderings: format -> function(memo) -> text.
-RENDERERS: dict[str, Callable[[Any], str]] = {
-    "md": lambda memo: memo.to_markdown(),
-    "html": lambda memo: memo.to_html(),
-    "json": lambda memo: _json(memo.to_dict()),
-}
+def _markdown(memo) -> str:
+    from m3analyst.memo.render_md import render_markdown
+
+    return render_markdown(memo)
+
+
+def _html(memo) -> str:
+    from m3analyst.memo.render_html import render_html
+
+    return render_html(memo)
 
 
 def _json(obj: Any) -> str:
     import json
 
     return json.dumps(obj, indent=1, ensure_ascii=False, default=str)
+
+
+# Memo renderings: format -> function(memo) -> text.
+RENDERERS: dict[str, Callable[[Any], str]] = {
+    "md": _markdown,
+    "html": _html,
+    "json": lambda memo: _json(memo.to_dict()),
+}
 
 
 def limit_threads(threads: int) -> None:

@@ -1,7 +1,7 @@
 """Memo: writer, verifier, renderers (Markdown, JSON, HTML) and question answering.
 
     memo = write_memo(doc, domain="finance", settings=Settings(), engine=eng_or_None)
-    memo.to_markdown() / memo.to_dict() / memo.to_html()
+    render_markdown(memo) / memo.to_dict() / render_html(memo)   # memo.render_md, memo.render_html
     ans = answer_question(doc, "What was FY2018 capex?", settings, engine)
     answers = answer_questions(doc, ["...", "..."], settings, engine)   # the model reads the document once
 """

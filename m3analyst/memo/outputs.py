@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from m3analyst.errors import UsageError
+from m3analyst.memo.render_md import render_markdown
 from m3analyst.memo.types import Memo
 
 FORMATS = ("md", "html", "json", "xlsx", "docx", "pdf")
@@ -52,7 +53,7 @@ def render(memo: Memo, fmt: str, doc=None, out: Path | None = None, template_dir
     """The memo in `fmt` (str for text formats, bytes for the others)."""
     vocab = _vocab(memo, doc) if fmt in ("xlsx", "docx") else None
     makers: dict[str, Callable[[], str | bytes]] = {
-        "md": memo.to_markdown,
+        "md": lambda: render_markdown(memo),
         "json": lambda: json.dumps(memo.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n",
         "html": lambda: _html(memo, doc, out, template_dir),
         "xlsx": lambda: _lazy("export_xlsx", "memo_xlsx")(memo, vocab),

@@ -106,16 +106,6 @@ class Memo:
     def findings(self) -> list[Finding]:
         return [f for s in self.sections for f in s.findings]
 
-    def to_markdown(self) -> str:
-        from m3analyst.memo.render_md import render_markdown
-
-        return render_markdown(self)
-
-    def to_html(self) -> str:
-        from m3analyst.memo.render_html import render_html
-
-        return render_html(self)
-
 
 @dataclass
 class Answer:
