@@ -21,6 +21,7 @@ from m3analyst.ingest.guard import active_limits, check_pages
 from m3analyst.ingest.model import Document
 from m3analyst.ingest.pagelayout import clean_pages
 from m3analyst.ingest.formats import register_loader
+from m3analyst.ingest.xbrl import dei, fact_key, facts_frame
 
 BLOCK_TAGS = {
     "p", "div", "br", "tr", "table", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
@@ -93,11 +94,6 @@ class _Walker:
             self.out.append("\n")
         if style and _BREAK_AFTER.search(style):
             self.brk()
-
-
-def fact_key(el) -> object:
-    """Stable key of an inline fact (lxml element proxies are not stable objects, so no id())."""
-    return el.get("id") or (el.sourceline, el.get("name"), el.get("contextref"), el.text)
 
 
 _PAGE_NUMBER_LINE = re.compile(r"^(?:page\s+)?(\d{1,3})(?:\s+of\s+\d+)?$", re.IGNORECASE)
@@ -199,7 +195,6 @@ def load_html(path: Path, data: bytes) -> Document:
     from m3analyst.ingest.analyze import analyze
     from m3analyst.ingest.html_tables import add_html_tables
     from m3analyst.ingest.statements import warn_missing_statements
-    from m3analyst.ingest.xbrl import dei, facts_frame
 
     doc.xbrl = facts_frame(root, {k: page_of(v) for k, v in res.fact_pages.items()}, doc.warnings)
     form = dei(doc.xbrl, "DocumentType")

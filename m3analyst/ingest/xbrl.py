@@ -31,6 +31,11 @@ MAX_SCALE = 30  # |scale| past this is malformed (real filings use -6 to 9); 10*
 _WORD_ZERO = re.compile(r"^(?:no|none|nil|zero|-|—|–)$", re.IGNORECASE)
 
 
+def fact_key(el) -> object:
+    """Stable key of an inline fact (lxml element proxies are not stable objects, so no id())."""
+    return el.get("id") or (el.sourceline, el.get("name"), el.get("contextref"), el.text)
+
+
 def _local(tag: str) -> str:
     return tag.split(":", 1)[-1].split("}", 1)[-1].lower()
 
@@ -99,8 +104,6 @@ def _scale(el) -> int:
 def facts_frame(root, fact_pages: dict[object, int], warnings: list[str] | None = None) -> pd.DataFrame | None:
     """All inline facts of the document as a DataFrame (see module doc), or None without iXBRL. A malformed fact
     (a scale that is not a small integer, a value that is not finite) is skipped and counted in `warnings`."""
-    from m3analyst.ingest.html import fact_key
-
     contexts, units = _contexts(root), _units(root)
     continuations = {el.get("id"): el for el in root.iter("ix:continuation")}
     rows, skipped = [], []
