@@ -394,100 +394,112 @@ def bench_kernels(args, device: str, report: dict):
     rows = report.setdefault("kernel_rows", [])
     for B in args.batches:
         for L in args.contexts:
-            t_start = time.time()
-            per_layer_bytes = 2 * B * sh.hkv * L * sh.d * 2
-            nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // per_layer_bytes)))
-            prefill = []
-            layers = make_layers(nl, B, L, sh, device, timer, prefill)
-            seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
-            nb = L // sh.block
-            row = dict(B=B, L=L, layers_in_graph=nl)
-
-            def over_layers(f):
-                return lambda: [f(ly) for ly in layers]
-
-            def t_graph(f):
-                return timer(graphed(over_layers(f), cuda)) / nl
-
-            idx0 = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
-            # checks on copies first (selection vs the fp32 reference, output vs reference attention)
-            for tag, means, impl, exact in (("v3_exact", True, "v3", True), ("v3_fp32sum", False, "v3", True),
-                                            ("v3_bf16", True, "v3", False)):
-                row.update({f"{tag}_{k}": v for k, v in check_step(layers[0], seq_lens, L, sh, means, impl, exact).items()})
-            if args.minmax_check and B == 1:
-                row.update(check_minmax(layers[0], seq_lens, L, sh))
-            # the whole step, each captured in a CUDA graph over NL layers (time per layer)
-            # the v2 step kernel is retired (this tree): timed for a baseline only
-            row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
-            row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
-            # round 6: the same launches with programmatic dependent launch (off by default): back to back in the graph,
-            # layer i+1's programs start (and with prefetch load their first summary tile) while layer i's finish
-            # ("pdl"); or only as layer i's programs exit ("notrigger"); or without the early tile load ("noprefetch")
-            if args.pdl_rows:
-                row["step_v3_bf16_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=True))
-                row["step_v3_fp32sum_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=True))
-                row["step_v3_fp32sum_pdl_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
-                                                                                         pdl=True, prefetch=False))
-                row["step_v3_fp32sum_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
-                                                                                        pdl="notrigger"))
-                row["step_v3_bf16_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl="notrigger"))
-            row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
-            row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
-            row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update
-            if args.pdl_rows:
-                row["select_and_decode_fp32sum_fold_pdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=True))
-            # round 7: the engine's launch with bf16 means (token folded into sum, mean; key/value written)
-            row["select_and_decode_bf16_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True, means=True))
-            # + the token's key/value cache write (the engine's launch in round 6); the reference: the same launch
-            # after two copy kernels writing them, as the engine did before
-            row["select_and_decode_fp32sum_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True))
-            row["select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
-                ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
-                engine_op(ly, L, sh, fold=True)))
-            row["v3_select_launch_alone_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=0))
-            for buf in K._counters.values():  # the probe above left its flags raised
-                buf.zero_()
-            if BASE is not None:  # the previous round's kernels, same layers, same run
-                row["base_step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2", mod=BASE))
-                row["base_step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, mod=BASE))
-                row["base_step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, mod=BASE))
-                row["base_select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, mod=BASE))
-                row["base_select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, mod=BASE))
-                row["base_select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
-                    ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
-                    engine_op(ly, L, sh, fold=True, mod=BASE)))
-            row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
-            row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
-            row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
-            row["prefill_summaries_ms"] = prefill[0]
-
-            ly = layers[0]
-            row["dense_sdpa_ms"] = _try(row, "dense", lambda: timer(lambda: dense_sdpa(ly.q, ly.k, ly.v)))
-            if row["dense_sdpa_ms"] is None:  # flash backend refused: take PyTorch's default choice
-                row["dense_sdpa_default_backend_ms"] = _try(row, "dense_default", lambda: timer(
-                    lambda: F.scaled_dot_product_attention(ly.q.unsqueeze(2), ly.k, ly.v, enable_gqa=True)))
-            kmean = (ly.ksum / sh.block).to(sh.dtype)
-            row["naive_gather_sdpa_ms"] = _try(row, "naive", lambda: timer(lambda: naive_baseline_step(ly.q, ly.k, ly.v, kmean, sh)))
-            if flex is not None and not args.no_flex:
-                def run_flex():
-                    bm = flex.mask(idx0, L, sh)
-                    o = flex(ly.q, ly.k, ly.v, bm, sh)
-                    ref = R.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5)
-                    row["flex_max_abs_err"] = (o.reshape(B, sh.hq, sh.d).float() - ref.float()).abs().max().item()
-                    return timer(lambda: flex(ly.q, ly.k, ly.v, bm, sh))
-                row["flex_blockmask_ms"] = _try(row, "flex", run_flex)
-            sel_bytes = 2 * B * sh.hkv * sh.top_k * sh.block * sh.d * 2
-            sum32 = B * sh.hkv * nb * sh.d * 4
-            row["floor_dense_ms"] = per_layer_bytes / bw * 1e3
-            row["floor_msa_fp32sum_ms"] = (sel_bytes + sum32) / bw * 1e3
-            row["floor_msa_bf16sum_ms"] = (sel_bytes + sum32 // 2) / bw * 1e3  # = floor with bf16 means
-            row["wall_s"] = round(time.time() - t_start, 1)
-            rows.append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+            rows.append(_kernel_row(args, device, sh, timer, bw, flex, B, L))
             print(json.dumps(rows[-1]), flush=True)
             _dump(args, report)
-            del layers, ly, kmean
-            if cuda:
+            if cuda:  # the row's layers are gone with _kernel_row's frame
                 torch.cuda.empty_cache()
+
+
+def _kernel_row(args, device: str, sh: Shape, timer: Timer, bw: float, flex, B: int, L: int) -> dict:
+    """One (batch, context) row of the kernels part: checks first, then each variant timed over NL layers."""
+    cuda = device == "cuda"
+    t_start = time.time()
+    per_layer_bytes = 2 * B * sh.hkv * L * sh.d * 2
+    nl = max(1, min(args.max_layers, int(args.cache_gib * GiB // per_layer_bytes)))
+    prefill = []
+    layers = make_layers(nl, B, L, sh, device, timer, prefill)
+    seq_lens = torch.full((B,), L, dtype=torch.int32, device=device)
+    row = dict(B=B, L=L, layers_in_graph=nl)
+
+    def t_graph(f):  # one variant captured in a CUDA graph over the NL layers' caches: time per layer
+        return timer(graphed(lambda: [f(ly) for ly in layers], cuda)) / nl
+
+    idx0 = K.select_blocks(layers[0].q, layers[0].ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local)
+    # checks on copies first (selection vs the fp32 reference, output vs reference attention)
+    for tag, means, impl, exact in (("v3_exact", True, "v3", True), ("v3_fp32sum", False, "v3", True),
+                                    ("v3_bf16", True, "v3", False)):
+        row.update({f"{tag}_{k}": v for k, v in check_step(layers[0], seq_lens, L, sh, means, impl, exact).items()})
+    if args.minmax_check and B == 1:
+        row.update(check_minmax(layers[0], seq_lens, L, sh))
+    _step_rows(args, row, t_graph, seq_lens, L, sh)
+    if BASE is not None:  # the previous round's kernels, same layers, same run
+        _base_step_rows(row, t_graph, seq_lens, L, sh)
+    row["update1_bf16mean_ms"] = t_graph(lambda ly: K.update_summaries(ly.ksum, None, None, ly.k_new, L - 1, sh.block, kmean=ly.kmean))
+    row["select_bf16mean_ms"] = t_graph(lambda ly: K.select_blocks(ly.q, ly.ksum, seq_lens, sh.block, sh.top_k, sh.sink, sh.local, kmean=ly.kmean))
+    row["decode_ms"] = t_graph(lambda ly: K.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5))
+    row["prefill_summaries_ms"] = prefill[0]
+    _peer_rows(args, row, timer, flex, layers[0], idx0, seq_lens, B, L, sh)
+    sel_bytes = 2 * B * sh.hkv * sh.top_k * sh.block * sh.d * 2
+    sum32 = B * sh.hkv * (L // sh.block) * sh.d * 4
+    row["floor_dense_ms"] = per_layer_bytes / bw * 1e3
+    row["floor_msa_fp32sum_ms"] = (sel_bytes + sum32) / bw * 1e3
+    row["floor_msa_bf16sum_ms"] = (sel_bytes + sum32 // 2) / bw * 1e3  # = floor with bf16 means
+    row["wall_s"] = round(time.time() - t_start, 1)
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _step_rows(args, row: dict, t_graph, seq_lens, L: int, sh: Shape) -> None:
+    """This tree's whole step and the engine's op, each variant timed per layer (the v2 step kernel is retired)."""
+    row["step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh))
+    row["step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False))
+    # round 6: the same launches with programmatic dependent launch (off by default): back to back in the graph,
+    # layer i+1's programs start (and with prefetch load their first summary tile) while layer i's finish
+    # ("pdl"); or only as layer i's programs exit ("notrigger"); or without the early tile load ("noprefetch")
+    if args.pdl_rows:
+        row["step_v3_bf16_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl=True))
+        row["step_v3_fp32sum_pdl_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, pdl=True))
+        row["step_v3_fp32sum_pdl_noprefetch_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                 pdl=True, prefetch=False))
+        row["step_v3_fp32sum_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False,
+                                                                                pdl="notrigger"))
+        row["step_v3_bf16_pdl_notrigger_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, pdl="notrigger"))
+    row["step_v3_exact_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, exact=True))
+    row["select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh))  # the engine's op
+    row["select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True))  # + update
+    if args.pdl_rows:
+        row["select_and_decode_fp32sum_fold_pdl_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, pdl=True))
+    # round 7: the engine's launch with bf16 means (token folded into sum, mean; key/value written)
+    row["select_and_decode_bf16_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True, means=True))
+    # + the token's key/value cache write (the engine's launch in round 6); the reference: the same launch
+    # after two copy kernels writing them, as the engine did before
+    row["select_and_decode_fp32sum_fold_kv_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, kv=True))
+    row["select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
+        ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
+        engine_op(ly, L, sh, fold=True)))
+    row["v3_select_launch_alone_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, launches=0))
+    for buf in K._counters.values():  # the probe above left its flags raised
+        buf.zero_()
+
+
+def _base_step_rows(row: dict, t_graph, seq_lens, L: int, sh: Shape) -> None:
+    """The baseline kernels (--baseline) timed on the same layers as this tree's."""
+    row["base_step_v2_bf16mean_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, impl="v2", mod=BASE))
+    row["base_step_v3_bf16_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, mod=BASE))
+    row["base_step_v3_fp32sum_ms"] = t_graph(lambda ly: fused_step(ly, seq_lens, L, sh, means=False, mod=BASE))
+    row["base_select_and_decode_fp32sum_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, mod=BASE))
+    row["base_select_and_decode_fp32sum_fold_ms"] = t_graph(lambda ly: engine_op(ly, L, sh, fold=True, mod=BASE))
+    row["base_select_and_decode_fp32sum_fold_copies_ms"] = t_graph(lambda ly: (
+        ly.k[:, :, L - 1 : L].copy_(ly.k_new), ly.v[:, :, L - 1 : L].copy_(ly.v[:, :, L - 2 : L - 1]),
+        engine_op(ly, L, sh, fold=True, mod=BASE)))
+
+
+def _peer_rows(args, row: dict, timer: Timer, flex, ly, idx0, seq_lens, B: int, L: int, sh: Shape) -> None:
+    """The peers on the first layer, timed eagerly: dense SDPA, the naive gather + SDPA, FlexAttention's BlockMask."""
+    row["dense_sdpa_ms"] = _try(row, "dense", lambda: timer(lambda: dense_sdpa(ly.q, ly.k, ly.v)))
+    if row["dense_sdpa_ms"] is None:  # flash backend refused: take PyTorch's default choice
+        row["dense_sdpa_default_backend_ms"] = _try(row, "dense_default", lambda: timer(
+            lambda: F.scaled_dot_product_attention(ly.q.unsqueeze(2), ly.k, ly.v, enable_gqa=True)))
+    kmean = (ly.ksum / sh.block).to(sh.dtype)
+    row["naive_gather_sdpa_ms"] = _try(row, "naive", lambda: timer(lambda: naive_baseline_step(ly.q, ly.k, ly.v, kmean, sh)))
+    if flex is not None and not args.no_flex:
+        def run_flex():
+            bm = flex.mask(idx0, L, sh)
+            o = flex(ly.q, ly.k, ly.v, bm, sh)
+            ref = R.sparse_decode(ly.q, ly.k, ly.v, idx0, seq_lens, sh.block, sh.d**-0.5)
+            row["flex_max_abs_err"] = (o.reshape(B, sh.hq, sh.d).float() - ref.float()).abs().max().item()
+            return timer(lambda: flex(ly.q, ly.k, ly.v, bm, sh))
+        row["flex_blockmask_ms"] = _try(row, "flex", run_flex)
 
 
 def _try(row: dict, name: str, fn):
@@ -601,12 +613,11 @@ def bench_fused_sweep(args, device: str, report: dict):
             torch.cuda.empty_cache()
 
 
-def bench_probe(args, device: str, report: dict):
-    """Where a microsecond goes: tiny Triton kernels, each launched NL=8 times in one CUDA graph (L2 flushed
-    before each replay; time per launch). An empty launch, one 32 KB load per program, an index load then a
-    dependent 32 KB load, the last-program merge through an acq_rel atomic, and the select's 32 MB stream."""
+def _probe_memory_kernels() -> dict:
+    """The probe's launch and memory kernels: empty, one 32 KB load, index then load, load then atomic merge."""
     import triton
     import triton.language as tl
+
 
     @triton.jit
     def empty_k(dst):
@@ -636,6 +647,14 @@ def bench_probe(args, device: str, report: dict):
         if done == P - 1:
             tl.store(dst, tl.sum(tl.load(part + tl.arange(0, P), cache_modifier=".cg"), axis=0))
             tl.store(cnt, 0)
+
+    return dict(empty=empty_k, load=load_k, chain=chain_k, merge=merge_k)
+
+
+def _probe_compute_kernels() -> dict:
+    """The probe's compute kernels: tl.topk, a cumsum, one block attended, flags published and waited on."""
+    import triton
+    import triton.language as tl
 
     @triton.jit
     def topk_k(src, dst, N: tl.constexpr, K: tl.constexpr):  # the K-th best of N scores (bitonic tl.topk)
@@ -681,6 +700,16 @@ def bench_probe(args, device: str, report: dict):
                 tl.store(flag + 64 + f, 0)
                 tl.atomic_xchg(flag + f, 0, sem="relaxed")
 
+    return dict(topk=topk_k, cumsum=cumsum_k, attend=attend_k, flag=flag_k)
+
+
+def bench_probe(args, device: str, report: dict):
+    """Where a microsecond goes: tiny Triton kernels, each launched NL=8 times in one CUDA graph (L2 flushed
+    before each replay; time per launch). An empty launch, one 32 KB load per program, an index load then a
+    dependent 32 KB load, the last-program merge through an acq_rel atomic, and the select's 32 MB stream."""
+    k = {**_probe_memory_kernels(), **_probe_compute_kernels()}
+    empty_k, load_k, chain_k, merge_k = k["empty"], k["load"], k["chain"], k["merge"]
+    topk_k, cumsum_k, attend_k, flag_k = k["topk"], k["cumsum"], k["attend"], k["flag"]
     timer = Timer(device, iters=args.iters)
     nl = 8
     n = 16384  # bf16 elements = 32 KB per program
@@ -990,27 +1019,49 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
     eager call). Scorers "mean" and "minmax" (the engine's default) and the engine's dense mode; the
     selection of every MSA layer is checked against the reference on an eager step (observer)."""
     from m3analyst.engine import attention
-    from m3analyst.engine.kv_cache import MSACache
     from m3analyst.engine.core import cache_keyword
     from m3analyst.engine.msa_ops import msa_ops
-    from m3analyst.settings import AttentionSettings
+    from m3analyst.kernels import msa as kmsa
 
     cuda = device == "cuda"
     ops = msa_ops(device)
     row["engine_ops"] = ops.name
     row["engine_has_decode_hook"] = getattr(ops, "decode", None) is not None
     set_impl(model, attention.register())
+    cache, reset = _engine_cache(cfg, n_layers, L, device, dtype)
+    ids = torch.randint(0, cfg.vocab_size, (1, 1), device=device)
+    pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
+    feed = {"input_ids": ids, "position_ids": pos, cache_keyword(model): cache}
+    default_means = kmsa.ENGINE_MEAN_SUMMARY
+    for run in ENGINE_RUNS:
+        tag, kernels = run[0], run[4]
+        if (kernels == "base" and BASE is None) or (ENGINE_TAGS and tag not in ENGINE_TAGS):
+            continue
+        step = _engine_variant(model, run, cache, reset, feed, row)
+        t = _time_step(row, tag, step, timer, cuda)
+        if t and t_none:
+            row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
+            row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
+    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = default_means, True, True
+    _set_pdl(K, False)
+    kmsa.register_backend("triton", lambda: K)
+    del cache, feed
+    if cuda:
+        torch.cuda.empty_cache()
+
+
+def _engine_cache(cfg, n_layers: int, L: int, device: str, dtype):
+    """An MSACache holding L-1 random keys/values per layer (through MSALayer.update), and `reset`, which sets
+    every layer back to that length before a step re-runs."""
+    from m3analyst.engine.kv_cache import MSACache
+
     hkv, d = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
-    bs, top_k = STATE.sh.block, STATE.sh.top_k
     with torch.inference_mode():
-        cache = MSACache(n_layers, L + bs, bs, minmax=True, dtype=dtype)
+        cache = MSACache(n_layers, L + STATE.sh.block, STATE.sh.block, minmax=True, dtype=dtype)
         for ly in cache.layers:
             k = torch.randn(1, hkv, L - 1, d, device=device, dtype=dtype)
             ly.update(k, torch.randn_like(k))
             del k
-    kw = cache_keyword(model)
-    ids = torch.randint(0, cfg.vocab_size, (1, 1), device=device)
-    pos = torch.full((1, 1), L - 1, device=device, dtype=torch.long)
 
     def reset():
         for ly in cache.layers:
@@ -1021,59 +1072,56 @@ def engine_path(model, cfg, n_layers: int, L: int, device: str, dtype, timer: Ti
             if extra and extra.get("next_pos") == L:  # as if the layer's previous decode were the token before
                 extra["next_pos"] = L - 1
 
+    return cache, reset
+
+
+def _engine_variant(model, run: tuple, cache, reset, feed: dict, row: dict):
+    """Set up one ENGINE_RUNS variant, check its selections on eager steps (MSA modes), and return its step,
+    warmed up once, for timing."""
+    from m3analyst.engine import attention
     from m3analyst.kernels import msa as kmsa
+    from m3analyst.settings import AttentionSettings
 
-    default_means = kmsa.ENGINE_MEAN_SUMMARY
-    for tag, mode, scorer, means, kernels, fold, kv, pdl in ENGINE_RUNS:
-        if (kernels == "base" and BASE is None) or (ENGINE_TAGS and tag not in ENGINE_TAGS):
-            continue
-        kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
-        kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
-        kmsa.ENGINE_KV_FOLD = kv
-        _set_pdl(K, pdl)
-        for ly in cache.layers:  # no deferred token carried over from the previous variant
-            kmsa.engine_flush(ly)
-        settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
-                                     local_blocks=STATE.sh.local, dense_layers=0)
-        ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
-        checks, mchecks = [], []
+    tag, mode, scorer, means, kernels, fold, kv, pdl = run
+    bs, top_k = STATE.sh.block, STATE.sh.top_k
+    kmsa.register_backend("triton", (lambda: BASE) if kernels == "base" else (lambda: K))
+    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD = means, fold
+    kmsa.ENGINE_KV_FOLD = kv
+    _set_pdl(K, pdl)
+    for ly in cache.layers:  # no deferred token carried over from the previous variant
+        kmsa.engine_flush(ly)
+    settings = AttentionSettings(scorer=scorer, top_k=top_k, block_size=bs, sink_blocks=STATE.sh.sink,
+                                 local_blocks=STATE.sh.local, dense_layers=0)
+    ctx = attention.RunContext(settings=settings, cache=cache, mode=mode, track=False)
+    checks, mchecks = [], []
 
-        def observer(layer_idx, q, layer, idx, seq_len, scorer=scorer, means=means):
-            lens = torch.full((q.shape[0],), seq_len, device=q.device)
-            ref = R.select_blocks(q, layer.ksum, lens, bs, top_k, STATE.sh.sink, STATE.sh.local, scorer, layer.kmin, layer.kmax)
-            idx_s = idx.to(ref.dtype).sort(-1).values
-            checks.append((idx_s == ref).all(-1).float().mean().item())
-            km = layer.extra.get("kmean") if means == "bf16" else None
-            if km is not None and layer.extra.get("fused_kmean"):  # the launch scored these means
-                mchecks.append(bf16_selection_checks(q, layer, km, idx_s, ref, lens, bs, top_k))
+    def observer(layer_idx, q, layer, idx, seq_len):
+        lens = torch.full((q.shape[0],), seq_len, device=q.device)
+        ref = R.select_blocks(q, layer.ksum, lens, bs, top_k, STATE.sh.sink, STATE.sh.local, scorer, layer.kmin, layer.kmax)
+        idx_s = idx.to(ref.dtype).sort(-1).values
+        checks.append((idx_s == ref).all(-1).float().mean().item())
+        km = layer.extra.get("kmean") if means == "bf16" else None
+        if km is not None and layer.extra.get("fused_kmean"):  # the launch scored these means
+            mchecks.append(bf16_selection_checks(q, layer, km, idx_s, ref, lens, bs, top_k))
 
-        def step():
-            reset()
-            with torch.inference_mode(), attention.active(ctx):
-                model(input_ids=ids, position_ids=pos, use_cache=True, msa=ctx, logits_to_keep=1, **{kw: cache})
+    def step():
+        reset()
+        with torch.inference_mode(), attention.active(ctx):
+            model(**feed, use_cache=True, msa=ctx, logits_to_keep=1)
 
-        if mode == "msa":
-            step()  # a first decode on this path: the next one may fold its token's summary update in
-            ctx.observer = observer
-            step()
-            ctx.observer = None
-            row[f"{tag}_select_rows_identical"] = round(sum(checks) / max(len(checks), 1), 4)
-            if mchecks:
-                row[f"{tag}_bf16_checks"] = {k: (all(c[k] for c in mchecks) if isinstance(mchecks[0][k], bool)
-                                                 else sum(c[k] for c in mchecks)) for k in mchecks[0]}
-            row[f"{tag}_msa_layers_seen"] = len(checks)
-            row[f"{tag}_kv_in_launch"] = sum(bool(ly.extra.get("kv_in_launch")) for ly in cache.layers)  # write folded
+    if mode == "msa":
+        step()  # a first decode on this path: the next one may fold its token's summary update in
+        ctx.observer = observer
         step()
-        t = _time_step(row, tag, step, timer, cuda)
-        if t and t_none:
-            row[f"{tag}_attention_share"] = round((t - t_none) / t, 4)
-            row[f"{tag}_attn_ms_per_layer"] = round((t - t_none) / n_layers, 5)
-    kmsa.ENGINE_MEAN_SUMMARY, kmsa.ENGINE_FOLD, kmsa.ENGINE_KV_FOLD = default_means, True, True
-    _set_pdl(K, False)
-    kmsa.register_backend("triton", lambda: K)
-    del cache
-    if cuda:
-        torch.cuda.empty_cache()
+        ctx.observer = None
+        row[f"{tag}_select_rows_identical"] = round(sum(checks) / max(len(checks), 1), 4)
+        if mchecks:
+            row[f"{tag}_bf16_checks"] = {k: (all(c[k] for c in mchecks) if isinstance(mchecks[0][k], bool)
+                                             else sum(c[k] for c in mchecks)) for k in mchecks[0]}
+        row[f"{tag}_msa_layers_seen"] = len(checks)
+        row[f"{tag}_kv_in_launch"] = sum(bool(ly.extra.get("kv_in_launch")) for ly in cache.layers)  # write folded
+    step()
+    return step
 
 
 def bench_model(args, device: str, report: dict):

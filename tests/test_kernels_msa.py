@@ -647,6 +647,36 @@ def assert_same_picks_up_to_ties(R, idx_k, q, kmean, seq_lens, bs, top_k, sink, 
     return cmp
 
 
+# The fold test's cache operations: ("add", start, T) appends T tokens, ("trunc", length, 0) truncates, ("kv", on, 0)
+# switches the key/value fold: over block boundaries, truncations inside a block and at a boundary, a prompt chunk.
+BF16_FOLD_SCHEDULE = [("add", 0, 42), *[("add", p, 1) for p in range(42, 52)], ("trunc", 45, 0),
+                      *[("add", p, 1) for p in range(45, 50)], ("kv", 0, 0), *[("add", p, 1) for p in range(50, 54)],
+                      ("kv", 1, 0), ("trunc", 48, 0), *[("add", p, 1) for p in range(48, 51)], ("add", 51, 14),
+                      *[("add", p, 1) for p in range(65, 70)]]
+
+
+def _check_bf16_fold_step(R, layer, twin, ref, k, v, q, out, idx, n, bs, top_k):
+    """One decode of the fold test: the cache holds the tokens, sums / min / max equal the reference's, the means
+    equal the twin's bitwise and the reference's up to one bf16 step, the picks and the output the reference's."""
+    assert layer.extra["fused_kmean"] and layer.extra["kmean_len"] == n and "pending" not in layer.extra
+    torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)
+    torch.testing.assert_close(layer.values[:, :, :n], v[:, :, :n], rtol=0, atol=0)
+    nbv = -(-n // bs)  # blocks past the length (left over from before a truncation) are never read
+    for got, want in zip((layer.ksum, layer.kmin, layer.kmax), ref):
+        torch.testing.assert_close(got[:, :, :nbv], want[:, :, :nbv], rtol=1e-5, atol=1e-4)
+    km, km_twin = layer.extra["kmean"][:, :, :nbv], twin.extra["kmean"][:, :, :nbv]
+    assert torch.equal(km, km_twin), (n, (km.float() - km_twin.float()).abs().max())
+    seq_lens = torch.full((k.shape[0],), n, device=DEVICE)
+    counts = R.block_counts(seq_lens, nbv, bs).clamp(min=1).float()[:, None, :, None]
+    # one bf16 step (2^-7): rounding to nearest on the GPU, the interpreter's fp32 -> bf16 cast truncates
+    torch.testing.assert_close(km.float(), ref[0][:, :, :nbv] / counts, rtol=2**-7, atol=1e-6, msg=lambda m: f"n={n}: {m}")
+    assert_same_picks_up_to_ties(R, idx, q, layer.extra["kmean"], seq_lens, bs, top_k, 1, 1)
+    assert_selection_within_tolerance(R, idx, q, ref[0], seq_lens, bs, top_k, 1, 1, torch.bfloat16)
+    D = q.shape[-1]
+    torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(),
+                               rtol=2e-2, atol=2e-2)
+
+
 @cases
 def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels, monkeypatch):
     """ENGINE_MEAN_SUMMARY "bf16" (round 7): a decode token's key/value write (engine_append) and its summary update
@@ -694,14 +724,10 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         if length > start:
             msa.engine_update(ly, ly.keys[:, :, start:length], start)
 
-    kv_fold, log = True, []
-    for op, a, b in [("add", 0, 42), *[("add", p, 1) for p in range(42, 52)], ("trunc", 45, 0),
-                     *[("add", p, 1) for p in range(45, 50)], ("kv", 0, 0), *[("add", p, 1) for p in range(50, 54)],
-                     ("kv", 1, 0), ("trunc", 48, 0), *[("add", p, 1) for p in range(48, 51)], ("add", 51, 14),
-                     *[("add", p, 1) for p in range(65, 70)]]:
+    log = []
+    for op, a, b in BF16_FOLD_SCHEDULE:
         if op == "kv":
-            kv_fold = bool(a)
-            monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", kv_fold)
+            monkeypatch.setattr(msa.cuda, "ENGINE_KV_FOLD", bool(a))
             continue
         if op == "trunc":
             truncate(layer, a, True)
@@ -718,22 +744,7 @@ def test_engine_bf16_means_fold_the_token_and_its_write_into_the_launch(kernels,
         out, idx = msa.engine_decode(q, layer, n, settings, D**-0.5)
         monkeypatch.setattr(msa.cuda, "ENGINE_FOLD", False)
         msa.engine_decode(q, twin, n, settings, D**-0.5)
-        assert layer.extra["fused_kmean"] and layer.extra["kmean_len"] == n and "pending" not in layer.extra
-        torch.testing.assert_close(layer.keys[:, :, :n], k[:, :, :n], rtol=0, atol=0)
-        torch.testing.assert_close(layer.values[:, :, :n], v[:, :, :n], rtol=0, atol=0)
-        nbv = -(-n // bs)  # blocks past the length (left over from before a truncation) are never read
-        for got, want in zip((layer.ksum, layer.kmin, layer.kmax), ref):
-            torch.testing.assert_close(got[:, :, :nbv], want[:, :, :nbv], rtol=1e-5, atol=1e-4)
-        km, km_twin = layer.extra["kmean"][:, :, :nbv], twin.extra["kmean"][:, :, :nbv]
-        assert torch.equal(km, km_twin), (n, (km.float() - km_twin.float()).abs().max())
-        seq_lens = torch.full((B,), n, device=DEVICE)
-        counts = R.block_counts(seq_lens, nbv, bs).clamp(min=1).float()[:, None, :, None]
-        # one bf16 step (2^-7): rounding to nearest on the GPU, the interpreter's fp32 -> bf16 cast truncates
-        torch.testing.assert_close(km.float(), ref[0][:, :, :nbv] / counts, rtol=2**-7, atol=1e-6, msg=lambda m: f"n={n}: {m}")
-        assert_same_picks_up_to_ties(R, idx, q, layer.extra["kmean"], seq_lens, bs, top_k, 1, 1)
-        assert_selection_within_tolerance(R, idx, q, ref[0], seq_lens, bs, top_k, 1, 1, torch.bfloat16)
-        torch.testing.assert_close(out.float(), R.sparse_decode(q, k, v, idx, seq_lens, bs, D**-0.5).float(),
-                                   rtol=2e-2, atol=2e-2)
+        _check_bf16_fold_step(R, layer, twin, ref, k, v, q, out, idx, n, bs, top_k)
     took = [t for t, _ in log]
     deferred = [d for _, d in log]
     # the token after a prompt follows the decode at its own position: taken at once; after a truncation the previous
