@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
 from m3analyst.text.dates import (DATE, DURATION_TEXT, _MONTHS, add, parse_date,  # noqa: F401 - one text API
                                   parse_duration, written)
 
-if TYPE_CHECKING:
-    from m3analyst.ingest.model import Document
 
 _PARA_SPLIT = re.compile(
     r"\n\s*\n|\n(?=\s*(?:\(?[0-9]{1,2}(?:\.[0-9]{1,2})*[.)]\s|\([a-z]\)\s|[A-Z]\.\s+[A-Z]|ARTICLE\b|Section\s+\d|SECTION\s+\d"
@@ -29,6 +27,20 @@ _HEADING_ONLY = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){1,3}\.?\s+[^.]{1,60}\.")
 DOCUMENT_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
 GENERATED_BOUNDARY = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“(])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|vs|Inc|Co|Corp|Ltd|No|Fig|et al|approx|U\.S|Mr|Ms|Dr|Sec|St)\.$")
+
+
+class _Page(Protocol):
+    number: int
+    start: int
+    end: int
+
+
+class PagedText(Protocol):
+    """What the helpers read of a document: its text and its pages' offsets (`m3analyst.ingest.model.Document` is
+    one). A protocol, so this floor module names no higher layer, not even for type checking."""
+
+    text: str
+    pages: Sequence[_Page]
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class Span:
         return len(self.text.split())
 
 
-def paragraphs(doc: Document, min_chars: int = 40, max_chars: int = 2500) -> list[Span]:
+def paragraphs(doc: PagedText, min_chars: int = 40, max_chars: int = 2500) -> list[Span]:
     """Paragraph-like spans (blank lines or numbered-clause starts split them), never across pages.
 
     Long ones are cut at sentence boundaries to stay under `max_chars`.
@@ -115,7 +127,7 @@ def sentences_of(span: Span) -> list[Span]:
     return spans
 
 
-def sentences(doc: Document) -> list[Span]:
+def sentences(doc: PagedText) -> list[Span]:
     return [s for p in paragraphs(doc, min_chars=20) for s in sentences_of(p)]
 
 

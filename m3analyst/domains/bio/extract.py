@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from m3analyst.domains.bio.sections import in_sections, preferred_first
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.patterns import first_match
 from m3analyst.domains.plugins import register_extractor
@@ -52,34 +53,6 @@ SAMPLE_SIZE = [
     re.compile(rf"\b(\d{{1,3}}(?:,\d{{3}})+|\d+)\s+(?:\w+\s+){{0,2}}{_N_WORD}\b", re.I),
     re.compile(r"\b(\d+)\s+(?:studies|trials|articles)\s+(?:were\s+)?(?:included|met|identified|eligible)", re.I),
 ]
-
-
-def _section_ranges(doc: Document, kinds: list[str]) -> list[tuple[int, int]]:
-    """[start, end) ranges of sections of these kinds (a kind also covers its sub-kinds: abstract_methods)
-    and of 'ABSTRACT.METHODS:'-style headed blocks."""
-    ranges: list[tuple[int, int]] = []
-    for kind in kinds:
-        ranges += [(s.start, s.end) for s in doc.sections if s.kind == kind or s.kind.startswith(kind + "_")]
-        for m in re.finditer(rf"(?im)^[ \t]*(?:ABSTRACT\.)?{re.escape(kind)}[A-Z .]*:?[ \t]*$|^[ \t]*ABSTRACT\.{re.escape(kind)}\w*:", doc.text):
-            end = doc.text.find("\n\n", m.end() + 1)
-            nxt = re.search(r"(?m)^[ \t]*(?:ABSTRACT|BODY)\.[A-Z]", doc.text[m.end():])
-            ranges.append((m.start(), m.end() + nxt.start() if nxt else (end if end > 0 else len(doc.text))))
-    return ranges
-
-
-def _in_sections(doc: Document, sents: list[Span], kinds: list[str]) -> list[Span]:
-    ranges = _section_ranges(doc, kinds)
-    return [s for s in sents if any(a <= s.start < b for a, b in ranges)]
-
-
-def _ordered(doc: Document, sents: list[Span], prefer: list[str]) -> list[Span]:
-    """Sentences in the preferred sections first (in the given order), then all in document order."""
-    if not prefer:
-        return sents
-    first = [s for kind in prefer for s in _in_sections(doc, sents, [kind])]
-    seen: set[int] = set()
-    first = [s for s in first if not (id(s) in seen or seen.add(id(s)))]
-    return first + [s for s in sents if id(s) not in seen]
 
 
 # ---- design: the paper's own statement of its design wins over mentions of other studies ------------
@@ -270,7 +243,7 @@ def _count_in(s: Span, rx: re.Pattern, subsets: bool = False) -> tuple[int, re.M
 def sample_size_of(doc: Document, sents: list[Span]) -> Fact | None:
     """N randomised or enrolled: the abstract's allocation/enrolment counts first, then the methods' and
     results', then the older anywhere-rules (tier order within each pool)."""
-    pools = [(_in_sections(doc, sents, ["abstract"]), 2), (_in_sections(doc, sents, ["methods", "results"]), 2), (sents, 3)]
+    pools = [(in_sections(doc, sents, ["abstract"]), 2), (in_sections(doc, sents, ["methods", "results"]), 2), (sents, 3)]
     for pool, max_tier in pools:
         for tier, rx in SAMPLE_SIZE_TIERS:
             if tier > max_tier:
@@ -502,7 +475,7 @@ def extract_bio(doc: Document, spec: DomainSpec) -> list[Fact]:
     sents = sentences(doc)
     out: list[Fact] = []
     for fs in spec.facts:
-        ordered = _ordered(doc, sents, list(getattr(fs, "prefer_sections", None) or ["abstract", "methods"]))
+        ordered = preferred_first(doc, sents, list(getattr(fs, "prefer_sections", None) or ["abstract", "methods"]))
         f = VALUE_READERS.get(fs.value, _sentence_fact)(doc, fs, sents, ordered)
         if f is not None:
             f.label = fs.title

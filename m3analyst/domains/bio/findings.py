@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from m3analyst.domains.bio.effects import LABELS, estimates, percent_changes, read_effect, significance
+from m3analyst.domains.bio.sections import in_sections, preferred_first
 from m3analyst.domains.facts import Fact
 from m3analyst.domains.findings import Figure, Finding
 from m3analyst.domains.plugins import register_findings
@@ -65,10 +66,8 @@ def population_of(doc: Document, sents: list[Span]) -> tuple[str, Span | None] |
     """The study population in a few words and its sentence: the first abstract / methods sentence describing the
     people studied ('N patients aged ... with ...', then 'N people in ...'), cut where the description ends; else
     the title's 'in X' phrase (cited to page 1). Sentences about other studies are skipped."""
-    from m3analyst.domains.bio.extract import _in_sections
-
     usable = [s for s in sents if not re.search(r"\bet al\b|\bprevious|\bfuture\b|\baim(?:ed|s)?\b|\bobjective|\bpurpose|\bhypothes", s.text, re.I)]
-    preferred = _in_sections(doc, usable, ["abstract", "methods"])
+    preferred = in_sections(doc, usable, ["abstract", "methods"])
     for pool in (preferred, sorted(usable, key=lambda s: s.start)[:40]):
         for strong in (True, False):
             for s in pool:
@@ -233,9 +232,7 @@ def bias_findings(doc: Document, sents: list[Span], design: str = "") -> list[Fi
 
 def _results_first(doc: Document, sents: list[Span]) -> list[Span]:
     """Abstract results, then results sections, then the rest (methods and discussion last)."""
-    from m3analyst.domains.bio.extract import _in_sections  # the bio extractor's section ranges
-
-    first = _in_sections(doc, sents, ["abstract_results", "results", "abstract"])
+    first = in_sections(doc, sents, ["abstract_results", "results", "abstract"])
     ids = {id(s) for s in first}
     return first + [s for s in sents if id(s) not in ids]
 
@@ -243,17 +240,13 @@ def _results_first(doc: Document, sents: list[Span]) -> list[Span]:
 @register_findings("bio")
 def bio_findings(doc: Document, spec: DomainSpec, facts: list[Fact]) -> list[Finding]:
     """PICO, results with direction, risk-of-bias flags (see the module docstring)."""
-    from m3analyst.domains.bio.extract import _ordered
-
     sents = [s for s in sentences(doc) if s.words >= 4]
     by_name = {f.name: str(f.value) for f in facts}
-    ordered = _ordered(doc, sents, ["abstract", "methods"])
+    ordered = preferred_first(doc, sents, ["abstract", "methods"])
     results = _results_first(doc, sents)
     found = pico_findings(doc, facts, ordered)
     found += estimate_findings(doc, results)
-    from m3analyst.domains.bio.extract import _in_sections
-
-    in_results = _in_sections(doc, sents, ["abstract_results", "results"])
+    in_results = in_sections(doc, sents, ["abstract_results", "results"])
     found += statement_findings(doc, in_results, by_name.get("intervention", ""), by_name.get("comparator", ""))
     found += bias_findings(doc, ordered, by_name.get("design", ""))
     return found
