@@ -15,7 +15,8 @@ def smollm2():
     from m3analyst.settings import EngineSettings
 
     try:
-        return load_engine(EngineSettings(), progress=lambda *a: None)
+        # named, not "auto": auto picks a larger pulled model where one is (this file is about SmolLM2's shapes)
+        return load_engine(EngineSettings(model="smollm2-135m-instruct"), progress=lambda *a: None)
     except ModelError as e:
         pytest.skip(f"default model unavailable (pull impossible here?): {e}")
 
